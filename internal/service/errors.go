@@ -1,0 +1,131 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/gen"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/urlscan"
+)
+
+// invalidArgument is a request the relay refuses as given (bad body, unknown action).
+type invalidArgument struct{ msg string }
+
+func (e *invalidArgument) Error() string { return e.msg }
+
+// payloadError words a body problem as the contract does.
+func payloadError(dict string) error { return &invalidArgument{invalidPayloadPrefix + dict} }
+
+// configError is a relay setting that keeps a request from being served (e.g. no API_URL).
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+// healthCheckError is /watchdog called without its Health-Check header.
+type healthCheckError struct{}
+
+func (healthCheckError) Error() string { return "Invalid Health Check" }
+
+var errHealthCheck error = healthCheckError{}
+
+const somethingWentWrong = "Something went wrong."
+
+// codeOf maps every failure the relay knows to the contract's error code. This is the only
+// place where errors become codes: the validator, the handlers and the recoverer all end here.
+func codeOf(err error) (gen.ErrorCode, string) {
+	var (
+		ae *auth.Error
+		ia *invalidArgument
+		ce *configError
+		me *misp.Error
+		ue *urlscan.Error
+	)
+	switch {
+	case errors.Is(err, errHealthCheck):
+		return gen.ErrorCodeHealthCheckFailed, err.Error()
+	case errors.As(err, &ae):
+		return gen.ErrorCodeAuthorizationError, ae.Error()
+	case errors.As(err, &ia):
+		return gen.ErrorCodeInvalidArgument, ia.Error()
+	case errors.As(err, &ce):
+		return gen.ErrorCodeUnknown, ce.Error()
+	case errors.As(err, &me):
+		return upstreamCode(me.Kind), me.Error()
+	case errors.As(err, &ue):
+		return upstreamCode(ue.Kind), ue.Error()
+	}
+	return gen.ErrorCodeUnknown, somethingWentWrong
+}
+
+// upstreamCode maps the sentinel kinds shared by the MISP and urlscan.io clients.
+func upstreamCode(kind error) gen.ErrorCode {
+	switch {
+	case errors.Is(kind, misp.ErrPermission), errors.Is(kind, urlscan.ErrPermission):
+		return gen.ErrorCodePermissionDenied
+	case errors.Is(kind, misp.ErrNotFound), errors.Is(kind, urlscan.ErrNotFound):
+		return gen.ErrorCodeNotFound
+	case errors.Is(kind, misp.ErrRateLimited), errors.Is(kind, urlscan.ErrRateLimited):
+		return gen.ErrorCodeTooManyRequests
+	case errors.Is(kind, misp.ErrServer), errors.Is(kind, urlscan.ErrServer):
+		return gen.ErrorCodeInternalError
+	case errors.Is(kind, misp.ErrUnavailable), errors.Is(kind, urlscan.ErrUnavailable):
+		return gen.ErrorCodeServiceUnavailable
+	case errors.Is(kind, urlscan.ErrBadRequest):
+		return gen.ErrorCodeBadRequest
+	}
+	return gen.ErrorCodeUnknown
+}
+
+// errorsOf turns failures into the envelope's error list, dropping repeats (twenty lookups
+// failing because MISP is down are one error for the analyst).
+func errorsOf(errs ...error) *gen.Errors {
+	var out gen.Errors
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		code, msg := codeOf(err)
+		e := gen.Error{Type: gen.Fatal, Code: code, Message: msg}
+		dup := false
+		for _, have := range out {
+			if have == e {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &out
+}
+
+// envelope is the body of an answer that is only errors.
+type envelope struct {
+	Errors *gen.Errors `json:"errors"`
+}
+
+// writeEnvelope answers err as the contract's HTTP 200 error envelope.
+func writeEnvelope(w http.ResponseWriter, err error) {
+	writeJSON(w, http.StatusOK, envelope{Errors: errorsOf(err)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing useful to do then
+}
+
+// logUnexpected records a failure that has no mapping, since its details never reach the caller.
+func logUnexpected(log *slog.Logger, r *http.Request, err error) {
+	if code, _ := codeOf(err); code == gen.ErrorCodeUnknown {
+		log.ErrorContext(r.Context(), "unexpected error", "path", r.URL.Path, "err", err)
+	}
+}

@@ -1,0 +1,230 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	nethttpmw "github.com/oapi-codegen/nethttp-middleware"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/gen"
+)
+
+// Texts of the two answers that are not business errors (Flask's wording).
+const (
+	msgNotFound         = "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."
+	msgMethodNotAllowed = "The method is not allowed for the requested URL."
+)
+
+// requestState carries what the middleware learns about a request to the handlers: the
+// verified claims (set by the validator's authentication hook) and the raw body (kept so a
+// rejected body can be explained in the contract's words).
+type requestState struct {
+	claims auth.Claims
+	body   []byte
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *requestState {
+	if st, ok := ctx.Value(stateKey{}).(*requestState); ok {
+		return st
+	}
+	return &requestState{}
+}
+
+func claimsFrom(ctx context.Context) auth.Claims { return stateFrom(ctx).claims }
+
+// NewHandler wires the HTTP API: chi, the middleware, the kin-openapi validator (which also
+// runs authentication, so auth is checked before the body) and the generated strict handler.
+func NewHandler(s *Service) (http.Handler, error) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	spec.Servers = nil // the validator would otherwise match the Host header against servers
+
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.logRequests, trimTrailingSlash, s.readBody)
+	r.Use(nethttpmw.OapiRequestValidatorWithOptions(spec, &nethttpmw.Options{
+		Options: openapi3filter.Options{
+			AuthenticationFunc: s.authenticate,
+			// Error details would echo schemas and rejected values (which may be secrets).
+			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()},
+		},
+		ErrorHandlerWithOpts: s.rejected,
+	}))
+	r.NotFound(notFound)
+	r.MethodNotAllowed(methodNotAllowed)
+	strict := gen.NewStrictHandlerWithOptions(s, nil, gen.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, _ error) {
+			// The validator accepted the body, so this cannot happen; answer as a bad body.
+			writeEnvelope(w, payloadError(schemaProblem()))
+		},
+		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			logUnexpected(s.log, r, err)
+			writeEnvelope(w, err)
+		},
+	})
+	return gen.HandlerFromMux(strict, r), nil
+}
+
+// authenticate is the validator's hook for the bearer scheme.
+func (s *Service) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+	claims, err := s.verifier.FromRequest(in.RequestValidationInput.Request)
+	if err != nil {
+		return err
+	}
+	stateFrom(ctx).claims = claims
+	return nil
+}
+
+// rejected answers a request the validator refused, in the contract's shapes.
+func (s *Service) rejected(ctx context.Context, err error, w http.ResponseWriter, r *http.Request, opts nethttpmw.ErrorHandlerOpts) {
+	if errors.Is(err, routers.ErrMethodNotAllowed) {
+		methodNotAllowed(w, r)
+		return
+	}
+	if opts.MatchedRoute == nil {
+		notFound(w, r)
+		return
+	}
+	var (
+		ae *auth.Error
+		se *openapi3filter.SecurityRequirementsError
+		re *openapi3filter.RequestError
+	)
+	switch {
+	case errors.As(err, &ae):
+		writeEnvelope(w, ae)
+	case errors.As(err, &se):
+		writeEnvelope(w, &auth.Error{Reason: "Bearer token required"})
+	case errors.As(err, &re) && re.RequestBody != nil:
+		writeEnvelope(w, bodyError(opts.MatchedRoute.Route.Path, stateFrom(ctx).body, re))
+	case errors.As(err, &re):
+		writeEnvelope(w, &invalidArgument{"Invalid request: " + firstLine(re.Error())})
+	default:
+		s.log.ErrorContext(ctx, "request validation failed", "err", err)
+		writeEnvelope(w, err)
+	}
+}
+
+// bodyError explains a body the spec rejected in the marshmallow dialect of the contract.
+func bodyError(path string, body []byte, re *openapi3filter.RequestError) error {
+	var dict string
+	if path == "/respond/trigger" {
+		dict = triggerProblems(body)
+	} else {
+		dict = observableListProblems(body)
+	}
+	if dict == "" {
+		// The spec refused something the contract's rules allow (e.g. a size limit): say what.
+		reason := "request body"
+		if re.Err != nil {
+			reason = firstLine(re.Err.Error())
+		}
+		dict = "{'_schema': [" + pyRepr(reason) + "]}"
+	}
+	return payloadError(dict)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusNotFound, gen.HTTPError{Code: gen.HTTPNotFound, Message: msgNotFound})
+}
+
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusMethodNotAllowed, gen.HTTPError{Code: gen.HTTPMethodNotAllowed, Message: msgMethodNotAllowed})
+}
+
+// trimTrailingSlash makes /health/ behave like /health, as the Python relays' routes did.
+func trimTrailingSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			r.URL.Path = strings.TrimRight(p, "/")
+			if r.URL.Path == "" {
+				r.URL.Path = "/"
+			}
+			r.URL.RawPath = ""
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readBody reads the body once, up to MaxBodyBytes, keeps it for error messages and hands the
+// validator a JSON body whatever Content-Type the client sent (the contract ignores it).
+func (s *Service) readBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &requestState{}
+		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+		_ = r.Body.Close()
+		switch {
+		case err != nil:
+			writeEnvelope(w, payloadError("{'_schema': ['The request body could not be read.']}"))
+			return
+		case int64(len(body)) > s.cfg.MaxBodyBytes:
+			writeEnvelope(w, payloadError(fmt.Sprintf("{'_schema': ['The request body is larger than %d bytes.']}", s.cfg.MaxBodyBytes)))
+			return
+		}
+		st.body = body
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.Header.Set("Content-Type", "application/json")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// logRequests writes one line per request. It never logs headers or bodies: they hold JWTs
+// and API keys.
+func (s *Service) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", ww.Status()),
+			slog.Int("bytes", ww.BytesWritten()),
+			slog.Duration("duration", time.Since(start)))
+	})
+}
+
+// recoverer turns a panic into the error envelope (and a log line with the stack) instead of
+// a dropped connection.
+func (s *Service) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+					panic(v) // net/http's way to abort a response; it handles it itself
+				}
+				s.log.ErrorContext(r.Context(), "panic", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				writeEnvelope(w, errors.New("panic"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,291 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/feed"
+	"github.com/misp-relay/misp-relay/internal/gen"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/urlscan"
+)
+
+// Secrets of the tests. The harness checks after every test that none of them appears in a
+// response or a log line.
+const (
+	testSecret     = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+	testMISPKey    = "MispKey0123456789abcdefghijABCDEFGHIJ0123"
+	testURLScanKey = "urlscan-key-0123456789"
+)
+
+// fixedNow makes valid_time deterministic.
+var fixedNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type options struct {
+	events     [][]byte
+	feedDir    string // use a feed instead of the fake MISP
+	uiURL      string
+	urlscanKey string // URLSCAN_API_KEY
+	limit      int
+	secret     *string
+}
+
+// harness is the relay's full handler in front of a fake MISP and a fake urlscan.io, both
+// speaking the real wire format.
+type harness struct {
+	t      *testing.T
+	srv    *httptest.Server
+	misp   *misptest.Server
+	scans  *fakeURLScan
+	logs   *syncBuffer
+	spec   *openapi3.T
+	router routers.Router
+	bodies []string // every response body, for the secret check
+	mu     sync.Mutex
+}
+
+func newHarness(t *testing.T, o options) *harness {
+	t.Helper()
+	h := &harness{t: t, logs: &syncBuffer{}, scans: newFakeURLScan(t)}
+	scanner, err := urlscan.New(urlscan.Config{BaseURL: h.scans.srv.URL, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := testSecret
+	if o.secret != nil {
+		secret = *o.secret
+	}
+	cfg := service.Config{
+		Version:       "1.0.0",
+		Secret:        secret,
+		UIURL:         o.uiURL,
+		Scanner:       scanner,
+		URLScanKey:    o.urlscanKey,
+		EntitiesLimit: o.limit,
+		Log:           slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:           func() time.Time { return fixedNow },
+	}
+	if o.feedDir != "" {
+		store, err := feed.Load(o.feedDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Feed = store
+	} else {
+		h.misp = misptest.New(t, testMISPKey, o.events...)
+		client, err := misp.New(misp.Config{BaseURL: h.misp.URL, Timeout: 5 * time.Second, UserAgent: "misp-relay-test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.MISP = client
+		if cfg.UIURL == "" {
+			cfg.UIURL = h.misp.URL
+		}
+	}
+	svc, err := service.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler, err := service.NewHandler(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = httptest.NewServer(handler)
+	t.Cleanup(h.srv.Close)
+
+	h.spec, err = gen.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.spec.Servers = nil
+	h.router, err = gorillamux.NewRouter(h.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.checkNoSecrets)
+	return h
+}
+
+// token mints a JWT for the fake MISP's key.
+func token(t *testing.T, claims auth.Claims) string {
+	t.Helper()
+	tok, err := auth.Sign(testSecret, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (h *harness) bearer() string {
+	return "Bearer " + token(h.t, auth.Claims{Key: testMISPKey})
+}
+
+// post sends an authenticated POST and returns the status and the decoded JSON body, after
+// validating the response against api/openapi.yaml.
+func (h *harness) post(path, body string) (int, map[string]any) {
+	h.t.Helper()
+	return h.do(http.MethodPost, path, http.Header{"Authorization": {h.bearer()}, "Content-Type": {"application/json"}}, body)
+}
+
+func (h *harness) do(method, path string, header http.Header, body string) (int, map[string]any) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, h.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.bodies = append(h.bodies, string(raw))
+	h.mu.Unlock()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		h.t.Errorf("%s %s: Content-Type %q, want application/json", method, path, ct)
+	}
+	if resp.StatusCode >= 500 {
+		h.t.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, raw)
+	}
+	h.validate(method, path, resp, raw)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		h.t.Fatalf("%s %s: body is not a JSON object: %v: %s", method, path, err, raw)
+	}
+	return resp.StatusCode, out
+}
+
+// validate is the contract test: every response must match api/openapi.yaml.
+func (h *harness) validate(method, path string, resp *http.Response, raw []byte) {
+	h.t.Helper()
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			h.t.Fatalf("%d body is not JSON: %s", resp.StatusCode, raw)
+		}
+		if err := h.spec.Components.Schemas["HTTPError"].Value.VisitJSON(v); err != nil {
+			h.t.Errorf("%s %s: %d body does not match HTTPError: %v", method, path, resp.StatusCode, err)
+		}
+		return
+	}
+	req := httptest.NewRequest(method, strings.TrimRight(path, "/"), nil)
+	route, params, err := h.router.FindRoute(req)
+	if err != nil {
+		h.t.Fatalf("%s %s answered %d but is not in the spec: %v", method, path, resp.StatusCode, err)
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	in.SetBodyBytes(raw)
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		h.t.Errorf("%s %s: response does not match the spec: %v\nbody: %s", method, path, err, raw)
+	}
+}
+
+func (h *harness) checkNoSecrets() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tok := token(h.t, auth.Claims{Key: testMISPKey})
+	all := strings.Join(h.bodies, "\n") + "\n" + h.logs.String()
+	for _, secret := range []string{testSecret, testMISPKey, testURLScanKey, tok} {
+		if strings.Contains(all, secret) {
+			h.t.Errorf("a secret (%.6s…) appears in a response or a log line", secret)
+		}
+	}
+}
+
+// errorOf returns the envelope's single error as (code, message).
+func errorOf(t *testing.T, body map[string]any) (string, string) {
+	t.Helper()
+	errs, ok := body["errors"].([]any)
+	if !ok || len(errs) == 0 {
+		t.Fatalf("no errors in %v", body)
+	}
+	e := errs[0].(map[string]any)
+	if e["type"] != "fatal" {
+		t.Errorf("error type = %v, want fatal", e["type"])
+	}
+	return e["code"].(string), e["message"].(string)
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// fakeURLScan is urlscan.io's submit endpoint.
+type fakeURLScan struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	status int
+	body   string
+	got    []map[string]any
+	keys   []string
+}
+
+func newFakeURLScan(t *testing.T) *fakeURLScan {
+	f := &fakeURLScan{status: http.StatusOK, body: `{"message":"Submission successful","uuid":"0196d976-07f6-7aae-8a57-aa019145f31c","result":"https://urlscan.io/result/0196d976-07f6-7aae-8a57-aa019145f31c/","api":"https://urlscan.io/api/v1/result/0196d976-07f6-7aae-8a57-aa019145f31c/","visibility":"unlisted","url":"https://example.com"}`}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/scan/" {
+			http.Error(w, `{"message":"not found","status":404}`, http.StatusNotFound)
+			return
+		}
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		f.got = append(f.got, body)
+		f.keys = append(f.keys, r.Header.Get("API-Key"))
+		status, answer := f.status, f.body
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, answer)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeURLScan) answer(status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status, f.body = status, body
+}

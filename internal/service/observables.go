@@ -1,0 +1,76 @@
+package service
+
+import (
+	"strings"
+
+	"github.com/misp-relay/misp-relay/internal/gen"
+	"github.com/misp-relay/misp-relay/internal/misp"
+)
+
+// observableKind describes one supported CTIM observable type.
+type observableKind struct {
+	// human is how links and actions name the type ("Search events with this IP").
+	human string
+	// mispTypes are the MISP attribute types searched for it, composites included: MISP
+	// matches either half of "a|b", so a search for an md5 finds "filename|md5" attributes.
+	mispTypes []string
+	// hash types never expire: their judgements are valid until CTIM's end of time.
+	hash bool
+}
+
+var (
+	ipTypes       = []string{"ip-src", "ip-dst", "ip-src|port", "ip-dst|port", "domain|ip"}
+	hostnameTypes = []string{"domain", "domain|ip", "hostname", "hostname|port"}
+)
+
+// kinds is the one table of supported observable types (lower-case CTIM names). Types not
+// in it are ignored, as XDR expects from a module that does not know them.
+var kinds = map[string]observableKind{
+	"ip":        {human: "IP", mispTypes: ipTypes},
+	"ipv6":      {human: "IPv6", mispTypes: ipTypes},
+	"domain":    {human: "domain", mispTypes: hostnameTypes},
+	"hostname":  {human: "hostname", mispTypes: hostnameTypes},
+	"url":       {human: "URL", mispTypes: []string{"url", "uri", "link"}},
+	"md5":       {human: "MD5", mispTypes: []string{"md5", "filename|md5", "malware-sample"}, hash: true},
+	"sha1":      {human: "SHA1", mispTypes: []string{"sha1", "filename|sha1"}, hash: true},
+	"sha256":    {human: "SHA256", mispTypes: []string{"sha256", "filename|sha256"}, hash: true},
+	"sha512":    {human: "SHA512", mispTypes: []string{"sha512", "filename|sha512"}, hash: true},
+	"email":     {human: "email", mispTypes: []string{"email", "email-src", "email-dst", "target-email", "whois-registrant-email"}},
+	"file_name": {human: "file name", mispTypes: []string{"filename", "filename|md5", "filename|sha1", "filename|sha256", "filename|sha512", "malware-sample"}},
+}
+
+// observable is a supported, de-duplicated observable ready for lookup.
+type observable struct {
+	Type  string
+	Value string // trimmed
+	kind  observableKind
+}
+
+func (o observable) ctim() gen.Observable {
+	return gen.Observable{Type: gen.ObservableType(o.Type), Value: o.Value}
+}
+
+// supported filters the request's observables: unsupported types are dropped, values are
+// trimmed, values MISP would misread are skipped, and duplicates by (type, value) are removed
+// keeping first-seen order, so answers follow the input order.
+func supported(in []gen.ObservableInput) []observable {
+	out := make([]observable, 0, len(in))
+	seen := make(map[[2]string]struct{}, len(in))
+	for _, o := range in {
+		k, ok := kinds[o.Type]
+		if !ok {
+			continue
+		}
+		v := strings.TrimSpace(o.Value)
+		if !misp.SafeValue(v) {
+			continue
+		}
+		key := [2]string{o.Type, v}
+		if _, dup := seen[key]; dup {
+			continue
+		}
+		seen[key] = struct{}{}
+		out = append(out, observable{Type: o.Type, Value: v, kind: k})
+	}
+	return out
+}

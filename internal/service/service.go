@@ -1,0 +1,361 @@
+// Package service implements the relay's API (the strict server interface generated from
+// api/openapi.yaml): it filters the observables XDR sends, looks them up in MISP (or a MISP
+// feed), maps what MISP knows to CTIM, and runs the response actions.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/gen"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/urlscan"
+)
+
+// MISP is what the relay needs from a MISP server.
+type MISP interface {
+	Search(ctx context.Context, key string, q misp.Query) ([]misp.Event, error)
+	Version(ctx context.Context, key string) (string, error)
+	AddSighting(ctx context.Context, key, value string, typ misp.SightingType, source string) error
+}
+
+// Feed answers lookups from a MISP feed loaded in memory, without a MISP server.
+type Feed interface {
+	Search(ctx context.Context, q misp.Query) ([]misp.Event, error)
+}
+
+// Scanner submits URLs to urlscan.io.
+type Scanner interface {
+	Scan(ctx context.Context, apiKey, u string) (urlscan.Result, error)
+}
+
+// Defaults of Config.
+const (
+	DefaultEntitiesLimit = 100
+	DefaultConcurrency   = 32
+	DefaultMaxBodyBytes  = 1 << 20
+	sightingSource       = "XDR"
+)
+
+// Config holds everything the service is built from. Exactly one of MISP and Feed should be
+// set; with neither, every lookup answers that API_URL is not configured.
+type Config struct {
+	Version string // the relay's semver, for /version
+	Secret  string // SECRET_KEY; "" makes every authenticated call fail with "<SECRET_KEY> is missing"
+
+	MISP MISP
+	Feed Feed
+	// UIURL is where analysts' browsers reach MISP: refer links and every source_uri start
+	// with it. "" means no links (a feed without MISP_UI_URL).
+	UIURL string
+
+	Scanner    Scanner
+	URLScanKey string // default urlscan.io key when the JWT has none
+
+	EntitiesLimit int   // events per observable (CTR_ENTITIES_LIMIT)
+	Concurrency   int   // concurrent lookups per request
+	MaxBodyBytes  int64 // largest request body read
+
+	Log *slog.Logger
+	Now func() time.Time // the clock, replaceable in tests
+}
+
+// Service implements gen.StrictServerInterface.
+type Service struct {
+	cfg      Config
+	verifier *auth.Verifier
+	log      *slog.Logger
+}
+
+var _ gen.StrictServerInterface = (*Service)(nil)
+
+// errNoBackend is returned when neither a MISP server nor a feed is configured.
+var errNoBackend = &configError{"The relay has no MISP to ask: set API_URL to your MISP base URL (or to a MISP feed directory)."}
+
+// New checks cfg, fills in defaults and returns the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.MISP != nil && cfg.Feed != nil {
+		return nil, errors.New("service: both a MISP server and a feed are configured")
+	}
+	if cfg.UIURL != "" {
+		u, err := url.Parse(cfg.UIURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("service: MISP UI URL %q is not an http(s) URL", cfg.UIURL)
+		}
+	}
+	if cfg.EntitiesLimit <= 0 {
+		cfg.EntitiesLimit = DefaultEntitiesLimit
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, verifier: auth.NewVerifier(cfg.Secret), log: cfg.Log}, nil
+}
+
+// lookup is the answer for one observable.
+type lookup struct {
+	events []misp.Event
+	err    error
+}
+
+// search asks MISP (or the feed) about one observable.
+func (s *Service) search(ctx context.Context, key string, o observable, limit int) ([]misp.Event, error) {
+	q := misp.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit}
+	switch {
+	case s.cfg.Feed != nil:
+		return s.cfg.Feed.Search(ctx, q)
+	case s.cfg.MISP != nil:
+		return s.cfg.MISP.Search(ctx, key, q)
+	}
+	return nil, errNoBackend
+}
+
+// searchAll looks the observables up concurrently, at most cfg.Concurrency at a time, and
+// returns the answers in input order. One failure does not cancel the others.
+func (s *Service) searchAll(ctx context.Context, key string, obs []observable, limit int) []lookup {
+	out := make([]lookup, len(obs))
+	var g errgroup.Group
+	g.SetLimit(s.cfg.Concurrency)
+	for i, o := range obs {
+		g.Go(func() error {
+			events, err := s.search(ctx, key, o, limit)
+			out[i] = lookup{events: events, err: err}
+			return nil
+		})
+	}
+	_ = g.Wait() // the goroutines report through out, never through the group
+	return out
+}
+
+// Health checks the JWT (done by the validator) and that MISP accepts the key.
+func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.HealthResponseObject, error) {
+	var err error
+	switch {
+	case s.cfg.Feed != nil:
+		// The feed was loaded before the relay started listening.
+	case s.cfg.MISP != nil:
+		_, err = s.cfg.MISP.Version(ctx, claimsFrom(ctx).Key)
+	default:
+		err = errNoBackend
+	}
+	if err != nil {
+		return gen.Health200JSONResponse{Errors: errorsOf(err)}, nil
+	}
+	return gen.Health200JSONResponse{Data: &struct {
+		Status gen.HealthResultDataStatus `json:"status"`
+	}{Status: gen.Ok}}, nil
+}
+
+// DeliberateObservables answers verdicts only.
+func (s *Service) DeliberateObservables(ctx context.Context, req gen.DeliberateObservablesRequestObject) (gen.DeliberateObservablesResponseObject, error) {
+	return gen.DeliberateObservables200JSONResponse(s.enrich(ctx, *req.Body, false)), nil
+}
+
+// ObserveObservables answers every entity the relay makes.
+func (s *Service) ObserveObservables(ctx context.Context, req gen.ObserveObservablesRequestObject) (gen.ObserveObservablesResponseObject, error) {
+	return gen.ObserveObservables200JSONResponse(s.enrich(ctx, *req.Body, true)), nil
+}
+
+func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe bool) gen.EnrichResult {
+	obs := supported(in)
+	results := s.searchAll(ctx, claimsFrom(ctx).Key, obs, s.cfg.EntitiesLimit)
+	m := newMapper(s.cfg.Now(), s.cfg.UIURL)
+	var b bundle
+	var errs []error
+	for i, r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		if len(r.events) == 0 {
+			continue
+		}
+		sortBySeverity(r.events)
+		if observe {
+			m.observe(&b, obs[i], r.events)
+		} else {
+			m.verdictOnly(&b, obs[i], r.events)
+		}
+	}
+	return enrichResult(b.data(), errs)
+}
+
+// enrichResult puts found data and failures together, as the contract allows: data is left
+// out only when there are errors and nothing was found.
+func enrichResult(d *gen.EnrichData, errs []error) gen.EnrichResult {
+	res := gen.EnrichResult{Errors: errorsOf(errs...)}
+	if res.Errors == nil || *d != (gen.EnrichData{}) {
+		res.Data = d
+	}
+	return res
+}
+
+// ReferObservables links each supported observable to a MISP search. It needs no MISP call.
+func (s *Service) ReferObservables(_ context.Context, req gen.ReferObservablesRequestObject) (gen.ReferObservablesResponseObject, error) {
+	links := []gen.ReferenceLink{}
+	ui := newMapper(s.cfg.Now(), s.cfg.UIURL).uiURL
+	if ui != "" {
+		for _, o := range supported(*req.Body) {
+			links = append(links, gen.ReferenceLink{
+				Id:          "ref-misp-search-" + o.Type + "-" + o.Value,
+				Title:       "Search events with this " + o.kind.human,
+				Description: "Lookup events with this " + o.kind.human + " on MISP",
+				Url:         ui + "/events/index/searchall:" + url.PathEscape(o.Value),
+				Categories:  []string{"Search", "MISP"},
+			})
+		}
+	}
+	return gen.ReferObservables200JSONResponse{Data: &links}, nil
+}
+
+// Respond action titles and ids.
+const (
+	titleSighting      = "Report a sighting to MISP"
+	titleFalsePositive = "Report a false positive to MISP"
+	titleScan          = "Scan with urlscan.io"
+)
+
+// RespondObservables lists the actions available: reporting to MISP for observables MISP
+// knows (not with a feed, which cannot be written to), and a urlscan.io scan for URLs and
+// domains when a urlscan.io key is available.
+func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObservablesRequestObject) (gen.RespondObservablesResponseObject, error) {
+	claims := claimsFrom(ctx)
+	obs := supported(*req.Body)
+	var known []lookup
+	if s.cfg.MISP != nil {
+		// One event is enough to know MISP has the observable.
+		known = s.searchAll(ctx, claims.Key, obs, 1)
+	}
+	canScan := s.cfg.Scanner != nil && s.urlscanKey(claims) != ""
+	actions := []gen.RespondAction{}
+	var errs []error
+	for i, o := range obs {
+		params := struct {
+			ObservableType  string `json:"observable_type"`
+			ObservableValue string `json:"observable_value"`
+		}{o.Type, o.Value}
+		if known != nil {
+			switch r := known[i]; {
+			case r.err != nil:
+				errs = append(errs, r.err)
+			case len(r.events) > 0:
+				actions = append(actions,
+					gen.RespondAction{
+						Id: gen.MispAddSighting, Title: titleSighting,
+						Description: "Add a sighting of this " + o.kind.human + " to the MISP events that hold it",
+						Categories:  []string{"MISP", "Sighting"}, QueryParams: params,
+					},
+					gen.RespondAction{
+						Id: gen.MispAddFalsePositive, Title: titleFalsePositive,
+						Description: "Report this " + o.kind.human + " to MISP as a false positive",
+						Categories:  []string{"MISP", "False positive"}, QueryParams: params,
+					})
+			}
+		}
+		if canScan && (o.Type == "url" || o.Type == "domain") {
+			actions = append(actions, gen.RespondAction{
+				Id: gen.UrlscanScan, Title: titleScan,
+				Description: "Submit this " + o.kind.human + " to urlscan.io for a scan",
+				Categories:  []string{"urlscan.io", "Scan"}, QueryParams: params,
+			})
+		}
+	}
+	return gen.RespondObservables200JSONResponse{Data: &actions, Errors: errorsOf(errs...)}, nil
+}
+
+func (s *Service) urlscanKey(c auth.Claims) string {
+	if c.URLScanKey != "" {
+		return c.URLScanKey
+	}
+	return s.cfg.URLScanKey
+}
+
+// RespondTrigger runs one action.
+func (s *Service) RespondTrigger(ctx context.Context, req gen.RespondTriggerRequestObject) (gen.RespondTriggerResponseObject, error) {
+	err := s.trigger(ctx, req.Body)
+	status := gen.Success
+	if err != nil {
+		status = gen.Failure
+		s.log.InfoContext(ctx, "respond action failed", "action", req.Body.ActionId, "err", err)
+	}
+	return gen.RespondTrigger200JSONResponse{
+		Data: &struct {
+			Status gen.TriggerResultDataStatus `json:"status"`
+		}{Status: status},
+		Errors: errorsOf(err),
+	}, nil
+}
+
+func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
+	claims := claimsFrom(ctx)
+	switch gen.RespondActionId(body.ActionId) {
+	case gen.MispAddSighting, gen.MispAddFalsePositive:
+		if s.cfg.MISP == nil {
+			return &invalidArgument{"Reporting to MISP is not available: this relay reads a MISP feed, not a MISP server."}
+		}
+		o, err := triggerObservable(body)
+		if err != nil {
+			return err
+		}
+		typ := misp.Sighting
+		if body.ActionId == string(gen.MispAddFalsePositive) {
+			typ = misp.FalsePositive
+		}
+		return s.cfg.MISP.AddSighting(ctx, claims.Key, o.Value, typ, sightingSource)
+	case gen.UrlscanScan:
+		o, err := triggerObservable(body)
+		if err != nil {
+			return err
+		}
+		if o.Type != "url" && o.Type != "domain" {
+			return &invalidArgument{fmt.Sprintf("urlscan.io scans URLs and domains, not %s observables.", o.Type)}
+		}
+		key := s.urlscanKey(claims)
+		if s.cfg.Scanner == nil || key == "" {
+			return &urlscan.Error{Kind: urlscan.ErrPermission, Detail: "no urlscan.io API key: add urlscan_key to the JWT or set URLSCAN_API_KEY"}
+		}
+		_, err = s.cfg.Scanner.Scan(ctx, key, o.Value)
+		return err
+	}
+	return &invalidArgument{"Unknown action-id " + pyRepr(body.ActionId) + "."}
+}
+
+// triggerObservable applies the same rules as lookups to the observable of an action.
+func triggerObservable(body *gen.TriggerRequest) (observable, error) {
+	obs := supported([]gen.ObservableInput{{Type: body.ObservableType, Value: body.ObservableValue}})
+	if len(obs) == 0 {
+		return observable{}, &invalidArgument{fmt.Sprintf(
+			"The observable %s %s is not supported or cannot be matched exactly by MISP.",
+			pyRepr(body.ObservableType), pyRepr(body.ObservableValue))}
+	}
+	return obs[0], nil
+}
+
+// Version answers the relay's version.
+func (s *Service) Version(context.Context, gen.VersionRequestObject) (gen.VersionResponseObject, error) {
+	return gen.Version200JSONResponse{Version: s.cfg.Version}, nil
+}
+
+// Watchdog echoes the Health-Check header, as load balancers in front of XDR relays expect.
+func (s *Service) Watchdog(_ context.Context, req gen.WatchdogRequestObject) (gen.WatchdogResponseObject, error) {
+	if req.Params.HealthCheck == nil {
+		return gen.Watchdog200JSONResponse{Errors: errorsOf(errHealthCheck)}, nil
+	}
+	return gen.Watchdog200JSONResponse{Data: req.Params.HealthCheck}, nil
+}

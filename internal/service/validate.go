@@ -1,0 +1,208 @@
+package service
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The relay contract words body errors the way marshmallow (the Python relays' validator)
+// does, e.g. `Invalid JSON payload received. {0: {'value': ['Field may not be blank.']}}`.
+// kin-openapi decides whether a body is valid against api/openapi.yaml; this file only
+// explains a rejected body in that dialect, so XDR and its users see the messages they know.
+
+const (
+	invalidPayloadPrefix = "Invalid JSON payload received. "
+	msgInvalidInput      = "Invalid input type."
+	msgMissing           = "Missing data for required field."
+	msgNull              = "Field may not be null."
+	msgNotString         = "Not a valid string."
+	msgBlank             = "Field may not be blank."
+	msgUnknown           = "Unknown field."
+	fieldSchema          = "_schema"
+)
+
+// fieldErrors are the problems of one object: field name → messages. Declared fields come
+// first in declaration order, then unknown fields in sorted order (marshmallow's order for
+// those is random; ours is stable).
+type fieldErrors struct {
+	names []string
+	msgs  map[string][]string
+}
+
+func (f *fieldErrors) add(name, msg string) {
+	if f.msgs == nil {
+		f.msgs = map[string][]string{}
+	}
+	if _, ok := f.msgs[name]; !ok {
+		f.names = append(f.names, name)
+	}
+	f.msgs[name] = append(f.msgs[name], msg)
+}
+
+func (f *fieldErrors) empty() bool { return len(f.names) == 0 }
+
+func (f *fieldErrors) repr(b *strings.Builder) {
+	b.WriteByte('{')
+	for i, name := range f.names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pyRepr(name))
+		b.WriteString(": [")
+		for j, m := range f.msgs[name] {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(pyRepr(m))
+		}
+		b.WriteByte(']')
+	}
+	b.WriteByte('}')
+}
+
+// decodeBody parses body as JSON (numbers kept as json.Number) and reports whether it is
+// a single well-formed JSON value.
+func decodeBody(body []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, false // trailing data after the value
+	}
+	return v, true
+}
+
+// observableListProblems returns the marshmallow dict for an observable-list body, or ""
+// when the body is valid.
+func observableListProblems(body []byte) string {
+	v, ok := decodeBody(body)
+	list, isList := v.([]any)
+	if !ok || !isList {
+		return schemaProblem()
+	}
+	var b strings.Builder
+	n := 0
+	for i, item := range list {
+		fe := checkObject(item, []string{"type", "value"}, false)
+		if fe.empty() {
+			continue
+		}
+		if n == 0 {
+			b.WriteByte('{')
+		} else {
+			b.WriteString(", ")
+		}
+		n++
+		b.WriteString(strconv.Itoa(i))
+		b.WriteString(": ")
+		fe.repr(&b)
+	}
+	if n == 0 {
+		return ""
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// triggerProblems returns the marshmallow dict for a /respond/trigger body, or "" when valid.
+func triggerProblems(body []byte) string {
+	v, ok := decodeBody(body)
+	if !ok {
+		return schemaProblem()
+	}
+	fe := checkObject(v, []string{"action-id", "observable_type", "observable_value"}, true)
+	if fe.empty() {
+		return ""
+	}
+	var b strings.Builder
+	fe.repr(&b)
+	return b.String()
+}
+
+func schemaProblem() string {
+	var fe fieldErrors
+	fe.add(fieldSchema, msgInvalidInput)
+	var b strings.Builder
+	fe.repr(&b)
+	return b.String()
+}
+
+// checkObject validates v as an object of required non-blank string fields.
+func checkObject(v any, fields []string, allowUnknown bool) fieldErrors {
+	var fe fieldErrors
+	obj, ok := v.(map[string]any)
+	if !ok {
+		fe.add(fieldSchema, msgInvalidInput)
+		return fe
+	}
+	for _, f := range fields {
+		raw, present := obj[f]
+		switch s, isString := raw.(string); {
+		case !present:
+			fe.add(f, msgMissing)
+		case raw == nil:
+			fe.add(f, msgNull)
+		case !isString:
+			fe.add(f, msgNotString)
+		case s == "":
+			fe.add(f, msgBlank)
+		}
+	}
+	if allowUnknown {
+		return fe
+	}
+	var unknown []string
+	for k := range obj {
+		if !slices.Contains(fields, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	for _, k := range unknown {
+		fe.add(k, msgUnknown)
+	}
+	return fe
+}
+
+// pyRepr renders s the way Python's repr() renders a str, because the contract's messages
+// are Python dict reprs and field names come from user input.
+func pyRepr(s string) string {
+	quote := byte('\'')
+	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
+		quote = '"'
+	}
+	var b strings.Builder
+	b.WriteByte(quote)
+	for _, r := range s {
+		switch {
+		case r == rune(quote) || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r < 0xa0:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r == 0xfffd:
+			// Invalid UTF-8 decodes to U+FFFD; Python would have rejected the bytes earlier,
+			// so show the replacement character escaped rather than guess.
+			b.WriteString(`\ufffd`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte(quote)
+	return b.String()
+}
