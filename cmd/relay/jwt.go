@@ -1,0 +1,62 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+)
+
+// makeJWT is `relay jwt`: the replacement for the original relays' JWT generator.
+func makeJWT(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("jwt", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	key := fs.String("key", "", "MISP API key (required): the relay calls MISP with it")
+	urlscanKey := fs.String("urlscan-key", "", "urlscan.io API key (optional): enables the scan action")
+	secret := fs.String("secret", "", "SECRET_KEY to sign with (default: a new random one)")
+	format := fs.String("format", "text", "text (instructions) or env (SECRET_KEY=... and RELAY_JWT=... lines for a shell)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *key == "" {
+		return errors.New("jwt: --key (the MISP API key) is required")
+	}
+	if *secret == "" {
+		*secret = randomSecret()
+	}
+	token, err := auth.Sign(*secret, auth.Claims{Key: *key, URLScanKey: *urlscanKey})
+	if err != nil {
+		return fmt.Errorf("jwt: %w", err)
+	}
+	switch *format {
+	case "env":
+		_, err = fmt.Fprintf(stdout, "SECRET_KEY=%s\nRELAY_JWT=%s\n", *secret, token)
+	case "text":
+		_, err = fmt.Fprintf(stdout, jwtInstructions, *secret, token)
+	default:
+		err = fmt.Errorf("jwt: unknown --format %q (text or env)", *format)
+	}
+	return err
+}
+
+const jwtInstructions = `SECRET_KEY: %s
+JWT:        %s
+
+What to set where:
+  1. The relay: set the environment variable SECRET_KEY to the value above (on AWS Lambda:
+     Configuration > Environment variables; in a container: -e SECRET_KEY=...). Also set
+     API_URL to your MISP base URL. Keep SECRET_KEY secret: whoever has it can mint tokens.
+  2. XDR / SecureX: Administration > Integrations > add a "Generic" (relay) module with
+     URL = the relay's base URL (e.g. https://<your relay>/) and
+     Authorization Bearer Token = the JWT above.
+  3. Check: curl -X POST -H "Authorization: Bearer <JWT>" https://<your relay>/health
+     answers {"data":{"status":"ok"}}.
+`
+
+// randomSecret returns 64 random letters and digits (crypto/rand's base32 text: 320 bits).
+func randomSecret() string {
+	return (rand.Text() + rand.Text() + rand.Text())[:64]
+}

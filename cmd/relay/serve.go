@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/misp-relay/misp-relay/internal/feed"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/urlscan"
+)
+
+// config is every setting of `relay serve`, read from the environment once at start-up.
+type config struct {
+	port          string
+	secret        string
+	apiURL        string
+	uiURL         string
+	mispTimeout   time.Duration
+	verifyCert    bool
+	caFile        string
+	entitiesLimit int
+	concurrency   int
+	maxBodyBytes  int64
+	urlscanKey    string
+	urlscanURL    string
+	urlscanVis    string
+	logLevel      slog.Level
+	logFormat     string
+}
+
+// loadConfig reads the environment. Malformed settings fail start-up with the variable's name,
+// except CTR_ENTITIES_LIMIT, which falls back to 100 as the original relay's did.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		port:          or(getenv("PORT"), "8080"),
+		secret:        getenv("SECRET_KEY"),
+		apiURL:        strings.TrimSpace(getenv("API_URL")),
+		uiURL:         strings.TrimSpace(getenv("MISP_UI_URL")),
+		caFile:        getenv("MISP_CA_FILE"),
+		entitiesLimit: service.DefaultEntitiesLimit,
+		urlscanKey:    getenv("URLSCAN_API_KEY"),
+		urlscanURL:    getenv("URLSCAN_API_URL"),
+		urlscanVis:    or(getenv("URLSCAN_VISIBILITY"), "unlisted"),
+		logFormat:     or(getenv("LOG_FORMAT"), "json"),
+	}
+	var err error
+	if c.mispTimeout, err = duration(getenv, "MISP_TIMEOUT", 25*time.Second); err != nil {
+		return c, err
+	}
+	if c.verifyCert, err = boolean(getenv, "MISP_VERIFY_CERT", true); err != nil {
+		return c, err
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(getenv("CTR_ENTITIES_LIMIT"))); err == nil && n > 0 {
+		c.entitiesLimit = n
+	}
+	if c.concurrency, err = positive(getenv, "MISP_CONCURRENCY", service.DefaultConcurrency); err != nil {
+		return c, err
+	}
+	maxBody, err := positive(getenv, "MAX_BODY_BYTES", service.DefaultMaxBodyBytes)
+	if err != nil {
+		return c, err
+	}
+	c.maxBodyBytes = int64(maxBody)
+	if err := c.logLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), "info"))); err != nil {
+		return c, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	if c.logFormat != "json" && c.logFormat != "text" {
+		return c, fmt.Errorf("LOG_FORMAT must be json or text, not %q", c.logFormat)
+	}
+	return c, nil
+}
+
+// serve is `relay serve`: it builds everything from the environment and serves until ctx ends,
+// then drains in-flight requests.
+func serve(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stdout)
+	handler, err := newHandler(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", ":"+cfg.port)
+	if err != nil {
+		return fmt.Errorf("listen on port %s: %w", cfg.port, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A request may wait for MISP for up to MISP_TIMEOUT (per page of results).
+		WriteTimeout:   cfg.mispTimeout*2 + 10*time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("relay listening", "addr", ln.Addr().String(), "version", version)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.mispTimeout+5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newHandler wires the service from the configuration: a MISP server or a feed directory
+// behind API_URL, urlscan.io, and the HTTP API.
+func newHandler(cfg config, log *slog.Logger) (http.Handler, error) {
+	userAgent := "misp-relay/" + version + " (Cisco XDR relay)"
+	sc := service.Config{
+		Version:       version,
+		Secret:        cfg.secret,
+		UIURL:         cfg.uiURL,
+		URLScanKey:    cfg.urlscanKey,
+		EntitiesLimit: cfg.entitiesLimit,
+		Concurrency:   cfg.concurrency,
+		MaxBodyBytes:  cfg.maxBodyBytes,
+		Log:           log,
+	}
+	switch dir, isFeed := feedDir(cfg.apiURL); {
+	case cfg.apiURL == "":
+		log.Warn("API_URL is not set: every lookup will answer that the relay has no MISP to ask")
+	case isFeed:
+		store, err := feed.Load(dir)
+		if err != nil {
+			return nil, fmt.Errorf("API_URL: load MISP feed: %w", err)
+		}
+		sc.Feed = store
+		log.Info("serving a MISP feed", "dir", dir, "events", store.Len(), "links", cfg.uiURL != "")
+	default:
+		client, err := misp.New(misp.Config{
+			BaseURL:            cfg.apiURL,
+			Timeout:            cfg.mispTimeout,
+			InsecureSkipVerify: !cfg.verifyCert,
+			CAFile:             cfg.caFile,
+			UserAgent:          userAgent,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("API_URL: %w", err)
+		}
+		sc.MISP = client
+		if sc.UIURL == "" {
+			sc.UIURL = client.BaseURL()
+		}
+		if !cfg.verifyCert {
+			log.Warn("MISP_VERIFY_CERT=false: the relay does not check MISP's TLS certificate")
+		}
+	}
+	scanner, err := urlscan.New(urlscan.Config{
+		BaseURL:    cfg.urlscanURL,
+		Visibility: cfg.urlscanVis,
+		Timeout:    cfg.mispTimeout,
+		UserAgent:  userAgent,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("URLSCAN_API_URL / URLSCAN_VISIBILITY: %w", err)
+	}
+	sc.Scanner = scanner
+	svc, err := service.New(sc)
+	if err != nil {
+		return nil, err
+	}
+	return service.NewHandler(svc)
+}
+
+// feedDir tells whether API_URL names a local MISP feed directory (a path or a file:// URL)
+// rather than a MISP server.
+func feedDir(apiURL string) (string, bool) {
+	if strings.HasPrefix(apiURL, "http://") || strings.HasPrefix(apiURL, "https://") || apiURL == "" {
+		return "", false
+	}
+	dir := strings.TrimPrefix(apiURL, "file://")
+	if info, err := os.Stat(dir); err == nil && info.IsDir() {
+		abs, err := filepath.Abs(dir)
+		if err == nil {
+			dir = abs
+		}
+		return dir, true
+	}
+	return "", false
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func or(v, def string) string {
+	if strings.TrimSpace(v) == "" {
+		return def
+	}
+	return strings.TrimSpace(v)
+}
+
+func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s must be a positive Go duration such as 25s or 1m, not %q", name, v)
+	}
+	return d, nil
+}
+
+func boolean(getenv func(string) string, name string, def bool) (bool, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s must be true or false, not %q", name, v)
+	}
+	return b, nil
+}
+
+func positive(getenv func(string) string, name string, def int) (int, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s must be a positive integer, not %q", name, v)
+	}
+	return n, nil
+}
