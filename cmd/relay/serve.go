@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -32,6 +33,8 @@ type config struct {
 	entitiesLimit int
 	concurrency   int
 	maxBodyBytes  int64
+	cacheTTL      time.Duration
+	cacheSize     int
 	urlscanKey    string
 	urlscanURL    string
 	urlscanVis    string
@@ -56,6 +59,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	var err error
 	if c.mispTimeout, err = duration(getenv, "MISP_TIMEOUT", 25*time.Second); err != nil {
+		return c, err
+	}
+	if c.cacheTTL, err = durationOrZero(getenv, "CACHE_TTL", cache.DefaultTTL); err != nil {
+		return c, err
+	}
+	if c.cacheSize, err = positive(getenv, "CACHE_SIZE", cache.DefaultSize); err != nil {
 		return c, err
 	}
 	if c.verifyCert, err = boolean(getenv, "MISP_VERIFY_CERT", true); err != nil {
@@ -162,7 +171,9 @@ func newHandler(cfg config, log *slog.Logger) (http.Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("API_URL: %w", err)
 		}
-		sc.MISP = client
+		// Repeated lookups (the same pivot from several analysts, or XDR asking deliberate and
+		// observe for one observable) are answered once per CACHE_TTL.
+		sc.MISP = cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize})
 		if sc.UIURL == "" {
 			sc.UIURL = client.BaseURL()
 		}
@@ -229,6 +240,14 @@ func duration(getenv func(string) string, name string, def time.Duration) (time.
 		return 0, fmt.Errorf("%s must be a positive Go duration such as 25s or 1m, not %q", name, v)
 	}
 	return d, nil
+}
+
+// durationOrZero is duration that also accepts 0 (to turn a feature off).
+func durationOrZero(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	if v := strings.TrimSpace(getenv(name)); v == "0" {
+		return 0, nil
+	}
+	return duration(getenv, name, def)
 }
 
 func boolean(getenv func(string) string, name string, def bool) (bool, error) {

@@ -1,0 +1,150 @@
+// Package cache keeps recent MISP answers so that the relay asks MISP once for what many
+// analysts (or one pivot fanning out to every module) ask at the same time.
+//
+// Entries are keyed by (MISP base URL, SHA-256 of the API key, attribute types, value, limit):
+// two tenants with different keys never share an entry, because MISP filters what a key may
+// see. Errors are never cached. Concurrent identical lookups share one upstream call.
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/misp-relay/misp-relay/internal/misp"
+)
+
+// MISP is the upstream the cache sits in front of.
+type MISP interface {
+	Search(ctx context.Context, key string, q misp.Query) ([]misp.Event, error)
+	Version(ctx context.Context, key string) (string, error)
+	AddSighting(ctx context.Context, key, value string, typ misp.SightingType, source string) error
+}
+
+// Config sizes the cache.
+type Config struct {
+	// BaseURL names the MISP instance in every key.
+	BaseURL string
+	// TTL is how long a search answer is reused; 0 turns search caching off (concurrent
+	// identical lookups still share one call).
+	TTL time.Duration
+	// Size bounds the number of search answers kept (least recently used go first).
+	Size int
+	// HealthTTL is how long a successful version check is reused.
+	HealthTTL time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultTTL       = 60 * time.Second
+	DefaultSize      = 10000
+	DefaultHealthTTL = 5 * time.Second
+)
+
+// Cache is a MISP that remembers. Safe for concurrent use.
+type Cache struct {
+	next    MISP
+	baseURL string
+	search  *expirable.LRU[string, []misp.Event] // nil when TTL is 0
+	health  *expirable.LRU[string, string]
+	flight  singleflight.Group
+	hits    atomic.Int64
+	misses  atomic.Int64
+}
+
+// New wraps next.
+func New(next MISP, cfg Config) *Cache {
+	if cfg.Size <= 0 {
+		cfg.Size = DefaultSize
+	}
+	if cfg.HealthTTL <= 0 {
+		cfg.HealthTTL = DefaultHealthTTL
+	}
+	c := &Cache{next: next, baseURL: cfg.BaseURL}
+	if cfg.TTL > 0 {
+		c.search = expirable.NewLRU[string, []misp.Event](cfg.Size, nil, cfg.TTL)
+	}
+	c.health = expirable.NewLRU[string, string](1024, nil, cfg.HealthTTL)
+	return c
+}
+
+// Stats are the counters of search lookups answered from the cache and from MISP.
+type Stats struct{ Hits, Misses int64 }
+
+// Stats returns the counters so far.
+func (c *Cache) Stats() Stats { return Stats{Hits: c.hits.Load(), Misses: c.misses.Load()} }
+
+func (c *Cache) keyHash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+func (c *Cache) searchKey(key string, q misp.Query) string {
+	return strings.Join([]string{c.baseURL, c.keyHash(key), strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit)}, "\x00")
+}
+
+// Search answers from the cache, or asks MISP once for all concurrent callers of the same
+// lookup. Callers get their own slice of events and may reorder it; the events' contents are
+// shared and must not be modified.
+func (c *Cache) Search(ctx context.Context, key string, q misp.Query) ([]misp.Event, error) {
+	k := c.searchKey(key, q)
+	if c.search != nil {
+		if events, ok := c.search.Get(k); ok {
+			c.hits.Add(1)
+			return slices.Clone(events), nil
+		}
+	}
+	ch := c.flight.DoChan(k, func() (any, error) {
+		c.misses.Add(1)
+		// The shared call must not fail because the first caller gave up: it runs on a
+		// context without that caller's cancellation (the MISP client bounds it by its own
+		// timeout), and each caller still stops waiting when its own context ends.
+		events, err := c.next.Search(context.WithoutCancel(ctx), key, q)
+		if err == nil && c.search != nil {
+			c.search.Add(k, events)
+		}
+		return events, err
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return slices.Clone(r.Val.([]misp.Event)), nil
+	}
+}
+
+// Version reuses a successful check of the same MISP and key for HealthTTL, so a health
+// probe every second costs MISP one call every few seconds.
+func (c *Cache) Version(ctx context.Context, key string) (string, error) {
+	k := c.baseURL + "\x00" + c.keyHash(key)
+	if v, ok := c.health.Get(k); ok {
+		return v, nil
+	}
+	v, err, _ := c.flight.Do("version\x00"+k, func() (any, error) {
+		v, err := c.next.Version(context.WithoutCancel(ctx), key)
+		if err == nil {
+			c.health.Add(k, v)
+		}
+		return v, err
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// AddSighting is never cached nor shared: each call is a write.
+func (c *Cache) AddSighting(ctx context.Context, key, value string, typ misp.SightingType, source string) error {
+	return c.next.AddSighting(ctx, key, value, typ, source)
+}
