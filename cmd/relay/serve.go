@@ -167,6 +167,7 @@ func newHandler(cfg config, log *slog.Logger) (http.Handler, error) {
 			InsecureSkipVerify: !cfg.verifyCert,
 			CAFile:             cfg.caFile,
 			UserAgent:          userAgent,
+			MaxConcurrent:      cfg.concurrency,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("API_URL: %w", err)

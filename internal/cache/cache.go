@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/reqlog"
 )
 
 // MISP is the upstream the cache sits in front of.
@@ -99,6 +100,7 @@ func (c *Cache) Search(ctx context.Context, key string, q misp.Query) ([]misp.Ev
 	if c.search != nil {
 		if events, ok := c.search.Get(k); ok {
 			c.hits.Add(1)
+			reqlog.From(ctx).AddCacheHit()
 			return slices.Clone(events), nil
 		}
 	}

@@ -74,6 +74,8 @@ type Error struct {
 	// RetryAfter is how long MISP asked the relay to wait (429 with X-Rate-Limit-Reset).
 	RetryAfter time.Duration
 	Kind       error
+
+	breakerOpen bool // failed fast because the circuit breaker is open: not worth a retry
 }
 
 func (e *Error) Error() string {

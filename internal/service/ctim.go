@@ -26,6 +26,7 @@ const (
 	maxTitle        = 1024
 	maxDescription  = 5000
 	maxTag          = 1024
+	maxURI          = 2048
 	transientPrefix = "transient:"
 )
 
@@ -287,7 +288,11 @@ func (m mapper) eventURI(e misp.Event) *string {
 	if m.uiURL == "" || e.UUID == "" {
 		return nil
 	}
-	return ptr(m.uiURL + "/events/view/" + url.PathEscape(e.UUID))
+	u := m.uiURL + "/events/view/" + url.PathEscape(e.UUID)
+	if len(u) > maxURI {
+		return nil
+	}
+	return &u
 }
 
 // tlpOf reads the first tlp: tag. TLP 2.0's clear and amber+strict map to CTIM's white and

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/reqlog"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
 )
 
@@ -81,8 +83,9 @@ func upstreamCode(kind error) gen.ErrorCode {
 }
 
 // errorsOf turns failures into the envelope's error list, dropping repeats (twenty lookups
-// failing because MISP is down are one error for the analyst).
-func errorsOf(errs ...error) *gen.Errors {
+// failing because MISP is down are one error for the analyst), and records the first code as
+// the request's outcome for the log line and the metrics.
+func errorsOf(ctx context.Context, errs ...error) *gen.Errors {
 	var out gen.Errors
 	for _, err := range errs {
 		if err == nil {
@@ -104,6 +107,7 @@ func errorsOf(errs ...error) *gen.Errors {
 	if len(out) == 0 {
 		return nil
 	}
+	reqlog.From(ctx).SetOutcome(string(out[0].Code))
 	return &out
 }
 
@@ -113,8 +117,8 @@ type envelope struct {
 }
 
 // writeEnvelope answers err as the contract's HTTP 200 error envelope.
-func writeEnvelope(w http.ResponseWriter, err error) {
-	writeJSON(w, http.StatusOK, envelope{Errors: errorsOf(err)})
+func writeEnvelope(w http.ResponseWriter, r *http.Request, err error) {
+	writeJSON(w, http.StatusOK, envelope{Errors: errorsOf(r.Context(), err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

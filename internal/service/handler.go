@@ -17,10 +17,12 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
 	nethttpmw "github.com/oapi-codegen/nethttp-middleware"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
+	"github.com/misp-relay/misp-relay/internal/reqlog"
 )
 
 // Texts of the two answers that are not business errors (Flask's wording).
@@ -33,8 +35,9 @@ const (
 // verified claims (set by the validator's authentication hook) and the raw body (kept so a
 // rejected body can be explained in the contract's words).
 type requestState struct {
-	claims auth.Claims
-	body   []byte
+	claims      auth.Claims
+	body        []byte
+	observables int // how many the body held, for the log line
 }
 
 type stateKey struct{}
@@ -58,7 +61,7 @@ func NewHandler(s *Service) (http.Handler, error) {
 	spec.Servers = nil // the validator would otherwise match the Host header against servers
 
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.logRequests, trimTrailingSlash, s.readBody)
+	r.Use(s.logRequests, s.recoverer, trimTrailingSlash, s.readBody)
 	r.Use(nethttpmw.OapiRequestValidatorWithOptions(spec, &nethttpmw.Options{
 		Options: openapi3filter.Options{
 			AuthenticationFunc: s.authenticate,
@@ -72,11 +75,11 @@ func NewHandler(s *Service) (http.Handler, error) {
 	strict := gen.NewStrictHandlerWithOptions(s, nil, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, _ error) {
 			// The validator accepted the body, so this cannot happen; answer as a bad body.
-			writeEnvelope(w, payloadError(schemaProblem()))
+			writeEnvelope(w, r, payloadError(schemaProblem()))
 		},
 		ResponseErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			logUnexpected(s.log, r, err)
-			writeEnvelope(w, err)
+			writeEnvelope(w, r, err)
 		},
 	})
 	return gen.HandlerFromMux(strict, r), nil
@@ -109,16 +112,16 @@ func (s *Service) rejected(ctx context.Context, err error, w http.ResponseWriter
 	)
 	switch {
 	case errors.As(err, &ae):
-		writeEnvelope(w, ae)
+		writeEnvelope(w, r, ae)
 	case errors.As(err, &se):
-		writeEnvelope(w, &auth.Error{Reason: "Bearer token required"})
+		writeEnvelope(w, r, &auth.Error{Reason: "Bearer token required"})
 	case errors.As(err, &re) && re.RequestBody != nil:
-		writeEnvelope(w, bodyError(opts.MatchedRoute.Route.Path, stateFrom(ctx).body, re))
+		writeEnvelope(w, r, bodyError(opts.MatchedRoute.Route.Path, stateFrom(ctx).body, re))
 	case errors.As(err, &re):
-		writeEnvelope(w, &invalidArgument{"Invalid request: " + firstLine(re.Error())})
+		writeEnvelope(w, r, &invalidArgument{"Invalid request: " + firstLine(re.Error())})
 	default:
 		s.log.ErrorContext(ctx, "request validation failed", "err", err)
-		writeEnvelope(w, err)
+		writeEnvelope(w, r, err)
 	}
 }
 
@@ -172,8 +175,7 @@ func trimTrailingSlash(next http.Handler) http.Handler {
 // validator a JSON body whatever Content-Type the client sent (the contract ignores it).
 func (s *Service) readBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := &requestState{}
-		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+		st := stateFrom(r.Context())
 		if r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
 			return
@@ -182,10 +184,10 @@ func (s *Service) readBody(next http.Handler) http.Handler {
 		_ = r.Body.Close()
 		switch {
 		case err != nil:
-			writeEnvelope(w, payloadError("{'_schema': ['The request body could not be read.']}"))
+			writeEnvelope(w, r, payloadError("{'_schema': ['The request body could not be read.']}"))
 			return
 		case int64(len(body)) > s.cfg.MaxBodyBytes:
-			writeEnvelope(w, payloadError(fmt.Sprintf("{'_schema': ['The request body is larger than %d bytes.']}", s.cfg.MaxBodyBytes)))
+			writeEnvelope(w, r, payloadError(fmt.Sprintf("{'_schema': ['The request body is larger than %d bytes.']}", s.cfg.MaxBodyBytes)))
 			return
 		}
 		st.body = body
@@ -196,20 +198,37 @@ func (s *Service) readBody(next http.Handler) http.Handler {
 	})
 }
 
-// logRequests writes one line per request. It never logs headers or bodies: they hold JWTs
-// and API keys.
+// logRequests starts the request's state and counters, and writes one line per request when
+// it is done. It never logs headers or bodies: they hold JWTs and API keys.
 func (s *Service) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := requestID(r.Header.Get("X-Request-Id"))
+		w.Header().Set("X-Request-Id", id)
+		st := &requestState{}
+		ctx, counters := reqlog.New(context.WithValue(r.Context(), stateKey{}, st))
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next.ServeHTTP(ww, r)
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		next.ServeHTTP(ww, r.WithContext(ctx))
+		s.log.LogAttrs(ctx, slog.LevelInfo, "request",
+			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", ww.Status()),
-			slog.Int("bytes", ww.BytesWritten()),
-			slog.Duration("duration", time.Since(start)))
+			slog.String("outcome", counters.Outcome()),
+			slog.Duration("duration", time.Since(start)),
+			slog.Int("observables", st.observables),
+			slog.Int64("upstream_calls", counters.Upstream()),
+			slog.Int64("cache_hits", counters.CacheHits()))
 	})
+}
+
+// requestID keeps a caller's X-Request-Id when it is a sane token (so logs can be joined with
+// a load balancer's), else makes one.
+func requestID(in string) string {
+	if len(in) > 0 && len(in) <= 64 && strings.Trim(in, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == "" {
+		return in
+	}
+	return uuid.NewString()
 }
 
 // recoverer turns a panic into the error envelope (and a log line with the stack) instead of
@@ -222,7 +241,7 @@ func (s *Service) recoverer(next http.Handler) http.Handler {
 					panic(v) // net/http's way to abort a response; it handles it itself
 				}
 				s.log.ErrorContext(r.Context(), "panic", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				writeEnvelope(w, errors.New("panic"))
+				writeEnvelope(w, r, errors.New("panic"))
 			}
 		}()
 		next.ServeHTTP(w, r)

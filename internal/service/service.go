@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,10 +39,11 @@ type Scanner interface {
 
 // Defaults of Config.
 const (
-	DefaultEntitiesLimit = 100
-	DefaultConcurrency   = 32
-	DefaultMaxBodyBytes  = 1 << 20
-	sightingSource       = "XDR"
+	DefaultEntitiesLimit  = 100
+	DefaultConcurrency    = 32
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxObservables = 1000
+	sightingSource        = "XDR"
 )
 
 // Config holds everything the service is built from. Exactly one of MISP and Feed should be
@@ -62,6 +64,9 @@ type Config struct {
 	EntitiesLimit int   // events per observable (CTR_ENTITIES_LIMIT)
 	Concurrency   int   // concurrent lookups per request
 	MaxBodyBytes  int64 // largest request body read
+	// MaxObservables bounds the observables of one request, so one request cannot fan out
+	// into thousands of MISP lookups.
+	MaxObservables int
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests
@@ -99,6 +104,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxObservables <= 0 {
+		cfg.MaxObservables = DefaultMaxObservables
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -134,6 +142,14 @@ func (s *Service) searchAll(ctx context.Context, key string, obs []observable, l
 	g.SetLimit(s.cfg.Concurrency)
 	for i, o := range obs {
 		g.Go(func() error {
+			// A panic here would kill the process: the HTTP recoverer only guards the
+			// request's own goroutine.
+			defer func() {
+				if v := recover(); v != nil {
+					s.log.ErrorContext(ctx, "panic in a lookup", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+					out[i] = lookup{err: fmt.Errorf("lookup panicked: %v", v)}
+				}
+			}()
 			events, err := s.search(ctx, key, o, limit)
 			out[i] = lookup{events: events, err: err}
 			return nil
@@ -155,7 +171,7 @@ func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.He
 		err = errNoBackend
 	}
 	if err != nil {
-		return gen.Health200JSONResponse{Errors: errorsOf(err)}, nil
+		return gen.Health200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
 	return gen.Health200JSONResponse{Data: &struct {
 		Status gen.HealthResultDataStatus `json:"status"`
@@ -172,8 +188,20 @@ func (s *Service) ObserveObservables(ctx context.Context, req gen.ObserveObserva
 	return gen.ObserveObservables200JSONResponse(s.enrich(ctx, *req.Body, true)), nil
 }
 
+// observables checks the request's observables against MaxObservables and filters them.
+func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) ([]observable, error) {
+	stateFrom(ctx).observables = len(in)
+	if len(in) > s.cfg.MaxObservables {
+		return nil, payloadError(fmt.Sprintf("{'_schema': ['At most %d observables are accepted in one request, got %d.']}", s.cfg.MaxObservables, len(in)))
+	}
+	return supported(in), nil
+}
+
 func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe bool) gen.EnrichResult {
-	obs := supported(in)
+	obs, err := s.observables(ctx, in)
+	if err != nil {
+		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
+	}
 	results := s.searchAll(ctx, claimsFrom(ctx).Key, obs, s.cfg.EntitiesLimit)
 	m := newMapper(s.cfg.Now(), s.cfg.UIURL)
 	var b bundle
@@ -193,13 +221,13 @@ func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe 
 			m.verdictOnly(&b, obs[i], r.events)
 		}
 	}
-	return enrichResult(b.data(), errs)
+	return enrichResult(ctx, b.data(), errs)
 }
 
 // enrichResult puts found data and failures together, as the contract allows: data is left
 // out only when there are errors and nothing was found.
-func enrichResult(d *gen.EnrichData, errs []error) gen.EnrichResult {
-	res := gen.EnrichResult{Errors: errorsOf(errs...)}
+func enrichResult(ctx context.Context, d *gen.EnrichData, errs []error) gen.EnrichResult {
+	res := gen.EnrichResult{Errors: errorsOf(ctx, errs...)}
 	if res.Errors == nil || *d != (gen.EnrichData{}) {
 		res.Data = d
 	}
@@ -207,16 +235,24 @@ func enrichResult(d *gen.EnrichData, errs []error) gen.EnrichResult {
 }
 
 // ReferObservables links each supported observable to a MISP search. It needs no MISP call.
-func (s *Service) ReferObservables(_ context.Context, req gen.ReferObservablesRequestObject) (gen.ReferObservablesResponseObject, error) {
+func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservablesRequestObject) (gen.ReferObservablesResponseObject, error) {
+	obs, err := s.observables(ctx, *req.Body)
+	if err != nil {
+		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
+	}
 	links := []gen.ReferenceLink{}
 	ui := newMapper(s.cfg.Now(), s.cfg.UIURL).uiURL
 	if ui != "" {
-		for _, o := range supported(*req.Body) {
+		for _, o := range obs {
+			link := ui + "/events/index/searchall:" + url.PathEscape(o.Value)
+			if len(link) > maxURI {
+				continue // CTIM caps URIs; a browser would not take it either
+			}
 			links = append(links, gen.ReferenceLink{
 				Id:          "ref-misp-search-" + o.Type + "-" + o.Value,
 				Title:       "Search events with this " + o.kind.human,
 				Description: "Lookup events with this " + o.kind.human + " on MISP",
-				Url:         ui + "/events/index/searchall:" + url.PathEscape(o.Value),
+				Url:         link,
 				Categories:  []string{"Search", "MISP"},
 			})
 		}
@@ -236,7 +272,10 @@ const (
 // domains when a urlscan.io key is available.
 func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObservablesRequestObject) (gen.RespondObservablesResponseObject, error) {
 	claims := claimsFrom(ctx)
-	obs := supported(*req.Body)
+	obs, err := s.observables(ctx, *req.Body)
+	if err != nil {
+		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
+	}
 	var known []lookup
 	if s.cfg.MISP != nil {
 		// One event is enough to know MISP has the observable.
@@ -276,7 +315,7 @@ func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObserva
 			})
 		}
 	}
-	return gen.RespondObservables200JSONResponse{Data: &actions, Errors: errorsOf(errs...)}, nil
+	return gen.RespondObservables200JSONResponse{Data: &actions, Errors: errorsOf(ctx, errs...)}, nil
 }
 
 func (s *Service) urlscanKey(c auth.Claims) string {
@@ -298,7 +337,7 @@ func (s *Service) RespondTrigger(ctx context.Context, req gen.RespondTriggerRequ
 		Data: &struct {
 			Status gen.TriggerResultDataStatus `json:"status"`
 		}{Status: status},
-		Errors: errorsOf(err),
+		Errors: errorsOf(ctx, err),
 	}, nil
 }
 
@@ -353,9 +392,9 @@ func (s *Service) Version(context.Context, gen.VersionRequestObject) (gen.Versio
 }
 
 // Watchdog echoes the Health-Check header, as load balancers in front of XDR relays expect.
-func (s *Service) Watchdog(_ context.Context, req gen.WatchdogRequestObject) (gen.WatchdogResponseObject, error) {
+func (s *Service) Watchdog(ctx context.Context, req gen.WatchdogRequestObject) (gen.WatchdogResponseObject, error) {
 	if req.Params.HealthCheck == nil {
-		return gen.Watchdog200JSONResponse{Errors: errorsOf(errHealthCheck)}, nil
+		return gen.Watchdog200JSONResponse{Errors: errorsOf(ctx, errHealthCheck)}, nil
 	}
 	return gen.Watchdog200JSONResponse{Data: req.Params.HealthCheck}, nil
 }

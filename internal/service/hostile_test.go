@@ -1,0 +1,166 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/service"
+)
+
+// TestHostileRequests sends what the internet sends. Every answer must be the envelope (or
+// data), valid against the spec (the harness checks), and never a 500.
+func TestHostileRequests(t *testing.T) {
+	h := newHarness(t, allEvents())
+	deep := strings.Repeat("[", 10000) + strings.Repeat("]", 10000)
+	tests := []struct {
+		name, path, contentType, body string
+		wantCode                      string // "" means a data answer
+	}{
+		{"non-UTF-8 value", "/observe/observables", "application/json", "[{\"type\":\"ip\",\"value\":\"\xff\xfe\"}]", ""},
+		{"non-UTF-8 key", "/observe/observables", "application/json", "[{\"type\":\"ip\",\"value\":\"x\",\"\xff\":1}]", "invalid argument"},
+		{"deeply nested", "/observe/observables", "application/json", deep, "invalid argument"},
+		{"deeply nested object", "/respond/trigger", "application/json", strings.Repeat(`{"a":`, 5000) + "1" + strings.Repeat("}", 5000), "invalid argument"},
+		{"huge number", "/observe/observables", "application/json", `[{"type":"ip","value":1e400}]`, "invalid argument"},
+		// Ambiguous JSON: parsers disagree on which value wins, so it is refused.
+		{"duplicate keys", "/deliberate/observables", "application/json", `[{"type":"ip","type":"ip","value":"198.51.100.7"}]`, "invalid argument"},
+		{"form content type", "/deliberate/observables", "application/x-www-form-urlencoded", `[{"type":"ip","value":"198.51.100.7"}]`, ""},
+		{"no content type", "/deliberate/observables", "", `[{"type":"ip","value":"198.51.100.7"}]`, ""},
+		{"xml", "/observe/observables", "application/xml", `<observables/>`, "invalid argument"},
+		{"unicode values", "/observe/observables", "application/json", `[{"type":"domain","value":"пример.испытание"},{"type":"file_name","value":"файл 😀.exe"}]`, ""},
+		{"negation", "/observe/observables", "application/json", `[{"type":"domain","value":"!evil.example"}]`, ""},
+		{"like", "/observe/observables", "application/json", `[{"type":"domain","value":"%evil%"}]`, ""},
+		{"and", "/observe/observables", "application/json", `[{"type":"url","value":"http://x/?a=1&&b=2"}]`, ""},
+		{"NUL", "/observe/observables", "application/json", `[{"type":"ip","value":"1\u0000"}]`, ""},
+		{"empty object body", "/respond/trigger", "application/json", `{}`, "invalid argument"},
+		{"trigger with a huge extra", "/respond/trigger", "application/json", `{"action-id":"x","observable_type":"ip","observable_value":"1","extra":"` + strings.Repeat("a", 100000) + `"}`, "invalid argument"},
+		{"bare string", "/refer/observables", "application/json", `"\u202e"`, "invalid argument"},
+		{"very long value", "/refer/observables", "application/json", `[{"type":"url","value":"http://` + strings.Repeat("a", 50000) + `"}]`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := http.Header{"Authorization": {h.bearer()}}
+			if tt.contentType != "" {
+				hdr.Set("Content-Type", tt.contentType)
+			}
+			status, got := h.do(http.MethodPost, tt.path, hdr, tt.body)
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %v", status, got)
+			}
+			_, hasErrors := got["errors"]
+			switch {
+			case tt.wantCode == "" && hasErrors:
+				t.Errorf("want data, got %v", got)
+			case tt.wantCode != "":
+				if code, msg := errorOf(t, got); code != tt.wantCode {
+					t.Errorf("code %q (%s), want %q", code, msg, tt.wantCode)
+				}
+			}
+		})
+	}
+	// Nothing MISP would misread was sent.
+	for _, r := range h.misp.Requests() {
+		var q struct {
+			Value string `json:"value"`
+		}
+		_ = json.Unmarshal(r.Body, &q)
+		if !misp.SafeValue(q.Value) {
+			t.Errorf("MISP was sent %q", q.Value)
+		}
+	}
+}
+
+func TestTooManyObservables(t *testing.T) {
+	h := newHarness(t, allEvents())
+	body := "[" + strings.Repeat(`{"type":"ip","value":"192.0.2.1"},`, 1000) + `{"type":"ip","value":"192.0.2.2"}]`
+	for _, path := range []string{"/observe/observables", "/refer/observables", "/respond/observables"} {
+		_, got := h.post(path, body)
+		if code, msg := errorOf(t, got); code != "invalid argument" || !strings.Contains(msg, "At most 1000 observables") {
+			t.Errorf("%s: %q %q", path, code, msg)
+		}
+	}
+	if n := len(h.misp.Requests()); n != 0 {
+		t.Errorf("%d MISP calls for a refused request", n)
+	}
+}
+
+func TestBodyTooLarge(t *testing.T) {
+	h := newHarness(t, allEvents())
+	body := `[{"type":"url","value":"http://` + strings.Repeat("a", 2<<20) + `"}]`
+	_, got := h.post("/observe/observables", body)
+	if code, msg := errorOf(t, got); code != "invalid argument" || !strings.Contains(msg, "larger than 1048576 bytes") {
+		t.Errorf("got %q %q", code, msg)
+	}
+}
+
+func TestRequestLogLine(t *testing.T) {
+	h := newHarness(t, allEvents())
+	hdr := http.Header{"Authorization": {h.bearer()}, "X-Request-Id": {"lb-1234"}}
+	h.do(http.MethodPost, "/observe/observables", hdr, `[{"type":"ip","value":"198.51.100.7"},{"type":"ip","value":"192.0.2.1"}]`)
+	h.do(http.MethodPost, "/observe/observables", http.Header{}, `[]`)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d request lines, want 2", len(lines))
+	}
+	first := lines[0]
+	for k, want := range map[string]any{"request_id": "lb-1234", "path": "/observe/observables", "status": 200.0,
+		"outcome": "ok", "observables": 2.0, "upstream_calls": 2.0, "cache_hits": 0.0} {
+		if first[k] != want {
+			t.Errorf("log %s = %v, want %v (line %v)", k, first[k], want, first)
+		}
+	}
+	if lines[1]["outcome"] != "authorization error" || lines[1]["request_id"] == "" {
+		t.Errorf("second line = %v", lines[1])
+	}
+}
+
+// panicFeed is a backend with a bug.
+type panicFeed struct{}
+
+func (panicFeed) Search(context.Context, misp.Query) ([]misp.Event, error) { panic("boom") }
+
+func TestPanicIsRecovered(t *testing.T) {
+	var logs syncBuffer
+	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, Feed: panicFeed{},
+		Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler, err := service.NewHandler(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(handler)
+	defer srv.Close()
+	tok, _ := auth.Sign(testSecret, auth.Claims{Key: "k"})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/observe/observables", strings.NewReader(`[{"type":"ip","value":"192.0.2.1"}]`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `"code":"unknown"`) {
+		t.Errorf("panic answered %d %s, want the envelope", resp.StatusCode, raw)
+	}
+	if !strings.Contains(logs.String(), "boom") || !strings.Contains(logs.String(), "goroutine") {
+		t.Errorf("panic not logged with a stack: %s", logs.String())
+	}
+}
