@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/feed"
+	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
@@ -40,6 +42,7 @@ type config struct {
 	urlscanVis    string
 	logLevel      slog.Level
 	logFormat     string
+	metricsAddr   string
 }
 
 // loadConfig reads the environment. Malformed settings fail start-up with the variable's name,
@@ -56,6 +59,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		urlscanURL:    getenv("URLSCAN_API_URL"),
 		urlscanVis:    or(getenv("URLSCAN_VISIBILITY"), "unlisted"),
 		logFormat:     or(getenv("LOG_FORMAT"), "json"),
+		metricsAddr:   strings.TrimSpace(getenv("METRICS_ADDR")),
 	}
 	var err error
 	if c.mispTimeout, err = duration(getenv, "MISP_TIMEOUT", 25*time.Second); err != nil {
@@ -98,7 +102,8 @@ func serve(ctx context.Context, _ []string, getenv func(string) string, stdout i
 		return err
 	}
 	log := newLogger(cfg, stdout)
-	handler, err := newHandler(cfg, log)
+	m := metrics.New()
+	handler, err := newHandler(cfg, log, m)
 	if err != nil {
 		return err
 	}
@@ -117,8 +122,21 @@ func serve(ctx context.Context, _ []string, getenv func(string) string, stdout i
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("relay listening", "addr", ln.Addr().String(), "version", version)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	servers := []*http.Server{srv}
+	if cfg.metricsAddr != "" {
+		// A separate listener, so metrics are never exposed where XDR (or the internet) calls.
+		mln, err := net.Listen("tcp", cfg.metricsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		msrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, msrv)
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { errc <- msrv.Serve(mln) }()
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -127,28 +145,33 @@ func serve(ctx context.Context, _ []string, getenv func(string) string, stdout i
 	log.Info("shutting down: draining in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.mispTimeout+5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	return nil
 }
 
 // newHandler wires the service from the configuration: a MISP server or a feed directory
 // behind API_URL, urlscan.io, and the HTTP API.
-func newHandler(cfg config, log *slog.Logger) (http.Handler, error) {
+func newHandler(cfg config, log *slog.Logger, m *metrics.Metrics) (http.Handler, error) {
 	userAgent := "misp-relay/" + version + " (Cisco XDR relay)"
 	sc := service.Config{
-		Version:       version,
-		Secret:        cfg.secret,
-		UIURL:         cfg.uiURL,
-		URLScanKey:    cfg.urlscanKey,
-		EntitiesLimit: cfg.entitiesLimit,
-		Concurrency:   cfg.concurrency,
-		MaxBodyBytes:  cfg.maxBodyBytes,
-		Log:           log,
+		Version:        version,
+		Secret:         cfg.secret,
+		UIURL:          cfg.uiURL,
+		URLScanKey:     cfg.urlscanKey,
+		EntitiesLimit:  cfg.entitiesLimit,
+		Concurrency:    cfg.concurrency,
+		MaxBodyBytes:   cfg.maxBodyBytes,
+		Log:            log,
+		ObserveRequest: m.ObserveRequest,
 	}
 	switch dir, isFeed := feedDir(cfg.apiURL); {
 	case cfg.apiURL == "":
@@ -168,13 +191,17 @@ func newHandler(cfg config, log *slog.Logger) (http.Handler, error) {
 			CAFile:             cfg.caFile,
 			UserAgent:          userAgent,
 			MaxConcurrent:      cfg.concurrency,
+			OnCall:             m.UpstreamObserver(mispHost(cfg.apiURL)),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("API_URL: %w", err)
 		}
+		m.WatchBreaker(mispHost(cfg.apiURL), client.BreakerState)
 		// Repeated lookups (the same pivot from several analysts, or XDR asking deliberate and
 		// observe for one observable) are answered once per CACHE_TTL.
-		sc.MISP = cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize})
+		cached := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize})
+		m.WatchCache(func() (int64, int64) { st := cached.Stats(); return st.Hits, st.Misses })
+		sc.MISP = cached
 		if sc.UIURL == "" {
 			sc.UIURL = client.BaseURL()
 		}
@@ -197,6 +224,14 @@ func newHandler(cfg config, log *slog.Logger) (http.Handler, error) {
 		return nil, err
 	}
 	return service.NewHandler(svc)
+}
+
+// mispHost is the host of API_URL, the label of MISP's metrics.
+func mispHost(apiURL string) string {
+	if u, err := url.Parse(apiURL); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return apiURL
 }
 
 // feedDir tells whether API_URL names a local MISP feed directory (a path or a file:// URL)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -209,13 +210,19 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 		ctx, counters := reqlog.New(context.WithValue(r.Context(), stateKey{}, st))
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r.WithContext(ctx))
+		elapsed := time.Since(start)
+		outcome := counters.Outcome()
+		if ww.Status() != http.StatusOK {
+			outcome = strconv.Itoa(ww.Status())
+		}
+		s.cfg.ObserveRequest(r.URL.Path, outcome, elapsed)
 		s.log.LogAttrs(ctx, slog.LevelInfo, "request",
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", ww.Status()),
-			slog.String("outcome", counters.Outcome()),
-			slog.Duration("duration", time.Since(start)),
+			slog.String("outcome", outcome),
+			slog.Duration("duration", elapsed),
 			slog.Int("observables", st.observables),
 			slog.Int64("upstream_calls", counters.Upstream()),
 			slog.Int64("cache_hits", counters.CacheHits()))

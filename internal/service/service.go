@@ -70,6 +70,9 @@ type Config struct {
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests
+	// ObserveRequest, when set, is told about every answered request (for metrics): its
+	// path, its outcome ("ok", an error code, or the HTTP status when not 200) and duration.
+	ObserveRequest func(path, outcome string, d time.Duration)
 }
 
 // Service implements gen.StrictServerInterface.
@@ -112,6 +115,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ObserveRequest == nil {
+		cfg.ObserveRequest = func(string, string, time.Duration) {}
 	}
 	return &Service{cfg: cfg, verifier: auth.NewVerifier(cfg.Secret), log: cfg.Log}, nil
 }

@@ -1,0 +1,109 @@
+// Package metrics exposes the relay's Prometheus metrics on their own registry (served on a
+// separate listener, METRICS_ADDR), so operators see traffic, outcomes, MISP latency and
+// errors, cache efficiency and the circuit breaker without reading logs.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the collectors. Safe for concurrent use.
+type Metrics struct {
+	reg              *prometheus.Registry
+	requests         *prometheus.CounterVec
+	requestDuration  *prometheus.HistogramVec
+	upstream         *prometheus.CounterVec
+	upstreamDuration *prometheus.HistogramVec
+}
+
+// The relay's paths; any other path is counted as "other" so that scanners probing random
+// URLs cannot grow the label set without bound.
+var knownPaths = map[string]bool{
+	"/health": true, "/deliberate/observables": true, "/observe/observables": true,
+	"/refer/observables": true, "/respond/observables": true, "/respond/trigger": true,
+	"/version": true, "/watchdog": true,
+}
+
+// New registers every collector, the Go runtime's and the process's included.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_requests_total",
+			Help: "Requests answered, by path and outcome (ok or the error code of the envelope).",
+		}, []string{"path", "outcome"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "relay_request_duration_seconds",
+			Help:    "Time to answer a request, by path.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 25},
+		}, []string{"path"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_upstream_requests_total",
+			Help: "HTTP calls to MISP, by MISP host, operation and status (0: no answer).",
+		}, []string{"host", "op", "status"}),
+		upstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "relay_upstream_duration_seconds",
+			Help:    "Time until MISP answered (headers), by MISP host and operation.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 25},
+		}, []string{"host", "op"}),
+	}
+	m.reg.MustRegister(m.requests, m.requestDuration, m.upstream, m.upstreamDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// ObserveRequest records one answered request.
+func (m *Metrics) ObserveRequest(path, outcome string, d time.Duration) {
+	if !knownPaths[path] {
+		path = "other"
+	}
+	m.requests.WithLabelValues(path, outcome).Inc()
+	m.requestDuration.WithLabelValues(path).Observe(d.Seconds())
+}
+
+// UpstreamObserver returns the hook a MISP client calls after each HTTP call to host.
+func (m *Metrics) UpstreamObserver(host string) func(op string, status int, d time.Duration) {
+	return func(op string, status int, d time.Duration) {
+		m.upstream.WithLabelValues(host, op, strconv.Itoa(status)).Inc()
+		m.upstreamDuration.WithLabelValues(host, op).Observe(d.Seconds())
+	}
+}
+
+// WatchCache exports the cache's hit and miss counters, read when scraped.
+func (m *Metrics) WatchCache(stats func() (hits, misses int64)) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "relay_cache_hits_total", Help: "MISP lookups answered from the cache.",
+		}, func() float64 { h, _ := stats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "relay_cache_misses_total", Help: "MISP lookups that went to MISP.",
+		}, func() float64 { _, mi := stats(); return float64(mi) }))
+}
+
+// WatchBreaker exports the state of host's circuit breaker: 0 closed, 1 half-open, 2 open.
+func (m *Metrics) WatchBreaker(host string, state func() string) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "relay_breaker_state",
+		Help:        "Circuit breaker towards MISP: 0 closed, 1 half-open (probing), 2 open (failing fast).",
+		ConstLabels: prometheus.Labels{"host": host},
+	}, func() float64 {
+		switch state() {
+		case "open":
+			return 2
+		case "half-open":
+			return 1
+		}
+		return 0
+	}))
+}
