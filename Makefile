@@ -7,7 +7,7 @@ LINT    := $(GO) tool -modfile=tools.mod golangci-lint
 BIN     := bin/relay
 PORT    ?= 8080
 
-.PHONY: all build run test vet lint generate generate-check bench fuzz clean
+.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda
 
 all: test build
 
@@ -45,3 +45,35 @@ generate-check: generate
 
 clean:
 	rm -rf bin
+
+## lambda: AWS Lambda packages (provided.al2023 custom runtime): dist/misp-relay-lambda-<arch>.zip holding bootstrap, for arm64 and amd64.
+LAMBDA_ARCHS ?= arm64 amd64
+
+.PHONY: lambda lambda-e2e
+lambda:
+	@set -e; for arch in $(LAMBDA_ARCHS); do \
+	  rm -rf dist/lambda-$$arch && mkdir -p dist/lambda-$$arch; \
+	  GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags '-s -w' \
+	    -o dist/lambda-$$arch/bootstrap ./cmd/relay; \
+	  rm -f dist/misp-relay-lambda-$$arch.zip; \
+	  if command -v zip >/dev/null; then \
+	    (cd dist/lambda-$$arch && zip -q -X ../misp-relay-lambda-$$arch.zip bootstrap); \
+	  elif command -v python3 >/dev/null; then \
+	    (cd dist/lambda-$$arch && python3 -m zipfile -c ../misp-relay-lambda-$$arch.zip bootstrap); \
+	  else \
+	    echo "lambda: neither zip nor python3 found (apt-get install zip)"; exit 1; \
+	  fi; \
+	  echo "dist/misp-relay-lambda-$$arch.zip"; \
+	done
+
+## lambda-e2e: only the Lambda end-to-end test (bootstrap under the AWS Lambda Runtime Interface Emulator); make test runs it too.
+lambda-e2e:
+	$(GO) test -count=1 -run 'TestLambda' -v ./cmd/relay
+
+## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test).
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestBody$$' -fuzztime $(FUZZTIME) ./internal/service
+	$(GO) test -run '^$$' -fuzz '^FuzzAuthorization$$' -fuzztime $(FUZZTIME) ./internal/service
+	$(GO) test -run '^$$' -fuzz '^FuzzMISPAnswer$$' -fuzztime $(FUZZTIME) ./internal/service
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/feed

@@ -1,0 +1,52 @@
+package feed_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/misp-relay/misp-relay/internal/feed"
+	"github.com/misp-relay/misp-relay/internal/misp"
+)
+
+// FuzzLoad: any event file (and any manifest) either loads or fails with an error; a loaded
+// feed answers searches without panicking.
+func FuzzLoad(f *testing.F) {
+	const uuid = "57c4445b-c548-4654-af0b-4be3950d210f"
+	manifest := `{"` + uuid + `":{"info":"x","threat_level_id":"1"}}`
+	f.Add([]byte(manifest), []byte(`{"Event":{"uuid":"`+uuid+`","info":"x","threat_level_id":"1","date":"2024-01-01",
+	 "Attribute":[{"type":"ip-dst|port","value":"198.51.100.7|443","category":"Network activity","timestamp":"1"}],
+	 "Object":[{"Attribute":[{"type":"md5","value":"d41d8cd98f00b204e9800998ecf8427e"}]}]}}`))
+	f.Add([]byte(manifest), []byte(`{"Event":{"uuid":"`+uuid+`","threat_level_id":9,"timestamp":"x","Attribute":[{"type":"","value":""}]}}`))
+	f.Add([]byte(manifest), []byte(`{"Event":{"uuid":"other"}}`))
+	f.Add([]byte(`{"../etc":{}}`), []byte(`{}`))
+	f.Add([]byte(`[]`), []byte(`null`))
+	if raw, err := os.ReadFile("../../sample/feed/manifest.json"); err == nil {
+		f.Add(raw, []byte(`{}`))
+	}
+	f.Fuzz(func(t *testing.T, manifestJSON, eventJSON []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), manifestJSON, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, uuid+".json"), eventJSON, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		store, err := feed.Load(dir)
+		if err != nil {
+			return
+		}
+		for _, v := range []string{"198.51.100.7", "443", "d41d8cd98f00b204e9800998ecf8427e", "x"} {
+			events, err := store.Search(context.Background(), misp.Query{Value: v, Limit: 10})
+			if err != nil {
+				t.Fatalf("Search: %v", err)
+			}
+			for _, e := range events {
+				if len(e.Attributes) == 0 {
+					t.Fatalf("event %s returned without a matched attribute", e.UUID)
+				}
+			}
+		}
+	})
+}

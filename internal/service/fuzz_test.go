@@ -1,0 +1,172 @@
+package service_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/gen"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/service"
+)
+
+// fuzzRelay is the full handler in front of a MISP whose answer the fuzzer chooses.
+type fuzzRelay struct {
+	handler http.Handler
+	answer  atomic.Value // []byte: what MISP sends for every call
+	bearer  string
+}
+
+func newFuzzRelay(f *testing.F) *fuzzRelay {
+	fr := &fuzzRelay{}
+	fr.answer.Store([]byte(`{"response":{"Attribute":[]}}`))
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(fr.answer.Load().([]byte))
+	}))
+	f.Cleanup(upstream.Close)
+	// Every fuzzed answer is a fresh MISP: no breaker, no retry pauses worth waiting for.
+	client, err := misp.New(misp.Config{BaseURL: upstream.URL, Timeout: 2 * time.Second, BreakerFailures: 1 << 20})
+	if err != nil {
+		f.Fatal(err)
+	}
+	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, MISP: client, UIURL: upstream.URL})
+	if err != nil {
+		f.Fatal(err)
+	}
+	fr.handler, err = service.NewHandler(svc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	tok, err := auth.Sign(testSecret, auth.Claims{Key: testMISPKey})
+	if err != nil {
+		f.Fatal(err)
+	}
+	fr.bearer = "Bearer " + tok
+	return fr
+}
+
+func (fr *fuzzRelay) post(path, authorization string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	rec := httptest.NewRecorder()
+	fr.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+func contractChecker(f *testing.F) func(t *testing.T, path string, rec *httptest.ResponseRecorder) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		f.Fatal(err)
+	}
+	spec.Servers = nil
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return func(t *testing.T, path string, rec *httptest.ResponseRecorder) {
+		t.Helper()
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s answered HTTP %d: %s", path, rec.Code, rec.Body)
+		}
+		checkContract(t, spec, router, http.MethodPost, path, rec.Code, rec.Header(), rec.Body.Bytes())
+	}
+}
+
+// FuzzRequestBody: any body gets the envelope or data, valid against the spec, and a body
+// error is always worded the contract's way.
+func FuzzRequestBody(f *testing.F) {
+	for _, seed := range []string{
+		`[]`, `[{"type":"ip","value":"198.51.100.7"}]`, `[{"type":"ip","value":""}]`, `[{"type":"ip"}]`,
+		`[{}]`, `[{"type":"ip","value":"1","x":1}]`, `null`, `{}`, `"x"`, `[[1]]`, `[{"type":"ip","value":1}]`,
+		`{"action-id":"misp-add-sighting","observable_type":"ip","observable_value":"1"}`,
+		`[{"type":"url","value":"http://x/?a&&b"}]`, "[{\"type\":\"ip\",\"value\":\"\xff\"}]", `[{"type":"ip","type":"ip"}]`,
+	} {
+		f.Add([]byte(seed), false)
+		f.Add([]byte(seed), true)
+	}
+	fr := newFuzzRelay(f)
+	check := contractChecker(f)
+	f.Fuzz(func(t *testing.T, body []byte, trigger bool) {
+		path := "/observe/observables"
+		if trigger {
+			path = "/respond/trigger"
+		}
+		rec := fr.post(path, fr.bearer, body)
+		check(t, path, rec)
+		var got struct {
+			Errors []gen.Error `json:"errors"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+			t.Fatalf("not JSON: %s", rec.Body)
+		}
+		for _, e := range got.Errors {
+			if e.Code == gen.ErrorCodeInvalidArgument && !strings.HasPrefix(e.Message, "Invalid JSON payload received. ") &&
+				!strings.HasPrefix(e.Message, "Unknown action-id") && !strings.HasPrefix(e.Message, "The observable") &&
+				!strings.HasPrefix(e.Message, "urlscan.io scans") {
+				t.Errorf("body error not worded as the contract's: %q", e.Message)
+			}
+		}
+	})
+}
+
+// FuzzAuthorization: any Authorization header is an authorization error or a success, never
+// a panic or a leak of the secret.
+func FuzzAuthorization(f *testing.F) {
+	good, _ := auth.Sign(testSecret, auth.Claims{Key: testMISPKey})
+	for _, seed := range []string{"", "Bearer", "Bearer a b", "bearer " + good, "Bearer " + good, "Basic x",
+		"Bearer e30.e30.", "Bearer eyJhbGciOiJub25lIn0.eyJrZXkiOiJ4In0.", "Bearer " + good + "x", "Bearer ....", "\x00"} {
+		f.Add(seed)
+	}
+	v := auth.NewVerifier(testSecret)
+	f.Fuzz(func(t *testing.T, header string) {
+		_, err := v.Verify(header)
+		if err == nil {
+			return
+		}
+		var ae *auth.Error
+		if !errors.As(err, &ae) {
+			t.Fatalf("error %T %v is not an *auth.Error", err, err)
+		}
+		if strings.Contains(err.Error(), testSecret) {
+			t.Fatal("the secret leaked into an error")
+		}
+	})
+}
+
+// FuzzMISPAnswer: whatever MISP answers, the relay never panics and what it returns is
+// spec-valid CTIM (or the error envelope).
+func FuzzMISPAnswer(f *testing.F) {
+	for _, seed := range []string{
+		healthyAnswer,
+		`{"response":[]}`,
+		`{"response":{"Attribute":[]}}`,
+		`{"response":{"Attribute":[{"value":"198.51.100.7","Event":{"uuid":"u","threat_level_id":"7","date":"9999-99-99","timestamp":"-5","Tag":[{"name":"tlp:red"}]}}]}}`,
+		`{"response":{"Attribute":[{"value":"198.51.100.7","timestamp":"99999999999999","first_seen":"x","last_seen":"1","Event":{"uuid":"u","info":"` + strings.Repeat("i", 3000) + `","Orgc":{"name":""}}}]}}`,
+		`{"response":{"Attribute":[{"Event":{"uuid":"","threat_level_id":1}}]}}`,
+		`{"response":{"Attribute":{}}}`, `[1,2]`, `{"response":{"Attribute":[null,1,"x",{}]}}`, `{`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	fr := newFuzzRelay(f)
+	check := contractChecker(f)
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		fr.answer.Store(answer)
+		for _, path := range []string{"/observe/observables", "/deliberate/observables"} {
+			rec := fr.post(path, fr.bearer, []byte(`[{"type":"ip","value":"198.51.100.7"},{"type":"sha256","value":"`+sha256v+`"}]`))
+			check(t, path, rec)
+		}
+	})
+}
+
