@@ -1,0 +1,151 @@
+package service_test
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/service"
+)
+
+// TestLoadWithFaults drives the relay through a real socket with many concurrent clients
+// sending valid and hostile requests while MISP faults are switched on and off, checks that
+// every answer is spec-valid and never a 5xx, and that goroutines and heap come back to their
+// baseline afterwards (no leak per request, per fault or per client).
+func TestLoadWithFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	f := newFaultyMISP(t)
+	client, err := misp.New(misp.Config{BaseURL: f.srv.URL, Timeout: 300 * time.Millisecond,
+		BreakerFailures: 20, BreakerCooldown: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, UIURL: f.srv.URL,
+		MISP: cache.New(client, cache.Config{BaseURL: f.srv.URL, TTL: 50 * time.Millisecond})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler, err := service.NewHandler(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, options{})
+	h.srv.Config.Handler = handler
+	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	defer httpClient.CloseIdleConnections()
+
+	requests := []struct{ method, path, body string }{
+		{"POST", "/observe/observables", `[{"type":"ip","value":"198.51.100.7"},{"type":"domain","value":"evil.example"}]`},
+		{"POST", "/deliberate/observables", `[{"type":"ip","value":"198.51.100.7"}]`},
+		{"POST", "/refer/observables", `[{"type":"url","value":"http://evil.example/x"}]`},
+		{"POST", "/respond/observables", `[{"type":"ip","value":"198.51.100.7"}]`},
+		{"POST", "/health", ``},
+		{"POST", "/observe/observables", `[{"type":"ip","value":""}]`},
+		{"POST", "/observe/observables", strings.Repeat("[", 5000)},
+		{"POST", "/observe/observables", "[{\"type\":\"ip\",\"value\":\"\xff\"}]"},
+		{"POST", "/respond/trigger", `{"action-id":"nope","observable_type":"ip","observable_value":"1"}`},
+		{"GET", "/observe/observables", ``},
+		{"POST", "/nope", `[]`},
+		{"GET", "/watchdog", ``},
+	}
+	run := func(clients int, d time.Duration) int64 {
+		var n atomic.Int64
+		deadline := time.Now().Add(d)
+		var wg sync.WaitGroup
+		for c := range clients {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(c), 1))
+				for i := 0; i < 10000 && time.Now().Before(deadline); i++ {
+					r := requests[rng.IntN(len(requests))]
+					req, _ := http.NewRequestWithContext(context.Background(), r.method, h.srv.URL+r.path, strings.NewReader(r.body))
+					if rng.IntN(10) > 0 { // a tenth go without a token
+						req.Header.Set("Authorization", h.bearer())
+					}
+					resp, err := httpClient.Do(req)
+					if err != nil {
+						t.Errorf("%s %s: %v", r.method, r.path, err)
+						return
+					}
+					raw, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode >= 500 {
+						t.Errorf("%s %s: HTTP %d", r.method, r.path, resp.StatusCode)
+					}
+					checkContract(t, h.spec, h.router, r.method, r.path, resp.StatusCode, resp.Header, raw)
+					n.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		return n.Load()
+	}
+
+	run(16, 300*time.Millisecond) // warm the connection pools
+	baseGoroutines, baseHeap := settle()
+
+	stop := make(chan struct{})
+	var faults sync.WaitGroup
+	faults.Go(func() {
+		modes := []string{"", "hang", "", "html502", "reset", "", "truncated", "429", "", "login"}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				f.mode.Store("")
+				return
+			case <-time.After(100 * time.Millisecond):
+				f.mode.Store(modes[i%len(modes)])
+			}
+		}
+	})
+	total := run(48, 2*time.Second)
+	close(stop)
+	faults.Wait()
+	if total < 100 {
+		t.Errorf("only %d requests answered", total)
+	}
+
+	// Back to normal: the relay answers, and resources return to their baseline.
+	time.Sleep(300 * time.Millisecond) // past the breaker's cool-down
+	_, got := h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"}]`)
+	if _, ok := got["data"].(map[string]any)["verdicts"]; !ok {
+		t.Errorf("after the load: %v", got)
+	}
+	httpClient.CloseIdleConnections()
+	var goroutines int
+	var heap uint64
+	for range 50 { // up to 5 s for connections and timers to wind down
+		goroutines, heap = settle()
+		if goroutines <= baseGoroutines+8 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if goroutines > baseGoroutines+8 {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines after the load, %d before:\n%s", goroutines, baseGoroutines, buf[:runtime.Stack(buf, true)])
+	}
+	if heap > baseHeap+16<<20 {
+		t.Errorf("heap %d MiB after the load, %d MiB before", heap>>20, baseHeap>>20)
+	}
+	t.Logf("%d requests; goroutines %d -> %d; heap %d -> %d KiB", total, baseGoroutines, goroutines, baseHeap>>10, heap>>10)
+}
+
+// settle collects garbage and returns the goroutine count and the heap in use.
+func settle() (int, uint64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return runtime.NumGoroutine(), ms.HeapInuse
+}
+
