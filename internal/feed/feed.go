@@ -175,8 +175,8 @@ func readEvent(root *os.Root, dir, key string) (event, error) {
 		UUID:        w.UUID,
 		Info:        string(w.Info),
 		Date:        strings.TrimSpace(string(w.Date)),
-		Timestamp:   epochSeconds(w.Timestamp),
-		ThreatLevel: threatLevel(w.ThreatLevel),
+		Timestamp:   misp.EpochSeconds(string(w.Timestamp)),
+		ThreatLevel: misp.ThreatLevel(string(w.ThreatLevel)),
 		Org:         string(w.Orgc.Name),
 	}}
 	for _, t := range w.Tag {
@@ -196,9 +196,9 @@ func readEvent(root *os.Root, dir, key string) (event, error) {
 				Category:  string(a.Category),
 				Value:     string(a.Value),
 				ToIDS:     bool(a.ToIDS),
-				Timestamp: epochSeconds(a.Timestamp),
-				FirstSeen: seenTime(a.FirstSeen),
-				LastSeen:  seenTime(a.LastSeen),
+				Timestamp: misp.EpochSeconds(string(a.Timestamp)),
+				FirstSeen: misp.SeenTime(string(a.FirstSeen)),
+				LastSeen:  misp.SeenTime(string(a.LastSeen)),
 			})
 		}
 	}

@@ -499,9 +499,9 @@ func (c *collector) add(w wireAttribute) bool {
 		Category:  w.Category,
 		Value:     w.Value,
 		ToIDS:     rawBool(w.ToIDS),
-		Timestamp: epochSeconds(w.Timestamp),
-		FirstSeen: seenTime(w.FirstSeen),
-		LastSeen:  seenTime(w.LastSeen),
+		Timestamp: EpochSeconds(rawString(w.Timestamp)),
+		FirstSeen: SeenTime(rawString(w.FirstSeen)),
+		LastSeen:  SeenTime(rawString(w.LastSeen)),
 	}
 	if i, ok := c.index[uuid]; ok {
 		c.events[i].Attributes = append(c.events[i].Attributes, attr)
@@ -515,8 +515,8 @@ func (c *collector) add(w wireAttribute) bool {
 		UUID:        uuid,
 		Info:        rawString(ev.Info),
 		Date:        rawString(ev.Date),
-		Timestamp:   epochSeconds(ev.Timestamp),
-		ThreatLevel: threatLevel(ev.ThreatLevelID),
+		Timestamp:   EpochSeconds(rawString(ev.Timestamp)),
+		ThreatLevel: ThreatLevel(rawString(ev.ThreatLevelID)),
 		Org:         orgName(ev.Orgc),
 		Tags:        tagNames(ev.Tag),
 		Attributes:  []Attribute{attr},
@@ -1048,53 +1048,6 @@ func rawBool(raw json.RawMessage) bool {
 		return true
 	}
 	return false
-}
-
-// epochSeconds reads an epoch-seconds timestamp (string or number); zero when unreadable.
-func epochSeconds(raw json.RawMessage) time.Time {
-	n, err := strconv.ParseInt(rawString(raw), 10, 64)
-	if err != nil || n <= 0 {
-		return time.Time{}
-	}
-	return time.Unix(n, 0).UTC()
-}
-
-// seenTime reads first_seen/last_seen: null, a microsecond epoch ("1701984000000000", MISP's
-// storage form) or an ISO-8601 timestamp. Unreadable values give the zero time.
-func seenTime(raw json.RawMessage) time.Time {
-	s := strings.TrimSpace(rawString(raw))
-	if s == "" {
-		return time.Time{}
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n <= 0 {
-			return time.Time{}
-		}
-		return time.UnixMicro(n).UTC()
-	}
-	// The ISO-8601 forms first_seen/last_seen take in exports and feeds.
-	for _, layout := range []string{
-		time.RFC3339Nano,
-		"2006-01-02T15:04:05.999999999Z0700",
-		"2006-01-02T15:04:05.999999999",
-		"2006-01-02 15:04:05.999999999Z07:00",
-		"2006-01-02 15:04:05.999999999",
-		"2006-01-02",
-	} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC()
-		}
-	}
-	return time.Time{}
-}
-
-// threatLevel maps threat_level_id ("1".."4", or a number) to 1..4, anything else to 0.
-func threatLevel(raw json.RawMessage) int {
-	n, err := strconv.Atoi(rawString(raw))
-	if err != nil || n < 1 || n > 4 {
-		return 0
-	}
-	return n
 }
 
 // orgName reads Orgc.name; Orgc may be missing or a PHP empty array.

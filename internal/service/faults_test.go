@@ -96,16 +96,8 @@ func TestUpstreamFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, MISP: client, UIURL: f.srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler, err := service.NewHandler(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := newHarness(t, options{})
-	h.srv.Config.Handler = handler // same contract checks, this MISP
+	h.serve(service.Config{MISP: client, UIURL: f.srv.URL})
 
 	tests := []struct{ mode, code, msg string }{
 		{"hang", "service unavailable", "MISP"},
@@ -142,17 +134,8 @@ func TestUpstreamFaults(t *testing.T) {
 
 // TestPartialResults: one observable's failure does not throw the others away.
 func TestPartialResults(t *testing.T) {
-	failing := &failOn{value: "192.0.2.66"}
-	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, MISP: failing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler, err := service.NewHandler(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := newHarness(t, options{})
-	h.srv.Config.Handler = handler
+	h.serve(service.Config{MISP: &failOn{value: "192.0.2.66"}})
 	_, got := h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"},{"type":"ip","value":"192.0.2.66"}]`)
 	data, ok := got["data"].(map[string]any)
 	if !ok || data["verdicts"].(map[string]any)["count"] != 1.0 {

@@ -123,6 +123,31 @@ func newHarness(t *testing.T, o options) *harness {
 	return h
 }
 
+// serve puts a service built from cfg behind the harness's server (same contract and secret
+// checks), for tests that need another backend than the fake MISP. Secret and Version default
+// to the tests'.
+func (h *harness) serve(cfg service.Config) {
+	h.t.Helper()
+	if cfg.Secret == "" {
+		cfg.Secret = testSecret
+	}
+	if cfg.Version == "" {
+		cfg.Version = "1.0.0"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewJSONHandler(h.logs, nil))
+	}
+	svc, err := service.New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	handler, err := service.NewHandler(svc)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.srv.Config.Handler = handler
+}
+
 // token mints a JWT for the fake MISP's key.
 func token(t *testing.T, claims auth.Claims) string {
 	t.Helper()

@@ -3,14 +3,10 @@ package service_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 )
@@ -136,31 +132,13 @@ type panicFeed struct{}
 func (panicFeed) Search(context.Context, misp.Query) ([]misp.Event, error) { panic("boom") }
 
 func TestPanicIsRecovered(t *testing.T) {
-	var logs syncBuffer
-	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, Feed: panicFeed{},
-		Log: slog.New(slog.NewJSONHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
+	h := newHarness(t, options{})
+	h.serve(service.Config{Feed: panicFeed{}})
+	_, got := h.post("/observe/observables", `[{"type":"ip","value":"192.0.2.1"}]`)
+	if code, _ := errorOf(t, got); code != "unknown" {
+		t.Errorf("panic answered %v, want the unknown envelope", got)
 	}
-	handler, err := service.NewHandler(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(handler)
-	defer srv.Close()
-	tok, _ := auth.Sign(testSecret, auth.Claims{Key: "k"})
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/observe/observables", strings.NewReader(`[{"type":"ip","value":"192.0.2.1"}]`))
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `"code":"unknown"`) {
-		t.Errorf("panic answered %d %s, want the envelope", resp.StatusCode, raw)
-	}
-	if !strings.Contains(logs.String(), "boom") || !strings.Contains(logs.String(), "goroutine") {
-		t.Errorf("panic not logged with a stack: %s", logs.String())
+	if logs := h.logs.String(); !strings.Contains(logs, "boom") || !strings.Contains(logs, "goroutine") {
+		t.Errorf("panic not logged with a stack: %s", logs)
 	}
 }

@@ -31,17 +31,8 @@ func TestLoadWithFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, UIURL: f.srv.URL,
-		MISP: cache.New(client, cache.Config{BaseURL: f.srv.URL, TTL: 50 * time.Millisecond})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler, err := service.NewHandler(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := newHarness(t, options{})
-	h.srv.Config.Handler = handler
+	h.serve(service.Config{UIURL: f.srv.URL, MISP: cache.New(client, cache.Config{BaseURL: f.srv.URL, TTL: 50 * time.Millisecond})})
 	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	defer httpClient.CloseIdleConnections()
 
