@@ -394,80 +394,107 @@ func (c *Client) readAttributes(dec *json.Decoder, col *collector) (pageResult, 
 	return res, &shapeError{`the answer has no "response"`}
 }
 
-// wireAttribute holds the attribute fields the relay uses, still in wire form.
+// wireAttribute holds the attribute fields the relay uses. MISP sends most numbers as strings
+// (some versions as numbers) and PHP empty arrays ([]) where an object is expected, so every
+// field accepts whatever comes and reads what it can.
 type wireAttribute struct {
-	Type, Category, Value string
-	ToIDS                 json.RawMessage
-	Timestamp             json.RawMessage
-	FirstSeen, LastSeen   json.RawMessage
-	Event                 json.RawMessage
+	Type      flexString `json:"type"`
+	Category  flexString `json:"category"`
+	Value     flexString `json:"value"`
+	ToIDS     flexBool   `json:"to_ids"`
+	Timestamp flexString `json:"timestamp"`
+	FirstSeen flexString `json:"first_seen"`
+	LastSeen  flexString `json:"last_seen"`
+	Event     wireEvent  `json:"Event"`
 }
 
-// wireEvent is the Event block includeContext adds to each attribute. Scalars are kept raw
-// because MISP sends most numbers as strings, some versions as numbers, and PHP empty
-// arrays ([]) where an object is expected.
+// wireEvent is the Event block includeContext adds to each attribute.
 type wireEvent struct {
-	UUID          json.RawMessage `json:"uuid"`
-	Info          json.RawMessage `json:"info"`
-	Date          json.RawMessage `json:"date"`
-	Timestamp     json.RawMessage `json:"timestamp"`
-	ThreatLevelID json.RawMessage `json:"threat_level_id"`
-	Orgc          json.RawMessage `json:"Orgc"`
-	Tag           json.RawMessage `json:"Tag"`
+	UUID          flexString `json:"uuid"`
+	Info          flexString `json:"info"`
+	Date          flexString `json:"date"`
+	Timestamp     flexString `json:"timestamp"`
+	ThreatLevelID flexString `json:"threat_level_id"`
+	Orgc          struct {
+		Name flexString `json:"name"`
+	} `json:"Orgc"`
+	Tag []struct {
+		Name flexString `json:"name"`
+	} `json:"Tag"`
 }
 
-// decodeAttribute reads one attribute object. Fields the relay does not use (sightings,
-// correlations, attribute tags, ...) are skipped token by token rather than buffered, so an
-// attribute with thousands of sightings costs no memory.
+// UnmarshalJSON ignores anything but an object (a PHP empty array, null), and an Orgc or Tag
+// of the wrong kind, instead of failing the whole answer.
+func (e *wireEvent) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '{' {
+		return nil
+	}
+	type plain wireEvent
+	if err := json.Unmarshal(b, (*plain)(e)); err != nil {
+		var loose struct {
+			UUID          flexString `json:"uuid"`
+			Info          flexString `json:"info"`
+			Date          flexString `json:"date"`
+			Timestamp     flexString `json:"timestamp"`
+			ThreatLevelID flexString `json:"threat_level_id"`
+		}
+		if json.Unmarshal(b, &loose) != nil {
+			return nil
+		}
+		*e = wireEvent{UUID: loose.UUID, Info: loose.Info, Date: loose.Date, Timestamp: loose.Timestamp, ThreatLevelID: loose.ThreatLevelID}
+	}
+	return nil
+}
+
+// flexString is a JSON string, or a number's literal text; anything else reads as "".
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) == 0:
+		*f = ""
+	case b[0] == '"':
+		// Most MISP strings have no escapes: take the bytes as they are (the decoder has
+		// checked the syntax) rather than decoding them a second time.
+		if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			*f = flexString(inner)
+			return nil
+		}
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			*f = ""
+			return nil
+		}
+		*f = flexString(s)
+	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+		*f = flexString(b)
+	default:
+		*f = ""
+	}
+	return nil
+}
+
+// flexBool reads to_ids: a JSON boolean in MISP 2.4+, 0/1 (string or number) in older dumps.
+type flexBool bool
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	*f = flexBool(rawBool(b))
+	return nil
+}
+
+// decodeAttribute reads one attribute object with a single decode into the fields the relay
+// uses. The relay asks for no sightings or correlations, so an attribute is small; what it
+// does not use is parsed but not kept.
 func decodeAttribute(dec *json.Decoder) (wireAttribute, error) {
 	var a wireAttribute
-	if err := expectDelim(dec, '{', "an attribute is not a JSON object"); err != nil {
+	if err := dec.Decode(&a); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return a, &shapeError{"an attribute is not a JSON object"}
+		}
 		return a, err
 	}
-	for dec.More() {
-		name, err := objectKey(dec)
-		if err != nil {
-			return a, err
-		}
-		var dst *json.RawMessage
-		var str *string
-		switch name {
-		case "type":
-			str = &a.Type
-		case "category":
-			str = &a.Category
-		case "value":
-			str = &a.Value
-		case "to_ids":
-			dst = &a.ToIDS
-		case "timestamp":
-			dst = &a.Timestamp
-		case "first_seen":
-			dst = &a.FirstSeen
-		case "last_seen":
-			dst = &a.LastSeen
-		case "Event":
-			dst = &a.Event
-		default:
-			if err := skipValue(dec); err != nil {
-				return a, err
-			}
-			continue
-		}
-		if str != nil {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return a, err
-			}
-			*str = rawString(raw)
-			continue
-		}
-		if err := dec.Decode(dst); err != nil {
-			return a, err
-		}
-	}
-	_, err := dec.Token() // }
-	return a, err
+	return a, nil
 }
 
 // collector groups attributes by event, keeping MISP's order, up to limit events.
@@ -486,22 +513,19 @@ func (c *collector) full() bool { return c.limit > 0 && len(c.events) >= c.limit
 // add files a under its event. It returns false when a belongs to a new event while the cap is
 // already reached: the caller stops reading there.
 func (c *collector) add(w wireAttribute) bool {
-	var ev wireEvent
-	if len(w.Event) > 0 && w.Event[0] == '{' {
-		_ = json.Unmarshal(w.Event, &ev) // fields are raw, so only broken JSON fails; the decoder already checked it
-	}
-	uuid := rawString(ev.UUID)
+	ev := &w.Event
+	uuid := string(ev.UUID)
 	if uuid == "" {
 		return true // cannot be grouped or linked
 	}
 	attr := Attribute{
-		Type:      w.Type,
-		Category:  w.Category,
-		Value:     w.Value,
-		ToIDS:     rawBool(w.ToIDS),
-		Timestamp: EpochSeconds(rawString(w.Timestamp)),
-		FirstSeen: SeenTime(rawString(w.FirstSeen)),
-		LastSeen:  SeenTime(rawString(w.LastSeen)),
+		Type:      string(w.Type),
+		Category:  string(w.Category),
+		Value:     string(w.Value),
+		ToIDS:     bool(w.ToIDS),
+		Timestamp: EpochSeconds(string(w.Timestamp)),
+		FirstSeen: SeenTime(string(w.FirstSeen)),
+		LastSeen:  SeenTime(string(w.LastSeen)),
 	}
 	if i, ok := c.index[uuid]; ok {
 		c.events[i].Attributes = append(c.events[i].Attributes, attr)
@@ -513,12 +537,12 @@ func (c *collector) add(w wireAttribute) bool {
 	c.index[uuid] = len(c.events)
 	c.events = append(c.events, Event{
 		UUID:        uuid,
-		Info:        rawString(ev.Info),
-		Date:        rawString(ev.Date),
-		Timestamp:   EpochSeconds(rawString(ev.Timestamp)),
-		ThreatLevel: ThreatLevel(rawString(ev.ThreatLevelID)),
-		Org:         orgName(ev.Orgc),
-		Tags:        tagNames(ev.Tag),
+		Info:        string(ev.Info),
+		Date:        string(ev.Date),
+		Timestamp:   EpochSeconds(string(ev.Timestamp)),
+		ThreatLevel: ThreatLevel(string(ev.ThreatLevelID)),
+		Org:         string(ev.Orgc.Name),
+		Tags:        tagNames(ev),
 		Attributes:  []Attribute{attr},
 	})
 	return true
@@ -1050,29 +1074,12 @@ func rawBool(raw json.RawMessage) bool {
 	return false
 }
 
-// orgName reads Orgc.name; Orgc may be missing or a PHP empty array.
-func orgName(raw json.RawMessage) string {
-	var o struct {
-		Name json.RawMessage `json:"name"`
-	}
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &o) != nil {
-		return ""
-	}
-	return rawString(o.Name)
-}
-
 // tagNames reads the names of Event.Tag, in order; nil when there are none.
-func tagNames(raw json.RawMessage) []string {
-	var tags []struct {
-		Name json.RawMessage `json:"name"`
-	}
-	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &tags) != nil {
-		return nil
-	}
+func tagNames(ev *wireEvent) []string {
 	var out []string
-	for _, t := range tags {
-		if n := rawString(t.Name); n != "" {
-			out = append(out, n)
+	for _, t := range ev.Tag {
+		if t.Name != "" {
+			out = append(out, string(t.Name))
 		}
 	}
 	return out
