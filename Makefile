@@ -43,6 +43,12 @@ generate-check: generate
 	@git diff --exit-code -- internal/gen pkg/relayclient || { echo "generated code is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- internal/gen pkg/relayclient)" || { git status --porcelain -- internal/gen pkg/relayclient; echo "untracked generated files"; exit 1; }
 
+## bench: micro-benchmarks of the request path (1s each), then the load benchmark
+## (relay bench: in-process relay against a fake MISP on loopback, 5s per scenario).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./internal/...
+	$(BIN) bench
+
 clean:
 	rm -rf bin
 

@@ -4,6 +4,7 @@
 //	relay [serve]   serve the relay API on :$PORT (configuration from the environment)
 //	relay jwt       make a SECRET_KEY and a JWT for the XDR module form
 //	relay version   print the version
+//	relay bench     the load benchmark of make bench
 package main
 
 import (
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return serve(ctx, args, getenv, stdout)
 	case "jwt":
 		return makeJWT(args, stdout)
+	case "bench":
+		return bench(ctx, args, stdout)
 	case "version", "--version", "-version":
 		_, err := fmt.Fprintln(stdout, version)
 		return err
@@ -55,5 +58,7 @@ const usage = `usage:
   relay jwt --key MISP_KEY [--urlscan-key KEY] [--secret SECRET] [--format text|env]
                                         print a SECRET_KEY and a JWT for the XDR module
   relay version                         print the version
+  relay bench [-duration 5s] [-scenarios all] [-json]
+                                        load benchmark against a fake MISP on loopback
 Configuration is read from the environment; see README.md.
 `
