@@ -117,6 +117,17 @@ func TestSignRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(auth.Claims{Key: "k1", URLScanKey: "u1"}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	withLimit, err := auth.Sign(secret, auth.Claims{Key: "k1", EntitiesLimit: 20, Host: "https://ignored.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = auth.NewVerifier(secret).Verify("Bearer " + withLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(auth.Claims{Key: "k1", EntitiesLimit: 20}, got); diff != "" {
+		t.Errorf("with a limit (-want +got):\n%s", diff)
+	}
 	if _, err := auth.Sign("", auth.Claims{Key: "k"}); err == nil {
 		t.Error("Sign with an empty secret succeeded")
 	}
