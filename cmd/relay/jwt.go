@@ -42,18 +42,28 @@ func makeJWT(args []string, stdout io.Writer) error {
 	return err
 }
 
+// jwtInstructions is the text of `relay jwt`: what the original tr-05-jwt-generator told its
+// users, for the places this relay runs. The two %s are the secret and the token.
 const jwtInstructions = `SECRET_KEY: %s
 JWT:        %s
 
 What to set where:
-  1. The relay: set the environment variable SECRET_KEY to the value above (on AWS Lambda:
-     Configuration > Environment variables; in a container: -e SECRET_KEY=...). Also set
-     API_URL to your MISP base URL. Keep SECRET_KEY secret: whoever has it can mint tokens.
+  1. The relay: set the environment variable SECRET_KEY to the value above, and API_URL to
+     your MISP base URL (e.g. https://misp.example.org). Keep SECRET_KEY secret: whoever has
+     it can mint tokens.
+       - AWS Lambda (deploy/template.yaml): sam deploy --guided asks for SecretKey and
+         MispURL; or in the console: Configuration > Environment variables > SECRET_KEY,
+         API_URL.
+       - A container or a host: -e SECRET_KEY=... -e API_URL=... (or a systemd
+         Environment= line), then relay serve.
   2. XDR / SecureX: Administration > Integrations > add a "Generic" (relay) module with
-     URL = the relay's base URL (e.g. https://<your relay>/) and
-     Authorization Bearer Token = the JWT above.
+       URL                         = the relay's https base URL (on Lambda, the stack's
+                                     RelayURL output: https://<id>.lambda-url.<region>.on.aws/)
+       Authorization Bearer Token  = the JWT above.
   3. Check: curl -X POST -H "Authorization: Bearer <JWT>" https://<your relay>/health
      answers {"data":{"status":"ok"}}.
+The JWT carries the MISP API key: paste it only into the module form. To change a key, run
+relay jwt again with --secret <the SECRET_KEY above> and update the module.
 `
 
 // randomSecret returns 64 random letters and digits (crypto/rand's base32 text: 320 bits).

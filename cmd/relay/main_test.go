@@ -201,3 +201,29 @@ func listeningAddr(t *testing.T, r io.Reader) string {
 	t.Fatal("the relay never logged that it listens")
 	return ""
 }
+
+// TestJWTInstructions checks that `relay jwt` says what to set where, for Lambda and for the
+// XDR module form, and that --format env stays two lines (make run parses them).
+func TestJWTInstructions(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"jwt", "--key", "k", "--secret", "given-secret"}, env(nil), &out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"SECRET_KEY: given-secret", "JWT:", "API_URL", "AWS Lambda", "SecretKey", "MispURL",
+		"Environment variables", "Generic", "URL", "Authorization Bearer Token", "/health",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("instructions lack %q:\n%s", want, text)
+		}
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"jwt", "--key", "k", "--secret", "s", "--format", "env"}, env(nil), &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "SECRET_KEY=s") || !strings.HasPrefix(lines[1], "RELAY_JWT=") {
+		t.Errorf("--format env printed %q, want SECRET_KEY=... and RELAY_JWT=... lines", out.String())
+	}
+}

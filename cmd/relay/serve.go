@@ -8,13 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/metrics"
@@ -35,6 +36,7 @@ type config struct {
 	entitiesLimit int
 	concurrency   int
 	maxBodyBytes  int64
+	maxObs        int
 	cacheTTL      time.Duration
 	cacheSize     int
 	urlscanKey    string
@@ -43,6 +45,11 @@ type config struct {
 	logLevel      slog.Level
 	logFormat     string
 	metricsAddr   string
+	jwksHosts     []string
+	audience      string
+	allowedHosts  []string
+	// readHeaderTimeout is not an environment setting; tests shorten it.
+	readHeaderTimeout time.Duration
 }
 
 // loadConfig reads the environment. Malformed settings fail start-up with the variable's name,
@@ -60,6 +67,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		urlscanVis:    or(getenv("URLSCAN_VISIBILITY"), "unlisted"),
 		logFormat:     or(getenv("LOG_FORMAT"), "json"),
 		metricsAddr:   strings.TrimSpace(getenv("METRICS_ADDR")),
+		jwksHosts:     auth.ParseHosts(getenv("JWKS_HOSTS")),
+		audience:      strings.TrimRight(strings.TrimSpace(getenv("RELAY_AUDIENCE")), "/"),
+		allowedHosts:  lowerAll(auth.ParseHosts(getenv("MISP_ALLOWED_HOSTS"))),
+
+		readHeaderTimeout: 10 * time.Second,
 	}
 	var err error
 	if c.mispTimeout, err = duration(getenv, "MISP_TIMEOUT", 25*time.Second); err != nil {
@@ -85,6 +97,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, err
 	}
 	c.maxBodyBytes = int64(maxBody)
+	if c.maxObs, err = positive(getenv, "MAX_OBSERVABLES", service.DefaultMaxObservables); err != nil {
+		return c, err
+	}
 	if err := c.logLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), "info"))); err != nil {
 		return c, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
@@ -107,36 +122,34 @@ func serve(ctx context.Context, _ []string, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	if getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		return serveLambda(ctx, handler, log)
+	}
+	// Both listeners are open before the relay says it listens, so whoever waits for that
+	// line (a test, an orchestrator) can use either at once.
 	ln, err := net.Listen("tcp", ":"+cfg.port)
 	if err != nil {
 		return fmt.Errorf("listen on port %s: %w", cfg.port, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// A request may wait for MISP for up to MISP_TIMEOUT (per page of results).
-		WriteTimeout:   cfg.mispTimeout*2 + 10*time.Second,
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	log.Info("relay listening", "addr", ln.Addr().String(), "version", version)
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
-	servers := []*http.Server{srv}
+	var mln net.Listener
 	if cfg.metricsAddr != "" {
 		// A separate listener, so metrics are never exposed where XDR (or the internet) calls.
-		mln, err := net.Listen("tcp", cfg.metricsAddr)
-		if err != nil {
-			_ = srv.Close()
+		if mln, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			_ = ln.Close()
 			return fmt.Errorf("METRICS_ADDR: %w", err)
 		}
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+	srv := newHTTPServer(cfg, handler, log)
+	errc := make(chan error, 2)
+	servers := []*http.Server{srv}
+	go func() { errc <- srv.Serve(ln) }()
+	if mln != nil {
 		msrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, msrv)
-		log.Info("metrics listening", "addr", mln.Addr().String())
 		go func() { errc <- msrv.Serve(mln) }()
 	}
+	log.Info("relay listening", "addr", ln.Addr().String(), "version", version)
 	select {
 	case err := <-errc:
 		return err
@@ -158,24 +171,80 @@ func serve(ctx context.Context, _ []string, getenv func(string) string, stdout i
 	return nil
 }
 
-// newHandler wires the service from the configuration: a MISP server or a feed directory
-// behind API_URL, urlscan.io, and the HTTP API.
+// newHTTPServer bounds what one client can hold: a slow-loris client that never finishes its
+// headers is cut off after readHeaderTimeout, a slow body after ReadTimeout, and headers over
+// 64 KiB (a 1 MB Authorization header, say) are refused with 431 before any handler runs.
+func newHTTPServer(cfg config, handler http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
+		ReadTimeout:       30 * time.Second,
+		// A request may wait for MISP for up to MISP_TIMEOUT, the one retry included.
+		WriteTimeout:   cfg.mispTimeout + 30*time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// newHandler wires the service from the configuration: the token verifier, a MISP server or
+// a feed directory behind API_URL, the MISPs configuration tokens name, urlscan.io, and the
+// HTTP API.
 func newHandler(cfg config, log *slog.Logger, m *metrics.Metrics) (http.Handler, error) {
 	userAgent := "misp-relay/" + version + " (Cisco XDR relay)"
+	var caches []*cache.Cache
+	var cachesMu sync.Mutex
+	m.WatchCache(func() (hits, misses int64) {
+		cachesMu.Lock()
+		defer cachesMu.Unlock()
+		for _, c := range caches {
+			st := c.Stats()
+			hits, misses = hits+st.Hits, misses+st.Misses
+		}
+		return hits, misses
+	})
+	// One client per MISP: its connections, concurrency bound, circuit breaker, cache and
+	// metrics belong to that MISP alone.
+	pool := newMISPPool(cfg.allowedHosts, func(base string) (service.MISP, error) {
+		client, err := misp.New(misp.Config{
+			BaseURL:            base,
+			Timeout:            cfg.mispTimeout,
+			InsecureSkipVerify: !cfg.verifyCert,
+			CAFile:             cfg.caFile,
+			UserAgent:          userAgent,
+			MaxConcurrent:      cfg.concurrency,
+			OnCall:             m.UpstreamObserver(base),
+		})
+		if err != nil {
+			return nil, err
+		}
+		m.WatchBreaker(base, client.BreakerState)
+		// Repeated lookups (the same pivot from several analysts, or XDR asking deliberate
+		// and observe for one observable) are answered once per CACHE_TTL.
+		c := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize})
+		cachesMu.Lock()
+		caches = append(caches, c)
+		cachesMu.Unlock()
+		return c, nil
+	})
 	sc := service.Config{
-		Version:        version,
-		Secret:         cfg.secret,
+		Version: version,
+		Verifier: auth.New(auth.Config{
+			Secret: cfg.secret, JWKSHosts: cfg.jwksHosts, Audience: cfg.audience, UserAgent: userAgent, Log: log,
+		}),
 		UIURL:          cfg.uiURL,
+		MISPForHost:    pool.get,
 		URLScanKey:     cfg.urlscanKey,
 		EntitiesLimit:  cfg.entitiesLimit,
 		Concurrency:    cfg.concurrency,
 		MaxBodyBytes:   cfg.maxBodyBytes,
+		MaxObservables: cfg.maxObs,
 		Log:            log,
 		ObserveRequest: m.ObserveRequest,
 	}
 	switch dir, isFeed := feedDir(cfg.apiURL); {
 	case cfg.apiURL == "":
-		log.Warn("API_URL is not set: every lookup will answer that the relay has no MISP to ask")
+		log.Warn("API_URL is not set: only configuration tokens naming a MISP HOST can be served")
 	case isFeed:
 		store, err := feed.Load(dir)
 		if err != nil {
@@ -184,30 +253,21 @@ func newHandler(cfg config, log *slog.Logger, m *metrics.Metrics) (http.Handler,
 		sc.Feed = store
 		log.Info("serving a MISP feed", "dir", dir, "events", store.Len(), "links", cfg.uiURL != "")
 	default:
-		client, err := misp.New(misp.Config{
-			BaseURL:            cfg.apiURL,
-			Timeout:            cfg.mispTimeout,
-			InsecureSkipVerify: !cfg.verifyCert,
-			CAFile:             cfg.caFile,
-			UserAgent:          userAgent,
-			MaxConcurrent:      cfg.concurrency,
-			OnCall:             m.UpstreamObserver(mispHost(cfg.apiURL)),
-		})
+		base, _, err := mispBase(cfg.apiURL)
+		if err != nil || !strings.Contains(cfg.apiURL, "://") {
+			return nil, fmt.Errorf("API_URL %q is neither an http(s) URL nor a MISP feed directory", cfg.apiURL)
+		}
+		client, err := pool.add(base)
 		if err != nil {
 			return nil, fmt.Errorf("API_URL: %w", err)
 		}
-		m.WatchBreaker(mispHost(cfg.apiURL), client.BreakerState)
-		// Repeated lookups (the same pivot from several analysts, or XDR asking deliberate and
-		// observe for one observable) are answered once per CACHE_TTL.
-		cached := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize})
-		m.WatchCache(func() (int64, int64) { st := cached.Stats(); return st.Hits, st.Misses })
-		sc.MISP = cached
+		sc.MISP = client
 		if sc.UIURL == "" {
-			sc.UIURL = client.BaseURL()
+			sc.UIURL = base
 		}
-		if !cfg.verifyCert {
-			log.Warn("MISP_VERIFY_CERT=false: the relay does not check MISP's TLS certificate")
-		}
+	}
+	if !cfg.verifyCert {
+		log.Warn("MISP_VERIFY_CERT=false: the relay does not check MISP's TLS certificate")
 	}
 	scanner, err := urlscan.New(urlscan.Config{
 		BaseURL:    cfg.urlscanURL,
@@ -226,12 +286,12 @@ func newHandler(cfg config, log *slog.Logger, m *metrics.Metrics) (http.Handler,
 	return service.NewHandler(svc)
 }
 
-// mispHost is the host of API_URL, the label of MISP's metrics.
-func mispHost(apiURL string) string {
-	if u, err := url.Parse(apiURL); err == nil && u.Host != "" {
-		return u.Host
+// lowerAll lower-cases host names for comparison.
+func lowerAll(hosts []string) []string {
+	for i, h := range hosts {
+		hosts[i] = strings.ToLower(h)
 	}
-	return apiURL
+	return hosts
 }
 
 // feedDir tells whether API_URL names a local MISP feed directory (a path or a file:// URL)

@@ -51,12 +51,18 @@ const (
 type Config struct {
 	Version string // the relay's semver, for /version
 	Secret  string // SECRET_KEY; "" makes every authenticated call fail with "<SECRET_KEY> is missing"
+	// Verifier checks bearer tokens; nil means HS256 with Secret only. One per process: it
+	// holds the JWKS cache of configuration tokens.
+	Verifier *auth.Verifier
 
 	MISP MISP
 	Feed Feed
 	// UIURL is where analysts' browsers reach MISP: refer links and every source_uri start
 	// with it. "" means no links (a feed without MISP_UI_URL).
 	UIURL string
+	// MISPForHost gives the MISP named by a configuration token's HOST claim (and the base
+	// of its links); it refuses hosts the relay may not call. nil: such tokens are refused.
+	MISPForHost func(host string) (MISP, string, error)
 
 	Scanner    Scanner
 	URLScanKey string // default urlscan.io key when the JWT has none
@@ -119,7 +125,41 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ObserveRequest == nil {
 		cfg.ObserveRequest = func(string, string, time.Duration) {}
 	}
-	return &Service{cfg: cfg, verifier: auth.NewVerifier(cfg.Secret), log: cfg.Log}, nil
+	if cfg.Verifier == nil {
+		cfg.Verifier = auth.NewVerifier(cfg.Secret)
+	}
+	return &Service{cfg: cfg, verifier: cfg.Verifier, log: cfg.Log}, nil
+}
+
+// tenant is what one request talks to: the relay's MISP (or feed), or the MISP a
+// configuration token names in its HOST claim, with that token's entities limit.
+type tenant struct {
+	misp  MISP
+	feed  Feed
+	ui    string // base of links for people; "" for none
+	limit int
+	key   string
+}
+
+// tenantOf resolves the request's MISP from its verified claims.
+func (s *Service) tenantOf(ctx context.Context) (tenant, error) {
+	c := claimsFrom(ctx)
+	t := tenant{misp: s.cfg.MISP, feed: s.cfg.Feed, ui: s.cfg.UIURL, limit: s.cfg.EntitiesLimit, key: c.Key}
+	if c.EntitiesLimit > 0 {
+		t.limit = c.EntitiesLimit // the module's own Entities Limit, for this request only
+	}
+	if c.Host == "" {
+		return t, nil
+	}
+	if s.cfg.MISPForHost == nil {
+		return t, &configError{"This relay does not call the MISP a configuration token names: it serves its own API_URL."}
+	}
+	m, ui, err := s.cfg.MISPForHost(c.Host)
+	if err != nil {
+		return t, err
+	}
+	t.misp, t.feed, t.ui = m, nil, ui
+	return t, nil
 }
 
 // lookup is the answer for one observable.
@@ -128,21 +168,21 @@ type lookup struct {
 	err    error
 }
 
-// search asks MISP (or the feed) about one observable.
-func (s *Service) search(ctx context.Context, key string, o observable, limit int) ([]misp.Event, error) {
+// search asks the tenant's MISP (or feed) about one observable.
+func (t tenant) search(ctx context.Context, o observable, limit int) ([]misp.Event, error) {
 	q := misp.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit}
 	switch {
-	case s.cfg.Feed != nil:
-		return s.cfg.Feed.Search(ctx, q)
-	case s.cfg.MISP != nil:
-		return s.cfg.MISP.Search(ctx, key, q)
+	case t.feed != nil:
+		return t.feed.Search(ctx, q)
+	case t.misp != nil:
+		return t.misp.Search(ctx, t.key, q)
 	}
 	return nil, errNoBackend
 }
 
 // searchAll looks the observables up concurrently, at most cfg.Concurrency at a time, and
 // returns the answers in input order. One failure does not cancel the others.
-func (s *Service) searchAll(ctx context.Context, key string, obs []observable, limit int) []lookup {
+func (s *Service) searchAll(ctx context.Context, t tenant, obs []observable, limit int) []lookup {
 	out := make([]lookup, len(obs))
 	var g errgroup.Group
 	g.SetLimit(s.cfg.Concurrency)
@@ -156,7 +196,7 @@ func (s *Service) searchAll(ctx context.Context, key string, obs []observable, l
 					out[i] = lookup{err: fmt.Errorf("lookup panicked: %v", v)}
 				}
 			}()
-			events, err := s.search(ctx, key, o, limit)
+			events, err := t.search(ctx, o, limit)
 			out[i] = lookup{events: events, err: err}
 			return nil
 		})
@@ -167,12 +207,13 @@ func (s *Service) searchAll(ctx context.Context, key string, obs []observable, l
 
 // Health checks the JWT (done by the validator) and that MISP accepts the key.
 func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.HealthResponseObject, error) {
-	var err error
+	t, err := s.tenantOf(ctx)
 	switch {
-	case s.cfg.Feed != nil:
+	case err != nil:
+	case t.feed != nil:
 		// The feed was loaded before the relay started listening.
-	case s.cfg.MISP != nil:
-		_, err = s.cfg.MISP.Version(ctx, claimsFrom(ctx).Key)
+	case t.misp != nil:
+		_, err = t.misp.Version(ctx, t.key)
 	default:
 		err = errNoBackend
 	}
@@ -208,8 +249,12 @@ func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe 
 	if err != nil {
 		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
 	}
-	results := s.searchAll(ctx, claimsFrom(ctx).Key, obs, s.cfg.EntitiesLimit)
-	m := newMapper(s.cfg.Now(), s.cfg.UIURL)
+	t, err := s.tenantOf(ctx)
+	if err != nil {
+		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
+	}
+	results := s.searchAll(ctx, t, obs, t.limit)
+	m := newMapper(s.cfg.Now(), t.ui)
 	var b bundle
 	var errs []error
 	for i, r := range results {
@@ -246,8 +291,12 @@ func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservables
 	if err != nil {
 		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
+	t, err := s.tenantOf(ctx)
+	if err != nil {
+		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
+	}
 	links := []gen.ReferenceLink{}
-	ui := newMapper(s.cfg.Now(), s.cfg.UIURL).uiURL
+	ui := newMapper(s.cfg.Now(), t.ui).uiURL
 	if ui != "" {
 		for _, o := range obs {
 			link := ui + "/events/index/searchall:" + url.PathEscape(o.Value)
@@ -282,10 +331,14 @@ func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObserva
 	if err != nil {
 		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
+	t, err := s.tenantOf(ctx)
+	if err != nil {
+		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
+	}
 	var known []lookup
-	if s.cfg.MISP != nil {
-		// One event is enough to know MISP has the observable.
-		known = s.searchAll(ctx, claims.Key, obs, 1)
+	if t.misp != nil {
+		// One event is enough to know MISP has the observable. A feed cannot be written to.
+		known = s.searchAll(ctx, t, obs, 1)
 	}
 	canScan := s.cfg.Scanner != nil && s.urlscanKey(claims) != ""
 	actions := []gen.RespondAction{}
@@ -351,8 +404,15 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
 	claims := claimsFrom(ctx)
 	switch gen.RespondActionId(body.ActionId) {
 	case gen.MispAddSighting, gen.MispAddFalsePositive:
-		if s.cfg.MISP == nil {
+		t, err := s.tenantOf(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case t.feed != nil:
 			return &invalidArgument{"Reporting to MISP is not available: this relay reads a MISP feed, not a MISP server."}
+		case t.misp == nil:
+			return errNoBackend
 		}
 		o, err := triggerObservable(body)
 		if err != nil {
@@ -362,7 +422,7 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
 		if body.ActionId == string(gen.MispAddFalsePositive) {
 			typ = misp.FalsePositive
 		}
-		return s.cfg.MISP.AddSighting(ctx, claims.Key, o.Value, typ, sightingSource)
+		return t.misp.AddSighting(ctx, t.key, o.Value, typ, sightingSource)
 	case gen.UrlscanScan:
 		o, err := triggerObservable(body)
 		if err != nil {

@@ -160,16 +160,16 @@ func (e ErrorCode) Valid() bool {
 
 // Defines values for HTTPErrorCode.
 const (
-	N404 HTTPErrorCode = 404
-	N405 HTTPErrorCode = 405
+	HTTPMethodNotAllowed HTTPErrorCode = 405
+	HTTPNotFound         HTTPErrorCode = 404
 )
 
 // Valid indicates whether the value is a known member of the HTTPErrorCode enum.
 func (e HTTPErrorCode) Valid() bool {
 	switch e {
-	case N404:
+	case HTTPMethodNotAllowed:
 		return true
-	case N405:
+	case HTTPNotFound:
 		return true
 	default:
 		return false

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/service"
+)
+
+// maxMISPHosts bounds the MISP instances one relay keeps clients (connections, caches,
+// breakers) for. Configuration tokens are signed by XDR, so each host is a real module's
+// configuration; a relay serving more tenants than this should be split.
+const maxMISPHosts = 64
+
+// mispPool keeps one MISP (client, cache, breaker, metrics) per MISP base URL: API_URL's, and
+// those configuration tokens name in their HOST claim, which MISP_ALLOWED_HOSTS may restrict.
+type mispPool struct {
+	allowed []string // host[:port] entries; empty allows any host
+	build   func(base string) (service.MISP, error)
+
+	mu      sync.Mutex
+	clients map[string]service.MISP
+}
+
+func newMISPPool(allowed []string, build func(base string) (service.MISP, error)) *mispPool {
+	return &mispPool{allowed: allowed, build: build, clients: map[string]service.MISP{}}
+}
+
+// get returns the MISP at host (a configuration token's HOST: a base URL, or a bare host name
+// meaning https) and the base URL for links into it. It is service.Config.MISPForHost.
+func (p *mispPool) get(host string) (service.MISP, string, error) {
+	base, hostport, err := mispBase(host)
+	if err != nil {
+		return nil, "", &auth.Error{Reason: err.Error()}
+	}
+	if len(p.allowed) > 0 && !slices.Contains(p.allowed, hostport) {
+		// HOST comes from a token XDR signed, but whoever configures a module chooses it:
+		// without this list, the relay calls any host on their say-so.
+		return nil, "", &auth.Error{Reason: fmt.Sprintf("HOST %s is not allowed: set MISP_ALLOWED_HOSTS to trust it", hostport)}
+	}
+	m, err := p.add(base)
+	return m, base, err
+}
+
+// add returns the MISP at base, building it on first use.
+func (p *mispPool) add(base string) (service.MISP, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m, ok := p.clients[base]; ok {
+		return m, nil
+	}
+	if len(p.clients) >= maxMISPHosts {
+		return nil, fmt.Errorf("the relay already serves %d MISP instances, its limit", maxMISPHosts)
+	}
+	m, err := p.build(base)
+	if err != nil {
+		return nil, err
+	}
+	p.clients[base] = m
+	return m, nil
+}
+
+// mispBase normalises a MISP address to scheme://host[:port][/path] (https when no scheme is
+// given, as in a module's "MISP Host" field) and returns it with its host[:port].
+func mispBase(raw string) (base, hostport string, err error) {
+	raw = strings.TrimSpace(raw)
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", "", fmt.Errorf("HOST %q is not a MISP base URL (https://misp.example)", raw)
+	}
+	hostport = strings.ToLower(u.Host)
+	return u.Scheme + "://" + hostport + strings.TrimRight(u.EscapedPath(), "/"), hostport, nil
+}
