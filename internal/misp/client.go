@@ -172,7 +172,7 @@ func New(cfg Config) (*Client, error) {
 		pageSize:  cfg.PageSize,
 		maxPages:  cfg.MaxPages,
 		sem:       make(chan struct{}, cfg.MaxConcurrent),
-		breaker:   newBreaker(base, uint32(min(cfg.BreakerFailures, 1<<20)), cfg.BreakerCooldown), //nolint:gosec // bounded above
+		breaker:   newBreaker(base, uint32(min(cfg.BreakerFailures, 1<<20)), cfg.BreakerCooldown), //nolint:gosec,bodyclose // bounded above; no request is made here
 		cooldown:  cfg.BreakerCooldown,
 		onCall:    cfg.OnCall,
 	}, nil
@@ -183,7 +183,7 @@ func New(cfg Config) (*Client, error) {
 var errServerSide = errors.New("MISP answered 5xx")
 
 func newBreaker(name string, failures uint32, cooldown time.Duration) *gobreaker.CircuitBreaker[*http.Response] {
-	return gobreaker.NewCircuitBreaker[*http.Response](gobreaker.Settings{
+	return gobreaker.NewCircuitBreaker[*http.Response](gobreaker.Settings{ //nolint:bodyclose // passes responses through to do's caller, which closes them
 		Name:        name,
 		MaxRequests: 1, // one probe call when half-open
 		Timeout:     cooldown,
@@ -631,9 +631,9 @@ func (c *Client) call(ctx context.Context, op, key, method, path string, body []
 	var resp *http.Response
 	var err error
 	if idempotent {
-		resp, err = c.doIdempotent(ctx, op, key, method, path, body)
+		resp, err = c.doIdempotent(ctx, op, key, method, path, body) //nolint:bodyclose // closed by closeBody below
 	} else {
-		resp, err = c.do(ctx, op, key, method, path, body)
+		resp, err = c.do(ctx, op, key, method, path, body) //nolint:bodyclose // closed by closeBody below
 	}
 	if err != nil {
 		return 0, err

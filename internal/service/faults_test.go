@@ -153,8 +153,10 @@ func (f *failOn) Search(_ context.Context, _ string, q misp.Query) ([]misp.Event
 	if q.Value == f.value {
 		return nil, &misp.Error{Op: "search", Kind: misp.ErrUnavailable, Detail: "MISP did not answer in time"}
 	}
-	return []misp.Event{{UUID: uuidHigh, Info: "x", ThreatLevel: 2, Org: "ORG", Date: "2024-01-01",
-		Attributes: []misp.Attribute{{Type: "ip-dst", Category: "Network activity", Value: q.Value}}}}, nil
+	return []misp.Event{{
+		UUID: uuidHigh, Info: "x", ThreatLevel: 2, Org: "ORG", Date: "2024-01-01",
+		Attributes: []misp.Attribute{{Type: "ip-dst", Category: "Network activity", Value: q.Value}},
+	}}, nil
 }
 
 func (f *failOn) Version(context.Context, string) (string, error) { return "2.5.1", nil }
@@ -162,4 +164,3 @@ func (f *failOn) Version(context.Context, string) (string, error) { return "2.5.
 func (f *failOn) AddSighting(context.Context, string, string, misp.SightingType, string) error {
 	return nil
 }
-

@@ -125,8 +125,10 @@ func FuzzRequestBody(f *testing.F) {
 // a panic or a leak of the secret.
 func FuzzAuthorization(f *testing.F) {
 	good, _ := auth.Sign(testSecret, auth.Claims{Key: testMISPKey})
-	for _, seed := range []string{"", "Bearer", "Bearer a b", "bearer " + good, "Bearer " + good, "Basic x",
-		"Bearer e30.e30.", "Bearer eyJhbGciOiJub25lIn0.eyJrZXkiOiJ4In0.", "Bearer " + good + "x", "Bearer ....", "\x00"} {
+	for _, seed := range []string{
+		"", "Bearer", "Bearer a b", "bearer " + good, "Bearer " + good, "Basic x",
+		"Bearer e30.e30.", "Bearer eyJhbGciOiJub25lIn0.eyJrZXkiOiJ4In0.", "Bearer " + good + "x", "Bearer ....", "\x00",
+	} {
 		f.Add(seed)
 	}
 	v := auth.NewVerifier(testSecret)
@@ -169,4 +171,3 @@ func FuzzMISPAnswer(f *testing.F) {
 		}
 	})
 }
-

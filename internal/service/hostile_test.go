@@ -115,8 +115,10 @@ func TestRequestLogLine(t *testing.T) {
 		t.Fatalf("%d request lines, want 2", len(lines))
 	}
 	first := lines[0]
-	for k, want := range map[string]any{"request_id": "lb-1234", "path": "/observe/observables", "status": 200.0,
-		"outcome": "ok", "observables": 2.0, "upstream_calls": 2.0, "cache_hits": 0.0} {
+	for k, want := range map[string]any{
+		"request_id": "lb-1234", "path": "/observe/observables", "status": 200.0,
+		"outcome": "ok", "observables": 2.0, "upstream_calls": 2.0, "cache_hits": 0.0,
+	} {
 		if first[k] != want {
 			t.Errorf("log %s = %v, want %v (line %v)", k, first[k], want, first)
 		}

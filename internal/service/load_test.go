@@ -26,8 +26,10 @@ func TestLoadWithFaults(t *testing.T) {
 		t.Skip("load test")
 	}
 	f := newFaultyMISP(t)
-	client, err := misp.New(misp.Config{BaseURL: f.srv.URL, Timeout: 300 * time.Millisecond,
-		BreakerFailures: 20, BreakerCooldown: 200 * time.Millisecond})
+	client, err := misp.New(misp.Config{
+		BaseURL: f.srv.URL, Timeout: 300 * time.Millisecond,
+		BreakerFailures: 20, BreakerCooldown: 200 * time.Millisecond,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,4 +141,3 @@ func settle() (int, uint64) {
 	runtime.ReadMemStats(&ms)
 	return runtime.NumGoroutine(), ms.HeapInuse
 }
-

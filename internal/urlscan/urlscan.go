@@ -216,7 +216,7 @@ func (c *Client) Scan(ctx context.Context, apiKey, u string) (Result, error) {
 	if err != nil {
 		return Result{}, c.transportError(ctx, err, apiKey, false)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // everything needed is read below
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return Result{}, c.transportError(ctx, err, apiKey, true)
