@@ -423,29 +423,6 @@ type wireEvent struct {
 	} `json:"Tag"`
 }
 
-// UnmarshalJSON ignores anything but an object (a PHP empty array, null), and an Orgc or Tag
-// of the wrong kind, instead of failing the whole answer.
-func (e *wireEvent) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] != '{' {
-		return nil
-	}
-	type plain wireEvent
-	if err := json.Unmarshal(b, (*plain)(e)); err != nil {
-		var loose struct {
-			UUID          flexString `json:"uuid"`
-			Info          flexString `json:"info"`
-			Date          flexString `json:"date"`
-			Timestamp     flexString `json:"timestamp"`
-			ThreatLevelID flexString `json:"threat_level_id"`
-		}
-		if json.Unmarshal(b, &loose) != nil {
-			return nil
-		}
-		*e = wireEvent{UUID: loose.UUID, Info: loose.Info, Date: loose.Date, Timestamp: loose.Timestamp, ThreatLevelID: loose.ThreatLevelID}
-	}
-	return nil
-}
-
 // flexString is a JSON string, or a number's literal text; anything else reads as "".
 type flexString string
 
@@ -489,8 +466,13 @@ func decodeAttribute(dec *json.Decoder) (wireAttribute, error) {
 	var a wireAttribute
 	if err := dec.Decode(&a); err != nil {
 		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
+		switch {
+		case errors.As(err, &ute) && ute.Field == "":
 			return a, &shapeError{"an attribute is not a JSON object"}
+		case errors.As(err, &ute):
+			// A field of another kind than expected, typically a PHP empty array ([]) where
+			// MISP means an empty object: the decoder skipped it and read the rest.
+			return a, nil
 		}
 		return a, err
 	}
