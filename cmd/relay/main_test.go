@@ -227,3 +227,23 @@ func TestJWTInstructions(t *testing.T) {
 		t.Errorf("--format env printed %q, want SECRET_KEY=... and RELAY_JWT=... lines", out.String())
 	}
 }
+
+func TestLogFormat(t *testing.T) {
+	for _, tt := range []struct {
+		format string
+		json   bool
+	}{{"", true}, {"auto", true}, {"json", true}, {"text", false}} {
+		cfg, err := loadConfig(env(map[string]string{"LOG_FORMAT": tt.format}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		newLogger(cfg, &out).Info("hello") // a buffer is not a terminal
+		if got := strings.HasPrefix(out.String(), "{"); got != tt.json {
+			t.Errorf("LOG_FORMAT=%q wrote %q", tt.format, out.String())
+		}
+	}
+	if _, err := loadConfig(env(map[string]string{"LOG_FORMAT": "xml"})); err == nil {
+		t.Error("LOG_FORMAT=xml accepted")
+	}
+}

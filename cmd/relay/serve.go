@@ -65,7 +65,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		urlscanKey:    getenv("URLSCAN_API_KEY"),
 		urlscanURL:    getenv("URLSCAN_API_URL"),
 		urlscanVis:    or(getenv("URLSCAN_VISIBILITY"), "unlisted"),
-		logFormat:     or(getenv("LOG_FORMAT"), "json"),
+		logFormat:     or(getenv("LOG_FORMAT"), "auto"),
 		metricsAddr:   strings.TrimSpace(getenv("METRICS_ADDR")),
 		jwksHosts:     auth.ParseHosts(getenv("JWKS_HOSTS")),
 		audience:      strings.TrimRight(strings.TrimSpace(getenv("RELAY_AUDIENCE")), "/"),
@@ -103,8 +103,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if err := c.logLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), "info"))); err != nil {
 		return c, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
-	if c.logFormat != "json" && c.logFormat != "text" {
-		return c, fmt.Errorf("LOG_FORMAT must be json or text, not %q", c.logFormat)
+	if c.logFormat != "json" && c.logFormat != "text" && c.logFormat != "auto" {
+		return c, fmt.Errorf("LOG_FORMAT must be auto, json or text, not %q", c.logFormat)
 	}
 	return c, nil
 }
@@ -313,10 +313,21 @@ func feedDir(apiURL string) (string, bool) {
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.logLevel}
-	if cfg.logFormat == "text" {
+	if cfg.logFormat == "text" || (cfg.logFormat == "auto" && isTerminal(w)) {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// isTerminal tells whether w is a terminal, where people read logs (text) rather than a log
+// pipeline (JSON).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
 func or(v, def string) string {

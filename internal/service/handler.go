@@ -88,7 +88,7 @@ func NewHandler(s *Service) (http.Handler, error) {
 
 // authenticate is the validator's hook for the bearer scheme.
 func (s *Service) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
-	claims, err := s.verifier.FromRequest(in.RequestValidationInput.Request)
+	claims, err := s.cfg.Verifier.FromRequest(in.RequestValidationInput.Request)
 	if err != nil {
 		return err
 	}

@@ -46,8 +46,9 @@ const (
 	sightingSource        = "XDR"
 )
 
-// Config holds everything the service is built from. Exactly one of MISP and Feed should be
-// set; with neither, every lookup answers that API_URL is not configured.
+// Config holds everything the service is built from. At most one of MISP and Feed is set (the
+// relay's API_URL); requests with a configuration token naming a HOST use MISPForHost instead,
+// and with none of them a lookup answers that API_URL is not configured.
 type Config struct {
 	Version string // the relay's semver, for /version
 	Secret  string // SECRET_KEY; "" makes every authenticated call fail with "<SECRET_KEY> is missing"
@@ -83,9 +84,8 @@ type Config struct {
 
 // Service implements gen.StrictServerInterface.
 type Service struct {
-	cfg      Config
-	verifier *auth.Verifier
-	log      *slog.Logger
+	cfg Config
+	log *slog.Logger // cfg.Log
 }
 
 var _ gen.StrictServerInterface = (*Service)(nil)
@@ -128,7 +128,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Verifier == nil {
 		cfg.Verifier = auth.NewVerifier(cfg.Secret)
 	}
-	return &Service{cfg: cfg, verifier: cfg.Verifier, log: cfg.Log}, nil
+	return &Service{cfg: cfg, log: cfg.Log}, nil
 }
 
 // tenant is what one request talks to: the relay's MISP (or feed), or the MISP a
