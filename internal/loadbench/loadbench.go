@@ -37,16 +37,17 @@ import (
 )
 
 // Run is the whole command; it returns the exit code. self is the command line that runs it
-// again (the relay binary and "bench"), for the child processes and the startup scenario.
-func Run(ctx context.Context, self, args []string, stdout, stderr io.Writer) int {
+// again (the relay binary and "bench"), for the child processes and the startup scenario;
+// build wires the relay under test.
+func Run(ctx context.Context, self []string, build Build, args []string, stdout, stderr io.Writer) int {
 	// say writes a progress or error line on stderr; a failed write there leaves nothing
 	// better to do.
 	say := func(format string, args ...any) {
-		_, _ = fmt.Fprintf(stderr, "relaybench: "+format+"\n", args...)
+		_, _ = fmt.Fprintf(stderr, "relay bench: "+format+"\n", args...)
 	}
-	fs := flag.NewFlagSet("relaybench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("relay bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := options{self: self}
+	o := options{self: self, build: build}
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "timed window of each load scenario")
 	list := fs.String("scenarios", "all", "comma-separated scenarios, by name or number: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")

@@ -2,27 +2,21 @@ package loadbench
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
-	"github.com/misp-relay/misp-relay/internal/cache"
-	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
-	"github.com/misp-relay/misp-relay/internal/service"
-	"github.com/misp-relay/misp-relay/internal/urlscan"
 )
 
 // The relay's credentials in every scenario. They are made up: nothing leaves loopback.
 const (
 	benchSecret  = "relaybench-secret-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ" //nolint:gosec // made up, for a loopback benchmark
 	benchMISPKey = "RelayBenchMispKey0123456789abcdefghijABCD"
-	benchVersion = "relaybench"
 )
 
 // relayConfig is what a scenario varies; everything else has `relay serve`'s defaults.
@@ -33,64 +27,40 @@ type relayConfig struct {
 	concurrency   int           // MISP_CONCURRENCY; 0 means the default (32)
 }
 
+// Build makes the relay's API handler and its metrics handler from environment variables,
+// exactly as `relay serve` does (cmd/relay passes its own wiring), so the benchmark measures
+// the relay users run.
+type Build func(env map[string]string) (api, metrics http.Handler, err error)
+
 // relayUnderTest is one in-process relay on a loopback listener.
 type relayUnderTest struct {
-	srv   *httptest.Server
-	cache *cache.Cache
-	token string // a valid JWT for benchMISPKey, sent as "Authorization: Bearer <token>"
+	srv     *httptest.Server
+	metrics http.Handler
+	token   string // a valid JWT for benchMISPKey, sent as "Authorization: Bearer <token>"
 }
 
-// startRelay builds the relay the way cmd/relay's newHandler does for a MISP server (that
-// code is in package main, so it is repeated here rather than imported): misp.New with the
-// Prometheus upstream observer, cache.New in front of it, service.New with the request
-// observer, service.NewHandler; with the defaults of `relay serve` and its JSON request log at
-// info level (written to io.Discard, but formatted, since the real relay pays for it), served
-// with serve's timeouts on 127.0.0.1. The metrics are collected but never scraped.
-func startRelay(rc relayConfig) (*relayUnderTest, error) {
-	const userAgent = "misp-relay/" + benchVersion + " (Cisco XDR relay)"
-	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	concurrency := rc.concurrency
-	if concurrency <= 0 {
-		concurrency = service.DefaultConcurrency
+// startRelay builds the relay with `relay serve`'s wiring from the scenario's settings, and
+// serves it with serve's timeouts on 127.0.0.1. Its JSON request log is formatted (the real
+// relay pays for it) and discarded.
+func startRelay(build Build, rc relayConfig) (*relayUnderTest, error) {
+	env := map[string]string{
+		"API_URL":    rc.mispURL,
+		"SECRET_KEY": benchSecret,
+		"CACHE_TTL":  "0",
+		"LOG_FORMAT": "json",
 	}
-	m := metrics.New()
-	host := strings.TrimPrefix(rc.mispURL, "http://") // the fake's URL is http://127.0.0.1:port
-	client, err := misp.New(misp.Config{
-		BaseURL:       rc.mispURL,
-		Timeout:       misp.DefaultTimeout,
-		UserAgent:     userAgent,
-		MaxConcurrent: concurrency,
-		OnCall:        m.UpstreamObserver(host),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("misp client: %w", err)
+	if rc.cacheTTL > 0 {
+		env["CACHE_TTL"] = rc.cacheTTL.String()
 	}
-	m.WatchBreaker(host, client.BreakerState)
-	c := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: rc.cacheTTL, Size: cache.DefaultSize})
-	m.WatchCache(func() (int64, int64) { st := c.Stats(); return st.Hits, st.Misses })
-	scanner, err := urlscan.New(urlscan.Config{Visibility: "unlisted", Timeout: misp.DefaultTimeout, UserAgent: userAgent})
-	if err != nil {
-		return nil, fmt.Errorf("urlscan client: %w", err)
+	if rc.entitiesLimit > 0 {
+		env["CTR_ENTITIES_LIMIT"] = strconv.Itoa(rc.entitiesLimit)
 	}
-	svc, err := service.New(service.Config{
-		Version:        benchVersion,
-		Secret:         benchSecret,
-		MISP:           c,
-		UIURL:          client.BaseURL(),
-		Scanner:        scanner,
-		EntitiesLimit:  rc.entitiesLimit,
-		Concurrency:    concurrency,
-		MaxBodyBytes:   service.DefaultMaxBodyBytes,
-		MaxObservables: service.DefaultMaxObservables,
-		Log:            log,
-		ObserveRequest: m.ObserveRequest,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("service: %w", err)
+	if rc.concurrency > 0 {
+		env["MISP_CONCURRENCY"] = strconv.Itoa(rc.concurrency)
 	}
-	handler, err := service.NewHandler(svc)
+	handler, metricsHandler, err := build(env)
 	if err != nil {
-		return nil, fmt.Errorf("handler: %w", err)
+		return nil, fmt.Errorf("build the relay: %w", err)
 	}
 	token, err := auth.Sign(benchSecret, auth.Claims{Key: benchMISPKey})
 	if err != nil {
@@ -103,7 +73,31 @@ func startRelay(rc relayConfig) (*relayUnderTest, error) {
 	srv.Config.IdleTimeout = 120 * time.Second
 	srv.Config.MaxHeaderBytes = 64 << 10
 	srv.Start()
-	return &relayUnderTest{srv: srv, cache: c, token: token}, nil
+	return &relayUnderTest{srv: srv, metrics: metricsHandler, token: token}, nil
+}
+
+// cacheStats reads the relay's cache counters from its Prometheus metrics, as an operator
+// would.
+func (r *relayUnderTest) cacheStats() (hits, misses int64) {
+	rec := httptest.NewRecorder()
+	r.metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "relay_cache_hits_total":
+			hits = int64(n)
+		case "relay_cache_misses_total":
+			misses = int64(n)
+		}
+	}
+	return hits, misses
 }
 
 func (r *relayUnderTest) close() { r.srv.Close() }

@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -176,54 +173,5 @@ func TestSelectScenarios(t *testing.T) {
 	}
 	if _, err := selectScenarios("7"); err == nil {
 		t.Error("scenario 7 accepted")
-	}
-}
-
-// A short run of every load scenario: the command prints a line per scenario and exits 0,
-// missed targets or not. (Nothing here checks how fast anything was.)
-func TestRunLoadScenarios(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), []string{"relay-not-needed"}, []string{"-isolate=false", "-duration", "50ms", "-scenarios", "1,2,3,4,5"}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
-	}
-	for _, name := range []string{"fan-out", "throughput", "cache", "large", "overhead"} {
-		if !strings.Contains(stdout.String(), "\n"+name+": ") {
-			t.Errorf("no %s section in\n%s", name, &stdout)
-		}
-	}
-}
-
-func TestRunJSONAndStartup(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts the relay binary")
-	}
-	bin := filepath.Join(t.TempDir(), "relay")
-	build := exec.Command("go", "build", "-o", bin, "github.com/misp-relay/misp-relay/cmd/relay")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), []string{bin, "bench"}, []string{"-isolate=false", "-duration", "20ms", "-scenarios", "overhead,startup", "-json"}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
-	}
-	var results []struct {
-		Name     string
-		Requests int
-		Error    string
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &results); err != nil {
-		t.Fatalf("%v: %s", err, &stdout)
-	}
-	var names []string
-	for _, r := range results {
-		names = append(names, r.Name)
-		if r.Requests == 0 || r.Error != "" {
-			t.Errorf("%+v", r)
-		}
-	}
-	if diff := cmp.Diff([]string{"overhead", "startup-misp", "startup-feed"}, names); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -38,7 +38,7 @@ type result struct {
 	Lookups  int64   `json:"lookups"`        // observables looked up (requests × observables)
 	Hits     int64   `json:"cache_hits"`
 	Misses   int64   `json:"cache_misses"`
-	// HitRatio is hits / (hits + misses) from cache.Cache.Stats; nil when there was no lookup.
+	// HitRatio is hits / (hits + misses) from the relay's cache metrics; nil when there was no lookup.
 	HitRatio *float64 `json:"cache_hit_ratio,omitempty"`
 	PeakHeap uint64   `json:"peak_heap_inuse_bytes,omitempty"`
 	// AddedP50 and AddedP99 are the relay-added latency: request latency minus MISP's.
@@ -130,7 +130,7 @@ func printTable(w io.Writer, o options, results []result) error {
 	// The writes below go to bw (directly or through the tabwriter), which keeps the first
 	// write error and returns it from Flush.
 	printf := func(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
-	printf(bw, "relaybench: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s; %v per load scenario, MISP_CONCURRENCY %d\n",
+	printf(bw, "relay bench: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s; %v per load scenario, MISP_CONCURRENCY %d\n",
 		cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, o.duration, o.mispConcurrency())
 	where := "this process"
 	if o.isolate {

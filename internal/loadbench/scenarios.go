@@ -22,6 +22,8 @@ type options struct {
 	concurrency int
 	// isolate runs each scenario in a child process (see runChild).
 	isolate bool
+	// build wires the relay as `relay serve` does.
+	build Build
 }
 
 // mispConcurrency is the MISP_CONCURRENCY the relay runs with.
@@ -73,7 +75,7 @@ func (l relayLoad) run(ctx context.Context, o options) result {
 	rc := l.relay
 	rc.mispURL = fake.URL
 	rc.concurrency = o.concurrency
-	r, err := startRelay(rc)
+	r, err := startRelay(o.build, rc)
 	if err != nil {
 		res.Error = err.Error()
 		return res
@@ -90,15 +92,14 @@ func (l relayLoad) run(ctx context.Context, o options) result {
 		check:    l.check,
 		beforeRun: func() {
 			searches0, conns0 = l.fake.searches.Load(), l.fake.conns.Load()
-			st := r.cache.Stats()
-			hits0, misses0 = st.Hits, st.Misses
+			hits0, misses0 = r.cacheStats()
 		},
 	})
 	if err != nil {
 		res.Error = err.Error()
 		return res
 	}
-	st := r.cache.Stats()
+	hits, misses := r.cacheStats()
 	res.Requests = lr.requests
 	res.Errors = lr.errors
 	if lr.errors > 0 {
@@ -111,7 +112,7 @@ func (l relayLoad) run(ctx context.Context, o options) result {
 	res.P99 = millis(percentile(lr.latencies, 0.99))
 	res.Upstream = l.fake.searches.Load() - searches0
 	res.Lookups = int64(lr.requests * l.perRequest)
-	res.Hits, res.Misses = st.Hits-hits0, st.Misses-misses0
+	res.Hits, res.Misses = hits-hits0, misses-misses0
 	if n := res.Hits + res.Misses; n > 0 {
 		ratio := float64(res.Hits) / float64(n)
 		res.HitRatio = &ratio

@@ -103,7 +103,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 	}
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run relaybench inside the misp-relay module (go env GOMOD is empty)")
+		return "", errors.New("run relay bench inside the misp-relay module (go env GOMOD is empty)")
 	}
 	return filepath.Dir(gomod), nil
 }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// A short run of every load scenario through `relay bench`: it prints a section per scenario
+// and succeeds, missed targets or not. (Nothing here checks how fast anything was.)
+func TestBenchLoadScenarios(t *testing.T) {
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"bench", "-isolate=false", "-duration", "50ms", "-scenarios", "1,2,3,4,5"}, env(nil), &stdout)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, &stdout)
+	}
+	for _, name := range []string{"fan-out", "throughput", "cache", "large", "overhead"} {
+		if !strings.Contains(stdout.String(), "\n"+name+": ") {
+			t.Errorf("no %s section in\n%s", name, &stdout)
+		}
+	}
+}
+
+func TestBenchJSONAndStartup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the relay binary")
+	}
+	bin := filepath.Join(t.TempDir(), "relay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"bench", "-isolate=false", "-duration", "20ms", "-scenarios", "cache,startup", "-json", "-relay-bin", bin}, env(nil), &stdout)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, &stdout)
+	}
+	var results []struct {
+		Name     string
+		Requests int
+		Hits     int64 `json:"cache_hits"`
+		Error    string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &results); err != nil {
+		t.Fatalf("%v: %s", err, &stdout)
+	}
+	var names []string
+	for _, r := range results {
+		names = append(names, r.Name)
+		if r.Requests == 0 || r.Error != "" {
+			t.Errorf("%+v", r)
+		}
+	}
+	if diff := cmp.Diff([]string{"cache", "startup-misp", "startup-feed"}, names); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if len(results) > 0 && results[0].Hits == 0 {
+		t.Errorf("the cache scenario read no cache hits from the relay's metrics: %+v", results[0])
+	}
+}
