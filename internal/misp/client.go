@@ -29,7 +29,7 @@ import (
 const (
 	DefaultTimeout  = 25 * time.Second // the Cisco Python relay's MISP_TIMEOUT_SEC
 	DefaultPageSize = 200
-	DefaultMaxPages = 10
+	DefaultMaxPages = 50 // with 200 per page: 10,000 matching attributes at most per lookup
 
 	DefaultMaxConcurrent   = 32
 	DefaultBreakerFailures = 5
@@ -74,6 +74,11 @@ type Config struct {
 	// OnCall, when set, observes every HTTP call (for metrics): status is 0 when MISP gave
 	// no HTTP answer.
 	OnCall func(op string, status int, d time.Duration)
+	// HideAnswers keeps what the server sent (error messages, page titles) out of errors,
+	// which then say only what happened (HTTP status, timeout). For servers named by a
+	// caller rather than by the operator: their answers must not become a way to read
+	// internal services through the relay.
+	HideAnswers bool
 }
 
 // Client calls one MISP server. It is safe for concurrent use. The API key is an argument of
@@ -89,6 +94,7 @@ type Client struct {
 	breaker   *gobreaker.CircuitBreaker[*http.Response]
 	cooldown  time.Duration
 	onCall    func(op string, status int, d time.Duration)
+	hide      bool
 }
 
 // New checks cfg and builds a Client. Its errors name the setting that is wrong, since they
@@ -175,6 +181,7 @@ func New(cfg Config) (*Client, error) {
 		breaker:   newBreaker(base, uint32(min(cfg.BreakerFailures, 1<<20)), cfg.BreakerCooldown), //nolint:gosec,bodyclose // bounded above; no request is made here
 		cooldown:  cfg.BreakerCooldown,
 		onCall:    cfg.OnCall,
+		hide:      cfg.HideAnswers,
 	}, nil
 }
 
@@ -244,8 +251,9 @@ type searchRequest struct {
 // sent them, with at most q.Limit events (q.Limit <= 0: no event cap; the page bounds still
 // apply). The answer is decoded as a stream and reading stops once the event cap is reached,
 // so memory is bounded by the limits, not by what MISP sends.
-func (c *Client) Search(ctx context.Context, key string, q Query) ([]Event, error) {
+func (c *Client) Search(ctx context.Context, key string, q Query) (_ []Event, err error) {
 	const op = "search"
+	defer func() { err = c.scrub(err) }()
 	if err := checkKey(op, key); err != nil {
 		return nil, err
 	}
@@ -253,6 +261,11 @@ func (c *Client) Search(ctx context.Context, key string, q Query) ([]Event, erro
 		// MISP would read such a value as a pattern or drop it and return everything.
 		return nil, &Error{Op: op, Kind: ErrUnexpected, Detail: "refusing to search for a value MISP would not match exactly"}
 	}
+	release, err := c.acquire(ctx, op, key)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -497,8 +510,8 @@ func (c *collector) full() bool { return c.limit > 0 && len(c.events) >= c.limit
 func (c *collector) add(w wireAttribute) bool {
 	ev := &w.Event
 	uuid := string(ev.UUID)
-	if uuid == "" {
-		return true // cannot be grouped or linked
+	if !isUUID(uuid) {
+		return true // cannot be grouped or linked (and would make an invalid CTIM id)
 	}
 	attr := Attribute{
 		Type:      string(w.Type),
@@ -532,17 +545,23 @@ func (c *collector) add(w wireAttribute) bool {
 
 // Version returns MISP's version from GET /servers/getVersion, the cheapest authenticated
 // call: it proves the URL, the TLS setup and the key in one request.
-func (c *Client) Version(ctx context.Context, key string) (string, error) {
+func (c *Client) Version(ctx context.Context, key string) (_ string, err error) {
 	const op = "version check"
+	defer func() { err = c.scrub(err) }()
 	if err := checkKey(op, key); err != nil {
 		return "", err
 	}
+	release, err := c.acquire(ctx, op, key)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var v struct {
 		Version json.RawMessage `json:"version"`
 	}
-	status, err := c.call(ctx, op, key, http.MethodGet, "/servers/getVersion", nil, &v, true)
+	status, err := c.call(ctx, op, key, http.MethodGet, "/servers/getVersion", nil, &v)
 	if err != nil {
 		return "", err
 	}
@@ -563,11 +582,17 @@ type sightingRequest struct {
 // AddSighting records that value was seen (Sighting) or is a false positive (FalsePositive),
 // on every attribute with that value the key's user can see. It is never retried: a retry
 // after a lost answer would count the sighting twice.
-func (c *Client) AddSighting(ctx context.Context, key, value string, typ SightingType, source string) error {
+func (c *Client) AddSighting(ctx context.Context, key, value string, typ SightingType, source string) (err error) {
 	const op = "add sighting"
+	defer func() { err = c.scrub(err) }()
 	if err := checkKey(op, key); err != nil {
 		return err
 	}
+	release, err := c.acquire(ctx, op, key)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	body, err := encodeJSON(sightingRequest{Values: []string{value}, Type: typ, Source: source})
@@ -579,8 +604,7 @@ func (c *Client) AddSighting(ctx context.Context, key, value string, typ Sightin
 		Message  json.RawMessage `json:"message"`
 		Name     json.RawMessage `json:"name"`
 	}
-	// Never retried: a sighting that reached MISP but whose answer was lost would be added twice.
-	status, err := c.call(ctx, op, key, http.MethodPost, "/sightings/add", body, &r, false)
+	status, err := c.call(ctx, op, key, http.MethodPost, "/sightings/add", body, &r)
 	if err != nil {
 		return err
 	}
@@ -609,14 +633,11 @@ func checkKey(op, key string) error {
 
 // call does one request whose JSON answer is small (a few hundred bytes) and decodes it into
 // out, a pointer to a struct. It returns the HTTP status for errors about the body.
-func (c *Client) call(ctx context.Context, op, key, method, path string, body []byte, out any, idempotent bool) (int, error) {
-	var resp *http.Response
-	var err error
-	if idempotent {
-		resp, err = c.doIdempotent(ctx, op, key, method, path, body) //nolint:bodyclose // closed by closeBody below
-	} else {
-		resp, err = c.do(ctx, op, key, method, path, body) //nolint:bodyclose // closed by closeBody below
-	}
+//
+// It is never retried: a sighting whose answer was lost would be added twice, and a health
+// probe costs one MISP call at most.
+func (c *Client) call(ctx context.Context, op, key, method, path string, body []byte, out any) (int, error) {
+	resp, err := c.do(ctx, op, key, method, path, body)
 	if err != nil {
 		return 0, err
 	}
@@ -666,11 +687,6 @@ func (c *Client) do(ctx context.Context, op, key, method, path string, body []by
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, transportError(ctx, op, key, 0, ctx.Err(), c.timeout)
-	}
 	start := time.Now()
 	reqlog.From(ctx).AddUpstream()
 	resp, err := c.breaker.Execute(func() (*http.Response, error) {
@@ -680,7 +696,6 @@ func (c *Client) do(ctx context.Context, op, key, method, path string, body []by
 		}
 		return resp, err
 	})
-	<-c.sem
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
@@ -701,6 +716,28 @@ func (c *Client) do(ctx context.Context, op, key, method, path string, body []by
 	}
 	defer closeBody(resp)
 	return nil, c.statusError(op, key, resp)
+}
+
+// scrub drops what the server said from err when the Client hides answers (HideAnswers).
+func (c *Client) scrub(err error) error {
+	var e *Error
+	if c.hide && errors.As(err, &e) && e.Status != 0 {
+		e.Detail = ""
+	}
+	return err
+}
+
+// acquire waits for one of the MaxConcurrent slots towards this MISP. A slot is held for a
+// whole operation (all pages of a search, the body read included), and the operation's
+// Timeout starts only once it has one: time spent queueing behind other lookups is not
+// charged to MISP, nor counted by the circuit breaker.
+func (c *Client) acquire(ctx context.Context, op, key string) (release func(), err error) {
+	select {
+	case c.sem <- struct{}{}:
+		return func() { <-c.sem }, nil
+	case <-ctx.Done():
+		return nil, transportError(ctx, op, key, 0, ctx.Err(), c.timeout)
+	}
 }
 
 // doIdempotent is do with one retry, after a short random pause (or MISP's 429 reset when it
@@ -1054,6 +1091,22 @@ func rawBool(raw json.RawMessage) bool {
 		return true
 	}
 	return false
+}
+
+// isUUID reports whether s can be an event UUID: MISP writes them as 36 hex digits and
+// hyphens. Anything up to 64 visible ASCII characters is taken (test instances use short
+// ids); longer values, spaces and control characters are not, since the UUID becomes part of
+// CTIM ids and links.
+func isUUID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // tagNames reads the names of Event.Tag, in order; nil when there are none.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,5 +193,50 @@ func TestCallsAreCounted(t *testing.T) {
 	defer mu.Unlock()
 	if len(observed) != 2 || observed[0] != 503 || observed[1] != 200 {
 		t.Errorf("OnCall saw %v, want [503 200]", observed)
+	}
+}
+
+func TestVersionIsOneCall(t *testing.T) {
+	seq := &sequence{statuses: []int{502, 502}}
+	srv := newServer(t, seq.handler)
+	c := newClient(t, srv.URL)
+	if _, err := c.Version(context.Background(), testKey); !errors.Is(err, misp.ErrUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := seq.calls.Load(); n != 1 {
+		t.Errorf("a version check made %d calls, want 1", n)
+	}
+}
+
+func TestHideAnswers(t *testing.T) {
+	srv := newServer(t, answer(http.StatusForbidden, "application/json",
+		`{"name":"internal admin page: db password is hunter2","message":"internal admin page: db password is hunter2"}`))
+	for _, hide := range []bool{false, true} {
+		c := newClient(t, srv.URL, func(cfg *misp.Config) { cfg.HideAnswers = hide })
+		_, err := c.Search(context.Background(), testKey, q1)
+		if !errors.Is(err, misp.ErrPermission) {
+			t.Fatalf("err = %v", err)
+		}
+		if leaked := strings.Contains(err.Error(), "hunter2"); leaked == hide {
+			t.Errorf("HideAnswers=%v: error %q", hide, err)
+		}
+		if !strings.Contains(err.Error(), "403") {
+			t.Errorf("the status is gone from %q", err)
+		}
+	}
+}
+
+func TestEventsWithoutAUsableUUIDAreSkipped(t *testing.T) {
+	long := strings.Repeat("a", 5000)
+	srv := newServer(t, answer(http.StatusOK, "application/json", `{"response":{"Attribute":[
+	 {"type":"ip-dst","value":"198.51.100.7","Event":{"uuid":"`+long+`","threat_level_id":"1"}},
+	 {"type":"ip-dst","value":"198.51.100.7","Event":{"uuid":"has space","threat_level_id":"1"}},
+	 {"type":"ip-dst","value":"198.51.100.7","Event":{"uuid":"542e4c9c-cadc-4f8f-bb11-6d13950d210b","threat_level_id":"1"}}]}}`))
+	events, err := newClient(t, srv.URL).Search(context.Background(), testKey, q1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].UUID != "542e4c9c-cadc-4f8f-bb11-6d13950d210b" {
+		t.Errorf("events = %+v, want only the one with a real UUID", events)
 	}
 }
