@@ -2,9 +2,13 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 )
 
@@ -28,19 +32,45 @@ func TestMISPBase(t *testing.T) {
 	}
 }
 
+func TestAllowedHosts(t *testing.T) {
+	tests := []struct {
+		env, apiURL string
+		want        []string
+	}{
+		{"", "https://misp.example.org/", []string{"misp.example.org"}}, // API_URL's MISP only
+		{"", "", []string{"*"}}, // a relay for configuration tokens only
+		{"", "/srv/feed", []string{"*"}},
+		{"misp1.example, https://MISP2.example:8443/", "https://misp.example.org", []string{"misp1.example", "misp2.example:8443"}},
+		{"*", "https://misp.example.org", []string{"*"}},
+	}
+	for _, tt := range tests {
+		got, err := allowedHosts(tt.env, tt.apiURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("allowedHosts(%q, %q) (-want +got):\n%s", tt.env, tt.apiURL, diff)
+		}
+	}
+	if _, err := allowedHosts("ftp://x", ""); err == nil {
+		t.Error("a malformed entry was accepted")
+	}
+}
+
 type namedMISP struct {
 	service.MISP
-	base string
+	base  string
+	named bool
 }
 
 func TestMISPPool(t *testing.T) {
 	built := 0
-	pool := newMISPPool([]string{"misp.example.org", "misp2.example.org:8443"}, func(base string) (service.MISP, error) {
+	pool := newMISPPool([]string{"misp.example.org", "misp2.example.org:8443", "lab.example:8080"}, func(base string, named bool) (service.MISP, error) {
 		built++
-		return namedMISP{base: base}, nil
+		return namedMISP{base: base, named: named}, nil
 	})
 	m, base, err := pool.get("misp.example.org")
-	if err != nil || base != "https://misp.example.org" || m.(namedMISP).base != base {
+	if err != nil || base != "https://misp.example.org" || m.(namedMISP).base != base || !m.(namedMISP).named {
 		t.Fatalf("get = %v, %q, %v", m, base, err)
 	}
 	if _, _, err := pool.get("https://misp.example.org/"); err != nil || built != 1 {
@@ -49,21 +79,34 @@ func TestMISPPool(t *testing.T) {
 	if _, _, err := pool.get("https://misp2.example.org:8443"); err != nil || built != 2 {
 		t.Errorf("second allowed host: built %d, err %v", built, err)
 	}
-	var ae *auth.Error
-	if _, _, err := pool.get("https://169.254.169.254"); !errors.As(err, &ae) || built != 2 {
-		t.Errorf("a host outside MISP_ALLOWED_HOSTS: err %v, built %d", err, built)
+	if _, _, err := pool.get("http://lab.example:8080"); err != nil {
+		t.Errorf("a listed http host: %v", err)
 	}
-	if _, _, err := pool.get("https://misp2.example.org"); err == nil {
-		t.Error("the allow-list compares host:port as written; another port must not pass")
+	refused := []string{
+		"https://169.254.169.254",     // not listed
+		"https://misp2.example.org",   // listed with another port
+		"https://misp.example.org/x1", // a path: one client per MISP
+	}
+	var ae *auth.Error
+	for _, h := range refused {
+		if _, _, err := pool.get(h); !errors.As(err, &ae) {
+			t.Errorf("get(%q) = %v, want an authorization error", h, err)
+		}
+	}
+	if built != 3 {
+		t.Errorf("refused hosts were built: %d clients", built)
 	}
 
-	open := newMISPPool(nil, func(base string) (service.MISP, error) { return namedMISP{base: base}, nil })
+	open := newMISPPool([]string{"*"}, func(base string, named bool) (service.MISP, error) { return namedMISP{base: base}, nil })
+	if _, _, err := open.get("http://anything.example"); !errors.As(err, &ae) {
+		t.Errorf("an unlisted http host: %v, want refused (the key would travel in clear text)", err)
+	}
 	for i := range maxMISPHosts {
-		if _, err := open.add("https://misp" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ".example"); err != nil {
+		if _, _, err := open.get(fmt.Sprintf("https://misp%d.example", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := open.add("https://one-too-many.example"); err == nil {
-		t.Errorf("more than %d MISP hosts accepted", maxMISPHosts)
+	if _, _, err := open.get("https://one-too-many.example"); !errors.Is(err, misp.ErrUnavailable) {
+		t.Errorf("more than %d MISP hosts: %v, want service unavailable", maxMISPHosts, err)
 	}
 }

@@ -69,12 +69,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 		metricsAddr:   strings.TrimSpace(getenv("METRICS_ADDR")),
 		jwksHosts:     auth.ParseHosts(getenv("JWKS_HOSTS")),
 		audience:      strings.TrimRight(strings.TrimSpace(getenv("RELAY_AUDIENCE")), "/"),
-		allowedHosts:  lowerAll(auth.ParseHosts(getenv("MISP_ALLOWED_HOSTS"))),
 
 		readHeaderTimeout: 10 * time.Second,
 	}
 	var err error
 	if c.mispTimeout, err = duration(getenv, "MISP_TIMEOUT", 25*time.Second); err != nil {
+		return c, err
+	}
+	if c.allowedHosts, err = allowedHosts(getenv("MISP_ALLOWED_HOSTS"), c.apiURL); err != nil {
 		return c, err
 	}
 	if c.cacheTTL, err = durationOrZero(getenv, "CACHE_TTL", cache.DefaultTTL); err != nil {
@@ -205,11 +207,14 @@ func newHandler(cfg config, log *slog.Logger, m *metrics.Metrics) (http.Handler,
 	})
 	// One client per MISP: its connections, concurrency bound, circuit breaker, cache and
 	// metrics belong to that MISP alone.
-	pool := newMISPPool(cfg.allowedHosts, func(base string) (service.MISP, error) {
+	pool := newMISPPool(cfg.allowedHosts, func(base string, named bool) (service.MISP, error) {
 		client, err := misp.New(misp.Config{
-			BaseURL:            base,
-			Timeout:            cfg.mispTimeout,
-			InsecureSkipVerify: !cfg.verifyCert,
+			BaseURL: base,
+			Timeout: cfg.mispTimeout,
+			// MISP_VERIFY_CERT=false is the operator's choice for API_URL's MISP, never for a
+			// MISP a token names; nor is what such a MISP answers ever quoted back.
+			InsecureSkipVerify: !cfg.verifyCert && !named,
+			HideAnswers:        named,
 			CAFile:             cfg.caFile,
 			UserAgent:          userAgent,
 			MaxConcurrent:      cfg.concurrency,
@@ -239,12 +244,14 @@ func newHandler(cfg config, log *slog.Logger, m *metrics.Metrics) (http.Handler,
 		Concurrency:    cfg.concurrency,
 		MaxBodyBytes:   cfg.maxBodyBytes,
 		MaxObservables: cfg.maxObs,
+		// Answer with what was found before the server's WriteTimeout (MISP_TIMEOUT + 30s).
+		RequestTimeout: cfg.mispTimeout + 20*time.Second,
 		Log:            log,
 		ObserveRequest: m.ObserveRequest,
 	}
 	switch dir, isFeed := feedDir(cfg.apiURL); {
 	case cfg.apiURL == "":
-		log.Warn("API_URL is not set: only configuration tokens naming a MISP HOST can be served")
+		log.Warn("API_URL is not set: only configuration tokens naming a MISP HOST can be served", "allowed_hosts", strings.Join(cfg.allowedHosts, ","))
 	case isFeed:
 		store, err := feed.Load(dir)
 		if err != nil {
@@ -257,7 +264,7 @@ func newHandler(cfg config, log *slog.Logger, m *metrics.Metrics) (http.Handler,
 		if err != nil || !strings.Contains(cfg.apiURL, "://") {
 			return nil, fmt.Errorf("API_URL %q is neither an http(s) URL nor a MISP feed directory", cfg.apiURL)
 		}
-		client, err := pool.add(base)
+		client, err := pool.add(base, false)
 		if err != nil {
 			return nil, fmt.Errorf("API_URL: %w", err)
 		}
@@ -284,14 +291,6 @@ func newHandler(cfg config, log *slog.Logger, m *metrics.Metrics) (http.Handler,
 		return nil, err
 	}
 	return service.NewHandler(svc)
-}
-
-// lowerAll lower-cases host names for comparison.
-func lowerAll(hosts []string) []string {
-	for i, h := range hosts {
-		hosts[i] = strings.ToLower(h)
-	}
-	return hosts
 }
 
 // feedDir tells whether API_URL names a local MISP feed directory (a path or a file:// URL)
@@ -351,7 +350,10 @@ func duration(getenv func(string) string, name string, def time.Duration) (time.
 
 // durationOrZero is duration that also accepts 0 (to turn a feature off).
 func durationOrZero(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
-	if v := strings.TrimSpace(getenv(name)); v == "0" {
+	if d, err := time.ParseDuration(strings.TrimSpace(getenv(name))); err == nil && d == 0 {
+		return 0, nil
+	}
+	if strings.TrimSpace(getenv(name)) == "0" {
 		return 0, nil
 	}
 	return duration(getenv, name, def)
