@@ -36,8 +36,11 @@ const (
 // verified claims (set by the validator's authentication hook) and the raw body (kept so a
 // rejected body can be explained in the contract's words).
 type requestState struct {
-	claims      auth.Claims
-	body        []byte
+	claims auth.Claims
+	body   []byte
+	// bodyProblem is why the body could not be taken (too large, unreadable). It is answered
+	// only after authentication, which always comes first.
+	bodyProblem string
 	observables int // how many the body held, for the log line
 }
 
@@ -71,6 +74,7 @@ func NewHandler(s *Service) (http.Handler, error) {
 		},
 		ErrorHandlerWithOpts: s.rejected,
 	}))
+	r.Use(singleJSONValue)
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed)
 	strict := gen.NewStrictHandlerWithOptions(s, nil, gen.StrictHTTPServerOptions{
@@ -116,6 +120,8 @@ func (s *Service) rejected(ctx context.Context, err error, w http.ResponseWriter
 		writeEnvelope(w, r, ae)
 	case errors.As(err, &se):
 		writeEnvelope(w, r, &auth.Error{Reason: "Bearer token required"})
+	case errors.As(err, &re) && re.RequestBody != nil && stateFrom(ctx).bodyProblem != "":
+		writeEnvelope(w, r, payloadError("{'_schema': ["+pyRepr(stateFrom(ctx).bodyProblem)+"]}"))
 	case errors.As(err, &re) && re.RequestBody != nil:
 		writeEnvelope(w, r, bodyError(opts.MatchedRoute.Route.Path, stateFrom(ctx).body, re))
 	case errors.As(err, &re):
@@ -158,15 +164,40 @@ func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusMethodNotAllowed, gen.HTTPError{Code: gen.HTTPMethodNotAllowed, Message: msgMethodNotAllowed})
 }
 
-// trimTrailingSlash makes /health/ behave like /health, as the Python relays' routes did.
+// trimTrailingSlash makes /health/ behave like /health, as the Python relays' routes did, and
+// answers HEAD like GET (net/http drops the body), as Flask did for GET /watchdog.
 func trimTrailingSlash(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r = r.WithContext(r.Context()) // a copy: the server still knows the request was HEAD
+			r.Method = http.MethodGet
+		}
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
 			r.URL.Path = strings.TrimRight(p, "/")
 			if r.URL.Path == "" {
 				r.URL.Path = "/"
 			}
 			r.URL.RawPath = ""
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bodyRoutes are the operations whose body is a JSON document.
+var bodyRoutes = map[string]bool{
+	"/deliberate/observables": true, "/observe/observables": true, "/refer/observables": true,
+	"/respond/observables": true, "/respond/trigger": true,
+}
+
+// singleJSONValue refuses a body with data after its JSON value (`[...] garbage`), which the
+// validator's decoder reads past: the contract answers it as a body that is not JSON.
+func singleJSONValue(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := stateFrom(r.Context()); bodyRoutes[r.URL.Path] && len(st.body) > 0 {
+			if _, ok := decodeBody(st.body); !ok {
+				writeEnvelope(w, r, payloadError(schemaProblem()))
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -185,11 +216,11 @@ func (s *Service) readBody(next http.Handler) http.Handler {
 		_ = r.Body.Close()
 		switch {
 		case err != nil:
-			writeEnvelope(w, r, payloadError("{'_schema': ['The request body could not be read.']}"))
-			return
+			st.bodyProblem, body = "The request body could not be read.", nil
 		case int64(len(body)) > s.cfg.MaxBodyBytes:
-			writeEnvelope(w, r, payloadError(fmt.Sprintf("{'_schema': ['The request body is larger than %d bytes.']}", s.cfg.MaxBodyBytes)))
-			return
+			// Read no further; the validator sees no body, and after authentication the
+			// request is answered with this.
+			st.bodyProblem, body = fmt.Sprintf("The request body is larger than %d bytes.", s.cfg.MaxBodyBytes), nil
 		}
 		st.body = body
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -208,6 +239,8 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		st := &requestState{}
 		ctx, counters := reqlog.New(context.WithValue(r.Context(), stateKey{}, st))
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		defer cancel()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r.WithContext(ctx))
 		elapsed := time.Since(start)

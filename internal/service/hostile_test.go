@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -142,5 +143,88 @@ func TestPanicIsRecovered(t *testing.T) {
 	}
 	if logs := h.logs.String(); !strings.Contains(logs, "boom") || !strings.Contains(logs, "goroutine") {
 		t.Errorf("panic not logged with a stack: %s", logs)
+	}
+}
+
+func TestTrailingDataIsNotJSON(t *testing.T) {
+	h := newHarness(t, allEvents())
+	for _, tt := range []struct{ path, body string }{
+		{"/deliberate/observables", `[{"type":"ip","value":"198.51.100.7"}] garbage`},
+		{"/observe/observables", `[][`},
+		{"/respond/trigger", `{"action-id":"x","observable_type":"ip","observable_value":"1"} {}`},
+	} {
+		_, got := h.post(tt.path, tt.body)
+		if code, msg := errorOf(t, got); code != "invalid argument" || msg != "Invalid JSON payload received. {'_schema': ['Invalid input type.']}" {
+			t.Errorf("%s %q: %q %q", tt.path, tt.body, code, msg)
+		}
+	}
+	if n := len(h.misp.Requests()); n != 0 {
+		t.Errorf("%d MISP calls for bodies that are not JSON", n)
+	}
+}
+
+func TestAuthBeforeBodySize(t *testing.T) {
+	h := newHarness(t, allEvents())
+	body := `[{"type":"url","value":"http://` + strings.Repeat("a", 2<<20) + `"}]`
+	_, got := h.do(http.MethodPost, "/observe/observables", http.Header{}, body)
+	if code, msg := errorOf(t, got); code != "authorization error" {
+		t.Errorf("an unauthenticated oversized body got %q %q, want the authorization error first", code, msg)
+	}
+}
+
+func TestHeadWatchdog(t *testing.T) {
+	h := newHarness(t, allEvents())
+	req, _ := http.NewRequest(http.MethodHead, h.srv.URL+"/watchdog", nil)
+	req.Header.Set("Health-Check", "x")
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD /watchdog = %d, want 200 like GET", resp.StatusCode)
+	}
+}
+
+// TestRequestDeadline: a request whose lookups cannot all finish in RequestTimeout answers in
+// time with what it found and says what it could not do, instead of losing its answer to the
+// server's WriteTimeout.
+func TestRequestDeadline(t *testing.T) {
+	h := newHarness(t, allEvents())
+	h.misp.Delay("/attributes/restSearch", 200*time.Millisecond)
+	client, err := misp.New(misp.Config{BaseURL: h.misp.URL, MaxConcurrent: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.serve(service.Config{MISP: client, UIURL: h.misp.URL, RequestTimeout: 300 * time.Millisecond})
+	start := time.Now()
+	_, got := h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"},{"type":"domain","value":"evil.example"},{"type":"email","value":"phish@example.org"}]`)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("answered after %v", d)
+	}
+	data, _ := got["data"].(map[string]any)
+	if data == nil || data["verdicts"] == nil {
+		t.Errorf("no data from the lookup that finished in time: %v", got)
+	}
+	if code, msg := errorOf(t, got); code != "service unavailable" {
+		t.Errorf("code %q (%s), want service unavailable for the lookups out of time", code, msg)
+	}
+}
+
+func TestURLScanTakesAnyURL(t *testing.T) {
+	o := allEvents()
+	o.urlscanKey = testURLScanKey
+	h := newHarness(t, o)
+	const u = "http://evil.example/?a=1&&b=2" // MISP would misread it, urlscan.io would not
+	_, got := h.post("/respond/observables", `[{"type":"url","value":"`+u+`"}]`)
+	if actions := got["data"].([]any); len(actions) != 1 || actions[0].(map[string]any)["id"] != "urlscan-scan" {
+		t.Errorf("actions = %v, want the scan", actions)
+	}
+	_, got = h.post("/respond/trigger", `{"action-id":"urlscan-scan","observable_type":"url","observable_value":"`+u+`"}`)
+	if got["data"].(map[string]any)["status"] != "success" || len(h.scans.got) != 1 || h.scans.got[0]["url"] != u {
+		t.Errorf("trigger = %v, scans %v", got, h.scans.got)
+	}
+	if n := len(h.misp.Requests()); n != 0 {
+		t.Errorf("the URL was sent to MISP (%d calls)", n)
 	}
 }

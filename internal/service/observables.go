@@ -39,21 +39,24 @@ var kinds = map[string]observableKind{
 	"file_name": {human: "file name", mispTypes: []string{"filename", "filename|md5", "filename|sha1", "filename|sha256", "filename|sha512", "malware-sample"}},
 }
 
-// observable is a supported, de-duplicated observable ready for lookup.
+// observable is a supported, de-duplicated observable.
 type observable struct {
 	Type  string
 	Value string // trimmed
 	kind  observableKind
+	// safe says MISP reads Value as exactly that value (misp.SafeValue); only such values
+	// are looked up or linked. urlscan.io has no such syntax: any URL can be scanned.
+	safe bool
 }
 
 func (o observable) ctim() gen.Observable {
 	return gen.Observable{Type: gen.ObservableType(o.Type), Value: o.Value}
 }
 
-// supported filters the request's observables: unsupported types are dropped, values are
-// trimmed, values MISP would misread are skipped, and duplicates by (type, value) are removed
-// keeping first-seen order, so answers follow the input order.
-func supported(in []gen.ObservableInput) []observable {
+// candidates filters the request's observables: unsupported types and blank values are
+// dropped, values are trimmed, and duplicates by (type, value) are removed keeping first-seen
+// order, so answers follow the input order.
+func candidates(in []gen.ObservableInput) []observable {
 	out := make([]observable, 0, len(in))
 	seen := make(map[[2]string]struct{}, len(in))
 	for _, o := range in {
@@ -62,7 +65,7 @@ func supported(in []gen.ObservableInput) []observable {
 			continue
 		}
 		v := strings.TrimSpace(o.Value)
-		if !misp.SafeValue(v) {
+		if v == "" {
 			continue
 		}
 		key := [2]string{o.Type, v}
@@ -70,7 +73,23 @@ func supported(in []gen.ObservableInput) []observable {
 			continue
 		}
 		seen[key] = struct{}{}
-		out = append(out, observable{Type: o.Type, Value: v, kind: k})
+		out = append(out, observable{Type: o.Type, Value: v, kind: k, safe: misp.SafeValue(v)})
 	}
 	return out
 }
+
+// supported is candidates less the values MISP would misread, which are never sent to it.
+func supported(in []gen.ObservableInput) []observable {
+	out := candidates(in)
+	n := 0
+	for _, o := range out {
+		if o.safe {
+			out[n] = o
+			n++
+		}
+	}
+	return out[:n]
+}
+
+// scannable reports whether urlscan.io can scan o.
+func (o observable) scannable() bool { return o.Type == "url" || o.Type == "domain" }

@@ -43,6 +43,7 @@ const (
 	DefaultConcurrency    = 32
 	DefaultMaxBodyBytes   = 1 << 20
 	DefaultMaxObservables = 1000
+	DefaultRequestTimeout = 50 * time.Second
 	sightingSource        = "XDR"
 )
 
@@ -68,9 +69,12 @@ type Config struct {
 	Scanner    Scanner
 	URLScanKey string // default urlscan.io key when the JWT has none
 
-	EntitiesLimit int   // events per observable (CTR_ENTITIES_LIMIT)
-	Concurrency   int   // concurrent lookups per request
-	MaxBodyBytes  int64 // largest request body read
+	EntitiesLimit int // events per observable (CTR_ENTITIES_LIMIT)
+	// RequestTimeout bounds the MISP work of one request, so its answer (with what was found
+	// in time) is written before the server's WriteTimeout drops the connection.
+	RequestTimeout time.Duration
+	Concurrency    int   // concurrent lookups per request
+	MaxBodyBytes   int64 // largest request body read
 	// MaxObservables bounds the observables of one request, so one request cannot fan out
 	// into thousands of MISP lookups.
 	MaxObservables int
@@ -89,6 +93,12 @@ type Service struct {
 }
 
 var _ gen.StrictServerInterface = (*Service)(nil)
+
+// errOutOfTime is the answer for lookups a request had no time left to make.
+var errOutOfTime = &misp.Error{
+	Op: "search", Kind: misp.ErrUnavailable,
+	Detail: "the request ran out of time (MISP is slow or the request has many observables); the remaining lookups were not made",
+}
 
 // errNoBackend is returned when neither a MISP server nor a feed is configured.
 var errNoBackend = &configError{"The relay has no MISP to ask: set API_URL to your MISP base URL (or to a MISP feed directory)."}
@@ -112,6 +122,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	if cfg.MaxObservables <= 0 {
 		cfg.MaxObservables = DefaultMaxObservables
@@ -188,6 +201,10 @@ func (s *Service) searchAll(ctx context.Context, t tenant, obs []observable, lim
 	g.SetLimit(s.cfg.Concurrency)
 	for i, o := range obs {
 		g.Go(func() error {
+			if ctx.Err() != nil {
+				out[i] = lookup{err: errOutOfTime}
+				return nil
+			}
 			// A panic here would kill the process: the HTTP recoverer only guards the
 			// request's own goroutine.
 			defer func() {
@@ -327,46 +344,54 @@ const (
 // domains when a urlscan.io key is available.
 func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObservablesRequestObject) (gen.RespondObservablesResponseObject, error) {
 	claims := claimsFrom(ctx)
-	obs, err := s.observables(ctx, *req.Body)
-	if err != nil {
+	if _, err := s.observables(ctx, *req.Body); err != nil {
 		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
 	t, err := s.tenantOf(ctx)
 	if err != nil {
 		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
-	var known []lookup
+	all := candidates(*req.Body)
+	lookups := map[int]lookup{} // by index in all
 	if t.misp != nil {
 		// One event is enough to know MISP has the observable. A feed cannot be written to.
-		known = s.searchAll(ctx, t, obs, 1)
+		var safe []observable
+		var at []int
+		for i, o := range all {
+			if o.safe {
+				safe, at = append(safe, o), append(at, i)
+			}
+		}
+		for j, r := range s.searchAll(ctx, t, safe, 1) {
+			lookups[at[j]] = r
+		}
 	}
 	canScan := s.cfg.Scanner != nil && s.urlscanKey(claims) != ""
 	actions := []gen.RespondAction{}
 	var errs []error
-	for i, o := range obs {
+	for i, o := range all {
 		params := struct {
 			ObservableType  string `json:"observable_type"`
 			ObservableValue string `json:"observable_value"`
 		}{o.Type, o.Value}
-		if known != nil {
-			switch r := known[i]; {
-			case r.err != nil:
-				errs = append(errs, r.err)
-			case len(r.events) > 0:
-				actions = append(actions,
-					gen.RespondAction{
-						Id: gen.MispAddSighting, Title: titleSighting,
-						Description: "Add a sighting of this " + o.kind.human + " to the MISP events that hold it",
-						Categories:  []string{"MISP", "Sighting"}, QueryParams: params,
-					},
-					gen.RespondAction{
-						Id: gen.MispAddFalsePositive, Title: titleFalsePositive,
-						Description: "Report this " + o.kind.human + " to MISP as a false positive",
-						Categories:  []string{"MISP", "False positive"}, QueryParams: params,
-					})
-			}
+		switch r, looked := lookups[i]; {
+		case !looked:
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case len(r.events) > 0:
+			actions = append(actions,
+				gen.RespondAction{
+					Id: gen.MispAddSighting, Title: titleSighting,
+					Description: "Add a sighting of this " + o.kind.human + " to the MISP events that hold it",
+					Categories:  []string{"MISP", "Sighting"}, QueryParams: params,
+				},
+				gen.RespondAction{
+					Id: gen.MispAddFalsePositive, Title: titleFalsePositive,
+					Description: "Report this " + o.kind.human + " to MISP as a false positive",
+					Categories:  []string{"MISP", "False positive"}, QueryParams: params,
+				})
 		}
-		if canScan && (o.Type == "url" || o.Type == "domain") {
+		if canScan && o.scannable() {
 			actions = append(actions, gen.RespondAction{
 				Id: gen.UrlscanScan, Title: titleScan,
 				Description: "Submit this " + o.kind.human + " to urlscan.io for a scan",
@@ -424,18 +449,17 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
 		}
 		return t.misp.AddSighting(ctx, t.key, o.Value, typ, sightingSource)
 	case gen.UrlscanScan:
-		o, err := triggerObservable(body)
-		if err != nil {
-			return err
+		obs := candidates([]gen.ObservableInput{{Type: body.ObservableType, Value: body.ObservableValue}})
+		if len(obs) == 0 || !obs[0].scannable() {
+			return &invalidArgument{fmt.Sprintf("urlscan.io scans URLs and domains, not %s %s.",
+				pyRepr(body.ObservableType), pyRepr(body.ObservableValue))}
 		}
-		if o.Type != "url" && o.Type != "domain" {
-			return &invalidArgument{fmt.Sprintf("urlscan.io scans URLs and domains, not %s observables.", o.Type)}
-		}
+		o := obs[0]
 		key := s.urlscanKey(claims)
 		if s.cfg.Scanner == nil || key == "" {
 			return &urlscan.Error{Kind: urlscan.ErrPermission, Detail: "no urlscan.io API key: add urlscan_key to the JWT or set URLSCAN_API_KEY"}
 		}
-		_, err = s.cfg.Scanner.Scan(ctx, key, o.Value)
+		_, err := s.cfg.Scanner.Scan(ctx, key, o.Value)
 		return err
 	}
 	return &invalidArgument{"Unknown action-id " + pyRepr(body.ActionId) + "."}

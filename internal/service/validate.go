@@ -73,8 +73,8 @@ func decodeBody(body []byte) (any, bool) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, false
 	}
-	if _, err := dec.Token(); err == nil {
-		return nil, false // trailing data after the value
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return nil, false // data after the value
 	}
 	return v, true
 }
