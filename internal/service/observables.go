@@ -79,16 +79,18 @@ func candidates(in []gen.ObservableInput) []observable {
 }
 
 // supported is candidates less the values MISP would misread, which are never sent to it.
-func supported(in []gen.ObservableInput) []observable {
-	out := candidates(in)
+func supported(in []gen.ObservableInput) []observable { return safeOnly(candidates(in)) }
+
+// safeOnly keeps the observables MISP reads exactly (filtering obs in place).
+func safeOnly(obs []observable) []observable {
 	n := 0
-	for _, o := range out {
+	for _, o := range obs {
 		if o.safe {
-			out[n] = o
+			obs[n] = o
 			n++
 		}
 	}
-	return out[:n]
+	return obs[:n]
 }
 
 // scannable reports whether urlscan.io can scan o.

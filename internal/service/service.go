@@ -252,20 +252,22 @@ func (s *Service) ObserveObservables(ctx context.Context, req gen.ObserveObserva
 	return gen.ObserveObservables200JSONResponse(s.enrich(ctx, *req.Body, true)), nil
 }
 
-// observables checks the request's observables against MaxObservables and filters them.
+// observables checks the request's observables against MaxObservables and returns its
+// candidates (see candidates; safeOnly keeps those MISP may be asked about).
 func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) ([]observable, error) {
 	stateFrom(ctx).observables = len(in)
 	if len(in) > s.cfg.MaxObservables {
 		return nil, payloadError(fmt.Sprintf("{'_schema': ['At most %d observables are accepted in one request, got %d.']}", s.cfg.MaxObservables, len(in)))
 	}
-	return supported(in), nil
+	return candidates(in), nil
 }
 
 func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe bool) gen.EnrichResult {
-	obs, err := s.observables(ctx, in)
+	all, err := s.observables(ctx, in)
 	if err != nil {
 		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
 	}
+	obs := safeOnly(all)
 	t, err := s.tenantOf(ctx)
 	if err != nil {
 		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
@@ -304,10 +306,11 @@ func enrichResult(ctx context.Context, d *gen.EnrichData, errs []error) gen.Enri
 
 // ReferObservables links each supported observable to a MISP search. It needs no MISP call.
 func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservablesRequestObject) (gen.ReferObservablesResponseObject, error) {
-	obs, err := s.observables(ctx, *req.Body)
+	all, err := s.observables(ctx, *req.Body)
 	if err != nil {
 		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
+	obs := safeOnly(all) // a MISP search link for a value MISP misreads would mislead
 	t, err := s.tenantOf(ctx)
 	if err != nil {
 		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
@@ -344,14 +347,14 @@ const (
 // domains when a urlscan.io key is available.
 func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObservablesRequestObject) (gen.RespondObservablesResponseObject, error) {
 	claims := claimsFrom(ctx)
-	if _, err := s.observables(ctx, *req.Body); err != nil {
+	all, err := s.observables(ctx, *req.Body)
+	if err != nil {
 		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
 	t, err := s.tenantOf(ctx)
 	if err != nil {
 		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
-	all := candidates(*req.Body)
 	lookups := map[int]lookup{} // by index in all
 	if t.misp != nil {
 		// One event is enough to know MISP has the observable. A feed cannot be written to.
