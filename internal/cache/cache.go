@@ -19,15 +19,15 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/reqlog"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // MISP is the upstream the cache sits in front of.
 type MISP interface {
-	Search(ctx context.Context, key string, q misp.Query) ([]misp.Event, error)
+	Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error)
 	Version(ctx context.Context, key string) (string, error)
-	AddSighting(ctx context.Context, key, value string, typ misp.SightingType, source string) error
+	AddSighting(ctx context.Context, key, value string, typ intel.SightingType, source string) error
 }
 
 // Config sizes the cache.
@@ -54,7 +54,7 @@ const (
 type Cache struct {
 	next    MISP
 	baseURL string
-	search  *expirable.LRU[string, []misp.Event] // nil when TTL is 0
+	search  *expirable.LRU[string, []intel.Event] // nil when TTL is 0
 	health  *expirable.LRU[string, string]
 	flight  singleflight.Group
 	hits    atomic.Int64
@@ -71,7 +71,7 @@ func New(next MISP, cfg Config) *Cache {
 	}
 	c := &Cache{next: next, baseURL: cfg.BaseURL}
 	if cfg.TTL > 0 {
-		c.search = expirable.NewLRU[string, []misp.Event](cfg.Size, nil, cfg.TTL)
+		c.search = expirable.NewLRU[string, []intel.Event](cfg.Size, nil, cfg.TTL)
 	}
 	c.health = expirable.NewLRU[string, string](1024, nil, cfg.HealthTTL)
 	return c
@@ -88,14 +88,14 @@ func (c *Cache) keyHash(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (c *Cache) searchKey(key string, q misp.Query) string {
+func (c *Cache) searchKey(key string, q intel.Query) string {
 	return strings.Join([]string{c.baseURL, c.keyHash(key), strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit)}, "\x00")
 }
 
 // Search answers from the cache, or asks MISP once for all concurrent callers of the same
 // lookup. Callers get their own slice of events and may reorder it; the events' contents are
 // shared and must not be modified.
-func (c *Cache) Search(ctx context.Context, key string, q misp.Query) ([]misp.Event, error) {
+func (c *Cache) Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
 	k := c.searchKey(key, q)
 	if c.search != nil {
 		if events, ok := c.search.Get(k); ok {
@@ -122,7 +122,7 @@ func (c *Cache) Search(ctx context.Context, key string, q misp.Query) ([]misp.Ev
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		return slices.Clone(r.Val.([]misp.Event)), nil
+		return slices.Clone(r.Val.([]intel.Event)), nil
 	}
 }
 
@@ -147,6 +147,6 @@ func (c *Cache) Version(ctx context.Context, key string) (string, error) {
 }
 
 // AddSighting is never cached nor shared: each call is a write.
-func (c *Cache) AddSighting(ctx context.Context, key, value string, typ misp.SightingType, source string) error {
+func (c *Cache) AddSighting(ctx context.Context, key, value string, typ intel.SightingType, source string) error {
 	return c.next.AddSighting(ctx, key, value, typ, source)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // fakeMISP counts calls; a call blocks until release is closed when release is set.
@@ -24,7 +25,7 @@ type fakeMISP struct {
 
 var errDown = &misp.Error{Op: "search", Kind: misp.ErrUnavailable}
 
-func (f *fakeMISP) Search(ctx context.Context, key string, q misp.Query) ([]misp.Event, error) {
+func (f *fakeMISP) Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
 	f.searches.Add(1)
 	if f.release != nil {
 		select {
@@ -36,7 +37,7 @@ func (f *fakeMISP) Search(ctx context.Context, key string, q misp.Query) ([]misp
 	if f.fail.Load() {
 		return nil, errDown
 	}
-	return []misp.Event{{UUID: "a-" + key + "-" + q.Value, ThreatLevel: 3}, {UUID: "b", ThreatLevel: 1}}, nil
+	return []intel.Event{{UUID: "a-" + key + "-" + q.Value, ThreatLevel: 3}, {UUID: "b", ThreatLevel: 1}}, nil
 }
 
 func (f *fakeMISP) Version(context.Context, string) (string, error) {
@@ -47,12 +48,12 @@ func (f *fakeMISP) Version(context.Context, string) (string, error) {
 	return "2.5.1", nil
 }
 
-func (f *fakeMISP) AddSighting(context.Context, string, string, misp.SightingType, string) error {
+func (f *fakeMISP) AddSighting(context.Context, string, string, intel.SightingType, string) error {
 	f.sightings.Add(1)
 	return nil
 }
 
-var q = misp.Query{Value: "198.51.100.7", Types: []string{"ip-src", "ip-dst"}, Limit: 100}
+var q = intel.Query{Value: "198.51.100.7", Types: []string{"ip-src", "ip-dst"}, Limit: 100}
 
 func TestSearchIsCachedPerTenantAndQuery(t *testing.T) {
 	f := &fakeMISP{}
@@ -60,15 +61,15 @@ func TestSearchIsCachedPerTenantAndQuery(t *testing.T) {
 	ctx := context.Background()
 	lookups := []struct {
 		key  string
-		q    misp.Query
+		q    intel.Query
 		want int64 // upstream calls so far
 	}{
 		{"key-1", q, 1},
 		{"key-1", q, 1}, // hit
 		{"key-2", q, 2}, // another tenant never sees key-1's answer
-		{"key-1", misp.Query{Value: q.Value, Types: q.Types, Limit: 1}, 3},
-		{"key-1", misp.Query{Value: q.Value, Types: []string{"domain"}, Limit: 100}, 4},
-		{"key-1", misp.Query{Value: "192.0.2.1", Types: q.Types, Limit: 100}, 5},
+		{"key-1", intel.Query{Value: q.Value, Types: q.Types, Limit: 1}, 3},
+		{"key-1", intel.Query{Value: q.Value, Types: []string{"domain"}, Limit: 100}, 4},
+		{"key-1", intel.Query{Value: "192.0.2.1", Types: q.Types, Limit: 100}, 5},
 		{"key-2", q, 5}, // hit
 	}
 	for i, l := range lookups {
@@ -119,7 +120,7 @@ func TestTTLAndSize(t *testing.T) {
 	c := cache.New(f, cache.Config{TTL: 50 * time.Millisecond, Size: 2})
 	ctx := context.Background()
 	search := func(v string) {
-		if _, err := c.Search(ctx, "k", misp.Query{Value: v, Limit: 1}); err != nil {
+		if _, err := c.Search(ctx, "k", intel.Query{Value: v, Limit: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -241,7 +242,7 @@ func TestSightingsPassThrough(t *testing.T) {
 	f := &fakeMISP{}
 	c := cache.New(f, cache.Config{TTL: time.Minute})
 	for range 2 {
-		if err := c.AddSighting(context.Background(), "k", "v", misp.Sighting, "XDR"); err != nil {
+		if err := c.AddSighting(context.Background(), "k", "v", intel.Sighting, "XDR"); err != nil {
 			t.Fatal(err)
 		}
 	}

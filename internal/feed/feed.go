@@ -22,7 +22,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/mispjson"
 )
 
 // Store is an in-memory index of a MISP feed. Build it with Load.
@@ -38,8 +39,8 @@ type Store struct {
 
 // event is one loaded event: its metadata as returned to callers and its attributes.
 type event struct {
-	meta  misp.Event // Attributes is always nil here; Search fills in the matched ones
-	attrs []misp.Attribute
+	meta  intel.Event // Attributes is always nil here; Search fills in the matched ones
+	attrs []intel.Attribute
 }
 
 // ref points at one attribute: s.events[event].attrs[attr].
@@ -62,7 +63,7 @@ func (s *Store) Dir() string { return s.dir }
 // path traversal), a listed event file that is missing or not valid JSON, or an event whose
 // uuid differs from its manifest key. Files are opened through an os.Root, so a symlink cannot
 // lead the relay outside dir either. Unreadable timestamps are not defects: they load as zero
-// times, as misp.Event documents.
+// times, as intel.Event documents.
 func Load(dir string) (*Store, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -171,12 +172,12 @@ func readEvent(root *os.Root, dir, key string) (event, error) {
 		return event{}, fmt.Errorf("feed: %s: event uuid %q does not match the manifest key %q", path, w.UUID, key)
 	}
 
-	ev := event{meta: misp.Event{
+	ev := event{meta: intel.Event{
 		UUID:        w.UUID,
 		Info:        string(w.Info),
 		Date:        strings.TrimSpace(string(w.Date)),
-		Timestamp:   misp.EpochSeconds(string(w.Timestamp)),
-		ThreatLevel: misp.ThreatLevel(string(w.ThreatLevel)),
+		Timestamp:   mispjson.EpochSeconds(string(w.Timestamp)),
+		ThreatLevel: mispjson.ThreatLevel(string(w.ThreatLevel)),
 		Org:         string(w.Orgc.Name),
 	}}
 	for _, t := range w.Tag {
@@ -191,14 +192,14 @@ func readEvent(root *os.Root, dir, key string) (event, error) {
 			if a.Deleted || a.Value == "" {
 				continue
 			}
-			ev.attrs = append(ev.attrs, misp.Attribute{
+			ev.attrs = append(ev.attrs, intel.Attribute{
 				Type:      a.Type,
 				Category:  string(a.Category),
 				Value:     string(a.Value),
 				ToIDS:     bool(a.ToIDS),
-				Timestamp: misp.EpochSeconds(string(a.Timestamp)),
-				FirstSeen: misp.SeenTime(string(a.FirstSeen)),
-				LastSeen:  misp.SeenTime(string(a.LastSeen)),
+				Timestamp: mispjson.EpochSeconds(string(a.Timestamp)),
+				FirstSeen: mispjson.SeenTime(string(a.FirstSeen)),
+				LastSeen:  mispjson.SeenTime(string(a.LastSeen)),
 			})
 		}
 	}
@@ -266,9 +267,9 @@ func matchKey(v string) string {
 // newest date first, then by uuid, and at most q.Limit of them when q.Limit > 0.
 //
 // An empty value matches nothing. (MISP would drop the filter and return everything; the
-// relay never sends such values, see misp.SafeValue.) The cost is proportional to the number
+// relay never sends such values, see intel.SafeValue.) The cost is proportional to the number
 // of attributes holding the value, not to the size of the feed.
-func (s *Store) Search(ctx context.Context, q misp.Query) ([]misp.Event, error) {
+func (s *Store) Search(ctx context.Context, q intel.Query) ([]intel.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -276,7 +277,7 @@ func (s *Store) Search(ctx context.Context, q misp.Query) ([]misp.Event, error) 
 	if key == "" {
 		return nil, nil
 	}
-	var out []misp.Event
+	var out []intel.Event
 	last := -1
 	for i, r := range s.index[key] {
 		// A very common value (a popular domain) can have a long posting list; checking the

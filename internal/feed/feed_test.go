@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/feed"
-	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 const (
@@ -70,7 +70,7 @@ type hit struct {
 	Attrs       []string
 }
 
-func hits(evs []misp.Event) []hit {
+func hits(evs []intel.Event) []hit {
 	var out []hit
 	for _, e := range evs {
 		h := hit{UUID: e.UUID, ThreatLevel: e.ThreatLevel}
@@ -133,7 +133,7 @@ func TestSampleObservables(t *testing.T) {
 				t.Fatalf("observable %q is not described by this test", o.Value)
 			}
 			seenTypes[o.Type] = true
-			evs, err := s.Search(context.Background(), misp.Query{Value: o.Value, Types: attrTypes, Limit: 100})
+			evs, err := s.Search(context.Background(), intel.Query{Value: o.Value, Types: attrTypes, Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,99 +166,99 @@ func TestSearch(t *testing.T) {
 	ipTypes, domainTypes := types["ip"], types["domain"]
 	tests := []struct {
 		name string
-		q    misp.Query
+		q    intel.Query
 		want []hit
 	}{{
 		name: "value in two events, newest first",
-		q:    misp.Query{Value: "198.51.100.23", Types: ipTypes},
+		q:    intel.Query{Value: "198.51.100.23", Types: ipTypes},
 		want: []hit{
 			{evPhishing, 1, []string{"ip-dst=198.51.100.23"}},
 			{evHarvest, 3, []string{"ip-dst=198.51.100.23"}},
 		},
 	}, {
 		name: "limit caps events",
-		q:    misp.Query{Value: "198.51.100.23", Types: ipTypes, Limit: 1},
+		q:    intel.Query{Value: "198.51.100.23", Types: ipTypes, Limit: 1},
 		want: []hit{{evPhishing, 1, []string{"ip-dst=198.51.100.23"}}},
 	}, {
 		name: "negative limit is no cap",
-		q:    misp.Query{Value: "198.51.100.23", Types: ipTypes, Limit: -1},
+		q:    intel.Query{Value: "198.51.100.23", Types: ipTypes, Limit: -1},
 		want: []hit{
 			{evPhishing, 1, []string{"ip-dst=198.51.100.23"}},
 			{evHarvest, 3, []string{"ip-dst=198.51.100.23"}},
 		},
 	}, {
 		name: "case-insensitive",
-		q:    misp.Query{Value: "Accounts-Payable@EXAMPLE.org", Types: types["email"]},
+		q:    intel.Query{Value: "Accounts-Payable@EXAMPLE.org", Types: types["email"]},
 		want: []hit{{evPhishing, 1, []string{"email-src=accounts-payable@example.org"}}},
 	}, {
 		name: "upper-case hash finds composite and object attribute",
-		q:    misp.Query{Value: strings.ToUpper(sha256Troj), Types: types["sha256"]},
+		q:    intel.Query{Value: strings.ToUpper(sha256Troj), Types: types["sha256"]},
 		want: []hit{{evPhishing, 1, []string{
 			"filename|sha256=invoice_0412.pdf.exe|" + sha256Troj,
 			"sha256=" + sha256Troj,
 		}}},
 	}, {
 		name: "first half of domain|ip",
-		q:    misp.Query{Value: "invoice-portal.example.com", Types: domainTypes},
+		q:    intel.Query{Value: "invoice-portal.example.com", Types: domainTypes},
 		want: []hit{{evPhishing, 1, []string{"domain|ip=invoice-portal.example.com|198.51.100.24"}}},
 	}, {
 		name: "second half of domain|ip",
-		q:    misp.Query{Value: "198.51.100.24", Types: ipTypes},
+		q:    intel.Query{Value: "198.51.100.24", Types: ipTypes},
 		want: []hit{{evPhishing, 1, []string{"domain|ip=invoice-portal.example.com|198.51.100.24"}}},
 	}, {
 		name: "ip half of ip-dst|port",
-		q:    misp.Query{Value: "203.0.113.45", Types: ipTypes},
+		q:    intel.Query{Value: "203.0.113.45", Types: ipTypes},
 		want: []hit{{evCobalt, 2, []string{"ip-dst|port=203.0.113.45|8443"}}},
 	}, {
 		name: "port half matches too, as in MISP",
-		q:    misp.Query{Value: "8443"},
+		q:    intel.Query{Value: "8443"},
 		want: []hit{{evCobalt, 2, []string{"ip-dst|port=203.0.113.45|8443"}}},
 	}, {
 		name: "whole composite value matches nothing",
-		q:    misp.Query{Value: "203.0.113.45|8443"},
+		q:    intel.Query{Value: "203.0.113.45|8443"},
 	}, {
 		name: "object attribute",
-		q:    misp.Query{Value: "203.0.113.46", Types: ipTypes},
+		q:    intel.Query{Value: "203.0.113.46", Types: ipTypes},
 		want: []hit{{evCobalt, 2, []string{"ip-dst=203.0.113.46"}}},
 	}, {
 		name: "no types means any type",
-		q:    misp.Query{Value: "c2-relay.example.net"},
+		q:    intel.Query{Value: "c2-relay.example.net"},
 		want: []hit{{evCobalt, 2, []string{"domain=c2-relay.example.net", "domain=c2-relay.example.net"}}},
 	}, {
 		name: "type filter keeps the plain attribute",
-		q:    misp.Query{Value: sha256Troj, Types: []string{"sha256"}},
+		q:    intel.Query{Value: sha256Troj, Types: []string{"sha256"}},
 		want: []hit{{evPhishing, 1, []string{"sha256=" + sha256Troj}}},
 	}, {
 		name: "type filter keeps the composite",
-		q:    misp.Query{Value: sha256Troj, Types: []string{"filename|sha256"}},
+		q:    intel.Query{Value: sha256Troj, Types: []string{"filename|sha256"}},
 		want: []hit{{evPhishing, 1, []string{"filename|sha256=invoice_0412.pdf.exe|" + sha256Troj}}},
 	}, {
 		name: "type filter excludes everything",
-		q:    misp.Query{Value: "c2-relay.example.net", Types: []string{"hostname", "url"}},
+		q:    intel.Query{Value: "c2-relay.example.net", Types: []string{"hostname", "url"}},
 	}, {
 		name: "filename in object and composite",
-		q:    misp.Query{Value: "invoice_0412.pdf.exe", Types: types["file_name"]},
+		q:    intel.Query{Value: "invoice_0412.pdf.exe", Types: types["file_name"]},
 		want: []hit{{evPhishing, 1, []string{
 			"filename|sha256=invoice_0412.pdf.exe|" + sha256Troj,
 			"filename=invoice_0412.pdf.exe",
 		}}},
 	}, {
 		name: "IPv6 is normalised",
-		q:    misp.Query{Value: "2001:0DB8:85A3:0000:0000:8A2E:0370:7334", Types: types["ipv6"]},
+		q:    intel.Query{Value: "2001:0DB8:85A3:0000:0000:8A2E:0370:7334", Types: types["ipv6"]},
 		want: []hit{{evCobalt, 2, []string{"ip-src=2001:db8:85a3::8a2e:370:7334"}}},
 	}, {
 		name: "trailing spaces ignored (PAD SPACE collation)",
-		q:    misp.Query{Value: "scan_agent.sh  ", Types: types["file_name"]},
+		q:    intel.Query{Value: "scan_agent.sh  ", Types: types["file_name"]},
 		want: []hit{{evScanning, 4, []string{"filename=scan_agent.sh"}}},
 	}, {
 		name: "exact match only",
-		q:    misp.Query{Value: "198.51.100.2"},
+		q:    intel.Query{Value: "198.51.100.2"},
 	}, {
 		name: "empty value matches nothing",
-		q:    misp.Query{Value: ""},
+		q:    intel.Query{Value: ""},
 	}, {
 		name: "unknown value",
-		q:    misp.Query{Value: "192.0.2.250", Types: ipTypes},
+		q:    intel.Query{Value: "192.0.2.250", Types: ipTypes},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,11 +276,11 @@ func TestSearch(t *testing.T) {
 // TestSearchFullEvent checks every field converted from the feed files.
 func TestSearchFullEvent(t *testing.T) {
 	s := loadSample(t)
-	evs, err := s.Search(context.Background(), misp.Query{Value: "198.51.100.23", Types: []string{"ip-dst"}, Limit: 5})
+	evs, err := s.Search(context.Background(), intel.Query{Value: "198.51.100.23", Types: []string{"ip-dst"}, Limit: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []misp.Event{{
+	want := []intel.Event{{
 		UUID:        evPhishing,
 		Info:        "Invoice-themed phishing delivering a banking trojan to finance departments",
 		Date:        "2024-05-14",
@@ -292,7 +292,7 @@ func TestSearchFullEvent(t *testing.T) {
 			`circl:incident-classification="phishing"`,
 			`malware_classification:malware-category="Trojan"`,
 		},
-		Attributes: []misp.Attribute{{
+		Attributes: []intel.Attribute{{
 			Type:      "ip-dst",
 			Category:  "Network activity",
 			Value:     "198.51.100.23",
@@ -309,7 +309,7 @@ func TestSearchFullEvent(t *testing.T) {
 		ThreatLevel: 3,
 		Org:         "Example CERT",
 		Tags:        []string{"tlp:white", `osint:source-type="blog-post"`},
-		Attributes: []misp.Attribute{{
+		Attributes: []intel.Attribute{{
 			Type:      "ip-dst",
 			Category:  "Network activity",
 			Value:     "198.51.100.23",
@@ -321,7 +321,7 @@ func TestSearchFullEvent(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 
-	evs, err = s.Search(context.Background(), misp.Query{Value: md5Scan, Types: observableTypes()["md5"]})
+	evs, err = s.Search(context.Background(), intel.Query{Value: md5Scan, Types: observableTypes()["md5"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestSearchFullEvent(t *testing.T) {
 // TestSearchResultsAreCopies makes sure a caller editing a result cannot change the Store.
 func TestSearchResultsAreCopies(t *testing.T) {
 	s := loadSample(t)
-	q := misp.Query{Value: "198.51.100.23"}
+	q := intel.Query{Value: "198.51.100.23"}
 	first, err := s.Search(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +360,7 @@ func TestSearchCancelled(t *testing.T) {
 	s := loadSample(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	evs, err := s.Search(ctx, misp.Query{Value: "198.51.100.23"})
+	evs, err := s.Search(ctx, intel.Query{Value: "198.51.100.23"})
 	if !errors.Is(err, context.Canceled) || evs != nil {
 		t.Errorf("Search with a cancelled context = %v, %v; want nil, context.Canceled", evs, err)
 	}
@@ -375,7 +375,7 @@ func TestSearchConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for j := range 50 {
 				v := values[(i+j)%len(values)]
-				if _, err := s.Search(context.Background(), misp.Query{Value: v, Limit: 2}); err != nil {
+				if _, err := s.Search(context.Background(), intel.Query{Value: v, Limit: 2}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -635,29 +635,29 @@ func TestLoadFieldForms(t *testing.T) {
 		t.Errorf("Len() = %d, want 2", s.Len())
 	}
 
-	evA := func(attrs ...misp.Attribute) misp.Event {
-		return misp.Event{
+	evA := func(attrs ...intel.Attribute) intel.Event {
+		return intel.Event{
 			UUID: uuidA, Info: "Numbers", Date: "2023-11-14", ThreatLevel: 2, Org: "Example Org",
 			Timestamp: time.Unix(1700000000, 0).UTC(), Tags: []string{"tlp:green"}, Attributes: attrs,
 		}
 	}
 	tests := []struct {
 		value string
-		want  []misp.Event
+		want  []intel.Event
 	}{{
 		value: "192.0.2.1",
-		want: []misp.Event{
-			evA(misp.Attribute{
+		want: []intel.Event{
+			evA(intel.Attribute{
 				Type: "ip-dst", Category: "Network activity", Value: "192.0.2.1", ToIDS: true,
 				Timestamp: time.Unix(1700000001, 0).UTC(),
 				FirstSeen: time.Date(2023, 11, 1, 10, 0, 0, 0, time.UTC),
 			}),
 			// No date sorts after any date; a threat level outside 1..4 is 0.
-			{UUID: uuidB, Info: "Strange level", Attributes: []misp.Attribute{{Type: "ip-dst", Value: "192.0.2.1"}}},
+			{UUID: uuidB, Info: "Strange level", Attributes: []intel.Attribute{{Type: "ip-dst", Value: "192.0.2.1"}}},
 		},
 	}, {
 		value: "192.0.2.2",
-		want: []misp.Event{evA(misp.Attribute{
+		want: []intel.Event{evA(intel.Attribute{
 			Type: "ip-dst", Value: "192.0.2.2",
 			FirstSeen: time.Date(2023, 11, 1, 10, 0, 0, 0, time.UTC),
 			LastSeen:  time.Date(2023, 11, 2, 10, 0, 0, 0, time.UTC),
@@ -666,27 +666,27 @@ func TestLoadFieldForms(t *testing.T) {
 		value: "192.0.2.3", // deleted attribute
 	}, {
 		value: "192.0.2.4",
-		want:  []misp.Event{evA(misp.Attribute{Type: "ip-dst", Value: "192.0.2.4", ToIDS: true})},
+		want:  []intel.Event{evA(intel.Attribute{Type: "ip-dst", Value: "192.0.2.4", ToIDS: true})},
 	}, {
 		value: "192.0.2.5", // attribute of a deleted object
 	}, {
 		value: "left", // text is not a composite type, so its value is not split
 	}, {
 		value: "LEFT|RIGHT",
-		want:  []misp.Event{evA(misp.Attribute{Type: "text", Value: "left|right"})},
+		want:  []intel.Event{evA(intel.Attribute{Type: "text", Value: "left|right"})},
 	}, {
 		value: `c:\EVIL.exe`,
-		want:  []misp.Event{evA(misp.Attribute{Type: "regkey|value", Value: `HKLM\Run|C:\evil.exe`})},
+		want:  []intel.Event{evA(intel.Attribute{Type: "regkey|value", Value: `HKLM\Run|C:\evil.exe`})},
 	}, {
 		value: "same.example", // both halves equal: the attribute is returned once
-		want:  []misp.Event{evA(misp.Attribute{Type: "domain|ip", Value: "SAME.example|same.example"})},
+		want:  []intel.Event{evA(intel.Attribute{Type: "domain|ip", Value: "SAME.example|same.example"})},
 	}, {
 		value: "8080", // a number where a string is expected
-		want:  []misp.Event{evA(misp.Attribute{Type: "port", Value: "8080"})},
+		want:  []intel.Event{evA(intel.Attribute{Type: "port", Value: "8080"})},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			got, err := s.Search(context.Background(), misp.Query{Value: tt.value})
+			got, err := s.Search(context.Background(), intel.Query{Value: tt.value})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -705,7 +705,7 @@ func TestLoadEmptyManifest(t *testing.T) {
 	if s.Len() != 0 {
 		t.Errorf("Len() = %d, want 0", s.Len())
 	}
-	evs, err := s.Search(context.Background(), misp.Query{Value: "192.0.2.1"})
+	evs, err := s.Search(context.Background(), intel.Query{Value: "192.0.2.1"})
 	if err != nil || evs != nil {
 		t.Errorf("Search on an empty feed = %v, %v; want nil, nil", evs, err)
 	}
@@ -750,11 +750,11 @@ func TestCIRCLFixtures(t *testing.T) {
 	}
 
 	types := observableTypes()
-	got, err := s.Search(context.Background(), misp.Query{Value: "0749BAE92CA336A02C83D126E04EC628", Types: types["md5"]})
+	got, err := s.Search(context.Background(), intel.Query{Value: "0749BAE92CA336A02C83D126E04EC628", Types: types["md5"]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []misp.Event{{
+	want := []intel.Event{{
 		UUID:        "57c4445b-c548-4654-af0b-4be3950d210f",
 		Info:        "Ransomware - Xorist",
 		Date:        "2016-08-29",
@@ -767,7 +767,7 @@ func TestCIRCLFixtures(t *testing.T) {
 			`ms-caro-malware:malware-type="Ransom"`,
 			`malware_classification:malware-category="Ransomware"`,
 		},
-		Attributes: []misp.Attribute{{
+		Attributes: []intel.Attribute{{
 			Type: "md5", Category: "Payload delivery", Value: "0749bae92ca336a02c83d126e04ec628",
 			ToIDS: true, Timestamp: time.Unix(1472480395, 0).UTC(),
 		}},
@@ -777,7 +777,7 @@ func TestCIRCLFixtures(t *testing.T) {
 	}
 
 	// An ip-dst inside an ip-port object of the second event.
-	got, err = s.Search(context.Background(), misp.Query{Value: "64.183.173.170", Types: types["ip"]})
+	got, err = s.Search(context.Background(), intel.Query{Value: "64.183.173.170", Types: types["ip"]})
 	if err != nil {
 		t.Fatal(err)
 	}

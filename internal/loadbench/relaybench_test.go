@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // newClient is the relay's MISP client pointed at f.
@@ -31,7 +32,7 @@ func newClient(t *testing.T, f *fakeMISP, timeout time.Duration) *misp.Client {
 func TestFakeMISPAnswersTheRealClient(t *testing.T) {
 	f := &fakeMISP{events: 3, attrs: 2}
 	c := newClient(t, f, 5*time.Second)
-	events, err := c.Search(context.Background(), benchMISPKey, misp.Query{Value: `198.51.100.7"\`, Types: []string{"ip-src", "ip-dst"}, Limit: 100})
+	events, err := c.Search(context.Background(), benchMISPKey, intel.Query{Value: `198.51.100.7"\`, Types: []string{"ip-src", "ip-dst"}, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestFakeMISPPaging(t *testing.T) {
 	// 300 attributes: the client's pages of 200 take two calls.
 	f := &fakeMISP{events: 150, attrs: 2}
 	c := newClient(t, f, 5*time.Second)
-	events, err := c.Search(context.Background(), benchMISPKey, misp.Query{Value: "203.0.113.1", Limit: 1000})
+	events, err := c.Search(context.Background(), benchMISPKey, intel.Query{Value: "203.0.113.1", Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestFakeMISPPaging(t *testing.T) {
 func TestFakeMISPIgnoringPagingIsCutByTheLimit(t *testing.T) {
 	f := &fakeMISP{events: 20000, attrs: 1, ignorePaging: true}
 	c := newClient(t, f, 5*time.Second)
-	events, err := c.Search(context.Background(), benchMISPKey, misp.Query{Value: "203.0.113.9", Limit: 10})
+	events, err := c.Search(context.Background(), benchMISPKey, intel.Query{Value: "203.0.113.9", Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestFakeMISPIgnoringPagingIsCutByTheLimit(t *testing.T) {
 
 func TestFakeMISPRefusesAWrongKey(t *testing.T) {
 	c := newClient(t, &fakeMISP{events: 1, attrs: 1}, 5*time.Second)
-	_, err := c.Search(context.Background(), "another key", misp.Query{Value: "203.0.113.1"})
+	_, err := c.Search(context.Background(), "another key", intel.Query{Value: "203.0.113.1"})
 	if !errors.Is(err, misp.ErrPermission) {
 		t.Errorf("err = %v, want permission denied", err)
 	}
@@ -101,7 +102,7 @@ func TestFakeMISPRefusesAWrongKey(t *testing.T) {
 // for the whole latency.
 func TestFakeMISPLatencyEndsWithTheCaller(t *testing.T) {
 	c := newClient(t, &fakeMISP{latency: time.Hour, events: 1, attrs: 1}, 20*time.Millisecond)
-	_, err := c.Search(context.Background(), benchMISPKey, misp.Query{Value: "203.0.113.1"})
+	_, err := c.Search(context.Background(), benchMISPKey, intel.Query{Value: "203.0.113.1"})
 	if !errors.Is(err, misp.ErrUnavailable) {
 		t.Errorf("err = %v, want service unavailable (timeout)", err)
 	}

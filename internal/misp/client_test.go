@@ -21,6 +21,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 func TestNew(t *testing.T) {
@@ -129,7 +130,7 @@ func TestRequests(t *testing.T) {
 			name:   "search",
 			answer: `{"response":{"Attribute":[]}}`,
 			call: func(c *misp.Client) error {
-				_, err := c.Search(context.Background(), testKey, misp.Query{Value: "evil.example", Types: []string{"domain", "domain|ip"}, Limit: 5})
+				_, err := c.Search(context.Background(), testKey, intel.Query{Value: "evil.example", Types: []string{"domain", "domain|ip"}, Limit: 5})
 				return err
 			},
 			wantVerb: http.MethodPost,
@@ -143,7 +144,7 @@ func TestRequests(t *testing.T) {
 			name:   "search without types sends an empty list",
 			answer: `{"response":[]}`,
 			call: func(c *misp.Client) error {
-				_, err := c.Search(context.Background(), testKey, misp.Query{Value: "a&b<c>", Limit: 5})
+				_, err := c.Search(context.Background(), testKey, intel.Query{Value: "a&b<c>", Limit: 5})
 				return err
 			},
 			wantVerb: http.MethodPost,
@@ -164,7 +165,7 @@ func TestRequests(t *testing.T) {
 			name:   "sighting",
 			answer: `{"Sighting":{"id":"1"}}`,
 			call: func(c *misp.Client) error {
-				return c.AddSighting(context.Background(), testKey, "8.8.8.8", misp.FalsePositive, "XDR")
+				return c.AddSighting(context.Background(), testKey, "8.8.8.8", intel.FalsePositive, "XDR")
 			},
 			wantVerb: http.MethodPost,
 			wantPath: "/misp/sightings/add",
@@ -218,32 +219,32 @@ func TestSearchAgainstMISPTest(t *testing.T) {
 	)
 	c := newClient(t, srv.URL)
 	ts := time.Unix(1704153600, 0).UTC()
-	ev1 := func(attrs ...misp.Attribute) misp.Event {
-		return misp.Event{
+	ev1 := func(attrs ...intel.Attribute) intel.Event {
+		return intel.Event{
 			UUID: "11111111-1111-4111-8111-111111111111", Info: "Phishing wave", Date: "2024-01-02", Timestamp: ts,
 			ThreatLevel: 1, Org: "CIRCL", Tags: []string{"tlp:green", `misp-galaxy:threat-actor="APT1"`}, Attributes: attrs,
 		}
 	}
-	ev2 := func(attrs ...misp.Attribute) misp.Event {
-		return misp.Event{
+	ev2 := func(attrs ...intel.Attribute) intel.Event {
+		return intel.Event{
 			UUID: "22222222-2222-4222-8222-222222222222", Info: "Botnet C2", Date: "2024-01-02", Timestamp: ts,
 			ThreatLevel: 3, Org: "CERT.be", Attributes: attrs,
 		}
 	}
 	tests := []struct {
 		name string
-		q    misp.Query
-		want []misp.Event
+		q    intel.Query
+		want []intel.Event
 	}{
 		{
 			name: "value in two events, one composite, case-insensitive",
-			q:    misp.Query{Value: "evil.example", Types: []string{"domain", "domain|ip", "hostname"}, Limit: 10},
-			want: []misp.Event{
-				ev1(misp.Attribute{
+			q:    intel.Query{Value: "evil.example", Types: []string{"domain", "domain|ip", "hostname"}, Limit: 10},
+			want: []intel.Event{
+				ev1(intel.Attribute{
 					Type: "domain", Category: "Network activity", Value: "evil.example", ToIDS: true, Timestamp: ts,
 					FirstSeen: time.Date(2023, 12, 7, 21, 20, 0, 0, time.UTC),
 				}),
-				ev2(misp.Attribute{
+				ev2(intel.Attribute{
 					Type: "domain|ip", Category: "Network activity", Value: "EVIL.example|198.51.100.9", Timestamp: ts,
 					LastSeen: time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC),
 				}),
@@ -251,24 +252,24 @@ func TestSearchAgainstMISPTest(t *testing.T) {
 		},
 		{
 			name: "second half of a composite and an object attribute",
-			q:    misp.Query{Value: "198.51.100.7", Types: []string{"ip-dst", "domain|ip"}, Limit: 10},
-			want: []misp.Event{
-				ev1(misp.Attribute{Type: "domain|ip", Category: "Network activity", Value: "other.example|198.51.100.7", Timestamp: ts}),
-				ev2(misp.Attribute{Type: "ip-dst", Category: "Network activity", Value: "198.51.100.7", ToIDS: true, Timestamp: ts}),
+			q:    intel.Query{Value: "198.51.100.7", Types: []string{"ip-dst", "domain|ip"}, Limit: 10},
+			want: []intel.Event{
+				ev1(intel.Attribute{Type: "domain|ip", Category: "Network activity", Value: "other.example|198.51.100.7", Timestamp: ts}),
+				ev2(intel.Attribute{Type: "ip-dst", Category: "Network activity", Value: "198.51.100.7", ToIDS: true, Timestamp: ts}),
 			},
 		},
 		{
 			name: "type filter",
-			q:    misp.Query{Value: "198.51.100.7", Types: []string{"ip-dst"}, Limit: 10},
-			want: []misp.Event{
-				ev2(misp.Attribute{Type: "ip-dst", Category: "Network activity", Value: "198.51.100.7", ToIDS: true, Timestamp: ts}),
+			q:    intel.Query{Value: "198.51.100.7", Types: []string{"ip-dst"}, Limit: 10},
+			want: []intel.Event{
+				ev2(intel.Attribute{Type: "ip-dst", Category: "Network activity", Value: "198.51.100.7", ToIDS: true, Timestamp: ts}),
 			},
 		},
 		{
 			name: "limit caps events",
-			q:    misp.Query{Value: "evil.example", Types: []string{"domain", "domain|ip"}, Limit: 1},
-			want: []misp.Event{
-				ev1(misp.Attribute{
+			q:    intel.Query{Value: "evil.example", Types: []string{"domain", "domain|ip"}, Limit: 1},
+			want: []intel.Event{
+				ev1(intel.Attribute{
 					Type: "domain", Category: "Network activity", Value: "evil.example", ToIDS: true, Timestamp: ts,
 					FirstSeen: time.Date(2023, 12, 7, 21, 20, 0, 0, time.UTC),
 				}),
@@ -276,7 +277,7 @@ func TestSearchAgainstMISPTest(t *testing.T) {
 		},
 		{
 			name: "no match",
-			q:    misp.Query{Value: "nothing.example", Types: []string{"domain"}, Limit: 10},
+			q:    intel.Query{Value: "nothing.example", Types: []string{"domain"}, Limit: 10},
 		},
 	}
 	for _, tc := range tests {
@@ -299,15 +300,15 @@ func TestSearchCIRCLFeedEvent(t *testing.T) {
 	}
 	srv := misptest.New(t, testKey, raw)
 	c := newClient(t, srv.URL)
-	got, err := c.Search(context.Background(), testKey, misp.Query{Value: "0749BAE92CA336A02C83D126E04EC628", Types: []string{"md5", "filename|md5"}, Limit: 10})
+	got, err := c.Search(context.Background(), testKey, intel.Query{Value: "0749BAE92CA336A02C83D126E04EC628", Types: []string{"md5", "filename|md5"}, Limit: 10})
 	if err != nil {
 		t.Fatalf("Search: %v", err)
 	}
-	want := []misp.Event{{
+	want := []intel.Event{{
 		UUID: "57c4445b-c548-4654-af0b-4be3950d210f", Info: "Ransomware - Xorist", Date: "2016-08-29",
 		Timestamp: time.Unix(1472541011, 0).UTC(), ThreatLevel: 3, Org: "CIRCL",
 		Tags: []string{"tlp:white", `circl:incident-classification="malware"`, `ms-caro-malware:malware-type="Ransom"`, `malware_classification:malware-category="Ransomware"`},
-		Attributes: []misp.Attribute{{
+		Attributes: []intel.Attribute{{
 			Type: "md5", Category: "Payload delivery", Value: "0749bae92ca336a02c83d126e04ec628", ToIDS: true,
 			Timestamp: time.Unix(1472480395, 0).UTC(),
 		}},
@@ -439,7 +440,7 @@ func TestSearchPaging(t *testing.T) {
 				cfg.PageSize = tc.pageSize
 				cfg.MaxPages = tc.maxPages
 			})
-			events, err := c.Search(context.Background(), testKey, misp.Query{Value: "x", Types: []string{"domain"}, Limit: tc.limit})
+			events, err := c.Search(context.Background(), testKey, intel.Query{Value: "x", Types: []string{"domain"}, Limit: tc.limit})
 			if err != nil {
 				t.Fatalf("Search: %v", err)
 			}
@@ -468,7 +469,7 @@ func TestSearchDecoding(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want []misp.Event
+		want []intel.Event
 	}{
 		{name: "no match, list form", body: `{"response":[]}`},
 		{name: "no match, object form", body: `{"response":{"Attribute":[]}}`},
@@ -488,11 +489,11 @@ func TestSearchDecoding(t *testing.T) {
 			  {"type":"ip-dst","value":"192.0.2.1","first_seen":"2021-06-01 10:00:00","last_seen":"not a date",
 			   "Event":{"uuid":"e3","threat_level_id":"high"}}
 			]}}`,
-			want: []misp.Event{
+			want: []intel.Event{
 				{
 					UUID: "e1", Info: "numbers", Date: "2020-03-13", Timestamp: time.Unix(1624893849, 0).UTC(),
 					ThreatLevel: 2, Org: "CERT.be", Tags: []string{"tlp:white"},
-					Attributes: []misp.Attribute{{
+					Attributes: []intel.Attribute{{
 						Type: "ip-dst", Category: "Network activity", Value: "192.0.2.1", ToIDS: true,
 						Timestamp: time.Unix(1624865598, 0).UTC(),
 						FirstSeen: time.Date(2023, 12, 7, 21, 20, 0, 0, time.UTC),
@@ -501,14 +502,14 @@ func TestSearchDecoding(t *testing.T) {
 				},
 				{
 					UUID: "e2", Info: "odd threat level",
-					Attributes: []misp.Attribute{{
+					Attributes: []intel.Attribute{{
 						Type: "ip-dst", Category: "Network activity", Value: "192.0.2.1",
 						LastSeen: time.Date(2023, 12, 7, 21, 20, 0, 0, time.UTC),
 					}},
 				},
 				{
 					UUID: "e3",
-					Attributes: []misp.Attribute{{
+					Attributes: []intel.Attribute{{
 						Type: "ip-dst", Value: "192.0.2.1", FirstSeen: time.Date(2021, 6, 1, 10, 0, 0, 0, time.UTC),
 					}},
 				},
@@ -518,7 +519,7 @@ func TestSearchDecoding(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newServer(t, answer(http.StatusOK, "application/json", tc.body))
-			got, err := newClient(t, srv.URL).Search(context.Background(), testKey, misp.Query{Value: "192.0.2.1", Limit: 10})
+			got, err := newClient(t, srv.URL).Search(context.Background(), testKey, intel.Query{Value: "192.0.2.1", Limit: 10})
 			if err != nil {
 				t.Fatalf("Search: %v", err)
 			}
@@ -537,7 +538,7 @@ type call struct {
 
 var (
 	searchCall = call{"search", func(c *misp.Client) error {
-		_, err := c.Search(context.Background(), testKey, misp.Query{Value: "evil.example", Types: []string{"domain"}, Limit: 5})
+		_, err := c.Search(context.Background(), testKey, intel.Query{Value: "evil.example", Types: []string{"domain"}, Limit: 5})
 		return err
 	}}
 	versionCall = call{"version check", func(c *misp.Client) error {
@@ -545,7 +546,7 @@ var (
 		return err
 	}}
 	sightingCall = call{"add sighting", func(c *misp.Client) error {
-		return c.AddSighting(context.Background(), testKey, "evil.example", misp.Sighting, "XDR")
+		return c.AddSighting(context.Background(), testKey, "evil.example", intel.Sighting, "XDR")
 	}}
 )
 
@@ -859,7 +860,7 @@ func TestCanceledContext(t *testing.T) {
 	c := newClient(t, srv.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err := c.Search(ctx, testKey, misp.Query{Value: "x", Limit: 1})
+	_, err := c.Search(ctx, testKey, intel.Query{Value: "x", Limit: 1})
 	if !errors.Is(err, misp.ErrUnavailable) || !strings.Contains(asError(t, err).Detail, "canceled") {
 		t.Errorf("Search with a canceled context: %v", err)
 	}
@@ -918,18 +919,18 @@ func TestLocalRefusals(t *testing.T) {
 	srv := newServer(t, rec.handler(t, 200, `{"response":[]}`))
 	c := newClient(t, srv.URL)
 	for _, v := range []string{"", "0", "!x", "%x", "x%", "a&&b"} {
-		_, err := c.Search(context.Background(), testKey, misp.Query{Value: v, Limit: 1})
+		_, err := c.Search(context.Background(), testKey, intel.Query{Value: v, Limit: 1})
 		if !errors.Is(err, misp.ErrUnexpected) {
 			t.Errorf("Search(%q) error = %v, want ErrUnexpected", v, err)
 		}
 	}
-	if _, err := c.Search(context.Background(), " ", misp.Query{Value: "x", Limit: 1}); !errors.Is(err, misp.ErrPermission) {
+	if _, err := c.Search(context.Background(), " ", intel.Query{Value: "x", Limit: 1}); !errors.Is(err, misp.ErrPermission) {
 		t.Errorf("Search with a blank key: %v, want ErrPermission", err)
 	}
 	if _, err := c.Version(context.Background(), ""); !errors.Is(err, misp.ErrPermission) {
 		t.Errorf("Version with no key: %v, want ErrPermission", err)
 	}
-	if err := c.AddSighting(context.Background(), "", "x", misp.Sighting, "XDR"); !errors.Is(err, misp.ErrPermission) {
+	if err := c.AddSighting(context.Background(), "", "x", intel.Sighting, "XDR"); !errors.Is(err, misp.ErrPermission) {
 		t.Errorf("AddSighting with no key: %v, want ErrPermission", err)
 	}
 	if n := len(rec.requests()); n != 0 {
@@ -951,17 +952,17 @@ func TestVersionAndSightingsAgainstMISPTest(t *testing.T) {
 		!strings.Contains(err.Error(), "Authentication failed") {
 		t.Errorf("Version with a wrong key: %v", err)
 	}
-	if err := c.AddSighting(ctx, testKey, "192.0.2.1", misp.Sighting, "XDR"); err != nil {
+	if err := c.AddSighting(ctx, testKey, "192.0.2.1", intel.Sighting, "XDR"); err != nil {
 		t.Errorf("AddSighting: %v", err)
 	}
-	if err := c.AddSighting(ctx, testKey, "192.0.2.1", misp.FalsePositive, "XDR"); err != nil {
+	if err := c.AddSighting(ctx, testKey, "192.0.2.1", intel.FalsePositive, "XDR"); err != nil {
 		t.Errorf("AddSighting false positive: %v", err)
 	}
-	err = c.AddSighting(ctx, testKey, "198.51.100.1", misp.Sighting, "XDR")
+	err = c.AddSighting(ctx, testKey, "198.51.100.1", intel.Sighting, "XDR")
 	if !errors.Is(err, misp.ErrUnexpected) || asError(t, err).Detail != "Could not add the Sighting. Reason: No valid attributes found that match the criteria." {
 		t.Errorf("AddSighting of an unknown value: %v", err)
 	}
-	err = c.AddSighting(ctx, testKey, "192.0.2.1", misp.SightingType("7"), "XDR")
+	err = c.AddSighting(ctx, testKey, "192.0.2.1", intel.SightingType("7"), "XDR")
 	if !errors.Is(err, misp.ErrUnexpected) || !strings.Contains(err.Error(), "Invalid type") {
 		t.Errorf("AddSighting with a bad type: %v", err)
 	}
@@ -978,7 +979,7 @@ func TestVersionAndSightingsAgainstMISPTest(t *testing.T) {
 	}
 
 	srv.Fail("/sightings/add", http.StatusServiceUnavailable, "<html><title>503</title></html>")
-	if err := c.AddSighting(ctx, testKey, "192.0.2.1", misp.Sighting, "XDR"); !errors.Is(err, misp.ErrUnavailable) {
+	if err := c.AddSighting(ctx, testKey, "192.0.2.1", intel.Sighting, "XDR"); !errors.Is(err, misp.ErrUnavailable) {
 		t.Errorf("AddSighting on a 503: %v", err)
 	}
 	if n := countPath(srv.Requests(), "/sightings/add"); n != 5 {
@@ -1008,7 +1009,7 @@ func TestConcurrentSearches(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			got, err := c.Search(context.Background(), testKey, misp.Query{Value: "192.0.2.1", Types: []string{"ip-dst"}, Limit: 3 + i%3})
+			got, err := c.Search(context.Background(), testKey, intel.Query{Value: "192.0.2.1", Types: []string{"ip-dst"}, Limit: 3 + i%3})
 			if err != nil {
 				t.Errorf("Search: %v", err)
 				return

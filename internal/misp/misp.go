@@ -1,112 +1,228 @@
-// Package misp is a small client for the parts of the MISP REST API the relay uses:
-// attribute search, the version probe and sightings. It returns concrete types holding only
-// the fields the CTIM mapping needs, and typed errors (see Error) that callers map once.
+// Package misp is the relay's client for the parts of the MISP REST API it uses: attribute
+// search, the version probe and sightings. A Client implements intel.Backend for one MISP
+// server; the API key is an argument of every call because the relay gets it from each XDR
+// request.
+//
+// It owns the HTTP side of MISP: connections, the per-server concurrency bound, the circuit
+// breaker, the one retry of lookups, the streaming decode of restSearch answers and the
+// mapping of every failure to an *upstream.Error. It must not know about XDR, CTIM or the
+// relay's caches; MISP's JSON is read with package mispjson, shared with the feed.
+//
+// Files: misp.go (configuration and construction), transport.go (one HTTP call: slots,
+// breaker, retry), search.go (restSearch and its streaming decode), calls.go (version and
+// sightings), errors.go (mapping answers and transport failures to errors).
 package misp
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/upstream"
 )
 
-// Query is one observable lookup.
-type Query struct {
-	// Value is the observable value, already trimmed and checked to be safe for MISP's
-	// filter syntax (see SafeValue).
-	Value string
-	// Types are the MISP attribute types to search (composites such as "domain|ip" included).
-	Types []string
-	// Limit caps the number of distinct events returned (CTR_ENTITIES_LIMIT).
-	Limit int
-}
+// Error is a failed MISP call: every error the client returns is one, with Kind one of the
+// sentinels below. Its text is meant for a SOC analyst and never holds the API key.
+type Error = upstream.Error
 
-// Event is a MISP event together with the attributes of it that matched a query.
-type Event struct {
-	UUID      string
-	Info      string
-	Date      string    // YYYY-MM-DD, as MISP sends it; "" when absent
-	Timestamp time.Time // last change; zero when absent or unreadable
-	// ThreatLevel is 1 (High) to 4 (Undefined); 0 when MISP sent anything else.
-	ThreatLevel int
-	Org         string   // Orgc.name, the creator organisation
-	Tags        []string // event tag names, in MISP's order
-	Attributes  []Attribute
-}
-
-// Attribute is a matched MISP attribute.
-type Attribute struct {
-	Type      string
-	Category  string
-	Value     string // the full value; composites keep their "a|b" form
-	ToIDS     bool
-	Timestamp time.Time // zero when absent or unreadable
-	FirstSeen time.Time // zero when unset
-	LastSeen  time.Time // zero when unset
-}
-
-// SightingType is the MISP sighting type sent to /sightings/add.
-type SightingType string
-
-// Sighting types MISP accepts.
-const (
-	Sighting      SightingType = "0"
-	FalsePositive SightingType = "1"
-)
-
-// Sentinel kinds of failure. Every error the client returns is an *Error whose Kind is one of
-// these, so callers can map failures with errors.Is without knowing HTTP details.
+// Sentinel kinds of failure, shared with every upstream client so one mapping serves all.
 var (
-	ErrPermission  = errors.New("permission denied")   // 401, 403 (and 405 on old MISP)
-	ErrNotFound    = errors.New("not found")           // 404: usually a wrong API_URL
-	ErrRateLimited = errors.New("too many requests")   // 429
-	ErrServer      = errors.New("internal error")      // 500
-	ErrUnavailable = errors.New("service unavailable") // 502, 503, 504, timeouts, refused connections
-	ErrUnexpected  = errors.New("unexpected response") // anything else: non-JSON, wrong shape, TLS failure
+	ErrPermission  = upstream.ErrPermission  // 401, 403 (and 405 on old MISP)
+	ErrNotFound    = upstream.ErrNotFound    // 404: usually a wrong API_URL
+	ErrRateLimited = upstream.ErrRateLimited // 429
+	ErrServer      = upstream.ErrServer      // 500
+	ErrUnavailable = upstream.ErrUnavailable // 502, 503, 504, timeouts, refused connections
+	ErrUnexpected  = upstream.ErrUnexpected  // anything else: non-JSON, wrong shape, TLS failure
 )
 
-// Error is a failed MISP call. Its text is meant for a SOC analyst and never holds the API key.
-type Error struct {
-	Op     string // what the relay was doing, e.g. "search", "version check", "add sighting"
-	Status int    // HTTP status, 0 when MISP gave no HTTP answer
-	// Detail is MISP's own message when it sent one, or what went wrong on the way.
-	Detail string
-	// RetryAfter is how long MISP asked the relay to wait (429 with X-Rate-Limit-Reset).
-	RetryAfter time.Duration
-	Kind       error
+// Defaults of Config.
+const (
+	DefaultTimeout  = 25 * time.Second // the Cisco Python relay's MISP_TIMEOUT_SEC
+	DefaultPageSize = 200
+	DefaultMaxPages = 50 // with 200 per page: 10,000 matching attributes at most per lookup
 
-	breakerOpen bool // failed fast because the circuit breaker is open: not worth a retry
+	DefaultMaxConcurrent   = 32
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 30 * time.Second
+	// maxRetryWait is the longest a lookup waits before its one retry: MISP's 429 reset
+	// beyond it is answered as too many requests rather than held.
+	maxRetryWait = 2 * time.Second
+)
+
+const (
+	// maxErrorBody and maxSmallBody bound how much of an error answer, and of the getVersion
+	// and sightings answers, is read at all. Those answers are a few hundred bytes.
+	maxErrorBody = 64 << 10
+	maxSmallBody = 1 << 20
+	// maxIdlePerHost keeps enough idle connections for the relay's concurrent lookups (32 by
+	// default) to reuse them instead of doing a TLS handshake per lookup.
+	maxIdlePerHost = 64
+)
+
+// Config configures a Client.
+type Config struct {
+	BaseURL string // e.g. https://misp.example (API_URL); a trailing slash is tolerated
+	// Timeout bounds one client call (all pages of a Search). Default 25s when 0.
+	Timeout            time.Duration
+	InsecureSkipVerify bool   // MISP_VERIFY_CERT=false: for labs with self-signed certificates
+	CAFile             string // extra PEM CA bundle to trust (MISP_CA_FILE), added to the system roots
+	UserAgent          string // e.g. "misp-relay/1.0.0 (+XDR relay)"; "misp-relay" when empty
+	PageSize           int    // attributes per restSearch page; default 200
+	MaxPages           int    // pages per lookup at most; default 50
+
+	// MaxConcurrent bounds the calls in flight to this MISP (MISP_CONCURRENCY), whatever the
+	// number of relay requests, so a burst of XDR pivots cannot flood the instance. Default 32.
+	MaxConcurrent int
+	// BreakerFailures consecutive failures (no answer, or a 5xx) open the circuit breaker:
+	// calls then fail at once with ErrUnavailable for BreakerCooldown instead of piling up
+	// timeouts against a MISP that is down. Defaults 5 and 30s.
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	// OnCall, when set, observes every HTTP call (for metrics): status is 0 when MISP gave
+	// no HTTP answer.
+	OnCall func(op string, status int, d time.Duration)
+	// HideAnswers keeps what the server sent (error messages, page titles) out of errors,
+	// which then say only what happened (HTTP status, timeout). For servers named by a
+	// caller rather than by the operator: their answers must not become a way to read
+	// internal services through the relay.
+	HideAnswers bool
 }
 
-func (e *Error) Error() string {
-	what := "MISP " + e.Op + " failed"
-	switch {
-	case e.Status != 0 && e.Detail != "":
-		return fmt.Sprintf("%s: MISP answered HTTP %d: %s", what, e.Status, e.Detail)
-	case e.Status != 0:
-		return fmt.Sprintf("%s: MISP answered HTTP %d", what, e.Status)
-	case e.Detail != "":
-		return what + ": " + e.Detail
-	default:
-		return what
-	}
+// Client calls one MISP server. It is safe for concurrent use.
+type Client struct {
+	base      string // scheme://host[/path], without a trailing slash
+	hc        *http.Client
+	timeout   time.Duration
+	userAgent string
+	pageSize  int
+	maxPages  int
+	sem       chan struct{} // one slot per call in flight
+	breaker   *gobreaker.CircuitBreaker[*http.Response]
+	cooldown  time.Duration
+	onCall    func(op string, status int, d time.Duration)
+	hide      bool
 }
 
-// Unwrap lets errors.Is match the sentinel kind.
-func (e *Error) Unwrap() error { return e.Kind }
+var _ intel.Backend = (*Client)(nil)
 
-// SafeValue reports whether MISP reads v as the exact value it is. MISP's restSearch drops an
-// empty value filter (and then returns everything), treats "0" as empty, splits on "&&",
-// negates a leading "!" and turns a leading or trailing "%" into a LIKE pattern; there is no
-// escape syntax, so such values are never sent. v must already be trimmed.
-func SafeValue(v string) bool {
-	switch {
-	case v == "", v == "0":
-		return false
-	case v[0] == '!', v[0] == '%', v[len(v)-1] == '%':
-		return false
-	case strings.Contains(v, "&&"):
-		return false
+// New checks cfg and builds a Client. Its errors name the setting that is wrong, since they
+// are shown to whoever deploys the relay.
+func New(cfg Config) (*Client, error) {
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
 	}
-	return true
+	switch {
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("misp: Timeout must not be negative, got %v", cfg.Timeout)
+	case cfg.PageSize < 0:
+		return nil, fmt.Errorf("misp: PageSize must not be negative, got %d", cfg.PageSize)
+	case cfg.MaxPages < 0:
+		return nil, fmt.Errorf("misp: MaxPages must not be negative, got %d", cfg.MaxPages)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.MaxPages == 0 {
+		cfg.MaxPages = DefaultMaxPages
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "misp-relay"
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.BreakerFailures <= 0 {
+		cfg.BreakerFailures = DefaultBreakerFailures
+	}
+	if cfg.BreakerCooldown <= 0 {
+		cfg.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if cfg.OnCall == nil {
+		cfg.OnCall = func(string, int, time.Duration) {}
+	}
+
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in via MISP_VERIFY_CERT=false
+	if cfg.CAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			// Without system roots (e.g. a scratch container) the CA file alone is trusted.
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("misp: cannot read the CA file (MISP_CA_FILE): %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("misp: the CA file (MISP_CA_FILE) %q holds no PEM certificate", cfg.CAFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+
+	return &Client{
+		base: base,
+		// A redirect is never a valid MISP API answer: a redirect to /users/login means MISP
+		// did not take the request as an API call, and following any redirect could send the
+		// API key to another host. The 3xx is mapped to an error instead.
+		hc:        upstream.NewHTTPClient(tlsConf, maxIdlePerHost),
+		timeout:   cfg.Timeout,
+		userAgent: cfg.UserAgent,
+		pageSize:  cfg.PageSize,
+		maxPages:  cfg.MaxPages,
+		sem:       make(chan struct{}, cfg.MaxConcurrent),
+		breaker:   newBreaker(base, uint32(min(cfg.BreakerFailures, 1<<20)), cfg.BreakerCooldown), //nolint:gosec // bounded above
+		cooldown:  cfg.BreakerCooldown,
+		onCall:    cfg.OnCall,
+		hide:      cfg.HideAnswers,
+	}, nil
+}
+
+// BaseURL returns the MISP base URL the client calls, without a trailing slash.
+func (c *Client) BaseURL() string { return c.base }
+
+// BreakerState is "closed", "half-open" or "open", for metrics and logs.
+func (c *Client) BreakerState() string { return c.breaker.State().String() }
+
+// Writable is true: a MISP server takes sightings (when the key's role allows it).
+func (c *Client) Writable() bool { return true }
+
+// parseBaseURL checks API_URL and returns it without a trailing slash. MISP may live under a
+// path prefix (https://host/misp), so a path is kept.
+func parseBaseURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", errors.New("misp: BaseURL (API_URL) is empty; set it to the MISP base URL, e.g. https://misp.example")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the input, which may hold credentials; keep only the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("misp: BaseURL (API_URL) is not a valid URL: %w", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("misp: BaseURL (API_URL) %q must start with https:// or http://", u.Redacted())
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("misp: BaseURL (API_URL) %q has no host", u.Redacted())
+	case u.User != nil:
+		return "", fmt.Errorf("misp: BaseURL (API_URL) %q must not contain credentials; the API key is sent per request", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return "", fmt.Errorf("misp: BaseURL (API_URL) %q must not have a query or fragment", u.Redacted())
+	}
+	return strings.TrimRight(u.String(), "/"), nil
 }

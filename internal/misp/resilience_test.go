@@ -12,11 +12,12 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/reqlog"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 const emptyAnswer = `{"response":{"Attribute":[]}}`
 
-var q1 = misp.Query{Value: "198.51.100.7", Types: []string{"ip-dst"}, Limit: 10}
+var q1 = intel.Query{Value: "198.51.100.7", Types: []string{"ip-dst"}, Limit: 10}
 
 // sequence answers the given statuses in turn (then 200 with no match), counting calls.
 type sequence struct {
@@ -84,7 +85,7 @@ func TestSightingsAreNeverRetried(t *testing.T) {
 	seq := &sequence{statuses: []int{503, 503}}
 	srv := newServer(t, seq.handler)
 	c := newClient(t, srv.URL)
-	if err := c.AddSighting(context.Background(), testKey, "198.51.100.7", misp.Sighting, "XDR"); !errors.Is(err, misp.ErrUnavailable) {
+	if err := c.AddSighting(context.Background(), testKey, "198.51.100.7", intel.Sighting, "XDR"); !errors.Is(err, misp.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
 	}
 	if n := seq.calls.Load(); n != 1 {

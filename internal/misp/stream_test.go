@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // TestSearchStopsReadingEarly serves 20,000 attributes of 20,000 events (about 45 MB) and
@@ -64,7 +65,7 @@ func TestSearchStopsReadingEarly(t *testing.T) {
 	})
 
 	c := newClient(t, srv.URL, func(cfg *misp.Config) { cfg.PageSize = n + 1 }) // only the event cap can stop reading
-	events, err := c.Search(context.Background(), testKey, misp.Query{Value: "d41d8cd98f00b204e9800998ecf8427e", Limit: 10})
+	events, err := c.Search(context.Background(), testKey, intel.Query{Value: "d41d8cd98f00b204e9800998ecf8427e", Limit: 10})
 	if err != nil {
 		t.Fatalf("Search: %v", err)
 	}
@@ -106,36 +107,36 @@ func TestSearchRealFixtures(t *testing.T) {
 	const ddos = "DDOS.TF = (new) ELF & Win32 DDoS service with ASP + PHP/MySQL MOF webshells - MMD-0048-2016"
 	tests := []struct {
 		file string
-		want []misp.Event
+		want []intel.Event
 	}{
 		{
 			file: "misp_attributes_restsearch_context_sightings.json",
-			want: []misp.Event{
+			want: []intel.Event{
 				{
 					UUID: "5e6b322a-9f80-4e2f-9f2a-3cab0a3b4631", Info: "Capitalizing on Coronavirus Panic, Threat Actors Target Victims Worldwide",
 					Date: "2020-03-13", Timestamp: time.Unix(1624893849, 0).UTC(), ThreatLevel: 1, Org: "CERT.be", Tags: loki,
-					Attributes: []misp.Attribute{{Type: "md5", Category: "Payload delivery", Value: md5, ToIDS: true, Timestamp: time.Unix(1624865598, 0).UTC()}},
+					Attributes: []intel.Attribute{{Type: "md5", Category: "Payload delivery", Value: md5, ToIDS: true, Timestamp: time.Unix(1624865598, 0).UTC()}},
 				},
 				{
 					UUID: "590c76a9-0bac-4d1e-b8af-416ac0a8ab16", Info: "Snake: Coming soon in Mac OS X flavour",
 					Date: "2017-05-03", Timestamp: time.Unix(1624865619, 0).UTC(), ThreatLevel: 3, Org: "CUDESO",
 					Tags:       []string{"tlp:white", "misp-galaxy:mitre-attack-pattern=T1103"},
-					Attributes: []misp.Attribute{{Type: "md5", Category: "Payload delivery", Value: md5, ToIDS: true, Timestamp: time.Unix(1624279888, 0).UTC()}},
+					Attributes: []intel.Attribute{{Type: "md5", Category: "Payload delivery", Value: md5, ToIDS: true, Timestamp: time.Unix(1624279888, 0).UTC()}},
 				},
 				{
 					UUID: "56d76936-0d34-44ff-a8c5-5280c0a8ab16", Info: ddos,
 					Date: "2016-01-04", Timestamp: time.Unix(1624865583, 0).UTC(), ThreatLevel: 2, Org: "CUDESO",
 					Tags:       []string{"tlp:white"},
-					Attributes: []misp.Attribute{{Type: "md5", Category: "Payload delivery", Value: md5, Timestamp: time.Unix(1624865583, 0).UTC()}},
+					Attributes: []intel.Attribute{{Type: "md5", Category: "Payload delivery", Value: md5, Timestamp: time.Unix(1624865583, 0).UTC()}},
 				},
 			},
 		},
 		{
 			// Without includeContext the Event block is short: no threat level, no Orgc.
 			file: "misp_attributes_restsearch_md5_minimal.json",
-			want: []misp.Event{{
+			want: []intel.Event{{
 				UUID: "56d76936-0d34-44ff-a8c5-5280c0a8ab16", Info: ddos,
-				Attributes: []misp.Attribute{
+				Attributes: []intel.Attribute{
 					{Type: "md5", Category: "Payload delivery", Value: "71a868cdcc6b79b7d274e3b558cd4596", ToIDS: true, Timestamp: time.Unix(1456957949, 0).UTC()},
 					{Type: "md5", Category: "Payload delivery", Value: "3e0d96cd1e0a97e61d96b7863f39a1d4", ToIDS: true, Timestamp: time.Unix(1456957949, 0).UTC()},
 				},
@@ -149,7 +150,7 @@ func TestSearchRealFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			srv := newServer(t, answer(http.StatusOK, "application/json", string(body)))
-			got, err := newClient(t, srv.URL).Search(context.Background(), testKey, misp.Query{Value: md5, Types: []string{"md5"}, Limit: 10})
+			got, err := newClient(t, srv.URL).Search(context.Background(), testKey, intel.Query{Value: md5, Types: []string{"md5"}, Limit: 10})
 			if err != nil {
 				t.Fatalf("Search: %v", err)
 			}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
-	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // The benchmarks of the request path ("Speed at scale"): what one request costs the relay's
@@ -32,16 +32,16 @@ func benchNow() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // stubMISP answers every search with the same events (or none), so the handler benchmarks
 // measure the relay and not a MISP round trip.
-type stubMISP struct{ events []misp.Event }
+type stubMISP struct{ events []intel.Event }
 
-func (s stubMISP) Search(context.Context, string, misp.Query) ([]misp.Event, error) {
+func (s stubMISP) Search(context.Context, string, intel.Query) ([]intel.Event, error) {
 	// The service sorts the slice it gets, as it does with the cache's copies.
-	return append([]misp.Event(nil), s.events...), nil
+	return append([]intel.Event(nil), s.events...), nil
 }
 
 func (stubMISP) Version(context.Context, string) (string, error) { return "2.5.1", nil }
 
-func (stubMISP) AddSighting(context.Context, string, string, misp.SightingType, string) error {
+func (stubMISP) AddSighting(context.Context, string, string, intel.SightingType, string) error {
 	return nil
 }
 
@@ -49,12 +49,12 @@ func (stubMISP) AddSighting(context.Context, string, string, misp.SightingType, 
 // different events) with attrs matched attributes each, shaped like the events the MISP client
 // returns: mixed threat levels (so sorting does work), tags with a TLP, an organisation and
 // attribute times.
-func benchEvents(first, n, attrs int) []misp.Event {
-	events := make([]misp.Event, n)
+func benchEvents(first, n, attrs int) []intel.Event {
+	events := make([]intel.Event, n)
 	for k := range events {
 		i := first + k
 		ts := time.Unix(1_700_000_000+int64(i)*60, 0).UTC()
-		e := misp.Event{
+		e := intel.Event{
 			UUID:        fmt.Sprintf("5f0e1a2b-%04x-4222-8333-%012x", i%0x10000, i),
 			Info:        fmt.Sprintf("Benchmark campaign %d: phishing wave with a loader", i),
 			Date:        "2024-01-15",
@@ -64,7 +64,7 @@ func benchEvents(first, n, attrs int) []misp.Event {
 			Tags:        []string{"tlp:amber", "misp-galaxy:threat-actor=\"Bench\"", "type:OSINT"},
 		}
 		for j := range attrs {
-			e.Attributes = append(e.Attributes, misp.Attribute{
+			e.Attributes = append(e.Attributes, intel.Attribute{
 				Type:      "ip-dst",
 				Category:  "Network activity",
 				Value:     "198.51.100.7",
@@ -98,7 +98,7 @@ func observeBody(n int) []byte {
 func BenchmarkObserveHandler(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
-		events []misp.Event
+		events []intel.Event
 	}{
 		{"unknown", nil},
 		{"known", benchEvents(0, 3, 3)},

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/misp-relay/misp-relay/internal/gen"
-	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // CTIM constants of the MISP relay.
@@ -108,8 +108,8 @@ func newMapper(now time.Time, uiURL string) mapper {
 func transientID(kind string) string { return transientPrefix + kind + "-" + uuid.NewString() }
 
 // sortBySeverity orders events most severe first, keeping MISP's order among equals.
-func sortBySeverity(events []misp.Event) {
-	slices.SortStableFunc(events, func(a, b misp.Event) int {
+func sortBySeverity(events []intel.Event) {
+	slices.SortStableFunc(events, func(a, b intel.Event) int {
 		return cmp.Compare(severityRank(a.ThreatLevel), severityRank(b.ThreatLevel))
 	})
 }
@@ -125,7 +125,7 @@ func (m mapper) validTime(o observable) gen.ValidTime {
 
 // verdictOnly adds the observable's verdict from its most severe event (deliberate).
 // events must be sorted by severity and non-empty.
-func (m mapper) verdictOnly(b *bundle, o observable, events []misp.Event) {
+func (m mapper) verdictOnly(b *bundle, o observable, events []intel.Event) {
 	t := threatOf(events[0].ThreatLevel)
 	b.verdicts = append(b.verdicts, gen.Verdict{
 		Type:            gen.VerdictTypeVerdict,
@@ -139,7 +139,7 @@ func (m mapper) verdictOnly(b *bundle, o observable, events []misp.Event) {
 // observe adds everything observe returns for one observable: a judgement, a sighting, the
 // event's indicator (once per response) and two relationships per event, and a verdict
 // pointing at the most severe event's judgement. events must be sorted by severity.
-func (m mapper) observe(b *bundle, o observable, events []misp.Event) {
+func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 	if b.indicatorSeen == nil {
 		b.indicatorSeen = map[string]struct{}{}
 	}
@@ -191,7 +191,7 @@ func (m mapper) observe(b *bundle, o observable, events []misp.Event) {
 	}
 }
 
-func (m mapper) sighting(o observable, e misp.Event, sourceURI *string, tlp *gen.TLP) gen.Sighting {
+func (m mapper) sighting(o observable, e intel.Event, sourceURI *string, tlp *gen.TLP) gen.Sighting {
 	start, end := m.observedTime(e)
 	category := "Unknown"
 	if len(e.Attributes) > 0 && e.Attributes[0].Category != "" {
@@ -218,7 +218,7 @@ func (m mapper) sighting(o observable, e misp.Event, sourceURI *string, tlp *gen
 // observedTime spans the matched attributes: first_seen (else the attribute's timestamp) to
 // last_seen (else its timestamp). Without any attribute time it falls back to the event's
 // date, then its timestamp, then now, because CTIM requires a start.
-func (m mapper) observedTime(e misp.Event) (time.Time, time.Time) {
+func (m mapper) observedTime(e intel.Event) (time.Time, time.Time) {
 	var start, end time.Time
 	for _, a := range e.Attributes {
 		first := cmp.Or(a.FirstSeen, a.Timestamp)
@@ -241,7 +241,7 @@ func (m mapper) observedTime(e misp.Event) (time.Time, time.Time) {
 	return start, end
 }
 
-func (m mapper) indicator(e misp.Event, id string, sourceURI *string, tlp *gen.TLP) gen.Indicator {
+func (m mapper) indicator(e intel.Event, id string, sourceURI *string, tlp *gen.TLP) gen.Indicator {
 	valid := gen.ValidTime{}
 	if d := eventDate(e); !d.IsZero() {
 		valid.StartTime = &d
@@ -284,7 +284,7 @@ func relationship(kind, from, to string) gen.Relationship {
 }
 
 // eventURI links to the event in MISP's UI, or nil when the relay has no UI address.
-func (m mapper) eventURI(e misp.Event) *string {
+func (m mapper) eventURI(e intel.Event) *string {
 	if m.uiURL == "" || e.UUID == "" {
 		return nil
 	}
@@ -317,7 +317,7 @@ func tlpOf(tags []string) *gen.TLP {
 	return nil
 }
 
-func eventDate(e misp.Event) time.Time {
+func eventDate(e intel.Event) time.Time {
 	d, err := time.Parse(time.DateOnly, e.Date)
 	if err != nil {
 		return time.Time{}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // faultyMISP misbehaves on command; mode "" answers like a healthy MISP with one match.
@@ -149,18 +150,18 @@ func TestPartialResults(t *testing.T) {
 // failOn is a MISP that fails for one value and knows every other.
 type failOn struct{ value string }
 
-func (f *failOn) Search(_ context.Context, _ string, q misp.Query) ([]misp.Event, error) {
+func (f *failOn) Search(_ context.Context, _ string, q intel.Query) ([]intel.Event, error) {
 	if q.Value == f.value {
 		return nil, &misp.Error{Op: "search", Kind: misp.ErrUnavailable, Detail: "MISP did not answer in time"}
 	}
-	return []misp.Event{{
+	return []intel.Event{{
 		UUID: uuidHigh, Info: "x", ThreatLevel: 2, Org: "ORG", Date: "2024-01-01",
-		Attributes: []misp.Attribute{{Type: "ip-dst", Category: "Network activity", Value: q.Value}},
+		Attributes: []intel.Attribute{{Type: "ip-dst", Category: "Network activity", Value: q.Value}},
 	}}, nil
 }
 
 func (f *failOn) Version(context.Context, string) (string, error) { return "2.5.1", nil }
 
-func (f *failOn) AddSighting(context.Context, string, string, misp.SightingType, string) error {
+func (f *failOn) AddSighting(context.Context, string, string, intel.SightingType, string) error {
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // TestHostileRequests sends what the internet sends. Every answer must be the envelope (or
@@ -68,7 +69,7 @@ func TestHostileRequests(t *testing.T) {
 			Value string `json:"value"`
 		}
 		_ = json.Unmarshal(r.Body, &q)
-		if !misp.SafeValue(q.Value) {
+		if !intel.SafeValue(q.Value) {
 			t.Errorf("MISP was sent %q", q.Value)
 		}
 	}
@@ -132,7 +133,7 @@ func TestRequestLogLine(t *testing.T) {
 // panicFeed is a backend with a bug.
 type panicFeed struct{}
 
-func (panicFeed) Search(context.Context, misp.Query) ([]misp.Event, error) { panic("boom") }
+func (panicFeed) Search(context.Context, intel.Query) ([]intel.Event, error) { panic("boom") }
 
 func TestPanicIsRecovered(t *testing.T) {
 	h := newHarness(t, options{})

@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	"github.com/misp-relay/misp-relay/internal/gen"
-	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // observableKind describes one supported CTIM observable type.
@@ -44,7 +44,7 @@ type observable struct {
 	Type  string
 	Value string // trimmed
 	kind  observableKind
-	// safe says MISP reads Value as exactly that value (misp.SafeValue); only such values
+	// safe says MISP reads Value as exactly that value (intel.SafeValue); only such values
 	// are looked up or linked. urlscan.io has no such syntax: any URL can be scanned.
 	safe bool
 }
@@ -73,7 +73,7 @@ func candidates(in []gen.ObservableInput) []observable {
 			continue
 		}
 		seen[key] = struct{}{}
-		out = append(out, observable{Type: o.Type, Value: v, kind: k, safe: misp.SafeValue(v)})
+		out = append(out, observable{Type: o.Type, Value: v, kind: k, safe: intel.SafeValue(v)})
 	}
 	return out
 }

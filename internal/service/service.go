@@ -18,18 +18,19 @@ import (
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // MISP is what the relay needs from a MISP server.
 type MISP interface {
-	Search(ctx context.Context, key string, q misp.Query) ([]misp.Event, error)
+	Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error)
 	Version(ctx context.Context, key string) (string, error)
-	AddSighting(ctx context.Context, key, value string, typ misp.SightingType, source string) error
+	AddSighting(ctx context.Context, key, value string, typ intel.SightingType, source string) error
 }
 
 // Feed answers lookups from a MISP feed loaded in memory, without a MISP server.
 type Feed interface {
-	Search(ctx context.Context, q misp.Query) ([]misp.Event, error)
+	Search(ctx context.Context, q intel.Query) ([]intel.Event, error)
 }
 
 // Scanner submits URLs to urlscan.io.
@@ -177,13 +178,13 @@ func (s *Service) tenantOf(ctx context.Context) (tenant, error) {
 
 // lookup is the answer for one observable.
 type lookup struct {
-	events []misp.Event
+	events []intel.Event
 	err    error
 }
 
 // search asks the tenant's MISP (or feed) about one observable.
-func (t tenant) search(ctx context.Context, o observable, limit int) ([]misp.Event, error) {
-	q := misp.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit}
+func (t tenant) search(ctx context.Context, o observable, limit int) ([]intel.Event, error) {
+	q := intel.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit}
 	switch {
 	case t.feed != nil:
 		return t.feed.Search(ctx, q)
@@ -446,9 +447,9 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
 		if err != nil {
 			return err
 		}
-		typ := misp.Sighting
+		typ := intel.Sighting
 		if body.ActionId == string(gen.MispAddFalsePositive) {
-			typ = misp.FalsePositive
+			typ = intel.FalsePositive
 		}
 		return t.misp.AddSighting(ctx, t.key, o.Value, typ, sightingSource)
 	case gen.UrlscanScan:

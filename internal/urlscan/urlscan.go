@@ -6,19 +6,16 @@ package urlscan
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/misp-relay/misp-relay/internal/upstream"
 )
 
 // Defaults for the zero values of Config.
@@ -32,10 +29,6 @@ const (
 // maxBody caps how much of an answer is read. A submit answer is a few hundred bytes; the cap
 // only protects the relay from a misbehaving server or proxy.
 const maxBody = 1 << 20
-
-// maxRetryAfter caps RetryAfter. urlscan's longest quota window is a day; a larger value is a
-// broken header, not advice worth passing on.
-const maxRetryAfter = 24 * time.Hour
 
 // Config configures a Client. The zero value is usable.
 type Config struct {
@@ -121,30 +114,11 @@ func New(cfg Config) (*Client, error) {
 		visibility: vis,
 		timeout:    timeout,
 		userAgent:  ua,
-		hc:         newHTTPClient(),
+		// Redirects are not followed (upstream.NewHTTPClient): Go forwards custom headers
+		// such as API-Key to any host a redirect names, and a 307/308 would replay the POST
+		// and start a second scan.
+		hc: upstream.NewHTTPClient(nil, 0),
 	}, nil
-}
-
-// newHTTPClient builds the one http.Client a Client uses. The transport is a clone of
-// http.DefaultTransport so the relay gets its connection pooling and HTTP/2 without sharing
-// (or being changed through) the process-wide default, and honours HTTPS_PROXY/NO_PROXY because
-// relays usually run behind an egress proxy. Redirects are not followed: Go forwards custom
-// headers such as API-Key to any host a redirect names, and a 307/308 would replay the POST and
-// start a second scan.
-func newHTTPClient() *http.Client {
-	var tr *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr = dt.Clone()
-	} else {
-		tr = &http.Transport{ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}
-	}
-	tr.Proxy = http.ProxyFromEnvironment
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
 }
 
 // scanRequest is the submit body. Only url and visibility are sent: tags, country and the like
@@ -183,6 +157,16 @@ type errorBody struct {
 // one that cannot travel in an HTTP header, fails with ErrPermission before anything is sent.
 // Every error is an *Error.
 func (c *Client) Scan(ctx context.Context, apiKey, u string) (Result, error) {
+	res, e := c.scan(ctx, apiKey, u)
+	if e != nil {
+		e.Op = "scan"
+		e.Summary = summary(e)
+		return Result{}, e
+	}
+	return res, nil
+}
+
+func (c *Client) scan(ctx context.Context, apiKey, u string) (Result, *Error) {
 	switch {
 	case apiKey == "":
 		return Result{}, &Error{Kind: ErrPermission, Detail: "the API key is empty"}
@@ -231,7 +215,7 @@ func (c *Client) Scan(ctx context.Context, apiKey, u string) (Result, error) {
 // decodeSuccess turns a 2xx answer into a Result. Without a uuid there is nothing to show the
 // analyst, so that is an error even though urlscan.io said yes (the old relay treated an
 // empty 200 the same way).
-func (c *Client) decodeSuccess(resp *http.Response, raw []byte, apiKey string) (Result, error) {
+func (c *Client) decodeSuccess(resp *http.Response, raw []byte, apiKey string) (Result, *Error) {
 	var a scanAnswer
 	if err := json.Unmarshal(raw, &a); err != nil {
 		ct := resp.Header.Get("Content-Type")
@@ -335,22 +319,7 @@ func jsonDetail(raw []byte) string {
 // retryAfter reads urlscan's X-Rate-Limit-Reset-After (seconds until the exhausted window
 // resets), falling back to a standard delta-seconds Retry-After.
 func retryAfter(h http.Header) time.Duration {
-	for _, name := range []string{"X-Rate-Limit-Reset-After", "Retry-After"} {
-		v := strings.TrimSpace(h.Get(name))
-		if v == "" {
-			continue
-		}
-		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(secs) || secs < 0 {
-			continue
-		}
-		d := time.Duration(math.Ceil(secs)) * time.Second
-		if secs > maxRetryAfter.Seconds() {
-			d = maxRetryAfter
-		}
-		return d
-	}
-	return 0
+	return upstream.RetryAfter(h, "X-Rate-Limit-Reset-After", "Retry-After")
 }
 
 // quotaName describes which quota ran out, e.g. "unlisted scans per day", from the
@@ -381,24 +350,16 @@ func plainWord(s string) bool {
 // ErrUnavailable. parent is the caller's context, to tell our own Timeout from the caller's
 // deadline; reading says the request was already sent, so the scan may exist.
 func (c *Client) transportError(parent context.Context, err error, apiKey string, reading bool) *Error {
-	var (
-		certErr     *tls.CertificateVerificationError
-		unknownCA   x509.UnknownAuthorityError
-		hostnameErr x509.HostnameError
-		invalidErr  x509.CertificateInvalidError
-		recordErr   tls.RecordHeaderError
-		alertErr    tls.AlertError
-	)
 	unexpected := func(d string) *Error { return &Error{Kind: ErrUnexpected, Detail: cleanDetail(d, apiKey)} }
 	unavailable := func(d string) *Error { return &Error{Kind: ErrUnavailable, Detail: cleanDetail(d, apiKey)} }
 	const maybe = "; the scan may have been submitted"
-	switch {
-	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostnameErr),
-		errors.As(err, &invalidErr):
-		return unexpected("unable to verify its TLS certificate: " + innerText(err))
-	case errors.As(err, &recordErr), errors.As(err, &alertErr):
-		return unexpected("TLS handshake failed: " + innerText(err))
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+	inner := upstream.Inner(err)
+	switch upstream.Classify(parent, err) {
+	case upstream.FailCertificate:
+		return unexpected("unable to verify its TLS certificate: " + inner)
+	case upstream.FailTLS:
+		return unexpected("TLS handshake failed: " + inner)
+	case upstream.FailTimeout:
 		within := "in time"
 		if parent.Err() == nil { // our Timeout fired, not the caller's deadline
 			within = "within " + c.timeout.String()
@@ -407,27 +368,13 @@ func (c *Client) transportError(parent context.Context, err error, apiKey string
 			return unavailable("the answer did not arrive completely " + within + maybe)
 		}
 		return unavailable("no answer " + within + maybe)
-	case errors.Is(err, context.Canceled):
+	case upstream.FailCanceled:
 		return unavailable("the request was cancelled")
-	case reading:
-		return unavailable("the connection broke while reading the answer: " + innerText(err) + maybe)
 	}
-	return unavailable(innerText(err))
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// innerText drops net/http's `Post "<url>": ` prefix, which repeats the configured endpoint and
-// pushes the actual reason past the truncation point.
-func innerText(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) && ue.Err != nil {
-		return ue.Err.Error()
+	if reading {
+		return unavailable("the connection broke while reading the answer: " + inner + maybe)
 	}
-	return err.Error()
+	return unavailable(inner)
 }
 
 // headerSafe reports whether v can be sent as a header value unchanged. An API key must be

@@ -236,7 +236,7 @@ func TestRestSearchFilters(t *testing.T) {
 		{name: "page past the end", body: `{"value":"evil.example","limit":2,"page":5}`},
 		{name: "no match", body: `{"value":"nothing.example"}`},
 		{name: "nested under request", body: `{"request":{"value":"evil.example","type":"domain"}}`, want: []string{"1 Evil.Example", "4 evil.example"}},
-		// MISP's traps, which the relay must avoid (see misp.SafeValue):
+		// MISP's traps, which the relay must avoid (see intel.SafeValue):
 		{name: "empty value returns everything", body: `{"value":""}`, want: all},
 		{name: "value 0 returns everything", body: `{"value":"0","limit":2}`, want: all[:2]},
 		{name: "no Content-Type: filters ignored", header: with(api(), "Content-Type", ""), body: `{"value":"evil.example","limit":1}`, want: all},

@@ -1,0 +1,97 @@
+// Package intel is the relay's domain: what it reasons about when it answers XDR. A Query asks
+// about one observable value; an Event is a MISP event with the attributes of it that matched;
+// a Backend is anything that answers queries for a tenant (a MISP server, a MISP feed loaded
+// in memory, or a cache in front of either).
+//
+// It owns no I/O and imports nothing of the relay: the MISP client, the feed and the cache
+// implement or decorate Backend, and the service consumes it without knowing which it has.
+// Nothing here knows about HTTP, JSON, CTIM or XDR.
+package intel
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Query is one observable lookup.
+type Query struct {
+	// Value is the observable value, already trimmed and checked to be safe for MISP's
+	// filter syntax (see SafeValue).
+	Value string
+	// Types are the MISP attribute types to search (composites such as "domain|ip" included).
+	Types []string
+	// Limit caps the number of distinct events returned (CTR_ENTITIES_LIMIT); <= 0: no cap.
+	Limit int
+}
+
+// Event is a MISP event together with the attributes of it that matched a query.
+type Event struct {
+	UUID      string
+	Info      string
+	Date      string    // YYYY-MM-DD, as MISP sends it; "" when absent
+	Timestamp time.Time // last change; zero when absent or unreadable
+	// ThreatLevel is 1 (High) to 4 (Undefined); 0 when MISP sent anything else.
+	ThreatLevel int
+	Org         string   // Orgc.name, the creator organisation
+	Tags        []string // event tag names, in MISP's order
+	Attributes  []Attribute
+}
+
+// Attribute is a matched MISP attribute.
+type Attribute struct {
+	Type      string
+	Category  string
+	Value     string // the full value; composites keep their "a|b" form
+	ToIDS     bool
+	Timestamp time.Time // zero when absent or unreadable
+	FirstSeen time.Time // zero when unset
+	LastSeen  time.Time // zero when unset
+}
+
+// SightingType is what a reported sighting says about a value (MISP's sighting type).
+type SightingType string
+
+// Sighting types MISP accepts.
+const (
+	Sighting      SightingType = "0"
+	FalsePositive SightingType = "1"
+)
+
+// Backend answers the relay's questions about observables for one source of intelligence.
+// The key is the tenant's credential for that source (the MISP API key of the request's JWT);
+// a backend that needs none ignores it. Implementations are safe for concurrent use.
+type Backend interface {
+	// Search returns the events holding attributes that match q, most relevant source order
+	// kept, at most q.Limit events. Nothing found is (nil, nil).
+	Search(ctx context.Context, key string, q Query) ([]Event, error)
+	// Ping checks that the backend answers and accepts key, as cheaply as it can.
+	Ping(ctx context.Context, key string) error
+	// AddSighting reports that value was seen (Sighting) or is a false positive. A backend
+	// that cannot be written to returns an error wrapping ErrReadOnly, and says so in
+	// Writable.
+	AddSighting(ctx context.Context, key, value string, typ SightingType, source string) error
+	// Writable tells whether AddSighting can succeed, so that actions which would certainly
+	// fail are not offered.
+	Writable() bool
+}
+
+// ErrReadOnly is the kind of AddSighting's error on a backend that cannot be written to.
+var ErrReadOnly = errors.New("reporting to MISP is not available: this relay reads a MISP feed, not a MISP server")
+
+// SafeValue reports whether MISP reads v as the exact value it is. MISP's restSearch drops an
+// empty value filter (and then returns everything), treats "0" as empty, splits on "&&",
+// negates a leading "!" and turns a leading or trailing "%" into a LIKE pattern; there is no
+// escape syntax, so such values are never sent. v must already be trimmed.
+func SafeValue(v string) bool {
+	switch {
+	case v == "", v == "0":
+		return false
+	case v[0] == '!', v[0] == '%', v[len(v)-1] == '%':
+		return false
+	case strings.Contains(v, "&&"):
+		return false
+	}
+	return true
+}

@@ -1,0 +1,320 @@
+package misp
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/mispjson"
+)
+
+// searchRequest is the restSearch body. Only these filters are sent: every extra filter is
+// one more way for MISP's filter parsing to surprise (see intel.SafeValue).
+type searchRequest struct {
+	ReturnFormat     string   `json:"returnFormat"`
+	Value            string   `json:"value"`
+	Type             []string `json:"type"`
+	IncludeContext   int      `json:"includeContext"`
+	IncludeEventTags int      `json:"includeEventTags"`
+	Limit            int      `json:"limit"`
+	Page             int      `json:"page"`
+}
+
+// Search finds the attributes matching q and returns them grouped by event, in the order MISP
+// sent them, with at most q.Limit events (q.Limit <= 0: no event cap; the page bounds still
+// apply). The answer is decoded as a stream and reading stops once the event cap is reached,
+// so memory is bounded by the limits, not by what MISP sends.
+func (c *Client) Search(ctx context.Context, key string, q intel.Query) (_ []intel.Event, err error) {
+	const op = "search"
+	defer func() { err = c.scrub(err) }()
+	if err := checkKey(op, key); err != nil {
+		return nil, err
+	}
+	if !intel.SafeValue(q.Value) {
+		// MISP would read such a value as a pattern or drop it and return everything.
+		return nil, c.fail(op, 0, ErrUnexpected, "refusing to search for a value MISP would not match exactly", key)
+	}
+	release, err := c.acquire(ctx, op, key)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	types := q.Types
+	if types == nil {
+		types = []string{}
+	}
+	col := newCollector(q.Limit)
+	for page := 1; page <= c.maxPages; page++ {
+		body, err := encodeJSON(searchRequest{
+			ReturnFormat: "json", Value: q.Value, Type: types,
+			IncludeContext: 1, IncludeEventTags: 1,
+			Limit: c.pageSize, Page: page,
+		})
+		if err != nil {
+			return nil, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
+		}
+		res, err := c.searchPage(ctx, op, key, body, col)
+		if err != nil {
+			return nil, err
+		}
+		if res.stopped || res.overflow || res.attributes < c.pageSize || col.full() {
+			break
+		}
+	}
+	return col.events, nil
+}
+
+// pageResult says how reading one restSearch page ended.
+type pageResult struct {
+	attributes int  // attributes read from the page
+	stopped    bool // the event cap was reached and an attribute of another event came
+	overflow   bool // MISP sent more attributes than the page size: it ignores limit/page
+}
+
+// searchPage fetches one restSearch page and feeds its attributes to col.
+func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, col *collector) (pageResult, error) {
+	resp, err := c.doIdempotent(ctx, op, key, http.MethodPost, "/attributes/restSearch", body)
+	if err != nil {
+		return pageResult{}, err
+	}
+	defer closeBody(resp)
+	dec, err := c.jsonStart(ctx, op, key, resp)
+	if err != nil {
+		return pageResult{}, err
+	}
+	res, err := c.readAttributes(dec, col)
+	if err != nil {
+		return pageResult{}, c.readError(ctx, op, key, resp.StatusCode, err)
+	}
+	if !res.stopped && !res.overflow {
+		// Finish a small remainder (the closing brackets) so the connection can be reused;
+		// an early stop instead closes the body unread, which drops the connection.
+		_, _ = io.Copy(io.Discard, io.LimitReader(dec.Buffered(), 1<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	}
+	return res, nil
+}
+
+// readAttributes walks {"response":{"Attribute":[...]}} (or {"response":[]}) token by token
+// and decodes one attribute at a time.
+func (c *Client) readAttributes(dec *json.Decoder, col *collector) (pageResult, error) {
+	var res pageResult
+	if err := expectDelim(dec, '{', "the answer is not a JSON object"); err != nil {
+		return res, err
+	}
+	for dec.More() {
+		name, err := objectKey(dec)
+		if err != nil {
+			return res, err
+		}
+		if name != "response" {
+			if err := skipValue(dec); err != nil {
+				return res, err
+			}
+			continue
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return res, err
+		}
+		switch tok {
+		case json.Delim('['):
+			// {"response": []} is MISP's "no match" (a PHP empty array); a non-empty list is
+			// the events scope, which the client did not ask for.
+			if dec.More() {
+				return res, &shapeError{"response is a list of events, not of attributes"}
+			}
+			_, err := dec.Token()
+			return res, err
+		case json.Delim('{'):
+			for dec.More() {
+				name, err := objectKey(dec)
+				if err != nil {
+					return res, err
+				}
+				if name != "Attribute" {
+					if err := skipValue(dec); err != nil {
+						return res, err
+					}
+					continue
+				}
+				if err := expectDelim(dec, '[', "response.Attribute is not a list"); err != nil {
+					return res, err
+				}
+				for dec.More() {
+					if res.attributes == c.pageSize {
+						res.overflow = true
+						return res, nil
+					}
+					a, err := decodeAttribute(dec)
+					if err != nil {
+						return res, err
+					}
+					res.attributes++
+					if !col.add(&a) {
+						res.stopped = true
+						return res, nil
+					}
+				}
+				if _, err := dec.Token(); err != nil { // ]
+					return res, err
+				}
+			}
+			_, err := dec.Token() // }
+			return res, err
+		default:
+			return res, &shapeError{"response is neither an object nor a list"}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // }
+		return res, err
+	}
+	return res, &shapeError{`the answer has no "response"`}
+}
+
+// decodeAttribute reads one attribute object with a single decode. Fields of an unexpected
+// kind read as empty (see mispjson), and so does a container of the wrong kind, typically a
+// PHP empty array ([]) where MISP means an empty object: the decoder skips it and reads the
+// rest.
+func decodeAttribute(dec *json.Decoder) (mispjson.Attribute, error) {
+	var a mispjson.Attribute
+	if err := dec.Decode(&a); err != nil {
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &ute) && ute.Field == "":
+			return a, &shapeError{"an attribute is not a JSON object"}
+		case errors.As(err, &ute):
+			return a, nil
+		}
+		return a, err
+	}
+	return a, nil
+}
+
+// collector groups attributes by event, keeping MISP's order, up to limit events.
+type collector struct {
+	limit  int
+	events []intel.Event
+	index  map[string]int
+}
+
+func newCollector(limit int) *collector {
+	return &collector{limit: limit, index: map[string]int{}}
+}
+
+func (c *collector) full() bool { return c.limit > 0 && len(c.events) >= c.limit }
+
+// add files a under its event. It returns false when a belongs to a new event while the cap is
+// already reached: the caller stops reading there.
+func (c *collector) add(a *mispjson.Attribute) bool {
+	uuid := a.Event.UUID.Text()
+	if !isUUID(uuid) {
+		return true // cannot be grouped or linked (and would make an invalid CTIM id)
+	}
+	attr := a.Intel()
+	if i, ok := c.index[uuid]; ok {
+		c.events[i].Attributes = append(c.events[i].Attributes, attr)
+		return true
+	}
+	if c.full() {
+		return false
+	}
+	c.index[uuid] = len(c.events)
+	ev := a.Event.Intel()
+	ev.Date = a.Event.Date.Text() // as MISP sent it
+	ev.Attributes = []intel.Attribute{attr}
+	c.events = append(c.events, ev)
+	return true
+}
+
+// isUUID reports whether s can be an event UUID: MISP writes them as 36 hex digits and
+// hyphens. Anything up to 64 visible ASCII characters is taken (test instances use short
+// ids); longer values, spaces and control characters are not, since the UUID becomes part of
+// CTIM ids and links.
+func isUUID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonStart checks that a 2xx body looks like JSON and returns a decoder on it. An HTML page
+// (a login form, a proxy page) gets a clear message instead of a JSON syntax error.
+func (c *Client) jsonStart(ctx context.Context, op, key string, resp *http.Response) (*json.Decoder, error) {
+	br := bufio.NewReaderSize(resp.Body, 4<<10)
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, c.fail(op, resp.StatusCode, ErrUnexpected, "MISP sent an empty answer", key)
+			}
+			return nil, c.readError(ctx, op, key, resp.StatusCode, err)
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			_, _ = br.ReadByte()
+			continue
+		case '<':
+			page, _ := br.Peek(4 << 10) // enough for the <title>; fewer bytes at EOF is fine
+			return nil, c.fail(op, resp.StatusCode, ErrUnexpected, htmlDetail(page), key)
+		}
+		return json.NewDecoder(br), nil
+	}
+}
+
+// expectDelim reads the next token and checks it is the delimiter d.
+func expectDelim(dec *json.Decoder, d json.Delim, msg string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != d {
+		return &shapeError{msg}
+	}
+	return nil
+}
+
+// objectKey reads an object member name.
+func objectKey(dec *json.Decoder) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	s, ok := tok.(string)
+	if !ok {
+		return "", &shapeError{"expected an object key"}
+	}
+	return s, nil
+}
+
+// skipValue reads past the next value without keeping it.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
