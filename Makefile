@@ -44,10 +44,12 @@ generate-check: generate
 	@test -z "$$(git status --porcelain -- internal/gen pkg/relayclient)" || { git status --porcelain -- internal/gen pkg/relayclient; echo "untracked generated files"; exit 1; }
 
 ## bench: micro-benchmarks of the request path (1s each), then the load benchmark
-## (relay bench: in-process relay against a fake MISP on loopback, 5s per scenario).
+## (bin/relaybench: the relay wired as relay serve wires it, against a fake MISP on loopback,
+## 5s per scenario; it also times bin/relay's start-up).
 bench: build
+	$(GO) build -trimpath -o bin/relaybench ./cmd/relaybench
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./internal/...
-	$(BIN) bench
+	bin/relaybench -relay-bin $(BIN)
 
 clean:
 	rm -rf bin

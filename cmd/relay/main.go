@@ -4,7 +4,8 @@
 //	relay [serve]   serve the relay API on :$PORT (configuration from the environment)
 //	relay jwt       make a SECRET_KEY and a JWT for the XDR module form
 //	relay version   print the version
-//	relay bench     the load benchmark of make bench
+//
+// Everything it does is wired in internal/app; main only reads the command line.
 package main
 
 import (
@@ -14,10 +15,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-)
 
-// version is the relay's semver, answered by /version.
-const version = "1.0.0"
+	"github.com/misp-relay/misp-relay/internal/app"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -38,13 +38,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, args, getenv, stdout)
+		if len(args) > 0 {
+			return fmt.Errorf("serve takes no arguments (configuration comes from the environment), got %q", args)
+		}
+		return app.Run(ctx, getenv, stdout)
 	case "jwt":
 		return makeJWT(args, stdout)
-	case "bench":
-		return bench(ctx, args, stdout)
 	case "version", "--version", "-version":
-		_, err := fmt.Fprintln(stdout, version)
+		_, err := fmt.Fprintln(stdout, app.Version)
 		return err
 	case "help", "-h", "--help":
 		_, err := fmt.Fprint(stdout, usage)
@@ -58,7 +59,5 @@ const usage = `usage:
   relay jwt --key MISP_KEY [--urlscan-key KEY] [--secret SECRET] [--format text|env]
                                         print a SECRET_KEY and a JWT for the XDR module
   relay version                         print the version
-  relay bench [-duration 5s] [-scenarios all] [-json]
-                                        load benchmark against a fake MISP on loopback
 Configuration is read from the environment; see README.md.
 `

@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
-	"net/http"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/misp-relay/misp-relay/internal/app"
 	"github.com/misp-relay/misp-relay/internal/auth"
-	"github.com/misp-relay/misp-relay/pkg/relayclient"
 )
 
 func env(m map[string]string) func(string) string {
@@ -25,7 +20,7 @@ func TestVersionCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"version"}, env(nil), &out); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.String(); got != version+"\n" {
+	if got := out.String(); got != app.Version+"\n" {
 		t.Errorf("version printed %q", got)
 	}
 }
@@ -74,134 +69,6 @@ func TestJWTCommand(t *testing.T) {
 	}
 }
 
-func TestConfigErrors(t *testing.T) {
-	tests := []struct {
-		env  map[string]string
-		want string
-	}{
-		{map[string]string{"MISP_TIMEOUT": "soon"}, "MISP_TIMEOUT"},
-		{map[string]string{"MISP_VERIFY_CERT": "maybe"}, "MISP_VERIFY_CERT"},
-		{map[string]string{"MISP_CONCURRENCY": "-1"}, "MISP_CONCURRENCY"},
-		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
-		{map[string]string{"API_URL": "ftp://misp.example"}, "API_URL"},
-		{map[string]string{"API_URL": "/no/such/feed/dir"}, "API_URL"},
-		{map[string]string{"URLSCAN_VISIBILITY": "everyone"}, "URLSCAN"},
-		{map[string]string{"API_URL": "https://misp.example", "MISP_CA_FILE": "/no/such/ca.pem"}, "API_URL"},
-	}
-	for _, tt := range tests {
-		tt.env["PORT"] = "0"
-		err := run(context.Background(), []string{"serve"}, env(tt.env), io.Discard)
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("env %v: err = %v, want one naming %s", tt.env, err, tt.want)
-		}
-	}
-}
-
-func TestEntitiesLimitFallsBack(t *testing.T) {
-	for _, v := range []string{"", "abc", "0", "-3", "5.7"} {
-		cfg, err := loadConfig(env(map[string]string{"CTR_ENTITIES_LIMIT": v}))
-		if err != nil || cfg.entitiesLimit != 100 {
-			t.Errorf("CTR_ENTITIES_LIMIT=%q: limit %d, err %v; want 100", v, cfg.entitiesLimit, err)
-		}
-	}
-	if cfg, _ := loadConfig(env(map[string]string{"CTR_ENTITIES_LIMIT": "7"})); cfg.entitiesLimit != 7 {
-		t.Errorf("CTR_ENTITIES_LIMIT=7 gave %d", cfg.entitiesLimit)
-	}
-}
-
-// TestServeSampleFeed is the newcomer's path: the relay on the shipped sample feed, called
-// with the generated client, then a graceful shutdown.
-func TestServeSampleFeed(t *testing.T) {
-	const secret = "test-secret"
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve"}, env(map[string]string{
-			"PORT": "0", "SECRET_KEY": secret, "API_URL": "../../sample/feed",
-			"MISP_UI_URL": "https://misp.example.org",
-		}), pw)
-		pw.Close()
-	}()
-	addr := listeningAddr(t, pr)
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-
-	tok, err := auth.Sign(secret, auth.Claims{Key: "sample"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := relayclient.NewClientWithResponses("http://"+addr, relayclient.WithRequestEditorFn(
-		func(_ context.Context, req *http.Request) error {
-			req.Header.Set("Authorization", "Bearer "+tok)
-			return nil
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	health, err := c.HealthWithResponse(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if health.JSON200 == nil || health.JSON200.Data == nil || health.JSON200.Data.Status != "ok" {
-		t.Fatalf("health = %s", health.Body)
-	}
-
-	raw, err := os.ReadFile("../../sample/observables.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var obs relayclient.ObservableList
-	if err := json.Unmarshal(raw, &obs); err != nil {
-		t.Fatal(err)
-	}
-	observe, err := c.ObserveObservablesWithResponse(ctx, obs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := observe.JSON200.Data
-	if d == nil || d.Verdicts == nil || d.Verdicts.Count != len(obs)-1 {
-		t.Fatalf("observe on the sample: want a verdict for every sample observable but the unknown one, got %s", observe.Body)
-	}
-	refer, err := c.ReferObservablesWithResponse(ctx, obs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(*refer.JSON200.Data); n != len(obs) {
-		t.Errorf("refer gave %d links, want %d", n, len(obs))
-	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after shutdown: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the relay did not shut down")
-	}
-}
-
-// listeningAddr reads the JSON log until the "relay listening" line.
-func listeningAddr(t *testing.T, r io.Reader) string {
-	t.Helper()
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		var line struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "relay listening" {
-			_, port, _ := strings.Cut(line.Addr, "]:")
-			if port == "" {
-				_, port, _ = strings.Cut(line.Addr, ":")
-			}
-			return "127.0.0.1:" + port
-		}
-	}
-	t.Fatal("the relay never logged that it listens")
-	return ""
-}
-
 // TestJWTInstructions checks that `relay jwt` says what to set where, for Lambda and for the
 // XDR module form, and that --format env stays two lines (make run parses them).
 func TestJWTInstructions(t *testing.T) {
@@ -225,25 +92,5 @@ func TestJWTInstructions(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "SECRET_KEY=s") || !strings.HasPrefix(lines[1], "RELAY_JWT=") {
 		t.Errorf("--format env printed %q, want SECRET_KEY=... and RELAY_JWT=... lines", out.String())
-	}
-}
-
-func TestLogFormat(t *testing.T) {
-	for _, tt := range []struct {
-		format string
-		json   bool
-	}{{"", true}, {"auto", true}, {"json", true}, {"text", false}} {
-		cfg, err := loadConfig(env(map[string]string{"LOG_FORMAT": tt.format}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		newLogger(cfg, &out).Info("hello") // a buffer is not a terminal
-		if got := strings.HasPrefix(out.String(), "{"); got != tt.json {
-			t.Errorf("LOG_FORMAT=%q wrote %q", tt.format, out.String())
-		}
-	}
-	if _, err := loadConfig(env(map[string]string{"LOG_FORMAT": "xml"})); err == nil {
-		t.Error("LOG_FORMAT=xml accepted")
 	}
 }

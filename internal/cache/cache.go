@@ -1,5 +1,6 @@
-// Package cache keeps recent MISP answers so that the relay asks MISP once for what many
-// analysts (or one pivot fanning out to every module) ask at the same time.
+// Package cache keeps recent lookup answers so that the relay asks MISP once for what many
+// analysts (or one pivot fanning out to every module) ask at the same time. A Cache decorates
+// any intel.Backend; it must not know which kind it wraps, nor change what it answers.
 //
 // Entries are keyed by (MISP base URL, SHA-256 of the API key, attribute types, value, limit):
 // two tenants with different keys never share an entry, because MISP filters what a key may
@@ -19,16 +20,9 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/misp-relay/misp-relay/internal/reqlog"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/reqlog"
 )
-
-// MISP is the upstream the cache sits in front of.
-type MISP interface {
-	Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error)
-	Version(ctx context.Context, key string) (string, error)
-	AddSighting(ctx context.Context, key, value string, typ intel.SightingType, source string) error
-}
 
 // Config sizes the cache.
 type Config struct {
@@ -50,19 +44,22 @@ const (
 	DefaultHealthTTL = 5 * time.Second
 )
 
-// Cache is a MISP that remembers. Safe for concurrent use.
+// Cache is an intel.Backend in front of another that remembers its answers. Safe for
+// concurrent use.
 type Cache struct {
-	next    MISP
+	next    intel.Backend
 	baseURL string
 	search  *expirable.LRU[string, []intel.Event] // nil when TTL is 0
-	health  *expirable.LRU[string, string]
+	health  *expirable.LRU[string, struct{}]
 	flight  singleflight.Group
 	hits    atomic.Int64
 	misses  atomic.Int64
 }
 
+var _ intel.Backend = (*Cache)(nil)
+
 // New wraps next.
-func New(next MISP, cfg Config) *Cache {
+func New(next intel.Backend, cfg Config) *Cache {
 	if cfg.Size <= 0 {
 		cfg.Size = DefaultSize
 	}
@@ -73,7 +70,7 @@ func New(next MISP, cfg Config) *Cache {
 	if cfg.TTL > 0 {
 		c.search = expirable.NewLRU[string, []intel.Event](cfg.Size, nil, cfg.TTL)
 	}
-	c.health = expirable.NewLRU[string, string](1024, nil, cfg.HealthTTL)
+	c.health = expirable.NewLRU[string, struct{}](1024, nil, cfg.HealthTTL)
 	return c
 }
 
@@ -126,27 +123,27 @@ func (c *Cache) Search(ctx context.Context, key string, q intel.Query) ([]intel.
 	}
 }
 
-// Version reuses a successful check of the same MISP and key for HealthTTL, so a health
+// Ping reuses a successful check of the same backend and key for HealthTTL, so a health
 // probe every second costs MISP one call every few seconds.
-func (c *Cache) Version(ctx context.Context, key string) (string, error) {
+func (c *Cache) Ping(ctx context.Context, key string) error {
 	k := c.baseURL + "\x00" + c.keyHash(key)
-	if v, ok := c.health.Get(k); ok {
-		return v, nil
+	if _, ok := c.health.Get(k); ok {
+		return nil
 	}
-	v, err, _ := c.flight.Do("version\x00"+k, func() (any, error) {
-		v, err := c.next.Version(context.WithoutCancel(ctx), key)
+	_, err, _ := c.flight.Do("ping\x00"+k, func() (any, error) {
+		err := c.next.Ping(context.WithoutCancel(ctx), key)
 		if err == nil {
-			c.health.Add(k, v)
+			c.health.Add(k, struct{}{})
 		}
-		return v, err
+		return nil, err
 	})
-	if err != nil {
-		return "", err
-	}
-	return v.(string), nil
+	return err
 }
 
 // AddSighting is never cached nor shared: each call is a write.
 func (c *Cache) AddSighting(ctx context.Context, key, value string, typ intel.SightingType, source string) error {
 	return c.next.AddSighting(ctx, key, value, typ, source)
 }
+
+// Writable is the wrapped backend's.
+func (c *Cache) Writable() bool { return c.next.Writable() }

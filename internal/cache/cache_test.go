@@ -12,8 +12,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/cache"
-	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/upstream"
 )
 
 // fakeMISP counts calls; a call blocks until release is closed when release is set.
@@ -23,7 +24,7 @@ type fakeMISP struct {
 	fail                          atomic.Bool
 }
 
-var errDown = &misp.Error{Op: "search", Kind: misp.ErrUnavailable}
+var errDown = &upstream.Error{Op: "search", Kind: upstream.ErrUnavailable}
 
 func (f *fakeMISP) Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
 	f.searches.Add(1)
@@ -40,13 +41,15 @@ func (f *fakeMISP) Search(ctx context.Context, key string, q intel.Query) ([]int
 	return []intel.Event{{UUID: "a-" + key + "-" + q.Value, ThreatLevel: 3}, {UUID: "b", ThreatLevel: 1}}, nil
 }
 
-func (f *fakeMISP) Version(context.Context, string) (string, error) {
+func (f *fakeMISP) Ping(context.Context, string) error {
 	f.versions.Add(1)
 	if f.fail.Load() {
-		return "", errDown
+		return errDown
 	}
-	return "2.5.1", nil
+	return nil
 }
+
+func (f *fakeMISP) Writable() bool { return true }
 
 func (f *fakeMISP) AddSighting(context.Context, string, string, intel.SightingType, string) error {
 	f.sightings.Add(1)
@@ -215,11 +218,11 @@ func TestVersionCachedBriefly(t *testing.T) {
 	c := cache.New(f, cache.Config{HealthTTL: 50 * time.Millisecond})
 	ctx := context.Background()
 	for range 3 {
-		if _, err := c.Version(ctx, "k"); err != nil {
+		if err := c.Ping(ctx, "k"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.Version(ctx, "other-key"); err != nil {
+	if err := c.Ping(ctx, "other-key"); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.versions.Load(); n != 2 {
@@ -227,10 +230,10 @@ func TestVersionCachedBriefly(t *testing.T) {
 	}
 	time.Sleep(120 * time.Millisecond)
 	f.fail.Store(true)
-	if _, err := c.Version(ctx, "k"); err == nil {
+	if err := c.Ping(ctx, "k"); err == nil {
 		t.Error("an expired check was reused")
 	}
-	if _, err := c.Version(ctx, "k"); err == nil {
+	if err := c.Ping(ctx, "k"); err == nil {
 		t.Error("a failed check was cached")
 	}
 	if n := f.versions.Load(); n != 4 {

@@ -26,7 +26,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/mispjson"
 )
 
-// Store is an in-memory index of a MISP feed. Build it with Load.
+// Store is an in-memory index of a MISP feed, an intel.Backend. Build it with Load.
 type Store struct {
 	dir string
 	// events are kept in result order (date descending, then uuid), so that walking a posting
@@ -47,6 +47,8 @@ type event struct {
 type ref struct {
 	event, attr int
 }
+
+var _ intel.Backend = (*Store)(nil)
 
 // Len returns the number of events loaded.
 func (s *Store) Len() int { return len(s.events) }
@@ -158,7 +160,9 @@ func readEvent(root *os.Root, dir, key string) (event, error) {
 	if err != nil {
 		return event{}, fileError(path, err)
 	}
-	var f eventFile
+	var f struct {
+		Event *mispjson.Event `json:"Event"`
+	}
 	if err := json.Unmarshal(b, &f); err != nil {
 		return event{}, decodeError(path, err)
 	}
@@ -166,46 +170,32 @@ func readEvent(root *os.Root, dir, key string) (event, error) {
 	if w == nil {
 		return event{}, fmt.Errorf("feed: %s: no \"Event\" object", path)
 	}
+	// A feed is the operator's own data: a field of the wrong kind is a defect to fix, not
+	// something to read around as the REST client does.
+	if err := w.Check(); err != nil {
+		return event{}, fmt.Errorf("feed: %s: not a MISP feed file: %w", path, err)
+	}
 	// A mismatch means a copied or renamed file: answering with it would attribute
 	// indicators to the wrong event.
-	if !strings.EqualFold(w.UUID, key) {
-		return event{}, fmt.Errorf("feed: %s: event uuid %q does not match the manifest key %q", path, w.UUID, key)
+	if uuid := w.UUID.Text(); !strings.EqualFold(uuid, key) {
+		return event{}, fmt.Errorf("feed: %s: event uuid %q does not match the manifest key %q", path, uuid, key)
 	}
 
-	ev := event{meta: intel.Event{
-		UUID:        w.UUID,
-		Info:        string(w.Info),
-		Date:        strings.TrimSpace(string(w.Date)),
-		Timestamp:   mispjson.EpochSeconds(string(w.Timestamp)),
-		ThreatLevel: mispjson.ThreatLevel(string(w.ThreatLevel)),
-		Org:         string(w.Orgc.Name),
-	}}
-	for _, t := range w.Tag {
-		if t.Name != "" {
-			ev.meta.Tags = append(ev.meta.Tags, string(t.Name))
-		}
-	}
-	add := func(as []wireAttribute) {
-		for _, a := range as {
+	ev := event{meta: w.Intel()}
+	add := func(as []mispjson.Attribute) {
+		for i := range as {
+			a := &as[i]
 			// restSearch leaves deleted attributes out by default; feeds normally omit them,
 			// but a feed exported with them must not resurrect them.
-			if a.Deleted || a.Value == "" {
+			if a.Deleted.Value() || a.Value.Text() == "" {
 				continue
 			}
-			ev.attrs = append(ev.attrs, intel.Attribute{
-				Type:      a.Type,
-				Category:  string(a.Category),
-				Value:     string(a.Value),
-				ToIDS:     bool(a.ToIDS),
-				Timestamp: mispjson.EpochSeconds(string(a.Timestamp)),
-				FirstSeen: mispjson.SeenTime(string(a.FirstSeen)),
-				LastSeen:  mispjson.SeenTime(string(a.LastSeen)),
-			})
+			ev.attrs = append(ev.attrs, a.Intel())
 		}
 	}
 	add(w.Attribute)
 	for _, o := range w.Object {
-		if !o.Deleted {
+		if !o.Deleted.Value() {
 			add(o.Attribute)
 		}
 	}
@@ -260,7 +250,7 @@ func matchKey(v string) string {
 	return v
 }
 
-// Search returns the events holding an attribute whose value, or either half of a composite
+// Search ignores the key (a feed has no users) and returns the events holding an attribute whose value, or either half of a composite
 // value, equals q.Value ignoring case, and whose type is one of q.Types (any type when q.Types
 // is empty): the answer MISP's events restSearch gives for a "value" filter. Each event carries
 // only its matching attributes, in feed order (object attributes after the others). Events come
@@ -269,7 +259,7 @@ func matchKey(v string) string {
 // An empty value matches nothing. (MISP would drop the filter and return everything; the
 // relay never sends such values, see intel.SafeValue.) The cost is proportional to the number
 // of attributes holding the value, not to the size of the feed.
-func (s *Store) Search(ctx context.Context, q intel.Query) ([]intel.Event, error) {
+func (s *Store) Search(ctx context.Context, _ string, q intel.Query) ([]intel.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -306,3 +296,14 @@ func (s *Store) Search(ctx context.Context, q intel.Query) ([]intel.Event, error
 	}
 	return out, nil
 }
+
+// Ping is nil: the feed was loaded, and checked, before the relay started listening.
+func (s *Store) Ping(context.Context, string) error { return nil }
+
+// AddSighting fails with intel.ErrReadOnly: a feed is a published file, not a MISP to write to.
+func (s *Store) AddSighting(context.Context, string, string, intel.SightingType, string) error {
+	return intel.ErrReadOnly
+}
+
+// Writable is false: see AddSighting.
+func (s *Store) Writable() bool { return false }

@@ -133,7 +133,7 @@ func TestSampleObservables(t *testing.T) {
 				t.Fatalf("observable %q is not described by this test", o.Value)
 			}
 			seenTypes[o.Type] = true
-			evs, err := s.Search(context.Background(), intel.Query{Value: o.Value, Types: attrTypes, Limit: 100})
+			evs, err := s.Search(context.Background(), "", intel.Query{Value: o.Value, Types: attrTypes, Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +262,7 @@ func TestSearch(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := s.Search(context.Background(), tt.q)
+			evs, err := s.Search(context.Background(), "", tt.q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -276,7 +276,7 @@ func TestSearch(t *testing.T) {
 // TestSearchFullEvent checks every field converted from the feed files.
 func TestSearchFullEvent(t *testing.T) {
 	s := loadSample(t)
-	evs, err := s.Search(context.Background(), intel.Query{Value: "198.51.100.23", Types: []string{"ip-dst"}, Limit: 5})
+	evs, err := s.Search(context.Background(), "", intel.Query{Value: "198.51.100.23", Types: []string{"ip-dst"}, Limit: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestSearchFullEvent(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 
-	evs, err = s.Search(context.Background(), intel.Query{Value: md5Scan, Types: observableTypes()["md5"]})
+	evs, err = s.Search(context.Background(), "", intel.Query{Value: md5Scan, Types: observableTypes()["md5"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestSearchFullEvent(t *testing.T) {
 func TestSearchResultsAreCopies(t *testing.T) {
 	s := loadSample(t)
 	q := intel.Query{Value: "198.51.100.23"}
-	first, err := s.Search(context.Background(), q)
+	first, err := s.Search(context.Background(), "", q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestSearchResultsAreCopies(t *testing.T) {
 	first[0].Tags[0] = "changed"
 	first[0].Attributes[0].Value = "changed"
 	first[0].UUID = "changed"
-	again, err := s.Search(context.Background(), q)
+	again, err := s.Search(context.Background(), "", q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestSearchCancelled(t *testing.T) {
 	s := loadSample(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	evs, err := s.Search(ctx, intel.Query{Value: "198.51.100.23"})
+	evs, err := s.Search(ctx, "", intel.Query{Value: "198.51.100.23"})
 	if !errors.Is(err, context.Canceled) || evs != nil {
 		t.Errorf("Search with a cancelled context = %v, %v; want nil, context.Canceled", evs, err)
 	}
@@ -375,7 +375,7 @@ func TestSearchConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for j := range 50 {
 				v := values[(i+j)%len(values)]
-				if _, err := s.Search(context.Background(), intel.Query{Value: v, Limit: 2}); err != nil {
+				if _, err := s.Search(context.Background(), "", intel.Query{Value: v, Limit: 2}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -686,7 +686,7 @@ func TestLoadFieldForms(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			got, err := s.Search(context.Background(), intel.Query{Value: tt.value})
+			got, err := s.Search(context.Background(), "", intel.Query{Value: tt.value})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -705,7 +705,7 @@ func TestLoadEmptyManifest(t *testing.T) {
 	if s.Len() != 0 {
 		t.Errorf("Len() = %d, want 0", s.Len())
 	}
-	evs, err := s.Search(context.Background(), intel.Query{Value: "192.0.2.1"})
+	evs, err := s.Search(context.Background(), "", intel.Query{Value: "192.0.2.1"})
 	if err != nil || evs != nil {
 		t.Errorf("Search on an empty feed = %v, %v; want nil, nil", evs, err)
 	}
@@ -750,7 +750,7 @@ func TestCIRCLFixtures(t *testing.T) {
 	}
 
 	types := observableTypes()
-	got, err := s.Search(context.Background(), intel.Query{Value: "0749BAE92CA336A02C83D126E04EC628", Types: types["md5"]})
+	got, err := s.Search(context.Background(), "", intel.Query{Value: "0749BAE92CA336A02C83D126E04EC628", Types: types["md5"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -777,7 +777,7 @@ func TestCIRCLFixtures(t *testing.T) {
 	}
 
 	// An ip-dst inside an ip-port object of the second event.
-	got, err = s.Search(context.Background(), intel.Query{Value: "64.183.173.170", Types: types["ip"]})
+	got, err = s.Search(context.Background(), "", intel.Query{Value: "64.183.173.170", Types: types["ip"]})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func FuzzLoad(f *testing.F) {
 			return
 		}
 		for _, v := range []string{"198.51.100.7", "443", "d41d8cd98f00b204e9800998ecf8427e", "x"} {
-			events, err := store.Search(context.Background(), intel.Query{Value: v, Limit: 10})
+			events, err := store.Search(context.Background(), "", intel.Query{Value: v, Limit: 10})
 			if err != nil {
 				t.Fatalf("Search: %v", err)
 			}

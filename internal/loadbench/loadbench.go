@@ -1,11 +1,11 @@
-// Package loadbench is `relay bench`: it measures the relay at scale ("Speed at scale"): it starts the relay
-// in-process, wired as cmd/relay wires it, in front of its own fake MISP on loopback, drives
+// Package loadbench is the body of cmd/relaybench: it measures the relay at scale ("Speed at scale"): it starts the relay
+// in-process, wired as internal/app wires it, in front of its own fake MISP on loopback, drives
 // it with concurrent keep-alive clients for a fixed time per scenario, and prints one line per
 // scenario: requests, requests/s, latency percentiles, MISP calls, cache hit ratio and peak
 // heap, with the issue's targets marked met or MISSED. It also times the real relay binary
 // from process start to its first successful /health.
 //
-//	relay bench [-duration 5s] [-scenarios all|fan-out,throughput,...|1,2,...] [-json]
+//	relaybench [-duration 5s] [-scenarios all|fan-out,throughput,...|1,2,...] [-json]
 //	                        [-misp-concurrency n] [-isolate=false] [-relay-bin path] [-cpuprofile file]
 //
 // Scenarios: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup. Everything
@@ -43,9 +43,9 @@ func Run(ctx context.Context, self []string, build Build, args []string, stdout,
 	// say writes a progress or error line on stderr; a failed write there leaves nothing
 	// better to do.
 	say := func(format string, args ...any) {
-		_, _ = fmt.Fprintf(stderr, "relay bench: "+format+"\n", args...)
+		_, _ = fmt.Fprintf(stderr, "relaybench: "+format+"\n", args...)
 	}
-	fs := flag.NewFlagSet("relay bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("relaybench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := options{self: self, build: build}
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "timed window of each load scenario")

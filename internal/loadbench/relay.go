@@ -28,7 +28,7 @@ type relayConfig struct {
 }
 
 // Build makes the relay's API handler and its metrics handler from environment variables,
-// exactly as `relay serve` does (cmd/relay passes its own wiring), so the benchmark measures
+// exactly as `relay serve` does (cmd/relaybench passes internal/app's wiring), so the benchmark measures
 // the relay users run.
 type Build func(env map[string]string) (api, metrics http.Handler, err error)
 

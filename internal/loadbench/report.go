@@ -130,7 +130,7 @@ func printTable(w io.Writer, o options, results []result) error {
 	// The writes below go to bw (directly or through the tabwriter), which keeps the first
 	// write error and returns it from Flush.
 	printf := func(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
-	printf(bw, "relay bench: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s; %v per load scenario, MISP_CONCURRENCY %d\n",
+	printf(bw, "relaybench: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s; %v per load scenario, MISP_CONCURRENCY %d\n",
 		cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, o.duration, o.mispConcurrency())
 	where := "this process"
 	if o.isolate {

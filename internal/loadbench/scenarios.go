@@ -16,7 +16,7 @@ import (
 type options struct {
 	duration time.Duration // timed window of each load scenario
 	relayBin string        // the relay binary for the startup scenario; "" is self[0]
-	self     []string      // the command line of `relay bench`, to run children
+	self     []string      // the command line of `relaybench`, to run children
 	// concurrency is the relay's MISP_CONCURRENCY (lookups per request, and MISP calls in
 	// flight over all requests); 0 means the relay's default.
 	concurrency int

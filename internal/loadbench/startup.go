@@ -44,10 +44,14 @@ func startup(ctx context.Context, o options) []result {
 	if err != nil {
 		return fail(err)
 	}
-	// `relay bench` is the relay itself: time this very binary unless told otherwise.
+	// The relay binary users run: -relay-bin, else the relay next to this benchmark (make
+	// bench builds both into bin/).
 	bin := o.relayBin
 	if bin == "" {
-		bin = o.self[0]
+		bin = filepath.Join(filepath.Dir(o.self[0]), "relay")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fail(fmt.Errorf("no relay binary to time (%w): build it (make build) or pass -relay-bin", err))
 	}
 
 	fake := &fakeMISP{events: 1, attrs: 1}
@@ -103,7 +107,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 	}
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run relay bench inside the misp-relay module (go env GOMOD is empty)")
+		return "", errors.New("run relaybench inside the misp-relay module (go env GOMOD is empty)")
 	}
 	return filepath.Dir(gomod), nil
 }

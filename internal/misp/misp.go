@@ -182,7 +182,7 @@ func New(cfg Config) (*Client, error) {
 		pageSize:  cfg.PageSize,
 		maxPages:  cfg.MaxPages,
 		sem:       make(chan struct{}, cfg.MaxConcurrent),
-		breaker:   newBreaker(base, uint32(min(cfg.BreakerFailures, 1<<20)), cfg.BreakerCooldown), //nolint:gosec // bounded above
+		breaker:   newBreaker(base, uint32(min(cfg.BreakerFailures, 1<<20)), cfg.BreakerCooldown), //nolint:gosec,bodyclose // bounded above; no request is made here
 		cooldown:  cfg.BreakerCooldown,
 		onCall:    cfg.OnCall,
 		hide:      cfg.HideAnswers,

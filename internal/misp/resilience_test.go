@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/reqlog"
-	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 const emptyAnswer = `{"response":{"Attribute":[]}}`

@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/misp"
 )
 
 // TestSearchStopsReadingEarly serves 20,000 attributes of 20,000 events (about 45 MB) and

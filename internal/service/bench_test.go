@@ -14,6 +14,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/intel/inteltest"
 )
 
 // The benchmarks of the request path ("Speed at scale"): what one request costs the relay's
@@ -32,17 +33,11 @@ func benchNow() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // stubMISP answers every search with the same events (or none), so the handler benchmarks
 // measure the relay and not a MISP round trip.
-type stubMISP struct{ events []intel.Event }
-
-func (s stubMISP) Search(context.Context, string, intel.Query) ([]intel.Event, error) {
-	// The service sorts the slice it gets, as it does with the cache's copies.
-	return append([]intel.Event(nil), s.events...), nil
-}
-
-func (stubMISP) Version(context.Context, string) (string, error) { return "2.5.1", nil }
-
-func (stubMISP) AddSighting(context.Context, string, string, intel.SightingType, string) error {
-	return nil
+func stubMISP(events []intel.Event) *inteltest.Backend {
+	return &inteltest.Backend{SearchFn: func(context.Context, string, intel.Query) ([]intel.Event, error) {
+		// The service sorts the slice it gets, as it does with the cache's copies.
+		return append([]intel.Event(nil), events...), nil
+	}}
 }
 
 // benchEvents makes n events (numbered from first, so that calls with different first make
@@ -104,7 +99,7 @@ func BenchmarkObserveHandler(b *testing.B) {
 		{"known", benchEvents(0, 3, 3)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			svc, err := New(Config{Version: "1.0.0", Secret: benchSecret, MISP: stubMISP{tc.events}, UIURL: benchUIURL, Now: benchNow})
+			svc, err := New(Config{Version: "1.0.0", Secret: benchSecret, Backend: stubMISP(tc.events), UIURL: benchUIURL, Now: benchNow})
 			if err != nil {
 				b.Fatal(err)
 			}

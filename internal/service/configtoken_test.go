@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -49,12 +50,12 @@ func TestConfigurationTokens(t *testing.T) {
 	const audience = "https://relay.example"
 	h := newHarness(t, allEvents()) // the relay's own API_URL MISP, which these tokens must not reach
 	h.serve(service.Config{
-		MISP:  nil,
-		UIURL: "https://should-not-be-used.example",
+		Backend: nil,
+		UIURL:   "https://should-not-be-used.example",
 		Verifier: auth.New(auth.Config{
 			Secret: testSecret, JWKSHosts: []string{jwksHost}, Audience: audience, HTTPClient: jwks.Client(),
 		}),
-		MISPForHost: func(host string) (service.MISP, string, error) {
+		BackendForHost: func(host string) (intel.Backend, string, error) {
 			if host != tenantMISP.URL {
 				return nil, "", &auth.Error{Reason: "HOST " + host + " is not allowed: set MISP_ALLOWED_HOSTS to trust it"}
 			}

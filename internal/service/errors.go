@@ -9,9 +9,9 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
-	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/reqlog"
-	"github.com/misp-relay/misp-relay/internal/urlscan"
+	"github.com/misp-relay/misp-relay/internal/upstream"
 )
 
 // invalidArgument is a request the relay refuses as given (bad body, unknown action).
@@ -43,8 +43,7 @@ func codeOf(err error) (gen.ErrorCode, string) {
 		ae *auth.Error
 		ia *invalidArgument
 		ce *configError
-		me *misp.Error
-		ue *urlscan.Error
+		ue *upstream.Error
 	)
 	switch {
 	case errors.Is(err, errHealthCheck):
@@ -55,28 +54,28 @@ func codeOf(err error) (gen.ErrorCode, string) {
 		return gen.ErrorCodeInvalidArgument, ia.Error()
 	case errors.As(err, &ce):
 		return gen.ErrorCodeUnknown, ce.Error()
-	case errors.As(err, &me):
-		return upstreamCode(me.Kind), me.Error()
+	case errors.Is(err, intel.ErrReadOnly):
+		return gen.ErrorCodeInvalidArgument, "Reporting to MISP is not available: this relay reads a MISP feed, not a MISP server."
 	case errors.As(err, &ue):
 		return upstreamCode(ue.Kind), ue.Error()
 	}
 	return gen.ErrorCodeUnknown, somethingWentWrong
 }
 
-// upstreamCode maps the sentinel kinds shared by the MISP and urlscan.io clients.
+// upstreamCode maps the kinds of failure of the MISP and urlscan.io clients.
 func upstreamCode(kind error) gen.ErrorCode {
 	switch {
-	case errors.Is(kind, misp.ErrPermission), errors.Is(kind, urlscan.ErrPermission):
+	case errors.Is(kind, upstream.ErrPermission):
 		return gen.ErrorCodePermissionDenied
-	case errors.Is(kind, misp.ErrNotFound), errors.Is(kind, urlscan.ErrNotFound):
+	case errors.Is(kind, upstream.ErrNotFound):
 		return gen.ErrorCodeNotFound
-	case errors.Is(kind, misp.ErrRateLimited), errors.Is(kind, urlscan.ErrRateLimited):
+	case errors.Is(kind, upstream.ErrRateLimited):
 		return gen.ErrorCodeTooManyRequests
-	case errors.Is(kind, misp.ErrServer), errors.Is(kind, urlscan.ErrServer):
+	case errors.Is(kind, upstream.ErrServer):
 		return gen.ErrorCodeInternalError
-	case errors.Is(kind, misp.ErrUnavailable), errors.Is(kind, urlscan.ErrUnavailable):
+	case errors.Is(kind, upstream.ErrUnavailable):
 		return gen.ErrorCodeServiceUnavailable
-	case errors.Is(kind, urlscan.ErrBadRequest):
+	case errors.Is(kind, upstream.ErrBadRequest):
 		return gen.ErrorCodeBadRequest
 	}
 	return gen.ErrorCodeUnknown

@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/intel/inteltest"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
-	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // faultyMISP misbehaves on command; mode "" answers like a healthy MISP with one match.
@@ -98,7 +99,7 @@ func TestUpstreamFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, options{})
-	h.serve(service.Config{MISP: client, UIURL: f.srv.URL})
+	h.serve(service.Config{Backend: client, UIURL: f.srv.URL})
 
 	tests := []struct{ mode, code, msg string }{
 		{"hang", "service unavailable", "MISP"},
@@ -136,7 +137,7 @@ func TestUpstreamFaults(t *testing.T) {
 // TestPartialResults: one observable's failure does not throw the others away.
 func TestPartialResults(t *testing.T) {
 	h := newHarness(t, options{})
-	h.serve(service.Config{MISP: &failOn{value: "192.0.2.66"}})
+	h.serve(service.Config{Backend: failOn("192.0.2.66")})
 	_, got := h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"},{"type":"ip","value":"192.0.2.66"}]`)
 	data, ok := got["data"].(map[string]any)
 	if !ok || data["verdicts"].(map[string]any)["count"] != 1.0 {
@@ -148,20 +149,14 @@ func TestPartialResults(t *testing.T) {
 }
 
 // failOn is a MISP that fails for one value and knows every other.
-type failOn struct{ value string }
-
-func (f *failOn) Search(_ context.Context, _ string, q intel.Query) ([]intel.Event, error) {
-	if q.Value == f.value {
-		return nil, &misp.Error{Op: "search", Kind: misp.ErrUnavailable, Detail: "MISP did not answer in time"}
-	}
-	return []intel.Event{{
-		UUID: uuidHigh, Info: "x", ThreatLevel: 2, Org: "ORG", Date: "2024-01-01",
-		Attributes: []intel.Attribute{{Type: "ip-dst", Category: "Network activity", Value: q.Value}},
-	}}, nil
-}
-
-func (f *failOn) Version(context.Context, string) (string, error) { return "2.5.1", nil }
-
-func (f *failOn) AddSighting(context.Context, string, string, intel.SightingType, string) error {
-	return nil
+func failOn(value string) *inteltest.Backend {
+	return &inteltest.Backend{SearchFn: func(_ context.Context, _ string, q intel.Query) ([]intel.Event, error) {
+		if q.Value == value {
+			return nil, &misp.Error{Op: "search", Kind: misp.ErrUnavailable, Detail: "MISP did not answer in time"}
+		}
+		return []intel.Event{{
+			UUID: uuidHigh, Info: "x", ThreatLevel: 2, Org: "ORG", Date: "2024-01-01",
+			Attributes: []intel.Attribute{{Type: "ip-dst", Category: "Network activity", Value: q.Value}},
+		}}, nil
+	}}
 }

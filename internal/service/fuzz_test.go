@@ -39,7 +39,7 @@ func newFuzzRelay(f *testing.F) *fuzzRelay {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, MISP: client, UIURL: upstream.URL})
+	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, Backend: client, UIURL: upstream.URL})
 	if err != nil {
 		f.Fatal(err)
 	}

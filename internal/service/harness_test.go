@@ -87,14 +87,14 @@ func newHarness(t *testing.T, o options) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Feed = store
+		cfg.Backend = store
 	} else {
 		h.misp = misptest.New(t, testMISPKey, o.events...)
 		client, err := misp.New(misp.Config{BaseURL: h.misp.URL, Timeout: 5 * time.Second, UserAgent: "misp-relay-test"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.MISP = client
+		cfg.Backend = client
 		if cfg.UIURL == "" {
 			cfg.UIURL = h.misp.URL
 		}

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/intel/inteltest"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
-	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // TestHostileRequests sends what the internet sends. Every answer must be the envelope (or
@@ -131,13 +132,14 @@ func TestRequestLogLine(t *testing.T) {
 }
 
 // panicFeed is a backend with a bug.
-type panicFeed struct{}
-
-func (panicFeed) Search(context.Context, intel.Query) ([]intel.Event, error) { panic("boom") }
+var panicFeed = &inteltest.Backend{
+	SearchFn: func(context.Context, string, intel.Query) ([]intel.Event, error) { panic("boom") },
+	ReadOnly: true,
+}
 
 func TestPanicIsRecovered(t *testing.T) {
 	h := newHarness(t, options{})
-	h.serve(service.Config{Feed: panicFeed{}})
+	h.serve(service.Config{Backend: panicFeed})
 	_, got := h.post("/observe/observables", `[{"type":"ip","value":"192.0.2.1"}]`)
 	if code, _ := errorOf(t, got); code != "unknown" {
 		t.Errorf("panic answered %v, want the unknown envelope", got)
@@ -197,7 +199,7 @@ func TestRequestDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.serve(service.Config{MISP: client, UIURL: h.misp.URL, RequestTimeout: 300 * time.Millisecond})
+	h.serve(service.Config{Backend: client, UIURL: h.misp.URL, RequestTimeout: 300 * time.Millisecond})
 	start := time.Now()
 	_, got := h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"},{"type":"domain","value":"evil.example"},{"type":"email","value":"phish@example.org"}]`)
 	if d := time.Since(start); d > 2*time.Second {

@@ -34,7 +34,7 @@ func TestLoadWithFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, options{})
-	h.serve(service.Config{UIURL: f.srv.URL, MISP: cache.New(client, cache.Config{BaseURL: f.srv.URL, TTL: 50 * time.Millisecond})})
+	h.serve(service.Config{UIURL: f.srv.URL, Backend: cache.New(client, cache.Config{BaseURL: f.srv.URL, TTL: 50 * time.Millisecond})})
 	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	defer httpClient.CloseIdleConnections()
 

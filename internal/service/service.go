@@ -5,7 +5,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -16,22 +15,10 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
-	"github.com/misp-relay/misp-relay/internal/misp"
-	"github.com/misp-relay/misp-relay/internal/urlscan"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/upstream"
+	"github.com/misp-relay/misp-relay/internal/urlscan"
 )
-
-// MISP is what the relay needs from a MISP server.
-type MISP interface {
-	Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error)
-	Version(ctx context.Context, key string) (string, error)
-	AddSighting(ctx context.Context, key, value string, typ intel.SightingType, source string) error
-}
-
-// Feed answers lookups from a MISP feed loaded in memory, without a MISP server.
-type Feed interface {
-	Search(ctx context.Context, q intel.Query) ([]intel.Event, error)
-}
 
 // Scanner submits URLs to urlscan.io.
 type Scanner interface {
@@ -48,9 +35,10 @@ const (
 	sightingSource        = "XDR"
 )
 
-// Config holds everything the service is built from. At most one of MISP and Feed is set (the
-// relay's API_URL); requests with a configuration token naming a HOST use MISPForHost instead,
-// and with none of them a lookup answers that API_URL is not configured.
+// Config holds everything the service is built from. Backend answers requests whose token
+// names no MISP (the relay's API_URL: a MISP server or a feed, behind the cache); requests
+// with a configuration token naming a HOST use BackendForHost instead, and with neither a
+// lookup answers that API_URL is not configured.
 type Config struct {
 	Version string // the relay's semver, for /version
 	Secret  string // SECRET_KEY; "" makes every authenticated call fail with "<SECRET_KEY> is missing"
@@ -58,14 +46,14 @@ type Config struct {
 	// holds the JWKS cache of configuration tokens.
 	Verifier *auth.Verifier
 
-	MISP MISP
-	Feed Feed
+	Backend intel.Backend
 	// UIURL is where analysts' browsers reach MISP: refer links and every source_uri start
 	// with it. "" means no links (a feed without MISP_UI_URL).
 	UIURL string
-	// MISPForHost gives the MISP named by a configuration token's HOST claim (and the base
-	// of its links); it refuses hosts the relay may not call. nil: such tokens are refused.
-	MISPForHost func(host string) (MISP, string, error)
+	// BackendForHost gives the MISP named by a configuration token's HOST claim (and the
+	// base of its links); it refuses hosts the relay may not call. nil: such tokens are
+	// refused.
+	BackendForHost func(host string) (intel.Backend, string, error)
 
 	Scanner    Scanner
 	URLScanKey string // default urlscan.io key when the JWT has none
@@ -96,8 +84,8 @@ type Service struct {
 var _ gen.StrictServerInterface = (*Service)(nil)
 
 // errOutOfTime is the answer for lookups a request had no time left to make.
-var errOutOfTime = &misp.Error{
-	Op: "search", Kind: misp.ErrUnavailable,
+var errOutOfTime = &upstream.Error{
+	Summary: "MISP search failed", Op: "search", Kind: upstream.ErrUnavailable,
 	Detail: "the request ran out of time (MISP is slow or the request has many observables); the remaining lookups were not made",
 }
 
@@ -106,9 +94,6 @@ var errNoBackend = &configError{"The relay has no MISP to ask: set API_URL to yo
 
 // New checks cfg, fills in defaults and returns the service.
 func New(cfg Config) (*Service, error) {
-	if cfg.MISP != nil && cfg.Feed != nil {
-		return nil, errors.New("service: both a MISP server and a feed are configured")
-	}
 	if cfg.UIURL != "" {
 		u, err := url.Parse(cfg.UIURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -145,34 +130,33 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, log: cfg.Log}, nil
 }
 
-// tenant is what one request talks to: the relay's MISP (or feed), or the MISP a
-// configuration token names in its HOST claim, with that token's entities limit.
+// tenant is what one request talks to: the relay's backend, or the MISP a configuration
+// token names in its HOST claim, with that token's entities limit.
 type tenant struct {
-	misp  MISP
-	feed  Feed
-	ui    string // base of links for people; "" for none
-	limit int
-	key   string
+	backend intel.Backend // nil: the relay has none for this request
+	ui      string        // base of links for people; "" for none
+	limit   int
+	key     string
 }
 
 // tenantOf resolves the request's MISP from its verified claims.
 func (s *Service) tenantOf(ctx context.Context) (tenant, error) {
 	c := claimsFrom(ctx)
-	t := tenant{misp: s.cfg.MISP, feed: s.cfg.Feed, ui: s.cfg.UIURL, limit: s.cfg.EntitiesLimit, key: c.Key}
+	t := tenant{backend: s.cfg.Backend, ui: s.cfg.UIURL, limit: s.cfg.EntitiesLimit, key: c.Key}
 	if c.EntitiesLimit > 0 {
 		t.limit = c.EntitiesLimit // the module's own Entities Limit, for this request only
 	}
 	if c.Host == "" {
 		return t, nil
 	}
-	if s.cfg.MISPForHost == nil {
+	if s.cfg.BackendForHost == nil {
 		return t, &configError{"This relay does not call the MISP a configuration token names: it serves its own API_URL."}
 	}
-	m, ui, err := s.cfg.MISPForHost(c.Host)
+	b, ui, err := s.cfg.BackendForHost(c.Host)
 	if err != nil {
 		return t, err
 	}
-	t.misp, t.feed, t.ui = m, nil, ui
+	t.backend, t.ui = b, ui
 	return t, nil
 }
 
@@ -182,16 +166,12 @@ type lookup struct {
 	err    error
 }
 
-// search asks the tenant's MISP (or feed) about one observable.
+// search asks the tenant's backend about one observable.
 func (t tenant) search(ctx context.Context, o observable, limit int) ([]intel.Event, error) {
-	q := intel.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit}
-	switch {
-	case t.feed != nil:
-		return t.feed.Search(ctx, q)
-	case t.misp != nil:
-		return t.misp.Search(ctx, t.key, q)
+	if t.backend == nil {
+		return nil, errNoBackend
 	}
-	return nil, errNoBackend
+	return t.backend.Search(ctx, t.key, intel.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit})
 }
 
 // searchAll looks the observables up concurrently, at most cfg.Concurrency at a time, and
@@ -228,12 +208,10 @@ func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.He
 	t, err := s.tenantOf(ctx)
 	switch {
 	case err != nil:
-	case t.feed != nil:
-		// The feed was loaded before the relay started listening.
-	case t.misp != nil:
-		_, err = t.misp.Version(ctx, t.key)
-	default:
+	case t.backend == nil:
 		err = errNoBackend
+	default:
+		err = t.backend.Ping(ctx, t.key)
 	}
 	if err != nil {
 		return gen.Health200JSONResponse{Errors: errorsOf(ctx, err)}, nil
@@ -357,7 +335,7 @@ func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObserva
 		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
 	lookups := map[int]lookup{} // by index in all
-	if t.misp != nil {
+	if t.backend != nil && t.backend.Writable() {
 		// One event is enough to know MISP has the observable. A feed cannot be written to.
 		var safe []observable
 		var at []int
@@ -437,10 +415,7 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case t.feed != nil:
-			return &invalidArgument{"Reporting to MISP is not available: this relay reads a MISP feed, not a MISP server."}
-		case t.misp == nil:
+		if t.backend == nil {
 			return errNoBackend
 		}
 		o, err := triggerObservable(body)
@@ -451,7 +426,7 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
 		if body.ActionId == string(gen.MispAddFalsePositive) {
 			typ = intel.FalsePositive
 		}
-		return t.misp.AddSighting(ctx, t.key, o.Value, typ, sightingSource)
+		return t.backend.AddSighting(ctx, t.key, o.Value, typ, sightingSource)
 	case gen.UrlscanScan:
 		obs := candidates([]gen.ObservableInput{{Type: body.ObservableType, Value: body.ObservableValue}})
 		if len(obs) == 0 || !obs[0].scannable() {
@@ -461,7 +436,7 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
 		o := obs[0]
 		key := s.urlscanKey(claims)
 		if s.cfg.Scanner == nil || key == "" {
-			return &urlscan.Error{Kind: urlscan.ErrPermission, Detail: "no urlscan.io API key: add urlscan_key to the JWT or set URLSCAN_API_KEY"}
+			return &upstream.Error{Summary: "no usable urlscan.io API key", Op: "scan", Kind: upstream.ErrPermission, Detail: "add urlscan_key to the JWT or set URLSCAN_API_KEY"}
 		}
 		_, err := s.cfg.Scanner.Scan(ctx, key, o.Value)
 		return err

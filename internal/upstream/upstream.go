@@ -85,18 +85,18 @@ func (e *Error) Unwrap() error { return e.Kind }
 // KindOfStatus maps a non-2xx HTTP status to the kind most servers mean by it. Clients refine
 // it where their server says more (MISP's 405, urlscan's "invalid API key" 400).
 func KindOfStatus(status int) error {
-	switch {
-	case status == http.StatusBadRequest:
+	switch status {
+	case http.StatusBadRequest:
 		return ErrBadRequest
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return ErrPermission
-	case status == http.StatusNotFound:
+	case http.StatusNotFound:
 		return ErrNotFound
-	case status == http.StatusTooManyRequests:
+	case http.StatusTooManyRequests:
 		return ErrRateLimited
-	case status == http.StatusInternalServerError:
+	case http.StatusInternalServerError:
 		return ErrServer
-	case status == http.StatusBadGateway, status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return ErrUnavailable
 	}
 	return ErrUnexpected

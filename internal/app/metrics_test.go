@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -22,7 +22,7 @@ func TestMetricsListener(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve"}, env(map[string]string{
+		done <- Run(ctx, env(map[string]string{
 			"PORT": "0", "SECRET_KEY": "s", "API_URL": "../../sample/feed", "METRICS_ADDR": metricsAddr,
 		}), pw)
 		pw.Close()

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // runtime sets AWS_LAMBDA_RUNTIME_API, which is how serve knows to come here. It returns only
 // if the runtime loop cannot start (aws-lambda-go exits the process when the loop ends).
 func serveLambda(ctx context.Context, handler http.Handler, log *slog.Logger) error {
-	log.Info("relay serving AWS Lambda invocations", "version", version)
+	log.Info("relay serving AWS Lambda invocations", "version", Version)
 	lambda.StartWithOptions(lambdaHandler(handler), lambda.WithContext(ctx))
 	return errors.New("the AWS Lambda runtime loop ended")
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bufio"
@@ -21,7 +21,12 @@ func startServer(t *testing.T, cfg config, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newHTTPServer(cfg, h, slog.New(slog.DiscardHandler))
+	a, err := build(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Handler = h
+	srv := a.Server()
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
@@ -92,7 +97,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve"}, env(map[string]string{"PORT": "0", "SECRET_KEY": "s", "API_URL": fake.URL}), pw)
+		done <- Run(ctx, env(map[string]string{"PORT": "0", "SECRET_KEY": "s", "API_URL": fake.URL}), pw)
 		pw.Close()
 	}()
 	addr := listeningAddr(t, pr)

@@ -1,11 +1,10 @@
-package main
+package app
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
-	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 )
 
@@ -35,15 +33,11 @@ const (
 func lambdaTestHandler(t *testing.T) http.Handler {
 	t.Helper()
 	m := misptest.New(t, lambdaMISPKey, []byte(lambdaEvent))
-	cfg, err := loadConfig(env(map[string]string{"SECRET_KEY": lambdaSecret, "API_URL": m.URL}))
+	a, err := New(env(map[string]string{"SECRET_KEY": lambdaSecret, "API_URL": m.URL}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(cfg, slog.New(slog.DiscardHandler), metrics.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
+	return a.Handler
 }
 
 func lambdaToken(t *testing.T) string {
@@ -168,7 +162,7 @@ func TestLambdaHandler(t *testing.T) {
 		wantPart   string
 	}{
 		{"function URL health", functionURLEvent("POST", "/health", tok, "", false), 200, `{"data":{"status":"ok"}}`, ""},
-		{"function URL version", functionURLEvent("POST", "/version", "", "", false), 200, `{"version":"` + version + `"}`, ""},
+		{"function URL version", functionURLEvent("POST", "/version", "", "", false), 200, `{"version":"` + Version + `"}`, ""},
 		{"function URL observe", functionURLEvent("POST", "/observe/observables", tok, lambdaObservables, false), 200, "", `"disposition_name":"Malicious"`},
 		{"function URL base64 body", functionURLEvent("POST", "/deliberate/observables", tok, lambdaObservables, true), 200, "", `"verdicts"`},
 		{
@@ -177,12 +171,12 @@ func TestLambdaHandler(t *testing.T) {
 		},
 		{"function URL unknown path", functionURLEvent("POST", "/nope", tok, "", false), 404, "", `"code":404`},
 		{"REST API health", restAPIEvent("POST", "/health", tok, ""), 200, `{"data":{"status":"ok"}}`, ""},
-		{"REST API version", restAPIEvent("POST", "/version", "", ""), 200, `{"version":"` + version + `"}`, ""},
+		{"REST API version", restAPIEvent("POST", "/version", "", ""), 200, `{"version":"` + Version + `"}`, ""},
 		{"REST API observe", restAPIEvent("POST", "/observe/observables", tok, lambdaObservables), 200, "", `"disposition_name":"Malicious"`},
 		{"load balancer version", events.ALBTargetGroupRequest{
 			HTTPMethod: "POST", Path: "/version", Headers: map[string]string{"host": "relay.example.com"},
 			RequestContext: events.ALBTargetGroupRequestContext{ELB: events.ELBContext{TargetGroupArn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/relay/0123456789abcdef"}},
-		}, 200, `{"version":"` + version + `"}`, ""},
+		}, 200, `{"version":"` + Version + `"}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"fmt"
@@ -8,8 +8,8 @@ import (
 	"sync"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
-	"github.com/misp-relay/misp-relay/internal/service"
 )
 
 // maxMISPHosts bounds the MISP instances one relay keeps clients (connections, caches,
@@ -23,19 +23,19 @@ type mispPool struct {
 	allowed []string // host[:port] entries; "*" allows any host
 	// build makes the MISP at base; named says it comes from a token's HOST rather than from
 	// the operator's API_URL.
-	build func(base string, named bool) (service.MISP, error)
+	build func(base string, named bool) (intel.Backend, error)
 
 	mu      sync.Mutex
-	clients map[string]service.MISP
+	clients map[string]intel.Backend
 }
 
-func newMISPPool(allowed []string, build func(base string, named bool) (service.MISP, error)) *mispPool {
-	return &mispPool{allowed: allowed, build: build, clients: map[string]service.MISP{}}
+func newMISPPool(allowed []string, build func(base string, named bool) (intel.Backend, error)) *mispPool {
+	return &mispPool{allowed: allowed, build: build, clients: map[string]intel.Backend{}}
 }
 
 // get returns the MISP at host (a configuration token's HOST: a base URL, or a bare host name
-// meaning https) and the base URL for links into it. It is service.Config.MISPForHost.
-func (p *mispPool) get(host string) (service.MISP, string, error) {
+// meaning https) and the base URL for links into it. It is service.Config.BackendForHost.
+func (p *mispPool) get(host string) (intel.Backend, string, error) {
 	base, hostport, err := mispBase(host)
 	if err != nil {
 		return nil, "", &auth.Error{Reason: err.Error()}
@@ -58,7 +58,7 @@ func (p *mispPool) get(host string) (service.MISP, string, error) {
 }
 
 // add returns the MISP at base, building it on first use.
-func (p *mispPool) add(base string, named bool) (service.MISP, error) {
+func (p *mispPool) add(base string, named bool) (intel.Backend, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m, ok := p.clients[base]; ok {
@@ -66,7 +66,7 @@ func (p *mispPool) add(base string, named bool) (service.MISP, error) {
 	}
 	if len(p.clients) >= maxMISPHosts {
 		return nil, &misp.Error{
-			Op: "connection", Kind: misp.ErrUnavailable,
+			Summary: "MISP connection failed", Op: "connection", Kind: misp.ErrUnavailable,
 			Detail: fmt.Sprintf("the relay already serves %d MISP instances, its limit; ask its operator", maxMISPHosts),
 		}
 	}

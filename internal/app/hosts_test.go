@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"errors"
@@ -8,8 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
-	"github.com/misp-relay/misp-relay/internal/service"
 )
 
 func TestMISPBase(t *testing.T) {
@@ -58,14 +58,14 @@ func TestAllowedHosts(t *testing.T) {
 }
 
 type namedMISP struct {
-	service.MISP
+	intel.Backend
 	base  string
 	named bool
 }
 
 func TestMISPPool(t *testing.T) {
 	built := 0
-	pool := newMISPPool([]string{"misp.example.org", "misp2.example.org:8443", "lab.example:8080"}, func(base string, named bool) (service.MISP, error) {
+	pool := newMISPPool([]string{"misp.example.org", "misp2.example.org:8443", "lab.example:8080"}, func(base string, named bool) (intel.Backend, error) {
 		built++
 		return namedMISP{base: base, named: named}, nil
 	})
@@ -97,7 +97,7 @@ func TestMISPPool(t *testing.T) {
 		t.Errorf("refused hosts were built: %d clients", built)
 	}
 
-	open := newMISPPool([]string{"*"}, func(base string, named bool) (service.MISP, error) { return namedMISP{base: base}, nil })
+	open := newMISPPool([]string{"*"}, func(base string, named bool) (intel.Backend, error) { return namedMISP{base: base}, nil })
 	if _, _, err := open.get("http://anything.example"); !errors.As(err, &ae) {
 		t.Errorf("an unlisted http host: %v, want refused (the key would travel in clear text)", err)
 	}

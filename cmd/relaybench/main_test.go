@@ -15,10 +15,9 @@ import (
 // A short run of every load scenario through `relay bench`: it prints a section per scenario
 // and succeeds, missed targets or not. (Nothing here checks how fast anything was.)
 func TestBenchLoadScenarios(t *testing.T) {
-	var stdout bytes.Buffer
-	err := run(context.Background(), []string{"bench", "-isolate=false", "-duration", "50ms", "-scenarios", "1,2,3,4,5"}, env(nil), &stdout)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, &stdout)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-isolate=false", "-duration", "50ms", "-scenarios", "1,2,3,4,5"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
 	}
 	for _, name := range []string{"fan-out", "throughput", "cache", "large", "overhead"} {
 		if !strings.Contains(stdout.String(), "\n"+name+": ") {
@@ -32,13 +31,12 @@ func TestBenchJSONAndStartup(t *testing.T) {
 		t.Skip("builds and starts the relay binary")
 	}
 	bin := filepath.Join(t.TempDir(), "relay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../relay").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	var stdout bytes.Buffer
-	err := run(context.Background(), []string{"bench", "-isolate=false", "-duration", "20ms", "-scenarios", "cache,startup", "-json", "-relay-bin", bin}, env(nil), &stdout)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, &stdout)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-isolate=false", "-duration", "20ms", "-scenarios", "cache,startup", "-json", "-relay-bin", bin}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
 	}
 	var results []struct {
 		Name     string

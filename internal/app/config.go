@@ -1,0 +1,193 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/service"
+)
+
+// config is every setting of `relay serve`, read from the environment once at start-up.
+type config struct {
+	port          string
+	secret        string
+	apiURL        string
+	uiURL         string
+	mispTimeout   time.Duration
+	verifyCert    bool
+	caFile        string
+	entitiesLimit int
+	concurrency   int
+	maxBodyBytes  int64
+	maxObs        int
+	cacheTTL      time.Duration
+	cacheSize     int
+	urlscanKey    string
+	urlscanURL    string
+	urlscanVis    string
+	logLevel      slog.Level
+	logFormat     string
+	metricsAddr   string
+	jwksHosts     []string
+	audience      string
+	allowedHosts  []string
+	// readHeaderTimeout is not an environment setting; tests shorten it.
+	readHeaderTimeout time.Duration
+}
+
+// loadConfig reads the environment. Malformed settings fail start-up with the variable's name,
+// except CTR_ENTITIES_LIMIT, which falls back to 100 as the original relay's did.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		port:          or(getenv("PORT"), "8080"),
+		secret:        getenv("SECRET_KEY"),
+		apiURL:        strings.TrimSpace(getenv("API_URL")),
+		uiURL:         strings.TrimSpace(getenv("MISP_UI_URL")),
+		caFile:        getenv("MISP_CA_FILE"),
+		entitiesLimit: service.DefaultEntitiesLimit,
+		urlscanKey:    getenv("URLSCAN_API_KEY"),
+		urlscanURL:    getenv("URLSCAN_API_URL"),
+		urlscanVis:    or(getenv("URLSCAN_VISIBILITY"), "unlisted"),
+		logFormat:     or(getenv("LOG_FORMAT"), "auto"),
+		metricsAddr:   strings.TrimSpace(getenv("METRICS_ADDR")),
+		jwksHosts:     auth.ParseHosts(getenv("JWKS_HOSTS")),
+		audience:      strings.TrimRight(strings.TrimSpace(getenv("RELAY_AUDIENCE")), "/"),
+
+		readHeaderTimeout: 10 * time.Second,
+	}
+	var err error
+	if c.mispTimeout, err = duration(getenv, "MISP_TIMEOUT", 25*time.Second); err != nil {
+		return c, err
+	}
+	if c.allowedHosts, err = allowedHosts(getenv("MISP_ALLOWED_HOSTS"), c.apiURL); err != nil {
+		return c, err
+	}
+	if c.cacheTTL, err = durationOrZero(getenv, "CACHE_TTL", cache.DefaultTTL); err != nil {
+		return c, err
+	}
+	if c.cacheSize, err = positive(getenv, "CACHE_SIZE", cache.DefaultSize); err != nil {
+		return c, err
+	}
+	if c.verifyCert, err = boolean(getenv, "MISP_VERIFY_CERT", true); err != nil {
+		return c, err
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(getenv("CTR_ENTITIES_LIMIT"))); err == nil && n > 0 {
+		c.entitiesLimit = n
+	}
+	if c.concurrency, err = positive(getenv, "MISP_CONCURRENCY", service.DefaultConcurrency); err != nil {
+		return c, err
+	}
+	maxBody, err := positive(getenv, "MAX_BODY_BYTES", service.DefaultMaxBodyBytes)
+	if err != nil {
+		return c, err
+	}
+	c.maxBodyBytes = int64(maxBody)
+	if c.maxObs, err = positive(getenv, "MAX_OBSERVABLES", service.DefaultMaxObservables); err != nil {
+		return c, err
+	}
+	if err := c.logLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), "info"))); err != nil {
+		return c, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	if c.logFormat != "json" && c.logFormat != "text" && c.logFormat != "auto" {
+		return c, fmt.Errorf("LOG_FORMAT must be auto, json or text, not %q", c.logFormat)
+	}
+	return c, nil
+}
+
+// feedDir tells whether API_URL names a local MISP feed directory (a path or a file:// URL)
+// rather than a MISP server.
+func feedDir(apiURL string) (string, bool) {
+	if strings.HasPrefix(apiURL, "http://") || strings.HasPrefix(apiURL, "https://") || apiURL == "" {
+		return "", false
+	}
+	dir := strings.TrimPrefix(apiURL, "file://")
+	if info, err := os.Stat(dir); err == nil && info.IsDir() {
+		abs, err := filepath.Abs(dir)
+		if err == nil {
+			dir = abs
+		}
+		return dir, true
+	}
+	return "", false
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "text" || (cfg.logFormat == "auto" && isTerminal(w)) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// isTerminal tells whether w is a terminal, where people read logs (text) rather than a log
+// pipeline (JSON).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+func or(v, def string) string {
+	if strings.TrimSpace(v) == "" {
+		return def
+	}
+	return strings.TrimSpace(v)
+}
+
+func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s must be a positive Go duration such as 25s or 1m, not %q", name, v)
+	}
+	return d, nil
+}
+
+// durationOrZero is duration that also accepts 0 (to turn a feature off).
+func durationOrZero(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	if d, err := time.ParseDuration(strings.TrimSpace(getenv(name))); err == nil && d == 0 {
+		return 0, nil
+	}
+	if strings.TrimSpace(getenv(name)) == "0" {
+		return 0, nil
+	}
+	return duration(getenv, name, def)
+}
+
+func boolean(getenv func(string) string, name string, def bool) (bool, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s must be true or false, not %q", name, v)
+	}
+	return b, nil
+}
+
+func positive(getenv func(string) string, name string, def int) (int, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s must be a positive integer, not %q", name, v)
+	}
+	return n, nil
+}
