@@ -13,15 +13,24 @@ import (
 )
 
 // searchRequest is the restSearch body. Only these filters are sent: every extra filter is
-// one more way for MISP's filter parsing to surprise (see intel.SafeValue).
+// one more way for MISP's filter parsing to surprise (see intel.SafeValue). The include*
+// options add the evidence the verdict policy weighs: the event (context), its tags (marked
+// inherited on each attribute), warninglist hits, sightings and decay scores.
+//
+// enforceWarninglist and excludeDecayed are deliberately not sent: MISP drops such
+// attributes after paging, so pages come back short and the paging loop below would stop
+// early, losing events.
 type searchRequest struct {
-	ReturnFormat     string   `json:"returnFormat"`
-	Value            string   `json:"value"`
-	Type             []string `json:"type"`
-	IncludeContext   int      `json:"includeContext"`
-	IncludeEventTags int      `json:"includeEventTags"`
-	Limit            int      `json:"limit"`
-	Page             int      `json:"page"`
+	ReturnFormat           string   `json:"returnFormat"`
+	Value                  string   `json:"value"`
+	Type                   []string `json:"type"`
+	IncludeContext         int      `json:"includeContext"`
+	IncludeEventTags       int      `json:"includeEventTags"`
+	IncludeWarninglistHits int      `json:"includeWarninglistHits"`
+	IncludeSightings       int      `json:"includeSightings"`
+	IncludeDecayScore      int      `json:"includeDecayScore"`
+	Limit                  int      `json:"limit"`
+	Page                   int      `json:"page"`
 }
 
 // Search finds the attributes matching q and returns them grouped by event, in the order MISP
@@ -55,6 +64,7 @@ func (c *Client) Search(ctx context.Context, key string, q intel.Query) (_ []int
 		body, err := encodeJSON(searchRequest{
 			ReturnFormat: "json", Value: q.Value, Type: types,
 			IncludeContext: 1, IncludeEventTags: 1,
+			IncludeWarninglistHits: 1, IncludeSightings: 1, IncludeDecayScore: 1,
 			Limit: c.pageSize, Page: page,
 		})
 		if err != nil {
@@ -229,6 +239,11 @@ func (c *collector) add(a *mispjson.Attribute) bool {
 	c.index[uuid] = len(c.events)
 	ev := a.Event.Intel()
 	ev.Date = a.Event.Date.Text() // as MISP sent it
+	if len(ev.Tags) == 0 {
+		// An Event block without its Tag list: the tags MISP copied onto the attribute
+		// (marked inherited) are the event's.
+		ev.Tags = a.InheritedTagNames()
+	}
 	ev.Attributes = []intel.Attribute{attr}
 	c.events = append(c.events, ev)
 	return true
