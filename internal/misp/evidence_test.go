@@ -94,12 +94,17 @@ func TestSearchEvidenceRealFixture(t *testing.T) {
 		gotEv = append(gotEv, evidence{e.OrgUUID, e.Published, e.Analysis, len(e.Tags), a.UUID, a.ToIDS, a.Tags, a.Sightings})
 	}
 	want := []evidence{
-		{"5cf66e53-b5f8-43e7-be9a-49880a3b4631", false, intel.AnalysisInitial, 13, "5e6b336e-5224-445f-b1b3-457dd7dd9f6d", true,
+		{
+			"5cf66e53-b5f8-43e7-be9a-49880a3b4631", false, intel.AnalysisInitial, 13, "5e6b336e-5224-445f-b1b3-457dd7dd9f6d", true,
 			[]string{"Test1", "misp-galaxy:financial-fraud=Scam"}, // the 13 inherited ones are the event's
-			intel.Sightings{Seen: 1, First: time.Unix(1625043306, 0).UTC(), Last: time.Unix(1625043306, 0).UTC(), Sources: []string{"ORGNAME"}}},
+			intel.Sightings{Seen: 1, First: time.Unix(1625043306, 0).UTC(), Last: time.Unix(1625043306, 0).UTC(), Sources: []string{"ORGNAME"}},
+		},
 		{"56c42374-fdb8-4544-a218-41ffc0a8ab16", false, intel.AnalysisComplete, 2, "f6b054cf-3dbb-4c7b-aab1-a37193e5e841", true, nil, intel.Sightings{}},
-		{"56c42374-fdb8-4544-a218-41ffc0a8ab16", false, intel.AnalysisComplete, 1, "ec686712-d0a5-4dd8-8736-330da8abefa6", false,
-			[]string{"passivetotal:class=suspicious", "misp-galaxy:mitre-attack-pattern=T1210"}, intel.Sightings{}},
+		{
+			"56c42374-fdb8-4544-a218-41ffc0a8ab16", false, intel.AnalysisComplete, 1, "ec686712-d0a5-4dd8-8736-330da8abefa6", false,
+			[]string{"passivetotal:class=suspicious", "misp-galaxy:mitre-attack-pattern=T1210"},
+			intel.Sightings{},
+		},
 	}
 	if diff := cmp.Diff(want, gotEv); diff != "" {
 		t.Errorf("evidence (-want +got):\n%s", diff)
@@ -140,9 +145,11 @@ func TestSearchEvidenceFields(t *testing.T) {
 	if diff := cmp.Diff(wantDecay, a.Decay); diff != "" {
 		t.Errorf("decay (-want +got):\n%s", diff)
 	}
-	wantSightings := intel.Sightings{Seen: 1, FalsePositive: 1, Expiration: 2,
+	wantSightings := intel.Sightings{
+		Seen: 1, FalsePositive: 1, Expiration: 2,
 		First: time.Unix(1600000000, 0).UTC(), Last: time.Unix(1600000000, 0).UTC(), Sources: []string{"old export"},
-		Expires: time.Unix(1700000000, 0).UTC()}
+		Expires: time.Unix(1700000000, 0).UTC(),
+	}
 	if diff := cmp.Diff(wantSightings, a.Sightings); diff != "" {
 		t.Errorf("sightings (-want +got):\n%s", diff)
 	}

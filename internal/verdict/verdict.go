@@ -67,11 +67,11 @@ func rank(d Disposition) int {
 	return 4
 }
 
-// Severity and Confidence are CTIM's names.
-type (
-	Severity   string
-	Confidence string
-)
+// Severity is CTIM's severity name.
+type Severity string
+
+// Confidence is CTIM's confidence name.
+type Confidence string
 
 // The values the policy gives.
 const (

@@ -68,65 +68,93 @@ func TestJudgeRules(t *testing.T) {
 		absent  []string // none may be
 	}{
 		// Rule 5: the threat level, as the original relay.
-		{name: "High → Malicious", want: verdict.Malicious, rule: verdict.RuleThreatLevel,
-			reasons: []string{"Malicious: MISP event threat level High", "flagged for IDS"}},
-		{name: "Medium → Suspicious", event: event(func(e *intel.Event) { e.ThreatLevel = 2 }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel,
-			reasons: []string{"threat level Medium"}},
+		{
+			name: "High → Malicious", want: verdict.Malicious, rule: verdict.RuleThreatLevel,
+			reasons: []string{"Malicious: MISP event threat level High", "flagged for IDS"},
+		},
+		{
+			name: "Medium → Suspicious", event: event(func(e *intel.Event) { e.ThreatLevel = 2 }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel,
+			reasons: []string{"threat level Medium"},
+		},
 		{name: "Low → Common", event: event(func(e *intel.Event) { e.ThreatLevel = 3 }), want: verdict.Common, rule: verdict.RuleThreatLevel},
-		{name: "Undefined → Unknown", event: event(func(e *intel.Event) { e.ThreatLevel = 4 }), want: verdict.Unknown, rule: verdict.RuleThreatLevel,
-			reasons: []string{"threat level Undefined"}},
+		{
+			name: "Undefined → Unknown", event: event(func(e *intel.Event) { e.ThreatLevel = 4 }), want: verdict.Unknown, rule: verdict.RuleThreatLevel,
+			reasons: []string{"threat level Undefined"},
+		},
 		{name: "out-of-range level → Unknown", event: event(func(e *intel.Event) { e.ThreatLevel = 0 }), want: verdict.Unknown, rule: verdict.RuleThreatLevel},
 
 		// Rule 1: warninglists beat everything, and are named.
-		{name: "attribute warning", attr: attr(func(a *intel.Attribute) { a.Warnings = []intel.WarninglistHit{dnsList} }),
+		{
+			name: "attribute warning", attr: attr(func(a *intel.Attribute) { a.Warnings = []intel.WarninglistHit{dnsList} }),
 			want: verdict.Common, rule: verdict.RuleWarninglist,
-			reasons: []string{`Common: on MISP warninglist "List of known IPv4 public DNS resolvers"`, "MISP event threat level High", "flagged for IDS"}},
-		{name: "value-level hit on a non-IDS attribute", attr: attr(func(a *intel.Attribute) { a.ToIDS = false }), hits: []intel.WarninglistHit{dnsList},
-			want: verdict.Common, rule: verdict.RuleWarninglist, reasons: []string{"not flagged for IDS"}, absent: []string{"capped"}},
-		{name: "two lists, named once each", hits: []intel.WarninglistHit{dnsList, {List: "List of RFC 5735 CIDR blocks"}},
+			reasons: []string{`Common: on MISP warninglist "List of known IPv4 public DNS resolvers"`, "MISP event threat level High", "flagged for IDS"},
+		},
+		{
+			name: "value-level hit on a non-IDS attribute", attr: attr(func(a *intel.Attribute) { a.ToIDS = false }), hits: []intel.WarninglistHit{dnsList},
+			want: verdict.Common, rule: verdict.RuleWarninglist, reasons: []string{"not flagged for IDS"}, absent: []string{"capped"},
+		},
+		{
+			name: "two lists, named once each", hits: []intel.WarninglistHit{dnsList, {List: "List of RFC 5735 CIDR blocks"}},
 			attr: attr(func(a *intel.Attribute) { a.Warnings = []intel.WarninglistHit{dnsList} }),
 			want: verdict.Common, rule: verdict.RuleWarninglist,
-			reasons: []string{`on MISP warninglists "List of known IPv4 public DNS resolvers" and "List of RFC 5735 CIDR blocks"`}},
-		{name: "warninglist beats a benign tag and a malicious tag",
+			reasons: []string{`on MISP warninglists "List of known IPv4 public DNS resolvers" and "List of RFC 5735 CIDR blocks"`},
+		},
+		{
+			name: "warninglist beats a benign tag and a malicious tag",
 			attr: attr(func(a *intel.Attribute) { a.Tags = []string{"misp:benign", "relay:malicious"} }), hits: []intel.WarninglistHit{dnsList},
 			want: verdict.Common, rule: verdict.RuleWarninglist,
-			reasons: []string{`attribute tag "misp:benign" is a benign tag`, `attribute tag "relay:malicious" is a malicious tag`}},
-		{name: "warninglist beats false positives and decay",
+			reasons: []string{`attribute tag "misp:benign" is a benign tag`, `attribute tag "relay:malicious" is a malicious tag`},
+		},
+		{
+			name: "warninglist beats false positives and decay",
 			attr: attr(func(a *intel.Attribute) {
 				a.Sightings = intel.Sightings{FalsePositive: 3}
 				a.Decay = []intel.DecayScore{{Model: modelName, Score: 3, Decayed: true}}
 			}), hits: []intel.WarninglistHit{dnsList},
 			want: verdict.Common, rule: verdict.RuleWarninglist,
-			reasons: []string{"no sightings, 3 false positives", `decayed in MISP (model "NIDS Simple Decaying Model", score 3.0)`}},
+			reasons: []string{"no sightings, 3 false positives", `decayed in MISP (model "NIDS Simple Decaying Model", score 3.0)`},
+		},
 		{name: "a hit without a list name is no hit", hits: []intel.WarninglistHit{{Match: "x"}}, want: verdict.Malicious, rule: verdict.RuleThreatLevel},
 
 		// Rule 2: a benign tag on the attribute.
-		{name: "benign tag", attr: attr(func(a *intel.Attribute) { a.Tags = []string{"Known-Good:CDN"} }),
+		{
+			name: "benign tag", attr: attr(func(a *intel.Attribute) { a.Tags = []string{"Known-Good:CDN"} }),
 			want: verdict.Clean, rule: verdict.RuleBenignTag,
-			reasons: []string{`Clean: attribute tag "Known-Good:CDN" is a benign tag`, "MISP event threat level High"}},
-		{name: "benign tag on the event only does not count", event: event(func(e *intel.Event) { e.Tags = []string{"misp:benign"} }),
-			want: verdict.Malicious, rule: verdict.RuleThreatLevel},
-		{name: "benign beats false positives and a malicious tag",
+			reasons: []string{`Clean: attribute tag "Known-Good:CDN" is a benign tag`, "MISP event threat level High"},
+		},
+		{
+			name: "benign tag on the event only does not count", event: event(func(e *intel.Event) { e.Tags = []string{"misp:benign"} }),
+			want: verdict.Malicious, rule: verdict.RuleThreatLevel,
+		},
+		{
+			name: "benign beats false positives and a malicious tag",
 			attr: attr(func(a *intel.Attribute) {
 				a.Tags = []string{"relay:malicious", "misp:benign"}
 				a.Sightings = intel.Sightings{FalsePositive: 1}
 			}),
-			want: verdict.Clean, rule: verdict.RuleBenignTag, reasons: []string{"malicious tag", "no sightings, 1 false positive"}},
+			want: verdict.Clean, rule: verdict.RuleBenignTag, reasons: []string{"malicious tag", "no sightings, 1 false positive"},
+		},
 
 		// Rule 3: sightings.
-		{name: "more false positives than sightings", attr: attr(func(a *intel.Attribute) { a.Sightings = intel.Sightings{Seen: 1, FalsePositive: 2} }),
+		{
+			name: "more false positives than sightings", attr: attr(func(a *intel.Attribute) { a.Sightings = intel.Sightings{Seen: 1, FalsePositive: 2} }),
 			want: verdict.Common, rule: verdict.RuleFalsePositives,
-			reasons: []string{"Common: more false-positive reports than sightings in MISP (1 sighting, 2 false positives)", "MISP event threat level High"}},
-		{name: "as many false positives as sightings: not decided by them", attr: attr(func(a *intel.Attribute) { a.Sightings = intel.Sightings{Seen: 2, FalsePositive: 2} }),
-			want: verdict.Malicious, rule: verdict.RuleThreatLevel, reasons: []string{"2 sightings, 2 false positives"}},
+			reasons: []string{"Common: more false-positive reports than sightings in MISP (1 sighting, 2 false positives)", "MISP event threat level High"},
+		},
+		{
+			name: "as many false positives as sightings: not decided by them", attr: attr(func(a *intel.Attribute) { a.Sightings = intel.Sightings{Seen: 2, FalsePositive: 2} }),
+			want: verdict.Malicious, rule: verdict.RuleThreatLevel, reasons: []string{"2 sightings, 2 false positives"},
+		},
 		{name: "false positives beat expiration and decay", attr: attr(func(a *intel.Attribute) {
 			a.Sightings = intel.Sightings{FalsePositive: 1, Expiration: 1, Expires: now.Add(-time.Hour)}
 			a.Decay = []intel.DecayScore{{Model: modelName, Score: 1, Decayed: true}}
 		}), want: verdict.Common, rule: verdict.RuleFalsePositives, reasons: []string{"expired in MISP on 2025-12-31", "decayed in MISP"}},
-		{name: "expired", attr: attr(func(a *intel.Attribute) {
-			a.Sightings = intel.Sightings{Seen: 5, Expiration: 1, Expires: now.Add(-48 * time.Hour)}
-		}), want: verdict.Unknown, rule: verdict.RuleExpired,
-			reasons: []string{"Unknown: expired in MISP on 2025-12-30 (an expiration sighting)", "5 sightings, no false positives"}},
+		{
+			name: "expired", attr: attr(func(a *intel.Attribute) {
+				a.Sightings = intel.Sightings{Seen: 5, Expiration: 1, Expires: now.Add(-48 * time.Hour)}
+			}), want: verdict.Unknown, rule: verdict.RuleExpired,
+			reasons: []string{"Unknown: expired in MISP on 2025-12-30 (an expiration sighting)", "5 sightings, no false positives"},
+		},
 		{name: "expires later: threat level decides", attr: attr(func(a *intel.Attribute) {
 			a.Sightings = intel.Sightings{Expiration: 1, Expires: now.Add(72 * time.Hour)}
 		}), want: verdict.Malicious, rule: verdict.RuleThreatLevel, reasons: []string{"expires on 2026-01-04 (an expiration sighting)"}},
@@ -136,10 +164,12 @@ func TestJudgeRules(t *testing.T) {
 		}), want: verdict.Unknown, rule: verdict.RuleExpired},
 
 		// Rule 4: decay.
-		{name: "decayed", attr: attr(func(a *intel.Attribute) {
-			a.Decay = []intel.DecayScore{{Model: "Other", Score: 80}, {Model: modelName, Score: 12.34, Decayed: true}}
-		}), want: verdict.Unknown, rule: verdict.RuleDecayed,
-			reasons: []string{`Unknown: decayed in MISP (model "NIDS Simple Decaying Model", score 12.3)`}, absent: []string{`"Other"`}},
+		{
+			name: "decayed", attr: attr(func(a *intel.Attribute) {
+				a.Decay = []intel.DecayScore{{Model: "Other", Score: 80}, {Model: modelName, Score: 12.34, Decayed: true}}
+			}), want: verdict.Unknown, rule: verdict.RuleDecayed,
+			reasons: []string{`Unknown: decayed in MISP (model "NIDS Simple Decaying Model", score 12.3)`}, absent: []string{`"Other"`},
+		},
 		{name: "not decayed: score shown", attr: attr(func(a *intel.Attribute) {
 			a.Decay = []intel.DecayScore{{Model: modelName, Score: 75}}
 		}), want: verdict.Malicious, rule: verdict.RuleThreatLevel, reasons: []string{`decay model "NIDS Simple Decaying Model", score 75.0`}},
@@ -149,48 +179,76 @@ func TestJudgeRules(t *testing.T) {
 		}), want: verdict.Unknown, rule: verdict.RuleDecayed, reasons: []string{"malicious tag"}},
 
 		// Rule 5: tags.
-		{name: "malicious attribute tag on a Low event", event: event(func(e *intel.Event) { e.ThreatLevel = 3 }),
+		{
+			name: "malicious attribute tag on a Low event", event: event(func(e *intel.Event) { e.ThreatLevel = 3 }),
 			attr: attr(func(a *intel.Attribute) { a.Tags = []string{`misp-galaxy:threat-actor="Sofacy"`} }),
 			want: verdict.Malicious, rule: verdict.RuleTag,
-			reasons: []string{`Malicious: attribute tag "misp-galaxy:threat-actor=\"Sofacy\"" is a malicious tag`, "MISP event threat level Low"}},
-		{name: "suspicious attribute tag beats a malicious event tag",
+			reasons: []string{`Malicious: attribute tag "misp-galaxy:threat-actor=\"Sofacy\"" is a malicious tag`, "MISP event threat level Low"},
+		},
+		{
+			name:  "suspicious attribute tag beats a malicious event tag",
 			event: event(func(e *intel.Event) { e.Tags = []string{"relay:malicious"} }),
 			attr:  attr(func(a *intel.Attribute) { a.Tags = []string{"relay:suspicious"} }),
-			want:  verdict.Suspicious, rule: verdict.RuleTag, reasons: []string{`attribute tag "relay:suspicious" is a suspicious tag`}},
-		{name: "malicious beats suspicious on the same level",
+			want:  verdict.Suspicious, rule: verdict.RuleTag, reasons: []string{`attribute tag "relay:suspicious" is a suspicious tag`},
+		},
+		{
+			name: "malicious beats suspicious on the same level",
 			attr: attr(func(a *intel.Attribute) { a.Tags = []string{"relay:suspicious", "relay:malicious"} }),
-			want: verdict.Malicious, rule: verdict.RuleTag, reasons: []string{"malicious tag"}},
-		{name: "event tag on an Undefined event", event: event(func(e *intel.Event) { e.ThreatLevel = 4; e.Tags = []string{"RELAY:SUSPICIOUS"} }),
-			want: verdict.Suspicious, rule: verdict.RuleTag, reasons: []string{`event tag "RELAY:SUSPICIOUS" is a suspicious tag`, "threat level Undefined"}},
-		{name: "no tag settings: tags ignored", policy: &verdict.Policy{},
+			want: verdict.Malicious, rule: verdict.RuleTag, reasons: []string{"malicious tag"},
+		},
+		{
+			name: "event tag on an Undefined event", event: event(func(e *intel.Event) { e.ThreatLevel = 4; e.Tags = []string{"RELAY:SUSPICIOUS"} }),
+			want: verdict.Suspicious, rule: verdict.RuleTag, reasons: []string{`event tag "RELAY:SUSPICIOUS" is a suspicious tag`, "threat level Undefined"},
+		},
+		{
+			name: "no tag settings: tags ignored", policy: &verdict.Policy{},
 			attr: attr(func(a *intel.Attribute) { a.Tags = []string{"misp:benign", "relay:malicious"} }),
-			want: verdict.Malicious, rule: verdict.RuleThreatLevel, absent: []string{"tag"}},
+			want: verdict.Malicious, rule: verdict.RuleThreatLevel, absent: []string{"tag"},
+		},
 
 		// Rule 6: caps.
-		{name: "not for IDS: at most Suspicious", attr: attr(func(a *intel.Attribute) { a.ToIDS = false }),
+		{
+			name: "not for IDS: at most Suspicious", attr: attr(func(a *intel.Attribute) { a.ToIDS = false }),
 			want: verdict.Suspicious, rule: verdict.RuleThreatLevel, capped: true,
-			reasons: []string{"Suspicious: MISP event threat level High, capped at Suspicious: not flagged for IDS (to_ids false)"}},
-		{name: "not for IDS, Medium: not lowered further", event: event(func(e *intel.Event) { e.ThreatLevel = 2 }),
+			reasons: []string{"Suspicious: MISP event threat level High, capped at Suspicious: not flagged for IDS (to_ids false)"},
+		},
+		{
+			name: "not for IDS, Medium: not lowered further", event: event(func(e *intel.Event) { e.ThreatLevel = 2 }),
 			attr: attr(func(a *intel.Attribute) { a.ToIDS = false }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel,
-			reasons: []string{"not flagged for IDS"}, absent: []string{"capped"}},
-		{name: "not for IDS, malicious tag: capped too", attr: attr(func(a *intel.Attribute) { a.ToIDS = false; a.Tags = []string{"relay:malicious"} }),
-			want: verdict.Suspicious, rule: verdict.RuleTag, capped: true, reasons: []string{"malicious tag, capped at Suspicious: not flagged for IDS"}},
-		{name: "untrusted organisation", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Example CERT"} }),
+			reasons: []string{"not flagged for IDS"}, absent: []string{"capped"},
+		},
+		{
+			name: "not for IDS, malicious tag: capped too", attr: attr(func(a *intel.Attribute) { a.ToIDS = false; a.Tags = []string{"relay:malicious"} }),
+			want: verdict.Suspicious, rule: verdict.RuleTag, capped: true, reasons: []string{"malicious tag, capped at Suspicious: not flagged for IDS"},
+		},
+		{
+			name: "untrusted organisation", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Example CERT"} }),
 			want: verdict.Suspicious, rule: verdict.RuleThreatLevel, capped: true,
-			reasons: []string{`capped at Suspicious: event created by "CIRCL", not a trusted organisation`}},
-		{name: "trusted by name, any case", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"circl"} }),
-			want: verdict.Malicious, rule: verdict.RuleThreatLevel, reasons: []string{`created by trusted organisation "CIRCL"`}},
-		{name: "trusted by UUID", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Other", strings.ToUpper(orgUUID)} }),
-			want: verdict.Malicious, rule: verdict.RuleThreatLevel},
-		{name: "no creator, trust required", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"CIRCL"} }),
+			reasons: []string{`capped at Suspicious: event created by "CIRCL", not a trusted organisation`},
+		},
+		{
+			name: "trusted by name, any case", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"circl"} }),
+			want: verdict.Malicious, rule: verdict.RuleThreatLevel, reasons: []string{`created by trusted organisation "CIRCL"`},
+		},
+		{
+			name: "trusted by UUID", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Other", strings.ToUpper(orgUUID)} }),
+			want: verdict.Malicious, rule: verdict.RuleThreatLevel,
+		},
+		{
+			name: "no creator, trust required", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"CIRCL"} }),
 			event: event(func(e *intel.Event) { e.Org, e.OrgUUID = "", "" }),
-			want:  verdict.Suspicious, rule: verdict.RuleThreatLevel, capped: true, reasons: []string{"an unnamed organisation"}},
-		{name: "both caps", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Example CERT"} }),
+			want:  verdict.Suspicious, rule: verdict.RuleThreatLevel, capped: true, reasons: []string{"an unnamed organisation"},
+		},
+		{
+			name: "both caps", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Example CERT"} }),
 			attr: attr(func(a *intel.Attribute) { a.ToIDS = false }), want: verdict.Suspicious, capped: true, rule: verdict.RuleThreatLevel,
-			reasons: []string{`not flagged for IDS (to_ids false) and event created by "CIRCL", not a trusted organisation`}},
-		{name: "untrusted, not Malicious: said, not capped", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Example CERT"} }),
+			reasons: []string{`not flagged for IDS (to_ids false) and event created by "CIRCL", not a trusted organisation`},
+		},
+		{
+			name: "untrusted, not Malicious: said, not capped", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Example CERT"} }),
 			event: event(func(e *intel.Event) { e.ThreatLevel = 3 }), want: verdict.Common, rule: verdict.RuleThreatLevel,
-			reasons: []string{`created by "CIRCL", not a trusted organisation`}, absent: []string{"capped"}},
+			reasons: []string{`created by "CIRCL", not a trusted organisation`}, absent: []string{"capped"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,10 +333,14 @@ func TestConfidence(t *testing.T) {
 		{"decay 40", event(), attr(func(a *intel.Attribute) { a.Decay = []intel.DecayScore{{Score: 40}} }), verdict.ConfidenceMedium},
 		{"decay 39", event(), attr(func(a *intel.Attribute) { a.Decay = []intel.DecayScore{{Score: 39}} }), verdict.ConfidenceLow},
 		{"best of two decay models", event(), attr(func(a *intel.Attribute) { a.Decay = []intel.DecayScore{{Score: 10}, {Score: 90}} }), verdict.ConfidenceHigh},
-		{"event confidence tag beats decay", event(func(e *intel.Event) { e.Tags = []string{`misp:confidence-level="fairly-confident"`} }),
-			attr(func(a *intel.Attribute) { a.Decay = []intel.DecayScore{{Score: 90}} }), verdict.ConfidenceMedium},
-		{"attribute confidence tag beats event's", event(func(e *intel.Event) { e.Tags = []string{`misp:confidence-level="completely-confident"`} }),
-			attr(func(a *intel.Attribute) { a.Tags = []string{`misp:confidence-level="rarely-confident"`} }), verdict.ConfidenceLow},
+		{
+			"event confidence tag beats decay", event(func(e *intel.Event) { e.Tags = []string{`misp:confidence-level="fairly-confident"`} }),
+			attr(func(a *intel.Attribute) { a.Decay = []intel.DecayScore{{Score: 90}} }), verdict.ConfidenceMedium,
+		},
+		{
+			"attribute confidence tag beats event's", event(func(e *intel.Event) { e.Tags = []string{`misp:confidence-level="completely-confident"`} }),
+			attr(func(a *intel.Attribute) { a.Tags = []string{`misp:confidence-level="rarely-confident"`} }), verdict.ConfidenceLow,
+		},
 		{"usually", event(func(e *intel.Event) {
 			e.Published = false
 			e.Tags = []string{`misp:confidence-level="usually-confident"`}
