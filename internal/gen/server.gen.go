@@ -566,6 +566,21 @@ type ErrorCode string
 // Errors defines model for Errors.
 type Errors = []Error
 
+// ExternalIDs Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+type ExternalIDs = []string
+
+// ExternalReference A pointer to the source record (CTIM ExternalReference).
+type ExternalReference struct {
+	Description *string   `json:"description,omitempty"`
+	ExternalId  *string   `json:"external_id,omitempty"`
+	Hashes      *[]string `json:"hashes,omitempty"`
+	SourceName  string    `json:"source_name"`
+	Url         *URI      `json:"url,omitempty"`
+}
+
+// ExternalReferences defines model for ExternalReferences.
+type ExternalReferences = []ExternalReference
+
 // HTTPError Body of a 404 (unknown path) or 405 (wrong method) answer.
 type HTTPError struct {
 	Code    HTTPErrorCode `json:"code"`
@@ -593,6 +608,10 @@ type ID = string
 type Indicator struct {
 	Confidence  *Confidence `json:"confidence,omitempty"`
 	Description *string     `json:"description,omitempty"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id       ID     `json:"id"`
@@ -623,13 +642,19 @@ type IndicatorList struct {
 	Docs  []Indicator `json:"docs"`
 }
 
-// Judgement One per (observable, MISP event); disposition from the event's threat level.
+// Judgement One per (observable, MISP event), from the event's decisive matched attribute under the
+// relay's policy (warninglists, tags, sightings, decay, threat level, IDS flag, trusted
+// organisations); `reason` says what decided it.
 type Judgement struct {
 	Confidence Confidence `json:"confidence"`
 
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition     `json:"disposition"`
 	DispositionName DispositionName `json:"disposition_name"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id ID `json:"id"`
@@ -639,6 +664,7 @@ type Judgement struct {
 	Observable Observable `json:"observable"`
 	Priority   int        `json:"priority"`
 	Reason     *string    `json:"reason,omitempty"`
+	ReasonUri  *URI       `json:"reason_uri,omitempty"`
 
 	// SchemaVersion Example: 1.1.5
 	SchemaVersion SchemaVersion `json:"schema_version"`
@@ -766,11 +792,16 @@ type SchemaVersion = string
 // Severity defines model for Severity.
 type Severity string
 
-// Sighting One per (observable, MISP event), dated from the matched attributes.
+// Sighting One per (observable, MISP event), dated from the matched attributes, and one per
+// matched attribute MISP holds sightings of, with their count, dates and sources.
 type Sighting struct {
 	Confidence  Confidence `json:"confidence"`
 	Count       int        `json:"count"`
 	Description *string    `json:"description,omitempty"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id           ID            `json:"id"`
@@ -835,7 +866,8 @@ type ValidTime struct {
 	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
-// Verdict The relay's conclusion for one observable, from its most severe MISP event.
+// Verdict The relay's conclusion for one observable: its most severe judgement, or Common when the
+// value is on a warninglist, whatever event mentions it.
 type Verdict struct {
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition      `json:"disposition"`
@@ -1834,86 +1866,91 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hx7c9u6sfhX2cGvM0duqIcd+/xa5Y9OjuPe4zSvsXVOehv5ijC5knBMAiwA2lFz/d3vLABSpETbch5N",
-	"e+fOZGISxGOx711g9YklKi+URGkNG39iGv9eorE/qVSga3h7aVBf88vMvyZKWpSWHnlRZCLhVig5/M0o",
-	"SW0mWWLO6el3GudszP7fcD3/0H81w/Wcr4Sx7Pb2NnILC40pG1tdIrWE3jTZsZJzkaJMkN5Qljkbf2Cn",
-	"cq5YxF6pGxax15iKMmcR+1kslixib5REFrFf5JVUN5JdRMyuCmRjZqwWcsFuI/ZCmEIZQRugaVM0iRaF",
-	"f2X7cJwhlxEcwGueiUSo0kTwFM5LU1Rvh3Cs8lzJCI4gLDRgUQXffnQQPY0Oo6P12kJaXKBmEfvYp179",
-	"a64lzwm1H5rguKVZC8IaiHbzGpx2uwes3Vbjor33NzxvobVavLlia5l67vuQeyK1SJYvuHXcwNPUrcWz",
-	"d1oVqK3jrjnPDEYbiD+RVtgVZMJYEwHyZAmFRoPSgpLZCm6WKEEq2ce8sKsBxMMUM3GJmlscqjW3xqDR",
-	"lloaPyy+Rp2KxJqYSFQ0oPjEhEyJkZU2D3HuadXTM27EfivTBeaV9Nw39GXVsxqqMXPCY5aieHD0WaNz",
-	"NYERi6UVcvHg4PPQsRpYoeKhcb/6fkFIayKry98wsWsin6EpM/sgmds4TwNn3Ld+g4duI4Za70ChE9+r",
-	"G1z69kh2fCsRLksjJBoDDoQBxDRzDMIAz274ykA855ZnHZyVqBR3gviYOt5GLEdj+AK39dFzIBEgFQhc",
-	"Apc8WxkLSgMtRxwJCbUnJCUDeIPXqGGpstQAB4OJRkvQbYmpb1gLv9tIh0C3NPQH/zXy21sDfXEXzo9V",
-	"2rGl30PMS7tUWvzD8bZHbzwGu0R4+X5Cu6PH561OS+QpakL+jVZyAb2wOhjLtTUQt7vPucgwHUO8N5jK",
-	"30Ms5DXPRApcL0qSxrDcpUpXoS+4Dn701uSnYfjL87dvoOCrTPEUNCYorjEdQLwXEdRcQul1I1FEKOnX",
-	"LlDnwhiaOEUpMI3H8Pr0/B0NKXVmEi4HQoHGeWkwdXBd4Qp6h6P94eHoadiBVBbmqpR3jObS3KDGFA5H",
-	"h9BLlphcwfN3p7Nfzl6FCaxSkHO5gmDszR1gcIv9TOTCBlhIYRE0B3+scWlRS57VhOuYJeC0dzQahVGk",
-	"oUWCUEp+zUVGyrp7qDCQqhsZgRU5pqBKx+9N7CRKSkw8pY5GB8Oj0dPh0egwLHTJ02qL8fguBJvysqJJ",
-	"77CGcYk8s0vw2PNbiMcQD2+4TZapWsRwI+ySIIp/dl37x9Q19qMD7eMxcLmySyEXgJlB6HEZyAN2yS1t",
-	"kIh5Q89u/wZlaiLgMHl17pYtNRJEa6eCdUgMi9gmV7OIbTEbi1jNOixiW1zgpmkSlEWsg1YsYg3Esoh1",
-	"4IpFrLzPN6g1ubCY76bSnXIU8tQP2K9n5VrzFX38eTJ59zkK/ieSfDUH7gWmktuC2+Ue8dvh6Ah6XtXk",
-	"aJcq3Qs0vFvbB1odjg6jw9Gu7h/B/0bZPwfy0Otrt94bZZ9nmbrB1HluDQtxv47eQTl73v0i+/2IIcZy",
-	"W5qmtVFXD5uaMKoL/C/3CE5fdFna48npaxDps4bWu9HCogGruTQCpQWRGujF9ft4Wo5GTxNawD1h3zeU",
-	"pUh9Q7xHDJPzj69QLuySjQ9Gh3+IWMEtyRwbs//qrWcbPPnvpbWF+dN4OBw8GSZW8OEH3v/HxYc+/f+k",
-	"9dL/MOr/kffn/YtPT3+83ftdl52vHdfPcH8K1F494TXtvIe5sGQTlEz8R42mUNLgXpdINCO3+8jUiPFu",
-	"N6D41ETb0Wg06tigSB/03V9Qv0KrtExQb8y6Pzo4dAqmbuhYw880u0ZtAlz3et3u76+hMw0np0zY1YMD",
-	"q340Zqm0nd2NDc9E25CqUif4mL6zUouHAPvl7JQGWL5oK+8tPN7hZq6VNVl0Y3le0PC50jm3bEw6Bfv0",
-	"qdNTFTbDHVfLioe2Mnn1rsv9rSPBTrvlbOzMAfhQ5EQ9J9RxU52JtNrcFj+1Fmhwapfqaweij9PDiSp9",
-	"BicXUuRl3mT2ykSRCKpkdxtdw/OAnd6yUaVzVtxaXfuso+bP1Fu9dUYgaiixvWeQrjMgMNcqd8reffzB",
-	"gF1q5BYyvMbsKyq1dsLpvoHN3FR75EzyHB8x3KV3HqEg1wjbPY3nFatQlXbL+cfAWKSrazYbdbGZRm6U",
-	"3E2wv4cCvluTPmQtHq1XP0MpframqxNX30fTNbisLRcdvN7gragpew2CbqjOQLR7Fcq/iOKs4fnKivNt",
-	"S4wfoTmD+7sm0AAmSwRaAK5Vwi/LjOsVxa6u3/5gf7D/9AcDSaYops6EsVBkpYHYLPnR/kEcTeXNUiRL",
-	"sEthgjttyqJQ2lICjcLoxXI92UdIFfrA2M0lrA+A26TYZGeeFzPCbmlRzxal472Eus/JLCF9y9f81Pwi",
-	"jClRbzQa1IJn1ChMoma5SOvnMpm5txQpMqYHlXNBEGLORVb9nYW4S6R1iyk9dSI2FxlWsLhnijZZxJbK",
-	"2NAschTuj3F/Cvff9Y8uhEhmPE01GkNv6RH9b2Y5T5ZCogcuLy1+ZBGTi/mNb3FPYW6VSjMjIbJedlrv",
-	"s4xfIm1D6UtheTaTKg2zFldijZlCqwSNqebUuBDG6tXsClfN183PYadmf8YXKK2f2E86k2V+6Uhhlnzf",
-	"/zk4+tE/HO0f0MNNMvOI9wOtRpnOcpFo5RtKTbCVBnX445e5S8mVGMT5bkXenfn0Y+8XvFNZlI/1W57L",
-	"huQBN/DXF2c+LUSCAD8pu4S5QJfX1bg+BwEProHezVJYNAVPsO8OPhykZioLbkwztcll6qYwV6IoSHC5",
-	"Rb33DKQCZZeoXerRpbhd7mEAk1WBphESV2I6lUGa3XRiIZXG9F6Z/cjzInNKk9j6ATNaU2k9bP+Pfxgc",
-	"7Q/2R6PB/2fRtyJfZSA2HMv6uwGrIFPqCspiAM8leEJ4pRVQTb7jTmZgk2s6YibfBb2xfZzhQhlM486O",
-	"hct3P2rMdtqmmqALzWc4R/1Fiaed0OqWQZngKyGvupD65Smk9hKPtbWZkFcwV7pxqBMBDhYD4FVKmOtk",
-	"6bqQ6DXM8nZYwi0ulA5vNX4eDMY3swv3y6NI28Kocd7PhSn6HtK+KPqPkc9mYH9/P1LtTV4stehKqN3P",
-	"lt5quBXbG69MRwOJ3Xy7Pod9JLGJP9xpXDiNhV5cPfbVPHbJZg61Xw69GDP35L9aBcIaqDMU2/TfNcJr",
-	"HjzPKqW8oeUKlA1v71nTdwup0Bbwzpo04R2wb55Ne3yKy02/C4Y+IyWmF2h3X2DTfW2ShF3sxsR3RFbb",
-	"1G3tvwXrQxz+LxIjtYTu64ZJZy51nT5PKu33KO1dJb7DKa9z1nJOx0lz1JVaX6vsZxD/vUS96hdc89zE",
-	"kKgc4ZInVyAkxEM/XTq0WiwWqOPvrOIDbzrlztO0Xwk8i9ZtDjF9H69fo9eiJuGyT/91et1NDDySt9aY",
-	"rNXWAztpjPgsb39zxY4Zu7hqN5O2u2lqkH0Dgffw9D/Du2oKzzfxrtpqvx0FDPYHR6x1gjad3jwZ0H/T",
-	"qfvTeRR23sgCfs5Vwogda2FF0nlPJmLVZauvnLCOgHzvdJ2qzukqAqbArdXisrRovl6ieluJd6Zuv9kh",
-	"XXUPoaHbLpVy9xJbQr27CWnnqjf5VIXQaqeMZysO+79TwS/JXv8zjvRqq/VlblWbRTby0F5eunRx6+rl",
-	"9/ekKnC+shdFqG95s4RJHpJ5C41IGHSJqU6VOfH+zlm4UnQnmqwut/Qm5aY3vCo195fDlspgdQHPp6QF",
-	"XeHzDX2RxgN4W2W6fDot5LpcNFMlsraUaj2+bY663aRdvZPt3FidVv4MF2c9C16LbFC9Pi5Vtt5n9Ll+",
-	"UE3Y73XByJRJ4vPk4Tbdd75vRLpyhxzGAyRfn7k9zsd4vyR5kOAT/f568DPg4O4JygVc0t0zEAZUgXIA",
-	"8cHRwVF/tN8f7U9Go7H797cYcuTSgHQ3jPFjIXSX5/FPyjhuIThcWX8kYiZVUpvOsZRMstLdm6QATslm",
-	"0i3y/hfpkVwZC854Y8NP28bEdz30r7NJs299/L9pdkONwTc7XQ5qqH103DpVbqxycTen/IsY5opvv65d",
-	"Dm7mZ+nf6+6YazQYbcZcqQ+36j89dyHxef9vvP+PQf/iyd6fetPpk8223z14hFBB0LWz9+Ei9heZli3G",
-	"/FIF79z5pCQ33fn5frlL5Bo1lSWs3/5c6beX7ydsUx39fH5w9KOrgDBiITF1l83h/OT47GQy+8vJf0Kv",
-	"qjyIP03ZFa6mbDxl/sKpU0XP352SU+NacMqiaZWWmbU7q8JjrOp4u65foFTWmYPDebqLUvtjQ6uu0FW5",
-	"OWy4yMxtaE3NpbWFr+kTFFV33a8VJlFuhSGcE77wrzDxN67OqoyazzWTBqYdDVzvhGeZO4E0CCjTQglp",
-	"3SkcukKhqWxEhtCrqpyidU7dRHX23UTrVLqJoFWMBUK6+wh7EU2+QDuVmUveh1SdVQ6oyPmJVoEu5WYq",
-	"0EBPoz8UrZf0CX7HkVBlzMCqqfSTGVfAA7+cvQIlG+UKVAAwlRPNpXETJkqSpXGLBFeXkOMRlihpNU/s",
-	"mAoRTq5Rr2pMkWGP3709n/jiBeC+iIUqXyLAjwkWFuL/OJnAusrBX/0IV/2nEiA+9vWf/UlVARXcZOjV",
-	"VTTrsiiNPKUzbFpnzx84g9VcZIQMk3GzBGFoWp7Q6jRLPPTlBEM3efUWind+atVhBZe9Kndxe6Jb83Aw",
-	"GvnFJMS+ZwworzFTBdJqPZIa/2HKxh8+TR3nOrFw5U9OYOj2/JSNB4NBNK3u0Pv32wsnJkbl6GJekPjR",
-	"EhsUXFvBM4hJv1ApCDjCpJiIFA0EX9R7EL4PkIqjqzIBzMhde6lTPN4VBQLF7f8tnec3aovoLgVVrRxW",
-	"yG2WKdCHoz3iXuDSn+j7+aJAfukIWpdNxI56gw6+qXhjGBRyOO1ZswlIxHSz8moMPznFAF7VvHw/Cffg",
-	"x7QuCgcRl9Ct7GzDI4vXmi+GG4rq6sorX+FGnSu9R5O7oqm1aoQpGwwGUxbBph6svjT03p06rwLvclUR",
-	"tpdkXORh33/BVRxB/DPJVwTx8eRsdvJmcjo5PTmfvTp9fepafzl7dX78/I3bSQTxbzdXZrZUxtILL9P4",
-	"WYC+YhJXAzAeDj0K6+7uFYeDG8yyvmOFIX2L9wauVg6lDXXZJEOuLofgxrnSWBe7+QsaIQPjg1eHbxat",
-	"LX8w9+QVFih5IdiYPR2MBk+9B7B01u2O8lv6VCjvW/kSRaHkacrG7EXdv1lbHjVKz+/MhbWq04fN4c51",
-	"8BrYLX0wGn21cvVWlaszbG2DRpxG4jxl40/TuriW3khb3N7Gz6DZ5fY2roqYfW2YMBBqx2luU+Y51ys2",
-	"rjxU03H4bzy/0zAXfPkr+R+YN4TsgiYKurNJiDbcv6IWcxHu9Lx8P4noQULOr9C4uCdZIi+Ar1kKU78u",
-	"GWLoeWNBIKE2wwXa4G46bf3em5g5Ygqp0JhYpVdkDOJQjBiT0fWXANWVryUhONwAYYDEu7pG1OYfX7TE",
-	"viHBW2VRDxLca1VnPtTVlBF5vSpxSr22PGD4iqjtqv18mdwmwV0NYUUN71zUpYHezplKOxLP4KpJ+ipv",
-	"4UgfspW7CWRIaP8vkcYT+sUAXP+IAPCiQK5N168HPKtlcF6lPjYkdQAuaULGfirpsldZGEe9qDLh3gQ5",
-	"qt5wEyby1yGC72H4KnQIZJ/KOyR9B1fVTd32Vp2tcF7yXZpA4xz1bszgrjP9m7BC8xLZ/WL6YTAYXNyS",
-	"mW20XawVcfPSpTDV9eRtCaVTuikLd7II5VPmr3AVqNejmrP1pFrrzL17KOSP/nekkev8b0Ol5nH0A3Ty",
-	"no6PodwzPkA5ieBAQ7NJKx+6bERldRlzZVRNy6w26RNIskGgcDfjQeKE1Pc2Yb4KTjdOTLp+QecbUrSd",
-	"1n+MgQwxkLOSzuO+s2fI10/ZbdQM1jw3TKUzgyRXP5j2rwb84MJOQ76v9OfkPnbbVrpnpXRezgaP3M0C",
-	"jYxYN+l/bVzC+kaob2f0OlBPXB8AHbQSUiQ22+LhI6wwwCmryl+hWLTp+wkl9+70N6pQkMBfYAdqqnyd",
-	"ixw0z9Gipmk2fdKTZKkw9YkWchadjX1W/9qCsI6m4UcUhAHe/VsN4ZdaWMQEzep/M4RFzKfRWfM3G+rD",
-	"3q6K+otvSMqNFOb9YlRl7JqQr7N2PrN0LybuY4VX4hpdXqXQ6tJrRhddX/KMywS1gd6uvNBepZ37/HBx",
-	"e1GP+VTRIpjB26huqaSu0RQWuL24/Z8BAA==",
+	"7Dxrc+O4kX+lC5eqlbPUwx57L9F8SM3OTG69mVfZnp1cRj4RJlsS1iTAAKA9ypz/+1UDIEVKtCXNI5NN",
+	"XZXL4gOPRr/R6OZHlqi8UBKlNWz8kWn8e4nG/qhSge7B6yuD+oZfZf42UdKitHTJiyITCbdCyeGvRkl6",
+	"ZpIF5pyufqdxxsbsP4ar8Yf+rRmuxnwhjGV3d3eRm1hoTNnY6hLpSWhNgz1VciZSlAnSHcoyZ+P37FTO",
+	"FIvYC3XLIvYSU1HmLGI/ifmCReyVksgi9lZeS3Ur2WXE7LJANmbGaiHn7C5iz4QplBG0ABo2RZNoUfhb",
+	"dghPM+QygiN4yTORCFWaCB7BeWmK6u4Ynqo8VzKCEwgTDVhUwXcYHUWPouPoZDW3kBbnqFnEPvSpVf+G",
+	"a8lzQu37JjhuataCsAai/XgFTvu5B6z9rMZFe+2veN5CazV5c8bWNPXYDyH3udQiWTzj1nEDT1M3F8/e",
+	"aFWgto67ZjwzGK0h/rm0wi4hE8aaCJAnCyg0GpQWlMyWcLtACVLJPuaFXQ4gHqaYiSvU3OJQrbg1Bo22",
+	"1NL4bvEN6lQk1sREoqIBxUcmZEqMrLTZxrmnVUvPuBH7tUznmFfS81DXn6uWVVeNmRMesxDF1t5njcbV",
+	"AEbMF1bI+dbO56Fh1bFCxbZ+v/h2QUhrIqurXzGxKyKfoSkzu5XMbZyngTMemr/BQ3cRQ613oNBz36ob",
+	"XHq3Jzu+lghXpRESjQEHwgBiGjkGYYBnt3xpIJ5xy7MOzkpUijtB/JQa3kUsR2P4HDf10RMgESAVCFwC",
+	"lzxbGgtKA01HHAkJPU9ISgbwCm9Qw0JlqQEOBhONlqDbEFP/YCX8biEdAt3S0O/928gvbwX05X04f6rS",
+	"jiX9HmJe2oXS4h+Otz164zHYBcLP7y5odXT5pNVogTxFTci/1UrOoRdmB2O5tgbidvMZFxmmY4gPBhP5",
+	"e4iFvOGZSIHreUnSGKa7UukytAXXwPfeGPw0dP/5/PUrKPgyUzwFjQmKG0wHEB9EBDWXUHrdSBQRSvq5",
+	"C9S5MIYGTlEKTOMxvDw9f0NdSp2ZhMuBUKBxVhpMHVzXuITe8ehweDx6FFYglYWZKuU9vbk0t6gxhePR",
+	"MfSSBSbX8OTN6fTt2YswgFUKci6XEIy9uQcMbrGfiVzYAAspLILm6I81Li1qybOacB2jBJz2Tkaj0Is0",
+	"tEgQSslvuMhIWXd3FQZSdSsjsCLHFFTp+L2JnURJiYmn1MnoaHgyejQ8GR2Hia54Wi0xHt+HYFNeVTTp",
+	"HdcwLpBndgEee34J8Rji4S23ySJV8xhuhV0QRPFPrmn/KTWNfe9A+3gMXC7tQsg5YGYQelwG8oBdcEsL",
+	"JGLe0rVbv0GZmgg4XLw4d9OWGgmilVPBOiSGRWydq1nENpiNRaxmHRaxDS5wwzQJyiLWQSsWsQZiWcQ6",
+	"cMUiVj7kG9SaXFjMd1PpTjkKeeo7HNajcq350g36wcN++sxsqprTFKUVM4HagJp5wqtSJ8TUidKpeQx2",
+	"IUxg8bm4QeMaOargDUoLb9+ePovooXRvuLVaXJUW3QvSrfVacv7hBcq5XbDx0ej4Dw7u6sHhvTp4cyVn",
+	"OENdOb17mKwnUChHSbBqc6nQe3px+hI2JjnYtF6tYVvrOhmNRh0rwTDoVKTUYeP9gpsFtgm/FRse+KkM",
+	"Xuq+yC11to2/3p6dbhi45qydZm0dfXuw83rXrlX/dHHx5lPclR/JjqkZcK/+KytUcLs4IO15PDqBnjec",
+	"OdqFSg+CRrrfdwma53h0HB2Pdt3MEPyvlP1zUDZ0+9LN90rZJ1mmbjF1+5CGv/Owx7GDq+E18Wd5o3t0",
+	"MZbb0jQQxNT1dscp9OoC//P929NnXX6jE3eRPm7Y8FstLGk4zaURpNxEaqAX1/fjSTkaPUpoAneFff+g",
+	"LEXqH8ROXWwIY8EtMTcbs//prUYbfP+/C2sL86fxcDj4fphYwYfvef8fl+/79P/71k3//aj/R96f9S8/",
+	"Pvrh7uB3XV5rvQ37BGe+QN1U6z3MhSUPR8nEv9RoCiVNl0JMWnGIh8jUiFjcRZ+lSHfWJ2T4ml11SzXt",
+	"pZHcQCLd1u/0GbUrtErLBPXayg5HR8dbtbMfaXqD2gTcPLiPdb+/hMbUnbY5wi63dqzaUZ+F0nZ6P0U8",
+	"I29C6gzCPm2npRY7mZ6IWT5v248NPG41k+QjG8vzgrrPlM65ZWPSa9inV517P2Ez3HG2rNi2lIsXb7o2",
+	"lHVspdMTdF7r1AG4LRZBLS+o4bpKFWm1uA1+ak3Q4NQu9dsO7exnCxJV+phoLqTIy7zJ7JWZJDWgkt3d",
+	"hBqeLZ7vhp0snfvv5upaZx2H+kTd2VvF2KKGIj2IYKZV7oyMe/CdgRQTYcQNQk7bJkwbTnMpU7cLwol0",
+	"Juk7A4XKRLKE3i3XUsh5CACSaERQh7oiGpQvyRHXyC1keINZBKfPzmGW8XkEVpfGYjqRSs+5FMZHzQ4e",
+	"Q6yRGyVjMBSxcXsugi/FFIT1e6wvpOzbYeWHOjYj0O2etb+7Y3cXxP2NGY4VI+1+YOANjlCV1s/5hyBw",
+	"ZEdr8Rt1iZ9ngN0Unm+7hwr/FpbsfpO0zezubaA+wbp8ssmoY+rfxmQ02LItzB0C2mDGqKkwGgRds0GB",
+	"aA9q5n8RC1TD84Ut0OuW3O8V2HB7mRWBBnCxQKAJ4EYl/KrMuF6CML7d4eBwcPjoOwNJpijcRxYFiqw0",
+	"EJsFPzk8iqOJvF2IZNEM/piyKJS2FNunCN98sRrsA6QKfczOjdVtN9bZmefFlLBbWtTTeel4L6HmM7Lv",
+	"SO/yFT813whjStRrDw1qwTN6KEyiprlI6+symbq7FCloRxcq54IgxJyLrPqdhk20SOsnpvTUidhMZFjB",
+	"4q4pdMAitlDGhsciR+F+jPsp3L+bH9x+MJnyNNVoDN2lJ/TfTHOeLIRED1xeWvzAIibns1v/xF2FsVUq",
+	"zVS4aJ1drt9PM36FtAylr4Tl2VSqNIxaXIsVZgqtEjSmGlPjXBirl9NrXDZv11+HlZrDKZ+jtH5gP+hU",
+	"lvmVI4VZ8EP/c3Tyg784OTyii9tk6hHvO1qNMp3mItHKP6BIVMRKgzr8+GnuU3IlBnG+X5F3H8r4vg8L",
+	"3qksyn0dwCeyIXnADfz12ZmPWJMgwI/KLmAm0B05aVwd0YIH10DvdiEsmoIn2Hdnsg5SM5EFN6Z56sJl",
+	"6oYw16IoSHC5RX3wGKQCZReo3amIO31zgaQBXCyLELD1MlyJ6UQGaXbDiblUGtMHZfYDz4vMKU1i6y1m",
+	"tKbSqtvhH/8wODkcHI5Gg/9k0dciX2Ug1jz0+r2hyG+m1DWUxQCeSPCE8EoroLoVst7N+fJc07H59E3Q",
+	"G9v9DBfKYBp3dizcUdxefTZjcNUAXWh2zuxnRRF3QmvtM78Q8roLqZ8fD2xPsa+tzYS8hpnSjfPmCHAw",
+	"HwCvTqu4ThauCYlewyxv7qW4xbnSYt/g/3qY5mF5FGlbGDXO+rkwRd9D2hdFfx/5bEZIdjpkqHmx1KIr",
+	"OvowW3qr4WZsL7wyHQ0kdvPtKkVkT2ITf7hEgbDNhl5cXfbVLHYnBxxqvxx6MWbuyr+1CoQ1UId6Num/",
+	"65awmRMzrZTympYrUDa8vdbBXYhrt4B31qQJ74B99bDk/rFCN/wuGPqE2KKeo919gnX3tUkSdrkbE9+z",
+	"s9qkbmv9LVi3cfi/yB6pJXRfdpt05s4h0idJpf320t7VKUZIQHHOWs7pbHCGulLrK5X9GOK/l6iX/YJr",
+	"npsYEpUjXPHkGoSEeOiHS4dWi/kcdfyNVXzgTafceZr2K4Fn0eqZQ0zf79dv0GtRk3DZp3+dXncTA3vy",
+	"1gqTtdraspJGj0/y9tdn7Bixi6t2M2m7m6YG2dcQ+ABP/zO8q6bwfBXvqq3227uAweHghLWOQyeT2+8H",
+	"9G8ycT+d55rnjSjgp2Q5R+ypFlYknSl8EavyQL945J9873QV/98I95vIWWHlB5rIjQZ+OJ+vWMf6Qc0i",
+	"l2dFgwoNTmP6yYwbz9sO8yWD95s2ojOU/G99oFtlgTXU95VSLiu8pbd2t5Lt+P26KKqwe9wpqNvaav7/",
+	"CfLnBOj/Gce/tWH+PM+xzSJroXYvs13mppX4/u2dxQqcL+woEupbDjthkod45VwjEgZd7K3TKlx4l+4s",
+	"JHTeiyaryw3TQOH3NccxpFcmC2WwSn/2UXdBCdT+QV+k8QBeV8E8HzEM4Tyn2qtY3YZir/u3LW63J7ir",
+	"A7YZ/qsj55/gxa1GwRuRDarb/aKBq3VGn+rq1YT9VglxpkwSfxQQcpm/cX4c6codwjRbSL46VtzPjXq3",
+	"IHmQ4M8yvLPzGDi4LG05hyvKlQRhQBUoBxAfnRyd9EeH/dHhxWg0dn9/iyFHLg1IV9+BHwqh0QzYNwqq",
+	"biA4FAztiZiLKm5PR3VKJlnpstZpj0oe44rXx06F5MpYcHYbVyEpV3bhC9N8hZhLLXGy4VAqgUMjsSRy",
+	"CSAeiS4NkMYQSpp7zvS+aU5Hvcjp186sWLfeoVDsq53DB23WPmRvnb83Zrm8n+H+Rex7xf5f1rwHb/WT",
+	"1PhN9+50NBit705TvzGtf3ouD/dJ/2+8/49B//L7gz/1JpPv15/9buthSwVB18rehWqaz7JQm1utz7QT",
+	"bleQlOTtu+2Cn+4KuUZNtWWruz9XavLndxdsXav9dH508oMrYzNiLjH1O9nz50/Pnl9M//L8v6FXlY/F",
+	"HyfsGpcTNp4wn2ftdsNP3pySb+Se4IRFkyqANW03VoXHWNXwblWERkG/MweHc5jnpfYHrFZdoytVdthw",
+	"Gzy3oBU1F9YWvjBbUPyhK61cmES5GYZwTvjCv8KFT8o7q2KPPipPipxWNHCtE55l7qzWIKBMXamKO69E",
+	"V+05kY0NJvSqUtVoperb6YCr2t0IWhW1IKTL3DiIaPA52onM3DFHCGpa5YDykQmrQJdyPWhqoKfRHx/X",
+	"U/qjEMeRUMUWwaqJ9IMZV4UJb89ekM1Z1ZxRFddEXmgujRswUfKmMjnBYybkeIQlSlrNEzumarLnN6iX",
+	"NabImMVvXp9f+Ao04L4SkcoXI8APCRYW4v96fgGrUjWfJBPqtSYSIH7qi/j7F1UZa/C2oVeXQq5qWzXy",
+	"lE77aZ4DfzQPVnORETJMxs0ChKFheUKz0yjx0NeEDd3g1V2owPyxVUwbPP+qZtGtiYpF4Gg08pNJiH3L",
+	"GFDeYKYKpNl6JDX+xYSN33+cOM51YuFqWJ3AUNHIhI0Hg0E0qUpH/P3dpRMTo3J0W2eQ+MESGxRcW8Ez",
+	"iEm/UD0fOML4VFEDwaX1sS7fBkjFUVJRADNyCUJ1MMx7tECguPW/psyHRoEoZZ1Q6eFxhdxmdQ69ODkg",
+	"7gUufe6DHy8Exrh0BK2rhWJHvUEH31S8MQwKOZyLrdgEJGK6Xj47hh+dYgCvan5+dxHKP8Y0LwoHEZfQ",
+	"rexsw7GLV5ovhlvaHNblsz7sV5fbPXlzSoO7yteVaoQJGwwGExbBuh6s3jT03r06rwLvalkRtpdkXORh",
+	"3X/BZRxB/BPJVwTx04uz6fNXF6cXp8/Ppy9OX566p2/PXpw/ffLKrSSC+NfbazNdKGPphpdp/DhAXzGJ",
+	"K30ZD4cehXVzd4vDwS1mWd+xwpDexQcDV/CM0oaPa5AMueJKghtnSmNdsexd1RDI8Xtgh28WrSx/MPfk",
+	"FRYoeSHYmD0ajAaPvAewcNbtnm8o0KtCed/K15kLJU9TNmbP6vbND4REje+H3BtSa31iZNjs7lwHr4Hd",
+	"1Eej0Rf75kjrUwXOsLUNGnEaifOEjT9O6i8k0B1pi7u7+DE0m9zdxdWXKHyBrzAQPgBCY5syz7lesnHl",
+	"oZqONAnj+Z26uT2crwJ5z7whZJc0UNCdTUK04f4FtZiJkP3087uLUKKa82s0bvuULJAXwFcshamflwwx",
+	"9LyxIJBQm+EcbXA3nbZ+503MDDGFVGhMrNJLMgZxqCiPyej6dEl17UuoCA7XQRgg8a4Srtr842v12Fck",
+	"eKsacCvBvVZ15kNdTxiR16sSp9Rry0PFA0RtVz7ga53XCe4KwStqeOeiru/2ds5U2pF4BpdN0lfhD0f6",
+	"EPTcTSBDXPzfRBqf02dfcPUlGOBFgVybrk/APK5lcFZFUNYkdQAu9kLGfiIpLa4sjKNeVJlwb4IcVW+5",
+	"CQP5xJHge6yqRgLZJ/IeSd/BVXVDt71VZyucl3yfJnDHP7sxgzv3+Y2wQjPd7mExfT8YDC7vyMw2nl2u",
+	"FHEzPVWYKpF7U0LpPHPCQvYaoXzCfLJbgXrVqzlaT6qVzjx4gEI+SWJHGrnGvxkqNQ/ut9DJezp+D+Wu",
+	"cQvlJIIDDc06rfzWZW1XVn+LojKqpmVWm/QJJFkjUMhi2UqcEEHfJMwXwenawUvXZ9C+IkXbpwP7GMiw",
+	"B3JW0nnc97YMYf8Ju4uamzXPDRPpzCDJ1Xem/emX79y205Dv67+2EfZum0r3rJTOy1njkftZoBER6yb9",
+	"L410ta+E+nZErwP1xPUB0EErIEVisykefocVOjhlVfkrtBdt+n5CyYN7/Y1qK0jgz7EDNVW8zu0cNM/R",
+	"oqZh1n3S58lCYeoDLeQsOhv7uP5kjrCOpuFLOMIA7/7gTvjcFouYoFH9h59YxHwYnTU/vFOfGXd9SOLy",
+	"K5JyLYT5sBhVEbsm5KuonY8sPYiJh1jhhbhBF1cptLrymtHtrq94xmWC2kBvV15oz9KOfb6/vLus+3ys",
+	"aBHM4F1UP6mkrvEoTHB3efd/AwA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
