@@ -14,8 +14,8 @@ import (
 )
 
 // fakeMISP is the MISP the relay under test talks to. It speaks MISP 2.5's wire format for the
-// two calls the relay makes on the observe path, POST /attributes/restSearch and GET
-// /servers/getVersion, so the relay's real MISP client (HTTP, streaming decoder, paging) is
+// calls the relay makes on the observe path, POST /attributes/restSearch (one per
+// observable), POST /warninglists/checkValue (one per request) and GET /servers/getVersion, so the relay's real MISP client (HTTP, streaming decoder, paging) is
 // part of what is measured. It holds no dataset: every value is known, and its answer is
 // synthesized from the value, so fresh random values cost the same as repeated ones and a
 // 20,000-attribute answer costs no memory to hold. It is safe for concurrent use.
@@ -34,6 +34,7 @@ type fakeMISP struct {
 
 	searches atomic.Int64 // restSearch calls received with the right key
 	versions atomic.Int64 // getVersion calls received with the right key
+	checks   atomic.Int64 // warninglists/checkValue calls received with the right key
 	conns    atomic.Int64 // TCP connections the relay opened (set up by startFakeMISP)
 }
 
@@ -54,7 +55,7 @@ const (
 	bigAnswer = 64
 )
 
-// ServeHTTP routes the two MISP endpoints the relay calls.
+// ServeHTTP routes the MISP endpoints the relay calls.
 func (f *fakeMISP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != f.key {
 		// MISP's answer to a missing or wrong key on an API call.
@@ -71,6 +72,15 @@ func (f *fakeMISP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.restSearch(w, r, raw)
+	case r.Method == http.MethodPost && r.URL.Path == "/warninglists/checkValue":
+		// The relay's one warninglist check per request: no value is on a list ([], MISP's
+		// empty answer), so verdicts are decided as the scenario's threat levels say.
+		f.checks.Add(1)
+		if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, maxSearchBody)); err != nil || !wait(r.Context(), f.latency) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `[]`)
 	case r.Method == http.MethodGet && r.URL.Path == "/servers/getVersion":
 		f.versions.Add(1)
 		if !wait(r.Context(), f.latency) {
