@@ -117,7 +117,8 @@ func TestSampleObservables(t *testing.T) {
 		sha512Beacn:                    {evCobalt},
 		"accounts-payable@example.org": {evPhishing},
 		"invoice_0412.pdf.exe":         {evPhishing},
-		"192.0.2.250":                  nil, // the unknown one
+		"8.8.8.8":                      {evPhishing}, // a public resolver: Common with WARNINGLISTS_DIR
+		"192.0.2.250":                  nil,          // the unknown one
 	}
 	types := observableTypes()
 	seenTypes := map[string]bool{}
