@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,13 @@ func newEvidenceServer(t *testing.T, status int, body string) *evidenceServer {
 	}))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// calls returns the paths and bodies received so far.
+func (s *evidenceServer) calls() (paths, bodies []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.paths), slices.Clone(s.bodies)
 }
 
 func evidenceClient(t *testing.T, url string) *misp.Client {
@@ -223,8 +231,8 @@ func TestCheckWarninglists(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("hits (-want +got):\n%s", diff)
 		}
-		if srv.paths[0] != "/warninglists/checkValue" || srv.bodies[0] != `["8.8.8.8","example.org"]` {
-			t.Errorf("request %s %s", srv.paths[0], srv.bodies[0])
+		if paths, bodies := srv.calls(); len(paths) != 1 || paths[0] != "/warninglists/checkValue" || bodies[0] != `["8.8.8.8","example.org"]` {
+			t.Errorf("requests %q %q", paths, bodies)
 		}
 	})
 	t.Run("no hit is an empty list", func(t *testing.T) {
@@ -254,8 +262,8 @@ func TestCheckWarninglists(t *testing.T) {
 	t.Run("nothing to check: no call", func(t *testing.T) {
 		srv := newEvidenceServer(t, http.StatusOK, "[]")
 		got, err := evidenceClient(t, srv.URL).CheckWarninglists(context.Background(), testKey, nil)
-		if err != nil || got != nil || len(srv.paths) != 0 {
-			t.Errorf("got %v, %v, %d calls", got, err, len(srv.paths))
+		if paths, _ := srv.calls(); err != nil || got != nil || len(paths) != 0 {
+			t.Errorf("got %v, %v, %d calls", got, err, len(paths))
 		}
 	})
 	for _, tc := range []struct {
@@ -286,6 +294,15 @@ func TestCheckWarninglists(t *testing.T) {
 			}
 		})
 	}
+	t.Run("not retried", func(t *testing.T) {
+		srv := newEvidenceServer(t, http.StatusServiceUnavailable, `{"name":"busy","message":"busy","url":"/warninglists/checkValue"}`)
+		if _, err := evidenceClient(t, srv.URL).CheckWarninglists(context.Background(), testKey, []string{"8.8.8.8"}); err == nil {
+			t.Fatal("no error")
+		}
+		if paths, _ := srv.calls(); len(paths) != 1 {
+			t.Errorf("%d calls, want 1: the check is optional and the request waits for it", len(paths))
+		}
+	})
 	t.Run("hits of odd shapes are skipped", func(t *testing.T) {
 		srv := newEvidenceServer(t, http.StatusOK, `{"8.8.8.8":[{"id":"1","name":"A","matched":"8.8.8.8"},{"id":"2"},{}],"1.1.1.1":"no","x":[{"name":["A"]}]}`)
 		got, err := evidenceClient(t, srv.URL).CheckWarninglists(context.Background(), testKey, []string{"8.8.8.8"})

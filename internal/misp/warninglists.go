@@ -19,8 +19,8 @@ const maxCheckValues = 10000
 // CheckWarninglists asks MISP which of its enabled warninglists each value is on, in one
 // POST /warninglists/checkValue. MISP annotates restSearch attributes with warninglist hits
 // only when they are flagged for IDS (unless MISP.warning_for_all is set); this call covers
-// the others. Values without a hit are absent from the answer. It is retried once like a
-// search: it changes nothing in MISP.
+// the others. Values without a hit are absent from the answer. It is not retried: the check
+// is optional evidence, and a request waits for it before answering.
 func (c *Client) CheckWarninglists(ctx context.Context, key string, values []string) (_ map[string][]intel.WarninglistHit, err error) {
 	const op = "warninglist check"
 	defer func() { err = c.scrub(err) }()
@@ -45,7 +45,7 @@ func (c *Client) CheckWarninglists(ctx context.Context, key string, values []str
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	resp, err := c.doIdempotent(ctx, op, key, http.MethodPost, "/warninglists/checkValue", body)
+	resp, err := c.do(ctx, op, key, http.MethodPost, "/warninglists/checkValue", body)
 	if err != nil {
 		return nil, err
 	}

@@ -79,6 +79,8 @@ type bundle struct {
 	// indicatorAt indexes indicators by id: an event's indicator is emitted once per
 	// response, and later observables hitting it add their attributes' tags to it.
 	indicatorAt map[string]int
+	// refs are the external references of each event (by UUID), made once per response.
+	refs map[string]*gen.ExternalReferences
 }
 
 // data renders the bundle as the response's data: only non-empty lists appear.
@@ -152,8 +154,8 @@ func ctimValid(v verdict.Interval) gen.ValidTime {
 // verdictOnly adds the observable's verdict (deliberate): the same judgements as observe,
 // without the entities. events must be non-empty.
 func (m mapper) verdictOnly(b *bundle, o observable, events []intel.Event) {
-	js := m.judge(o, events)
-	v := js[verdict.Verdict(judgementsOf(js))].Judgement
+	js, _ := m.judge(o, events)
+	v := js[verdict.Verdict(js)]
 	d, name := dispositionOf(v.Disposition)
 	b.verdicts = append(b.verdicts, gen.Verdict{
 		Type:            gen.VerdictTypeVerdict,
@@ -171,14 +173,17 @@ func (m mapper) verdictOnly(b *bundle, o observable, events []intel.Event) {
 func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 	if b.indicatorAt == nil {
 		b.indicatorAt = map[string]int{}
+		b.refs = map[string]*gen.ExternalReferences{}
 	}
-	js := m.judge(o, events)
-	chosen := verdict.Verdict(judgementsOf(js))
+	js, attrs := m.judge(o, events)
+	chosen := verdict.Verdict(js)
+	defValid := m.validTime(o)
+	sharedValid := ctimValid(defValid) // most judgements keep it: one copy per observable
 	var verdictOf gen.Verdict
 	for i := range events {
 		e := &events[i]
-		jd := js[i]
-		a := jd.attr
+		jd := &js[i]
+		a := attrs[i]
 		sourceURI := m.eventURI(*e)
 		tlp := tlpOf(a.Tags)
 		if tlp == nil {
@@ -186,7 +191,15 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 		}
 		indicatorID := transientPrefix + "indicator-" + e.UUID
 		ids := externalIDs(e.UUID, a.UUID)
-		refs := m.externalRefs(*e, sourceURI)
+		refs := b.refs[e.UUID]
+		if refs == nil {
+			refs = m.externalRefs(*e, sourceURI)
+			b.refs[e.UUID] = refs
+		}
+		valid := sharedValid
+		if jd.Valid != defValid {
+			valid = ctimValid(jd.Valid)
+		}
 
 		disp, name := dispositionOf(jd.Disposition)
 		j := gen.Judgement{
@@ -199,12 +212,12 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 			Priority:           judgementPriority,
 			Confidence:         gen.Confidence(jd.Confidence),
 			Severity:           gen.Severity(jd.Severity),
-			ValidTime:          ctimValid(jd.Valid),
+			ValidTime:          valid,
 			Source:             ctimSource,
 			SourceUri:          sourceURI,
 			Reason:             ptr(clip(jd.Reason, maxReason)),
 			ReasonUri:          sourceURI,
-			ExternalIds:        ids,
+			ExternalIds:        &ids.ids,
 			ExternalReferences: refs,
 			Tlp:                tlp,
 		}
@@ -221,7 +234,7 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 		}
 
 		s := m.sighting(o, *e, sourceURI, tlp)
-		s.ExternalIds, s.ExternalReferences = ids, refs
+		s.ExternalIds, s.ExternalReferences = &ids.ids, refs
 		b.sightings = append(b.sightings, s)
 		b.relationships = append(b.relationships,
 			relationship(sightingOf, s.Id, indicatorID),
@@ -238,7 +251,7 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 			mergeIndicator(&b.indicators[at], *e)
 		} else {
 			b.indicatorAt[indicatorID] = len(b.indicators)
-			b.indicators = append(b.indicators, m.indicator(*e, indicatorID, sourceURI, refs))
+			b.indicators = append(b.indicators, m.indicator(*e, indicatorID, sourceURI, &ids.eventOnly, refs))
 		}
 	}
 	b.verdicts = append(b.verdicts, verdictOf)
@@ -294,7 +307,7 @@ func (m mapper) observedTime(e intel.Event) (time.Time, time.Time) {
 	return start, end
 }
 
-func (m mapper) indicator(e intel.Event, id string, sourceURI *string, refs *gen.ExternalReferences) gen.Indicator {
+func (m mapper) indicator(e intel.Event, id string, sourceURI *string, ids *gen.ExternalIDs, refs *gen.ExternalReferences) gen.Indicator {
 	valid := gen.ValidTime{}
 	if d := eventDate(e); !d.IsZero() {
 		valid.StartTime = &d
@@ -309,7 +322,7 @@ func (m mapper) indicator(e intel.Event, id string, sourceURI *string, refs *gen
 		Severity:           ptr(threatOf(e.ThreatLevel).severity),
 		Source:             ptr(ctimSource),
 		SourceUri:          sourceURI,
-		ExternalIds:        externalIDs(e.UUID, ""),
+		ExternalIds:        ids,
 		ExternalReferences: refs,
 		Timestamp:          timePtr(e.Timestamp),
 	}
@@ -328,6 +341,12 @@ func mergeIndicator(ind *gen.Indicator, e intel.Event) {
 	var tags []string
 	if ind.Tags != nil {
 		tags = *ind.Tags
+	} else {
+		n := len(e.Tags)
+		for i := range e.Attributes {
+			n += len(e.Attributes[i].Tags)
+		}
+		tags = make([]string, 0, n)
 	}
 	add := func(t string) {
 		t = clip(t, maxTag)
@@ -358,13 +377,12 @@ func mergeIndicator(ind *gen.Indicator, e intel.Event) {
 
 // stricter returns the more restrictive of two TLP markings (nil is no marking).
 func stricter(a, b *gen.TLP) *gen.TLP {
-	order := map[gen.TLP]int{gen.White: 0, gen.Green: 1, gen.Amber: 2, gen.Red: 3}
 	switch {
 	case a == nil:
 		return b
 	case b == nil:
 		return a
-	case order[*b] > order[*a]:
+	case tlpRank(*b) > tlpRank(*a):
 		return b
 	}
 	return a
@@ -373,6 +391,7 @@ func stricter(a, b *gen.TLP) *gen.TLP {
 // shortDescription sums the event up in a line: who, how severe, and what matched.
 func shortDescription(e intel.Event) string {
 	var b strings.Builder
+	b.Grow(128)
 	b.WriteString("MISP event")
 	if org := strings.TrimSpace(e.Org); org != "" {
 		b.WriteString(" by ")
@@ -405,13 +424,21 @@ func shortDescription(e intel.Event) string {
 	return b.String()
 }
 
+// idsBox holds an event's and attribute's external ids in one allocation: the judgement and
+// sighting share ids, the event's indicator eventOnly.
+type idsBox struct {
+	ids, eventOnly gen.ExternalIDs
+	arr            [2]string
+}
+
 // externalIDs are the MISP event UUID, then the attribute UUID when there is one.
-func externalIDs(eventUUID, attrUUID string) *gen.ExternalIDs {
-	ids := gen.ExternalIDs{eventUUID}
+func externalIDs(eventUUID, attrUUID string) *idsBox {
+	b := &idsBox{arr: [2]string{eventUUID, attrUUID}}
+	b.ids, b.eventOnly = b.arr[:1], b.arr[:1]
 	if attrUUID != "" && isExternalID(attrUUID) {
-		ids = append(ids, attrUUID)
+		b.ids = b.arr[:2]
 	}
-	return &ids
+	return b
 }
 
 // isExternalID keeps an attribute UUID only when it is short printable text, as an event
@@ -428,17 +455,21 @@ func isExternalID(s string) bool {
 	return true
 }
 
-// externalRefs points at the MISP event: its link when the relay has a UI URL.
+// refBox holds an event's external reference and the id it points at in one allocation.
+type refBox struct {
+	refs gen.ExternalReferences
+	arr  [1]gen.ExternalReference
+	id   string
+}
+
+// externalRefs points at the MISP event: its UUID, and its link when the relay has a UI URL.
+// (No description: the entities' titles already name the event, and every byte here is
+// repeated on each judgement, sighting and indicator.)
 func (m mapper) externalRefs(e intel.Event, sourceURI *string) *gen.ExternalReferences {
-	ref := gen.ExternalReference{
-		SourceName: ctimSource,
-		ExternalId: ptr(e.UUID),
-		Url:        sourceURI,
-	}
-	if e.Info != "" {
-		ref.Description = ptr(clip("MISP event: "+e.Info, maxDescription))
-	}
-	return &gen.ExternalReferences{ref}
+	b := &refBox{id: e.UUID}
+	b.arr[0] = gen.ExternalReference{SourceName: ctimSource, ExternalId: &b.id, Url: sourceURI}
+	b.refs = b.arr[:]
+	return &b.refs
 }
 
 // mispSighting is the CTIM sighting of what MISP's users reported seeing (type 0
@@ -470,7 +501,7 @@ func (m mapper) mispSighting(o observable, e intel.Event, a *intel.Attribute, so
 		Description:        ptr(clip(desc+".", maxDescription)),
 		Source:             ptr(ctimSource),
 		SourceUri:          sourceURI,
-		ExternalIds:        externalIDs(e.UUID, a.UUID),
+		ExternalIds:        &externalIDs(e.UUID, a.UUID).ids,
 		ExternalReferences: refs,
 		Tlp:                tlp,
 		Timestamp:          timePtr(s.Last),
@@ -511,22 +542,40 @@ func (m mapper) eventURI(e intel.Event) *string {
 // amber, the closest markings CTIM 1.1 has.
 func tlpOf(tags []string) *gen.TLP {
 	for _, t := range tags {
-		name, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(t)), "tlp:")
-		if !ok {
+		t = strings.TrimSpace(t)
+		// Compared ignoring case without lower-casing a copy: this runs for every tag of
+		// every matched attribute and event.
+		if len(t) < 4 || !strings.EqualFold(t[:4], "tlp:") {
 			continue
 		}
-		switch name {
-		case "white", "clear":
-			return ptr(gen.White)
-		case "green":
-			return ptr(gen.Green)
-		case "amber", "amber+strict":
-			return ptr(gen.Amber)
-		case "red":
-			return ptr(gen.Red)
+		switch name := t[4:]; {
+		case strings.EqualFold(name, "white"), strings.EqualFold(name, "clear"):
+			return &tlpWhite
+		case strings.EqualFold(name, "green"):
+			return &tlpGreen
+		case strings.EqualFold(name, "amber"), strings.EqualFold(name, "amber+strict"):
+			return &tlpAmber
+		case strings.EqualFold(name, "red"):
+			return &tlpRed
 		}
 	}
 	return nil
+}
+
+// The TLP markings tlpOf points at: shared, never written through.
+var tlpWhite, tlpGreen, tlpAmber, tlpRed = gen.White, gen.Green, gen.Amber, gen.Red
+
+// tlpRank orders markings from the least to the most restrictive.
+func tlpRank(t gen.TLP) int {
+	switch t {
+	case gen.Green:
+		return 1
+	case gen.Amber:
+		return 2
+	case gen.Red:
+		return 3
+	}
+	return 0
 }
 
 func eventDate(e intel.Event) time.Time {

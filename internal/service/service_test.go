@@ -113,7 +113,7 @@ func TestObserveGolden(t *testing.T) {
 	obs := `{"type":"ip","value":"198.51.100.7"}`
 	valid := `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-08T00:00:00Z"}`
 	ids := `["` + uuidHigh + `","11111111-0000-4000-8000-000000000001"]`
-	refs := `[{"source_name":"MISP","url":"` + uri + `","external_id":"` + uuidHigh + `","description":"MISP event: Test Event With High Threat Level"}]`
+	refs := `[{"source_name":"MISP","url":"` + uri + `","external_id":"` + uuidHigh + `"}]`
 	want := mustJSON(t, `{"data":{
 	 "verdicts":{"count":1,"docs":[{"type":"verdict","disposition":2,"disposition_name":"Malicious","observable":`+obs+`,
 	   "valid_time":`+valid+`,"judgement_id":"transient:judgement-#1"}]},

@@ -66,30 +66,18 @@ func (s *Service) checkWarninglists(ctx context.Context, t tenant, obs []observa
 	}
 }
 
-// judged is an event's judgement and the matched attribute that decided it.
-type judged struct {
-	verdict.Judgement
-	attr *intel.Attribute
-}
-
-func judgementsOf(js []judged) []verdict.Judgement {
-	out := make([]verdict.Judgement, len(js))
-	for i, j := range js {
-		out[i] = j.Judgement
-	}
-	return out
-}
-
 // judge applies the policy to each event: every matched attribute is judged and the event's
-// judgement is its decisive attribute's. Deliberate and observe both call it, so they agree.
-func (m mapper) judge(o observable, events []intel.Event) []judged {
+// judgement is its decisive attribute's, returned beside it. Deliberate and observe both call
+// it, so they agree.
+func (m mapper) judge(o observable, events []intel.Event) ([]verdict.Judgement, []*intel.Attribute) {
 	p := m.policy
 	if p == nil {
 		p = &verdict.Policy{}
 	}
 	hits := m.valueHits(o, events)
 	valid := m.validTime(o)
-	out := make([]judged, len(events))
+	js := make([]verdict.Judgement, len(events))
+	attrs := make([]*intel.Attribute, len(events))
 	for i := range events {
 		e := &events[i]
 		j, k := p.JudgeEvent(e, hits, m.now, valid)
@@ -97,12 +85,12 @@ func (m mapper) judge(o observable, events []intel.Event) []judged {
 			// No matched attribute to judge (backends always give one): the event's threat
 			// level alone, as the original relay did.
 			a := &intel.Attribute{ToIDS: true}
-			out[i] = judged{p.Judge(verdict.Input{Event: e, Attribute: a, Warnings: hits, Now: m.now, Valid: valid}), a}
+			js[i], attrs[i] = p.Judge(verdict.Input{Event: e, Attribute: a, Warnings: hits, Now: m.now, Valid: valid}), a
 			continue
 		}
-		out[i] = judged{j, &e.Attributes[k]}
+		js[i], attrs[i] = j, &e.Attributes[k]
 	}
-	return out
+	return js, attrs
 }
 
 // valueHits gathers every warninglist the observable's value is said to be on: MISP's

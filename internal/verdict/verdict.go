@@ -319,43 +319,40 @@ func (p *Policy) JudgeEvent(ev *intel.Event, warnings []intel.WarninglistHit, no
 func (p *Policy) explain(in *Input, d decision) Judgement {
 	ev, a := in.Event, in.Attribute
 	s := a.Sightings
-	var r reason
 	j := Judgement{Disposition: d.disp, Rule: d.rule, Valid: in.Valid, Capped: d.idsCap || d.orgCap}
-	tagPhrase := ""
-	if d.isTag {
-		tagPhrase = fmt.Sprintf("%s tag %q is a %s tag", d.tagWhere, d.tag, strings.ToLower(d.tagDisp.String()))
-	}
 	var decayed []intel.DecayScore
 	if d.decayed {
 		decayed = decayedScores(a.Decay)
 	}
+	var r reason
+	r.start(d.disp)
 	switch d.rule {
 	case RuleWarninglist:
 		lists := listNames(in.Warnings, a.Warnings)
-		r.decided("on MISP warninglist" + plural(len(lists)) + " " + quoteAll(lists))
+		r.decided("on MISP warninglist", plural(len(lists)), " ", quoteAll(lists))
 	case RuleBenignTag:
-		r.decided(fmt.Sprintf("attribute tag %q is a benign tag", d.benign))
+		r.decided("attribute tag ", strconv.Quote(d.benign), " is a benign tag")
 	case RuleFalsePositives:
-		r.decided("more false-positive reports than sightings in MISP (" + sightingCounts(s) + ")")
+		r.decided("more false-positive reports than sightings in MISP (", sightingCounts(s), ")")
 	case RuleExpired:
-		r.decided("expired in MISP on " + s.Expires.UTC().Format(time.DateOnly) + " (an expiration sighting)")
+		r.decided("expired in MISP on ", s.Expires.UTC().Format(time.DateOnly), " (an expiration sighting)")
 	case RuleDecayed:
-		r.decided("decayed in MISP (" + decayPhrase(decayed) + ")")
+		r.decided("decayed in MISP (", decayPhrase(decayed), ")")
 	case RuleTag:
-		r.decided(tagPhrase)
+		r.decided(d.tagWhere, " tag ", strconv.Quote(d.tag), " is a ", tagKind(d.tagDisp), " tag")
 	default:
-		r.decided("MISP event threat level " + threatLabel(ev.ThreatLevel))
+		r.decided("MISP event threat level ", threatLabel(ev.ThreatLevel))
 	}
 	if d.idsCap {
 		r.capped("not flagged for IDS (to_ids false)")
 	}
 	if d.orgCap {
-		r.capped("event created by " + orgName(ev) + ", not a trusted organisation")
+		r.capped("event created by ", orgName(ev), ", not a trusted organisation")
 	}
 
 	// The rest of the evidence.
 	if d.rule != RuleThreatLevel {
-		r.also("MISP event threat level " + threatLabel(ev.ThreatLevel))
+		r.also("MISP event threat level ", threatLabel(ev.ThreatLevel))
 	}
 	if !d.idsCap {
 		if a.ToIDS {
@@ -365,36 +362,36 @@ func (p *Policy) explain(in *Input, d decision) Judgement {
 		}
 	}
 	if d.isBenign && d.rule != RuleBenignTag {
-		r.also(fmt.Sprintf("attribute tag %q is a benign tag", d.benign))
+		r.also("attribute tag ", strconv.Quote(d.benign), " is a benign tag")
 	}
 	if d.isTag && d.rule != RuleTag {
-		r.also(tagPhrase)
+		r.also(d.tagWhere, " tag ", strconv.Quote(d.tag), " is a ", tagKind(d.tagDisp), " tag")
 	}
 	if (s.Seen > 0 || s.FalsePositive > 0) && d.rule != RuleFalsePositives {
 		r.also(sightingCounts(s))
 	}
 	if !s.Expires.IsZero() && d.rule != RuleExpired {
 		if d.expired {
-			r.also("expired in MISP on " + s.Expires.UTC().Format(time.DateOnly))
+			r.also("expired in MISP on ", s.Expires.UTC().Format(time.DateOnly))
 		} else {
-			r.also("expires on " + s.Expires.UTC().Format(time.DateOnly) + " (an expiration sighting)")
+			r.also("expires on ", s.Expires.UTC().Format(time.DateOnly), " (an expiration sighting)")
 		}
 	}
 	if len(a.Decay) > 0 && d.rule != RuleDecayed {
 		if d.decayed {
-			r.also("decayed in MISP (" + decayPhrase(decayed) + ")")
+			r.also("decayed in MISP (", decayPhrase(decayed), ")")
 		} else {
-			r.also("decay " + decayPhrase(a.Decay))
+			r.also("decay ", decayPhrase(a.Decay))
 		}
 	}
 	if len(p.TrustedOrgs) > 0 && !d.orgCap && d.orgKnown {
 		if d.trusted {
-			r.also("created by trusted organisation " + orgName(ev))
+			r.also("created by trusted organisation ", orgName(ev))
 		} else {
-			r.also("created by " + orgName(ev) + ", not a trusted organisation")
+			r.also("created by ", orgName(ev), ", not a trusted organisation")
 		}
 	}
-	j.Reason = r.sentence(j.Disposition)
+	j.Reason = r.sentence()
 	j.Severity = severityOf(j.Disposition)
 	j.Confidence = confidence(ev, a)
 
@@ -407,6 +404,13 @@ func (p *Policy) explain(in *Input, d decision) Judgement {
 		}
 	}
 	return j
+}
+
+func tagKind(d Disposition) string {
+	if d == Malicious {
+		return "malicious"
+	}
+	return "suspicious"
 }
 
 // Verdict returns the index of the judgement an observable's verdict follows: the first one
@@ -634,31 +638,44 @@ func quoteAll(names []string) string {
 	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
 }
 
-// reason builds the judgement's sentence: "<Disposition>: <decided>, capped: <caps>;
-// <evidence>; <evidence>."
+// reason builds the judgement's sentence, "<Disposition>: <decided>, capped at Suspicious:
+// <cap> and <cap>; <evidence>; <evidence>.", writing the parts straight into one buffer: a
+// judgement is made for every event of every observable.
 type reason struct {
-	decider string
-	caps    []string
-	rest    []string
+	b         strings.Builder
+	hasCapped bool
 }
 
-func (r *reason) decided(s string) { r.decider = s }
-func (r *reason) capped(s string)  { r.caps = append(r.caps, s) }
-func (r *reason) also(s string)    { r.rest = append(r.rest, s) }
+func (r *reason) start(d Disposition) {
+	r.b.Grow(192)
+	r.b.WriteString(d.String())
+	r.b.WriteString(": ")
+}
 
-func (r *reason) sentence(d Disposition) string {
-	var b strings.Builder
-	b.WriteString(d.String())
-	b.WriteString(": ")
-	b.WriteString(r.decider)
-	if len(r.caps) > 0 {
-		b.WriteString(", capped at Suspicious: ")
-		b.WriteString(strings.Join(r.caps, " and "))
+func (r *reason) write(parts []string) {
+	for _, p := range parts {
+		r.b.WriteString(p)
 	}
-	for _, s := range r.rest {
-		b.WriteString("; ")
-		b.WriteString(s)
+}
+
+func (r *reason) decided(parts ...string) { r.write(parts) }
+
+func (r *reason) capped(parts ...string) {
+	if r.hasCapped {
+		r.b.WriteString(" and ")
+	} else {
+		r.b.WriteString(", capped at Suspicious: ")
+		r.hasCapped = true
 	}
-	b.WriteString(".")
-	return b.String()
+	r.write(parts)
+}
+
+func (r *reason) also(parts ...string) {
+	r.b.WriteString("; ")
+	r.write(parts)
+}
+
+func (r *reason) sentence() string {
+	r.b.WriteString(".")
+	return r.b.String()
 }
