@@ -186,6 +186,11 @@ func (c *Cache) CheckWarninglists(ctx context.Context, key string, values []stri
 	slices.Sort(missing)
 	missing = slices.Compact(missing)
 	ch := c.flight.DoChan("warn\x00"+prefix+strings.Join(missing, "\x00"), func() (any, error) {
+		// A call that ended between this caller's cache read and its joining the flight
+		// has filled the cache: look again rather than ask MISP twice.
+		if got, ok := c.cachedHits(prefix, missing); ok {
+			return got, nil
+		}
 		// As for searches: the shared call outlives a caller that gives up.
 		got, err := wc.CheckWarninglists(context.WithoutCancel(ctx), key, missing)
 		if err == nil && c.warn != nil {
@@ -207,4 +212,22 @@ func (c *Cache) CheckWarninglists(ctx context.Context, key string, values []stri
 		}
 		return out, nil
 	}
+}
+
+// cachedHits returns the cached hits of every value, and false when one is not cached.
+func (c *Cache) cachedHits(prefix string, values []string) (map[string][]intel.WarninglistHit, bool) {
+	if c.warn == nil {
+		return nil, false
+	}
+	out := map[string][]intel.WarninglistHit{}
+	for _, v := range values {
+		hits, ok := c.warn.Get(prefix + v)
+		if !ok {
+			return nil, false
+		}
+		if len(hits) > 0 {
+			out[v] = hits
+		}
+	}
+	return out, true
 }
