@@ -84,7 +84,11 @@ func deriveTimeouts(cfg config) timeouts {
 // API_URL, the MISPs configuration tokens name, urlscan.io, and the HTTP API.
 func build(cfg config, log *slog.Logger) (*App, error) {
 	tm := deriveTimeouts(cfg)
-	m := metrics.New()
+	paths, err := service.Routes()
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New(paths)
 	userAgent := "misp-relay/" + Version + " (Cisco XDR relay)"
 	var caches []*cache.Cache
 	var cachesMu sync.Mutex

@@ -8,6 +8,8 @@
 //     entities limit) and whose keys XDR publishes at https://<jwks_host>/.well-known/jwks.
 //
 // The messages are those of Cisco's XDR relays, so XDR shows analysts what they are used to.
+// It only verifies and extracts claims: it must not decide which MISP a tenant may reach (the
+// app's host policy does) nor put a token or key in an error or a log line.
 package auth
 
 import (

@@ -1,6 +1,7 @@
 // Package metrics exposes the relay's Prometheus metrics on their own registry (served on a
 // separate listener, METRICS_ADDR), so operators see traffic, outcomes, MISP latency and
-// errors, cache efficiency and the circuit breaker without reading logs.
+// errors, cache efficiency and the circuit breaker without reading logs. It only counts: it
+// must not decide anything, and its label values are bounded (unknown paths are "other").
 package metrics
 
 import (
@@ -20,20 +21,20 @@ type Metrics struct {
 	requestDuration  *prometheus.HistogramVec
 	upstream         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
+	knownPaths       map[string]bool
 }
 
-// The relay's paths; any other path is counted as "other" so that scanners probing random
-// URLs cannot grow the label set without bound.
-var knownPaths = map[string]bool{
-	"/health": true, "/deliberate/observables": true, "/observe/observables": true,
-	"/refer/observables": true, "/respond/observables": true, "/respond/trigger": true,
-	"/version": true, "/watchdog": true,
-}
-
-// New registers every collector, the Go runtime's and the process's included.
-func New() *Metrics {
+// New registers every collector, the Go runtime's and the process's included. paths are the
+// relay's API paths (service.Routes, from the spec); any other path is counted as "other", so
+// that scanners probing random URLs cannot grow the label set without bound.
+func New(paths []string) *Metrics {
+	known := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		known[p] = true
+	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		knownPaths: known,
+		reg:        prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_requests_total",
 			Help: "Requests answered, by path and outcome (ok or the error code of the envelope).",
@@ -65,7 +66,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // ObserveRequest records one answered request.
 func (m *Metrics) ObserveRequest(path, outcome string, d time.Duration) {
-	if !knownPaths[path] {
+	if !m.knownPaths[path] {
 		path = "other"
 	}
 	m.requests.WithLabelValues(path, outcome).Inc()

@@ -64,6 +64,7 @@ func NewHandler(s *Service) (http.Handler, error) {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
 	spec.Servers = nil // the validator would otherwise match the Host header against servers
+	bodyRoutes := routesOf(spec).withBody
 
 	r := chi.NewRouter()
 	r.Use(s.logRequests, s.recoverer, trimTrailingSlash, s.readBody)
@@ -75,7 +76,7 @@ func NewHandler(s *Service) (http.Handler, error) {
 		},
 		ErrorHandlerWithOpts: s.rejected,
 	}))
-	r.Use(singleJSONValue)
+	r.Use(singleJSONValue(bodyRoutes))
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed)
 	strict := gen.NewStrictHandlerWithOptions(s, nil, gen.StrictHTTPServerOptions{
@@ -184,25 +185,21 @@ func trimTrailingSlash(next http.Handler) http.Handler {
 	})
 }
 
-// bodyRoutes are the operations whose body is a JSON document.
-var bodyRoutes = map[string]bool{
-	"/deliberate/observables": true, "/observe/observables": true, "/refer/observables": true,
-	"/respond/observables": true, "/respond/trigger": true,
-}
-
 // singleJSONValue refuses a body with data after its JSON value (`[...] garbage`), which the
 // validator's decoder reads past: the contract answers it as a body that is not JSON.
-func singleJSONValue(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if st := stateFrom(r.Context()); bodyRoutes[r.URL.Path] && len(st.body) > 0 {
-			if !json.Valid(st.body) { // one JSON value, nothing after it; no allocation
-
-				writeEnvelope(w, r, payloadError(schemaProblem()))
-				return
+// bodyRoutes are the paths whose body is a JSON document (routes.withBody).
+func singleJSONValue(bodyRoutes map[string]bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if st := stateFrom(r.Context()); bodyRoutes[r.URL.Path] && len(st.body) > 0 {
+				if !json.Valid(st.body) { // one JSON value, nothing after it; no allocation
+					writeEnvelope(w, r, payloadError(schemaProblem()))
+					return
+				}
 			}
-		}
-		next.ServeHTTP(w, r)
-	})
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // readBody reads the body once, up to MaxBodyBytes, keeps it for error messages and hands the

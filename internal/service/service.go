@@ -1,6 +1,12 @@
 // Package service implements the relay's API (the strict server interface generated from
-// api/openapi.yaml): it filters the observables XDR sends, looks them up in MISP (or a MISP
-// feed), maps what MISP knows to CTIM, and runs the response actions.
+// api/openapi.yaml): it filters the observables XDR sends, looks them up in the tenant's
+// intel.Backend, maps what MISP knows to CTIM, and runs the response actions. errors.go is the
+// one place where a failure becomes the XDR error envelope.
+//
+// It owns the HTTP contract (handler.go: routing, validation, authentication first, limits,
+// the request log line) and the CTIM mapping (ctim.go). It must not know which kind of backend
+// it talks to (MISP server, feed, cache), nor read settings from the environment: everything
+// it needs comes in Config.
 package service
 
 import (
