@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,6 +66,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 		readHeaderTimeout: 10 * time.Second,
 	}
 	var err error
+	if n, perr := strconv.Atoi(c.port); perr != nil || n < 0 || n > 65535 {
+		return c, fmt.Errorf("PORT must be a TCP port number from 0 to 65535, not %q", c.port)
+	}
+	if c.uiURL != "" {
+		if u, perr := url.Parse(c.uiURL); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("MISP_UI_URL must be an http(s) URL such as https://misp.example, not %q", c.uiURL)
+		}
+	}
+	if c.metricsAddr != "" {
+		if _, _, perr := net.SplitHostPort(c.metricsAddr); perr != nil {
+			return c, fmt.Errorf("METRICS_ADDR must be host:port such as 127.0.0.1:9090, not %q", c.metricsAddr)
+		}
+	}
 	if c.mispTimeout, err = duration(getenv, "MISP_TIMEOUT", 25*time.Second); err != nil {
 		return c, err
 	}
