@@ -7,7 +7,16 @@ LINT    := $(GO) tool -modfile=tools.mod golangci-lint
 BIN     := bin/relay
 PORT    ?= 8080
 
-.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda
+# npm tools for the spec checks, pinned exactly; npx --yes fetches them on first use.
+# Redocly 2.55.0 is the newest release that runs on Node.js 20 without printing a deprecation
+# banner (later ones pass too: make lint-spec REDOCLY_VERSION=2.77.0). Prism 5.14.2 is the
+# newest that runs on Node.js 20 (5.15.10 and later need Node.js 24).
+NPX              := npx --yes
+REDOCLY_VERSION  ?= 2.55.0
+SPECTRAL_VERSION ?= 6.16.3
+PRISM_VERSION    ?= 5.14.2
+
+.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda lint-spec
 
 all: test build
 
@@ -42,6 +51,15 @@ generate:
 generate-check: generate
 	@git diff --exit-code -- internal/gen pkg/relayclient || { echo "generated code is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- internal/gen pkg/relayclient)" || { git status --porcelain -- internal/gen pkg/relayclient; echo "untracked generated files"; exit 1; }
+
+## lint-spec: Redocly CLI (recommended rules) and Spectral (spectral:oas) on api/openapi.yaml;
+## any error or warning fails.
+lint-spec:
+	@echo "lint-spec: Redocly CLI $(REDOCLY_VERSION) and Spectral $(SPECTRAL_VERSION) through npx (first run downloads them: about a minute)"
+	@out=$$($(NPX) @redocly/cli@$(REDOCLY_VERSION) lint --extends=recommended --format=stylish api/openapi.yaml 2>&1); rc=$$?; \
+	  echo "$$out"; \
+	  if [ $$rc -ne 0 ] || echo "$$out" | grep -Eq '^ +[0-9]+:[0-9]+ +(error|warning) '; then echo "lint-spec: Redocly found problems"; exit 1; fi
+	$(NPX) @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn -r .spectral.yaml api/openapi.yaml
 
 ## bench: micro-benchmarks of the request path (1s each), then the load benchmark
 ## (relay bench: in-process relay against a fake MISP on loopback, 5s per scenario).
