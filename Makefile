@@ -16,7 +16,7 @@ REDOCLY_VERSION  ?= 2.55.0
 SPECTRAL_VERSION ?= 6.16.3
 PRISM_VERSION    ?= 5.14.2
 
-.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda lint-spec
+.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda lint-spec ts-client
 
 all: test build
 
@@ -60,6 +60,15 @@ lint-spec:
 	  echo "$$out"; \
 	  if [ $$rc -ne 0 ] || echo "$$out" | grep -Eq '^ +[0-9]+:[0-9]+ +(error|warning) '; then echo "lint-spec: Redocly found problems"; exit 1; fi
 	$(NPX) @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn -r .spectral.yaml api/openapi.yaml
+
+## ts-client: TypeScript contract test. Generates types from the spec (openapi-typescript),
+## type-checks contract/ts/src/contract.ts under strict (tsc), then runs it (openapi-fetch)
+## against a relay on the sample feed: every operation, 404, 405 and a bad token.
+ts-client: build
+	@echo "ts-client: npm ci in contract/ts (first run downloads openapi-typescript, openapi-fetch and typescript, about 10 MB: under a minute)"
+	cd contract/ts && npm ci --no-audit --no-fund
+	cd contract/ts && npm run --silent generate && npm run --silent build
+	node contract/with-relay.mjs node contract/ts/dist/contract.js
 
 ## bench: micro-benchmarks of the request path (1s each), then the load benchmark
 ## (relay bench: in-process relay against a fake MISP on loopback, 5s per scenario).
