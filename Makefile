@@ -16,7 +16,7 @@ REDOCLY_VERSION  ?= 2.55.0
 SPECTRAL_VERSION ?= 6.16.3
 PRISM_VERSION    ?= 5.14.2
 
-.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda lint-spec ts-client
+.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda lint-spec ts-client prism-check
 
 all: test build
 
@@ -69,6 +69,14 @@ ts-client: build
 	cd contract/ts && npm ci --no-audit --no-fund
 	cd contract/ts && npm run --silent generate && npm run --silent build
 	node contract/with-relay.mjs node contract/ts/dist/contract.js
+
+## prism-check: the relay's answers through Prism's validating proxy, on the sample feed: every
+## operation (good input, empty lists, unsupported types, invalid bodies, bad and missing
+## tokens), unknown paths, wrong methods and HEAD /watchdog; any violation fails. It first
+## checks that a deliberate violation is caught (see contract/prism-check.mjs).
+prism-check: build
+	@echo "prism-check: Prism $(PRISM_VERSION) through npx (first run downloads it: about a minute)"
+	PRISM_VERSION=$(PRISM_VERSION) node contract/with-relay.mjs node contract/prism-check.mjs
 
 ## bench: micro-benchmarks of the request path (1s each), then the load benchmark
 ## (relay bench: in-process relay against a fake MISP on loopback, 5s per scenario).
