@@ -21,30 +21,40 @@ PRISM_VERSION    ?= 5.14.2
 all: test build
 
 build:
+	@echo "building $(BIN) (the first run downloads the go1.27.3 toolchain, about 75 MB, and the modules, about 20 MB, from the Go module proxy: about 3 minutes; then seconds)"
 	$(GO) build -trimpath -o $(BIN) ./cmd/relay
 
-## run: serve the sample MISP feed on :$(PORT) with a fresh SECRET_KEY, printing a ready JWT and curl line.
+## run: serve the sample MISP feed on :$(PORT) with a fresh SECRET_KEY, printing it with a ready
+## JWT and curl lines. Refer links point at MISP_UI_URL, https://misp.example (fictitious) unless
+## set: make run MISP_UI_URL=https://misp.example.org (MISP_UI_URL= gives no links).
+MISP_UI_URL ?= https://misp.example
 run: build
 	@eval "$$($(BIN) jwt --key sample-misp-key --format env)"; \
-	echo "misp-relay on the sample feed (sample/feed), http://localhost:$(PORT)"; \
-	echo "JWT: $$RELAY_JWT"; \
-	echo "Try:"; \
+	echo "misp-relay on the sample feed (sample/feed), http://localhost:$(PORT), $(if $(MISP_UI_URL),refer links to MISP_UI_URL=$(MISP_UI_URL),no refer links (MISP_UI_URL is empty))"; \
+	echo "SECRET_KEY=$$SECRET_KEY"; \
+	echo "RELAY_JWT=$$RELAY_JWT"; \
+	echo "Try (enrich, then the links back into MISP):"; \
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/observe/observables"; \
+	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/refer/observables"; \
 	echo; \
-	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" MISP_UI_URL="$${MISP_UI_URL:-}" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve
+	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" MISP_UI_URL="$(MISP_UI_URL)" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve
 
 ## test: vet, lint, and every test with the race detector.
 test: vet lint
+	@echo "go test -race ./... (about 5 minutes the first time on 2 cores, when the race-instrumented packages are compiled; about 2 after)"
 	$(GO) test -race -count=1 ./...
 
 vet:
+	@echo "go vet ./... (the first run downloads the go1.27.3 toolchain and the modules unless make build did, then compiles: 1 to 4 minutes)"
 	$(GO) vet ./...
 
 lint:
+	@echo "golangci-lint (the first run builds it from tools.mod, downloading about 75 MB of modules: about 13 minutes on 2 cores; then about 20 s)"
 	$(LINT) run ./...
 
 ## generate: regenerate internal/gen and pkg/relayclient from api/openapi.yaml.
 generate:
+	@echo "oapi-codegen (the first run downloads and builds it: under a minute)"
 	$(GO) generate ./internal/gen ./pkg/relayclient
 
 ## generate-check: fail when the committed generated code differs from a fresh generation.
