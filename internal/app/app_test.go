@@ -98,7 +98,7 @@ func TestServeSampleFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	health, err := c.HealthWithResponse(ctx)
+	health, err := c.HealthWithResponse(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestServeSampleFeed(t *testing.T) {
 	if err := json.Unmarshal(raw, &obs); err != nil {
 		t.Fatal(err)
 	}
-	observe, err := c.ObserveObservablesWithResponse(ctx, obs)
+	observe, err := c.ObserveObservablesWithResponse(ctx, nil, obs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestServeSampleFeed(t *testing.T) {
 	if d == nil || d.Verdicts == nil || d.Verdicts.Count != len(obs)-1 {
 		t.Fatalf("observe on the sample: want a verdict for every sample observable but the unknown one, got %s", observe.Body)
 	}
-	refer, err := c.ReferObservablesWithResponse(ctx, obs)
+	refer, err := c.ReferObservablesWithResponse(ctx, nil, obs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -447,6 +447,51 @@ func (e SightingType) Valid() bool {
 	}
 }
 
+// Defines values for SupportedObservableType.
+const (
+	SupportedDomain   SupportedObservableType = "domain"
+	SupportedEmail    SupportedObservableType = "email"
+	SupportedFileName SupportedObservableType = "file_name"
+	SupportedHostname SupportedObservableType = "hostname"
+	SupportedIP       SupportedObservableType = "ip"
+	SupportedIPv6     SupportedObservableType = "ipv6"
+	SupportedMD5      SupportedObservableType = "md5"
+	SupportedSHA1     SupportedObservableType = "sha1"
+	SupportedSHA256   SupportedObservableType = "sha256"
+	SupportedSHA512   SupportedObservableType = "sha512"
+	SupportedURL      SupportedObservableType = "url"
+)
+
+// Valid indicates whether the value is a known member of the SupportedObservableType enum.
+func (e SupportedObservableType) Valid() bool {
+	switch e {
+	case SupportedDomain:
+		return true
+	case SupportedEmail:
+		return true
+	case SupportedFileName:
+		return true
+	case SupportedHostname:
+		return true
+	case SupportedIP:
+		return true
+	case SupportedIPv6:
+		return true
+	case SupportedMD5:
+		return true
+	case SupportedSHA1:
+		return true
+	case SupportedSHA256:
+		return true
+	case SupportedSHA512:
+		return true
+	case SupportedURL:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TLP.
 const (
 	Amber TLP = "amber"
@@ -676,15 +721,32 @@ type ObservableType string
 // pass validation and are skipped later); no other key is allowed. Types the relay does not
 // support are ignored.
 type ObservableInput struct {
-	// Type Example: ip
-	Type string `json:"type"`
+	// Type A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+	// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+	//
+	//
+	// Example: ip
+	Type ObservableTypeInput `json:"type"`
 
-	// Value Example: 198.51.100.7
-	Value string `json:"value"`
+	// Value The observable's value; surrounding whitespace is trimmed before use.
+	//
+	// Example: 198.51.100.7
+	Value ObservableValueInput `json:"value"`
 }
 
 // ObservableList Observables to look up. An empty list is valid.
 type ObservableList = []ObservableInput
+
+// ObservableTypeInput A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+//
+// Example: ip
+type ObservableTypeInput = string
+
+// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use.
+//
+// Example: 198.51.100.7
+type ObservableValueInput = string
 
 // ObservedTime defines model for ObservedTime.
 type ObservedTime struct {
@@ -745,6 +807,7 @@ type RespondAction struct {
 	Description string          `json:"description"`
 	Id          RespondActionId `json:"id"`
 	QueryParams struct {
+		// ObservableType One of the `SupportedObservableType` values.
 		ObservableType  string `json:"observable_type"`
 		ObservableValue string `json:"observable_value"`
 	} `json:"query-params"`
@@ -799,6 +862,16 @@ type SightingList struct {
 	Docs  []Sighting `json:"docs"`
 }
 
+// SupportedObservableType The observable types this relay looks up in MISP (each among several MISP attribute
+// types, composites included):
+// * `ip`, `ipv6`: `ip-src`, `ip-dst`, `ip-src|port`, `ip-dst|port`, `domain|ip`
+// * `domain`, `hostname`: `domain`, `domain|ip`, `hostname`, `hostname|port`
+// * `url`: `url`, `uri`, `link`
+// * `md5`, `sha1`, `sha256`, `sha512`: the hash and `filename|<hash>` (and `malware-sample` for `md5`)
+// * `email`: `email`, `email-src`, `email-dst`, `target-email`, `whois-registrant-email`
+// * `file_name`: `filename`, `filename|<hash>`, `malware-sample`
+type SupportedObservableType string
+
 // TLP defines model for TLP.
 type TLP string
 
@@ -807,11 +880,17 @@ type TriggerRequest struct {
 	// ActionId Example: misp-add-sighting
 	ActionId string `json:"action-id"`
 
-	// ObservableType Example: domain
-	ObservableType string `json:"observable_type"`
+	// ObservableType A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+	// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+	//
+	//
+	// Example: ip
+	ObservableType ObservableTypeInput `json:"observable_type"`
 
-	// ObservableValue Example: evil.example
-	ObservableValue      string                 `json:"observable_value"`
+	// ObservableValue The observable's value; surrounding whitespace is trimmed before use.
+	//
+	// Example: 198.51.100.7
+	ObservableValue      ObservableValueInput   `json:"observable_value"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -874,13 +953,22 @@ type WatchdogResult struct {
 	Errors *Errors `json:"errors,omitempty"`
 }
 
+// HealthCheck Example: alive
+type HealthCheck = string
+
+// MethodNotAllowed Body of a 404 (unknown path) or 405 (wrong method) answer.
+type MethodNotAllowed = HTTPError
+
+// NotFound Body of a 404 (unknown path) or 405 (wrong method) answer.
+type NotFound = HTTPError
+
 // Observables Observables to look up. An empty list is valid.
 type Observables = ObservableList
 
 // WatchdogParams defines parameters for Watchdog.
 type WatchdogParams struct {
 	// HealthCheck Echoed back as `data`; without it the answer is a `health check failed` error.
-	HealthCheck *string `json:"Health-Check,omitempty"`
+	HealthCheck *HealthCheck `json:"Health-Check,omitempty"`
 }
 
 // DeliberateObservablesJSONRequestBody defines body for DeliberateObservables for application/json ContentType.
@@ -1190,7 +1278,7 @@ func (siw *ServerInterfaceWrapper) Watchdog(w http.ResponseWriter, r *http.Reque
 
 	// ------------- Optional header parameter "Health-Check" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("Health-Check")]; found {
-		var HealthCheck string
+		var HealthCheck HealthCheck
 		n := len(valueList)
 		if n != 1 {
 			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Health-Check", Count: n})
@@ -1332,10 +1420,10 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	}
 
 	r.Group(func(r chi.Router) {
-		r.Post(options.BaseURL+"/health", wrapper.Health)
+		r.Post(options.BaseURL+"/deliberate/observables", wrapper.DeliberateObservables)
 	})
 	r.Group(func(r chi.Router) {
-		r.Post(options.BaseURL+"/deliberate/observables", wrapper.DeliberateObservables)
+		r.Post(options.BaseURL+"/health", wrapper.Health)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/observe/observables", wrapper.ObserveObservables)
@@ -1359,6 +1447,10 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	return r
 }
 
+type MethodNotAllowedJSONResponse HTTPError
+
+type NotFoundJSONResponse HTTPError
+
 type DeliberateObservablesRequestObject struct {
 	Body *DeliberateObservablesJSONRequestBody
 }
@@ -1381,6 +1473,34 @@ func (response DeliberateObservables200JSONResponse) VisitDeliberateObservablesR
 	return err
 }
 
+type DeliberateObservables404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeliberateObservables404JSONResponse) VisitDeliberateObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliberateObservables405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response DeliberateObservables405JSONResponse) VisitDeliberateObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type HealthRequestObject struct {
 }
 
@@ -1398,6 +1518,34 @@ func (response Health200JSONResponse) VisitHealthResponse(w http.ResponseWriter)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Health404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Health404JSONResponse) VisitHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Health405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Health405JSONResponse) VisitHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1424,6 +1572,34 @@ func (response ObserveObservables200JSONResponse) VisitObserveObservablesRespons
 	return err
 }
 
+type ObserveObservables404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ObserveObservables404JSONResponse) VisitObserveObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ObserveObservables405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response ObserveObservables405JSONResponse) VisitObserveObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReferObservablesRequestObject struct {
 	Body *ReferObservablesJSONRequestBody
 }
@@ -1442,6 +1618,34 @@ func (response ReferObservables200JSONResponse) VisitReferObservablesResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReferObservables404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ReferObservables404JSONResponse) VisitReferObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReferObservables405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response ReferObservables405JSONResponse) VisitReferObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1468,6 +1672,34 @@ func (response RespondObservables200JSONResponse) VisitRespondObservablesRespons
 	return err
 }
 
+type RespondObservables404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RespondObservables404JSONResponse) VisitRespondObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RespondObservables405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response RespondObservables405JSONResponse) VisitRespondObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RespondTriggerRequestObject struct {
 	Body *RespondTriggerJSONRequestBody
 }
@@ -1486,6 +1718,34 @@ func (response RespondTrigger200JSONResponse) VisitRespondTriggerResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RespondTrigger404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RespondTrigger404JSONResponse) VisitRespondTriggerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RespondTrigger405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response RespondTrigger405JSONResponse) VisitRespondTriggerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1511,6 +1771,34 @@ func (response Version200JSONResponse) VisitVersionResponse(w http.ResponseWrite
 	return err
 }
 
+type Version404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Version404JSONResponse) VisitVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Version405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Version405JSONResponse) VisitVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type WatchdogRequestObject struct {
 	Params WatchdogParams
 }
@@ -1529,6 +1817,34 @@ func (response Watchdog200JSONResponse) VisitWatchdogResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Watchdog404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Watchdog404JSONResponse) VisitWatchdogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Watchdog405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Watchdog405JSONResponse) VisitWatchdogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1834,86 +2150,121 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hx7c9u6sfhX2cGvM0duqIcd+/xa5Y9OjuPe4zSvsXVOehv5ijC5knBMAiwA2lFz/d3vLABSpETbch5N",
-	"e+fOZGISxGOx711g9YklKi+URGkNG39iGv9eorE/qVSga3h7aVBf88vMvyZKWpSWHnlRZCLhVig5/M0o",
-	"SW0mWWLO6el3GudszP7fcD3/0H81w/Wcr4Sx7Pb2NnILC40pG1tdIrWE3jTZsZJzkaJMkN5Qljkbf2Cn",
-	"cq5YxF6pGxax15iKMmcR+1kslixib5REFrFf5JVUN5JdRMyuCmRjZqwWcsFuI/ZCmEIZQRugaVM0iRaF",
-	"f2X7cJwhlxEcwGueiUSo0kTwFM5LU1Rvh3Cs8lzJCI4gLDRgUQXffnQQPY0Oo6P12kJaXKBmEfvYp179",
-	"a64lzwm1H5rguKVZC8IaiHbzGpx2uwes3Vbjor33NzxvobVavLlia5l67vuQeyK1SJYvuHXcwNPUrcWz",
-	"d1oVqK3jrjnPDEYbiD+RVtgVZMJYEwHyZAmFRoPSgpLZCm6WKEEq2ce8sKsBxMMUM3GJmlscqjW3xqDR",
-	"lloaPyy+Rp2KxJqYSFQ0oPjEhEyJkZU2D3HuadXTM27EfivTBeaV9Nw39GXVsxqqMXPCY5aieHD0WaNz",
-	"NYERi6UVcvHg4PPQsRpYoeKhcb/6fkFIayKry98wsWsin6EpM/sgmds4TwNn3Ld+g4duI4Za70ChE9+r",
-	"G1z69kh2fCsRLksjJBoDDoQBxDRzDMIAz274ykA855ZnHZyVqBR3gviYOt5GLEdj+AK39dFzIBEgFQhc",
-	"Apc8WxkLSgMtRxwJCbUnJCUDeIPXqGGpstQAB4OJRkvQbYmpb1gLv9tIh0C3NPQH/zXy21sDfXEXzo9V",
-	"2rGl30PMS7tUWvzD8bZHbzwGu0R4+X5Cu6PH561OS+QpakL+jVZyAb2wOhjLtTUQt7vPucgwHUO8N5jK",
-	"30Ms5DXPRApcL0qSxrDcpUpXoS+4Dn701uSnYfjL87dvoOCrTPEUNCYorjEdQLwXEdRcQul1I1FEKOnX",
-	"LlDnwhiaOEUpMI3H8Pr0/B0NKXVmEi4HQoHGeWkwdXBd4Qp6h6P94eHoadiBVBbmqpR3jObS3KDGFA5H",
-	"h9BLlphcwfN3p7Nfzl6FCaxSkHO5gmDszR1gcIv9TOTCBlhIYRE0B3+scWlRS57VhOuYJeC0dzQahVGk",
-	"oUWCUEp+zUVGyrp7qDCQqhsZgRU5pqBKx+9N7CRKSkw8pY5GB8Oj0dPh0egwLHTJ02qL8fguBJvysqJJ",
-	"77CGcYk8s0vw2PNbiMcQD2+4TZapWsRwI+ySIIp/dl37x9Q19qMD7eMxcLmySyEXgJlB6HEZyAN2yS1t",
-	"kIh5Q89u/wZlaiLgMHl17pYtNRJEa6eCdUgMi9gmV7OIbTEbi1jNOixiW1zgpmkSlEWsg1YsYg3Esoh1",
-	"4IpFrLzPN6g1ubCY76bSnXIU8tQP2K9n5VrzFX38eTJ59zkK/ieSfDUH7gWmktuC2+Ue8dvh6Ah6XtXk",
-	"aJcq3Qs0vFvbB1odjg6jw9Gu7h/B/0bZPwfy0Otrt94bZZ9nmbrB1HluDQtxv47eQTl73v0i+/2IIcZy",
-	"W5qmtVFXD5uaMKoL/C/3CE5fdFna48npaxDps4bWu9HCogGruTQCpQWRGujF9ft4Wo5GTxNawD1h3zeU",
-	"pUh9Q7xHDJPzj69QLuySjQ9Gh3+IWMEtyRwbs//qrWcbPPnvpbWF+dN4OBw8GSZW8OEH3v/HxYc+/f+k",
-	"9dL/MOr/kffn/YtPT3+83ftdl52vHdfPcH8K1F494TXtvIe5sGQTlEz8R42mUNLgXpdINCO3+8jUiPFu",
-	"N6D41ETb0Wg06tigSB/03V9Qv0KrtExQb8y6Pzo4dAqmbuhYw880u0ZtAlz3et3u76+hMw0np0zY1YMD",
-	"q340Zqm0nd2NDc9E25CqUif4mL6zUouHAPvl7JQGWL5oK+8tPN7hZq6VNVl0Y3le0PC50jm3bEw6Bfv0",
-	"qdNTFTbDHVfLioe2Mnn1rsv9rSPBTrvlbOzMAfhQ5EQ9J9RxU52JtNrcFj+1Fmhwapfqaweij9PDiSp9",
-	"BicXUuRl3mT2ykSRCKpkdxtdw/OAnd6yUaVzVtxaXfuso+bP1Fu9dUYgaiixvWeQrjMgMNcqd8reffzB",
-	"gF1q5BYyvMbsKyq1dsLpvoHN3FR75EzyHB8x3KV3HqEg1wjbPY3nFatQlXbL+cfAWKSrazYbdbGZRm6U",
-	"3E2wv4cCvluTPmQtHq1XP0MpframqxNX30fTNbisLRcdvN7gragpew2CbqjOQLR7Fcq/iOKs4fnKivNt",
-	"S4wfoTmD+7sm0AAmSwRaAK5Vwi/LjOsVxa6u3/5gf7D/9AcDSaYops6EsVBkpYHYLPnR/kEcTeXNUiRL",
-	"sEthgjttyqJQ2lICjcLoxXI92UdIFfrA2M0lrA+A26TYZGeeFzPCbmlRzxal472Eus/JLCF9y9f81Pwi",
-	"jClRbzQa1IJn1ChMoma5SOvnMpm5txQpMqYHlXNBEGLORVb9nYW4S6R1iyk9dSI2FxlWsLhnijZZxJbK",
-	"2NAschTuj3F/Cvff9Y8uhEhmPE01GkNv6RH9b2Y5T5ZCogcuLy1+ZBGTi/mNb3FPYW6VSjMjIbJedlrv",
-	"s4xfIm1D6UtheTaTKg2zFldijZlCqwSNqebUuBDG6tXsClfN183PYadmf8YXKK2f2E86k2V+6Uhhlnzf",
-	"/zk4+tE/HO0f0MNNMvOI9wOtRpnOcpFo5RtKTbCVBnX445e5S8mVGMT5bkXenfn0Y+8XvFNZlI/1W57L",
-	"huQBN/DXF2c+LUSCAD8pu4S5QJfX1bg+BwEProHezVJYNAVPsO8OPhykZioLbkwztcll6qYwV6IoSHC5",
-	"Rb33DKQCZZeoXerRpbhd7mEAk1WBphESV2I6lUGa3XRiIZXG9F6Z/cjzInNKk9j6ATNaU2k9bP+Pfxgc",
-	"7Q/2R6PB/2fRtyJfZSA2HMv6uwGrIFPqCspiAM8leEJ4pRVQTb7jTmZgk2s6YibfBb2xfZzhQhlM486O",
-	"hct3P2rMdtqmmqALzWc4R/1Fiaed0OqWQZngKyGvupD65Smk9hKPtbWZkFcwV7pxqBMBDhYD4FVKmOtk",
-	"6bqQ6DXM8nZYwi0ulA5vNX4eDMY3swv3y6NI28Kocd7PhSn6HtK+KPqPkc9mYH9/P1LtTV4stehKqN3P",
-	"lt5quBXbG69MRwOJ3Xy7Pod9JLGJP9xpXDiNhV5cPfbVPHbJZg61Xw69GDP35L9aBcIaqDMU2/TfNcJr",
-	"HjzPKqW8oeUKlA1v71nTdwup0Bbwzpo04R2wb55Ne3yKy02/C4Y+IyWmF2h3X2DTfW2ShF3sxsR3RFbb",
-	"1G3tvwXrQxz+LxIjtYTu64ZJZy51nT5PKu33KO1dJb7DKa9z1nJOx0lz1JVaX6vsZxD/vUS96hdc89zE",
-	"kKgc4ZInVyAkxEM/XTq0WiwWqOPvrOIDbzrlztO0Xwk8i9ZtDjF9H69fo9eiJuGyT/91et1NDDySt9aY",
-	"rNXWAztpjPgsb39zxY4Zu7hqN5O2u2lqkH0Dgffw9D/Du2oKzzfxrtpqvx0FDPYHR6x1gjad3jwZ0H/T",
-	"qfvTeRR23sgCfs5Vwogda2FF0nlPJmLVZauvnLCOgHzvdJ2qzukqAqbArdXisrRovl6ieluJd6Zuv9kh",
-	"XXUPoaHbLpVy9xJbQr27CWnnqjf5VIXQaqeMZysO+79TwS/JXv8zjvRqq/VlblWbRTby0F5eunRx6+rl",
-	"9/ekKnC+shdFqG95s4RJHpJ5C41IGHSJqU6VOfH+zlm4UnQnmqwut/Qm5aY3vCo195fDlspgdQHPp6QF",
-	"XeHzDX2RxgN4W2W6fDot5LpcNFMlsraUaj2+bY663aRdvZPt3FidVv4MF2c9C16LbFC9Pi5Vtt5n9Ll+",
-	"UE3Y73XByJRJ4vPk4Tbdd75vRLpyhxzGAyRfn7k9zsd4vyR5kOAT/f568DPg4O4JygVc0t0zEAZUgXIA",
-	"8cHRwVF/tN8f7U9Go7H797cYcuTSgHQ3jPFjIXSX5/FPyjhuIThcWX8kYiZVUpvOsZRMstLdm6QATslm",
-	"0i3y/hfpkVwZC854Y8NP28bEdz30r7NJs299/L9pdkONwTc7XQ5qqH103DpVbqxycTen/IsY5opvv65d",
-	"Dm7mZ+nf6+6YazQYbcZcqQ+36j89dyHxef9vvP+PQf/iyd6fetPpk8223z14hFBB0LWz9+Ei9heZli3G",
-	"/FIF79z5pCQ33fn5frlL5Bo1lSWs3/5c6beX7ydsUx39fH5w9KOrgDBiITF1l83h/OT47GQy+8vJf0Kv",
-	"qjyIP03ZFa6mbDxl/sKpU0XP352SU+NacMqiaZWWmbU7q8JjrOp4u65foFTWmYPDebqLUvtjQ6uu0FW5",
-	"OWy4yMxtaE3NpbWFr+kTFFV33a8VJlFuhSGcE77wrzDxN67OqoyazzWTBqYdDVzvhGeZO4E0CCjTQglp",
-	"3SkcukKhqWxEhtCrqpyidU7dRHX23UTrVLqJoFWMBUK6+wh7EU2+QDuVmUveh1SdVQ6oyPmJVoEu5WYq",
-	"0EBPoz8UrZf0CX7HkVBlzMCqqfSTGVfAA7+cvQIlG+UKVAAwlRPNpXETJkqSpXGLBFeXkOMRlihpNU/s",
-	"mAoRTq5Rr2pMkWGP3709n/jiBeC+iIUqXyLAjwkWFuL/OJnAusrBX/0IV/2nEiA+9vWf/UlVARXcZOjV",
-	"VTTrsiiNPKUzbFpnzx84g9VcZIQMk3GzBGFoWp7Q6jRLPPTlBEM3efUWind+atVhBZe9Kndxe6Jb83Aw",
-	"GvnFJMS+ZwworzFTBdJqPZIa/2HKxh8+TR3nOrFw5U9OYOj2/JSNB4NBNK3u0Pv32wsnJkbl6GJekPjR",
-	"EhsUXFvBM4hJv1ApCDjCpJiIFA0EX9R7EL4PkIqjqzIBzMhde6lTPN4VBQLF7f8tnec3aovoLgVVrRxW",
-	"yG2WKdCHoz3iXuDSn+j7+aJAfukIWpdNxI56gw6+qXhjGBRyOO1ZswlIxHSz8moMPznFAF7VvHw/Cffg",
-	"x7QuCgcRl9Ct7GzDI4vXmi+GG4rq6sorX+FGnSu9R5O7oqm1aoQpGwwGUxbBph6svjT03p06rwLvclUR",
-	"tpdkXORh33/BVRxB/DPJVwTx8eRsdvJmcjo5PTmfvTp9fepafzl7dX78/I3bSQTxbzdXZrZUxtILL9P4",
-	"WYC+YhJXAzAeDj0K6+7uFYeDG8yyvmOFIX2L9wauVg6lDXXZJEOuLofgxrnSWBe7+QsaIQPjg1eHbxat",
-	"LX8w9+QVFih5IdiYPR2MBk+9B7B01u2O8lv6VCjvW/kSRaHkacrG7EXdv1lbHjVKz+/MhbWq04fN4c51",
-	"8BrYLX0wGn21cvVWlaszbG2DRpxG4jxl40/TuriW3khb3N7Gz6DZ5fY2roqYfW2YMBBqx2luU+Y51ys2",
-	"rjxU03H4bzy/0zAXfPkr+R+YN4TsgiYKurNJiDbcv6IWcxHu9Lx8P4noQULOr9C4uCdZIi+Ar1kKU78u",
-	"GWLoeWNBIKE2wwXa4G46bf3em5g5Ygqp0JhYpVdkDOJQjBiT0fWXANWVryUhONwAYYDEu7pG1OYfX7TE",
-	"viHBW2VRDxLca1VnPtTVlBF5vSpxSr22PGD4iqjtqv18mdwmwV0NYUUN71zUpYHezplKOxLP4KpJ+ipv",
-	"4UgfspW7CWRIaP8vkcYT+sUAXP+IAPCiQK5N168HPKtlcF6lPjYkdQAuaULGfirpsldZGEe9qDLh3gQ5",
-	"qt5wEyby1yGC72H4KnQIZJ/KOyR9B1fVTd32Vp2tcF7yXZpA4xz1bszgrjP9m7BC8xLZ/WL6YTAYXNyS",
-	"mW20XawVcfPSpTDV9eRtCaVTuikLd7II5VPmr3AVqNejmrP1pFrrzL17KOSP/nekkev8b0Ol5nH0A3Ty",
-	"no6PodwzPkA5ieBAQ7NJKx+6bERldRlzZVRNy6w26RNIskGgcDfjQeKE1Pc2Yb4KTjdOTLp+QecbUrSd",
-	"1n+MgQwxkLOSzuO+s2fI10/ZbdQM1jw3TKUzgyRXP5j2rwb84MJOQ76v9OfkPnbbVrpnpXRezgaP3M0C",
-	"jYxYN+l/bVzC+kaob2f0OlBPXB8AHbQSUiQ22+LhI6wwwCmryl+hWLTp+wkl9+70N6pQkMBfYAdqqnyd",
-	"ixw0z9Gipmk2fdKTZKkw9YkWchadjX1W/9qCsI6m4UcUhAHe/VsN4ZdaWMQEzep/M4RFzKfRWfM3G+rD",
-	"3q6K+otvSMqNFOb9YlRl7JqQr7N2PrN0LybuY4VX4hpdXqXQ6tJrRhddX/KMywS1gd6uvNBepZ37/HBx",
-	"e1GP+VTRIpjB26huqaSu0RQWuL24/Z8BAA==",
+	"7D1rc9s2tn8Fw7szlVuKkh072yofdtzEvXHXeYztNL0b+YoQeSShJgEuAFrRZv3f7xw8+JAoW86jaXfu",
+	"TCbiAwQODs77HMAfgkTkheDAtQpGH4KCSpqDBmnungPN9OLpApJrvE1BJZIVmgkejIKTZCEgJVOaXBOq",
+	"SJxSTeMnZMn0QpSaME30AgjlagmSMEUoiRemP5Jgh2RGWQZpTEBKIaMgDBj2ugCaggzCgNMcgpEDoW9h",
+	"CAOVLCCnCAy8p3mRYROasRsIwkCvCrxVWjI+D25vb8NAwj9LUPpHkTIwM3o1VSBv6DSzt4ngGrjGS1oU",
+	"GUsoTm7wm8IZfmiM9hcJs2AU/NegRtfAvlWDus8zpnQ9MJOQBiMtS7BPVCG4suO+AL0Q6Uuhj7NMLCHd",
+	"AZZqvtgyhWB0ODwKgxyUonOc9uUCSG66RWRzoQm1fZOZkGYpHDIgJW/Oz6LgNtxxfs8vL1+f4CLZqbWp",
+	"4K0UfO4HxpEoueZiyUlB9YL04AbkigBPC8G4Rsji168uLmMyLTWJB0uqk0Uq5nFIlguWLEyD/z65jAnl",
+	"KYmfnxw/i/cMqC+F/kmU/CMxdbiOqRYuyJJajM1wBCK4QRcuKsiInM7ISpQEuAYJqXmF3+SUlzTLVqTI",
+	"gCpwRL0SpSSqgCxjfG4moeWK0Dll/HNh/A1vIhjBwStFxIzoBVMkFUmZA9eESjDQCp6tiOCgEJMVDIYO",
+	"nwo+YynwxGALeJkHo3fBKZ+JIAzOxDIIgxeQsjIPwuA5my8CXAgOQeihCK42+C4MnjFVCMUsvOtiY588",
+	"zYDykByQFzRjCROlCskjclGqwt8dkqcizwUPyRFxA6GAcPDthwfho/AwPKrHZlzD3IiN931s1b+hEgWI",
+	"wuk0wDFDBy0IKyDaj2tw2s8tYO1nFS7ac39J8xZa/eDNEVvDVH3fhdwTLlmyeEa1oSKapmYsmr2WogCp",
+	"jZyb0UzBOt2ccM30imRMaRUSoMmCFBIUUoqhkOUCOOGC9yEv9Coi8SCFjE1BUg0DUcvNmEjQpeTKfhbf",
+	"gExZolWMS1Q0oPgQMJ4icwqp7qP4U9/SitAw+K1M55B7tXTXpz/7lv5TCZkRCGrBinu/Pm809h0oNl9o",
+	"xuf3fnzhGvoPPSru++4X286pi2qRxfQ3SHS9yOegykzfu8xtnKeOMu4av0FDt2FgFPC9MJ/YVt3g4rsH",
+	"kuMrDmRaKsZBKWcDkBh7jo2xkC3pSpF4RjXNOijLCvYdIH6KDW8b4n9dHh0TZAEUgYRyQjnNVkoTIQkO",
+	"hxRJEnyeIJdE5CUqNLIQWaoIJQoSCToKOtjUPqiZ30ykg6FbtsI7+za006uBvtqG86ci7ZjStySmpV4I",
+	"yf5laNuiNx4ZbfDz20viDILjViNreSHyl0an99zoRGkqtSJxu7k130Yk3ovG/FsSM35DM5YSKudG/bjh",
+	"piJdubbENLBfb3R+6j7/+eLVS1LQVSZoSiQkwG4gjUi8FyLUlJPSqT+aYEd27AJkzpTCjlPgDNJ4RF6c",
+	"XrzGT0qZqYTyiAkiYVYqp8KvYUV6h8P9weHwkZtBZQF0f20tWUjJ4fCQ9Ky6P359OnlzfuY60EKgWbDy",
+	"1oXaAgbV0M9YzrSDBQUWQnPwQ4VLDZLTrFq4jl4cTntHw6H7CiU0S4CUnN5QlqGw7v7UGAlLHhLNckgJ",
+	"WutCtrCTCM4hsSt1NDwYHA0fDY6Gh26gKU39FOPRNgSrcurXpHdYwdjlAYyahmDlP8RNyz+2X7u1j0eE",
+	"8pVeoIkFmQLSo9wtD9ELqr0BvMRrM38FPFUhoeTy7MIMW0pAiGqjIujgGOOTtKk6CIMNYgvCoCKdIAw2",
+	"qMB001zQIAw61ioIgwZigzDowFUQBuVdtkElyZmGfDeRboQj46f2g/2qVyolXeHL2hh9mID/ETlfzAi1",
+	"DFM2zNY9pLfD4RHpLRvuw55bw+3S3q0V2vOHw13NP4S/8h7sdDbcr6u2hrhbRu8gnC3tfpL+fsAnSlNd",
+	"qqa2Edf3qxr3VRf4n24RnD7r0rRPL09fEJY+aUi9pWQaFNGScsWAa8JSRXpxdT8al8PhowQHMFfQtw/K",
+	"kqX2ATqIYZDT92fA53oRjA6Gh9+HQUE18lwwCv63V/cWfffvhdaF+ttoMIi+GySa0cE72v/X1bs+/v9d",
+	"66b/btj/gfZn/asPjx7f7v2lS89XhutHmD8FSCue4AZn3oOcadQJgif2pY8Z7HWxRNNzu2uZGj7eui/5",
+	"oYm2o+Fw2DFBlt5ruz/DdoUUaZmAXOt1f3hwaARM9aBjDNvT5AakcnDdaXWb319cY/wcjTKmV/d+6Nvh",
+	"Nwsh9WQ7NiwRbUIqSpnAQ9pOSsnuA+zN+Sl+oOm8Lbw38LjFzKyFNWp0pWle4OczIXOqgxHKFOjjq05L",
+	"lekMdhwtK+6byuXZ6y7zt/IEO/WW0bETA+B9nhO2vMSG6+KMpX5yG/TUGqBBqV2ir+2IPkwOJ6K0Uamc",
+	"cZaXeZPYvYpCFhTJ7jq6gucePb2ho0pjrJixuuZZec0fKbd6dUQgbAixvSckrSMgZCZFboS9efmNInoh",
+	"gWqSwQ1kn1GotQNOd33YjE21v5xwmsMDPjfhnQcIyBphuweUrWBlwku3nL53hIWyuiKzYReZSaBK8N0Y",
+	"+2sI4O2S9D5t8WC5+hFC8aMlXRW4+jqSrkFlbb7ooPUGbYVN3mss6JrodIt2p0D5gwjOCp7PLDhftdj4",
+	"AZLTmb/1AkUEMxE4ALkRCZ2WGZUrwpRttx/tR/uPvlEkyQT61Bi3JUVWKhKrBT3aP4jDMbdJExP2t+a0",
+	"KotCSI0BNHSj54u6s/ckFWAdY9MX09YBbi/FOjnTvJggdksNcjIvDe0l2HyGagnwXV7TU/MNU6oEufZQ",
+	"gWQ0w4dMJWKSs7S6LpOJuUsBPWO8EDllCCHklGX+d+L8LpZWT1RpVycMZiwDD4u5Rm8zCIOFUNo9Zjkw",
+	"86PMT2H+u3lsXIhkQtNUglJ4lx7h/2qS02TBOFjg8lLD+yAM+Hy2tE/MletbpFxNkIm05Z3W/SSjU8Bp",
+	"CDllmmYTLlLXa3HNaswUUiSglO9TwpwpLVeTa1g1b9dfu5mq/QmdA9e2Y9vphJf51CyFWtB9+3Nw9Nhe",
+	"HO0f4MUymVjE2w+1BJ5OcpZIYR+UEmErFUj3Y4fZJuTKdcl+OPzh8T2SvTsUaju7mxNPeVE+1JA55g1W",
+	"JFSRX5+d2zgRcgb5UegFmTEwgV4JdWKEWHAV6S0XTIMqaAJ9kwkxkKoxL6hSzVgnZgGxC3XNigI5mWqQ",
+	"e08IF0ToBUgTizQxbxOMiMjlqgDV8JE93465Y2/THZtzISG9i4l3MzJwOIvB5trt9u0v2Nx9/PHr51XG",
+	"mqlZvVdEC5IJcU3KIiLHnNiVsGLM4dpUEOyiGNbJpsOL6sINUhdfvZoFo3f3GDl2jSBt9xLchhuBpat7",
+	"dYRRD1ZRWFpALChSFoY84i1jxSbd+wSjpJbExhz7Ib2axjFCOSIxcnIckrgh++KQRFG0ZygySaDQkBoS",
+	"btFbXX1hJGjTwjy4x4LDIN1c9DekRidRbRAFYqJGzzfKct0TokopMcKHMeGaMXESWrIcw9xTmAkJpFQQ",
+	"tSaw/8P30dF+tD8cRn8NwgfKLA82WFPtYWYPcGdY7WyWmmzJg77ZDPr5DrpY8hxmID8pbLkTC5phgCdw",
+	"xvh1FwN+egCyPcRDLbWM8WtbzVKlBEMC0Twi1CcUqEwWVWlNw6jbdGqphrmQ7q7Cz72hnPXY1N1kaL3Q",
+	"mqolzPo5U0XfQtpnRX+d0O/usA4L3d0ODYMmLaJbFt4bHet0acyI7Yl7w6OBxG66rbP4D1xspA+Ty3W5",
+	"fNKL/WVfzGKTqqCk8upIL4bMXNm3WhCmFaniW5vrv2t8oFm2MPEafE0jFsAbvsKTpuXvAukt4G0VVQPe",
+	"KPjisdiHB0hN97tg6CMCqnIOevcB1p2f5pIEV7sR8Ra/fHN1W/NvwXofhf9BPOwW031eJ/vcJD7S48RL",
+	"vwdJb582cTUCxrLPKSYjZyC9WK9F9hMS/7MEueqb4lcVk0TkYOtaGSfxwHaXDrRk8znI+CuLeEebRrjT",
+	"NO17hg/C+plBTN9Ge0xtrEvS9/G/Tp+tiYEH0laNyW1ii4OtTrzLYrXeU/RAY7IVV518HsdzfT4dQ3TR",
+	"7G4Kc3fF1yCqteW5g2N+D9utyZpfxHZrK5WWWYOBrKOgld0dj5ffjcdR46czUXvRiFF/TKFrGDyVTLOk",
+	"s4orDHwp4GdOp4QEbfu0TqTkWCiDHpnWkk1LbVnm86RRNpVEZ2Lhi6WQfZVMQ3ZOhTBVsy0+311FtTMp",
+	"65QqnOu2Uzy+5ef9f876U3Irv0fCudKKn2a2tUlkLUti+aVLGrcKg7++pebB+cxW2rZI1z1BG6JdfJOp",
+	"9aAW41b49Ux5Os0FnxPDKTSzLyqxZyNaKiRmusr4PownWZlCujeyVZQFRrYwuI8lhqzoK5nYJ/1UaXel",
+	"ZPJvnET9orq1+Yd/syI23dlbfOGzCfGo+bRu3mzSuLYdm75KmcUj+xPiD8MfDDrY13l6hA8wWu9+D44e",
+	"x2GV+bGltQuqFtbDw1SHGcHWRuELVxuFpZEphveyJZXQV0aPxsYGNqPsmfFMGiUe+YvQXXiE2RuHM+un",
+	"9KuWy4Vgqu/SEJT7N6bfKh0Tj+yNR8l2gMMNYFtVms18TZUfamR3bLTA5m62Jjt8PqkCL7jqClKaSsIG",
+	"IZtqwtPXN4ekzhKdvr553Li1IBEHDMLlr9+cn6GN8ezILFsQBhfPj/v7zZuDo8fN26P9A39r4G2MgnAT",
+	"D3dHxWPFl6evg7B5d/O4ef/M46968rxGZPXMAl7dvnh21Ly9eH68v3Zvkd18YrFePTlx6K8e/MQyMNUU",
+	"WIaJ8rzlgqN4pi5/NZcACLGJ8HbaYZfWSTt3VbRbZa+WJYQdYmrNFXRuS7IQCnzNuc3CMq1IbB/0WRpH",
+	"5JXP5diEkd991wydb1hq1fdtK7fTt/tor+gTskFdvtUnJ4bqSYcf62tVq/y1CmxVmSSOGW01+Veut0Vr",
+	"bIco7D1EU9ecPMyLebtA5uDEJrrt9pgnhBJTJ8/nZGr2VTJFRAE8IvHB0cFRf7jfH+5fDocj8+8fMcmB",
+	"ckW42WED7wsmu3yb3ylnsoFgt2XrgYip8nZYxyHQPDH7BlD9Ct60iULr4aFQyYXS1uiBhie4iYmvWvRW",
+	"xcMnX7r8bd2wd3vsvlh1lRND7dKpVlVVY5Sr7ZTyBzH9Pd1+XsvfObIfJX9vuuM6w2i4HtdJbUCn+umZ",
+	"gvzj/j9o/19R/+q7vb/1xuPv1p/95d4kqIega2Zv3UakT1ItG4T5qQLeBAySEgMBJpJgh5sClSBxW159",
+	"95OXbz+/vQzWxdHzCzQycQegYnMOqdlsRS5Onp6fXE7+fvI/pOd33sUfxsE1rMbBaBxYG92IouPXp2jh",
+	"mCcwDsKxDyxP2o1FYTHmG97Ge+GY28A7RuPPDSDGmZ6X0pbJaHGNyuG40hpCup2I5o2pR/Bb8AzcuJOH",
+	"HAyHaGKNOeXdux4J8BvIRAGhKX07HO7bCgaDdBNiMniriWahdWH33TM+E/68AWplvxWXgYnEoZFm/Vc7",
+	"rnL+h+1CjQaDOdOLcholIh/UrRuXwW1HAQhTiTBIGpALXHP4lVzaqulzn9ewo6IWwVWJTOuEZpkpGlJQ",
+	"nbdg6mbAbPYd80b8jPT8TuWwzmyqsMqBqrBOaKqQtDZUE8ZNkcpeiJ3PQY95ZlKoLmGihQEqtIcfCCJL",
+	"vp6QUaQnwdYxVUPaNKvhKuLzFkSLMbedKbMJ1xy8IHhjyyFu4hvzS0m5Mh0mgqO2NIM42x2RYxGG6yhp",
+	"ok144GTbyRSGtqjdiIq7V0MC7xMotDmYgjR2KvaqMyoaTxEgQhpHTJD4qT2uon/pNzc7d8Ae3oBDNHY8",
+	"S6ApocoMv2dwSImWlOF5EtizytDrb9bm9OKB3Sk4MJ37O7cv99tvUT4gSpIGVyjTc3v7tXVbPFN9+23o",
+	"MMFJbN/XrISA9FBE2BdjrIkaG/4xMsDsdTbSIREpPoqiKBz7DXP2/vYKZQJRIgcTQiQc3mukl4JKzWiG",
+	"Q9gjZSx5p5CwFBRxhrc1l2wDgvIc62IdmJbRq4i5tbsJgoLjEYpdz6mGJV1ZqstFck3yUmnzIbwvINFm",
+	"2+J+SA6HQ2x09P6975EpFIMjQjcEFXZcyaoHoGfctfl0HIQOTXYd3DQOhsMQx6Gc+L2pnoI2t2BvfGmW",
+	"3UjyKSDkuA2YMGWQ3bV9eL0DQ1KvsNixsRPbHkRyODz09Nrc1IkvjvZQThDKbbmj7a4iLzN4tck0ttMx",
+	"1OXQg9s916nHUbdlYrf1N6FSMlCGYn/tuwhA/zSN3dZ2GzVDOQnyG0XEcqOdOQKDacNnpkqOEkU5GFu9",
+	"t4/U+fiQZKA1oFhM2Zyh1Iz7GLWa4H9RjMQQj5C0zc5kSjgsyZs3p89MER/27P2BTMxJxjisn89TzQOf",
+	"KZoDYWnUIbG8VBo4c8ZVezQEFAdI1/ftj8iPRt8Rq6h/fnvpAm8jhA2YWSHKSbepoBv+TFzbDYg5gYLb",
+	"WQ/2fARs7K0G7Pwa3LpaW4GMgyiKxkFI1q0I/+a23vW/1WDw4E1XOARKil6SUZa7ef8dVrguz1GyhyR+",
+	"enk+OXl5eXp5enIxOTt9cWqevjk/u3h6/NLMJCTxb8trNVkIG+6kZRo/cdB7qePVu0Vh1dzcwiBaQpb1",
+	"DWsM8F28F5E1GcyU3dVdVyV6TWDUWRUY2wiaj1pR7bAzKB1WceVWGHnMN+PIYSPiW8dqSU/BHZl6nI6v",
+	"KzVQjfmWUtHQl1VbkerQh/I2LXFGC6rrPQmIsGpPQsYS4AoaFteL08sN80oUwG3CKhJyPnAfqQG2rfNM",
+	"QcPeCmvvw7kc6JkWwGnBglHwKBpGj6wXsjAW9pYjcPBVIbpqls9MJsNkL1TXKjZzHIKDryMsQLaCAYng",
+	"SSklcJ2t9rx9i0JOGVnkrLe1z2y3iEe1JZxgIwnkDa9gq9Io04zya1eEYdbQXZo+l6LMUlR31jqpa9nt",
+	"atmTUpjgp2kwCp5VKGsettY8i21r0rN1XNug+fn6AWoHw+FnO7+tddhOx4FbKLLQ0BgHow/j6owfvENN",
+	"dHsbPyHNJre3sT9LyR5RwRSxR1itiwGzrl1GGOWVHbZmR0RRdHVbG2KI/9swOBwebkepw9qgOgPBfHB0",
+	"/wcbpyQYN7TMcypXwcjHOVRHEaxqkGIU+I3N7wLrigRX2JEzU7ez0i8g2czrwZ/fXoZ4wUlOr8FyQbIA",
+	"WhBa4xScbYMqnvSsuW5PcVODOWgXtDCmw1tr5M8AUpIyCYkWaEig1rBHusTo9titVOLa7shHOMwHDJU3",
+	"TXGrRu15MW1Wfcwr+cYUUdScXtN0B6xS5sKL+w3+sWdHBF+Q4FunU9xL8NZcM2aquB4Ht7exV8qGLCta",
+	"JIqubPU91dXpNJTgmSbeKN7upbuiF3OADHbij+ihXYf7oN+gWZZVTPI12cCcT+Np1Dq91bEzXmY72wkF",
+	"AayaDOFzAoYhLP98fkWDMOW0UMQexmgqiBDHjaMntDA+/Qido7rU2VrzlYe+UafkS5SQGat4gWlm3hiG",
+	"HfN29GAKeglgTljMQzdCtzrr4g1XhPMfolhOcPWgPpaP0KIAKlXXeXxPKnUy88mUNaUTEZOGQY96zLGi",
+	"oiyU4cPQ+8nWLDf8iSde2o5sibhz8BVduQaWgddV1phvixv8qVTWDlEvg5c26RqTygTctqk0iZtOduPf",
+	"H0tmz5AzW01c0Owb5fjRmYW9uI69Tt4YveScDNNMDRhP4f3AtqZZ5g7LMaabPxwH1fOYbxUUEWmqwrYC",
+	"tHE9XN05uwFek+WYxw2QTNhJge5iWLMN50/Crs3NT3drRUfTYZMF313Vdl9TEDNV4/0/zALE4tVx4GgV",
+	"CWIcWHJGQd6plXpc1Cba3h18ZCvud9OETGlF4o2aCRcP2VITH99jto55z2ailzV7+EOKE8q50GQKZtON",
+	"Bk602LPKLG4W2tsx3pyfWWlifXWFu/aBE9o8OM/vAPaBN2tYqoVYGvM3N9/bkFSjHEVwGyLv2KLQyYqm",
+	"zZ+GGZv17PewoxV7NrlgruEeBuVADGiguliyUnBj/mdjSetprGVbKrLyNK9aVN9kQ0dIa3zoyGo7D56X",
+	"3FKmHdIUp2FMrlkhRQRfK3oYYU1be+9dnQUa8yoN5F/vkSq5JKQ9YFIrnxWSjr+wTc1ZdzCCqyHaZILP",
+	"Qr9rdWhdh8J/Qe5p10c9xMVz+ZXaz9va0hU+jYPbcJMZxtzITWfUtI4f/cYkuZTghNmD1l1kf4MTG5kq",
+	"l9kY86mRQn8efjwvLdGv8eR2lmtUR3Sz2rHzKZuheAU5RbwR9zWeU+yiDNb1Rhy6kIPVU1a32ciFN2nb",
+	"XPJLY+viF6LSdhVJB5WiNPNT+r2X0JVboN7YFLAW7Q40Y9U0qwyaMSkm+N5Wj9+nahDGOegtf2PDrnX7",
+	"PFyX0upe6LW1NVlPpomGLLPWhw3d+5kQd+KMD1eE7vBc2wx7sFH6nj9bt5Vi3iAcX0EThK2/JrLl1Iy6",
+	"yaD510bwaIwvRndrNT53i0df0tJEf13WYkNhd/1lkzo+1msHrfbG3J91bKr57YKO+R+E0M/Q5UOqKKSY",
+	"WsvB5PamNKM8QQnU25XS26O065beXeFSuyitebu5mxdp1PxRDqaIO42J9GIMBBNZcqembDPTkT0Rts4V",
+	"jQaD/YO/Yron2h99QK/k1pTxSdZwLaRjvxk1dV/B98Pvh8Fd9Zzx61fnl3FkyOfDtnYI9/HbC3JG82lK",
+	"yRQWzIS8fiq5tZTQdunFKRSZWA005EVGNUQrmmfrs8CM14eZ++6NzE7T2ygz3fZLmUUfcAuG4LeR4BFd",
+	"qvUJtj5sz9S/KmXmDuBan0oT2m8UYSnpPTogSEOyn1AFPidu3RyTFt8LWxUYyTViDHeMr0zEQJS6KHVk",
+	"XYh59YdCPEhQ9peYlN/vBAcRar/yNT5+CmY1rioa7Aqatvy9tSip/2NFtsLJ0JUNz6AL5mxPF5uxZrNL",
+	"TjrndZMOztdNccFb4+9cB0UaZVBrBVA1GN6S2ITDCq+w0lg42cwzuMOhO4UeGf3XZ+fhOrfjJ/5PIqjm",
+	"qI7Pb69u/28A",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

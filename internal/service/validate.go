@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The relay contract words body errors the way marshmallow (the Python relays' validator)
@@ -22,8 +23,15 @@ const (
 	msgNotString         = "Not a valid string."
 	msgBlank             = "Field may not be blank."
 	msgUnknown           = "Unknown field."
+	msgTooLong           = "Longer than maximum length %d." // marshmallow's validate.Length
 	fieldSchema          = "_schema"
 )
+
+// maxLength is the spec's maxLength of each string field of the request bodies (a test checks
+// it against api/openapi.yaml). Like the spec, it counts characters, not bytes.
+var maxLength = map[string]int{
+	"type": 128, "value": 4096, "action-id": 128, "observable_type": 128, "observable_value": 4096,
+}
 
 // fieldErrors are the problems of one object: field name → messages. Declared fields come
 // first in declaration order, then unknown fields in sorted order (marshmallow's order for
@@ -153,6 +161,8 @@ func checkObject(v any, fields []string, allowUnknown bool) fieldErrors {
 			fe.add(f, msgNotString)
 		case s == "":
 			fe.add(f, msgBlank)
+		case maxLength[f] > 0 && utf8.RuneCountInString(s) > maxLength[f]:
+			fe.add(f, fmt.Sprintf(msgTooLong, maxLength[f]))
 		}
 	}
 	if allowUnknown {
