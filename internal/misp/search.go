@@ -238,19 +238,23 @@ func (c *collector) add(a *mispjson.Attribute) bool {
 }
 
 // isUUID reports whether s can be an event UUID: MISP writes them as 36 hex digits and
-// hyphens. Anything up to 64 visible ASCII characters is taken (test instances use short
-// ids); longer values, spaces and control characters are not, since the UUID becomes part of
-// CTIM ids and links.
+// hyphens. Up to 64 letters, digits, hyphens and underscores are taken (test instances use
+// short ids); anything else is not, since the UUID becomes part of CTIM ids and links: "..",
+// "/" or "%" must never become a path segment.
 func isUUID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}
 	for i := range len(s) {
-		if s[i] <= ' ' || s[i] > '~' {
+		if !idChar(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func idChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
 // jsonStart checks that a 2xx body looks like JSON and returns a decoder on it. An HTML page
