@@ -113,7 +113,10 @@ func (c *Client) transportError(ctx context.Context, op, key string, status int,
 		return e
 	}
 	c.log.LogAttrs(ctx, slog.LevelWarn, "MISP call failed", slog.String("misp", c.base), slog.String("op", op), slog.String("err", e.Detail))
-	return c.fail(op, status, ErrUnavailable, detailHidden, key)
+	hidden := c.fail(op, status, ErrUnavailable, detailHidden, key)
+	var np *upstream.NotPublicError
+	hidden.Final = errors.As(err, &np) // refused before connecting: a retry would be refused too
+	return hidden
 }
 
 // transportDetail is transportError's mapping, with the cause in its words.

@@ -264,8 +264,9 @@ func TestPublicOnlyClientNeverCallsLoopback(t *testing.T) {
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(m.URL, "http://"))
 	for _, host := range []string{"127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "[::1]"} {
 		c := newClient(t, "http://"+host+":"+port, func(cfg *misp.Config) { cfg.PublicOnly = true; cfg.HideAnswers = true })
-		if _, err := c.Search(context.Background(), testKey, q1); !errors.Is(err, misp.ErrUnavailable) {
-			t.Errorf("%s: err = %v", host, err)
+		_, err := c.Search(context.Background(), testKey, q1)
+		if !errors.Is(err, misp.ErrUnavailable) || !asError(t, err).Final {
+			t.Errorf("%s: err = %v, want a final (not retried) unavailable error", host, err)
 		}
 	}
 	if n := len(m.Requests()); n != 0 {
