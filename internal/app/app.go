@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
@@ -110,6 +111,9 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 	// metrics belong to that MISP alone.
 	pool := newMISPPool(cfg.allowedHosts, func(base string, kind hostKind) (pooledMISP, error) {
 		named := kind != operatorHost
+		// Calls still in flight when the MISP is dropped must not bring its series back.
+		var dropped atomic.Bool
+		observe := m.UpstreamObserver(base)
 		client, err := misp.New(misp.Config{
 			BaseURL: base,
 			Timeout: tm.misp,
@@ -126,7 +130,11 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 			MaxAnswerBytes:    cfg.maxAnswerBytes,
 			MaxAttributeBytes: cfg.maxAttributeBytes,
 			Log:               log,
-			OnCall:            m.UpstreamObserver(base),
+			OnCall: func(op string, status int, d time.Duration) {
+				if !dropped.Load() {
+					observe(op, status, d)
+				}
+			},
 		})
 		if err != nil {
 			return pooledMISP{}, err
@@ -139,6 +147,7 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 		caches[c] = struct{}{}
 		cachesMu.Unlock()
 		release := func() {
+			dropped.Store(true)
 			client.CloseIdleConnections()
 			m.ForgetHost(base)
 			cachesMu.Lock()

@@ -111,6 +111,13 @@ func TestEvictedMISPFinishesItsLookup(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("the lookup of the evicted MISP: %v", err)
 	}
+	// Its metric series went with it, and the lookup that finished after did not bring
+	// them back.
+	rec := httptest.NewRecorder()
+	a.Metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if body := rec.Body.String(); strings.Contains(body, hostport(slow.URL)) {
+		t.Errorf("the evicted MISP's series remain:\n%s", body)
+	}
 }
 
 // acceptOrder records the first line of each connection a loopback listener accepts.
