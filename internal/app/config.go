@@ -14,12 +14,14 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 )
 
 // config is every setting of `relay serve`, read from the environment once at start-up.
 type config struct {
 	port          string
+	listenAddr    string
 	secret        string
 	apiURL        string
 	uiURL         string
@@ -41,6 +43,11 @@ type config struct {
 	jwksHosts     []string
 	audience      string
 	allowedHosts  []string
+	maxInFlight   int
+	// maxAnswerBytes and maxAttributeBytes cap what one MISP lookup, and one attribute of
+	// it, may inflate to.
+	maxAnswerBytes    int64
+	maxAttributeBytes int64
 	// readHeaderTimeout is not an environment setting; tests shorten it.
 	readHeaderTimeout time.Duration
 }
@@ -107,6 +114,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.maxBodyBytes = int64(maxBody)
 	if c.maxObs, err = positive(getenv, "MAX_OBSERVABLES", service.DefaultMaxObservables); err != nil {
 		return c, err
+	}
+	if c.maxInFlight, err = positive(getenv, "MAX_IN_FLIGHT", service.DefaultMaxInFlight); err != nil {
+		return c, err
+	}
+	if c.maxAnswerBytes, err = byteCount(getenv, "MISP_MAX_ANSWER_BYTES", misp.DefaultMaxAnswerBytes); err != nil {
+		return c, err
+	}
+	if c.maxAttributeBytes, err = byteCount(getenv, "MISP_MAX_ATTRIBUTE_BYTES", misp.DefaultMaxAttributeBytes); err != nil {
+		return c, err
+	}
+	c.listenAddr = strings.TrimSpace(getenv("LISTEN_ADDR"))
+	if c.listenAddr == "" {
+		c.listenAddr = ":" + c.port
+	} else if _, _, err := net.SplitHostPort(c.listenAddr); err != nil {
+		return c, fmt.Errorf("LISTEN_ADDR must be host:port (e.g. 127.0.0.1:8080 or [::]:8080), not %q", c.listenAddr)
 	}
 	if err := c.logLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), "info"))); err != nil {
 		return c, fmt.Errorf("LOG_LEVEL: %w", err)
@@ -193,6 +215,26 @@ func boolean(getenv func(string) string, name string, def bool) (bool, error) {
 		return false, fmt.Errorf("%s must be true or false, not %q", name, v)
 	}
 	return b, nil
+}
+
+// byteCount reads a positive number of bytes, written as digits with an optional KiB, MiB or
+// GiB suffix (64MiB).
+func byteCount(getenv func(string) string, name string, def int64) (int64, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	digits, unit := v, int64(1)
+	for suffix, mult := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if d, ok := strings.CutSuffix(v, suffix); ok {
+			digits, unit = strings.TrimSpace(d), mult
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/unit {
+		return 0, fmt.Errorf("%s must be a positive number of bytes such as 1048576 or 1MiB, not %q", name, v)
+	}
+	return n * unit, nil
 }
 
 func positive(getenv func(string) string, name string, def int) (int, error) {

@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,9 @@ type Metrics struct {
 	upstream         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	knownPaths       map[string]bool
+
+	mu       sync.Mutex
+	breakers map[string]prometheus.Collector // by host, for ForgetHost
 }
 
 // New registers every collector, the Go runtime's and the process's included. paths are the
@@ -35,6 +39,7 @@ func New(paths []string) *Metrics {
 	m := &Metrics{
 		knownPaths: known,
 		reg:        prometheus.NewRegistry(),
+		breakers:   map[string]prometheus.Collector{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_requests_total",
 			Help: "Requests answered, by path and outcome (ok or the error code of the envelope).",
@@ -94,7 +99,7 @@ func (m *Metrics) WatchCache(stats func() (hits, misses int64)) {
 
 // WatchBreaker exports the state of host's circuit breaker: 0 closed, 1 half-open, 2 open.
 func (m *Metrics) WatchBreaker(host string, state func() string) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "relay_breaker_state",
 		Help:        "Circuit breaker towards MISP: 0 closed, 1 half-open (probing), 2 open (failing fast).",
 		ConstLabels: prometheus.Labels{"host": host},
@@ -106,5 +111,27 @@ func (m *Metrics) WatchBreaker(host string, state func() string) {
 			return 1
 		}
 		return 0
-	}))
+	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.breakers[host]; ok {
+		m.reg.Unregister(old)
+	}
+	m.breakers[host] = g
+	m.reg.MustRegister(g)
+}
+
+// ForgetHost drops host's series (its calls, their durations, its breaker): the relay
+// evicted that MISP from its pool, and series of every host ever seen would grow without
+// bound. Its counters start again from zero if it comes back, which Prometheus reads as a
+// counter reset.
+func (m *Metrics) ForgetHost(host string) {
+	m.upstream.DeletePartialMatch(prometheus.Labels{"host": host})
+	m.upstreamDuration.DeletePartialMatch(prometheus.Labels{"host": host})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if g, ok := m.breakers[host]; ok {
+		m.reg.Unregister(g)
+		delete(m.breakers, host)
+	}
 }

@@ -73,6 +73,9 @@ type Config struct {
 	// MaxObservables bounds the observables of one request, so one request cannot fan out
 	// into thousands of MISP lookups.
 	MaxObservables int
+	// MaxInFlight bounds the requests served at once (MAX_IN_FLIGHT); more are answered at
+	// once with a "service unavailable" envelope. Default DefaultMaxInFlight.
+	MaxInFlight int
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests
@@ -120,6 +123,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxObservables <= 0 {
 		cfg.MaxObservables = DefaultMaxObservables
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -242,7 +248,7 @@ func (s *Service) ObserveObservables(ctx context.Context, req gen.ObserveObserva
 func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) ([]observable, error) {
 	stateFrom(ctx).observables = len(in)
 	if len(in) > s.cfg.MaxObservables {
-		return nil, payloadError(fmt.Sprintf("{'_schema': ['At most %d observables are accepted in one request, got %d.']}", s.cfg.MaxObservables, len(in)))
+		return nil, tooManyObservables(s.cfg.MaxObservables, len(in))
 	}
 	return candidates(in), nil
 }

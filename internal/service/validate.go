@@ -39,6 +39,8 @@ var maxLength = map[string]int{
 type fieldErrors struct {
 	names []string
 	msgs  map[string][]string
+	// omitted counts the unknown fields left out of names (past maxListed).
+	omitted int
 }
 
 func (f *fieldErrors) add(name, msg string) {
@@ -87,6 +89,11 @@ func decodeBody(body []byte) (any, bool) {
 	return v, true
 }
 
+// maxListed bounds what one error message lists: the first items with problems, and the
+// first unknown fields of an item. The rest is counted ("and 995 more items with problems"):
+// marshmallow listed every one, so a 1 MB body of [{},{},...] made a 36 MB message.
+const maxListed = 5
+
 // observableListProblems returns the marshmallow dict for an observable-list body, or ""
 // when the body is valid.
 func observableListProblems(body []byte) string {
@@ -96,18 +103,22 @@ func observableListProblems(body []byte) string {
 		return schemaProblem()
 	}
 	var b strings.Builder
-	n := 0
+	n, moreFields := 0, 0
 	for i, item := range list {
 		fe := checkObject(item, []string{"type", "value"}, false)
 		if fe.empty() {
 			continue
 		}
-		if n == 0 {
+		n++
+		if n > maxListed {
+			continue
+		}
+		if n == 1 {
 			b.WriteByte('{')
 		} else {
 			b.WriteString(", ")
 		}
-		n++
+		moreFields += fe.omitted
 		b.WriteString(strconv.Itoa(i))
 		b.WriteString(": ")
 		fe.repr(&b)
@@ -116,6 +127,16 @@ func observableListProblems(body []byte) string {
 		return ""
 	}
 	b.WriteByte('}')
+	var more []string
+	if n > maxListed {
+		more = append(more, fmt.Sprintf("%d more items with problems", n-maxListed))
+	}
+	if moreFields > 0 {
+		more = append(more, fmt.Sprintf("%d more unknown fields", moreFields))
+	}
+	if len(more) > 0 {
+		b.WriteString(" and " + strings.Join(more, " and ") + ".")
+	}
 	return b.String()
 }
 
@@ -175,6 +196,10 @@ func checkObject(v any, fields []string, allowUnknown bool) fieldErrors {
 		}
 	}
 	slices.Sort(unknown)
+	if len(unknown) > maxListed {
+		fe.omitted = len(unknown) - maxListed
+		unknown = unknown[:maxListed]
+	}
 	for _, k := range unknown {
 		fe.add(k, msgUnknown)
 	}

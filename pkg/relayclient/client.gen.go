@@ -730,7 +730,7 @@ type ObservableInput struct {
 	Value ObservableValueInput `json:"value"`
 }
 
-// ObservableList Observables to look up. An empty list is valid.
+// ObservableList Observables to look up. An empty list is valid. At most 1000 by default (the relay's MAX_OBSERVABLES).
 type ObservableList = []ObservableInput
 
 // ObservableTypeInput A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
@@ -961,7 +961,7 @@ type MethodNotAllowed = HTTPError
 // NotFound Body of a 404 (unknown path) or 405 (wrong method) answer.
 type NotFound = HTTPError
 
-// Observables Observables to look up. An empty list is valid.
+// Observables Observables to look up. An empty list is valid. At most 1000 by default (the relay's MAX_OBSERVABLES).
 type Observables = ObservableList
 
 // DeliberateObservablesParams defines parameters for DeliberateObservables.
