@@ -7,41 +7,86 @@ LINT    := $(GO) tool -modfile=tools.mod golangci-lint
 BIN     := bin/relay
 PORT    ?= 8080
 
-.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda
+# npm tools for the spec checks, pinned exactly; npx --yes fetches them on first use.
+# Redocly 2.55.0 is the newest release that runs on Node.js 20 without printing a deprecation
+# banner (later ones pass too: make lint-spec REDOCLY_VERSION=2.77.0). Prism 5.14.2 is the
+# newest that runs on Node.js 20 (5.15.10 and later need Node.js 24).
+NPX              := npx --yes
+REDOCLY_VERSION  ?= 2.55.0
+SPECTRAL_VERSION ?= 6.16.3
+PRISM_VERSION    ?= 5.14.2
+
+.PHONY: all build run test vet lint generate generate-check bench fuzz clean lambda lint-spec ts-client prism-check
 
 all: test build
 
 build:
+	@echo "building $(BIN) (the first run downloads the go1.27.3 toolchain, about 75 MB, and the modules, about 20 MB, from the Go module proxy: about 3 minutes; then seconds)"
 	$(GO) build -trimpath -o $(BIN) ./cmd/relay
 
-## run: serve the sample MISP feed on :$(PORT) with a fresh SECRET_KEY, printing a ready JWT and curl line.
+## run: serve the sample MISP feed on :$(PORT) with a fresh SECRET_KEY, printing it with a ready
+## JWT and curl lines. Refer links point at MISP_UI_URL, https://misp.example (fictitious) unless
+## set: make run MISP_UI_URL=https://misp.example.org (MISP_UI_URL= gives no links).
+MISP_UI_URL ?= https://misp.example
 run: build
 	@eval "$$($(BIN) jwt --key sample-misp-key --format env)"; \
-	echo "misp-relay on the sample feed (sample/feed), http://localhost:$(PORT)"; \
-	echo "JWT: $$RELAY_JWT"; \
-	echo "Try:"; \
+	echo "misp-relay on the sample feed (sample/feed), http://localhost:$(PORT), $(if $(MISP_UI_URL),refer links to MISP_UI_URL=$(MISP_UI_URL),no refer links (MISP_UI_URL is empty))"; \
+	echo "SECRET_KEY=$$SECRET_KEY"; \
+	echo "RELAY_JWT=$$RELAY_JWT"; \
+	echo "Try (enrich, then the links back into MISP):"; \
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/observe/observables"; \
+	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/refer/observables"; \
 	echo; \
-	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" WARNINGLISTS_DIR="$(CURDIR)/sample/warninglists" MISP_UI_URL="$${MISP_UI_URL:-}" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve
+	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" WARNINGLISTS_DIR="$(CURDIR)/sample/warninglists" MISP_UI_URL="$(MISP_UI_URL)" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve
 
 ## test: vet, lint, and every test with the race detector.
 test: vet lint
+	@echo "go test -race ./... (about 5 minutes the first time on 2 cores, when the race-instrumented packages are compiled; about 2 after)"
 	$(GO) test -race -count=1 ./...
 
 vet:
+	@echo "go vet ./... (the first run downloads the go1.27.3 toolchain and the modules unless make build did, then compiles: 1 to 4 minutes)"
 	$(GO) vet ./...
 
 lint:
+	@echo "golangci-lint (the first run builds it from tools.mod, downloading about 75 MB of modules: about 13 minutes on 2 cores; then about 20 s)"
 	$(LINT) run ./...
 
 ## generate: regenerate internal/gen and pkg/relayclient from api/openapi.yaml.
 generate:
+	@echo "oapi-codegen (the first run downloads and builds it: under a minute)"
 	$(GO) generate ./internal/gen ./pkg/relayclient
 
 ## generate-check: fail when the committed generated code differs from a fresh generation.
 generate-check: generate
 	@git diff --exit-code -- internal/gen pkg/relayclient || { echo "generated code is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- internal/gen pkg/relayclient)" || { git status --porcelain -- internal/gen pkg/relayclient; echo "untracked generated files"; exit 1; }
+
+## lint-spec: Redocly CLI (recommended rules) and Spectral (spectral:oas) on api/openapi.yaml;
+## any error or warning fails.
+lint-spec:
+	@echo "lint-spec: Redocly CLI $(REDOCLY_VERSION) and Spectral $(SPECTRAL_VERSION) through npx (first run downloads them: about a minute)"
+	@out=$$($(NPX) @redocly/cli@$(REDOCLY_VERSION) lint --extends=recommended --format=stylish api/openapi.yaml 2>&1); rc=$$?; \
+	  echo "$$out"; \
+	  if [ $$rc -ne 0 ] || echo "$$out" | grep -Eq '^ +[0-9]+:[0-9]+ +(error|warning) '; then echo "lint-spec: Redocly found problems"; exit 1; fi
+	$(NPX) @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn -r .spectral.yaml api/openapi.yaml
+
+## ts-client: TypeScript contract test. Generates types from the spec (openapi-typescript),
+## type-checks contract/ts/src/contract.ts under strict (tsc), then runs it (openapi-fetch)
+## against a relay on the sample feed: every operation, 404, 405 and a bad token.
+ts-client: build
+	@echo "ts-client: npm ci in contract/ts (first run downloads openapi-typescript, openapi-fetch and typescript, about 10 MB: under a minute)"
+	cd contract/ts && npm ci --no-audit --no-fund
+	cd contract/ts && npm run --silent generate && npm run --silent build
+	node contract/with-relay.mjs node contract/ts/dist/contract.js
+
+## prism-check: the relay's answers through Prism's validating proxy, on the sample feed: every
+## operation (good input, empty lists, unsupported types, invalid bodies, bad and missing
+## tokens), unknown paths, wrong methods and HEAD /watchdog; any violation fails. It first
+## checks that a deliberate violation is caught (see contract/prism-check.mjs).
+prism-check: build
+	@echo "prism-check: Prism $(PRISM_VERSION) through npx (first run downloads it: about a minute)"
+	PRISM_VERSION=$(PRISM_VERSION) node contract/with-relay.mjs node contract/prism-check.mjs
 
 ## bench: micro-benchmarks of the request path (1s each), then the load benchmark
 ## (bin/relaybench: the relay wired as relay serve wires it, against a fake MISP on loopback,

@@ -15,12 +15,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/feed"
-	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -42,6 +42,7 @@ type App struct {
 
 	cfg      config
 	timeouts timeouts
+	pool     *mispPool
 }
 
 // New reads the configuration with getenv and builds the relay, logging to logOut. A
@@ -85,14 +86,23 @@ func deriveTimeouts(cfg config) timeouts {
 // API_URL, the MISPs configuration tokens name, urlscan.io, and the HTTP API.
 func build(cfg config, log *slog.Logger) (*App, error) {
 	tm := deriveTimeouts(cfg)
-	m := metrics.New()
+	paths, err := service.Routes()
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New(paths)
 	userAgent := "misp-relay/" + Version + " (Cisco XDR relay)"
-	var caches []*cache.Cache
-	var cachesMu sync.Mutex
+	// The caches' counters, summed; those of caches dropped with their MISP stay counted.
+	var (
+		caches                   = map[*cache.Cache]struct{}{}
+		cachesMu                 sync.Mutex
+		droppedHits, droppedMiss int64
+	)
 	m.WatchCache(func() (hits, misses int64) {
 		cachesMu.Lock()
 		defer cachesMu.Unlock()
-		for _, c := range caches {
+		hits, misses = droppedHits, droppedMiss
+		for c := range caches {
 			st := c.Stats()
 			hits, misses = hits+st.Hits, misses+st.Misses
 		}
@@ -100,7 +110,11 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 	})
 	// One client per MISP: its connections, concurrency bound, circuit breaker, cache and
 	// metrics belong to that MISP alone.
-	pool := newMISPPool(cfg.allowedHosts, func(base string, named bool) (intel.Backend, error) {
+	pool := newMISPPool(cfg.allowedHosts, func(base string, kind hostKind) (pooledMISP, error) {
+		named := kind != operatorHost
+		// Calls still in flight when the MISP is dropped must not bring its series back.
+		var dropped atomic.Bool
+		observe := m.UpstreamObserver(base)
 		client, err := misp.New(misp.Config{
 			BaseURL: base,
 			Timeout: tm.misp,
@@ -108,22 +122,42 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 			// MISP a token names; nor is what such a MISP answers ever quoted back.
 			InsecureSkipVerify: !cfg.verifyCert && !named,
 			HideAnswers:        named,
-			CAFile:             cfg.caFile,
-			UserAgent:          userAgent,
-			MaxConcurrent:      cfg.concurrency,
-			OnCall:             m.UpstreamObserver(base),
+			// MISP_ALLOWED_HOSTS=* means any public host: a token cannot make the relay
+			// reach its own network (loopback, private ranges, cloud metadata).
+			PublicOnly:        kind == publicHost,
+			CAFile:            cfg.caFile,
+			UserAgent:         userAgent,
+			MaxConcurrent:     cfg.concurrency,
+			MaxAnswerBytes:    cfg.maxAnswerBytes,
+			MaxAttributeBytes: cfg.maxAttributeBytes,
+			Log:               log,
+			OnCall: func(op string, status int, d time.Duration) {
+				if !dropped.Load() {
+					observe(op, status, d)
+				}
+			},
 		})
 		if err != nil {
-			return nil, err
+			return pooledMISP{}, err
 		}
 		m.WatchBreaker(base, client.BreakerState)
 		// Repeated lookups (the same pivot from several analysts, or XDR asking deliberate
 		// and observe for one observable) are answered once per CACHE_TTL.
 		c := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize})
 		cachesMu.Lock()
-		caches = append(caches, c)
+		caches[c] = struct{}{}
 		cachesMu.Unlock()
-		return c, nil
+		release := func() {
+			dropped.Store(true)
+			client.CloseIdleConnections()
+			m.ForgetHost(base)
+			cachesMu.Lock()
+			defer cachesMu.Unlock()
+			st := c.Stats()
+			droppedHits, droppedMiss = droppedHits+st.Hits, droppedMiss+st.Misses
+			delete(caches, c)
+		}
+		return pooledMISP{backend: c, release: release}, nil
 	})
 	sc := service.Config{
 		Version: Version,
@@ -137,6 +171,7 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 		Concurrency:    cfg.concurrency,
 		MaxBodyBytes:   cfg.maxBodyBytes,
 		MaxObservables: cfg.maxObs,
+		MaxInFlight:    cfg.maxInFlight,
 		RequestTimeout: tm.request,
 		Policy:         cfg.policy,
 		Log:            log,
@@ -168,7 +203,7 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 		if err != nil || !strings.Contains(cfg.apiURL, "://") {
 			return nil, fmt.Errorf("API_URL %q is neither an http(s) URL nor a MISP feed directory", cfg.apiURL)
 		}
-		client, err := pool.add(base, false)
+		client, err := pool.add(base, operatorHost)
 		if err != nil {
 			return nil, fmt.Errorf("API_URL: %w", err)
 		}
@@ -198,7 +233,7 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm}, nil
+	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool}, nil
 }
 
 // Server is the *http.Server for the API, its limits bounding what one client can hold: a

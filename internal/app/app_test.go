@@ -33,9 +33,23 @@ func TestConfigErrors(t *testing.T) {
 		{map[string]string{"API_URL": "/no/such/feed/dir"}, "API_URL"},
 		{map[string]string{"URLSCAN_VISIBILITY": "everyone"}, "URLSCAN"},
 		{map[string]string{"API_URL": "https://misp.example", "MISP_CA_FILE": "/no/such/ca.pem"}, "API_URL"},
+		// Every other setting that can be malformed names itself too.
+		{map[string]string{"PORT": "abc"}, "PORT"},
+		{map[string]string{"PORT": "70000"}, "PORT"},
+		{map[string]string{"MISP_UI_URL": "misp.example"}, "MISP_UI_URL"},
+		{map[string]string{"METRICS_ADDR": "9090"}, "METRICS_ADDR"},
+		{map[string]string{"CACHE_TTL": "forever"}, "CACHE_TTL"},
+		{map[string]string{"CACHE_SIZE": "0"}, "CACHE_SIZE"},
+		{map[string]string{"MAX_BODY_BYTES": "1MB"}, "MAX_BODY_BYTES"},
+		{map[string]string{"MAX_OBSERVABLES": "-5"}, "MAX_OBSERVABLES"},
+		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{map[string]string{"MISP_ALLOWED_HOSTS": "ftp://x/y"}, "MISP_ALLOWED_HOSTS"},
+		{map[string]string{"URLSCAN_API_URL": "urlscan.io"}, "URLSCAN_API_URL"},
 	}
 	for _, tt := range tests {
-		tt.env["PORT"] = "0"
+		if _, ok := tt.env["PORT"]; !ok {
+			tt.env["PORT"] = "0"
+		}
 		err := Run(context.Background(), env(tt.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("env %v: err = %v, want one naming %s", tt.env, err, tt.want)
@@ -84,7 +98,7 @@ func TestServeSampleFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	health, err := c.HealthWithResponse(ctx)
+	health, err := c.HealthWithResponse(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +114,7 @@ func TestServeSampleFeed(t *testing.T) {
 	if err := json.Unmarshal(raw, &obs); err != nil {
 		t.Fatal(err)
 	}
-	observe, err := c.ObserveObservablesWithResponse(ctx, obs)
+	observe, err := c.ObserveObservablesWithResponse(ctx, nil, obs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +122,7 @@ func TestServeSampleFeed(t *testing.T) {
 	if d == nil || d.Verdicts == nil || d.Verdicts.Count != len(obs)-1 {
 		t.Fatalf("observe on the sample: want a verdict for every sample observable but the unknown one, got %s", observe.Body)
 	}
-	refer, err := c.ReferObservablesWithResponse(ctx, obs)
+	refer, err := c.ReferObservablesWithResponse(ctx, nil, obs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/verdict"
 )
@@ -19,6 +22,7 @@ import (
 // config is every setting of `relay serve`, read from the environment once at start-up.
 type config struct {
 	port          string
+	listenAddr    string
 	secret        string
 	apiURL        string
 	uiURL         string
@@ -40,6 +44,11 @@ type config struct {
 	jwksHosts     []string
 	audience      string
 	allowedHosts  []string
+	maxInFlight   int
+	// maxAnswerBytes and maxAttributeBytes cap what one MISP lookup, and one attribute of
+	// it, may inflate to.
+	maxAnswerBytes    int64
+	maxAttributeBytes int64
 	// policy is the verdict policy: BENIGN_TAGS, MALICIOUS_TAGS, SUSPICIOUS_TAGS and
 	// TRUSTED_ORGS.
 	policy verdict.Policy
@@ -72,6 +81,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 		readHeaderTimeout: 10 * time.Second,
 	}
 	var err error
+	if n, perr := strconv.Atoi(c.port); perr != nil || n < 0 || n > 65535 {
+		return c, fmt.Errorf("PORT must be a TCP port number from 0 to 65535, not %q", c.port)
+	}
+	if c.uiURL != "" {
+		if u, perr := url.Parse(c.uiURL); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("MISP_UI_URL must be an http(s) URL such as https://misp.example, not %q", c.uiURL)
+		}
+	}
+	if c.metricsAddr != "" {
+		if _, _, perr := net.SplitHostPort(c.metricsAddr); perr != nil {
+			return c, fmt.Errorf("METRICS_ADDR must be host:port such as 127.0.0.1:9090, not %q", c.metricsAddr)
+		}
+	}
 	if c.mispTimeout, err = duration(getenv, "MISP_TIMEOUT", 25*time.Second); err != nil {
 		return c, err
 	}
@@ -100,6 +122,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.maxBodyBytes = int64(maxBody)
 	if c.maxObs, err = positive(getenv, "MAX_OBSERVABLES", service.DefaultMaxObservables); err != nil {
 		return c, err
+	}
+	if c.maxInFlight, err = positive(getenv, "MAX_IN_FLIGHT", service.DefaultMaxInFlight); err != nil {
+		return c, err
+	}
+	if c.maxAnswerBytes, err = byteCount(getenv, "MISP_MAX_ANSWER_BYTES", misp.DefaultMaxAnswerBytes); err != nil {
+		return c, err
+	}
+	if c.maxAttributeBytes, err = byteCount(getenv, "MISP_MAX_ATTRIBUTE_BYTES", misp.DefaultMaxAttributeBytes); err != nil {
+		return c, err
+	}
+	c.listenAddr = strings.TrimSpace(getenv("LISTEN_ADDR"))
+	if c.listenAddr == "" {
+		c.listenAddr = ":" + c.port
+	} else if _, _, err := net.SplitHostPort(c.listenAddr); err != nil {
+		return c, fmt.Errorf("LISTEN_ADDR must be host:port (e.g. 127.0.0.1:8080 or [::]:8080), not %q", c.listenAddr)
 	}
 	if err := c.logLevel.UnmarshalText([]byte(or(getenv("LOG_LEVEL"), "info"))); err != nil {
 		return c, fmt.Errorf("LOG_LEVEL: %w", err)
@@ -195,6 +232,26 @@ func boolean(getenv func(string) string, name string, def bool) (bool, error) {
 		return false, fmt.Errorf("%s must be true or false, not %q", name, v)
 	}
 	return b, nil
+}
+
+// byteCount reads a positive number of bytes, written as digits with an optional KiB, MiB or
+// GiB suffix (64MiB).
+func byteCount(getenv func(string) string, name string, def int64) (int64, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	digits, unit := v, int64(1)
+	for suffix, mult := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if d, ok := strings.CutSuffix(v, suffix); ok {
+			digits, unit = strings.TrimSpace(d), mult
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/unit {
+		return 0, fmt.Errorf("%s must be a positive number of bytes such as 1048576 or 1MiB, not %q", name, v)
+	}
+	return n * unit, nil
 }
 
 func positive(getenv func(string) string, name string, def int) (int, error) {

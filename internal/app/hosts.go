@@ -7,30 +7,62 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/intel"
-	"github.com/misp-relay/misp-relay/internal/misp"
 )
 
 // maxMISPHosts bounds the MISP instances one relay keeps clients (connections, caches,
-// breakers) for. Configuration tokens are signed by XDR, so each host is a real module's
-// configuration; a relay serving more tenants than this should be split.
+// breakers) for, besides API_URL's. Past it, the least recently used is dropped: any XDR
+// tenant can register a module naming the host of its choice, so a fixed set of slots would
+// let one tenant's junk hosts lock every later tenant out until a restart.
 const maxMISPHosts = 64
+
+// hostKind says how the relay came to call a MISP, which decides how it is called.
+type hostKind int
+
+const (
+	// operatorHost is API_URL's MISP: the operator's choice, never evicted, its answers
+	// quoted in errors, MISP_VERIFY_CERT applies.
+	operatorHost hostKind = iota
+	// listedHost is named by a configuration token and listed in MISP_ALLOWED_HOSTS: trusted
+	// to be where it is (an internal address included), but its answers are not quoted.
+	listedHost
+	// publicHost is named by a configuration token under MISP_ALLOWED_HOSTS=*: only public
+	// addresses may be connected to, checked after DNS resolution.
+	publicHost
+)
+
+// pooledMISP is a MISP of the pool and how to let it go.
+type pooledMISP struct {
+	backend intel.Backend
+	// release drops what the MISP holds once it leaves the pool (idle connections, metric
+	// series). Requests using it finish normally: it is only garbage once they are done.
+	release func()
+}
 
 // mispPool keeps one MISP (client, cache, breaker, metrics) per MISP base URL: API_URL's, and
 // those configuration tokens name in their HOST claim, which MISP_ALLOWED_HOSTS restricts.
 type mispPool struct {
-	allowed []string // host[:port] entries; "*" allows any host
-	// build makes the MISP at base; named says it comes from a token's HOST rather than from
-	// the operator's API_URL.
-	build func(base string, named bool) (intel.Backend, error)
+	allowed []string // host[:port] entries; "*" allows any public host
+	build   func(base string, kind hostKind) (pooledMISP, error)
 
-	mu      sync.Mutex
-	clients map[string]intel.Backend
+	mu     sync.Mutex
+	pinned map[string]pooledMISP // API_URL's: never evicted
+	named  *simplelru.LRU[string, pooledMISP]
 }
 
-func newMISPPool(allowed []string, build func(base string, named bool) (intel.Backend, error)) *mispPool {
-	return &mispPool{allowed: allowed, build: build, clients: map[string]intel.Backend{}}
+func newMISPPool(allowed []string, build func(base string, kind hostKind) (pooledMISP, error)) *mispPool {
+	named, err := simplelru.NewLRU[string, pooledMISP](maxMISPHosts, func(_ string, m pooledMISP) {
+		if m.release != nil {
+			m.release()
+		}
+	})
+	if err != nil {
+		panic(err) // only for a size <= 0
+	}
+	return &mispPool{allowed: allowed, build: build, pinned: map[string]pooledMISP{}, named: named}
 }
 
 // get returns the MISP at host (a configuration token's HOST: a base URL, or a bare host name
@@ -53,34 +85,49 @@ func (p *mispPool) get(host string) (intel.Backend, string, error) {
 		// The MISP API key would travel in clear text.
 		return nil, "", &auth.Error{Reason: fmt.Sprintf("HOST %s must use https (or be listed in MISP_ALLOWED_HOSTS)", hostport)}
 	}
-	m, err := p.add(base, true)
+	kind := publicHost
+	if listed {
+		kind = listedHost
+	}
+	m, err := p.add(base, kind)
 	return m, base, err
 }
 
-// add returns the MISP at base, building it on first use.
-func (p *mispPool) add(base string, named bool) (intel.Backend, error) {
+// add returns the MISP at base, building it on first use; the least recently used MISP a
+// token named makes room when the pool is full. API_URL's (operatorHost) is never evicted,
+// and a token naming it gets it as the operator configured it.
+func (p *mispPool) add(base string, kind hostKind) (intel.Backend, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if m, ok := p.clients[base]; ok {
-		return m, nil
+	if m, ok := p.pinned[base]; ok {
+		return m.backend, nil
 	}
-	if len(p.clients) >= maxMISPHosts {
-		return nil, &misp.Error{
-			Summary: "MISP connection failed", Op: "connection", Kind: misp.ErrUnavailable,
-			Detail: fmt.Sprintf("the relay already serves %d MISP instances, its limit; ask its operator", maxMISPHosts),
-		}
+	if m, ok := p.named.Get(base); ok {
+		return m.backend, nil
 	}
-	m, err := p.build(base, named)
+	m, err := p.build(base, kind)
 	if err != nil {
 		return nil, err
 	}
-	p.clients[base] = m
-	return m, nil
+	if kind == operatorHost {
+		p.pinned[base] = m
+	} else {
+		p.named.Add(base, m) // may evict (and release) the least recently used
+	}
+	return m.backend, nil
+}
+
+// len is how many MISPs the pool holds, API_URL's included.
+func (p *mispPool) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pinned) + p.named.Len()
 }
 
 // allowedHosts reads MISP_ALLOWED_HOSTS into host[:port] entries (a scheme or path given by
-// mistake is dropped). Unset, configuration tokens may name only API_URL's MISP, or any https
-// MISP when the relay has no API_URL (a relay dedicated to configuration-token modules).
+// mistake is dropped). Unset, configuration tokens may name only API_URL's MISP, or any
+// public https MISP when the relay has no API_URL (a relay dedicated to configuration-token
+// modules).
 func allowedHosts(env, apiURL string) ([]string, error) {
 	var out []string
 	for _, h := range auth.ParseHosts(env) {
@@ -104,7 +151,10 @@ func allowedHosts(env, apiURL string) ([]string, error) {
 }
 
 // mispBase normalises a MISP address to scheme://host[:port][/path] (https when no scheme is
-// given, as in a module's "MISP Host" field) and returns it with its host[:port].
+// given, as in a module's "MISP Host" field) and returns it with its host[:port], the form
+// MISP_ALLOWED_HOSTS is compared with: lower case, without a trailing dot. Host names must be
+// ASCII (an internationalised name in its xn-- form): other spellings of a name (fullwidth
+// letters, say) are refused rather than guessed at, and so is an IPv6 zone.
 func mispBase(raw string) (base, hostport string, err error) {
 	raw = strings.TrimSpace(raw)
 	if !strings.Contains(raw, "://") {
@@ -114,6 +164,23 @@ func mispBase(raw string) (base, hostport string, err error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return "", "", fmt.Errorf("HOST %q is not a MISP base URL (https://misp.example)", raw)
 	}
+	name := strings.ToLower(u.Hostname())
+	trimmed := strings.TrimSuffix(name, ".")
+	if trimmed == "" || !printableASCII(name) || strings.ContainsRune(name, '%') {
+		return "", "", fmt.Errorf("HOST %q is not a MISP base URL: write the host name in ASCII (xn-- for an internationalised name)", raw)
+	}
 	hostport = strings.ToLower(u.Host)
+	if trimmed != name {
+		hostport = strings.Replace(hostport, name, trimmed, 1)
+	}
 	return u.Scheme + "://" + hostport + strings.TrimRight(u.EscapedPath(), "/"), hostport, nil
+}
+
+func printableASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

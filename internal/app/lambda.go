@@ -15,12 +15,19 @@ import (
 
 // serveLambda serves handler from AWS Lambda's runtime API instead of a listening socket: the
 // same binary, renamed bootstrap, is the function of a provided.al2023 runtime. The Lambda
-// runtime sets AWS_LAMBDA_RUNTIME_API, which is how serve knows to come here. It returns only
-// if the runtime loop cannot start (aws-lambda-go exits the process when the loop ends).
+// runtime sets AWS_LAMBDA_RUNTIME_API, which is how serve knows to come here.
+//
+// It returns nil when ctx ends (SIGTERM: Lambda is shutting the environment down, and kills
+// it shortly after). aws-lambda-go's loop waits for the next invocation on a context of its
+// own that nothing cancels, so it runs on its own goroutine and is left behind: waiting for
+// it would keep the process alive until Lambda's SIGKILL. If the loop ends, aws-lambda-go
+// exits the process itself.
 func serveLambda(ctx context.Context, handler http.Handler, log *slog.Logger) error {
 	log.Info("relay serving AWS Lambda invocations", "version", Version)
-	lambda.StartWithOptions(lambdaHandler(handler), lambda.WithContext(ctx))
-	return errors.New("the AWS Lambda runtime loop ended")
+	go lambda.StartWithOptions(lambdaHandler(handler), lambda.WithContext(ctx))
+	<-ctx.Done()
+	log.Info("shutting down: the Lambda environment is stopping")
+	return nil
 }
 
 // lambdaEventShape is what tells the HTTP event formats apart.

@@ -24,14 +24,15 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return a.listenAndServe(ctx)
 }
 
-// listenAndServe serves the API on :PORT (and metrics on METRICS_ADDR) until ctx ends.
+// listenAndServe serves the API on LISTEN_ADDR (:PORT by default) and metrics on
+// METRICS_ADDR until ctx ends.
 func (a *App) listenAndServe(ctx context.Context) error {
 	log := a.Log
 	// Both listeners are open before the relay says it listens, so whoever waits for that
 	// line (a test, an orchestrator) can use either at once.
-	ln, err := net.Listen("tcp", ":"+a.cfg.port)
+	ln, err := net.Listen("tcp", a.cfg.listenAddr)
 	if err != nil {
-		return fmt.Errorf("PORT: listen on port %s: %w", a.cfg.port, err)
+		return fmt.Errorf("LISTEN_ADDR / PORT: listen on %s: %w", a.cfg.listenAddr, err)
 	}
 	var mln net.Listener
 	if a.cfg.metricsAddr != "" {

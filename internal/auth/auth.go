@@ -8,6 +8,8 @@
 //     entities limit) and whose keys XDR publishes at https://<jwks_host>/.well-known/jwks.
 //
 // The messages are those of Cisco's XDR relays, so XDR shows analysts what they are used to.
+// It only verifies and extracts claims: it must not decide which MISP a tenant may reach (the
+// app's host policy does) nor put a token or key in an error or a log line.
 package auth
 
 import (
@@ -171,10 +173,12 @@ func New(cfg Config) *Verifier {
 	return &Verifier{
 		secret: []byte(cfg.Secret),
 		// Each path accepts its one algorithm: "none" and every other algorithm are refused,
-		// whatever the header says.
-		hs256:      jwt.NewParser(jwt.WithValidMethods([]string{algHS256}), jwt.WithTimeFunc(cfg.Now)),
-		rs256:      jwt.NewParser(jwt.WithValidMethods([]string{algRS256}), jwt.WithTimeFunc(cfg.Now)),
-		unverified: jwt.NewParser(),
+		// whatever the header says. Strict decoding refuses base64 with non-zero padding
+		// bits: otherwise several spellings of one signature verify (a malleable token, which
+		// defeats any deduplication or revocation list keyed by the token's text).
+		hs256:      jwt.NewParser(jwt.WithValidMethods([]string{algHS256}), jwt.WithTimeFunc(cfg.Now), jwt.WithStrictDecoding()),
+		rs256:      jwt.NewParser(jwt.WithValidMethods([]string{algRS256}), jwt.WithTimeFunc(cfg.Now), jwt.WithStrictDecoding()),
+		unverified: jwt.NewParser(jwt.WithStrictDecoding()),
 		hosts:      hosts,
 		audience:   cfg.Audience,
 		keys:       newKeyCache(cfg),

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/misp-relay/misp-relay/internal/intel"
@@ -49,10 +48,10 @@ const (
 type Cache struct {
 	next    intel.Backend
 	baseURL string
-	search  *expirable.LRU[string, []intel.Event] // nil when TTL is 0
+	search  *ttlLRU[[]intel.Event] // nil when TTL is 0
 	// warn holds MISP's warninglist hits per value (nil: none); nil when TTL is 0.
-	warn   *expirable.LRU[string, []intel.WarninglistHit]
-	health *expirable.LRU[string, struct{}]
+	warn   *ttlLRU[[]intel.WarninglistHit]
+	health *ttlLRU[struct{}]
 	flight singleflight.Group
 	hits   atomic.Int64
 	misses atomic.Int64
@@ -70,10 +69,10 @@ func New(next intel.Backend, cfg Config) *Cache {
 	}
 	c := &Cache{next: next, baseURL: cfg.BaseURL}
 	if cfg.TTL > 0 {
-		c.search = expirable.NewLRU[string, []intel.Event](cfg.Size, nil, cfg.TTL)
-		c.warn = expirable.NewLRU[string, []intel.WarninglistHit](cfg.Size, nil, cfg.TTL)
+		c.search = newTTLLRU[[]intel.Event](cfg.Size, cfg.TTL)
+		c.warn = newTTLLRU[[]intel.WarninglistHit](cfg.Size, cfg.TTL)
 	}
-	c.health = expirable.NewLRU[string, struct{}](1024, nil, cfg.HealthTTL)
+	c.health = newTTLLRU[struct{}](1024, cfg.HealthTTL)
 	return c
 }
 

@@ -7,7 +7,8 @@
 //
 // The whole feed is read and indexed once, at start-up, so that a broken feed stops the relay
 // with an error naming the bad file instead of degrading every later lookup. After Load a Store
-// is read-only and therefore safe for concurrent use.
+// is read-only and therefore safe for concurrent use. A Store is an intel.Backend; it must not
+// do any I/O after Load, and it reads MISP's JSON only through package mispjson.
 package feed
 
 import (

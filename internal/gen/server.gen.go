@@ -447,6 +447,51 @@ func (e SightingType) Valid() bool {
 	}
 }
 
+// Defines values for SupportedObservableType.
+const (
+	SupportedDomain   SupportedObservableType = "domain"
+	SupportedEmail    SupportedObservableType = "email"
+	SupportedFileName SupportedObservableType = "file_name"
+	SupportedHostname SupportedObservableType = "hostname"
+	SupportedIP       SupportedObservableType = "ip"
+	SupportedIPv6     SupportedObservableType = "ipv6"
+	SupportedMD5      SupportedObservableType = "md5"
+	SupportedSHA1     SupportedObservableType = "sha1"
+	SupportedSHA256   SupportedObservableType = "sha256"
+	SupportedSHA512   SupportedObservableType = "sha512"
+	SupportedURL      SupportedObservableType = "url"
+)
+
+// Valid indicates whether the value is a known member of the SupportedObservableType enum.
+func (e SupportedObservableType) Valid() bool {
+	switch e {
+	case SupportedDomain:
+		return true
+	case SupportedEmail:
+		return true
+	case SupportedFileName:
+		return true
+	case SupportedHostname:
+		return true
+	case SupportedIP:
+		return true
+	case SupportedIPv6:
+		return true
+	case SupportedMD5:
+		return true
+	case SupportedSHA1:
+		return true
+	case SupportedSHA256:
+		return true
+	case SupportedSHA512:
+		return true
+	case SupportedURL:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TLP.
 const (
 	Amber TLP = "amber"
@@ -702,15 +747,32 @@ type ObservableType string
 // pass validation and are skipped later); no other key is allowed. Types the relay does not
 // support are ignored.
 type ObservableInput struct {
-	// Type Example: ip
-	Type string `json:"type"`
+	// Type A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+	// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+	//
+	//
+	// Example: ip
+	Type ObservableTypeInput `json:"type"`
 
-	// Value Example: 198.51.100.7
-	Value string `json:"value"`
+	// Value The observable's value; surrounding whitespace is trimmed before use.
+	//
+	// Example: 198.51.100.7
+	Value ObservableValueInput `json:"value"`
 }
 
-// ObservableList Observables to look up. An empty list is valid.
+// ObservableList Observables to look up. An empty list is valid. At most 1000 by default (the relay's MAX_OBSERVABLES).
 type ObservableList = []ObservableInput
+
+// ObservableTypeInput A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+//
+// Example: ip
+type ObservableTypeInput = string
+
+// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use.
+//
+// Example: 198.51.100.7
+type ObservableValueInput = string
 
 // ObservedTime defines model for ObservedTime.
 type ObservedTime struct {
@@ -771,6 +833,7 @@ type RespondAction struct {
 	Description string          `json:"description"`
 	Id          RespondActionId `json:"id"`
 	QueryParams struct {
+		// ObservableType One of the `SupportedObservableType` values.
 		ObservableType  string `json:"observable_type"`
 		ObservableValue string `json:"observable_value"`
 	} `json:"query-params"`
@@ -830,6 +893,16 @@ type SightingList struct {
 	Docs  []Sighting `json:"docs"`
 }
 
+// SupportedObservableType The observable types this relay looks up in MISP (each among several MISP attribute
+// types, composites included):
+// * `ip`, `ipv6`: `ip-src`, `ip-dst`, `ip-src|port`, `ip-dst|port`, `domain|ip`
+// * `domain`, `hostname`: `domain`, `domain|ip`, `hostname`, `hostname|port`
+// * `url`: `url`, `uri`, `link`
+// * `md5`, `sha1`, `sha256`, `sha512`: the hash and `filename|<hash>` (and `malware-sample` for `md5`)
+// * `email`: `email`, `email-src`, `email-dst`, `target-email`, `whois-registrant-email`
+// * `file_name`: `filename`, `filename|<hash>`, `malware-sample`
+type SupportedObservableType string
+
 // TLP defines model for TLP.
 type TLP string
 
@@ -838,11 +911,17 @@ type TriggerRequest struct {
 	// ActionId Example: misp-add-sighting
 	ActionId string `json:"action-id"`
 
-	// ObservableType Example: domain
-	ObservableType string `json:"observable_type"`
+	// ObservableType A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+	// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+	//
+	//
+	// Example: ip
+	ObservableType ObservableTypeInput `json:"observable_type"`
 
-	// ObservableValue Example: evil.example
-	ObservableValue      string                 `json:"observable_value"`
+	// ObservableValue The observable's value; surrounding whitespace is trimmed before use.
+	//
+	// Example: 198.51.100.7
+	ObservableValue      ObservableValueInput   `json:"observable_value"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -906,13 +985,22 @@ type WatchdogResult struct {
 	Errors *Errors `json:"errors,omitempty"`
 }
 
-// Observables Observables to look up. An empty list is valid.
+// HealthCheck Example: alive
+type HealthCheck = string
+
+// MethodNotAllowed Body of a 404 (unknown path) or 405 (wrong method) answer.
+type MethodNotAllowed = HTTPError
+
+// NotFound Body of a 404 (unknown path) or 405 (wrong method) answer.
+type NotFound = HTTPError
+
+// Observables Observables to look up. An empty list is valid. At most 1000 by default (the relay's MAX_OBSERVABLES).
 type Observables = ObservableList
 
 // WatchdogParams defines parameters for Watchdog.
 type WatchdogParams struct {
 	// HealthCheck Echoed back as `data`; without it the answer is a `health check failed` error.
-	HealthCheck *string `json:"Health-Check,omitempty"`
+	HealthCheck *HealthCheck `json:"Health-Check,omitempty"`
 }
 
 // DeliberateObservablesJSONRequestBody defines body for DeliberateObservables for application/json ContentType.
@@ -1222,7 +1310,7 @@ func (siw *ServerInterfaceWrapper) Watchdog(w http.ResponseWriter, r *http.Reque
 
 	// ------------- Optional header parameter "Health-Check" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("Health-Check")]; found {
-		var HealthCheck string
+		var HealthCheck HealthCheck
 		n := len(valueList)
 		if n != 1 {
 			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Health-Check", Count: n})
@@ -1364,10 +1452,10 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	}
 
 	r.Group(func(r chi.Router) {
-		r.Post(options.BaseURL+"/health", wrapper.Health)
+		r.Post(options.BaseURL+"/deliberate/observables", wrapper.DeliberateObservables)
 	})
 	r.Group(func(r chi.Router) {
-		r.Post(options.BaseURL+"/deliberate/observables", wrapper.DeliberateObservables)
+		r.Post(options.BaseURL+"/health", wrapper.Health)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/observe/observables", wrapper.ObserveObservables)
@@ -1391,6 +1479,10 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	return r
 }
 
+type MethodNotAllowedJSONResponse HTTPError
+
+type NotFoundJSONResponse HTTPError
+
 type DeliberateObservablesRequestObject struct {
 	Body *DeliberateObservablesJSONRequestBody
 }
@@ -1413,6 +1505,34 @@ func (response DeliberateObservables200JSONResponse) VisitDeliberateObservablesR
 	return err
 }
 
+type DeliberateObservables404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeliberateObservables404JSONResponse) VisitDeliberateObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeliberateObservables405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response DeliberateObservables405JSONResponse) VisitDeliberateObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type HealthRequestObject struct {
 }
 
@@ -1430,6 +1550,34 @@ func (response Health200JSONResponse) VisitHealthResponse(w http.ResponseWriter)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Health404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Health404JSONResponse) VisitHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Health405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Health405JSONResponse) VisitHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1456,6 +1604,34 @@ func (response ObserveObservables200JSONResponse) VisitObserveObservablesRespons
 	return err
 }
 
+type ObserveObservables404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ObserveObservables404JSONResponse) VisitObserveObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ObserveObservables405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response ObserveObservables405JSONResponse) VisitObserveObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReferObservablesRequestObject struct {
 	Body *ReferObservablesJSONRequestBody
 }
@@ -1474,6 +1650,34 @@ func (response ReferObservables200JSONResponse) VisitReferObservablesResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReferObservables404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ReferObservables404JSONResponse) VisitReferObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReferObservables405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response ReferObservables405JSONResponse) VisitReferObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1500,6 +1704,34 @@ func (response RespondObservables200JSONResponse) VisitRespondObservablesRespons
 	return err
 }
 
+type RespondObservables404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RespondObservables404JSONResponse) VisitRespondObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RespondObservables405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response RespondObservables405JSONResponse) VisitRespondObservablesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RespondTriggerRequestObject struct {
 	Body *RespondTriggerJSONRequestBody
 }
@@ -1518,6 +1750,34 @@ func (response RespondTrigger200JSONResponse) VisitRespondTriggerResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RespondTrigger404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RespondTrigger404JSONResponse) VisitRespondTriggerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RespondTrigger405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response RespondTrigger405JSONResponse) VisitRespondTriggerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1543,6 +1803,34 @@ func (response Version200JSONResponse) VisitVersionResponse(w http.ResponseWrite
 	return err
 }
 
+type Version404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Version404JSONResponse) VisitVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Version405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Version405JSONResponse) VisitVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type WatchdogRequestObject struct {
 	Params WatchdogParams
 }
@@ -1561,6 +1849,34 @@ func (response Watchdog200JSONResponse) VisitWatchdogResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Watchdog404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Watchdog404JSONResponse) VisitWatchdogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Watchdog405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Watchdog405JSONResponse) VisitWatchdogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1866,91 +2182,126 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Dxrc+O4kX+lC5eqlbPUwx57L9F8SM3OTG69mVfZnp1cRj4RJlsS1iTAAKA9ypz/+1UDIEVKtCXNI5NN",
-	"XZXL4gOPRr/R6OZHlqi8UBKlNWz8kWn8e4nG/qhSge7B6yuD+oZfZf42UdKitHTJiyITCbdCyeGvRkl6",
-	"ZpIF5pyufqdxxsbsP4ar8Yf+rRmuxnwhjGV3d3eRm1hoTNnY6hLpSWhNgz1VciZSlAnSHcoyZ+P37FTO",
-	"FIvYC3XLIvYSU1HmLGI/ifmCReyVksgi9lZeS3Ur2WXE7LJANmbGaiHn7C5iz4QplBG0ABo2RZNoUfhb",
-	"dghPM+QygiN4yTORCFWaCB7BeWmK6u4Ynqo8VzKCEwgTDVhUwXcYHUWPouPoZDW3kBbnqFnEPvSpVf+G",
-	"a8lzQu37JjhuataCsAai/XgFTvu5B6z9rMZFe+2veN5CazV5c8bWNPXYDyH3udQiWTzj1nEDT1M3F8/e",
-	"aFWgto67ZjwzGK0h/rm0wi4hE8aaCJAnCyg0GpQWlMyWcLtACVLJPuaFXQ4gHqaYiSvU3OJQrbg1Bo22",
-	"1NL4bvEN6lQk1sREoqIBxUcmZEqMrLTZxrmnVUvPuBH7tUznmFfS81DXn6uWVVeNmRMesxDF1t5njcbV",
-	"AEbMF1bI+dbO56Fh1bFCxbZ+v/h2QUhrIqurXzGxKyKfoSkzu5XMbZyngTMemr/BQ3cRQ613oNBz36ob",
-	"XHq3Jzu+lghXpRESjQEHwgBiGjkGYYBnt3xpIJ5xy7MOzkpUijtB/JQa3kUsR2P4HDf10RMgESAVCFwC",
-	"lzxbGgtKA01HHAkJPU9ISgbwCm9Qw0JlqQEOBhONlqDbEFP/YCX8biEdAt3S0O/928gvbwX05X04f6rS",
-	"jiX9HmJe2oXS4h+Otz164zHYBcLP7y5odXT5pNVogTxFTci/1UrOoRdmB2O5tgbidvMZFxmmY4gPBhP5",
-	"e4iFvOGZSIHreUnSGKa7UukytAXXwPfeGPw0dP/5/PUrKPgyUzwFjQmKG0wHEB9EBDWXUHrdSBQRSvq5",
-	"C9S5MIYGTlEKTOMxvDw9f0NdSp2ZhMuBUKBxVhpMHVzXuITe8ehweDx6FFYglYWZKuU9vbk0t6gxhePR",
-	"MfSSBSbX8OTN6fTt2YswgFUKci6XEIy9uQcMbrGfiVzYAAspLILm6I81Li1qybOacB2jBJz2Tkaj0Is0",
-	"tEgQSslvuMhIWXd3FQZSdSsjsCLHFFTp+L2JnURJiYmn1MnoaHgyejQ8GR2Hia54Wi0xHt+HYFNeVTTp",
-	"HdcwLpBndgEee34J8Rji4S23ySJV8xhuhV0QRPFPrmn/KTWNfe9A+3gMXC7tQsg5YGYQelwG8oBdcEsL",
-	"JGLe0rVbv0GZmgg4XLw4d9OWGgmilVPBOiSGRWydq1nENpiNRaxmHRaxDS5wwzQJyiLWQSsWsQZiWcQ6",
-	"cMUiVj7kG9SaXFjMd1PpTjkKeeo7HNajcq350g36wcN++sxsqprTFKUVM4HagJp5wqtSJ8TUidKpeQx2",
-	"IUxg8bm4QeMaOargDUoLb9+ePovooXRvuLVaXJUW3QvSrfVacv7hBcq5XbDx0ej4Dw7u6sHhvTp4cyVn",
-	"OENdOb17mKwnUChHSbBqc6nQe3px+hI2JjnYtF6tYVvrOhmNRh0rwTDoVKTUYeP9gpsFtgm/FRse+KkM",
-	"Xuq+yC11to2/3p6dbhi45qydZm0dfXuw83rXrlX/dHHx5lPclR/JjqkZcK/+KytUcLs4IO15PDqBnjec",
-	"OdqFSg+CRrrfdwma53h0HB2Pdt3MEPyvlP1zUDZ0+9LN90rZJ1mmbjF1+5CGv/Owx7GDq+E18Wd5o3t0",
-	"MZbb0jQQxNT1dscp9OoC//P929NnXX6jE3eRPm7Y8FstLGk4zaURpNxEaqAX1/fjSTkaPUpoAneFff+g",
-	"LEXqH8ROXWwIY8EtMTcbs//prUYbfP+/C2sL86fxcDj4fphYwYfvef8fl+/79P/71k3//aj/R96f9S8/",
-	"Pvrh7uB3XV5rvQ37BGe+QN1U6z3MhSUPR8nEv9RoCiVNl0JMWnGIh8jUiFjcRZ+lSHfWJ2T4ml11SzXt",
-	"pZHcQCLd1u/0GbUrtErLBPXayg5HR8dbtbMfaXqD2gTcPLiPdb+/hMbUnbY5wi63dqzaUZ+F0nZ6P0U8",
-	"I29C6gzCPm2npRY7mZ6IWT5v248NPG41k+QjG8vzgrrPlM65ZWPSa9inV517P2Ez3HG2rNi2lIsXb7o2",
-	"lHVspdMTdF7r1AG4LRZBLS+o4bpKFWm1uA1+ak3Q4NQu9dsO7exnCxJV+phoLqTIy7zJ7JWZJDWgkt3d",
-	"hBqeLZ7vhp0snfvv5upaZx2H+kTd2VvF2KKGIj2IYKZV7oyMe/CdgRQTYcQNQk7bJkwbTnMpU7cLwol0",
-	"Juk7A4XKRLKE3i3XUsh5CACSaERQh7oiGpQvyRHXyC1keINZBKfPzmGW8XkEVpfGYjqRSs+5FMZHzQ4e",
-	"Q6yRGyVjMBSxcXsugi/FFIT1e6wvpOzbYeWHOjYj0O2etb+7Y3cXxP2NGY4VI+1+YOANjlCV1s/5hyBw",
-	"ZEdr8Rt1iZ9ngN0Unm+7hwr/FpbsfpO0zezubaA+wbp8ssmoY+rfxmQ02LItzB0C2mDGqKkwGgRds0GB",
-	"aA9q5n8RC1TD84Ut0OuW3O8V2HB7mRWBBnCxQKAJ4EYl/KrMuF6CML7d4eBwcPjoOwNJpijcRxYFiqw0",
-	"EJsFPzk8iqOJvF2IZNEM/piyKJS2FNunCN98sRrsA6QKfczOjdVtN9bZmefFlLBbWtTTeel4L6HmM7Lv",
-	"SO/yFT813whjStRrDw1qwTN6KEyiprlI6+symbq7FCloRxcq54IgxJyLrPqdhk20SOsnpvTUidhMZFjB",
-	"4q4pdMAitlDGhsciR+F+jPsp3L+bH9x+MJnyNNVoDN2lJ/TfTHOeLIRED1xeWvzAIibns1v/xF2FsVUq",
-	"zVS4aJ1drt9PM36FtAylr4Tl2VSqNIxaXIsVZgqtEjSmGlPjXBirl9NrXDZv11+HlZrDKZ+jtH5gP+hU",
-	"lvmVI4VZ8EP/c3Tyg784OTyii9tk6hHvO1qNMp3mItHKP6BIVMRKgzr8+GnuU3IlBnG+X5F3H8r4vg8L",
-	"3qksyn0dwCeyIXnADfz12ZmPWJMgwI/KLmAm0B05aVwd0YIH10DvdiEsmoIn2Hdnsg5SM5EFN6Z56sJl",
-	"6oYw16IoSHC5RX3wGKQCZReo3amIO31zgaQBXCyLELD1MlyJ6UQGaXbDiblUGtMHZfYDz4vMKU1i6y1m",
-	"tKbSqtvhH/8wODkcHI5Gg/9k0dciX2Ug1jz0+r2hyG+m1DWUxQCeSPCE8EoroLoVst7N+fJc07H59E3Q",
-	"G9v9DBfKYBp3dizcUdxefTZjcNUAXWh2zuxnRRF3QmvtM78Q8roLqZ8fD2xPsa+tzYS8hpnSjfPmCHAw",
-	"HwCvTqu4ThauCYlewyxv7qW4xbnSYt/g/3qY5mF5FGlbGDXO+rkwRd9D2hdFfx/5bEZIdjpkqHmx1KIr",
-	"OvowW3qr4WZsL7wyHQ0kdvPtKkVkT2ITf7hEgbDNhl5cXfbVLHYnBxxqvxx6MWbuyr+1CoQ1UId6Num/",
-	"65awmRMzrZTympYrUDa8vdbBXYhrt4B31qQJ74B99bDk/rFCN/wuGPqE2KKeo919gnX3tUkSdrkbE9+z",
-	"s9qkbmv9LVi3cfi/yB6pJXRfdpt05s4h0idJpf320t7VKUZIQHHOWs7pbHCGulLrK5X9GOK/l6iX/YJr",
-	"npsYEpUjXPHkGoSEeOiHS4dWi/kcdfyNVXzgTafceZr2K4Fn0eqZQ0zf79dv0GtRk3DZp3+dXncTA3vy",
-	"1gqTtdraspJGj0/y9tdn7Bixi6t2M2m7m6YG2dcQ+ABP/zO8q6bwfBXvqq3227uAweHghLWOQyeT2+8H",
-	"9G8ycT+d55rnjSjgp2Q5R+ypFlYknSl8EavyQL945J9873QV/98I95vIWWHlB5rIjQZ+OJ+vWMf6Qc0i",
-	"l2dFgwoNTmP6yYwbz9sO8yWD95s2ojOU/G99oFtlgTXU95VSLiu8pbd2t5Lt+P26KKqwe9wpqNvaav7/",
-	"CfLnBOj/Gce/tWH+PM+xzSJroXYvs13mppX4/u2dxQqcL+woEupbDjthkod45VwjEgZd7K3TKlx4l+4s",
-	"JHTeiyaryw3TQOH3NccxpFcmC2WwSn/2UXdBCdT+QV+k8QBeV8E8HzEM4Tyn2qtY3YZir/u3LW63J7ir",
-	"A7YZ/qsj55/gxa1GwRuRDarb/aKBq3VGn+rq1YT9VglxpkwSfxQQcpm/cX4c6codwjRbSL46VtzPjXq3",
-	"IHmQ4M8yvLPzGDi4LG05hyvKlQRhQBUoBxAfnRyd9EeH/dHhxWg0dn9/iyFHLg1IV9+BHwqh0QzYNwqq",
-	"biA4FAztiZiLKm5PR3VKJlnpstZpj0oe44rXx06F5MpYcHYbVyEpV3bhC9N8hZhLLXGy4VAqgUMjsSRy",
-	"CSAeiS4NkMYQSpp7zvS+aU5Hvcjp186sWLfeoVDsq53DB23WPmRvnb83Zrm8n+H+Rex7xf5f1rwHb/WT",
-	"1PhN9+50NBit705TvzGtf3ouD/dJ/2+8/49B//L7gz/1JpPv15/9buthSwVB18rehWqaz7JQm1utz7QT",
-	"bleQlOTtu+2Cn+4KuUZNtWWruz9XavLndxdsXav9dH508oMrYzNiLjH1O9nz50/Pnl9M//L8v6FXlY/F",
-	"HyfsGpcTNp4wn2ftdsNP3pySb+Se4IRFkyqANW03VoXHWNXwblWERkG/MweHc5jnpfYHrFZdoytVdthw",
-	"Gzy3oBU1F9YWvjBbUPyhK61cmES5GYZwTvjCv8KFT8o7q2KPPipPipxWNHCtE55l7qzWIKBMXamKO69E",
-	"V+05kY0NJvSqUtVoperb6YCr2t0IWhW1IKTL3DiIaPA52onM3DFHCGpa5YDykQmrQJdyPWhqoKfRHx/X",
-	"U/qjEMeRUMUWwaqJ9IMZV4UJb89ekM1Z1ZxRFddEXmgujRswUfKmMjnBYybkeIQlSlrNEzumarLnN6iX",
-	"NabImMVvXp9f+Ao04L4SkcoXI8APCRYW4v96fgGrUjWfJBPqtSYSIH7qi/j7F1UZa/C2oVeXQq5qWzXy",
-	"lE77aZ4DfzQPVnORETJMxs0ChKFheUKz0yjx0NeEDd3g1V2owPyxVUwbPP+qZtGtiYpF4Gg08pNJiH3L",
-	"GFDeYKYKpNl6JDX+xYSN33+cOM51YuFqWJ3AUNHIhI0Hg0E0qUpH/P3dpRMTo3J0W2eQ+MESGxRcW8Ez",
-	"iEm/UD0fOML4VFEDwaX1sS7fBkjFUVJRADNyCUJ1MMx7tECguPW/psyHRoEoZZ1Q6eFxhdxmdQ69ODkg",
-	"7gUufe6DHy8Exrh0BK2rhWJHvUEH31S8MQwKOZyLrdgEJGK6Xj47hh+dYgCvan5+dxHKP8Y0LwoHEZfQ",
-	"rexsw7GLV5ovhlvaHNblsz7sV5fbPXlzSoO7yteVaoQJGwwGExbBuh6s3jT03r06rwLvalkRtpdkXORh",
-	"3X/BZRxB/BPJVwTx04uz6fNXF6cXp8/Ppy9OX566p2/PXpw/ffLKrSSC+NfbazNdKGPphpdp/DhAXzGJ",
-	"K30ZD4cehXVzd4vDwS1mWd+xwpDexQcDV/CM0oaPa5AMueJKghtnSmNdsexd1RDI8Xtgh28WrSx/MPfk",
-	"FRYoeSHYmD0ajAaPvAewcNbtnm8o0KtCed/K15kLJU9TNmbP6vbND4REje+H3BtSa31iZNjs7lwHr4Hd",
-	"1Eej0Rf75kjrUwXOsLUNGnEaifOEjT9O6i8k0B1pi7u7+DE0m9zdxdWXKHyBrzAQPgBCY5syz7lesnHl",
-	"oZqONAnj+Z26uT2crwJ5z7whZJc0UNCdTUK04f4FtZiJkP3087uLUKKa82s0bvuULJAXwFcshamflwwx",
-	"9LyxIJBQm+EcbXA3nbZ+503MDDGFVGhMrNJLMgZxqCiPyej6dEl17UuoCA7XQRgg8a4Srtr842v12Fck",
-	"eKsacCvBvVZ15kNdTxiR16sSp9Rry0PFA0RtVz7ga53XCe4KwStqeOeiru/2ds5U2pF4BpdN0lfhD0f6",
-	"EPTcTSBDXPzfRBqf02dfcPUlGOBFgVybrk/APK5lcFZFUNYkdQAu9kLGfiIpLa4sjKNeVJlwb4IcVW+5",
-	"CQP5xJHge6yqRgLZJ/IeSd/BVXVDt71VZyucl3yfJnDHP7sxgzv3+Y2wQjPd7mExfT8YDC7vyMw2nl2u",
-	"FHEzPVWYKpF7U0LpPHPCQvYaoXzCfLJbgXrVqzlaT6qVzjx4gEI+SWJHGrnGvxkqNQ/ut9DJezp+D+Wu",
-	"cQvlJIIDDc06rfzWZW1XVn+LojKqpmVWm/QJJFkjUMhi2UqcEEHfJMwXwenawUvXZ9C+IkXbpwP7GMiw",
-	"B3JW0nnc97YMYf8Ju4uamzXPDRPpzCDJ1Xem/emX79y205Dv67+2EfZum0r3rJTOy1njkftZoBER6yb9",
-	"L410ta+E+nZErwP1xPUB0EErIEVisykefocVOjhlVfkrtBdt+n5CyYN7/Y1qK0jgz7EDNVW8zu0cNM/R",
-	"oqZh1n3S58lCYeoDLeQsOhv7uP5kjrCOpuFLOMIA7/7gTvjcFouYoFH9h59YxHwYnTU/vFOfGXd9SOLy",
-	"K5JyLYT5sBhVEbsm5KuonY8sPYiJh1jhhbhBF1cptLrymtHtrq94xmWC2kBvV15oz9KOfb6/vLus+3ys",
-	"aBHM4F1UP6mkrvEoTHB3efd/AwA=",
+	"7H1rc9s4suhf6eLdqsgz1MOOnbOrfDjlSbw3nuNMUrYzmXsiXxEmIQljEuABQCvarP/7rW6AL4my5Tw2",
+	"M1u3KhXxAeLR6Hc32p+CWGW5klxaE4w/BTnTLOOWa7p7xVlqFy8WPL7B24SbWIvcCiWDcXASLxRP4JrF",
+	"N8AMRAmzLHoOS2EXqrAgLNgFBybNkmsQBhhEC+oPYuwQZkykPImAa630IAgDgb0uOEu4DsJAsowHYz+F",
+	"vptDGJh4wTOGk+EfWZan2ISl4pYHYWBXOd4aq4WcB3d3d2Gg+f8U3NifVCI4rejNteH6ll2n7jZW0nJp",
+	"8ZLleSpihosb/m5whZ8ao/1F81kwDv7XsAbX0L01w7rPM2FsPbDQPAnGVhfcPTG5ksaN+5rbhUp+UfY4",
+	"TdWSJzvMpVovtkx4MD4cHYVBxo1hc1z25YJDRt0isKWywFzfMFOatsIDgyfw7vxsENyFO67v1eXl2xPc",
+	"JLe0Nha810rOy4FxJAY3Ui0l5MwuoMdvuV4Bl0muhLQ4s+jtm4vLCK4LC9FwyWy8SNQ8CmG5EPGCGvzv",
+	"k8sImEwgenVy/DLao6n+ouzfVSE/E1KH65BqwQKWzEFshiOAkgQu3FSuB3A6g5UqgEvLNU/oFX6TMVmw",
+	"NF1BnnJmuEfqlSo0mJynqZBzWoTVK2BzJuTXgvg72QQwTgevDKgZ2IUwkKi4yLi0wDSn2SqZrkBJbhCS",
+	"1RwID18oORMJlzFBi8siC8YfglM5U0EYnKllEAaveSKKLAiDV2K+CHAjJA/CchbB1QbdhcFLYXJlhJvv",
+	"OtvYhxcpZzKEA3jNUhELVZgQnsJFYfLy7hBeqCxTMoQj8AMhg/Dz2w8PwqfhYXhUjy2k5XNiGx/72Kp/",
+	"yzQyEIPLaUyHhg5aM6wm0X5cT6f93E2s/ayCRXvtv7CsBdZy8OaIrWGqvu8D7onUIl68ZJawiCUJjcXS",
+	"t1rlXFviczOWGr6ONyfSCruCVBhrQuAsXkCuuUFMIQxZLrgEqWSfZ7ldDSAaJjwV11wzy4eq5psRaG4L",
+	"LY37LLrlOhGxNRFuUd6YxadAyASJU2nzEMafli0dCw2D34tkzrNSLN336c9ly/JTzVNiCGYh8ge/Pm80",
+	"LjswYr6wQs4f/PjCNyw/LEHx0He/unZeXFSbrK5/57GtN/mcmyK1D25zG+aJx4z7xm/g0F0YkAB+cM4n",
+	"rlX3dPHdI9HxjeRwXRghuTFeB4AIe45IWUiXbGUgmjHL0g7Mcox9hxm/wIZ3Dfa/zo+OAUkAWSAwCUyy",
+	"dGUsKA04HGIkxPg8RioZwC8o0GCh0sQAA8Njze0g6CBT96AmflpIB0G3dIUP7m3olldP+mobzF+opGNJ",
+	"P0DECrtQWvyDcNuBNxqTNPj5/SV4heC41chpXgj8Jcn0nh8djGXaGojazZ36NoZobzCRP0Ak5C1LRQJM",
+	"z0n8+OGuVbLybYEauK83Oj/1n/988eYXyNkqVSwBzWMubnkygGgvxFkzCYUXfyzGjtzYOdeZMAY7TrgU",
+	"PInG8Pr04i1+UujUxEwOhALNZ4XxIvyGr6B3ONofHo6e+hVUGkD3106T5Qkcjg6h58T98dvT6bvzM9+B",
+	"VQrVglWpXZgt02CW91ORCevnggwLZ3PwtwqWlmvJ0mrjOnrxMO0djUb+K+TQIuZQSHbLRIrMuvtTUhKW",
+	"MgQrMp4AautKt6ATKyl57HbqaHQwPBo9HR6NDv1A1ywplxiNtwHYFNflnvQOqzl2WQDjpiJY2Q9RU/OP",
+	"3Nd+76MxMLmyC1SxeGo49Jj02wN2wWypAC/xmtZvuExMCAwuzy5o2EJznFGtVAQdFEM2SRurgzDYQLYg",
+	"DCrUCcJgAwuom+aGBmHQsVdBGDQAG4RBB6yCMCju0w0qTi4sz3Zj6cQchTx1H+xXvTKt2Yo6/ejmfvrS",
+	"bLKa04RLK2aCa6+AcjCq0DEidax0Yp47pdSh+FzcckONaFf4LZcW3r07fRniQ6d2M2u1uC4spxdkF5Zr",
+	"ydjHMy7ndhGMD0aHf6V5lw/2t/LgzZWc8xnXpdL7CJF1DGTFIJapzaVC78Xl6WvYGGRvU3q1um2t62g0",
+	"GnWshPtOp4IMoI33C2YWvL3xD0LDTX4qvZb6WOAWOn0Iv96dn24IuOaonWJtHXyPQOf1T7tWXZtWj9v7",
+	"n1COqRkwx/6LhhG2h9zzcHQEvWXDGN7zHGm77uI5D1qnh6NdjRmcf2ULu+VsOBOu2vrO/RrHDqqG48Rf",
+	"pI0+4hNjmS1MA0CBunlYcfJfdU3/y/Xb05ddeiORu0ieN2T4UgvLDVjNpBFcWhCJgV5U3Y8nxWj0NMYB",
+	"6Ir33YOiEIl7EBG72CDGnFlE7mAc/N9e3dvgx38urM3Nf46Hw8GPw9gKNvzA+v+4+tDH/39s3fQ/jPp/",
+	"Y/1Z/+rT02d3e3/p0lorM+wzlPmc6yZb7/FMWNRwlIzdy9IDttdFEk0/xH3b1PBYrHtGHslId+YnKPia",
+	"n+oWa3oUR6KORPLQd6cvsV2uVVLEXK+tbH90cPggd3Y9TW+5Nh4299qx9Purb4yfo5kj7OrBD8t2+M1C",
+	"aTvdviMOkTdnSgLhMW2nhRY7iZ4wsGzelh8bcHxQTKKObCzLcvx8pnTGbDBGvsb7+KrT9hM25TuOluYP",
+	"LeXy7G2XQVn5Vjo1QdJapzTBh3wR2PISG66zVJGUi9vAp9YADUztYr9t187jZEGsCufnzYQUWZE1kb0U",
+	"k8gGVLy7mlDN5wHNd0NOFqT+01hd66z8UJ/JO3u1jy1sMNK9EGZaZSRk6METAwmPhRG3HDI0m3jSUJoL",
+	"mZAVxCeSRNITA7lKRbyC3pJpKeTcOwCRNEKoXF0hdspWqIhrziyk/JanIZy+vIBZyuYhWF0Yy5OJVHrO",
+	"pDDOa7b3HCLNmVEyAoMeG7K5cH4JT0BYZ2N9JWbfdivf92HTA93+stJ3d/ycnLh/MsFRI9LuoSsncIQq",
+	"uX7GPnqCQzlakd+oi/wcAuzG8FzbR7Dw7yHJtoukh8TuowXUZ0iXzxYZlU/9+4iMBlq2ibmDQBvIGDYZ",
+	"RmND12SQ37R7OfMfRAJV8/nKEuhNi+4f5dggW6beoAFgkBQHgFsVs+siZXoFwrh2+4P9wf7TJwbiVBme",
+	"UEgJ8rQwEJkFO9o/iMKJdPHchvPHFHmutEXfPnr45ou6s4+QKO58dtRXt9xYR2eW5VOEbmG5ns4Lwr0Y",
+	"m89QvnN8l9X41HwjjCm4XntouBYsxYfCxGqaiaS6LuIp3SUcnXZ4oTImcIY8YyItf6feiBZJ9cQUbnfC",
+	"YCZSXs6FrtF1EITBQhnrH4uMC/ox9JPTf7fPyB6MpyxJNDcG75Ij/N9MMxYvhORucllh+ccgDOR8tnRP",
+	"6Mr3rRJppoK8dXa1fj9N2TXHZSh9LSxLp1Ilvtf8RtSQybWKuTFln5rPhbF6Nb3hq+bt+mu/UrM/ZXMu",
+	"revYdTqVRXZNW2EWbN/9HBw9cxdH+wd4sYynDvDuQ6u5TKaZiLVyD9ATFQaF4dr/uGG2MblinbMfjv72",
+	"7AHO3h2lcZ3dT4mnMi8eqxEeywYpAjPw28tz58JGyoCflF3ATHCKQWlex2zBTddAb7kQlpucxbxPQVqa",
+	"qZnInBnTDMMwmVAX5kbkOVIys1zvPQepQNkF1xQmoXAceZYGcLnKvQfXEXVJtxPpyZu6E3OpNE/uI+Ld",
+	"tBIczkGwuXe7ffsrNvcff/7+lSJjTWev3huwClKlbqDIB3Aswe2EY2Me1gM4tpApY2F/NBrB9QoSPmNF",
+	"aqFXQfKJgdfHv03f/HRxcv7r8U9nJxd7Ld/3bmuuYJWxj6VUaTpCKqu2C8SIpHL1ZhaMPzygK7mt5km7",
+	"l+Au3HA2Xj0oakjKOHnjUAqBaaDICcuiLWNFlNDyHONADlMnEvuBXk0qGIMZQ4QMIQoharDQKITBYLBH",
+	"iB3HPLdoQcmkjbZ1fhkx4qZme/CAIoiO27nqbzCfTtzcwC2ERA2eJ8YR73Mwhdbo9cWoV03fuAirRYaB",
+	"vGs+U5pDYfigtYD9v/11cLQ/2B+NBv8RhI9kfeW0udP4Hqc9cen1s521W4oHP+qbTUdw2UEXZZNF9UWu",
+	"7J1IsjLczoS86XIrfblTuj3EYxW+VMgbl69XJT2EwAfzAbAyZMp0vKiSBxu64aZBzyyfKy0eG4Fa9xXe",
+	"j4bO+q2xWvNZPxMm77uZ9kXeX0f0+zus3XQ7RboqXETrLnzQW9lpGdGI7YWX+ksDiN14W+cpPXKzET8o",
+	"W8X7eqAXlZd9NYsofMWgMg6hF/GUrtxbq0BYA5W/cXP/d/VLNBOzpqUisCZYcy4bJkcreuyDK63JuzzR",
+	"xnwHwTf3jT/eYU3d7wKhz3Bw6zm3uw+wbkM1tyS42g2Jt5j3m7vbWn9rrg9h+B/EUG8R3de11c8pGJYc",
+	"xyX3exT3LkNpPguKDISMYYB6xnXJ1muW/Ryi/ym4XvUpvd9EEKuMu8x9ISEauu6SodViPuc6+s4s3uMm",
+	"MXeWJP2S4IOwfkaA6TunEWX/+zSkPv7Xafo1IfBI3KohuY1tSV6mv2zXWJ0RNnikMtny506/jv26vp6O",
+	"IbpwdjeBubvgayDV2vbcQzH/Ct2tSZrfRHdrC5WWWoP+sKOgFfGfTJY/TiaDxk9n8P6i4er+nFT+MHih",
+	"hRVxZ55qGJTJzl89vIW6fVIHuTZiWiYkKa9cRxO50cB155Jyq4AWqFlIyYTYqdBAHNkNZqg/J5vM14xQ",
+	"bcqgznjJv3XWQpnq2BAP10rR0YcWK9tdCreDVOvEqLx1ulPkomXK/v80iS+JQv0rchwqwf9lmmkbRdbi",
+	"SY5muwRO63TH91dGy+l8ZUV0mzPvAb8UWO8JFmbdbyekY8g9OmPEMsyJJEphqXtRMW7ntDMh0HINmXdC",
+	"xmmR8GRv7FLhc3TeYRgE88RF3jc6dk/6ibH+yuj4n7iI+kV16yI1/xR5RN25W3xRxl2icfNp3bzZpHHt",
+	"Oqa+Cp1GY/cT4o/AH/SruNdZcoQPMK7hfw+OnkVhFSNz5yMwc9cZsRgUohFcSiC+8CmBmN+eoAczXTLN",
+	"+4ZUhYjUfBplj8ajgFM0Li9Cf1ECzN14mDlTrF+1XC6UMH0fsGGyfEP9VoGraOxuSpBsn3C4MdlWqn0z",
+	"slVF0hpxMOcQcVGurWGhMvJWTS+46vLDUgJtA5Epifb07e0h1PG007e3zxq3bkrgJ4PzKq/fnZ+hGvXy",
+	"iLYtCIOLV8f9/ebNwdGz5u3R/kF5S/NtjILzhnLeHYm+FV2evg3C5t3ts+b9yxJ+1ZNXNSCrZ27i1e3r",
+	"l0fN24tXx/tr9w7YzScO6tWTEw/+6sHfRcopWQazj5Gft7wMyJ6Zj/TNNec4Y3Jid6qal84OPfdHIbby",
+	"XqsLHnawqTVr11tm8UIZXh4ccvFqYQ1E7kFfJNEA3pRRLxdaK49QN6MDG9pi9X1bke80Xz/b8PuCuFmX",
+	"+fjFIbR60eHnmpPVLn+vvHJTxLEnRnck6DunmaM2toOj+QGkqbNzHmeovV8gcUhwKQHOnHoODOiwk5zD",
+	"NR2OFwZUzuUAooOjg6P+aL8/2r8cjcb0778jyDiTBiQdk+Qfc6Gdx+O7hIU2AOzP3T4SMJeNGG2sUD2h",
+	"w18ofpVs6kRj4icU6CV9h9dOdTq96M53u4PWlKFJtEEglcCgkZ8ZUh6lAyJl02MfKL22pMZ819TIapHT",
+	"b52guG4f+PPW3yydzXOzdq5aK42tMcrVdoT7g1gQJfp/XQPC28OfxcZvuz1go8Fo3QOWONdX9dOj4yzH",
+	"/f9m/X8M+lc/7v1nbzL5cf3ZXx4MF5cz6FrZe38o9Ysk1KYz5wvlBPkd4gL9CeSQcMNdc6a5xiPa9d3f",
+	"Szb58/vLYJ2rvbpAXRVPgxsxlzxxvrKLkxfnJ5fT/zr5P9ArT2FHnybBDV9NgvEkcKo+WXHHb09RUaIn",
+	"fBKEk9IFP203VrmDWNnwLtoLMYscmItbnNNEyCafF9rlJVl1gzLmuBI+SvtT6fSGMjfK49g0bzwHBwej",
+	"EWpqE8lk9wl44PKWpyrnIeUaHo72HTMloJOniuBWI83C2tzVYBHoSPW1Z5gTIY5dBuSzRF3PmcFuXOPN",
+	"GNeFGQ+Hc2EXxfUgVtmwbt24DO46UmWEiRUBaQgXuOf8N7h0+fnnZQTIjYrCCHdlQK1jlqaUpWV4VXuH",
+	"EpU4FX6YyIYbDnqei5qwFlftkwF1GY8QWsU1QEhK59kLsfM5txOZUrDZh5asokk5/61VoAu5Hroy0NPc",
+	"JY5VQ7qANFEVlBEesGoiXWeGCjJQER4lG8fP8UD3RF5qJg11GCt5W4pNbwIgcBzAcB81iy15GU62VSki",
+	"3GKuKAFWMgiBf4x5bqlIETROrfeqekWNpzghgEa5IYheuNJF/cuy0IW3KlwmGA7RqH6hOUuAGRp+j2DI",
+	"wGomsLYQ9mxSdB40s5h60dCdGh9S5+Wdr9Hwww/IHxAkcYMqnDe8XYrDWT8lUf3wg/ekI1259zUp4UR6",
+	"yCLciwlmj02IfogHUN0L4g540HQSjAeDQTgpj5u6+7sr5AlgVMbJEwmSf7SILznTVrAUh3DlxRx6u+Ml",
+	"Brz+7kIHrgEgP8dEZD9NR+hVbMGp74BTwfGAYddzZvmSrRzWZSq+gawwlj7kH3MeWzr0ux/C4WiEjY4+",
+	"fix7FAbZ4BjYBqPCjite9QjwTLoKEUyC0IPJ7YNfxsFoFOI4TEJZp6DEoM1yHBtf0rYTJ7/mOHMsCQHC",
+	"ELC7Skmsd0Ao9QazSxtVOVxRqsPRYYmvzSPR+OJoD/kEMOnyS113FXrR4NUR7cgth7DLgwcPS69jj8du",
+	"R8ROLEDMtBYU6IHot753JPRPk8iXOXHON+STXD8xoJYb7UhLF5bojPIJGRgmOan8vX3EzmeHkHJrObLF",
+	"RMwFcs2oj86vKf43iBAZojGiNlWpYCD50lU1QKaAPZdmRarmkArJ12u1VevAZ4ZlHEQy6OBYJVcaenXG",
+	"58U0GJTkPFmv4TKGn0jegRPUP7+/9P67Mc6NC9ohJqFbVWimrka13oCQU8i4vfbgwnJVzYfjt6fY+Q33",
+	"++p0BZgEg8FgEoSwrkWUb+7qCjBbFYZyetcrHAI5RS9Omcj8uv+Lr3BfXiFnDyF6cXk+Pfnl8vTy9ORi",
+	"enb6+pSevjs/u3hx/AutJITo9+WNmaILEG9YkUTP/exLrlOKdwfCqjnd8uFgydO0T6QxxHfR3gDWeLAw",
+	"rsJHnb9ZSgISZ5V/bcP3Pm45x8NO33ZYuadb3uiJ3HRHhw3Hce3yhZ7h9+Q04HLKDFya1URuSaoNyzx2",
+	"x1I9+JDfJgWuiI4NlodAEGCVpZuKmEvDGxrX69PLDfVK5Vy6uNdA6fnQf2SG2LYOVwUNfSusrQ9vcqBl",
+	"mnPJchGMg6eD0eCps0IWpGFvKYeGr3LVlSR+RgERCoKYrl1shkqQq/iMy5xraMbK0eVQaM2lTVd7pX6L",
+	"TM4QL/La29pnrluEo/HnR9ddE+RXGMA7Wc2tisZcp0ze+HQV2kN/SX0uVZEmKO6cdlIfHnC75apmCSVP",
+	"k2AcvKxA1iy82azLuTV22irdOWx+vl5M82A0+mq1PFuF1zqKLyLLQkVjEow/Tap6b3iHkujuLnoOzSZ3",
+	"d1FZV8+VKxIGXDnDdTZA+9qlhDFZ6WFresRgMLi6qxUxhP9dGByODreD1ENtWFUQoQ+OHv5go8YImaFF",
+	"ljG9Csaln8N0pAubBioOgvJI/ofAmSLBFXbk1dTtpPQr11hkyJQVzHy9oIzdcEcF8YKzHFgNU+51GxTx",
+	"0HPquqvoaYZzbr3TglSH907Jn3GeQCI0j61CRQKlhivvFYXgbBQD6sbVs8B50AcChTdL8GxMbXkJS7s+",
+	"kRV/EwYMo0pmTXPACWWpSna/QT+u8krwDRG+VdvlQYR36hqpqepmEtzdRaVQJrSscBHPgrtzCsxWlcoY",
+	"YH2rUinebqX79CAqJoadlOXaWFehN7QbrEjTiki+JxlQrbISR53RW5UgK3m2152QEfBVkyDK0AIRhKOf",
+	"ry9ocE4Zyw24wryUSoUwbhRusYps+jEaR3VSuNPmKwt9I6OrTOZCYqz8BdSM3oR1SYLae3DN7ZI7X3gW",
+	"+hG6xVkXbfhcnn8TwXKCu8frEq3A8pwzbbpqsz6vxMmsjMmsCZ0BUDQHLeqJxMSMIjdEh2FpJzu1nOgT",
+	"qx+7jlwyvTfw63IOjoDXRdZEbvMb/KlE1g5eL4JLG3VJpSKH2zaRRvl2u9HvT4Vw9UTpUI53mj0xnh69",
+	"WtiLat/r9B3JJW9kUDMzFDLhH4euNUtTX2qKVLeytBSK54ncyigG0BSFbQHo/Hq4u1jET9ZoOZFRY0rk",
+	"djLcdhEs5RP+Sci1eUzsfqnocTpskuCHq1rvazJiYWq4/5tpgJjmOwk8riJCTAKHzsjIO6VST6paRdu7",
+	"h47c2YTdJKEw1kC0kXrh/SFbTg9ED6itE9lzAe1lTR5lwfqYSaksXHM6nmS5BKv2nDCLmkcS3Bjvzs8c",
+	"N3G2usEyCVwCaxZRLY9cl443p1iahVqS+pvR984l1chqUdK5yDsOc3SSIrX50xBjM/P/AXJ0bM8FF+ia",
+	"P0CgkgNNjZsukqwE3ET+2UjSWRpr0ZYKrUqcNy2sb5KhR6Q1OvRotZ0GzwvpMNMNSTlu6JNrJlqBkhu5",
+	"EyxJ2qcU6yjQRFZhoPL1HlTBJaVdsWFryqiQ9vSFbWrKuocQfCrSJhF8FfxdS2fr+gMh35B62mlWjzHx",
+	"fHyltvO2tvT5U5PgLtwkhokkvumVmlYp6icU5DJKgnDVf71nf4MSG5EqH9mYyGviQn8eejwvHNKv0eR2",
+	"kmtkR3ST2rG3KZuueMMzhnAD/zXWrPdeBmd6Iwy9y8HJKSfbnOeiVGnbVPJr45DnN8LSdhZJB5YiNyuX",
+	"9K/eQp9ugXJjk8E6sPupkVbTzDJo+qSEkntbLf4yVINznHO75e8tub1u10b3Ia3ujV7bW4p6CguWp6nT",
+	"PpzrvlwJ+BI/pbsi9IXUXTPswXnpe2Wd9VaIeQNxygyaIGz9Zakt9UXqJsPmX57CIiLfDO/WcnzuZ49l",
+	"SksT/HVai3OF3fdXrmr/WK/ttNqbyLLuPR0KcBs6kX8QRD9Dkw+xItfq2mkOFNu7ZimTMdcGertienuU",
+	"dt7Shyvcau+lpbeb554RR+kPNAkDvvwV9CJ0BIMupBdTrhl15Oop17Gi8XC4f/AfGO4Z7I8/oVVyR2l8",
+	"WjRMC+3Jj4r0BOPgr6O/joL70kKjt2/OL6MBoc+nbe1w3sfvL+CMZdcJg2u+EOTy+nshnaaEuksvSnie",
+	"qtXQ8ixPmeWDFcvS9VVgxOvTzH/3Tqenyd0gpW77hU4Hn/Akh5J3AyUHbGnWF9j6sL3S8lWhU1/xbH0p",
+	"zdk+MSAS6D09AMQh3Y+Z4WVM3Jk5FBZvljA1lsU3CDE8W78ij4EqbF7YgTMh5tUfjSqnxIv+EoPy+53T",
+	"QYC6r8ocn3IJtBtXFQ52OU1b9t6al7T8w3Uuw4nwyrln0ATzuqf3zTi12QcnvfG6iQfn66q4kq3xd86D",
+	"gkYa1FoCVD2NUpPYnIdjXmElsXCxaUngHob+L5Igof/28jxcp3b8pPzzOKY5qqfzu6u7/zcA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,11 +1,13 @@
 // Package metrics exposes the relay's Prometheus metrics on their own registry (served on a
 // separate listener, METRICS_ADDR), so operators see traffic, outcomes, MISP latency and
-// errors, cache efficiency and the circuit breaker without reading logs.
+// errors, cache efficiency and the circuit breaker without reading logs. It only counts: it
+// must not decide anything, and its label values are bounded (unknown paths are "other").
 package metrics
 
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,20 +22,24 @@ type Metrics struct {
 	requestDuration  *prometheus.HistogramVec
 	upstream         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
+	knownPaths       map[string]bool
+
+	mu       sync.Mutex
+	breakers map[string]prometheus.Collector // by host, for ForgetHost
 }
 
-// The relay's paths; any other path is counted as "other" so that scanners probing random
-// URLs cannot grow the label set without bound.
-var knownPaths = map[string]bool{
-	"/health": true, "/deliberate/observables": true, "/observe/observables": true,
-	"/refer/observables": true, "/respond/observables": true, "/respond/trigger": true,
-	"/version": true, "/watchdog": true,
-}
-
-// New registers every collector, the Go runtime's and the process's included.
-func New() *Metrics {
+// New registers every collector, the Go runtime's and the process's included. paths are the
+// relay's API paths (service.Routes, from the spec); any other path is counted as "other", so
+// that scanners probing random URLs cannot grow the label set without bound.
+func New(paths []string) *Metrics {
+	known := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		known[p] = true
+	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		knownPaths: known,
+		reg:        prometheus.NewRegistry(),
+		breakers:   map[string]prometheus.Collector{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_requests_total",
 			Help: "Requests answered, by path and outcome (ok or the error code of the envelope).",
@@ -65,7 +71,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // ObserveRequest records one answered request.
 func (m *Metrics) ObserveRequest(path, outcome string, d time.Duration) {
-	if !knownPaths[path] {
+	if !m.knownPaths[path] {
 		path = "other"
 	}
 	m.requests.WithLabelValues(path, outcome).Inc()
@@ -93,7 +99,7 @@ func (m *Metrics) WatchCache(stats func() (hits, misses int64)) {
 
 // WatchBreaker exports the state of host's circuit breaker: 0 closed, 1 half-open, 2 open.
 func (m *Metrics) WatchBreaker(host string, state func() string) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "relay_breaker_state",
 		Help:        "Circuit breaker towards MISP: 0 closed, 1 half-open (probing), 2 open (failing fast).",
 		ConstLabels: prometheus.Labels{"host": host},
@@ -105,5 +111,27 @@ func (m *Metrics) WatchBreaker(host string, state func() string) {
 			return 1
 		}
 		return 0
-	}))
+	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.breakers[host]; ok {
+		m.reg.Unregister(old)
+	}
+	m.breakers[host] = g
+	m.reg.MustRegister(g)
+}
+
+// ForgetHost drops host's series (its calls, their durations, its breaker): the relay
+// evicted that MISP from its pool, and series of every host ever seen would grow without
+// bound. Its counters start again from zero if it comes back, which Prometheus reads as a
+// counter reset.
+func (m *Metrics) ForgetHost(host string) {
+	m.upstream.DeletePartialMatch(prometheus.Labels{"host": host})
+	m.upstreamDuration.DeletePartialMatch(prometheus.Labels{"host": host})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if g, ok := m.breakers[host]; ok {
+		m.reg.Unregister(g)
+		delete(m.breakers, host)
+	}
 }

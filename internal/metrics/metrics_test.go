@@ -19,7 +19,7 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 }
 
 func TestMetrics(t *testing.T) {
-	m := metrics.New()
+	m := metrics.New([]string{"/observe/observables", "/health"})
 	m.ObserveRequest("/observe/observables", "ok", 20*time.Millisecond)
 	m.ObserveRequest("/observe/observables", "service unavailable", time.Second)
 	m.ObserveRequest("/wp-admin/../../etc/passwd", "404", time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,12 +20,29 @@ func (c *Client) fail(op string, status int, kind error, detail, key string) *Er
 }
 
 // scrub drops what the server said from err when the Client hides answers (HideAnswers).
+// The relay's own words about an answer over a size cap stay: they say nothing of what the
+// server sent but its size.
 func (c *Client) scrub(err error) error {
 	var e *Error
-	if c.hide && errors.As(err, &e) && e.Status != 0 {
+	if c.hide && errors.As(err, &e) && e.Status != 0 && !c.sizeDetail(e.Detail) {
 		e.Detail = ""
 	}
 	return err
+}
+
+// sizeDetail tells whether detail is exactly one of the client's size-cap messages.
+func (c *Client) sizeDetail(detail string) bool {
+	for _, e := range c.sizeErrors() {
+		if detail == e.Error() {
+			return true
+		}
+	}
+	return false
+}
+
+// sizeErrors are the errors of the client's two caps.
+func (c *Client) sizeErrors() [2]*sizeError {
+	return [2]*sizeError{answerTooLarge(c.maxAnswer), attributeTooLarge(c.maxValue)}
 }
 
 // statusError maps a non-2xx answer to an *Error.
@@ -65,7 +83,10 @@ func (c *Client) readError(ctx context.Context, op, key string, status int, err 
 	var se *shapeError
 	var syn *json.SyntaxError
 	var ute *json.UnmarshalTypeError
+	var big *sizeError
 	switch {
+	case errors.As(err, &big):
+		return c.fail(op, status, ErrUnexpected, big.Error(), key)
 	case errors.As(err, &se):
 		return c.fail(op, status, ErrUnexpected, "MISP's answer has an unexpected shape: "+se.msg, key)
 	case errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input" && ctx.Err() == nil:
@@ -78,9 +99,28 @@ func (c *Client) readError(ctx context.Context, op, key string, status int, err 
 	return c.transportError(ctx, op, key, status, err)
 }
 
+// detailHidden is the one answer, for a MISP a caller named (HideAnswers), to every failure
+// to get or read an answer: telling "connection refused" from "TLS failed" or "no such host",
+// or quoting a certificate's names, would map the network behind the relay for the caller.
+// The operator finds the cause in the log.
+const detailHidden = "cannot reach MISP, or it did not answer (the relay's log says why)"
+
 // transportError maps a failure to get (or finish reading) an answer, worded for the
-// operator of API_URL.
+// operator of API_URL; for a MISP a caller named, it logs that and answers detailHidden.
 func (c *Client) transportError(ctx context.Context, op, key string, status int, err error) *Error {
+	e := c.transportDetail(ctx, op, key, status, err)
+	if !c.hide {
+		return e
+	}
+	c.log.LogAttrs(ctx, slog.LevelWarn, "MISP call failed", slog.String("misp", c.base), slog.String("op", op), slog.String("err", e.Detail))
+	hidden := c.fail(op, status, ErrUnavailable, detailHidden, key)
+	var np *upstream.NotPublicError
+	hidden.Final = errors.As(err, &np) // refused before connecting: a retry would be refused too
+	return hidden
+}
+
+// transportDetail is transportError's mapping, with the cause in its words.
+func (c *Client) transportDetail(ctx context.Context, op, key string, status int, err error) *Error {
 	inner := innerText(err)
 	kind, detail := ErrUnavailable, ""
 	switch upstream.Classify(ctx, err) {

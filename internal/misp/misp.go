@@ -19,6 +19,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -96,6 +97,20 @@ type Config struct {
 	// caller rather than by the operator: their answers must not become a way to read
 	// internal services through the relay.
 	HideAnswers bool
+	// MaxAnswerBytes bounds the decompressed bytes one lookup reads (all its pages), and
+	// MaxAttributeBytes one attribute of it (MISP_MAX_ANSWER_BYTES, MISP_MAX_ATTRIBUTE_BYTES):
+	// a gzip answer of a few hundred KB can inflate to gigabytes. A lookup over either cap
+	// fails with ErrUnexpected. Defaults DefaultMaxAnswerBytes and DefaultMaxAttributeBytes.
+	MaxAnswerBytes    int64
+	MaxAttributeBytes int64
+	// Log receives what HideAnswers keeps out of errors: why a call to a MISP a caller
+	// named failed (never the API key). Nil discards.
+	Log *slog.Logger
+	// PublicOnly refuses connections to loopback, private, link-local, unique-local,
+	// multicast and cloud metadata addresses, checked after DNS resolution: for MISPs a
+	// caller named under MISP_ALLOWED_HOSTS=*, so the relay cannot be used to reach its own
+	// network. See upstream.PublicOnly.
+	PublicOnly bool
 }
 
 // Client calls one MISP server. It is safe for concurrent use.
@@ -111,6 +126,9 @@ type Client struct {
 	cooldown  time.Duration
 	onCall    func(op string, status int, d time.Duration)
 	hide      bool
+	maxAnswer int64
+	maxValue  int64
+	log       *slog.Logger
 }
 
 var _ intel.Backend = (*Client)(nil)
@@ -129,6 +147,14 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("misp: PageSize must not be negative, got %d", cfg.PageSize)
 	case cfg.MaxPages < 0:
 		return nil, fmt.Errorf("misp: MaxPages must not be negative, got %d", cfg.MaxPages)
+	case cfg.MaxAnswerBytes < 0 || cfg.MaxAttributeBytes < 0:
+		return nil, fmt.Errorf("misp: MaxAnswerBytes and MaxAttributeBytes must not be negative, got %d and %d", cfg.MaxAnswerBytes, cfg.MaxAttributeBytes)
+	}
+	if cfg.MaxAnswerBytes == 0 {
+		cfg.MaxAnswerBytes = DefaultMaxAnswerBytes
+	}
+	if cfg.MaxAttributeBytes == 0 {
+		cfg.MaxAttributeBytes = DefaultMaxAttributeBytes
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
@@ -154,6 +180,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.OnCall == nil {
 		cfg.OnCall = func(string, int, time.Duration) {}
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in via MISP_VERIFY_CERT=false
 	if cfg.CAFile != "" {
@@ -172,12 +201,16 @@ func New(cfg Config) (*Client, error) {
 		tlsConf.RootCAs = pool
 	}
 
+	// A redirect is never a valid MISP API answer: a redirect to /users/login means MISP did
+	// not take the request as an API call, and following any redirect could send the API key
+	// to another host. The 3xx is mapped to an error instead.
+	hc := upstream.NewHTTPClient(tlsConf, maxIdlePerHost)
+	if cfg.PublicOnly {
+		upstream.PublicOnly(hc, nil)
+	}
 	return &Client{
-		base: base,
-		// A redirect is never a valid MISP API answer: a redirect to /users/login means MISP
-		// did not take the request as an API call, and following any redirect could send the
-		// API key to another host. The 3xx is mapped to an error instead.
-		hc:        upstream.NewHTTPClient(tlsConf, maxIdlePerHost),
+		base:      base,
+		hc:        hc,
 		timeout:   cfg.Timeout,
 		userAgent: cfg.UserAgent,
 		pageSize:  cfg.PageSize,
@@ -187,6 +220,9 @@ func New(cfg Config) (*Client, error) {
 		cooldown:  cfg.BreakerCooldown,
 		onCall:    cfg.OnCall,
 		hide:      cfg.HideAnswers,
+		maxAnswer: cfg.MaxAnswerBytes,
+		maxValue:  cfg.MaxAttributeBytes,
+		log:       cfg.Log,
 	}, nil
 }
 
@@ -195,6 +231,10 @@ func (c *Client) BaseURL() string { return c.base }
 
 // BreakerState is "closed", "half-open" or "open", for metrics and logs.
 func (c *Client) BreakerState() string { return c.breaker.State().String() }
+
+// CloseIdleConnections closes the client's idle connections; calls in flight finish
+// normally. For a client dropped from the relay's pool of MISPs.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // Writable is true: a MISP server takes sightings (when the key's role allows it).
 func (c *Client) Writable() bool { return true }

@@ -60,6 +60,7 @@ func (c *Client) Search(ctx context.Context, key string, q intel.Query) (_ []int
 		types = []string{}
 	}
 	col := newCollector(q.Limit)
+	budget := c.maxAnswer // shared by the pages: it bounds what one lookup can hold
 	for page := 1; page <= c.maxPages; page++ {
 		body, err := encodeJSON(searchRequest{
 			ReturnFormat: "json", Value: q.Value, Type: types,
@@ -70,7 +71,7 @@ func (c *Client) Search(ctx context.Context, key string, q intel.Query) (_ []int
 		if err != nil {
 			return nil, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
 		}
-		res, err := c.searchPage(ctx, op, key, body, col)
+		res, err := c.searchPage(ctx, op, key, body, col, &budget)
 		if err != nil {
 			return nil, err
 		}
@@ -88,14 +89,16 @@ type pageResult struct {
 	overflow   bool // MISP sent more attributes than the page size: it ignores limit/page
 }
 
-// searchPage fetches one restSearch page and feeds its attributes to col.
-func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, col *collector) (pageResult, error) {
+// searchPage fetches one restSearch page and feeds its attributes to col, reading at most
+// *budget bytes of it (and taking what it read from the budget).
+func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, col *collector, budget *int64) (pageResult, error) {
 	resp, err := c.doIdempotent(ctx, op, key, http.MethodPost, "/attributes/restSearch", body)
 	if err != nil {
 		return pageResult{}, err
 	}
 	defer closeBody(resp)
-	dec, err := c.jsonStart(ctx, op, key, resp)
+	capped := &capReader{r: resp.Body, budget: budget, limit: c.maxAnswer, maxValue: c.maxValue}
+	dec, err := c.jsonStart(ctx, op, key, resp.StatusCode, capped)
 	if err != nil {
 		return pageResult{}, err
 	}
@@ -107,7 +110,7 @@ func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, co
 		// Finish a small remainder (the closing brackets) so the connection can be reused;
 		// an early stop instead closes the body unread, which drops the connection.
 		_, _ = io.Copy(io.Discard, io.LimitReader(dec.Buffered(), 1<<10))
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(capped, 4<<10))
 	}
 	return res, nil
 }
@@ -250,42 +253,51 @@ func (c *collector) add(a *mispjson.Attribute) bool {
 }
 
 // isUUID reports whether s can be an event UUID: MISP writes them as 36 hex digits and
-// hyphens. Anything up to 64 visible ASCII characters is taken (test instances use short
-// ids); longer values, spaces and control characters are not, since the UUID becomes part of
-// CTIM ids and links.
+// hyphens. Up to 64 letters, digits, hyphens and underscores are taken (test instances use
+// short ids); anything else is not, since the UUID becomes part of CTIM ids and links: "..",
+// "/" or "%" must never become a path segment.
 func isUUID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}
 	for i := range len(s) {
-		if s[i] <= ' ' || s[i] > '~' {
+		if !idChar(s[i]) {
 			return false
 		}
 	}
 	return true
 }
 
+func idChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
 // jsonStart checks that a 2xx body looks like JSON and returns a decoder on it. An HTML page
-// (a login form, a proxy page) gets a clear message instead of a JSON syntax error.
-func (c *Client) jsonStart(ctx context.Context, op, key string, resp *http.Response) (*json.Decoder, error) {
-	br := bufio.NewReaderSize(resp.Body, 4<<10)
+// (a login form, a proxy page) gets a clear message instead of a JSON syntax error. It tells
+// body how far the decoder has consumed, for its cap on one value.
+func (c *Client) jsonStart(ctx context.Context, op, key string, status int, body *capReader) (*json.Decoder, error) {
+	br := bufio.NewReaderSize(body, 4<<10)
+	var skipped int64
 	for {
 		b, err := br.Peek(1)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil, c.fail(op, resp.StatusCode, ErrUnexpected, "MISP sent an empty answer", key)
+				return nil, c.fail(op, status, ErrUnexpected, "MISP sent an empty answer", key)
 			}
-			return nil, c.readError(ctx, op, key, resp.StatusCode, err)
+			return nil, c.readError(ctx, op, key, status, err)
 		}
 		switch b[0] {
 		case ' ', '\t', '\r', '\n':
 			_, _ = br.ReadByte()
+			skipped++
 			continue
 		case '<':
 			page, _ := br.Peek(4 << 10) // enough for the <title>; fewer bytes at EOF is fine
-			return nil, c.fail(op, resp.StatusCode, ErrUnexpected, htmlDetail(page), key)
+			return nil, c.fail(op, status, ErrUnexpected, htmlDetail(page), key)
 		}
-		return json.NewDecoder(br), nil
+		dec := json.NewDecoder(br)
+		body.consumed = func() int64 { return skipped + dec.InputOffset() }
+		return dec, nil
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package reqlog carries per-request counters through the context, so that the one log line
 // (and the metrics) of a request can say how many MISP calls and cache hits it cost, although
-// those happen deep inside the MISP client and the cache.
+// those happen deep inside the MISP client and the cache. It holds counters only: never a
+// header, a body, a key or a value looked up.
 package reqlog
 
 import (

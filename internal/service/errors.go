@@ -48,6 +48,8 @@ func codeOf(err error) (gen.ErrorCode, string) {
 	switch {
 	case errors.Is(err, errHealthCheck):
 		return gen.ErrorCodeHealthCheckFailed, err.Error()
+	case errors.As(err, new(busyError)):
+		return gen.ErrorCodeServiceUnavailable, err.Error()
 	case errors.As(err, &ae):
 		return gen.ErrorCodeAuthorizationError, ae.Error()
 	case errors.As(err, &ia):

@@ -1,12 +1,10 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -17,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
@@ -34,14 +33,11 @@ const (
 )
 
 // requestState carries what the middleware learns about a request to the handlers: the
-// verified claims (set by the validator's authentication hook) and the raw body (kept so a
+// verified claims (set by admit, before the body is read) and the raw body (kept so a
 // rejected body can be explained in the contract's words).
 type requestState struct {
-	claims auth.Claims
-	body   []byte
-	// bodyProblem is why the body could not be taken (too large, unreadable). It is answered
-	// only after authentication, which always comes first.
-	bodyProblem string
+	claims      auth.Claims
+	body        []byte
 	observables int // how many the body held, for the log line
 }
 
@@ -56,26 +52,44 @@ func stateFrom(ctx context.Context) *requestState {
 
 func claimsFrom(ctx context.Context) auth.Claims { return stateFrom(ctx).claims }
 
-// NewHandler wires the HTTP API: chi, the middleware, the kin-openapi validator (which also
-// runs authentication, so auth is checked before the body) and the generated strict handler.
+// NewHandler wires the HTTP API: chi, the middleware (in-flight bound, then authentication
+// from the headers, and only then the body: see admit), the kin-openapi validator and the
+// generated strict handler.
 func NewHandler(s *Service) (http.Handler, error) {
 	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
-	spec.Servers = nil // the validator would otherwise match the Host header against servers
+	spec.Servers = nil // the routers would otherwise match the Host header against servers
+	bodyRoutes := routesOf(spec).withBody
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		return nil, fmt.Errorf("route the embedded spec: %w", err)
+	}
+	// The validator's copy: the same spec, with the observable list bounded by
+	// MaxObservables (admit has counted already; this keeps the two in step) and without
+	// security, which admit has checked.
+	vspec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	vspec.Servers = nil
+	withoutSecurity(vspec)
+	if list := vspec.Components.Schemas["ObservableList"]; list != nil && list.Value != nil {
+		maxItems := uint64(s.cfg.MaxObservables) //nolint:gosec // positive: New ensures it
+		list.Value.MaxItems = &maxItems
+	}
 
 	r := chi.NewRouter()
-	r.Use(s.logRequests, s.recoverer, trimTrailingSlash, s.readBody)
-	r.Use(nethttpmw.OapiRequestValidatorWithOptions(spec, &nethttpmw.Options{
+	r.Use(s.logRequests, s.recoverer, trimTrailingSlash, s.limitInFlight, s.admit(router, observableListRoutes(spec)))
+	r.Use(nethttpmw.OapiRequestValidatorWithOptions(vspec, &nethttpmw.Options{
 		Options: openapi3filter.Options{
-			AuthenticationFunc: s.authenticate,
 			// Error details would echo schemas and rejected values (which may be secrets).
 			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()},
 		},
 		ErrorHandlerWithOpts: s.rejected,
 	}))
-	r.Use(singleJSONValue)
+	r.Use(singleJSONValue(bodyRoutes))
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed)
 	strict := gen.NewStrictHandlerWithOptions(s, nil, gen.StrictHTTPServerOptions{
@@ -91,16 +105,6 @@ func NewHandler(s *Service) (http.Handler, error) {
 	return gen.HandlerFromMux(strict, r), nil
 }
 
-// authenticate is the validator's hook for the bearer scheme.
-func (s *Service) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
-	claims, err := s.cfg.Verifier.FromRequest(in.RequestValidationInput.Request)
-	if err != nil {
-		return err
-	}
-	stateFrom(ctx).claims = claims
-	return nil
-}
-
 // rejected answers a request the validator refused, in the contract's shapes.
 func (s *Service) rejected(ctx context.Context, err error, w http.ResponseWriter, r *http.Request, opts nethttpmw.ErrorHandlerOpts) {
 	if errors.Is(err, routers.ErrMethodNotAllowed) {
@@ -111,18 +115,8 @@ func (s *Service) rejected(ctx context.Context, err error, w http.ResponseWriter
 		notFound(w, r)
 		return
 	}
-	var (
-		ae *auth.Error
-		se *openapi3filter.SecurityRequirementsError
-		re *openapi3filter.RequestError
-	)
+	var re *openapi3filter.RequestError
 	switch {
-	case errors.As(err, &ae):
-		writeEnvelope(w, r, ae)
-	case errors.As(err, &se):
-		writeEnvelope(w, r, &auth.Error{Reason: "Bearer token required"})
-	case errors.As(err, &re) && re.RequestBody != nil && stateFrom(ctx).bodyProblem != "":
-		writeEnvelope(w, r, payloadError("{'_schema': ["+pyRepr(stateFrom(ctx).bodyProblem)+"]}"))
 	case errors.As(err, &re) && re.RequestBody != nil:
 		writeEnvelope(w, r, bodyError(opts.MatchedRoute.Route.Path, stateFrom(ctx).body, re))
 	case errors.As(err, &re):
@@ -184,52 +178,21 @@ func trimTrailingSlash(next http.Handler) http.Handler {
 	})
 }
 
-// bodyRoutes are the operations whose body is a JSON document.
-var bodyRoutes = map[string]bool{
-	"/deliberate/observables": true, "/observe/observables": true, "/refer/observables": true,
-	"/respond/observables": true, "/respond/trigger": true,
-}
-
 // singleJSONValue refuses a body with data after its JSON value (`[...] garbage`), which the
 // validator's decoder reads past: the contract answers it as a body that is not JSON.
-func singleJSONValue(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if st := stateFrom(r.Context()); bodyRoutes[r.URL.Path] && len(st.body) > 0 {
-			if !json.Valid(st.body) { // one JSON value, nothing after it; no allocation
-
-				writeEnvelope(w, r, payloadError(schemaProblem()))
-				return
+// bodyRoutes are the paths whose body is a JSON document (routes.withBody).
+func singleJSONValue(bodyRoutes map[string]bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if st := stateFrom(r.Context()); bodyRoutes[r.URL.Path] && len(st.body) > 0 {
+				if !json.Valid(st.body) { // one JSON value, nothing after it; no allocation
+					writeEnvelope(w, r, payloadError(schemaProblem()))
+					return
+				}
 			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// readBody reads the body once, up to MaxBodyBytes, keeps it for error messages and hands the
-// validator a JSON body whatever Content-Type the client sent (the contract ignores it).
-func (s *Service) readBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := stateFrom(r.Context())
-		if r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
-		_ = r.Body.Close()
-		switch {
-		case err != nil:
-			st.bodyProblem, body = "The request body could not be read.", nil
-		case int64(len(body)) > s.cfg.MaxBodyBytes:
-			// Read no further; the validator sees no body, and after authentication the
-			// request is answered with this.
-			st.bodyProblem, body = fmt.Sprintf("The request body is larger than %d bytes.", s.cfg.MaxBodyBytes), nil
-		}
-		st.body = body
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-		r.Header.Set("Content-Type", "application/json")
-		next.ServeHTTP(w, r)
-	})
+		})
+	}
 }
 
 // logRequests starts the request's state and counters, and writes one line per request when

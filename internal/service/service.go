@@ -1,6 +1,12 @@
 // Package service implements the relay's API (the strict server interface generated from
-// api/openapi.yaml): it filters the observables XDR sends, looks them up in MISP (or a MISP
-// feed), maps what MISP knows to CTIM, and runs the response actions.
+// api/openapi.yaml): it filters the observables XDR sends, looks them up in the tenant's
+// intel.Backend, maps what MISP knows to CTIM, and runs the response actions. errors.go is the
+// one place where a failure becomes the XDR error envelope.
+//
+// It owns the HTTP contract (handler.go: routing, validation, authentication first, limits,
+// the request log line) and the CTIM mapping (ctim.go). It must not know which kind of backend
+// it talks to (MISP server, feed, cache), nor read settings from the environment: everything
+// it needs comes in Config.
 package service
 
 import (
@@ -68,6 +74,9 @@ type Config struct {
 	// MaxObservables bounds the observables of one request, so one request cannot fan out
 	// into thousands of MISP lookups.
 	MaxObservables int
+	// MaxInFlight bounds the requests served at once (MAX_IN_FLIGHT); more are answered at
+	// once with a "service unavailable" envelope. Default DefaultMaxInFlight.
+	MaxInFlight int
 
 	// Policy is the verdict policy: BENIGN_TAGS, MALICIOUS_TAGS, SUSPICIOUS_TAGS and
 	// TRUSTED_ORGS (the zero Policy has no tag settings and trusts every organisation).
@@ -121,6 +130,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxObservables <= 0 {
 		cfg.MaxObservables = DefaultMaxObservables
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -243,7 +255,7 @@ func (s *Service) ObserveObservables(ctx context.Context, req gen.ObserveObserva
 func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) ([]observable, error) {
 	stateFrom(ctx).observables = len(in)
 	if len(in) > s.cfg.MaxObservables {
-		return nil, payloadError(fmt.Sprintf("{'_schema': ['At most %d observables are accepted in one request, got %d.']}", s.cfg.MaxObservables, len(in)))
+		return nil, tooManyObservables(s.cfg.MaxObservables, len(in))
 	}
 	return candidates(in), nil
 }

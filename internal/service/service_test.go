@@ -592,6 +592,8 @@ func TestBodyValidation(t *testing.T) {
 		{"/respond/trigger", `{"action_id":"x","observable_type":"domain","observable_value":"cisco.com"}`, `{'action-id': ['Missing data for required field.']}`},
 		{"/respond/trigger", `{"action-id":"x","observable_type":"ip","observable_value":""}`, `{'observable_value': ['Field may not be blank.']}`},
 		{"/respond/trigger", `[]`, `{'_schema': ['Invalid input type.']}`},
+		{"/observe/observables", `[{"type":"url","value":"http://x/` + strings.Repeat("a", 4096) + `"}]`, `{0: {'value': ['Longer than maximum length 4096.']}}`},
+		{"/respond/trigger", `{"action-id":"x","observable_type":"` + strings.Repeat("t", 129) + `","observable_value":"x"}`, `{'observable_type': ['Longer than maximum length 128.']}`},
 	}
 	for _, tt := range tests {
 		_, got := h.post(tt.path, tt.body)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The relay contract words body errors the way marshmallow (the Python relays' validator)
@@ -22,8 +23,15 @@ const (
 	msgNotString         = "Not a valid string."
 	msgBlank             = "Field may not be blank."
 	msgUnknown           = "Unknown field."
+	msgTooLong           = "Longer than maximum length %d." // marshmallow's validate.Length
 	fieldSchema          = "_schema"
 )
+
+// maxLength is the spec's maxLength of each string field of the request bodies (a test checks
+// it against api/openapi.yaml). Like the spec, it counts characters, not bytes.
+var maxLength = map[string]int{
+	"type": 128, "value": 4096, "action-id": 128, "observable_type": 128, "observable_value": 4096,
+}
 
 // fieldErrors are the problems of one object: field name → messages. Declared fields come
 // first in declaration order, then unknown fields in sorted order (marshmallow's order for
@@ -31,6 +39,8 @@ const (
 type fieldErrors struct {
 	names []string
 	msgs  map[string][]string
+	// omitted counts the unknown fields left out of names (past maxListed).
+	omitted int
 }
 
 func (f *fieldErrors) add(name, msg string) {
@@ -79,6 +89,11 @@ func decodeBody(body []byte) (any, bool) {
 	return v, true
 }
 
+// maxListed bounds what one error message lists: the first items with problems, and the
+// first unknown fields of an item. The rest is counted ("and 995 more items with problems"):
+// marshmallow listed every one, so a 1 MB body of [{},{},...] made a 36 MB message.
+const maxListed = 5
+
 // observableListProblems returns the marshmallow dict for an observable-list body, or ""
 // when the body is valid.
 func observableListProblems(body []byte) string {
@@ -88,18 +103,22 @@ func observableListProblems(body []byte) string {
 		return schemaProblem()
 	}
 	var b strings.Builder
-	n := 0
+	n, moreFields := 0, 0
 	for i, item := range list {
 		fe := checkObject(item, []string{"type", "value"}, false)
 		if fe.empty() {
 			continue
 		}
-		if n == 0 {
+		n++
+		if n > maxListed {
+			continue
+		}
+		if n == 1 {
 			b.WriteByte('{')
 		} else {
 			b.WriteString(", ")
 		}
-		n++
+		moreFields += fe.omitted
 		b.WriteString(strconv.Itoa(i))
 		b.WriteString(": ")
 		fe.repr(&b)
@@ -108,6 +127,16 @@ func observableListProblems(body []byte) string {
 		return ""
 	}
 	b.WriteByte('}')
+	var more []string
+	if n > maxListed {
+		more = append(more, fmt.Sprintf("%d more items with problems", n-maxListed))
+	}
+	if moreFields > 0 {
+		more = append(more, fmt.Sprintf("%d more unknown fields", moreFields))
+	}
+	if len(more) > 0 {
+		b.WriteString(" and " + strings.Join(more, " and ") + ".")
+	}
 	return b.String()
 }
 
@@ -153,6 +182,8 @@ func checkObject(v any, fields []string, allowUnknown bool) fieldErrors {
 			fe.add(f, msgNotString)
 		case s == "":
 			fe.add(f, msgBlank)
+		case maxLength[f] > 0 && utf8.RuneCountInString(s) > maxLength[f]:
+			fe.add(f, fmt.Sprintf(msgTooLong, maxLength[f]))
 		}
 	}
 	if allowUnknown {
@@ -165,6 +196,10 @@ func checkObject(v any, fields []string, allowUnknown bool) fieldErrors {
 		}
 	}
 	slices.Sort(unknown)
+	if len(unknown) > maxListed {
+		fe.omitted = len(unknown) - maxListed
+		unknown = unknown[:maxListed]
+	}
 	for _, k := range unknown {
 		fe.add(k, msgUnknown)
 	}

@@ -1,6 +1,11 @@
 package service
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/misp-relay/misp-relay/internal/gen"
+)
 
 // The cases of the relay contract (§3.3), verified against marshmallow by running it.
 func TestObservableListProblems(t *testing.T) {
@@ -30,6 +35,9 @@ func TestObservableListProblems(t *testing.T) {
 		{`[{"type":"ip","value":"1","it's":1}]`, `{0: {"it's": ['Unknown field.']}}`},
 		{`[{"type":"ip","value":"1","a\nb\\":1}]`, `{0: {'a\nb\\': ['Unknown field.']}}`},
 		{`[{"type":"ip"},{"value":""}]`, `{0: {'value': ['Missing data for required field.']}, 1: {'type': ['Missing data for required field.'], 'value': ['Field may not be blank.']}}`},
+		{`[{"type":"ip","value":"` + strings.Repeat("é", 4096) + `"}]`, ``},
+		{`[{"type":"ip","value":"` + strings.Repeat("1", 4097) + `"}]`, `{0: {'value': ['Longer than maximum length 4096.']}}`},
+		{`[{"type":"` + strings.Repeat("t", 129) + `","value":"1"}]`, `{0: {'type': ['Longer than maximum length 128.']}}`},
 	}
 	for _, tt := range tests {
 		if got := observableListProblems([]byte(tt.body)); got != tt.want {
@@ -48,10 +56,44 @@ func TestTriggerProblems(t *testing.T) {
 		{`{"action-id":"x","observable_type":"ip","observable_value":""}`, `{'observable_value': ['Field may not be blank.']}`},
 		{`{"action-id":1,"observable_type":"ip","observable_value":"x"}`, `{'action-id': ['Not a valid string.']}`},
 		{`{"action-id":"x","observable_type":"ip","observable_value":"x","extra":[1]}`, ``},
+		{
+			`{"action-id":"` + strings.Repeat("a", 129) + `","observable_type":"ip","observable_value":"` + strings.Repeat("é", 4097) + `"}`,
+			`{'action-id': ['Longer than maximum length 128.'], 'observable_value': ['Longer than maximum length 4096.']}`,
+		},
 	}
 	for _, tt := range tests {
 		if got := triggerProblems([]byte(tt.body)); got != tt.want {
 			t.Errorf("triggerProblems(%s)\n got %s\nwant %s", tt.body, got, tt.want)
+		}
+	}
+}
+
+// TestMaxLengthMatchesSpec: the lengths checkObject words as marshmallow would are the spec's,
+// counted the same way (characters), so a value the validator refuses for its length is
+// explained by name rather than as a bare schema error.
+func TestMaxLengthMatchesSpec(t *testing.T) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := map[string][]string{
+		"ObservableInput": {"type", "value"},
+		"TriggerRequest":  {"action-id", "observable_type", "observable_value"},
+	}
+	for name, fields := range bodies {
+		for _, f := range fields {
+			s := spec.Components.Schemas[name].Value.Properties[f].Value
+			if s.MaxLength == nil || *s.MaxLength != uint64(maxLength[f]) {
+				t.Errorf("%s.%s: spec maxLength %v, maxLength[%q] = %d", name, f, s.MaxLength, f, maxLength[f])
+				continue
+			}
+			longest := strings.Repeat("é", maxLength[f])
+			if err := s.VisitJSON(longest); err != nil {
+				t.Errorf("%s.%s: the spec refuses %d characters: %v", name, f, maxLength[f], err)
+			}
+			if err := s.VisitJSON(longest + "é"); err == nil {
+				t.Errorf("%s.%s: the spec takes %d characters", name, f, maxLength[f]+1)
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package urlscan submits URLs to urlscan.io for scanning. It backs the relay's "scan this URL"
 // response action: one POST /api/v1/scan/ per trigger, never retried, with typed errors (see
-// Error) that the relay maps the same way as the MISP client's.
+// Error, an upstream.Error) that the relay maps the same way as the MISP client's. It knows
+// nothing of XDR or MISP, and never sends the API key anywhere but urlscan.io's API host.
 package urlscan
 
 import (

@@ -443,6 +443,51 @@ func (e SightingType) Valid() bool {
 	}
 }
 
+// Defines values for SupportedObservableType.
+const (
+	SupportedDomain   SupportedObservableType = "domain"
+	SupportedEmail    SupportedObservableType = "email"
+	SupportedFileName SupportedObservableType = "file_name"
+	SupportedHostname SupportedObservableType = "hostname"
+	SupportedIP       SupportedObservableType = "ip"
+	SupportedIPv6     SupportedObservableType = "ipv6"
+	SupportedMD5      SupportedObservableType = "md5"
+	SupportedSHA1     SupportedObservableType = "sha1"
+	SupportedSHA256   SupportedObservableType = "sha256"
+	SupportedSHA512   SupportedObservableType = "sha512"
+	SupportedURL      SupportedObservableType = "url"
+)
+
+// Valid indicates whether the value is a known member of the SupportedObservableType enum.
+func (e SupportedObservableType) Valid() bool {
+	switch e {
+	case SupportedDomain:
+		return true
+	case SupportedEmail:
+		return true
+	case SupportedFileName:
+		return true
+	case SupportedHostname:
+		return true
+	case SupportedIP:
+		return true
+	case SupportedIPv6:
+		return true
+	case SupportedMD5:
+		return true
+	case SupportedSHA1:
+		return true
+	case SupportedSHA256:
+		return true
+	case SupportedSHA512:
+		return true
+	case SupportedURL:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TLP.
 const (
 	Amber TLP = "amber"
@@ -698,15 +743,32 @@ type ObservableType string
 // pass validation and are skipped later); no other key is allowed. Types the relay does not
 // support are ignored.
 type ObservableInput struct {
-	// Type Example: ip
-	Type string `json:"type"`
+	// Type A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+	// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+	//
+	//
+	// Example: ip
+	Type ObservableTypeInput `json:"type"`
 
-	// Value Example: 198.51.100.7
-	Value string `json:"value"`
+	// Value The observable's value; surrounding whitespace is trimmed before use.
+	//
+	// Example: 198.51.100.7
+	Value ObservableValueInput `json:"value"`
 }
 
-// ObservableList Observables to look up. An empty list is valid.
+// ObservableList Observables to look up. An empty list is valid. At most 1000 by default (the relay's MAX_OBSERVABLES).
 type ObservableList = []ObservableInput
+
+// ObservableTypeInput A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+//
+// Example: ip
+type ObservableTypeInput = string
+
+// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use.
+//
+// Example: 198.51.100.7
+type ObservableValueInput = string
 
 // ObservedTime defines model for ObservedTime.
 type ObservedTime struct {
@@ -767,6 +829,7 @@ type RespondAction struct {
 	Description string          `json:"description"`
 	Id          RespondActionId `json:"id"`
 	QueryParams struct {
+		// ObservableType One of the `SupportedObservableType` values.
 		ObservableType  string `json:"observable_type"`
 		ObservableValue string `json:"observable_value"`
 	} `json:"query-params"`
@@ -826,6 +889,16 @@ type SightingList struct {
 	Docs  []Sighting `json:"docs"`
 }
 
+// SupportedObservableType The observable types this relay looks up in MISP (each among several MISP attribute
+// types, composites included):
+// * `ip`, `ipv6`: `ip-src`, `ip-dst`, `ip-src|port`, `ip-dst|port`, `domain|ip`
+// * `domain`, `hostname`: `domain`, `domain|ip`, `hostname`, `hostname|port`
+// * `url`: `url`, `uri`, `link`
+// * `md5`, `sha1`, `sha256`, `sha512`: the hash and `filename|<hash>` (and `malware-sample` for `md5`)
+// * `email`: `email`, `email-src`, `email-dst`, `target-email`, `whois-registrant-email`
+// * `file_name`: `filename`, `filename|<hash>`, `malware-sample`
+type SupportedObservableType string
+
 // TLP defines model for TLP.
 type TLP string
 
@@ -834,11 +907,17 @@ type TriggerRequest struct {
 	// ActionId Example: misp-add-sighting
 	ActionId string `json:"action-id"`
 
-	// ObservableType Example: domain
-	ObservableType string `json:"observable_type"`
+	// ObservableType A CTIM observable type. The relay looks up the `SupportedObservableType` ones; any other
+	// type (XDR sends many: `user`, `mac_address`, ...) is accepted and ignored.
+	//
+	//
+	// Example: ip
+	ObservableType ObservableTypeInput `json:"observable_type"`
 
-	// ObservableValue Example: evil.example
-	ObservableValue      string                 `json:"observable_value"`
+	// ObservableValue The observable's value; surrounding whitespace is trimmed before use.
+	//
+	// Example: 198.51.100.7
+	ObservableValue      ObservableValueInput   `json:"observable_value"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -902,13 +981,97 @@ type WatchdogResult struct {
 	Errors *Errors `json:"errors,omitempty"`
 }
 
-// Observables Observables to look up. An empty list is valid.
+// HealthCheck Example: alive
+type HealthCheck = string
+
+// RequestId Example: lb-7f3a9c
+type RequestId = string
+
+// MethodNotAllowed Body of a 404 (unknown path) or 405 (wrong method) answer.
+type MethodNotAllowed = HTTPError
+
+// NotFound Body of a 404 (unknown path) or 405 (wrong method) answer.
+type NotFound = HTTPError
+
+// Observables Observables to look up. An empty list is valid. At most 1000 by default (the relay's MAX_OBSERVABLES).
 type Observables = ObservableList
+
+// DeliberateObservablesParams defines parameters for DeliberateObservables.
+type DeliberateObservablesParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// HealthParams defines parameters for Health.
+type HealthParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// ObserveObservablesParams defines parameters for ObserveObservables.
+type ObserveObservablesParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// ReferObservablesParams defines parameters for ReferObservables.
+type ReferObservablesParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// RespondObservablesParams defines parameters for RespondObservables.
+type RespondObservablesParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// RespondTriggerParams defines parameters for RespondTrigger.
+type RespondTriggerParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// VersionParams defines parameters for Version.
+type VersionParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
 
 // WatchdogParams defines parameters for Watchdog.
 type WatchdogParams struct {
 	// HealthCheck Echoed back as `data`; without it the answer is a `health check failed` error.
-	HealthCheck *string `json:"Health-Check,omitempty"`
+	HealthCheck *HealthCheck `json:"Health-Check,omitempty"`
+
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// WatchdogHeadParams defines parameters for WatchdogHead.
+type WatchdogHeadParams struct {
+	// HealthCheck Echoed back as `data`; without it the answer is a `health check failed` error.
+	HealthCheck *HealthCheck `json:"Health-Check,omitempty"`
+
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
 }
 
 // DeliberateObservablesJSONRequestBody defines body for DeliberateObservables for application/json ContentType.
@@ -1094,100 +1257,158 @@ type ClientInterface interface {
 
 	// DeliberateObservablesWithBody Verdicts for the observables MISP knows.
 	//
+	// Looks each supported observable up in MISP (one search per observable, concurrently) and
+	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
+	// types, blank values and values MISP would misread are skipped.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /deliberate/observables (the `DeliberateObservables` operationId).
-	DeliberateObservablesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DeliberateObservablesWithBody(ctx context.Context, params *DeliberateObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeliberateObservables Verdicts for the observables MISP knows.
+	//
+	// Looks each supported observable up in MISP (one search per observable, concurrently) and
+	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
+	// types, blank values and values MISP would misread are skipped.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /deliberate/observables (the `DeliberateObservables` operationId).
-	DeliberateObservables(ctx context.Context, body DeliberateObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DeliberateObservables(ctx context.Context, params *DeliberateObservablesParams, body DeliberateObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Health Check the JWT and that MISP answers with this key.
 	//
 	// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-	// With a feed directory as `API_URL`, reports ok once the feed is loaded.
+	// With a feed directory as `API_URL`, reports ok once the feed is loaded. XDR calls it when
+	// a module is saved. The request needs no body.
 	//
 	// Corresponds with POST /health (the `Health` operationId).
-	Health(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Health(ctx context.Context, params *HealthParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ObserveObservablesWithBody Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
+	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
+	// judgement and a sighting per (observable, event), one indicator per event, the
+	// relationships between them, and a verdict per observable.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
-	ObserveObservablesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ObserveObservablesWithBody(ctx context.Context, params *ObserveObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ObserveObservables Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
+	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
+	// judgement and a sighting per (observable, event), one indicator per event, the
+	// relationships between them, and a verdict per observable.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
-	ObserveObservables(ctx context.Context, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ObserveObservables(ctx context.Context, params *ObserveObservablesParams, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ReferObservablesWithBody One "search MISP" link per supported observable (no MISP call).
 	//
+	// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
+	// each supported observable. With a feed as `API_URL`, links are given only when
+	// `MISP_UI_URL` is set.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /refer/observables (the `ReferObservables` operationId).
-	ReferObservablesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ReferObservablesWithBody(ctx context.Context, params *ReferObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ReferObservables One "search MISP" link per supported observable (no MISP call).
 	//
+	// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
+	// each supported observable. With a feed as `API_URL`, links are given only when
+	// `MISP_UI_URL` is set.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /refer/observables (the `ReferObservables` operationId).
-	ReferObservables(ctx context.Context, body ReferObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ReferObservables(ctx context.Context, params *ReferObservablesParams, body ReferObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RespondObservablesWithBody The response actions available for these observables.
 	//
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
+	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
+	// `/respond/trigger`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /respond/observables (the `RespondObservables` operationId).
-	RespondObservablesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RespondObservablesWithBody(ctx context.Context, params *RespondObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RespondObservables The response actions available for these observables.
 	//
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
+	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
+	// `/respond/trigger`.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /respond/observables (the `RespondObservables` operationId).
-	RespondObservables(ctx context.Context, body RespondObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RespondObservables(ctx context.Context, params *RespondObservablesParams, body RespondObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RespondTriggerWithBody Run one response action.
+	//
+	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
+	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
-	RespondTriggerWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RespondTriggerWithBody(ctx context.Context, params *RespondTriggerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RespondTrigger Run one response action.
+	//
+	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
+	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
-	RespondTrigger(ctx context.Context, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RespondTrigger(ctx context.Context, params *RespondTriggerParams, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Version The relay's version (no envelope, no authentication).
 	//
+	// Answers the relay's semantic version. Needs no token and no body, and never calls MISP.
+	//
 	// Corresponds with POST /version (the `Version` operationId).
-	Version(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	Version(ctx context.Context, params *VersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Watchdog Liveness probe for load balancers (no authentication).
 	//
+	// Echoes the `Health-Check` header. Needs no token and never calls MISP, so it tells
+	// whether the relay process answers, not whether MISP does (that is `/health`).
+	//
 	// Corresponds with GET /watchdog (the `Watchdog` operationId).
 	Watchdog(ctx context.Context, params *WatchdogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WatchdogHead Liveness probe without a body (no authentication).
+	//
+	// `GET /watchdog` without the body, for load balancers that probe with `HEAD`: status 200
+	// and the same headers.
+	//
+	// Corresponds with HEAD /watchdog (the `WatchdogHead` operationId).
+	WatchdogHead(ctx context.Context, params *WatchdogHeadParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // DeliberateObservablesWithBody Verdicts for the observables MISP knows.
 //
+// Looks each supported observable up in MISP (one search per observable, concurrently) and
+// answers one verdict per observable MISP knows, from its most severe event. Unsupported
+// types, blank values and values MISP would misread are skipped.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /deliberate/observables (the `DeliberateObservables` operationId).
-func (c *Client) DeliberateObservablesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeliberateObservablesRequestWithBody(c.Server, contentType, body)
+func (c *Client) DeliberateObservablesWithBody(ctx context.Context, params *DeliberateObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeliberateObservablesRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1200,11 +1421,15 @@ func (c *Client) DeliberateObservablesWithBody(ctx context.Context, contentType 
 
 // DeliberateObservables Verdicts for the observables MISP knows.
 //
+// Looks each supported observable up in MISP (one search per observable, concurrently) and
+// answers one verdict per observable MISP knows, from its most severe event. Unsupported
+// types, blank values and values MISP would misread are skipped.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /deliberate/observables (the `DeliberateObservables` operationId).
-func (c *Client) DeliberateObservables(ctx context.Context, body DeliberateObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeliberateObservablesRequest(c.Server, body)
+func (c *Client) DeliberateObservables(ctx context.Context, params *DeliberateObservablesParams, body DeliberateObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeliberateObservablesRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1218,11 +1443,12 @@ func (c *Client) DeliberateObservables(ctx context.Context, body DeliberateObser
 // Health Check the JWT and that MISP answers with this key.
 //
 // Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-// With a feed directory as `API_URL`, reports ok once the feed is loaded.
+// With a feed directory as `API_URL`, reports ok once the feed is loaded. XDR calls it when
+// a module is saved. The request needs no body.
 //
 // Corresponds with POST /health (the `Health` operationId).
-func (c *Client) Health(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewHealthRequest(c.Server)
+func (c *Client) Health(ctx context.Context, params *HealthParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewHealthRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1235,11 +1461,15 @@ func (c *Client) Health(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 
 // ObserveObservablesWithBody Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
+// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
+// judgement and a sighting per (observable, event), one indicator per event, the
+// relationships between them, and a verdict per observable.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
-func (c *Client) ObserveObservablesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewObserveObservablesRequestWithBody(c.Server, contentType, body)
+func (c *Client) ObserveObservablesWithBody(ctx context.Context, params *ObserveObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewObserveObservablesRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1252,11 +1482,15 @@ func (c *Client) ObserveObservablesWithBody(ctx context.Context, contentType str
 
 // ObserveObservables Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
+// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
+// judgement and a sighting per (observable, event), one indicator per event, the
+// relationships between them, and a verdict per observable.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
-func (c *Client) ObserveObservables(ctx context.Context, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewObserveObservablesRequest(c.Server, body)
+func (c *Client) ObserveObservables(ctx context.Context, params *ObserveObservablesParams, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewObserveObservablesRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1269,11 +1503,15 @@ func (c *Client) ObserveObservables(ctx context.Context, body ObserveObservables
 
 // ReferObservablesWithBody One "search MISP" link per supported observable (no MISP call).
 //
+// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
+// each supported observable. With a feed as `API_URL`, links are given only when
+// `MISP_UI_URL` is set.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /refer/observables (the `ReferObservables` operationId).
-func (c *Client) ReferObservablesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewReferObservablesRequestWithBody(c.Server, contentType, body)
+func (c *Client) ReferObservablesWithBody(ctx context.Context, params *ReferObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReferObservablesRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1286,11 +1524,15 @@ func (c *Client) ReferObservablesWithBody(ctx context.Context, contentType strin
 
 // ReferObservables One "search MISP" link per supported observable (no MISP call).
 //
+// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
+// each supported observable. With a feed as `API_URL`, links are given only when
+// `MISP_UI_URL` is set.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /refer/observables (the `ReferObservables` operationId).
-func (c *Client) ReferObservables(ctx context.Context, body ReferObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewReferObservablesRequest(c.Server, body)
+func (c *Client) ReferObservables(ctx context.Context, params *ReferObservablesParams, body ReferObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReferObservablesRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1303,11 +1545,16 @@ func (c *Client) ReferObservables(ctx context.Context, body ReferObservablesJSON
 
 // RespondObservablesWithBody The response actions available for these observables.
 //
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
+// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// when a urlscan.io key is available. XDR shows them and sends the chosen one to
+// `/respond/trigger`.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /respond/observables (the `RespondObservables` operationId).
-func (c *Client) RespondObservablesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRespondObservablesRequestWithBody(c.Server, contentType, body)
+func (c *Client) RespondObservablesWithBody(ctx context.Context, params *RespondObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRespondObservablesRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1320,11 +1567,16 @@ func (c *Client) RespondObservablesWithBody(ctx context.Context, contentType str
 
 // RespondObservables The response actions available for these observables.
 //
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
+// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// when a urlscan.io key is available. XDR shows them and sends the chosen one to
+// `/respond/trigger`.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /respond/observables (the `RespondObservables` operationId).
-func (c *Client) RespondObservables(ctx context.Context, body RespondObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRespondObservablesRequest(c.Server, body)
+func (c *Client) RespondObservables(ctx context.Context, params *RespondObservablesParams, body RespondObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRespondObservablesRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1337,11 +1589,14 @@ func (c *Client) RespondObservables(ctx context.Context, body RespondObservables
 
 // RespondTriggerWithBody Run one response action.
 //
+// Runs the action named by `action-id` on one observable: adds a sighting (or a false
+// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
-func (c *Client) RespondTriggerWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRespondTriggerRequestWithBody(c.Server, contentType, body)
+func (c *Client) RespondTriggerWithBody(ctx context.Context, params *RespondTriggerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRespondTriggerRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1354,11 +1609,14 @@ func (c *Client) RespondTriggerWithBody(ctx context.Context, contentType string,
 
 // RespondTrigger Run one response action.
 //
+// Runs the action named by `action-id` on one observable: adds a sighting (or a false
+// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
-func (c *Client) RespondTrigger(ctx context.Context, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRespondTriggerRequest(c.Server, body)
+func (c *Client) RespondTrigger(ctx context.Context, params *RespondTriggerParams, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRespondTriggerRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1371,9 +1629,11 @@ func (c *Client) RespondTrigger(ctx context.Context, body RespondTriggerJSONRequ
 
 // Version The relay's version (no envelope, no authentication).
 //
+// Answers the relay's semantic version. Needs no token and no body, and never calls MISP.
+//
 // Corresponds with POST /version (the `Version` operationId).
-func (c *Client) Version(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewVersionRequest(c.Server)
+func (c *Client) Version(ctx context.Context, params *VersionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVersionRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1385,6 +1645,9 @@ func (c *Client) Version(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 }
 
 // Watchdog Liveness probe for load balancers (no authentication).
+//
+// Echoes the `Health-Check` header. Needs no token and never calls MISP, so it tells
+// whether the relay process answers, not whether MISP does (that is `/health`).
 //
 // Corresponds with GET /watchdog (the `Watchdog` operationId).
 func (c *Client) Watchdog(ctx context.Context, params *WatchdogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1399,19 +1662,37 @@ func (c *Client) Watchdog(ctx context.Context, params *WatchdogParams, reqEditor
 	return c.Client.Do(req)
 }
 
+// WatchdogHead Liveness probe without a body (no authentication).
+//
+// `GET /watchdog` without the body, for load balancers that probe with `HEAD`: status 200
+// and the same headers.
+//
+// Corresponds with HEAD /watchdog (the `WatchdogHead` operationId).
+func (c *Client) WatchdogHead(ctx context.Context, params *WatchdogHeadParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWatchdogHeadRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewDeliberateObservablesRequest calls the generic DeliberateObservables builder with application/json body
-func NewDeliberateObservablesRequest(server string, body DeliberateObservablesJSONRequestBody) (*http.Request, error) {
+func NewDeliberateObservablesRequest(server string, params *DeliberateObservablesParams, body DeliberateObservablesJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewDeliberateObservablesRequestWithBody(server, "application/json", bodyReader)
+	return NewDeliberateObservablesRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewDeliberateObservablesRequestWithBody constructs an http.Request for the DeliberateObservables method, with any body, and a specified content type
-func NewDeliberateObservablesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewDeliberateObservablesRequestWithBody(server string, params *DeliberateObservablesParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1436,11 +1717,26 @@ func NewDeliberateObservablesRequestWithBody(server string, contentType string, 
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewHealthRequest constructs an http.Request for the Health method
-func NewHealthRequest(server string) (*http.Request, error) {
+func NewHealthRequest(server string, params *HealthParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1463,22 +1759,37 @@ func NewHealthRequest(server string) (*http.Request, error) {
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewObserveObservablesRequest calls the generic ObserveObservables builder with application/json body
-func NewObserveObservablesRequest(server string, body ObserveObservablesJSONRequestBody) (*http.Request, error) {
+func NewObserveObservablesRequest(server string, params *ObserveObservablesParams, body ObserveObservablesJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewObserveObservablesRequestWithBody(server, "application/json", bodyReader)
+	return NewObserveObservablesRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewObserveObservablesRequestWithBody constructs an http.Request for the ObserveObservables method, with any body, and a specified content type
-func NewObserveObservablesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewObserveObservablesRequestWithBody(server string, params *ObserveObservablesParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1503,22 +1814,37 @@ func NewObserveObservablesRequestWithBody(server string, contentType string, bod
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewReferObservablesRequest calls the generic ReferObservables builder with application/json body
-func NewReferObservablesRequest(server string, body ReferObservablesJSONRequestBody) (*http.Request, error) {
+func NewReferObservablesRequest(server string, params *ReferObservablesParams, body ReferObservablesJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewReferObservablesRequestWithBody(server, "application/json", bodyReader)
+	return NewReferObservablesRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewReferObservablesRequestWithBody constructs an http.Request for the ReferObservables method, with any body, and a specified content type
-func NewReferObservablesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewReferObservablesRequestWithBody(server string, params *ReferObservablesParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1543,22 +1869,37 @@ func NewReferObservablesRequestWithBody(server string, contentType string, body 
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewRespondObservablesRequest calls the generic RespondObservables builder with application/json body
-func NewRespondObservablesRequest(server string, body RespondObservablesJSONRequestBody) (*http.Request, error) {
+func NewRespondObservablesRequest(server string, params *RespondObservablesParams, body RespondObservablesJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRespondObservablesRequestWithBody(server, "application/json", bodyReader)
+	return NewRespondObservablesRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewRespondObservablesRequestWithBody constructs an http.Request for the RespondObservables method, with any body, and a specified content type
-func NewRespondObservablesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewRespondObservablesRequestWithBody(server string, params *RespondObservablesParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1583,22 +1924,37 @@ func NewRespondObservablesRequestWithBody(server string, contentType string, bod
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewRespondTriggerRequest calls the generic RespondTrigger builder with application/json body
-func NewRespondTriggerRequest(server string, body RespondTriggerJSONRequestBody) (*http.Request, error) {
+func NewRespondTriggerRequest(server string, params *RespondTriggerParams, body RespondTriggerJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRespondTriggerRequestWithBody(server, "application/json", bodyReader)
+	return NewRespondTriggerRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewRespondTriggerRequestWithBody constructs an http.Request for the RespondTrigger method, with any body, and a specified content type
-func NewRespondTriggerRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewRespondTriggerRequestWithBody(server string, params *RespondTriggerParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1623,11 +1979,26 @@ func NewRespondTriggerRequestWithBody(server string, contentType string, body io
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewVersionRequest constructs an http.Request for the Version method
-func NewVersionRequest(server string) (*http.Request, error) {
+func NewVersionRequest(server string, params *VersionParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1648,6 +2019,21 @@ func NewVersionRequest(server string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -1688,6 +2074,70 @@ func NewWatchdogRequest(server string, params *WatchdogParams) (*http.Request, e
 			}
 
 			req.Header.Set("Health-Check", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewWatchdogHeadRequest constructs an http.Request for the WatchdogHead method
+func NewWatchdogHeadRequest(server string, params *WatchdogHeadParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/watchdog")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.HealthCheck != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Health-Check", *params.HealthCheck, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Health-Check", headerParam0)
+		}
+
+		if params.XRequestId != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam1)
 		}
 
 	}
@@ -1741,97 +2191,168 @@ type ClientWithResponsesInterface interface {
 
 	// DeliberateObservablesWithBodyWithResponse Verdicts for the observables MISP knows.
 	//
+	// Looks each supported observable up in MISP (one search per observable, concurrently) and
+	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
+	// types, blank values and values MISP would misread are skipped.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /deliberate/observables (the `DeliberateObservables` operationId).
-	DeliberateObservablesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeliberateObservablesResponse, error)
+	DeliberateObservablesWithBodyWithResponse(ctx context.Context, params *DeliberateObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeliberateObservablesResponse, error)
 
 	// DeliberateObservablesWithResponse Verdicts for the observables MISP knows.
+	//
+	// Looks each supported observable up in MISP (one search per observable, concurrently) and
+	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
+	// types, blank values and values MISP would misread are skipped.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /deliberate/observables (the `DeliberateObservables` operationId).
-	DeliberateObservablesWithResponse(ctx context.Context, body DeliberateObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*DeliberateObservablesResponse, error)
+	DeliberateObservablesWithResponse(ctx context.Context, params *DeliberateObservablesParams, body DeliberateObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*DeliberateObservablesResponse, error)
 
 	// HealthWithResponse Check the JWT and that MISP answers with this key.
 	//
 	// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-	// With a feed directory as `API_URL`, reports ok once the feed is loaded.
+	// With a feed directory as `API_URL`, reports ok once the feed is loaded. XDR calls it when
+	// a module is saved. The request needs no body.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /health (the `Health` operationId).
-	HealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthResponse, error)
+	HealthWithResponse(ctx context.Context, params *HealthParams, reqEditors ...RequestEditorFn) (*HealthResponse, error)
 
 	// ObserveObservablesWithBodyWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
+	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
+	// judgement and a sighting per (observable, event), one indicator per event, the
+	// relationships between them, and a verdict per observable.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
-	ObserveObservablesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error)
+	ObserveObservablesWithBodyWithResponse(ctx context.Context, params *ObserveObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error)
 
 	// ObserveObservablesWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
+	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
+	// judgement and a sighting per (observable, event), one indicator per event, the
+	// relationships between them, and a verdict per observable.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
-	ObserveObservablesWithResponse(ctx context.Context, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error)
+	ObserveObservablesWithResponse(ctx context.Context, params *ObserveObservablesParams, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error)
 
 	// ReferObservablesWithBodyWithResponse One "search MISP" link per supported observable (no MISP call).
 	//
+	// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
+	// each supported observable. With a feed as `API_URL`, links are given only when
+	// `MISP_UI_URL` is set.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /refer/observables (the `ReferObservables` operationId).
-	ReferObservablesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error)
+	ReferObservablesWithBodyWithResponse(ctx context.Context, params *ReferObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error)
 
 	// ReferObservablesWithResponse One "search MISP" link per supported observable (no MISP call).
 	//
+	// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
+	// each supported observable. With a feed as `API_URL`, links are given only when
+	// `MISP_UI_URL` is set.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /refer/observables (the `ReferObservables` operationId).
-	ReferObservablesWithResponse(ctx context.Context, body ReferObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error)
+	ReferObservablesWithResponse(ctx context.Context, params *ReferObservablesParams, body ReferObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error)
 
 	// RespondObservablesWithBodyWithResponse The response actions available for these observables.
 	//
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
+	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
+	// `/respond/trigger`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /respond/observables (the `RespondObservables` operationId).
-	RespondObservablesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RespondObservablesResponse, error)
+	RespondObservablesWithBodyWithResponse(ctx context.Context, params *RespondObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RespondObservablesResponse, error)
 
 	// RespondObservablesWithResponse The response actions available for these observables.
 	//
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
+	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
+	// `/respond/trigger`.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /respond/observables (the `RespondObservables` operationId).
-	RespondObservablesWithResponse(ctx context.Context, body RespondObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondObservablesResponse, error)
+	RespondObservablesWithResponse(ctx context.Context, params *RespondObservablesParams, body RespondObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondObservablesResponse, error)
 
 	// RespondTriggerWithBodyWithResponse Run one response action.
+	//
+	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
+	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
-	RespondTriggerWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error)
+	RespondTriggerWithBodyWithResponse(ctx context.Context, params *RespondTriggerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error)
 
 	// RespondTriggerWithResponse Run one response action.
+	//
+	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
+	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
-	RespondTriggerWithResponse(ctx context.Context, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error)
+	RespondTriggerWithResponse(ctx context.Context, params *RespondTriggerParams, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error)
 
 	// VersionWithResponse The relay's version (no envelope, no authentication).
+	//
+	// Answers the relay's semantic version. Needs no token and no body, and never calls MISP.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /version (the `Version` operationId).
-	VersionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*VersionResponse, error)
+	VersionWithResponse(ctx context.Context, params *VersionParams, reqEditors ...RequestEditorFn) (*VersionResponse, error)
 
 	// WatchdogWithResponse Liveness probe for load balancers (no authentication).
+	//
+	// Echoes the `Health-Check` header. Needs no token and never calls MISP, so it tells
+	// whether the relay process answers, not whether MISP does (that is `/health`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /watchdog (the `Watchdog` operationId).
 	WatchdogWithResponse(ctx context.Context, params *WatchdogParams, reqEditors ...RequestEditorFn) (*WatchdogResponse, error)
+
+	// WatchdogHeadWithResponse Liveness probe without a body (no authentication).
+	//
+	// `GET /watchdog` without the body, for load balancers that probe with `HEAD`: status 200
+	// and the same headers.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with HEAD /watchdog (the `WatchdogHead` operationId).
+	WatchdogHeadWithResponse(ctx context.Context, params *WatchdogHeadParams, reqEditors ...RequestEditorFn) (*WatchdogHeadResponse, error)
+}
+
+// DeliberateObservablesResponse200Headers the declared response headers of an HTTP 200 response for DeliberateObservables
+type DeliberateObservablesResponse200Headers struct {
+	XRequestId string
+}
+
+// DeliberateObservablesResponse404Headers the declared response headers of an HTTP 404 response for DeliberateObservables
+type DeliberateObservablesResponse404Headers struct {
+	XRequestId string
+}
+
+// DeliberateObservablesResponse405Headers the declared response headers of an HTTP 405 response for DeliberateObservables
+type DeliberateObservablesResponse405Headers struct {
+	XRequestId string
 }
 
 type DeliberateObservablesResponse struct {
@@ -1839,11 +2360,31 @@ type DeliberateObservablesResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EnrichResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *DeliberateObservablesResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeliberateObservablesResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *DeliberateObservablesResponse405Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r DeliberateObservablesResponse) GetJSON200() *EnrichResult {
 	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeliberateObservablesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r DeliberateObservablesResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
 }
 
 // GetBody returns the raw response body bytes
@@ -1875,16 +2416,51 @@ func (r DeliberateObservablesResponse) ContentType() string {
 	return ""
 }
 
+// HealthResponse200Headers the declared response headers of an HTTP 200 response for Health
+type HealthResponse200Headers struct {
+	XRequestId string
+}
+
+// HealthResponse404Headers the declared response headers of an HTTP 404 response for Health
+type HealthResponse404Headers struct {
+	XRequestId string
+}
+
+// HealthResponse405Headers the declared response headers of an HTTP 405 response for Health
+type HealthResponse405Headers struct {
+	XRequestId string
+}
+
 type HealthResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *HealthResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *HealthResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *HealthResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *HealthResponse405Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r HealthResponse) GetJSON200() *HealthResult {
 	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r HealthResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r HealthResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
 }
 
 // GetBody returns the raw response body bytes
@@ -1916,16 +2492,51 @@ func (r HealthResponse) ContentType() string {
 	return ""
 }
 
+// ObserveObservablesResponse200Headers the declared response headers of an HTTP 200 response for ObserveObservables
+type ObserveObservablesResponse200Headers struct {
+	XRequestId string
+}
+
+// ObserveObservablesResponse404Headers the declared response headers of an HTTP 404 response for ObserveObservables
+type ObserveObservablesResponse404Headers struct {
+	XRequestId string
+}
+
+// ObserveObservablesResponse405Headers the declared response headers of an HTTP 405 response for ObserveObservables
+type ObserveObservablesResponse405Headers struct {
+	XRequestId string
+}
+
 type ObserveObservablesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EnrichResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ObserveObservablesResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ObserveObservablesResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *ObserveObservablesResponse405Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ObserveObservablesResponse) GetJSON200() *EnrichResult {
 	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ObserveObservablesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r ObserveObservablesResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
 }
 
 // GetBody returns the raw response body bytes
@@ -1957,16 +2568,51 @@ func (r ObserveObservablesResponse) ContentType() string {
 	return ""
 }
 
+// ReferObservablesResponse200Headers the declared response headers of an HTTP 200 response for ReferObservables
+type ReferObservablesResponse200Headers struct {
+	XRequestId string
+}
+
+// ReferObservablesResponse404Headers the declared response headers of an HTTP 404 response for ReferObservables
+type ReferObservablesResponse404Headers struct {
+	XRequestId string
+}
+
+// ReferObservablesResponse405Headers the declared response headers of an HTTP 405 response for ReferObservables
+type ReferObservablesResponse405Headers struct {
+	XRequestId string
+}
+
 type ReferObservablesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ReferResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReferObservablesResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ReferObservablesResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *ReferObservablesResponse405Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ReferObservablesResponse) GetJSON200() *ReferResult {
 	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReferObservablesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r ReferObservablesResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
 }
 
 // GetBody returns the raw response body bytes
@@ -1998,16 +2644,51 @@ func (r ReferObservablesResponse) ContentType() string {
 	return ""
 }
 
+// RespondObservablesResponse200Headers the declared response headers of an HTTP 200 response for RespondObservables
+type RespondObservablesResponse200Headers struct {
+	XRequestId string
+}
+
+// RespondObservablesResponse404Headers the declared response headers of an HTTP 404 response for RespondObservables
+type RespondObservablesResponse404Headers struct {
+	XRequestId string
+}
+
+// RespondObservablesResponse405Headers the declared response headers of an HTTP 405 response for RespondObservables
+type RespondObservablesResponse405Headers struct {
+	XRequestId string
+}
+
 type RespondObservablesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *RespondResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RespondObservablesResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RespondObservablesResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *RespondObservablesResponse405Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r RespondObservablesResponse) GetJSON200() *RespondResult {
 	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RespondObservablesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r RespondObservablesResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
 }
 
 // GetBody returns the raw response body bytes
@@ -2039,16 +2720,51 @@ func (r RespondObservablesResponse) ContentType() string {
 	return ""
 }
 
+// RespondTriggerResponse200Headers the declared response headers of an HTTP 200 response for RespondTrigger
+type RespondTriggerResponse200Headers struct {
+	XRequestId string
+}
+
+// RespondTriggerResponse404Headers the declared response headers of an HTTP 404 response for RespondTrigger
+type RespondTriggerResponse404Headers struct {
+	XRequestId string
+}
+
+// RespondTriggerResponse405Headers the declared response headers of an HTTP 405 response for RespondTrigger
+type RespondTriggerResponse405Headers struct {
+	XRequestId string
+}
+
 type RespondTriggerResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *TriggerResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RespondTriggerResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RespondTriggerResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *RespondTriggerResponse405Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r RespondTriggerResponse) GetJSON200() *TriggerResult {
 	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RespondTriggerResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r RespondTriggerResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
 }
 
 // GetBody returns the raw response body bytes
@@ -2080,16 +2796,51 @@ func (r RespondTriggerResponse) ContentType() string {
 	return ""
 }
 
+// VersionResponse200Headers the declared response headers of an HTTP 200 response for Version
+type VersionResponse200Headers struct {
+	XRequestId string
+}
+
+// VersionResponse404Headers the declared response headers of an HTTP 404 response for Version
+type VersionResponse404Headers struct {
+	XRequestId string
+}
+
+// VersionResponse405Headers the declared response headers of an HTTP 405 response for Version
+type VersionResponse405Headers struct {
+	XRequestId string
+}
+
 type VersionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *VersionResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *VersionResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *VersionResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *VersionResponse405Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r VersionResponse) GetJSON200() *VersionResult {
 	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r VersionResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r VersionResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
 }
 
 // GetBody returns the raw response body bytes
@@ -2121,16 +2872,51 @@ func (r VersionResponse) ContentType() string {
 	return ""
 }
 
+// WatchdogResponse200Headers the declared response headers of an HTTP 200 response for Watchdog
+type WatchdogResponse200Headers struct {
+	XRequestId string
+}
+
+// WatchdogResponse404Headers the declared response headers of an HTTP 404 response for Watchdog
+type WatchdogResponse404Headers struct {
+	XRequestId string
+}
+
+// WatchdogResponse405Headers the declared response headers of an HTTP 405 response for Watchdog
+type WatchdogResponse405Headers struct {
+	XRequestId string
+}
+
 type WatchdogResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *WatchdogResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *WatchdogResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WatchdogResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *WatchdogResponse405Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r WatchdogResponse) GetJSON200() *WatchdogResult {
 	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WatchdogResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r WatchdogResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
 }
 
 // GetBody returns the raw response body bytes
@@ -2162,13 +2948,86 @@ func (r WatchdogResponse) ContentType() string {
 	return ""
 }
 
+// WatchdogHeadResponse200Headers the declared response headers of an HTTP 200 response for WatchdogHead
+type WatchdogHeadResponse200Headers struct {
+	XRequestId string
+}
+
+// WatchdogHeadResponse404Headers the declared response headers of an HTTP 404 response for WatchdogHead
+type WatchdogHeadResponse404Headers struct {
+	XRequestId string
+}
+
+// WatchdogHeadResponse405Headers the declared response headers of an HTTP 405 response for WatchdogHead
+type WatchdogHeadResponse405Headers struct {
+	XRequestId string
+}
+
+type WatchdogHeadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *WatchdogHeadResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *WatchdogHeadResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *WatchdogHeadResponse405Headers
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r WatchdogHeadResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r WatchdogHeadResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r WatchdogHeadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WatchdogHeadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WatchdogHeadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WatchdogHeadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // DeliberateObservablesWithBodyWithResponse Verdicts for the observables MISP knows.
+//
+// Looks each supported observable up in MISP (one search per observable, concurrently) and
+// answers one verdict per observable MISP knows, from its most severe event. Unsupported
+// types, blank values and values MISP would misread are skipped.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /deliberate/observables (the `DeliberateObservables` operationId).
-func (c *ClientWithResponses) DeliberateObservablesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeliberateObservablesResponse, error) {
-	rsp, err := c.DeliberateObservablesWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) DeliberateObservablesWithBodyWithResponse(ctx context.Context, params *DeliberateObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeliberateObservablesResponse, error) {
+	rsp, err := c.DeliberateObservablesWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2177,11 +3036,15 @@ func (c *ClientWithResponses) DeliberateObservablesWithBodyWithResponse(ctx cont
 
 // DeliberateObservablesWithResponse Verdicts for the observables MISP knows.
 //
+// Looks each supported observable up in MISP (one search per observable, concurrently) and
+// answers one verdict per observable MISP knows, from its most severe event. Unsupported
+// types, blank values and values MISP would misread are skipped.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /deliberate/observables (the `DeliberateObservables` operationId).
-func (c *ClientWithResponses) DeliberateObservablesWithResponse(ctx context.Context, body DeliberateObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*DeliberateObservablesResponse, error) {
-	rsp, err := c.DeliberateObservables(ctx, body, reqEditors...)
+func (c *ClientWithResponses) DeliberateObservablesWithResponse(ctx context.Context, params *DeliberateObservablesParams, body DeliberateObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*DeliberateObservablesResponse, error) {
+	rsp, err := c.DeliberateObservables(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2191,13 +3054,14 @@ func (c *ClientWithResponses) DeliberateObservablesWithResponse(ctx context.Cont
 // HealthWithResponse Check the JWT and that MISP answers with this key.
 //
 // Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-// With a feed directory as `API_URL`, reports ok once the feed is loaded.
+// With a feed directory as `API_URL`, reports ok once the feed is loaded. XDR calls it when
+// a module is saved. The request needs no body.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /health (the `Health` operationId).
-func (c *ClientWithResponses) HealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthResponse, error) {
-	rsp, err := c.Health(ctx, reqEditors...)
+func (c *ClientWithResponses) HealthWithResponse(ctx context.Context, params *HealthParams, reqEditors ...RequestEditorFn) (*HealthResponse, error) {
+	rsp, err := c.Health(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2206,11 +3070,15 @@ func (c *ClientWithResponses) HealthWithResponse(ctx context.Context, reqEditors
 
 // ObserveObservablesWithBodyWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
+// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
+// judgement and a sighting per (observable, event), one indicator per event, the
+// relationships between them, and a verdict per observable.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
-func (c *ClientWithResponses) ObserveObservablesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error) {
-	rsp, err := c.ObserveObservablesWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) ObserveObservablesWithBodyWithResponse(ctx context.Context, params *ObserveObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error) {
+	rsp, err := c.ObserveObservablesWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2219,11 +3087,15 @@ func (c *ClientWithResponses) ObserveObservablesWithBodyWithResponse(ctx context
 
 // ObserveObservablesWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
+// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
+// judgement and a sighting per (observable, event), one indicator per event, the
+// relationships between them, and a verdict per observable.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
-func (c *ClientWithResponses) ObserveObservablesWithResponse(ctx context.Context, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error) {
-	rsp, err := c.ObserveObservables(ctx, body, reqEditors...)
+func (c *ClientWithResponses) ObserveObservablesWithResponse(ctx context.Context, params *ObserveObservablesParams, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error) {
+	rsp, err := c.ObserveObservables(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2232,11 +3104,15 @@ func (c *ClientWithResponses) ObserveObservablesWithResponse(ctx context.Context
 
 // ReferObservablesWithBodyWithResponse One "search MISP" link per supported observable (no MISP call).
 //
+// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
+// each supported observable. With a feed as `API_URL`, links are given only when
+// `MISP_UI_URL` is set.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /refer/observables (the `ReferObservables` operationId).
-func (c *ClientWithResponses) ReferObservablesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error) {
-	rsp, err := c.ReferObservablesWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) ReferObservablesWithBodyWithResponse(ctx context.Context, params *ReferObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error) {
+	rsp, err := c.ReferObservablesWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2245,11 +3121,15 @@ func (c *ClientWithResponses) ReferObservablesWithBodyWithResponse(ctx context.C
 
 // ReferObservablesWithResponse One "search MISP" link per supported observable (no MISP call).
 //
+// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
+// each supported observable. With a feed as `API_URL`, links are given only when
+// `MISP_UI_URL` is set.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /refer/observables (the `ReferObservables` operationId).
-func (c *ClientWithResponses) ReferObservablesWithResponse(ctx context.Context, body ReferObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error) {
-	rsp, err := c.ReferObservables(ctx, body, reqEditors...)
+func (c *ClientWithResponses) ReferObservablesWithResponse(ctx context.Context, params *ReferObservablesParams, body ReferObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error) {
+	rsp, err := c.ReferObservables(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2258,11 +3138,16 @@ func (c *ClientWithResponses) ReferObservablesWithResponse(ctx context.Context, 
 
 // RespondObservablesWithBodyWithResponse The response actions available for these observables.
 //
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
+// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// when a urlscan.io key is available. XDR shows them and sends the chosen one to
+// `/respond/trigger`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /respond/observables (the `RespondObservables` operationId).
-func (c *ClientWithResponses) RespondObservablesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RespondObservablesResponse, error) {
-	rsp, err := c.RespondObservablesWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) RespondObservablesWithBodyWithResponse(ctx context.Context, params *RespondObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RespondObservablesResponse, error) {
+	rsp, err := c.RespondObservablesWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2271,11 +3156,16 @@ func (c *ClientWithResponses) RespondObservablesWithBodyWithResponse(ctx context
 
 // RespondObservablesWithResponse The response actions available for these observables.
 //
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
+// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// when a urlscan.io key is available. XDR shows them and sends the chosen one to
+// `/respond/trigger`.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /respond/observables (the `RespondObservables` operationId).
-func (c *ClientWithResponses) RespondObservablesWithResponse(ctx context.Context, body RespondObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondObservablesResponse, error) {
-	rsp, err := c.RespondObservables(ctx, body, reqEditors...)
+func (c *ClientWithResponses) RespondObservablesWithResponse(ctx context.Context, params *RespondObservablesParams, body RespondObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondObservablesResponse, error) {
+	rsp, err := c.RespondObservables(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2284,11 +3174,14 @@ func (c *ClientWithResponses) RespondObservablesWithResponse(ctx context.Context
 
 // RespondTriggerWithBodyWithResponse Run one response action.
 //
+// Runs the action named by `action-id` on one observable: adds a sighting (or a false
+// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
-func (c *ClientWithResponses) RespondTriggerWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error) {
-	rsp, err := c.RespondTriggerWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) RespondTriggerWithBodyWithResponse(ctx context.Context, params *RespondTriggerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error) {
+	rsp, err := c.RespondTriggerWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2297,11 +3190,14 @@ func (c *ClientWithResponses) RespondTriggerWithBodyWithResponse(ctx context.Con
 
 // RespondTriggerWithResponse Run one response action.
 //
+// Runs the action named by `action-id` on one observable: adds a sighting (or a false
+// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
-func (c *ClientWithResponses) RespondTriggerWithResponse(ctx context.Context, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error) {
-	rsp, err := c.RespondTrigger(ctx, body, reqEditors...)
+func (c *ClientWithResponses) RespondTriggerWithResponse(ctx context.Context, params *RespondTriggerParams, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error) {
+	rsp, err := c.RespondTrigger(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2310,11 +3206,13 @@ func (c *ClientWithResponses) RespondTriggerWithResponse(ctx context.Context, bo
 
 // VersionWithResponse The relay's version (no envelope, no authentication).
 //
+// Answers the relay's semantic version. Needs no token and no body, and never calls MISP.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /version (the `Version` operationId).
-func (c *ClientWithResponses) VersionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*VersionResponse, error) {
-	rsp, err := c.Version(ctx, reqEditors...)
+func (c *ClientWithResponses) VersionWithResponse(ctx context.Context, params *VersionParams, reqEditors ...RequestEditorFn) (*VersionResponse, error) {
+	rsp, err := c.Version(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2322,6 +3220,9 @@ func (c *ClientWithResponses) VersionWithResponse(ctx context.Context, reqEditor
 }
 
 // WatchdogWithResponse Liveness probe for load balancers (no authentication).
+//
+// Echoes the `Health-Check` header. Needs no token and never calls MISP, so it tells
+// whether the relay process answers, not whether MISP does (that is `/health`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2332,6 +3233,22 @@ func (c *ClientWithResponses) WatchdogWithResponse(ctx context.Context, params *
 		return nil, err
 	}
 	return ParseWatchdogResponse(rsp)
+}
+
+// WatchdogHeadWithResponse Liveness probe without a body (no authentication).
+//
+// `GET /watchdog` without the body, for load balancers that probe with `HEAD`: status 200
+// and the same headers.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with HEAD /watchdog (the `WatchdogHead` operationId).
+func (c *ClientWithResponses) WatchdogHeadWithResponse(ctx context.Context, params *WatchdogHeadParams, reqEditors ...RequestEditorFn) (*WatchdogHeadResponse, error) {
+	rsp, err := c.WatchdogHead(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWatchdogHeadResponse(rsp)
 }
 
 // ParseDeliberateObservablesResponse parses an HTTP response from a DeliberateObservablesWithResponse call
@@ -2355,6 +3272,53 @@ func ParseDeliberateObservablesResponse(rsp *http.Response) (*DeliberateObservab
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers DeliberateObservablesResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeliberateObservablesResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers DeliberateObservablesResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
 	}
 
 	return response, nil
@@ -2381,6 +3345,53 @@ func ParseHealthResponse(rsp *http.Response) (*HealthResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers HealthResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers HealthResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers HealthResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
 	}
 
 	return response, nil
@@ -2407,6 +3418,53 @@ func ParseObserveObservablesResponse(rsp *http.Response) (*ObserveObservablesRes
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ObserveObservablesResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers ObserveObservablesResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers ObserveObservablesResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
 	}
 
 	return response, nil
@@ -2433,6 +3491,53 @@ func ParseReferObservablesResponse(rsp *http.Response) (*ReferObservablesRespons
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ReferObservablesResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers ReferObservablesResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers ReferObservablesResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
 	}
 
 	return response, nil
@@ -2459,6 +3564,53 @@ func ParseRespondObservablesResponse(rsp *http.Response) (*RespondObservablesRes
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RespondObservablesResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers RespondObservablesResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers RespondObservablesResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
 	}
 
 	return response, nil
@@ -2485,6 +3637,53 @@ func ParseRespondTriggerResponse(rsp *http.Response) (*RespondTriggerResponse, e
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RespondTriggerResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers RespondTriggerResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers RespondTriggerResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
 	}
 
 	return response, nil
@@ -2511,6 +3710,53 @@ func ParseVersionResponse(rsp *http.Response) (*VersionResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers VersionResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers VersionResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers VersionResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
 	}
 
 	return response, nil
@@ -2537,6 +3783,122 @@ func ParseWatchdogResponse(rsp *http.Response) (*WatchdogResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers WatchdogResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers WatchdogResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers WatchdogResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWatchdogHeadResponse parses an HTTP response from a WatchdogHeadWithResponse call
+func ParseWatchdogHeadResponse(rsp *http.Response) (*WatchdogHeadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WatchdogHeadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers WatchdogHeadResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers WatchdogHeadResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers WatchdogHeadResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
 	}
 
 	return response, nil

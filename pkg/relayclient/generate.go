@@ -7,7 +7,7 @@
 //			req.Header.Set("Authorization", "Bearer "+jwt)
 //			return nil
 //		}))
-//	resp, err := c.ObserveObservablesWithResponse(ctx, relayclient.ObservableList{{Type: "ip", Value: "198.51.100.7"}})
+//	resp, err := c.ObserveObservablesWithResponse(ctx, nil, relayclient.ObservableList{{Type: "ip", Value: "198.51.100.7"}})
 package relayclient
 
 //go:generate go tool oapi-codegen -config cfg.yaml ../../api/openapi.yaml

@@ -1,0 +1,432 @@
+//go:build linux
+
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+)
+
+// TestRelayProcess runs the relay as it runs in production, a process built from ./cmd/relay,
+// and checks what only a process shows: that it stops on SIGTERM under Lambda, and what the
+// hostile inputs of the attack harness cost it in resident memory. Everything is on loopback.
+func TestRelayProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay: not in -short mode")
+	}
+	bin := buildRelayBinary(t)
+	t.Run("Lambda SIGTERM", func(t *testing.T) { testLambdaSIGTERM(t, bin) })
+	t.Run("hostile memory", func(t *testing.T) { testHostileMemory(t, bin) })
+}
+
+func buildRelayBinary(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "relay")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/relay")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// relayProc is a running relay process.
+type relayProc struct {
+	cmd    *exec.Cmd
+	lines  chan string // its output, line by line
+	exited chan error
+	output *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(line + "\n")
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startRelayProc starts bin serve with only vars (and PATH) in its environment.
+func startRelayProc(t *testing.T, bin string, vars map[string]string) *relayProc {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &relayProc{cmd: cmd, lines: make(chan string, 1024), exited: make(chan error, 1), output: &lockedBuffer{}}
+	go func() {
+		p.exited <- cmd.Wait()
+		_ = pw.Close()
+	}()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.output.add(sc.Text())
+			select {
+			case p.lines <- sc.Text():
+			default: // nobody waits for lines any more
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("relay output:\n%s", p.output.String())
+		}
+	})
+	return p
+}
+
+// waitLine waits for an output line containing s (bounded, so a broken relay fails the test).
+func (p *relayProc) waitLine(t *testing.T, s string) string {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case line := <-p.lines:
+			if strings.Contains(line, s) {
+				return line
+			}
+		case err := <-p.exited:
+			p.exited <- err
+			t.Fatalf("the relay exited (%v) before saying %q", err, s)
+		case <-deadline:
+			t.Fatalf("the relay never said %q", s)
+		}
+	}
+}
+
+// testLambdaSIGTERM: under Lambda (AWS_LAMBDA_RUNTIME_API set), the relay waits for its next
+// invocation on a runtime API that answers nothing, as Lambda does when idle; SIGTERM must
+// end it. Before the fix it never exited: aws-lambda-go waits on a context nothing cancels.
+func testLambdaSIGTERM(t *testing.T, bin string) {
+	polled := make(chan struct{}, 1)
+	runtimeAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/2018-06-01/runtime/invocation/next" {
+			select {
+			case polled <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done() // no invocation: held until the relay goes away
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(runtimeAPI.Close)
+	p := startRelayProc(t, bin, map[string]string{
+		"AWS_LAMBDA_RUNTIME_API": strings.TrimPrefix(runtimeAPI.URL, "http://"),
+		"SECRET_KEY":             "lambda-secret", "LOG_FORMAT": "json",
+	})
+	select {
+	case <-polled:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the relay never asked the runtime API for an invocation\n%s", p.output.String())
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Lambda sends SIGKILL shortly after SIGTERM; the relay exits at once. The bound only
+	// keeps a broken relay from hanging the test.
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the relay did not exit after SIGTERM")
+	}
+}
+
+// memory is a process's resident memory, from /proc/<pid>/status.
+func memory(t *testing.T, pid int) (rss, peak int64) {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	return rss, peak
+}
+
+// resetPeak makes VmHWM start again from the current RSS (Linux 4.0+).
+func resetPeak(t *testing.T, pid int) {
+	t.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		t.Skipf("cannot reset the peak RSS: %v", err)
+	}
+}
+
+// gzipMembers is a gzip stream of head, n MiB of 'a', then tail: concatenated gzip members,
+// so the MiB is compressed once (about 1 KB).
+func gzipMembers(head string, n int, tail string) []byte {
+	member := func(p []byte) []byte {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+		_, _ = zw.Write(p)
+		_ = zw.Close()
+		return b.Bytes()
+	}
+	mib := member(bytes.Repeat([]byte("a"), 1<<20))
+	out := member([]byte(head))
+	for range n {
+		out = append(out, mib...)
+	}
+	return append(out, member([]byte(tail))...)
+}
+
+// hostileMISP answers restSearch by the value searched: "bomb*" with a 260 KB gzip answer
+// that inflates to one 256 MiB attribute value, "huge.example" with a plain 256 MiB attribute
+// (streamed until the relay hangs up), the test IP with one event, anything else with no
+// match.
+func hostileMISP(t *testing.T) *httptest.Server {
+	bomb := gzipMembers(`{"response":{"Attribute":[{"type":"domain","value":"`, 256, `"}]}}`)
+	t.Logf("gzip bomb: %d KiB, inflating to 256 MiB", len(bomb)>>10)
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/servers/getVersion" {
+			_, _ = io.WriteString(w, `{"version":"2.5.0"}`)
+			return
+		}
+		var q struct {
+			Value string `json:"value"`
+		}
+		_ = json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&q)
+		switch {
+		case strings.HasPrefix(q.Value, "bomb"):
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = w.Write(bomb)
+		case q.Value == "huge.example":
+			_, _ = io.WriteString(w, `{"response":{"Attribute":[{"type":"domain","value":"`)
+			for range 256 {
+				if _, err := w.Write(chunk); err != nil {
+					return // the relay hung up
+				}
+			}
+			_, _ = io.WriteString(w, `"}]}}`)
+		case q.Value == lambdaIP:
+			_, _ = io.WriteString(w, `{"response":{"Attribute":[{"id":"1","event_id":"1","type":"ip-dst","category":"Network activity",`+
+				`"value":"`+lambdaIP+`","to_ids":true,"timestamp":"1767312001","Event":{"id":"1","info":"Lambda test campaign",`+
+				`"uuid":"6a1f5a2e-3c1b-4d2e-9f00-0123456789ab","threat_level_id":"1","date":"2026-01-02","Orgc":{"name":"CIRCL"}}}]}}`)
+		default:
+			_, _ = io.WriteString(w, `{"response":[]}`)
+		}
+	}))
+	srv.Config.ErrorLog = nil
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// envelope is what every answer must be: data, errors, or both.
+type envelope struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []struct {
+		Code, Message string
+	} `json:"errors"`
+}
+
+// testHostileMemory sends the attack harness's memory cases to a relay process and checks
+// that its resident memory never goes 256 MiB above its baseline, that every request gets an
+// envelope, and that a normal observe works afterwards. The figures are logged (-v) for the
+// README.
+func testHostileMemory(t *testing.T, bin string) {
+	const secret = "hostile-test-secret"
+	misp := hostileMISP(t)
+	p := startRelayProc(t, bin, map[string]string{
+		"SECRET_KEY": secret, "API_URL": misp.URL, "LISTEN_ADDR": "127.0.0.1:0",
+		"LOG_FORMAT": "json", "CACHE_TTL": "0",
+	})
+	var listening struct{ Addr string }
+	_ = json.Unmarshal([]byte(p.waitLine(t, `"relay listening"`)), &listening)
+	if listening.Addr == "" {
+		t.Fatal("no listening address in the relay's log")
+	}
+	base := "http://" + listening.Addr
+	tok, err := auth.Sign(secret, auth.Claims{Key: "HostileMispKey0123456789abcdefghijABCDEF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 2 * time.Minute}
+	post := func(path, authz, body string) envelope {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			return envelope{}
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var env envelope
+		if err := json.Unmarshal(raw, &env); err != nil || resp.StatusCode != http.StatusOK || (env.Data == nil && len(env.Errors) == 0) {
+			t.Errorf("%s: HTTP %d, not an envelope: %.300s", path, resp.StatusCode, raw)
+		}
+		return env
+	}
+	normal := func() {
+		t.Helper()
+		env := post("/observe/observables", "Bearer "+tok, `[{"type":"ip","value":"`+lambdaIP+`"}]`)
+		if len(env.Errors) > 0 || !bytes.Contains(env.Data, []byte(`"verdicts"`)) {
+			t.Errorf("a normal observe: data %.200s, errors %v", env.Data, env.Errors)
+		}
+	}
+	for range 3 { // warm up: the baseline is the relay at work, not just started
+		normal()
+	}
+	pid := p.cmd.Process.Pid
+	baseline, _ := memory(t, pid)
+	t.Logf("baseline RSS after start-up and 3 observes: %.1f MiB", float64(baseline)/(1<<20))
+
+	const bound = 256 << 20
+	phase := func(name string, f func()) {
+		t.Helper()
+		resetPeak(t, pid)
+		f()
+		_, peak := memory(t, pid)
+		above := peak - baseline
+		t.Logf("%-48s peak RSS %6.1f MiB, %6.1f MiB above the baseline", name, float64(peak)/(1<<20), float64(above)/(1<<20))
+		if above >= bound {
+			t.Errorf("%s: peak RSS %d MiB above the baseline, want < 256 MiB", name, above>>20)
+		}
+	}
+	observe := func(values ...string) envelope {
+		var obs []string
+		for _, v := range values {
+			obs = append(obs, `{"type":"domain","value":"`+v+`"}`)
+		}
+		return post("/observe/observables", "Bearer "+tok, "["+strings.Join(obs, ",")+"]")
+	}
+	capped := func(env envelope) {
+		t.Helper()
+		if len(env.Errors) == 0 || !strings.Contains(env.Errors[0].Message, "MISP_MAX_ATTRIBUTE_BYTES") {
+			t.Errorf("want the attribute cap's error, got %v", env.Errors)
+		}
+	}
+
+	phase("gzip bomb (260 KiB -> one 256 MiB attribute)", func() { capped(observe("bomb1.example")) })
+	phase("four gzip bombs in one request", func() {
+		capped(observe("bomb1.example", "bomb2.example", "bomb3.example", "bomb4.example"))
+	})
+	phase("a plain 256 MiB attribute", func() { capped(observe("huge.example")) })
+	phase("eight 1 MiB [{},{},...] bodies at once", func() {
+		body := "[" + strings.TrimSuffix(strings.Repeat("{},", (1<<20-2)/3), ",") + "]"
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				env := post("/observe/observables", "Bearer "+tok, body)
+				if len(env.Errors) == 0 || env.Errors[0].Code != "invalid argument" {
+					t.Errorf("amplification body: %v", env.Errors)
+				}
+			})
+		}
+		wg.Wait()
+	})
+	phase("200 stalled unauthenticated 1 MiB bodies", func() { stalledBodies(t, listening.Addr, 200) })
+	normal()
+}
+
+// stalledBodies opens n connections that each announce a 2 MiB body without a valid token,
+// send 1 MiB of it and stall; each must be answered with the authorization envelope without
+// the relay waiting for the rest.
+func stalledBodies(t *testing.T, addr string, n int) {
+	t.Helper()
+	mib := bytes.Repeat([]byte("["), 1<<20)
+	var wg sync.WaitGroup
+	answered := make(chan struct{}, n)
+	release := make(chan struct{}) // the connections stay open until every one is answered
+	for i := range n {
+		wg.Go(func() {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Errorf("connection %d: %v", i, err)
+				answered <- struct{}{}
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(2 * time.Minute))
+			head := "POST /observe/observables HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n" +
+				"Content-Length: " + strconv.Itoa(2<<20) + "\r\n"
+			if i%2 == 0 {
+				head += "Expect: 100-continue\r\n"
+			}
+			_, _ = io.WriteString(conn, head+"\r\n")
+			go func() { _, _ = conn.Write(mib) }() // fails once the relay closes the connection
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			answered <- struct{}{}
+			if err != nil {
+				t.Errorf("connection %d: %v", i, err)
+				return
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			var env envelope
+			if err := json.Unmarshal(raw, &env); err != nil || len(env.Errors) != 1 || env.Errors[0].Code != "authorization error" {
+				t.Errorf("connection %d: HTTP %d %.200s", i, resp.StatusCode, raw)
+			}
+			<-release
+		})
+	}
+	for range n {
+		<-answered
+	}
+	close(release)
+	wg.Wait()
+}
