@@ -315,3 +315,59 @@ func TestCheckWarninglists(t *testing.T) {
 		}
 	})
 }
+
+// TestSearchSightingsOverTheAttributeCap: MISP lists every sighting of an attribute, and a
+// value sensors report can have thousands, more than MISP_MAX_ATTRIBUTE_BYTES. The lookup then
+// asks once more without sightings instead of failing.
+func TestSearchSightingsOverTheAttributeCap(t *testing.T) {
+	var sightings []string
+	for range 3000 {
+		sightings = append(sightings, `{"type":"0","date_sighting":"1700000000","source":"sensor-0001","Organisation":{"name":"Example SOC"}}`)
+	}
+	event := []byte(`{"Event":{"uuid":"5b646415-7b48-40d5-86b4-c0070acd0835","info":"x","date":"2024-01-01","threat_level_id":"1",
+	 "Attribute":[{"uuid":"11111111-0000-4000-8000-000000000001","type":"ip-dst","value":"198.51.100.9","to_ids":true,
+	   "Sighting":[` + strings.Join(sightings, ",") + `]},
+	  {"uuid":"11111111-0000-4000-8000-000000000002","type":"domain","value":"big.example","to_ids":true,
+	   "comment":"` + strings.Repeat("x", 100<<10) + `"}]}}`)
+	srv := misptest.New(t, testKey, event)
+	c, err := misp.New(misp.Config{BaseURL: srv.URL, Timeout: 5 * time.Second, MaxAttributeBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	searches := func() []bool {
+		var withSightings []bool
+		for _, r := range srv.Requests() {
+			if r.Path != "/attributes/restSearch" {
+				continue
+			}
+			var q struct {
+				IncludeSightings int `json:"includeSightings"`
+			}
+			if err := json.Unmarshal(r.Body, &q); err != nil {
+				t.Fatal(err)
+			}
+			withSightings = append(withSightings, q.IncludeSightings == 1)
+		}
+		return withSightings
+	}
+
+	got, err := c.Search(context.Background(), testKey, intel.Query{Value: "198.51.100.9", Limit: 10})
+	if err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	if len(got) != 1 || len(got[0].Attributes) != 1 || got[0].Attributes[0].Sightings.Seen != 0 {
+		t.Errorf("got %+v, want the event without its sightings", got)
+	}
+	if diff := cmp.Diff([]bool{true, false}, searches()); diff != "" {
+		t.Errorf("includeSightings of the searches (-want +got):\n%s", diff)
+	}
+
+	// An attribute too large without its sightings still fails, after the one retry.
+	_, err = c.Search(context.Background(), testKey, intel.Query{Value: "big.example", Limit: 10})
+	if err == nil || !strings.Contains(err.Error(), "MISP_MAX_ATTRIBUTE_BYTES") {
+		t.Errorf("err = %v, want one naming MISP_MAX_ATTRIBUTE_BYTES", err)
+	}
+	if n := len(searches()); n != 4 {
+		t.Errorf("%d searches in all, want 4", n)
+	}
+}

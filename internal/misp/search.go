@@ -59,27 +59,44 @@ func (c *Client) Search(ctx context.Context, key string, q intel.Query) (_ []int
 	if types == nil {
 		types = []string{}
 	}
-	col := newCollector(q.Limit)
+	events, bigAttribute, err := c.searchPages(ctx, op, key, q.Value, types, q.Limit, true)
+	if bigAttribute {
+		// An attribute over MISP_MAX_ATTRIBUTE_BYTES: its sightings, which MISP lists one
+		// by one (thousands on values sensors report), are the likely cause. Ask once more
+		// without them: the verdicts lose the sighting counts, the lookup still answers.
+		events, _, err = c.searchPages(ctx, op, key, q.Value, types, q.Limit, false)
+	}
+	return events, err
+}
+
+// searchPages reads the pages of one lookup. bigAttribute says the read stopped at an
+// attribute over MISP_MAX_ATTRIBUTE_BYTES.
+func (c *Client) searchPages(ctx context.Context, op, key, value string, types []string, limit int, sightings bool) (_ []intel.Event, bigAttribute bool, _ error) {
+	col := newCollector(limit)
 	budget := c.maxAnswer // shared by the pages: it bounds what one lookup can hold
+	withSightings := 0
+	if sightings {
+		withSightings = 1
+	}
 	for page := 1; page <= c.maxPages; page++ {
 		body, err := encodeJSON(searchRequest{
-			ReturnFormat: "json", Value: q.Value, Type: types,
+			ReturnFormat: "json", Value: value, Type: types,
 			IncludeContext: 1, IncludeEventTags: 1,
-			IncludeWarninglistHits: 1, IncludeSightings: 1, IncludeDecayScore: 1,
+			IncludeWarninglistHits: 1, IncludeSightings: withSightings, IncludeDecayScore: 1,
 			Limit: c.pageSize, Page: page,
 		})
 		if err != nil {
-			return nil, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
+			return nil, false, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
 		}
 		res, err := c.searchPage(ctx, op, key, body, col, &budget)
 		if err != nil {
-			return nil, err
+			return nil, res.bigAttribute, err
 		}
 		if res.stopped || res.overflow || res.attributes < c.pageSize || col.full() {
 			break
 		}
 	}
-	return col.events, nil
+	return col.events, false, nil
 }
 
 // pageResult says how reading one restSearch page ended.
@@ -87,6 +104,8 @@ type pageResult struct {
 	attributes int  // attributes read from the page
 	stopped    bool // the event cap was reached and an attribute of another event came
 	overflow   bool // MISP sent more attributes than the page size: it ignores limit/page
+	// bigAttribute: reading failed at an attribute over MISP_MAX_ATTRIBUTE_BYTES.
+	bigAttribute bool
 }
 
 // searchPage fetches one restSearch page and feeds its attributes to col, reading at most
@@ -104,7 +123,9 @@ func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, co
 	}
 	res, err := c.readAttributes(dec, col)
 	if err != nil {
-		return pageResult{}, c.readError(ctx, op, key, resp.StatusCode, err)
+		var big *sizeError
+		tooBig := errors.As(err, &big) && big.setting == attributeTooLarge(c.maxValue).setting
+		return pageResult{bigAttribute: tooBig}, c.readError(ctx, op, key, resp.StatusCode, err)
 	}
 	if !res.stopped && !res.overflow {
 		// Finish a small remainder (the closing brackets) so the connection can be reused;
