@@ -1,5 +1,5 @@
 // Package loadbench is the body of cmd/relaybench: it measures the relay at scale ("Speed at scale"): it starts the relay
-// in-process, wired as internal/app wires it, in front of its own fake MISP on loopback, drives
+// in-process, wired as internal/app wires it, in front of a fake MISP on loopback (misptest.Generated), drives
 // it with concurrent keep-alive clients for a fixed time per scenario, and prints one line per
 // scenario: requests, requests/s, latency percentiles, MISP calls, cache hit ratio and peak
 // heap, with the targets marked met or MISSED. It also times the real relay binary

@@ -7,10 +7,12 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 )
 
 // The relay's credentials in every scenario. They are made up: nothing leaves loopback.
@@ -102,17 +104,27 @@ func (r *relayUnderTest) cacheStats() (hits, misses int64) {
 
 func (r *relayUnderTest) close() { r.srv.Close() }
 
-// startFakeMISP serves f on 127.0.0.1, counting the connections the relay opens: a relay
-// that cannot reuse its connections to MISP pays a TCP handshake (a TLS one in production)
-// per lookup.
-func startFakeMISP(f *fakeMISP) *httptest.Server {
-	f.key = benchMISPKey
-	srv := httptest.NewUnstartedServer(f)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+// fakeMISP is the MISP the relay under test talks to: misptest.Generated, served on
+// 127.0.0.1, counting the connections the relay opens (a relay that cannot reuse its
+// connections to MISP pays a TCP handshake, a TLS one in production, per lookup).
+type fakeMISP struct {
+	*misptest.Generated
+	srv   *httptest.Server
+	conns atomic.Int64
+}
+
+// startFakeMISP serves a Generated MISP answering as o says, with the relay's key.
+func startFakeMISP(o misptest.GeneratedOptions) *fakeMISP {
+	o.Key = benchMISPKey
+	f := &fakeMISP{Generated: misptest.NewGenerated(o)}
+	f.srv = httptest.NewUnstartedServer(f.Generated)
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			f.conns.Add(1)
 		}
 	}
-	srv.Start()
-	return srv
+	f.srv.Start()
+	return f
 }
+
+func (f *fakeMISP) close() { f.srv.Close() }

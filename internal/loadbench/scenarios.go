@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
 )
 
@@ -56,8 +57,8 @@ func allScenarios() []scenario {
 // relayLoad is a scenario that drives an in-process relay in front of its own fake MISP.
 type relayLoad struct {
 	name, what string
-	fake       *fakeMISP
-	relay      relayConfig // mispURL is filled in
+	fake       misptest.GeneratedOptions // the key is filled in
+	relay      relayConfig               // mispURL is filled in
 	clients    int
 	// perRequest is the number of distinct observables in every request, so lookups =
 	// requests × perRequest.
@@ -71,9 +72,9 @@ type relayLoad struct {
 func (l relayLoad) run(ctx context.Context, o options) result {
 	res := result{Name: l.name, Kind: kindLoad, What: l.what, Clients: l.clients}
 	fake := startFakeMISP(l.fake)
-	defer fake.Close()
+	defer fake.close()
 	rc := l.relay
-	rc.mispURL = fake.URL
+	rc.mispURL = fake.srv.URL
 	rc.concurrency = o.concurrency
 	r, err := startRelay(o.build, rc)
 	if err != nil {
@@ -91,7 +92,7 @@ func (l relayLoad) run(ctx context.Context, o options) result {
 		next:     l.next,
 		check:    l.check,
 		beforeRun: func() {
-			searches0, conns0 = l.fake.searches.Load(), l.fake.conns.Load()
+			searches0, conns0 = fake.Searches(), fake.conns.Load()
 			hits0, misses0 = r.cacheStats()
 		},
 	})
@@ -110,7 +111,7 @@ func (l relayLoad) run(ctx context.Context, o options) result {
 	res.P50 = millis(percentile(lr.latencies, 0.50))
 	res.P95 = millis(percentile(lr.latencies, 0.95))
 	res.P99 = millis(percentile(lr.latencies, 0.99))
-	res.Upstream = l.fake.searches.Load() - searches0
+	res.Upstream = fake.Searches() - searches0
 	res.Lookups = int64(lr.requests * l.perRequest)
 	res.Hits, res.Misses = hits-hits0, misses-misses0
 	if n := res.Hits + res.Misses; n > 0 {
@@ -120,7 +121,7 @@ func (l relayLoad) run(ctx context.Context, o options) result {
 	res.PeakHeap = lr.peakHeap
 	res.tagged = lr.tagged
 	if res.Upstream > 0 {
-		conns := l.fake.conns.Load() - conns0
+		conns := fake.conns.Load() - conns0
 		res.note("after the warm-up, the relay opened %d new connections to MISP for %d MISP calls (%.1f%%)", conns, res.Upstream, 100*float64(conns)/float64(res.Upstream))
 	}
 	return res
@@ -137,7 +138,7 @@ func fanOut(ctx context.Context, o options) []result {
 	body := observeBody(values...)
 	res := relayLoad{
 		name: "fan-out", what: "1 client, 50 observables per request, MISP latency 50ms, cache off",
-		fake:    &fakeMISP{latency: latency, events: 3, attrs: 2},
+		fake:    misptest.GeneratedOptions{Latency: latency, Events: 3, Attributes: 2},
 		relay:   relayConfig{cacheTTL: 0},
 		clients: 1, perRequest: n,
 		next:  func(int, *rand.Rand) request { return request{body: body} },
@@ -164,7 +165,7 @@ func throughput(ctx context.Context, o options) []result {
 	}
 	res := relayLoad{
 		name: "throughput", what: "64 clients, 5 observables per request, MISP latency 5ms, cache off",
-		fake:    &fakeMISP{latency: latency, events: 3, attrs: 2},
+		fake:    misptest.GeneratedOptions{Latency: latency, Events: 3, Attributes: 2},
 		relay:   relayConfig{cacheTTL: 0},
 		clients: clients, perRequest: perRequest,
 		next:  func(c int, _ *rand.Rand) request { return request{body: bodies[c]} },
@@ -222,7 +223,7 @@ func cacheScenario(ctx context.Context, o options) []result {
 	}
 	res := relayLoad{
 		name: "cache", what: "64 clients, 5 observables (80% from 20 hot values, 20% fresh), MISP latency 5ms, cache on (60s)",
-		fake:    &fakeMISP{latency: latency, events: 3, attrs: 2},
+		fake:    misptest.GeneratedOptions{Latency: latency, Events: 3, Attributes: 2},
 		relay:   relayConfig{cacheTTL: 60 * time.Second},
 		clients: clients, perRequest: perRequest,
 		next:  next,
@@ -244,7 +245,7 @@ func cacheScenario(ctx context.Context, o options) []result {
 // 100: the relay's memory must be bounded by the limit, not by what MISP sends.
 func largeResponse(ctx context.Context, o options) []result {
 	const attrs, limit = 20000, 100
-	fake := &fakeMISP{events: attrs, attrs: 1, ignorePaging: true}
+	fake := misptest.GeneratedOptions{Events: attrs, Attributes: 1, IgnorePaging: true}
 	body := observeBody("203.0.113.9")
 	res := relayLoad{
 		name: "large", what: "1 client, 1 observable, MISP answer of 20,000 attributes (20,000 events), CTR_ENTITIES_LIMIT 100",
@@ -256,7 +257,7 @@ func largeResponse(ctx context.Context, o options) []result {
 	}.run(ctx, o)
 	res.check("peak heap < 64 MiB", res.PeakHeap < 64<<20, mib(res.PeakHeap))
 	res.note("MISP's answer is %s (streamed by the fake, never held in memory); the relay reads it only up to the 101st event, then hangs up",
-		mib(answerSize(fake, "203.0.113.9")))
+		mib(misptest.NewGenerated(fake).AnswerSize("203.0.113.9")))
 	return []result{res}
 }
 
@@ -266,7 +267,7 @@ func overhead(ctx context.Context, o options) []result {
 	body := observeBody("203.0.113.7")
 	res := relayLoad{
 		name: "overhead", what: "1 client, 1 observable, MISP latency 0, cache off",
-		fake:    &fakeMISP{events: 3, attrs: 2},
+		fake:    misptest.GeneratedOptions{Events: 3, Attributes: 2},
 		relay:   relayConfig{cacheTTL: 0},
 		clients: 1, perRequest: 1,
 		next:  func(int, *rand.Rand) request { return request{body: body} },
@@ -311,20 +312,4 @@ func expectCounts(verdicts, judgements int) func([]byte) error {
 		}
 		return nil
 	}
-}
-
-// answerSize is the size of the fake's full answer for value, computed attribute by
-// attribute without holding it.
-func answerSize(f *fakeMISP, value string) uint64 {
-	size := uint64(len(`{"response":{"Attribute":[]}}`))
-	seed := fnvSeed(value)
-	buf := make([]byte, 0, 1536)
-	for i := range f.events * f.attrs {
-		buf = f.appendAttribute(buf[:0], seed, value, "ip-dst", i)
-		size += uint64(len(buf))
-		if i > 0 {
-			size++ // the comma
-		}
-	}
-	return size
 }

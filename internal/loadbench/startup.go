@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 )
 
 const (
@@ -54,16 +55,15 @@ func startup(ctx context.Context, o options) []result {
 		return fail(fmt.Errorf("no relay binary to time (%w): build it (make build) or pass -relay-bin", err))
 	}
 
-	fake := &fakeMISP{events: 1, attrs: 1}
-	fakeSrv := startFakeMISP(fake)
-	defer fakeSrv.Close()
+	fake := startFakeMISP(misptest.GeneratedOptions{Events: 1, Attributes: 1})
+	defer fake.close()
 
 	token, err := auth.Sign(benchSecret, auth.Claims{Key: benchMISPKey})
 	if err != nil {
 		return fail(err)
 	}
 	variants := []struct{ name, what, apiURL string }{
-		{"startup-misp", "relay binary start → first successful POST /health, fake MISP on loopback", fakeSrv.URL},
+		{"startup-misp", "relay binary start → first successful POST /health, fake MISP on loopback", fake.srv.URL},
 		{"startup-feed", "relay binary start → first successful POST /health, API_URL=sample/feed", filepath.Join(root, "sample", "feed")},
 	}
 	var out []result
@@ -93,7 +93,7 @@ func startup(ctx context.Context, o options) []result {
 		}
 		out = append(out, res)
 	}
-	if n := fake.versions.Load(); n > 0 {
+	if n := fake.Versions(); n > 0 {
 		out[0].note("the fake MISP answered %d getVersion calls", n)
 	}
 	return out
