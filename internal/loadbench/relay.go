@@ -1,6 +1,7 @@
 package loadbench
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -43,8 +44,13 @@ type relayUnderTest struct {
 
 // startRelay builds the relay with `relay serve`'s wiring from the scenario's settings, and
 // serves it with serve's timeouts on 127.0.0.1. Its JSON request log is formatted (the real
-// relay pays for it) and discarded.
-func startRelay(build Build, rc relayConfig) (*relayUnderTest, error) {
+// relay pays for it) and discarded. The relay's goroutines are labelled partRelay.
+func startRelay(build Build, rc relayConfig) (r *relayUnderTest, err error) {
+	withPart(context.Background(), partRelay, func(context.Context) { r, err = startRelayLabelled(build, rc) })
+	return r, err
+}
+
+func startRelayLabelled(build Build, rc relayConfig) (*relayUnderTest, error) {
 	env := map[string]string{
 		"API_URL":    rc.mispURL,
 		"SECRET_KEY": benchSecret,
@@ -113,7 +119,8 @@ type fakeMISP struct {
 	conns atomic.Int64
 }
 
-// startFakeMISP serves a Generated MISP answering as o says, with the relay's key.
+// startFakeMISP serves a Generated MISP answering as o says, with the relay's key. Its
+// goroutines are labelled partMISP.
 func startFakeMISP(o misptest.GeneratedOptions) *fakeMISP {
 	o.Key = benchMISPKey
 	f := &fakeMISP{Generated: misptest.NewGenerated(o)}
@@ -123,7 +130,7 @@ func startFakeMISP(o misptest.GeneratedOptions) *fakeMISP {
 			f.conns.Add(1)
 		}
 	}
-	f.srv.Start()
+	withPart(context.Background(), partMISP, func(context.Context) { f.srv.Start() })
 	return f
 }
 
