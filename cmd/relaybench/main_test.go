@@ -39,10 +39,18 @@ func TestBenchJSONAndStartup(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
 	}
 	var results []struct {
-		Name     string
-		Requests int
-		Hits     int64 `json:"cache_hits"`
-		Error    string
+		Name          string
+		Requests      int
+		Hits          int64    `json:"cache_hits"`
+		CallsPerValue *float64 `json:"misp_calls_per_value"`
+		CallsPer      string   `json:"misp_calls_per"`
+		CPUPerRequest *float64 `json:"cpu_per_request_ms"`
+		BaselineP50   *float64 `json:"baseline_p50_ms"`
+		Targets       []struct {
+			Target string
+			Met    bool
+		}
+		Error string
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &results); err != nil {
 		t.Fatalf("%v: %s", err, &stdout)
@@ -57,7 +65,23 @@ func TestBenchJSONAndStartup(t *testing.T) {
 	if diff := cmp.Diff([]string{"cache", "startup-misp", "startup-feed"}, names); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if len(results) > 0 && results[0].Hits == 0 {
-		t.Errorf("the cache scenario read no cache hits from the relay's metrics: %+v", results[0])
+	if len(results) != 3 {
+		return
+	}
+	cache := results[0]
+	if cache.Hits == 0 {
+		t.Errorf("the cache scenario read no cache hits from the relay's metrics: %+v", cache)
+	}
+	// Within the TTL the relay calls MISP once per distinct value, however short the run.
+	if cache.CallsPerValue == nil || *cache.CallsPerValue != 1 || cache.CallsPer != "distinct value" {
+		t.Errorf("cache: MISP calls per value %v per %q, want exactly 1 per distinct value", cache.CallsPerValue, cache.CallsPer)
+	}
+	if cache.CPUPerRequest == nil || *cache.CPUPerRequest <= 0 {
+		t.Errorf("cache: no CPU per request: %+v", cache)
+	}
+	for _, r := range results[1:] {
+		if r.BaselineP50 == nil || *r.BaselineP50 <= 0 || len(r.Targets) != 0 {
+			t.Errorf("%s: baseline %v, targets %+v; want a baseline and no target", r.Name, r.BaselineP50, r.Targets)
+		}
 	}
 }

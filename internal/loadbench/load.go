@@ -48,8 +48,9 @@ type loadSpec struct {
 	// check validates one answer of the warm-up (the first request of client 0), so that a
 	// scenario measures real answers, not error envelopes.
 	check func(body []byte) error
-	// beforeRun runs after the warm-up, just before the timed window (to read counters).
-	beforeRun func()
+	// beforeRun runs after the warm-up, just before the timed window, and afterRun just
+	// after it, before the CPU window (to read counters around the timed window).
+	beforeRun, afterRun func()
 }
 
 // loadResult is what a load measured over its timed window.
@@ -61,11 +62,23 @@ type loadResult struct {
 	firstError string
 	elapsed    time.Duration
 	peakHeap   uint64 // bytes
+	// cpu is the process's CPU over the timed window and, from the CPU window, how it
+	// splits between the relay, the fake MISP and the clients.
+	cpu cpuUse
 }
 
 // runLoad warms up (one request per client, which also opens the keep-alive connections),
-// collects garbage, then runs the timed window while sampling the heap.
-func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
+// collects garbage, then runs the timed window while sampling the heap and reading the
+// process's CPU time. Then it runs the same load again for as long, the CPU window, under
+// a CPU profile that tells the relay's CPU from the fake MISP's and the clients' (see cpu.go):
+// the profiler's buffers (about 2 MiB of heap) and its signals stay out of the timed window's
+// heap, latency and throughput. The clients' goroutines are labelled partClients.
+func runLoad(ctx context.Context, s loadSpec) (out loadResult, err error) {
+	withPart(ctx, partClients, func(ctx context.Context) { out, err = runLabelledLoad(ctx, s) })
+	return out, err
+}
+
+func runLabelledLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 	tr := &http.Transport{
 		Proxy:               nil, // loopback only: never through HTTP_PROXY
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -106,24 +119,66 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 
 	runtime.GC()
 	heap := startHeapSampler()
-	type clientResult struct {
-		all, tagged []time.Duration
-		errors      int
-		firstError  error
-	}
-	results := make([]clientResult, s.clients)
+	cpu0, timed := processCPU()
 	start := time.Now()
-	deadline := start.Add(s.duration)
+	results := drive(ctx, hc, s, rngs, start.Add(s.duration))
+	out := loadResult{elapsed: time.Since(start)}
+	cpu1, _ := processCPU()
+	out.peakHeap = heap()
+	if timed {
+		out.cpu.total = cpu1 - cpu0
+	}
+	if s.afterRun != nil {
+		s.afterRun()
+	}
+
+	stop, err := startCPUSplit()
+	if err != nil {
+		out.cpu.why = err.Error()
+	} else {
+		results = append(results, drive(ctx, hc, s, rngs, time.Now().Add(s.duration))...)
+		out.cpu.shares, out.cpu.samples, out.cpu.why = stop()
+	}
+
+	for k, r := range results {
+		if k < s.clients { // the timed window's
+			out.latencies = append(out.latencies, r.all...)
+			out.tagged = append(out.tagged, r.tagged...)
+		}
+		out.errors += r.errors
+		if r.firstError != nil && out.firstError == "" {
+			out.firstError = r.firstError.Error()
+		}
+	}
+	slices.Sort(out.latencies)
+	slices.Sort(out.tagged)
+	out.requests = len(out.latencies)
+	return out, ctx.Err()
+}
+
+// clientResult is what one client measured in one window.
+type clientResult struct {
+	all, tagged []time.Duration
+	errors      int
+	firstError  error
+}
+
+// drive runs the clients, each in a closed loop, until deadline, and returns their results.
+func drive(ctx context.Context, hc *http.Client, s loadSpec, rngs []*rand.Rand, deadline time.Time) []clientResult {
+	results := make([]clientResult, s.clients)
+	var wg sync.WaitGroup
 	for i := range s.clients {
 		wg.Go(func() {
 			r := &results[i]
 			var buf bytes.Buffer
 			for n := 0; n < maxRequestsPerClient && ctx.Err() == nil; n++ {
-				req := s.next(i, rngs[i])
-				t0 := time.Now()
-				if !t0.Before(deadline) {
+				// The deadline is checked before a request is made, so that every request
+				// made is sent (the cache scenario counts the distinct values asked).
+				if !time.Now().Before(deadline) {
 					return
 				}
+				req := s.next(i, rngs[i])
+				t0 := time.Now()
 				err := send(ctx, hc, s.url, s.token, req.body, &buf)
 				d := time.Since(t0)
 				if err != nil {
@@ -141,19 +196,7 @@ func runLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 		})
 	}
 	wg.Wait()
-	out := loadResult{elapsed: time.Since(start), peakHeap: heap()}
-	for _, r := range results {
-		out.latencies = append(out.latencies, r.all...)
-		out.tagged = append(out.tagged, r.tagged...)
-		out.errors += r.errors
-		if r.firstError != nil && out.firstError == "" {
-			out.firstError = r.firstError.Error()
-		}
-	}
-	slices.Sort(out.latencies)
-	slices.Sort(out.tagged)
-	out.requests = len(out.latencies)
-	return out, ctx.Err()
+	return results
 }
 
 // send posts body to url and reads the whole answer into buf. Only HTTP 200 without an

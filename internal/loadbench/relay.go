@@ -1,16 +1,19 @@
 package loadbench
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 )
 
 // The relay's credentials in every scenario. They are made up: nothing leaves loopback.
@@ -41,8 +44,13 @@ type relayUnderTest struct {
 
 // startRelay builds the relay with `relay serve`'s wiring from the scenario's settings, and
 // serves it with serve's timeouts on 127.0.0.1. Its JSON request log is formatted (the real
-// relay pays for it) and discarded.
-func startRelay(build Build, rc relayConfig) (*relayUnderTest, error) {
+// relay pays for it) and discarded. The relay's goroutines are labelled partRelay.
+func startRelay(build Build, rc relayConfig) (r *relayUnderTest, err error) {
+	withPart(context.Background(), partRelay, func(context.Context) { r, err = startRelayLabelled(build, rc) })
+	return r, err
+}
+
+func startRelayLabelled(build Build, rc relayConfig) (*relayUnderTest, error) {
 	env := map[string]string{
 		"API_URL":    rc.mispURL,
 		"SECRET_KEY": benchSecret,
@@ -102,17 +110,28 @@ func (r *relayUnderTest) cacheStats() (hits, misses int64) {
 
 func (r *relayUnderTest) close() { r.srv.Close() }
 
-// startFakeMISP serves f on 127.0.0.1, counting the connections the relay opens: a relay
-// that cannot reuse its connections to MISP pays a TCP handshake (a TLS one in production)
-// per lookup.
-func startFakeMISP(f *fakeMISP) *httptest.Server {
-	f.key = benchMISPKey
-	srv := httptest.NewUnstartedServer(f)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+// fakeMISP is the MISP the relay under test talks to: misptest.Generated, served on
+// 127.0.0.1, counting the connections the relay opens (a relay that cannot reuse its
+// connections to MISP pays a TCP handshake, a TLS one in production, per lookup).
+type fakeMISP struct {
+	*misptest.Generated
+	srv   *httptest.Server
+	conns atomic.Int64
+}
+
+// startFakeMISP serves a Generated MISP answering as o says, with the relay's key. Its
+// goroutines are labelled partMISP.
+func startFakeMISP(o misptest.GeneratedOptions) *fakeMISP {
+	o.Key = benchMISPKey
+	f := &fakeMISP{Generated: misptest.NewGenerated(o)}
+	f.srv = httptest.NewUnstartedServer(f.Generated)
+	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			f.conns.Add(1)
 		}
 	}
-	srv.Start()
-	return srv
+	withPart(context.Background(), partMISP, func(context.Context) { f.srv.Start() })
+	return f
 }
+
+func (f *fakeMISP) close() { f.srv.Close() }
