@@ -37,7 +37,7 @@ run: build
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/observe/observables"; \
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/refer/observables"; \
 	echo; \
-	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" MISP_UI_URL="$(MISP_UI_URL)" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve
+	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" WARNINGLISTS_DIR="$(CURDIR)/sample/warninglists" MISP_UI_URL="$(MISP_UI_URL)" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve
 
 ## test: vet, lint, and every test with the race detector.
 test: vet lint

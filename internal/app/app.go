@@ -25,6 +25,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
+	"github.com/misp-relay/misp-relay/internal/warninglist"
 )
 
 // Version is the relay's semver, answered by /version.
@@ -172,8 +173,20 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 		MaxObservables: cfg.maxObs,
 		MaxInFlight:    cfg.maxInFlight,
 		RequestTimeout: tm.request,
+		Policy:         cfg.policy,
 		Log:            log,
 		ObserveRequest: m.ObserveRequest,
+	}
+	if cfg.warninglistsDir != "" {
+		lists, err := warninglist.Load(cfg.warninglistsDir)
+		if err != nil {
+			return nil, fmt.Errorf("WARNINGLISTS_DIR: %w", err)
+		}
+		for _, w := range lists.Warnings() {
+			log.Warn("warninglist entry skipped", "detail", w)
+		}
+		sc.Warninglists = lists
+		log.Info("warninglists loaded", "dir", cfg.warninglistsDir, "lists", len(lists.Lists()), "entries", lists.Entries())
 	}
 	switch dir, isFeed := feedDir(cfg.apiURL); {
 	case cfg.apiURL == "":

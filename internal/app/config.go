@@ -16,6 +16,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/verdict"
 )
 
 // config is every setting of `relay serve`, read from the environment once at start-up.
@@ -48,6 +49,11 @@ type config struct {
 	// it, may inflate to.
 	maxAnswerBytes    int64
 	maxAttributeBytes int64
+	// policy is the verdict policy: BENIGN_TAGS, MALICIOUS_TAGS, SUSPICIOUS_TAGS and
+	// TRUSTED_ORGS.
+	policy verdict.Policy
+	// warninglistsDir is WARNINGLISTS_DIR: the relay's own MISP warninglists; "" for none.
+	warninglistsDir string
 	// readHeaderTimeout is not an environment setting; tests shorten it.
 	readHeaderTimeout time.Duration
 }
@@ -69,6 +75,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		metricsAddr:   strings.TrimSpace(getenv("METRICS_ADDR")),
 		jwksHosts:     auth.ParseHosts(getenv("JWKS_HOSTS")),
 		audience:      strings.TrimRight(strings.TrimSpace(getenv("RELAY_AUDIENCE")), "/"),
+
+		warninglistsDir: strings.TrimSpace(getenv("WARNINGLISTS_DIR")),
 
 		readHeaderTimeout: 10 * time.Second,
 	}
@@ -136,6 +144,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.logFormat != "json" && c.logFormat != "text" && c.logFormat != "auto" {
 		return c, fmt.Errorf("LOG_FORMAT must be auto, json or text, not %q", c.logFormat)
 	}
+	for _, t := range []struct {
+		name string
+		dst  *verdict.Tags
+	}{{"BENIGN_TAGS", &c.policy.Benign}, {"MALICIOUS_TAGS", &c.policy.Malicious}, {"SUSPICIOUS_TAGS", &c.policy.Suspicious}} {
+		if *t.dst, err = verdict.ParseTags(getenv(t.name)); err != nil {
+			return c, fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	c.policy.TrustedOrgs = verdict.ParseOrgs(getenv("TRUSTED_ORGS"))
 	return c, nil
 }
 

@@ -49,10 +49,12 @@ type Cache struct {
 	next    intel.Backend
 	baseURL string
 	search  *ttlLRU[[]intel.Event] // nil when TTL is 0
-	health  *ttlLRU[struct{}]
-	flight  singleflight.Group
-	hits    atomic.Int64
-	misses  atomic.Int64
+	// warn holds MISP's warninglist hits per value (nil: none); nil when TTL is 0.
+	warn   *ttlLRU[[]intel.WarninglistHit]
+	health *ttlLRU[struct{}]
+	flight singleflight.Group
+	hits   atomic.Int64
+	misses atomic.Int64
 }
 
 var _ intel.Backend = (*Cache)(nil)
@@ -68,6 +70,7 @@ func New(next intel.Backend, cfg Config) *Cache {
 	c := &Cache{next: next, baseURL: cfg.BaseURL}
 	if cfg.TTL > 0 {
 		c.search = newTTLLRU[[]intel.Event](cfg.Size, cfg.TTL)
+		c.warn = newTTLLRU[[]intel.WarninglistHit](cfg.Size, cfg.TTL)
 	}
 	c.health = newTTLLRU[struct{}](1024, cfg.HealthTTL)
 	return c
@@ -146,3 +149,84 @@ func (c *Cache) AddSighting(ctx context.Context, key, value string, typ intel.Si
 
 // Writable is the wrapped backend's.
 func (c *Cache) Writable() bool { return c.next.Writable() }
+
+// warninglistChecker is the optional capability of a backend that asks MISP's warninglists
+// (the MISP client has it; a feed does not).
+type warninglistChecker interface {
+	CheckWarninglists(ctx context.Context, key string, values []string) (map[string][]intel.WarninglistHit, error)
+}
+
+// CheckWarninglists answers each value's warninglist hits from the cache (kept per value, hit
+// or no hit, for TTL like a search), and asks the wrapped backend once about the others;
+// concurrent identical checks share that call. A backend without the capability has no hits.
+// Errors are not cached.
+func (c *Cache) CheckWarninglists(ctx context.Context, key string, values []string) (map[string][]intel.WarninglistHit, error) {
+	wc, ok := c.next.(warninglistChecker)
+	if !ok || len(values) == 0 {
+		return nil, nil
+	}
+	prefix := c.baseURL + "\x00" + c.keyHash(key) + "\x00"
+	out := map[string][]intel.WarninglistHit{}
+	var missing []string
+	for _, v := range values {
+		if c.warn != nil {
+			if hits, ok := c.warn.Get(prefix + v); ok {
+				if len(hits) > 0 {
+					out[v] = hits
+				}
+				continue
+			}
+		}
+		missing = append(missing, v)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	slices.Sort(missing)
+	missing = slices.Compact(missing)
+	ch := c.flight.DoChan("warn\x00"+prefix+strings.Join(missing, "\x00"), func() (any, error) {
+		// A call that ended between this caller's cache read and its joining the flight
+		// has filled the cache: look again rather than ask MISP twice.
+		if got, ok := c.cachedHits(prefix, missing); ok {
+			return got, nil
+		}
+		// As for searches: the shared call outlives a caller that gives up.
+		got, err := wc.CheckWarninglists(context.WithoutCancel(ctx), key, missing)
+		if err == nil && c.warn != nil {
+			for _, v := range missing {
+				c.warn.Add(prefix+v, got[v])
+			}
+		}
+		return got, err
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		for v, hits := range r.Val.(map[string][]intel.WarninglistHit) {
+			out[v] = hits
+		}
+		return out, nil
+	}
+}
+
+// cachedHits returns the cached hits of every value, and false when one is not cached.
+func (c *Cache) cachedHits(prefix string, values []string) (map[string][]intel.WarninglistHit, bool) {
+	if c.warn == nil {
+		return nil, false
+	}
+	out := map[string][]intel.WarninglistHit{}
+	for _, v := range values {
+		hits, ok := c.warn.Get(prefix + v)
+		if !ok {
+			return nil, false
+		}
+		if len(hits) > 0 {
+			out[v] = hits
+		}
+	}
+	return out, true
+}

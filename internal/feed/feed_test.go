@@ -117,7 +117,8 @@ func TestSampleObservables(t *testing.T) {
 		sha512Beacn:                    {evCobalt},
 		"accounts-payable@example.org": {evPhishing},
 		"invoice_0412.pdf.exe":         {evPhishing},
-		"192.0.2.250":                  nil, // the unknown one
+		"8.8.8.8":                      {evPhishing}, // a public resolver: Common with WARNINGLISTS_DIR
+		"192.0.2.250":                  nil,          // the unknown one
 	}
 	types := observableTypes()
 	seenTypes := map[string]bool{}
@@ -287,12 +288,16 @@ func TestSearchFullEvent(t *testing.T) {
 		Timestamp:   time.Date(2024, 5, 14, 15, 20, 0, 0, time.UTC),
 		ThreatLevel: 1,
 		Org:         "Example CERT",
+		OrgUUID:     "3ec5774b-9c8f-4a83-a0fc-f4bb732aa7b8",
+		Published:   true,
+		Analysis:    intel.AnalysisComplete,
 		Tags: []string{
 			"tlp:amber",
 			`circl:incident-classification="phishing"`,
 			`malware_classification:malware-category="Trojan"`,
 		},
 		Attributes: []intel.Attribute{{
+			UUID:      "30bb0794-6ac6-4f3f-8bb8-03a49c20486a",
 			Type:      "ip-dst",
 			Category:  "Network activity",
 			Value:     "198.51.100.23",
@@ -308,8 +313,12 @@ func TestSearchFullEvent(t *testing.T) {
 		Timestamp:   time.Date(2023, 11, 21, 8, 5, 10, 0, time.UTC),
 		ThreatLevel: 3,
 		Org:         "Example CERT",
+		OrgUUID:     "3ec5774b-9c8f-4a83-a0fc-f4bb732aa7b8",
+		Published:   true,
+		Analysis:    intel.AnalysisComplete,
 		Tags:        []string{"tlp:white", `osint:source-type="blog-post"`},
 		Attributes: []intel.Attribute{{
+			UUID:      "ec380501-af70-4eeb-941d-693c7c30cd6b",
 			Type:      "ip-dst",
 			Category:  "Network activity",
 			Value:     "198.51.100.23",
@@ -690,7 +699,7 @@ func TestLoadFieldForms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, ignoreEvidence); diff != "" {
 				t.Errorf("Search(%q) (-want +got):\n%s", tt.value, diff)
 			}
 		})
@@ -772,7 +781,7 @@ func TestCIRCLFixtures(t *testing.T) {
 			ToIDS: true, Timestamp: time.Unix(1472480395, 0).UTC(),
 		}},
 	}}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreEvidence); diff != "" {
 		t.Errorf("md5 (-want +got):\n%s", diff)
 	}
 

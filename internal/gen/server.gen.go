@@ -611,6 +611,21 @@ type ErrorCode string
 // Errors defines model for Errors.
 type Errors = []Error
 
+// ExternalIDs Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+type ExternalIDs = []string
+
+// ExternalReference A pointer to the source record (CTIM ExternalReference).
+type ExternalReference struct {
+	Description *string   `json:"description,omitempty"`
+	ExternalId  *string   `json:"external_id,omitempty"`
+	Hashes      *[]string `json:"hashes,omitempty"`
+	SourceName  string    `json:"source_name"`
+	Url         *URI      `json:"url,omitempty"`
+}
+
+// ExternalReferences defines model for ExternalReferences.
+type ExternalReferences = []ExternalReference
+
 // HTTPError Body of a 404 (unknown path) or 405 (wrong method) answer.
 type HTTPError struct {
 	Code    HTTPErrorCode `json:"code"`
@@ -638,6 +653,10 @@ type ID = string
 type Indicator struct {
 	Confidence  *Confidence `json:"confidence,omitempty"`
 	Description *string     `json:"description,omitempty"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id       ID     `json:"id"`
@@ -668,13 +687,19 @@ type IndicatorList struct {
 	Docs  []Indicator `json:"docs"`
 }
 
-// Judgement One per (observable, MISP event); disposition from the event's threat level.
+// Judgement One per (observable, MISP event), from the event's decisive matched attribute under the
+// relay's policy (warninglists, tags, sightings, decay, threat level, IDS flag, trusted
+// organisations); `reason` says what decided it.
 type Judgement struct {
 	Confidence Confidence `json:"confidence"`
 
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition     `json:"disposition"`
 	DispositionName DispositionName `json:"disposition_name"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id ID `json:"id"`
@@ -684,6 +709,7 @@ type Judgement struct {
 	Observable Observable `json:"observable"`
 	Priority   int        `json:"priority"`
 	Reason     *string    `json:"reason,omitempty"`
+	ReasonUri  *URI       `json:"reason_uri,omitempty"`
 
 	// SchemaVersion Example: 1.1.5
 	SchemaVersion SchemaVersion `json:"schema_version"`
@@ -829,11 +855,16 @@ type SchemaVersion = string
 // Severity defines model for Severity.
 type Severity string
 
-// Sighting One per (observable, MISP event), dated from the matched attributes.
+// Sighting One per (observable, MISP event), dated from the matched attributes, and one per
+// matched attribute MISP holds sightings of, with their count, dates and sources.
 type Sighting struct {
 	Confidence  Confidence `json:"confidence"`
 	Count       int        `json:"count"`
 	Description *string    `json:"description,omitempty"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id           ID            `json:"id"`
@@ -914,7 +945,8 @@ type ValidTime struct {
 	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
-// Verdict The relay's conclusion for one observable, from its most severe MISP event.
+// Verdict The relay's conclusion for one observable: its most severe judgement, or Common when the
+// value is on a warninglist, whatever event mentions it.
 type Verdict struct {
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition      `json:"disposition"`
@@ -2150,121 +2182,126 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7D1pcxs3sn+la95WmUqGh2TJm9AfthRbeVZWjl2SHOetqceBZpokohlgFsCI5nr13181gLnIoQ4fcbL1",
-	"qlzmHBig0ei7G9CHIJZZLgUKo4PxhyBnimVoUNm7F8hSs3i2wPiKbhPUseK54VIE4+AoXkhM4JLFV8A0",
-	"RAkzLHoKS24WsjDADZgFAhN6iQq4BgbRwvYHMXUIM8ZTTCJApaQaBGHAqdcFsgRVEAaCZRiMPQh9B0MY",
-	"6HiBGSNg8D3L8pSasJRfYxAGZpXTrTaKi3lwc3MTBgr/WaA2P8iEo53Rq0uN6ppdpu42lsKgMHTJ8jzl",
-	"MaPJDX/TNMMPjdH+onAWjIP/GtboGrq3elj3ecK1qQfmCpNgbFSB7onOpdBu3JdoFjL5WZrDNJVLTO4B",
-	"SzVfaplgMN4fHYRBhlqzOU37fIGQ2W4J2UIaYK5vmElll8IjAxN4c3oyCG7Ce87vxfn56yNaJDe1NhW8",
-	"VVLMy4FpJAZXQi4F5MwsoIfXqFaAIsklF4Ygi16/OjuP4LIwEA2XzMSLRM6jEJYLHi9sg/8+Oo+AiQSi",
-	"F0eHz6MdC+rP0vwoC/GRmNpfx1QLF7BkDmMzGgGksOiiRUU1gOMZrGQBKAwqTOwr+iZjomBpuoI8RabR",
-	"E/VKFgp0jmnKxdxOwqgVsDnj4nNh/I1oIpjAoSsNcgZmwTUkMi4yFAaYQgutFOkKpEBNmKxgsHT4TIoZ",
-	"T1DEFlsoiiwYvwuOxUwGYXAil0EYvMSEF1kQBi/4fBHQQggMwhKK4GKD78LgOde51NzBuy42duFZikyE",
-	"sAcvWcpjLgsdwmM4K3Re3u3DM5llUoRwAH4gEhAevt1wL3wc7ocH9dhcGJxbsfG+T63610yRANE0nQY4",
-	"duigBWEFRPtxDU77uQOs/azCRXvuP7OshdZy8OaIrWGqvm9D7pFQPF48Z8ZSEUsSOxZLXyuZozJWzs1Y",
-	"qnGdbo6E4WYFKddGh4AsXkCuUBOlWApZLlCAkKKPWW5WA4iGCab8EhUzOJS13IxAoSmU0O6z6BpVwmOj",
-	"I1qivAHFh4CLhJhTKn0XxR+XLZ0IDYPfimSOWamWbvv0p7Jl+anC1AoEveD5nV+fNhqXHWg+Xxgu5nd+",
-	"fOYblh+WqLjru19cO68uqkWWl79hbOpFPkVdpObOZW7jPPGUcdv4DRq6CQOrgO+E+ci16gaX3j2QHF8J",
-	"hMtCc4FaexsAIuo5ssZCumQrDdGMGZZ2UJYT7PeA+Bk1vGmI/3V5dAjEAiQCgQlggqUrbUAqoOGIIiGm",
-	"5zFxyQB+JoUGC5kmGhhojBWaQdDBpu5Bzfx2Ih0M3bIV3rm3oZteDfTFNpw/k0nHlL6BiBVmIRX/l6Vt",
-	"h95obLXBT2/PwRsEh61GzvIi5C+tTu/50UEbpoyGqN3cmW9jiHYGE/ENRFxcs5QnwNTcqh8/3KVMVr4t",
-	"2Abu643Oj/3nP529+hlytkolS0BhjPwakwFEOyFBzQQUXv2xmDpyY+eoMq41dZyg4JhEY3h5fPaaPilU",
-	"qmMmBlyCwlmhvQq/whX09ke7w/3RYz+DygLo/tpZspjA/mgfek7dH74+nr45PfEdGCnJLFiV1oXeAgYz",
-	"2E95xo2HhQQWQbP3fYVLg0qwtFq4jl48TnsHo5H/iiQ0jxEKwa4ZT0lYd39qjYSlCMHwDBMga12qFnZi",
-	"KQTGbqUORnvDg9Hj4cFo3w90yZJyitF4G4J1cVmuSW+/grHLAxg3DcHKf4ialn/kvvZrH42BiZVZkImF",
-	"qUboMeGXB8yCmdIAXtK1nb9GkegQGJyfnNlhC4UEUW1UBB0cY32SNlUHYbBBbEEYVKQThMEGFdhumgsa",
-	"hEHHWgVh0EBsEAYduArCoLjNNqgkOTeY3U+kW+HIxbH7YLfqlSnFVvSyNkYfJuB/IM6XM2COYYqG2bpD",
-	"9LY/OoDesuE+7Pg13C7t/VqRPb8/uq/5R/BX3oObzob7ddHWELfL6HsIZ0e7n6S/H/CJNswUuqlt5NXd",
-	"qsZ/1QX+p1sEx8+7NO2z8+OXwJOnDam3VNygBqOY0ByFAZ5o6EXV/XhSjEaPYxrAXmHfPSgKnrgH5CCG",
-	"Qcben6CYm0Uw3hvtfxcGOTPEc8E4+N9e3dvg238vjMn138bD4eDbYWw4G75j/X9dvOvT/9+2bvrvRv3v",
-	"WX/Wv/jw+MnNzl+69HxluH6E+ZOjcuIJr2nmPcy4IZ0gRexeljGDnS6WaHputy1Tw8db9yU/NNF2MBqN",
-	"OibIkztt9+fULlcyKWJUa73ujvb2rYCpHnSM4XqaXqPSHq5brW77+4tvTJ+TUcbN6s4Py3b0zUIqM92O",
-	"DUdEm5DKQsX4kLbTQvG7AHtzekwfGDZvC+8NPG4xM2thTRpdG5bl9PlMqoyZYEwyBfv0qtNS5SbFe46W",
-	"5ndN5fzkdZf5W3mCnXrL6tipBfAuz4lanlPDdXHGk3JyG/TUGqBBqV2ir+2IPkwOx7JwUamMC54VWZPY",
-	"SxVFLCjj++voCp479PSGjiqssWLH6ppn5TV/pNzq1RGBsCHEdp5CUkdAYKZkZoW9fflIg1koZAZSvMb0",
-	"Mwq1dsDptg+bsan2l1PBMnzA5za88wABWSPs/gFlJ1i5LKVbxt57wiJZXZHZqIvMFDItxf0Y+2sI4O2S",
-	"9C5t8WC5+hFC8aMlXRW4+jqSrkFlbb7ooPUGbYVN3mss6Jro9It2q0D5gwjOCp7PLDhftdj4AZLTm7/1",
-	"Ag2AMhE0AFzLmF0WKVMr4Nq12x3sDnYfP9IQp5J8aorbQp4WGiK9YAe7e1E4ES5pYsP+zpzWRZ5LZSiA",
-	"Rm70fFF39h4Sic4xtn1x4xzg9lKskzPL8ilhtzCopvPC0l5MzWeklpDeZTU9Nd9wrQtUaw81Ks5Sesh1",
-	"LKcZT6rrIp7auwTJM6YLmTFOEGLGeFr+Tr3fxZPqiS7c6oTBjKdYwmKvydsMwmAhtfGPeYbc/mj7k9v/",
-	"rp9YFyKesiRRqDXdJQf0v55mLF5wgQ64rDD4PggDMZ8t3RN75fuWidBTYiLjeKd1P03ZJdI0pLrkhqVT",
-	"IRPfa37Fa8zkSsaoddmnwjnXRq2mV7hq3q6/9jPVu1M2R2Fcx67TqSiyS7sUesF23c/ewRN3cbC7RxfL",
-	"eOoQ7z40CkUyzXispHtQKIKt0Kj8jxtmm5Ar1iX7/uj7J3dI9u5QqOvsdk48FnnxUEPmUDRYEZiGX5+f",
-	"ujgRcQb8IM0CZhxtoFdhnRgBB66G3nLBDeqcxdi3mRALqZ6InGndjHVSFpC60Fc8z4mTmUG18xSEBGkW",
-	"qGws0sa8bTBiAOerHHXDRy75diI8e9vu+FxIhcltTHw/I4OGcxhsrt39vv2FmvuPP379SpWxZmpW7zUY",
-	"CamUV1DkAzgU4FbCiTGP6wEcGsikNrA7Go3gcgUJzliRGuhVmHyk4eXhr9NXP5wdnf5y+MPJ0Zn1rO+l",
-	"T9ap7cbGHEqt0vSdK2esC8VEpGL1ahaM391hK7mlxqTdS3ATbsSnLu5UNVbLOH3jSIqQqaHILZVFW8aK",
-	"bNb4KQVbHaVOBPUDvZpVKNA5hogEQhRC1BChUQiDwWDHEnYcY24wsZzQItu6iMMK4qahuneHIUixvrns",
-	"bwifTtrcoC3CRI2eR9ox71PQhVIUKKTQcs3fNAmjeEbR8kucSYVQaBy0JrD7/XeDg93B7mg0+GsQPlD0",
-	"lWCjs/geZj2h8PbZva1bm3R50DebscOygy7OPsUZqk+Kft6LJe0wZLGecHHVFQ359Dhme4iHGnwpF1eu",
-	"KKbKLIaAg/kAWJmXYCpeVBU6Ddtw0zdmBudS+bsKP3dGhNZDXLeToXNma6pWOOtnXOd9B2mf5/11Qr+9",
-	"wzq6dHs7si+atEjeXXhnkK3TM7Ijtide2i8NJHbTbV0M8MDFJvqwKWFfEgC9qLzsy1lkMx4MKucQehGm",
-	"9sq9NRK40VCFyTbX/75hhmb1w7Q0BNYUa46i4XI8bToQPh7fAt4VYzXgHQRfPKT78Dir7f4+GPqIuKya",
-	"o7n/AOs+VHNJgov7EfEW935zdVvzb8F6F4X/QRz1FtN9Xl/91OZPksO4lH4Pkt5l9sWXGlgHIWOU05yh",
-	"KsV6LbKfQvTPAtWqb2todQSxzNCVx3IB0dB1lwyN4vM5qugri3hPm1a4syTplwwfhPUzi5i+CxrZEluf",
-	"6+/Tf52uXxMDD6StGpPbxJZAV+R4m8XqnLDBA43JVnh2+nn81/X5dAzRRbP3U5j3V3wNolpbnls45vew",
-	"3Zqs+UVst7ZSaZk1FA87CFpJ4slk+e1kMmj8dOZ7zxqh7o+plw2DZ4obHncWg4VBWVH4mbMyIZBtn9T5",
-	"mIzqbcgjM0bxy8I4lvk82ZhNJdGZn/himeiy2KYhOy+ltMW3LT6/v4pqJ2TWKVV61+1eYf2Wn/f/qe9P",
-	"SdH8HnnrSit+mtnWJpG1ZIvjly5p3Kov/vqWWgnOZ7bStkW67gjagPFhUq7Xg1pcOOHXs1XuLJNiDpZT",
-	"WOpeVGLPRbR0CHa62vo+XMRpkWCyM3bFmDlFtihHQJWKPO9rFbsn/UQbf6VV/G+aRP2iunVpjH/zPLLd",
-	"uVt6USYlonHzad282aRx7Tq2fRUqjcbuJ6QfTj8UdHCvs+SAHlDQ3//uHTyJwiqB5Cp0F0wvnIdHGRM7",
-	"giuxohf2CiOqsEwovJcumcK+tno0sjawHWXHjmezMdG4vAj9RYkwd+Nx5vyUftVyuZBc9302g4nyje23",
-	"yupEY3dTomQ7wOEGsK1iz2bap0ozNZJELlrgUkBbcyZlWqoCL7joClLagsQGIduixOPX1/tQJ5uOX18/",
-	"adw6kMADQ3CV129OT8jGeH5gly0Ig7MXh/3d5s3ewZPm7cHuXnlr4W2MQnBDCXdH4WTFl8evg7B5d/2k",
-	"ef+8xF/15EWNyOqZA7y6ffn8oHl79uJwd+3eIbv5xGG9enLk0V89+JGnaIsyqJqT5HnLBSfxzHwabK4Q",
-	"CWIb4e20w86dk3bqi3G3yl6jCgw7xNSaK+jdlnghNZal6y6Zy42GyD3o8yQawKsyJeTyTuUmvmbofMNS",
-	"q75vW7mdvt1He0WfkFTq8q0+Ob9UTzr8WF+rWuWvVaerizj2zOiK0r9y2S5ZY/eIwt5BNHXpysO8mLcL",
-	"Yg4BLl/udtk8BQa23F7M4dJuz+QaZI5iANHewd5Bf7TbH+2ej0Zj++8fEWTIhAZhN+rg+5yrLt/md8qZ",
-	"bCDY7/x6IGLOGwnMWJJ5YrcfkPqVomkThc7DI6FiU6HW6MGGJ7iJia9aO1fFw6dfuopu3bD3W/W+WJGW",
-	"F0PtCqxWcVZjlIvtlPIHMf1Luv28lr93ZD9K/l53x3VGg9F6XCdxAZ3qp2fr+g/7/2D9fw36F9/u/K03",
-	"mXy7/uwvdyZBSwi6ZvbW72f6JNWyQZifKuBtwCAuKBBgIwluuEtkChXt7qvvfizl209vz4N1cfTijIxM",
-	"2kio+VxgYvdswdnRs9Oj8+nfj/4HeuUGvujDJLjC1SQYTwJno1tRdPj6mCwc+wQnQTgpA8vTdmOZO4yV",
-	"DW+inXAiXOCdovGnFhDrTM8L5aptjLwi5XBYaQ2p/IZG+8bWI5Q7+SzctCEI9kYjMrEmgonuzZOA4hpT",
-	"mWNoK+j2R7uugsEi3YaYLN5qolkYk7vt+1zMZHlsAXOy34nLwEbiyEhz/qsbV3v/w3Whx8PhnJtFcTmI",
-	"ZTasWzcug5uOAhCuY2mRNIQzWnP8Fc5d8fVpmddwo5IWoVUZ2NYxS1Nbe6SxOrbBlt+g3TM8EY34GfTK",
-	"Dc9hndnUYZUD1WGd0NQhtPZlAxe2SGUnpM7naCYitSlUnzAx0gIVujMUJKhCrCdkNPQUunKoakiXZrVc",
-	"BWXeAoycCNeZtnt57fkNUjR2LtJewIk4V0xo22EsBWlLO4i33Qk5DmG0jorFxoYHjrYdcGFpi7n9rLQJ",
-	"NgR8H2Nu7PkW0Njw2KuOumg8JYAAGidVQPTMnXrRPy/3SHt3wNU30RCNjdMKWQJM2+F3LA4ZGMU4HUtB",
-	"PeuUvP5mbU4vGroNh0PbeXnnt/d+8w3JB0JJ3OAKbXtu7+J2bkvJVN98E3pMCIjc+5qVCJAeiQj3YkI1",
-	"URPLP1YG2C3TVjrQjrtJMB4MBuGk3Hfn7m8uSCaAlhnaECIIfG+IXnKmDGcpDeFOpnHknWDME9TgDW9n",
-	"LrkGQPKcyms9mI7Rq4i5s7uBQKHxgFHXc2ZwyVaO6jIZX0FWaGM/xPc5xsbuftwNYX80okYH79+XPXJN",
-	"YnAMbENQUceVrHoAeiZde1gnQejR5NbBT2NvNAppHCag3OJaUtDmTu6NL+2yW0l+iQQ57SYGri2yu3Yh",
-	"r3dgSeoV1Uw2NnS780z2R/slvTb3htKLgx2SE8CEq5p03VXkZQev9qpGbjqWujx6aNfoOvV46nZM7HcQ",
-	"x0wpjtpS7K99HwHoHyeR3yHvomYkJ1E90iCXG+3sSRrcWD6zVXIMNBNobfXeLlHnk31I0RgksZjwOSep",
-	"GfUpajWl/wYREUM0JtK2G5wZCFzCmzfHz20RH/Vc+gOpnEPKBa4f81PNg55pliHwZNAhsUqpNPTmjK/2",
-	"aAgogZisb/8fww9W34FT1D+9PfeBtzHBhtyuEBPQbSo0CzKj2m4gzEkS3N56cMcsUOPSaqDOr9Cvq7MV",
-	"YBIMBoNJEMK6FVG+uakPD9hqMJTgXa5oCJIUvThlPPPz/juuaF1ekGQPIXp2fjo9+vn8+Pz46Gx6cvzy",
-	"2D59c3py9uzwZzuTEKLflld6upAu3MmKJHrqoS+lTqneHQqr5vYWh4MlpmnfssaQ3kU7A1iTwVy7zeF1",
-	"VWKpCaw6qwJjG0HzcSuqHXYGpcMqrtwKI0/EZhw5bER861gt9DTekqmn6ZR1pRaqidhSKhqW1dlOpHr0",
-	"kbxNCprRgpl6awMhrNrakPIYhcaGxfXy+HzDvJI5CpewGkg1H/qP9JDa1nmmoGFvhbX34V0O8kxzFCzn",
-	"wTh4PBgNHjsvZGEt7C0n6dCrXHaVPp/YTIbNXuiuVWzmOKTAso4wR9UKBlCsoFAKhUlXO6V9S0JOW1nk",
-	"rbe1z1y3hEe9JZzgIgnwRlSwVWmUy5SJK1+EYdfQX9o+l7JIE1J3zjqpS+LdarkDV7gUx0kwDp5XKGue",
-	"2dY80m1r0rN16tuw+fn6OWx7o9FnOwaudWZPx7ldJLLI0JgE4w+T6qgguiNNdHMTPYVmk5ubqDySyZ10",
-	"wTW4k7DWxYBd1y4jjInKDluzIwaDwcVNbYgR/m/CYH+0vx2lHmvD6igF+8HB3R9sHLZg3dAiy5haBeMy",
-	"zqE7imB1gxQHQbk/+l3gXJHggjryZup2VvoFFZ+VevCnt+chXQjI2BU6LogXyHJgNU7R2zak4qHnzHV3",
-	"GJweztH4oIU1Hd46I3+GmEDCFcZGkiFBWsOdDBOR2+N2ZMkrt7Gf4LAfcFLeLKEdH7XnxY1d9Ymo5BvX",
-	"oJk9BKfpDjilLGQp7jf4xx1BEXxBgm8dcnEnwTtzzZqp8moS3NxEpVK2ZFnRImi2ctX3zFSH3DCgo1FK",
-	"o3i7l+6LXuw5NNRJedIP6zojiPwGw9O0YpKvyQb2mJuSRp3TW51eU8psbzuRIMBVkyHKnIBlCMc/n1/R",
-	"EEwZyzW4Mx1tBRHhuHGChZHWpx+Tc1SXOjtrvvLQN+qUyhIlYsYqXmCb2TeWYSeiHT24RLNEtAc1ZqEf",
-	"oVuddfGGL8L5D1EsR7R6WJ/uByzPkSnddazf00qdzMpkyprSGYBNw5BHPRFUUVHk2vJhWPrJziy3/EkH",
-	"Z7qOXIm4d/A1W/kGjoHXVdZEbIsb/KlU1j2iXhYvbdK1JpUNuG1TaYo2ndyPf38ouDuKzm418UGzR9rz",
-	"ozcLe1Ede52+sXrJOxm2mR5ykeD7oWvN0tSfuWNNt/KMHVLPE7FVUAygqQrbCtDF9Wh15/waRU2WExE1",
-	"QLJhJ42mi2HtNpw/Cbs2Nz/drhU9TYdNFnx3Udt9TUHMdY33/zALkIpXJ4GnVSKISeDImQR5p1bqCVmb",
-	"aDu38JGruL+fJuTaaIg2aiZ8PGRLTXx0h9k6ET2XiV7W7FGedRwzIaSBS7SbbgwKMHLHKbOoWWjvxnhz",
-	"euKkifPVNW3+RwGsef5euZG4DLw5w1Iv5NKav5n93oWkGuUoUrgQeccWhU5WtG3+NMzYrGe/gx2d2HPJ",
-	"BXuNdzCoQLCgoe5iyUrBTcSfjSWdp7GWbanIqqR53aL6Jht6QlrjQ09W23nwtBCOMt2QtjiNYnLNCimQ",
-	"Yq3oYUw1be29d3UWaCKqNFD5egeq5JJU7pxKo8uskPL8RW1qzrqFEXwN0SYTfBb6XatD6zpb/gtyT7s+",
-	"6iEuns+v1H7e1pa+8GkS3ISbzDARVm56o6Z1iukjm+TSUgB357X7yP4GJzYyVT6zMRGXVgr9efjxtHBE",
-	"v8aT21muUR3RzWqH3qdshuI1ZozwBv5rOu7YRxmc60049CEHp6ecbnORi9KkbXPJL42ti1+ISttVJB1U",
-	"StKsnNLvvYS+3IL0xqaAdWj3oFmrplll0IxJcSl2tnr8ZaqGYJyj2fKnOtxat4/V9Smt7oVeW1ub9eQG",
-	"DKapsz5c6L6cCfiDa8pwRejP4HXNqAcXpe+VR/S2UswbhFNW0ARh64+SbDk1o24ybP7REjoa44vR3VqN",
-	"z+3isSxpaaK/LmtxobDb/kBKHR/rtYNWOxNRHplsq/ndgk7EH4TQT8jlI6rIlbx0loPN7V2ylImYJFDv",
-	"vpTeHqVdt/TugpbaR2nt283dvESj9m97cA3+UCfoRRQIBlUIr6ZcM9uRO1i2zhWNh8Pdvb9SumewO/5A",
-	"XsmNLeNTvOFaKM9+9uiZYBx8N/puFNxWzxm9fnV6Hg0s+XzY1o7gPnx7Bicsu0wYXOKC25DXj4VwlhLZ",
-	"Lr0owTyVq6HBLE+ZwcGKZen6LCjj9WHmv3uj0uPkZpDabvuFSgcfaAuGFDcDKQZsqdcn2PqwPdPyVaFS",
-	"f47X+lSa0D7SwBPoPd4DoiHVj5nGMifu3BybFt8JWxUY8RVhjHaMr2zEQBYmL8zAuRDz6u+NlCBh0V9S",
-	"Un63ExxCqPuqrPEpp2BX46Kiwa6gacvfW4uSln/zyFU4Wbpy4Rlywbzt6WMzzmz2yUnvvG7Swem6KS5F",
-	"a/x710FBowxqrQCqBqO0JDbhcMIrrDQWTTYtGdzj0B9mT4z+6/PTcJ3b6ZPyLyvo5qiez28ubv5vAA==",
+	"7H1rc9s4suhf6eLdqsgz1MOOnbOrfDjlSbw3nuNMUrYzmXsiXxEmIQljEuABQCvarP/7rW6AL4my5Tw2",
+	"M1u3KhXxAeLR6Hc32p+CWGW5klxaE4w/BTnTLOOWa7p7xVlqFy8WPL7B24SbWIvcCiWDcXASLxRP4JrF",
+	"N8AMRAmzLHoOS2EXqrAgLNgFBybNkmsQBhhEC+oPYuwQZkykPImAa630IAgDgb0uOEu4DsJAsowHYz+F",
+	"vptDGJh4wTOGk+EfWZan2ISl4pYHYWBXOd4aq4WcB3d3d2Gg+f8U3NifVCI4rejNteH6ll2n7jZW0nJp",
+	"8ZLleSpihosb/m5whZ8ao/1F81kwDv7XsAbX0L01w7rPM2FsPbDQPAnGVhfcPTG5ksaN+5rbhUp+UfY4",
+	"TdWSJzvMpVovtkx4MD4cHYVBxo1hc1z25YJDRt0isKWywFzfMFOatsIDgyfw7vxsENyFO67v1eXl2xPc",
+	"JLe0Nha810rOy4FxJAY3Ui0l5MwuoMdvuV4Bl0muhLQ4s+jtm4vLCK4LC9FwyWy8SNQ8CmG5EPGCGvzv",
+	"k8sImEwgenVy/DLao6n+ouzfVSE/E1KH65BqwQKWzEFshiOAkgQu3FSuB3A6g5UqgEvLNU/oFX6TMVmw",
+	"NF1BnnJmuEfqlSo0mJynqZBzWoTVK2BzJuTXgvg72QQwTgevDKgZ2IUwkKi4yLi0wDSn2SqZrkBJbhCS",
+	"1RwID18oORMJlzFBi8siC8YfglM5U0EYnKllEAaveSKKLAiDV2K+CHAjJA/CchbB1QbdhcFLYXJlhJvv",
+	"OtvYhxcpZzKEA3jNUhELVZgQnsJFYfLy7hBeqCxTMoQj8AMhg/Dz2w8PwqfhYXhUjy2k5XNiGx/72Kp/",
+	"yzQyEIPLaUyHhg5aM6wm0X5cT6f93E2s/ayCRXvtv7CsBdZy8OaIrWGqvu8D7onUIl68ZJawiCUJjcXS",
+	"t1rlXFviczOWGr6ONyfSCruCVBhrQuAsXkCuuUFMIQxZLrgEqWSfZ7ldDSAaJjwV11wzy4eq5psRaG4L",
+	"LY37LLrlOhGxNRFuUd6YxadAyASJU2nzEMafli0dCw2D34tkzrNSLN336c9ly/JTzVNiCGYh8ge/Pm80",
+	"LjswYr6wQs4f/PjCNyw/LEHx0He/unZeXFSbrK5/57GtN/mcmyK1D25zG+aJx4z7xm/g0F0YkAB+cM4n",
+	"rlX3dPHdI9HxjeRwXRghuTFeB4AIe45IWUiXbGUgmjHL0g7Mcox9hxm/wIZ3Dfa/zo+OAUkAWSAwCUyy",
+	"dGUsKA04HGIkxPg8RioZwC8o0GCh0sQAA8Njze0g6CBT96AmflpIB0G3dIUP7m3olldP+mobzF+opGNJ",
+	"P0DECrtQWvyDcNuBNxqTNPj5/SV4heC41chpXgj8Jcn0nh8djGXaGojazZ36NoZobzCRP0Ak5C1LRQJM",
+	"z0n8+OGuVbLybYEauK83Oj/1n/988eYXyNkqVSwBzWMubnkygGgvxFkzCYUXfyzGjtzYOdeZMAY7TrgU",
+	"PInG8Pr04i1+UujUxEwOhALNZ4XxIvyGr6B3ONofHo6e+hVUGkD3106T5Qkcjg6h58T98dvT6bvzM9+B",
+	"VQrVglWpXZgt02CW91ORCevnggwLZ3PwtwqWlmvJ0mrjOnrxMO0djUb+K+TQIuZQSHbLRIrMuvtTUhKW",
+	"MgQrMp4AautKt6ATKyl57HbqaHQwPBo9HR6NDv1A1ywplxiNtwHYFNflnvQOqzl2WQDjpiJY2Q9RU/OP",
+	"3Nd+76MxMLmyC1SxeGo49Jj02wN2wWypAC/xmtZvuExMCAwuzy5o2EJznFGtVAQdFEM2SRurgzDYQLYg",
+	"DCrUCcJgAwuom+aGBmHQsVdBGDQAG4RBB6yCMCju0w0qTi4sz3Zj6cQchTx1H+xXvTKt2Yo6/ejmfvrS",
+	"bLKa04RLK2aCa6+AcjCq0DEidax0Yp47pdSh+FzcckONaFf4LZcW3r07fRniQ6d2M2u1uC4spxdkF5Zr",
+	"ydjHMy7ndhGMD0aHf6V5lw/2t/LgzZWc8xnXpdL7CJF1DGTFIJapzaVC78Xl6WvYGGRvU3q1um2t62g0",
+	"GnWshPtOp4IMoI33C2YWvL3xD0LDTX4qvZb6WOAWOn0Iv96dn24IuOaonWJtHXyPQOf1T7tWXZtWj9v7",
+	"n1COqRkwx/6LhhG2h9zzcHQEvWXDGN7zHGm77uI5D1qnh6NdjRmcf2ULu+VsOBOu2vrO/RrHDqqG48Rf",
+	"pI0+4hNjmS1MA0CBunlYcfJfdU3/y/Xb05ddeiORu0ieN2T4UgvLDVjNpBFcWhCJgV5U3Y8nxWj0NMYB",
+	"6Ir33YOiEIl7EBG72CDGnFlE7mAc/N9e3dvgx38urM3Nf46Hw8GPw9gKNvzA+v+4+tDH/39s3fQ/jPp/",
+	"Y/1Z/+rT02d3e3/p0lorM+wzlPmc6yZb7/FMWNRwlIzdy9IDttdFEk0/xH3b1PBYrHtGHslId+YnKPia",
+	"n+oWa3oUR6KORPLQd6cvsV2uVVLEXK+tbH90cPggd3Y9TW+5Nh4299qx9Purb4yfo5kj7OrBD8t2+M1C",
+	"aTvdviMOkTdnSgLhMW2nhRY7iZ4wsGzelh8bcHxQTKKObCzLcvx8pnTGbDBGvsb7+KrT9hM25TuOluYP",
+	"LeXy7G2XQVn5Vjo1QdJapzTBh3wR2PISG66zVJGUi9vAp9YADUztYr9t187jZEGsCufnzYQUWZE1kb0U",
+	"k8gGVLy7mlDN5wHNd0NOFqT+01hd66z8UJ/JO3u1jy1sMNK9EGZaZSRk6METAwmPhRG3HDI0m3jSUJoL",
+	"mZAVxCeSRNITA7lKRbyC3pJpKeTcOwCRNEKoXF0hdspWqIhrziyk/JanIZy+vIBZyuYhWF0Yy5OJVHrO",
+	"pDDOa7b3HCLNmVEyAoMeG7K5cH4JT0BYZ2N9JWbfdivf92HTA93+stJ3d/ycnLh/MsFRI9LuoSsncIQq",
+	"uX7GPnqCQzlakd+oi/wcAuzG8FzbR7Dw7yHJtoukh8TuowXUZ0iXzxYZlU/9+4iMBlq2ibmDQBvIGDYZ",
+	"RmND12SQ37R7OfMfRAJV8/nKEuhNi+4f5dggW6beoAFgkBQHgFsVs+siZXoFwrh2+4P9wf7TJwbiVBme",
+	"UEgJ8rQwEJkFO9o/iMKJdPHchvPHFHmutEXfPnr45ou6s4+QKO58dtRXt9xYR2eW5VOEbmG5ns4Lwr0Y",
+	"m89QvnN8l9X41HwjjCm4XntouBYsxYfCxGqaiaS6LuIp3SUcnXZ4oTImcIY8YyItf6feiBZJ9cQUbnfC",
+	"YCZSXs6FrtF1EITBQhnrH4uMC/ox9JPTf7fPyB6MpyxJNDcG75Ij/N9MMxYvhORucllh+ccgDOR8tnRP",
+	"6Mr3rRJppoK8dXa1fj9N2TXHZSh9LSxLp1Ilvtf8RtSQybWKuTFln5rPhbF6Nb3hq+bt+mu/UrM/ZXMu",
+	"revYdTqVRXZNW2EWbN/9HBw9cxdH+wd4sYynDvDuQ6u5TKaZiLVyD9ATFQaF4dr/uGG2MblinbMfjv72",
+	"7AHO3h2lcZ3dT4mnMi8eqxEeywYpAjPw28tz58JGyoCflF3ATHCKQWlex2zBTddAb7kQlpucxbxPQVqa",
+	"qZnInBnTDMMwmVAX5kbkOVIys1zvPQepQNkF1xQmoXAceZYGcLnKvQfXEXVJtxPpyZu6E3OpNE/uI+Ld",
+	"tBIczkGwuXe7ffsrNvcff/7+lSJjTWev3huwClKlbqDIB3Aswe2EY2Me1gM4tpApY2F/NBrB9QoSPmNF",
+	"aqFXQfKJgdfHv03f/HRxcv7r8U9nJxd7Ld/3bmuuYJWxj6VUaTpCKqu2C8SIpHL1ZhaMPzygK7mt5km7",
+	"l+Au3HA2Xj0oakjKOHnjUAqBaaDICcuiLWNFlNDyHONADlMnEvuBXk0qGIMZQ4QMIQoharDQKITBYLBH",
+	"iB3HPLdoQcmkjbZ1fhkx4qZme/CAIoiO27nqbzCfTtzcwC2ERA2eJ8YR73Mwhdbo9cWoV03fuAirRYaB",
+	"vGs+U5pDYfigtYD9v/11cLQ/2B+NBv8RhI9kfeW0udP4Hqc9cen1s521W4oHP+qbTUdw2UEXZZNF9UWu",
+	"7J1IsjLczoS86XIrfblTuj3EYxW+VMgbl69XJT2EwAfzAbAyZMp0vKiSBxu64aZBzyyfKy0eG4Fa9xXe",
+	"j4bO+q2xWvNZPxMm77uZ9kXeX0f0+zus3XQ7RboqXETrLnzQW9lpGdGI7YWX+ksDiN14W+cpPXKzET8o",
+	"W8X7eqAXlZd9NYsofMWgMg6hF/GUrtxbq0BYA5W/cXP/d/VLNBOzpqUisCZYcy4bJkcreuyDK63JuzzR",
+	"xnwHwTf3jT/eYU3d7wKhz3Bw6zm3uw+wbkM1tyS42g2Jt5j3m7vbWn9rrg9h+B/EUG8R3de11c8pGJYc",
+	"xyX3exT3LkNpPguKDISMYYB6xnXJ1muW/Ryi/ym4XvUpvd9EEKuMu8x9ISEauu6SodViPuc6+s4s3uMm",
+	"MXeWJP2S4IOwfkaA6TunEWX/+zSkPv7Xafo1IfBI3KohuY1tSV6mv2zXWJ0RNnikMtny506/jv26vp6O",
+	"IbpwdjeBubvgayDV2vbcQzH/Ct2tSZrfRHdrC5WWWoP+sKOgFfGfTJY/TiaDxk9n8P6i4er+nFT+MHih",
+	"hRVxZ55qGJTJzl89vIW6fVIHuTZiWiYkKa9cRxO50cB155Jyq4AWqFlIyYTYqdBAHNkNZqg/J5vM14xQ",
+	"bcqgznjJv3XWQpnq2BAP10rR0YcWK9tdCreDVOvEqLx1ulPkomXK/v80iS+JQv0rchwqwf9lmmkbRdbi",
+	"SY5muwRO63TH91dGy+l8ZUV0mzPvAb8UWO8JFmbdbyekY8g9OmPEMsyJJEphqXtRMW7ntDMh0HINmXdC",
+	"xmmR8GRv7FLhc3TeYRgE88RF3jc6dk/6ibH+yuj4n7iI+kV16yI1/xR5RN25W3xRxl2icfNp3bzZpHHt",
+	"Oqa+Cp1GY/cT4o/AH/SruNdZcoQPMK7hfw+OnkVhFSNz5yMwc9cZsRgUohFcSiC+8CmBmN+eoAczXTLN",
+	"+4ZUhYjUfBplj8ajgFM0Li9Cf1ECzN14mDlTrF+1XC6UMH0fsGGyfEP9VoGraOxuSpBsn3C4MdlWqn0z",
+	"slVF0hpxMOcQcVGurWGhMvJWTS+46vLDUgJtA5Epifb07e0h1PG007e3zxq3bkrgJ4PzKq/fnZ+hGvXy",
+	"iLYtCIOLV8f9/ebNwdGz5u3R/kF5S/NtjILzhnLeHYm+FV2evg3C5t3ts+b9yxJ+1ZNXNSCrZ27i1e3r",
+	"l0fN24tXx/tr9w7YzScO6tWTEw/+6sHfRcopWQazj5Gft7wMyJ6Zj/TNNec4Y3Jid6qal84OPfdHIbby",
+	"XqsLHnawqTVr11tm8UIZXh4ccvFqYQ1E7kFfJNEA3pRRLxdaK49QN6MDG9pi9X1bke80Xz/b8PuCuFmX",
+	"+fjFIbR60eHnmpPVLn+vvHJTxLEnRnck6DunmaM2toOj+QGkqbNzHmeovV8gcUhwKQHOnHoODOiwk5zD",
+	"NR2OFwZUzuUAooOjg6P+aL8/2r8cjcb0778jyDiTBiQdk+Qfc6Gdx+O7hIU2AOzP3T4SMJeNGG2sUD2h",
+	"w18ofpVs6kRj4icU6CV9h9dOdTq96M53u4PWlKFJtEEglcCgkZ8ZUh6lAyJl02MfKL22pMZ819TIapHT",
+	"b52guG4f+PPW3yydzXOzdq5aK42tMcrVdoT7g1gQJfp/XQPC28OfxcZvuz1go8Fo3QOWONdX9dOj4yzH",
+	"/f9m/X8M+lc/7v1nbzL5cf3ZXx4MF5cz6FrZe38o9Ysk1KYz5wvlBPkd4gL9CeSQcMNdc6a5xiPa9d3f",
+	"Szb58/vLYJ2rvbpAXRVPgxsxlzxxvrKLkxfnJ5fT/zr5P9ArT2FHnybBDV9NgvEkcKo+WXHHb09RUaIn",
+	"fBKEk9IFP203VrmDWNnwLtoLMYscmItbnNNEyCafF9rlJVl1gzLmuBI+SvtT6fSGMjfK49g0bzwHBwej",
+	"EWpqE8lk9wl44PKWpyrnIeUaHo72HTMloJOniuBWI83C2tzVYBHoSPW1Z5gTIY5dBuSzRF3PmcFuXOPN",
+	"GNeFGQ+Hc2EXxfUgVtmwbt24DO46UmWEiRUBaQgXuOf8N7h0+fnnZQTIjYrCCHdlQK1jlqaUpWV4VXuH",
+	"EpU4FX6YyIYbDnqei5qwFlftkwF1GY8QWsU1QEhK59kLsfM5txOZUrDZh5asokk5/61VoAu5Hroy0NPc",
+	"JY5VQ7qANFEVlBEesGoiXWeGCjJQER4lG8fP8UD3RF5qJg11GCt5W4pNbwIgcBzAcB81iy15GU62VSki",
+	"3GKuKAFWMgiBf4x5bqlIETROrfeqekWNpzghgEa5IYheuNJF/cuy0IW3KlwmGA7RqH6hOUuAGRp+j2DI",
+	"wGomsLYQ9mxSdB40s5h60dCdGh9S5+Wdr9Hwww/IHxAkcYMqnDe8XYrDWT8lUf3wg/ekI1259zUp4UR6",
+	"yCLciwlmj02IfogHUN0L4g540HQSjAeDQTgpj5u6+7sr5AlgVMbJEwmSf7SILznTVrAUh3DlxRx6u+Ml",
+	"Brz+7kIHrgEgP8dEZD9NR+hVbMGp74BTwfGAYddzZvmSrRzWZSq+gawwlj7kH3MeWzr0ux/C4WiEjY4+",
+	"fix7FAbZ4BjYBqPCjite9QjwTLoKEUyC0IPJ7YNfxsFoFOI4TEJZp6DEoM1yHBtf0rYTJ7/mOHMsCQHC",
+	"ELC7Skmsd0Ao9QazSxtVOVxRqsPRYYmvzSPR+OJoD/kEMOnyS113FXrR4NUR7cgth7DLgwcPS69jj8du",
+	"R8ROLEDMtBYU6IHot753JPRPk8iXOXHON+STXD8xoJYb7UhLF5bojPIJGRgmOan8vX3EzmeHkHJrObLF",
+	"RMwFcs2oj86vKf43iBAZojGiNlWpYCD50lU1QKaAPZdmRarmkArJ12u1VevAZ4ZlHEQy6OBYJVcaenXG",
+	"58U0GJTkPFmv4TKGn0jegRPUP7+/9P67Mc6NC9ohJqFbVWimrka13oCQU8i4vfbgwnJVzYfjt6fY+Q33",
+	"++p0BZgEg8FgEoSwrkWUb+7qCjBbFYZyetcrHAI5RS9Omcj8uv+Lr3BfXiFnDyF6cXk+Pfnl8vTy9ORi",
+	"enb6+pSevjs/u3hx/AutJITo9+WNmaILEG9YkUTP/exLrlOKdwfCqjnd8uFgydO0T6QxxHfR3gDWeLAw",
+	"rsJHnb9ZSgISZ5V/bcP3Pm45x8NO33ZYuadb3uiJ3HRHhw3Hce3yhZ7h9+Q04HLKDFya1URuSaoNyzx2",
+	"x1I9+JDfJgWuiI4NlodAEGCVpZuKmEvDGxrX69PLDfVK5Vy6uNdA6fnQf2SG2LYOVwUNfSusrQ9vcqBl",
+	"mnPJchGMg6eD0eCps0IWpGFvKYeGr3LVlSR+RgERCoKYrl1shkqQq/iMy5xraMbK0eVQaM2lTVd7pX6L",
+	"TM4QL/La29pnrluEo/HnR9ddE+RXGMA7Wc2tisZcp0ze+HQV2kN/SX0uVZEmKO6cdlIfHnC75apmCSVP",
+	"k2AcvKxA1iy82azLuTV22irdOWx+vl5M82A0+mq1PFuF1zqKLyLLQkVjEow/Tap6b3iHkujuLnoOzSZ3",
+	"d1FZV8+VKxIGXDnDdTZA+9qlhDFZ6WFresRgMLi6qxUxhP9dGByODreD1ENtWFUQoQ+OHv5go8YImaFF",
+	"ljG9Csaln8N0pAubBioOgvJI/ofAmSLBFXbk1dTtpPQr11hkyJQVzHy9oIzdcEcF8YKzHFgNU+51GxTx",
+	"0HPquqvoaYZzbr3TglSH907Jn3GeQCI0j61CRQKlhivvFYXgbBQD6sbVs8B50AcChTdL8GxMbXkJS7s+",
+	"kRV/EwYMo0pmTXPACWWpSna/QT+u8krwDRG+VdvlQYR36hqpqepmEtzdRaVQJrSscBHPgrtzCsxWlcoY",
+	"YH2rUinebqX79CAqJoadlOXaWFehN7QbrEjTiki+JxlQrbISR53RW5UgK3m2152QEfBVkyDK0AIRhKOf",
+	"ry9ocE4Zyw24wryUSoUwbhRusYps+jEaR3VSuNPmKwt9I6OrTOZCYqz8BdSM3oR1SYLae3DN7ZI7X3gW",
+	"+hG6xVkXbfhcnn8TwXKCu8frEq3A8pwzbbpqsz6vxMmsjMmsCZ0BUDQHLeqJxMSMIjdEh2FpJzu1nOgT",
+	"qx+7jlwyvTfw63IOjoDXRdZEbvMb/KlE1g5eL4JLG3VJpSKH2zaRRvl2u9HvT4Vw9UTpUI53mj0xnh69",
+	"WtiLat/r9B3JJW9kUDMzFDLhH4euNUtTX2qKVLeytBSK54ncyigG0BSFbQHo/Hq4u1jET9ZoOZFRY0rk",
+	"djLcdhEs5RP+Sci1eUzsfqnocTpskuCHq1rvazJiYWq4/5tpgJjmOwk8riJCTAKHzsjIO6VST6paRdu7",
+	"h47c2YTdJKEw1kC0kXrh/SFbTg9ED6itE9lzAe1lTR5lwfqYSaksXHM6nmS5BKv2nDCLmkcS3Bjvzs8c",
+	"N3G2usEyCVwCaxZRLY9cl443p1iahVqS+pvR984l1chqUdK5yDsOc3SSIrX50xBjM/P/AXJ0bM8FF+ia",
+	"P0CgkgNNjZsukqwE3ET+2UjSWRpr0ZYKrUqcNy2sb5KhR6Q1OvRotZ0GzwvpMNMNSTlu6JNrJlqBkhu5",
+	"EyxJ2qcU6yjQRFZhoPL1HlTBJaVdsWFryqiQ9vSFbWrKuocQfCrSJhF8FfxdS2fr+gMh35B62mlWjzHx",
+	"fHyltvO2tvT5U5PgLtwkhokkvumVmlYp6icU5DJKgnDVf71nf4MSG5EqH9mYyGviQn8eejwvHNKv0eR2",
+	"kmtkR3ST2rG3KZuueMMzhnAD/zXWrPdeBmd6Iwy9y8HJKSfbnOeiVGnbVPJr45DnN8LSdhZJB5YiNyuX",
+	"9K/eQp9ugXJjk8E6sPupkVbTzDJo+qSEkntbLf4yVINznHO75e8tub1u10b3Ia3ujV7bW4p6CguWp6nT",
+	"PpzrvlwJ+BI/pbsi9IXUXTPswXnpe2Wd9VaIeQNxygyaIGz9Zakt9UXqJsPmX57CIiLfDO/WcnzuZ49l",
+	"SksT/HVai3OF3fdXrmr/WK/ttNqbyLLuPR0KcBs6kX8QRD9Dkw+xItfq2mkOFNu7ZimTMdcGertienuU",
+	"dt7Shyvcau+lpbeb554RR+kPNAkDvvwV9CJ0BIMupBdTrhl15Oop17Gi8XC4f/AfGO4Z7I8/oVVyR2l8",
+	"WjRMC+3Jj4r0BOPgr6O/joL70kKjt2/OL6MBoc+nbe1w3sfvL+CMZdcJg2u+EOTy+nshnaaEuksvSnie",
+	"qtXQ8ixPmeWDFcvS9VVgxOvTzH/3Tqenyd0gpW77hU4Hn/Akh5J3AyUHbGnWF9j6sL3S8lWhU1/xbH0p",
+	"zdk+MSAS6D09AMQh3Y+Z4WVM3Jk5FBZvljA1lsU3CDE8W78ij4EqbF7YgTMh5tUfjSqnxIv+EoPy+53T",
+	"QYC6r8ocn3IJtBtXFQ52OU1b9t6al7T8w3Uuw4nwyrln0ATzuqf3zTi12QcnvfG6iQfn66q4kq3xd86D",
+	"gkYa1FoCVD2NUpPYnIdjXmElsXCxaUngHob+L5Igof/28jxcp3b8pPzzOKY5qqfzu6u7/zcA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -35,9 +35,25 @@ type Event struct {
 	// ThreatLevel is 1 (High) to 4 (Undefined); 0 when MISP sent anything else.
 	ThreatLevel int
 	Org         string   // Orgc.name, the creator organisation
+	OrgUUID     string   // Orgc.uuid; "" when absent
 	Tags        []string // event tag names, in MISP's order
-	Attributes  []Attribute
+	Published   bool
+	// Analysis is MISP's analysis state: AnalysisInitial, AnalysisOngoing or
+	// AnalysisComplete; AnalysisUnknown when MISP sent anything else.
+	Analysis   Analysis
+	Attributes []Attribute
 }
+
+// Analysis is how far the event's creator says the analysis has gone.
+type Analysis int
+
+// MISP's analysis levels ("0", "1", "2" on the wire); the zero value is AnalysisUnknown.
+const (
+	AnalysisUnknown Analysis = iota
+	AnalysisInitial
+	AnalysisOngoing
+	AnalysisComplete
+)
 
 // Attribute is a matched MISP attribute.
 type Attribute struct {
@@ -48,6 +64,51 @@ type Attribute struct {
 	Timestamp time.Time // zero when absent or unreadable
 	FirstSeen time.Time // zero when unset
 	LastSeen  time.Time // zero when unset
+	UUID      string    // "" when absent
+	// Tags are the attribute's own tag names, in MISP's order. Tags MISP copies from the
+	// event (includeEventTags marks them "inherited") are left out: they are Event.Tags.
+	Tags []string
+	// Warnings are the warninglists MISP says the value is on (includeWarninglistHits).
+	// MISP checks only attributes flagged for IDS unless MISP.warning_for_all is set.
+	Warnings  []WarninglistHit
+	Sightings Sightings
+	// Decay holds one score per decaying model MISP applied (includeDecayScore).
+	Decay []DecayScore
+}
+
+// WarninglistHit says that a value is on a warninglist: one of MISP's (from restSearch's
+// warnings or warninglists/checkValue) or one of the relay's own (WARNINGLISTS_DIR).
+type WarninglistHit struct {
+	List     string // the list's name, e.g. "List of known IPv4 public DNS resolvers"
+	Match    string // the entry that matched, e.g. "8.8.8.8/32"; "" when not told
+	Category string // "false_positive" or "known" when MISP says; "" otherwise
+}
+
+// Sightings summarises the sightings MISP holds for an attribute (includeSightings), by type.
+type Sightings struct {
+	Seen          int // type 0: the value was seen
+	FalsePositive int // type 1: someone reported the value as a false positive
+	Expiration    int // type 2: someone said the value stops being relevant
+	// First and Last are the dates of the earliest and latest type 0 sightings; zero when
+	// there are none or their dates are unreadable.
+	First, Last time.Time
+	// Sources are who reported the type 0 sightings (the sighting's source, else its
+	// organisation), distinct, in MISP's order, at most MaxSightingSources.
+	Sources []string
+	// Expires is the earliest date of an expiration sighting; zero when there is none.
+	Expires time.Time
+}
+
+// MaxSightingSources bounds Sightings.Sources: a popular value can have thousands of
+// sightings, and an analyst reads a few names, not a census.
+const MaxSightingSources = 10
+
+// DecayScore is the score MISP's decaying model gives an attribute: 0 to 100, and whether it
+// fell under the model's threshold.
+type DecayScore struct {
+	Model   string // the DecayingModel's name
+	Score   float64
+	Decayed bool
 }
 
 // SightingType is what a reported sighting says about a value (MISP's sighting type).

@@ -1,7 +1,7 @@
 // Package misp is the relay's client for the parts of the MISP REST API it uses: attribute
-// search, the version probe and sightings. A Client implements intel.Backend for one MISP
-// server; the API key is an argument of every call because the relay gets it from each XDR
-// request.
+// search, the version probe, sightings and the warninglist check. A Client implements
+// intel.Backend for one MISP server; the API key is an argument of every call because the
+// relay gets it from each XDR request.
 //
 // It owns the HTTP side of MISP: connections, the per-server concurrency bound, the circuit
 // breaker, the one retry of lookups, the streaming decode of restSearch answers and the
@@ -10,7 +10,8 @@
 //
 // Files: misp.go (configuration and construction), transport.go (one HTTP call: slots,
 // breaker, retry), search.go (restSearch and its streaming decode), calls.go (version and
-// sightings), errors.go (mapping answers and transport failures to errors).
+// sightings), warninglists.go (warninglists/checkValue), errors.go (mapping answers and
+// transport failures to errors).
 package misp
 
 import (

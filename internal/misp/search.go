@@ -13,15 +13,24 @@ import (
 )
 
 // searchRequest is the restSearch body. Only these filters are sent: every extra filter is
-// one more way for MISP's filter parsing to surprise (see intel.SafeValue).
+// one more way for MISP's filter parsing to surprise (see intel.SafeValue). The include*
+// options add the evidence the verdict policy weighs: the event (context), its tags (marked
+// inherited on each attribute), warninglist hits, sightings and decay scores.
+//
+// enforceWarninglist and excludeDecayed are deliberately not sent: MISP drops such
+// attributes after paging, so pages come back short and the paging loop below would stop
+// early, losing events.
 type searchRequest struct {
-	ReturnFormat     string   `json:"returnFormat"`
-	Value            string   `json:"value"`
-	Type             []string `json:"type"`
-	IncludeContext   int      `json:"includeContext"`
-	IncludeEventTags int      `json:"includeEventTags"`
-	Limit            int      `json:"limit"`
-	Page             int      `json:"page"`
+	ReturnFormat           string   `json:"returnFormat"`
+	Value                  string   `json:"value"`
+	Type                   []string `json:"type"`
+	IncludeContext         int      `json:"includeContext"`
+	IncludeEventTags       int      `json:"includeEventTags"`
+	IncludeWarninglistHits int      `json:"includeWarninglistHits"`
+	IncludeSightings       int      `json:"includeSightings"`
+	IncludeDecayScore      int      `json:"includeDecayScore"`
+	Limit                  int      `json:"limit"`
+	Page                   int      `json:"page"`
 }
 
 // Search finds the attributes matching q and returns them grouped by event, in the order MISP
@@ -50,26 +59,44 @@ func (c *Client) Search(ctx context.Context, key string, q intel.Query) (_ []int
 	if types == nil {
 		types = []string{}
 	}
-	col := newCollector(q.Limit)
+	events, bigAttribute, err := c.searchPages(ctx, op, key, q.Value, types, q.Limit, true)
+	if bigAttribute {
+		// An attribute over MISP_MAX_ATTRIBUTE_BYTES: its sightings, which MISP lists one
+		// by one (thousands on values sensors report), are the likely cause. Ask once more
+		// without them: the verdicts lose the sighting counts, the lookup still answers.
+		events, _, err = c.searchPages(ctx, op, key, q.Value, types, q.Limit, false)
+	}
+	return events, err
+}
+
+// searchPages reads the pages of one lookup. bigAttribute says the read stopped at an
+// attribute over MISP_MAX_ATTRIBUTE_BYTES.
+func (c *Client) searchPages(ctx context.Context, op, key, value string, types []string, limit int, sightings bool) (_ []intel.Event, bigAttribute bool, _ error) {
+	col := newCollector(limit)
 	budget := c.maxAnswer // shared by the pages: it bounds what one lookup can hold
+	withSightings := 0
+	if sightings {
+		withSightings = 1
+	}
 	for page := 1; page <= c.maxPages; page++ {
 		body, err := encodeJSON(searchRequest{
-			ReturnFormat: "json", Value: q.Value, Type: types,
+			ReturnFormat: "json", Value: value, Type: types,
 			IncludeContext: 1, IncludeEventTags: 1,
+			IncludeWarninglistHits: 1, IncludeSightings: withSightings, IncludeDecayScore: 1,
 			Limit: c.pageSize, Page: page,
 		})
 		if err != nil {
-			return nil, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
+			return nil, false, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
 		}
 		res, err := c.searchPage(ctx, op, key, body, col, &budget)
 		if err != nil {
-			return nil, err
+			return nil, res.bigAttribute, err
 		}
 		if res.stopped || res.overflow || res.attributes < c.pageSize || col.full() {
 			break
 		}
 	}
-	return col.events, nil
+	return col.events, false, nil
 }
 
 // pageResult says how reading one restSearch page ended.
@@ -77,6 +104,8 @@ type pageResult struct {
 	attributes int  // attributes read from the page
 	stopped    bool // the event cap was reached and an attribute of another event came
 	overflow   bool // MISP sent more attributes than the page size: it ignores limit/page
+	// bigAttribute: reading failed at an attribute over MISP_MAX_ATTRIBUTE_BYTES.
+	bigAttribute bool
 }
 
 // searchPage fetches one restSearch page and feeds its attributes to col, reading at most
@@ -94,7 +123,9 @@ func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, co
 	}
 	res, err := c.readAttributes(dec, col)
 	if err != nil {
-		return pageResult{}, c.readError(ctx, op, key, resp.StatusCode, err)
+		var big *sizeError
+		tooBig := errors.As(err, &big) && big.setting == attributeTooLarge(c.maxValue).setting
+		return pageResult{bigAttribute: tooBig}, c.readError(ctx, op, key, resp.StatusCode, err)
 	}
 	if !res.stopped && !res.overflow {
 		// Finish a small remainder (the closing brackets) so the connection can be reused;
@@ -232,6 +263,11 @@ func (c *collector) add(a *mispjson.Attribute) bool {
 	c.index[uuid] = len(c.events)
 	ev := a.Event.Intel()
 	ev.Date = a.Event.Date.Text() // as MISP sent it
+	if len(ev.Tags) == 0 {
+		// An Event block without its Tag list: the tags MISP copied onto the attribute
+		// (marked inherited) are the event's.
+		ev.Tags = a.InheritedTagNames()
+	}
 	ev.Attributes = []intel.Attribute{attr}
 	c.events = append(c.events, ev)
 	return true

@@ -16,6 +16,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,11 +121,42 @@ func kindError(want, bad string) error {
 	return fmt.Errorf("want %s, got %s", want, bad)
 }
 
-// Tag is an event or attribute tag.
+// Tag is an event or attribute tag. On an attribute of a restSearch answer asked with
+// includeEventTags (or includeDecayScore, which forces it), MISP adds the event's tags to the
+// attribute's and marks them "inherited": 1.
 type Tag struct {
 	Name       String `json:"name"`
 	Colour     String `json:"colour"`
 	Exportable String `json:"exportable"`
+	Inherited  Bool   `json:"inherited"`
+}
+
+// Sighting is one of an attribute's sightings (includeSightings; feeds may carry them too).
+type Sighting struct {
+	Type         String `json:"type"`          // "0" sighting, "1" false positive, "2" expiration
+	DateSighting String `json:"date_sighting"` // epoch seconds
+	Source       String `json:"source"`
+	Organisation Org    `json:"Organisation"`
+}
+
+// Warning is a warninglist hit restSearch adds to an attribute (includeWarninglistHits).
+type Warning struct {
+	Value               String `json:"value"`
+	Match               String `json:"match"`
+	WarninglistID       String `json:"warninglist_id"`
+	WarninglistName     String `json:"warninglist_name"`
+	WarninglistCategory String `json:"warninglist_category"`
+}
+
+// DecayScore is one decaying model's score of an attribute (includeDecayScore). The score is
+// a JSON number; String keeps its literal text.
+type DecayScore struct {
+	Score         String `json:"score"`
+	Decayed       Bool   `json:"decayed"`
+	DecayingModel struct {
+		ID   String `json:"id"`
+		Name String `json:"name"`
+	} `json:"DecayingModel"`
 }
 
 // Org is an organisation block (Orgc, the creator).
@@ -159,26 +192,30 @@ type Object struct {
 
 // Attribute is a MISP attribute. Event is set in restSearch answers asked with includeContext.
 type Attribute struct {
-	UUID               String `json:"uuid"`
-	Type               String `json:"type"`
-	Category           String `json:"category"`
-	Value              String `json:"value"`
-	Comment            String `json:"comment"`
-	ToIDS              Bool   `json:"to_ids"`
-	Deleted            Bool   `json:"deleted"`
-	DisableCorrelation Bool   `json:"disable_correlation"`
-	Timestamp          String `json:"timestamp"`
-	Distribution       String `json:"distribution"`
-	FirstSeen          String `json:"first_seen"`
-	LastSeen           String `json:"last_seen"`
-	ObjectRelation     String `json:"object_relation"`
-	Tag                []Tag  `json:"Tag"`
-	Event              Event  `json:"Event"`
+	UUID               String       `json:"uuid"`
+	Type               String       `json:"type"`
+	Category           String       `json:"category"`
+	Value              String       `json:"value"`
+	Comment            String       `json:"comment"`
+	ToIDS              Bool         `json:"to_ids"`
+	Deleted            Bool         `json:"deleted"`
+	DisableCorrelation Bool         `json:"disable_correlation"`
+	Timestamp          String       `json:"timestamp"`
+	Distribution       String       `json:"distribution"`
+	FirstSeen          String       `json:"first_seen"`
+	LastSeen           String       `json:"last_seen"`
+	ObjectRelation     String       `json:"object_relation"`
+	Tag                []Tag        `json:"Tag"`
+	Sighting           []Sighting   `json:"Sighting"`
+	Warnings           []Warning    `json:"warnings"`
+	DecayScore         []DecayScore `json:"decay_score"`
+	Event              Event        `json:"Event"`
 }
 
 // Intel returns what the relay keeps of the attribute.
 func (a *Attribute) Intel() intel.Attribute {
 	return intel.Attribute{
+		UUID:      a.UUID.Text(),
 		Type:      a.Type.Text(),
 		Category:  a.Category.Text(),
 		Value:     a.Value.Text(),
@@ -186,7 +223,23 @@ func (a *Attribute) Intel() intel.Attribute {
 		Timestamp: EpochSeconds(a.Timestamp.Text()),
 		FirstSeen: SeenTime(a.FirstSeen.Text()),
 		LastSeen:  SeenTime(a.LastSeen.Text()),
+		Tags:      ownTagNames(a.Tag),
+		Warnings:  warnings(a.Warnings),
+		Sightings: Summarize(a.Sighting),
+		Decay:     decayScores(a.DecayScore),
 	}
+}
+
+// InheritedTagNames returns the names of the tags MISP copied from the event onto the
+// attribute, for an Event block that lacks its own Tag list.
+func (a *Attribute) InheritedTagNames() []string {
+	var out []string
+	for _, t := range a.Tag {
+		if n := t.Name.Text(); n != "" && t.Inherited.Value() {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Intel returns what the relay keeps of the event, without attributes.
@@ -198,7 +251,10 @@ func (e *Event) Intel() intel.Event {
 		Timestamp:   EpochSeconds(e.Timestamp.Text()),
 		ThreatLevel: ThreatLevel(e.ThreatLevelID.Text()),
 		Org:         e.Orgc.Name.Text(),
+		OrgUUID:     strings.TrimSpace(e.Orgc.UUID.Text()),
 		Tags:        TagNames(e.Tag),
+		Published:   e.Published.Value(),
+		Analysis:    AnalysisLevel(e.Analysis.Text()),
 	}
 }
 
@@ -213,13 +269,110 @@ func TagNames(tags []Tag) []string {
 	return out
 }
 
+// ownTagNames is TagNames without the tags inherited from the event.
+func ownTagNames(tags []Tag) []string {
+	var out []string
+	for _, t := range tags {
+		if n := t.Name.Text(); n != "" && !t.Inherited.Value() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func warnings(ws []Warning) []intel.WarninglistHit {
+	var out []intel.WarninglistHit
+	for _, w := range ws {
+		name := strings.TrimSpace(w.WarninglistName.Text())
+		if name == "" {
+			name = "#" + strings.TrimSpace(w.WarninglistID.Text())
+			if name == "#" {
+				continue // a hit that names no list explains nothing
+			}
+		}
+		out = append(out, intel.WarninglistHit{
+			List:     name,
+			Match:    w.Match.Text(),
+			Category: w.WarninglistCategory.Text(),
+		})
+	}
+	return out
+}
+
+func decayScores(ds []DecayScore) []intel.DecayScore {
+	var out []intel.DecayScore
+	for _, d := range ds {
+		score, err := strconv.ParseFloat(strings.TrimSpace(d.Score.Text()), 64)
+		if err != nil || math.IsNaN(score) || math.IsInf(score, 0) { // no score to reason about
+			continue
+		}
+		out = append(out, intel.DecayScore{
+			Model:   strings.TrimSpace(d.DecayingModel.Name.Text()),
+			Score:   score,
+			Decayed: d.Decayed.Value(),
+		})
+	}
+	return out
+}
+
+// Summarize counts sightings by type and keeps the dates and sources the relay reports.
+// Sightings of an unknown type are ignored.
+func Summarize(ss []Sighting) intel.Sightings {
+	var out intel.Sightings
+	for _, s := range ss {
+		when := EpochSeconds(s.DateSighting.Text())
+		switch strings.TrimSpace(s.Type.Text()) {
+		case "0", "":
+			// MISP's default type is 0; older exports leave it out.
+			out.Seen++
+			if !when.IsZero() && (out.First.IsZero() || when.Before(out.First)) {
+				out.First = when
+			}
+			if when.After(out.Last) {
+				out.Last = when
+			}
+			src := strings.TrimSpace(s.Source.Text())
+			if src == "" {
+				src = strings.TrimSpace(s.Organisation.Name.Text())
+			}
+			if src != "" && len(out.Sources) < intel.MaxSightingSources && !slices.Contains(out.Sources, src) {
+				out.Sources = append(out.Sources, src)
+			}
+		case "1":
+			out.FalsePositive++
+		case "2":
+			out.Expiration++
+			if !when.IsZero() && (out.Expires.IsZero() || when.Before(out.Expires)) {
+				out.Expires = when
+			}
+		}
+	}
+	return out
+}
+
+// AnalysisLevel maps MISP's analysis ("0" initial, "1" ongoing, "2" complete).
+func AnalysisLevel(s string) intel.Analysis {
+	switch strings.TrimSpace(s) {
+	case "0":
+		return intel.AnalysisInitial
+	case "1":
+		return intel.AnalysisOngoing
+	case "2":
+		return intel.AnalysisComplete
+	}
+	return intel.AnalysisUnknown
+}
+
 // Check returns the first field of the event, its tags, attributes and objects that held a
 // value of the wrong kind, for readers that refuse such data.
 func (e *Event) Check() error {
-	for _, f := range []String{e.UUID, e.Info, e.Date, e.Timestamp, e.ThreatLevelID, e.Orgc.Name} {
+	for _, f := range []String{e.UUID, e.Info, e.Date, e.Timestamp, e.ThreatLevelID, e.Analysis, e.Orgc.Name, e.Orgc.UUID} {
 		if err := f.Err(); err != nil {
 			return err
 		}
+	}
+	if err := e.Published.Err(); err != nil {
+		return err
 	}
 	if err := checkTags(e.Tag); err != nil {
 		return err
@@ -243,7 +396,7 @@ func (e *Event) Check() error {
 }
 
 func (a *Attribute) check() error {
-	for _, f := range []String{a.Type, a.Category, a.Value, a.Timestamp, a.FirstSeen, a.LastSeen} {
+	for _, f := range []String{a.UUID, a.Type, a.Category, a.Value, a.Timestamp, a.FirstSeen, a.LastSeen} {
 		if err := f.Err(); err != nil {
 			return err
 		}
@@ -253,12 +406,39 @@ func (a *Attribute) check() error {
 			return err
 		}
 	}
+	for _, s := range a.Sighting {
+		for _, f := range []String{s.Type, s.DateSighting, s.Source, s.Organisation.Name} {
+			if err := f.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, w := range a.Warnings {
+		for _, f := range []String{w.WarninglistName, w.Match, w.WarninglistCategory} {
+			if err := f.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range a.DecayScore {
+		for _, f := range []String{d.Score, d.DecayingModel.Name} {
+			if err := f.Err(); err != nil {
+				return err
+			}
+		}
+		if err := d.Decayed.Err(); err != nil {
+			return err
+		}
+	}
 	return checkTags(a.Tag)
 }
 
 func checkTags(tags []Tag) error {
 	for _, t := range tags {
 		if err := t.Name.Err(); err != nil {
+			return err
+		}
+		if err := t.Inherited.Err(); err != nil {
 			return err
 		}
 	}

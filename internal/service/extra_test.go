@@ -25,8 +25,8 @@ func TestFeedMode(t *testing.T) {
 	}
 	_, got = h.post("/observe/observables", string(obs))
 	data := got["data"].(map[string]any)
-	if n := data["verdicts"].(map[string]any)["count"]; n != 11.0 {
-		t.Errorf("%v verdicts on the sample, want 11 (every type but the unknown IP)", n)
+	if n := data["verdicts"].(map[string]any)["count"]; n != 12.0 {
+		t.Errorf("%v verdicts on the sample, want 12 (every type and 8.8.8.8, not the unknown IP)", n)
 	}
 	// Without MISP_UI_URL a feed has no MISP to link to: no source_uri, no refer links.
 	for _, d := range data["judgements"].(map[string]any)["docs"].([]any) {

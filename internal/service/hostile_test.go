@@ -65,14 +65,23 @@ func TestHostileRequests(t *testing.T) {
 			}
 		})
 	}
-	// Nothing MISP would misread was sent.
+	// Nothing MISP would misread was sent: neither as a search value nor to the warninglist
+	// check (a JSON list of the request's values).
 	for _, r := range h.misp.Requests() {
-		var q struct {
-			Value string `json:"value"`
+		var values []string
+		if r.Path == "/warninglists/checkValue" {
+			_ = json.Unmarshal(r.Body, &values)
+		} else {
+			var q struct {
+				Value string `json:"value"`
+			}
+			_ = json.Unmarshal(r.Body, &q)
+			values = []string{q.Value}
 		}
-		_ = json.Unmarshal(r.Body, &q)
-		if !intel.SafeValue(q.Value) {
-			t.Errorf("MISP was sent %q", q.Value)
+		for _, v := range values {
+			if !intel.SafeValue(v) {
+				t.Errorf("MISP was sent %q", v)
+			}
 		}
 	}
 }
@@ -121,7 +130,8 @@ func TestRequestLogLine(t *testing.T) {
 	first := lines[0]
 	for k, want := range map[string]any{
 		"request_id": "lb-1234", "path": "/observe/observables", "status": 200.0,
-		"outcome": "ok", "observables": 2.0, "upstream_calls": 2.0, "cache_hits": 0.0,
+		// Two searches and the request's one warninglist check.
+		"outcome": "ok", "observables": 2.0, "upstream_calls": 3.0, "cache_hits": 0.0,
 	} {
 		if first[k] != want {
 			t.Errorf("log %s = %v, want %v (line %v)", k, first[k], want, first)

@@ -24,6 +24,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/upstream"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
+	"github.com/misp-relay/misp-relay/internal/verdict"
 )
 
 // Scanner submits URLs to urlscan.io.
@@ -76,6 +77,12 @@ type Config struct {
 	// MaxInFlight bounds the requests served at once (MAX_IN_FLIGHT); more are answered at
 	// once with a "service unavailable" envelope. Default DefaultMaxInFlight.
 	MaxInFlight int
+
+	// Policy is the verdict policy: BENIGN_TAGS, MALICIOUS_TAGS, SUSPICIOUS_TAGS and
+	// TRUSTED_ORGS (the zero Policy has no tag settings and trusts every organisation).
+	Policy verdict.Policy
+	// Warninglists are the relay's own warninglists (WARNINGLISTS_DIR); nil for none.
+	Warninglists Warninglists
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests
@@ -263,8 +270,11 @@ func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe 
 	if err != nil {
 		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
 	}
+	// One warninglist check per request, for all its values, while the searches run.
+	checked := s.checkWarninglists(ctx, t, obs)
 	results := s.searchAll(ctx, t, obs, t.limit)
 	m := newMapper(s.cfg.Now(), t.ui)
+	m.policy, m.lists, m.checked = &s.cfg.Policy, s.cfg.Warninglists, checked()
 	var b bundle
 	var errs []error
 	for i, r := range results {

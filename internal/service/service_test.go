@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 )
 
 func TestMain(m *testing.M) {
@@ -111,18 +112,23 @@ func TestObserveGolden(t *testing.T) {
 	uri := h.misp.URL + "/events/view/" + uuidHigh
 	obs := `{"type":"ip","value":"198.51.100.7"}`
 	valid := `{"start_time":"2026-01-01T00:00:00Z","end_time":"2026-01-08T00:00:00Z"}`
+	ids := `["` + uuidHigh + `","11111111-0000-4000-8000-000000000001"]`
+	refs := `[{"source_name":"MISP","url":"` + uri + `","external_id":"` + uuidHigh + `"}]`
 	want := mustJSON(t, `{"data":{
 	 "verdicts":{"count":1,"docs":[{"type":"verdict","disposition":2,"disposition_name":"Malicious","observable":`+obs+`,
 	   "valid_time":`+valid+`,"judgement_id":"transient:judgement-#1"}]},
 	 "judgements":{"count":1,"docs":[{"id":"transient:judgement-#1","type":"judgement","schema_version":"1.1.5","observable":`+obs+`,
-	   "disposition":2,"disposition_name":"Malicious","priority":85,"confidence":"Medium","severity":"High","valid_time":`+valid+`,
-	   "source":"MISP","source_uri":"`+uri+`","reason":"MISP event threat level: High","tlp":"amber"}]},
+	   "disposition":2,"disposition_name":"Malicious","priority":85,"confidence":"High","severity":"High","valid_time":`+valid+`,
+	   "source":"MISP","source_uri":"`+uri+`","reason":"Malicious: MISP event threat level High; flagged for IDS.","reason_uri":"`+uri+`",
+	   "external_ids":`+ids+`,"external_references":`+refs+`,"tlp":"amber"}]},
 	 "sightings":{"count":1,"docs":[{"id":"transient:sighting-#1","type":"sighting","schema_version":"1.1.5",
 	   "observed_time":{"start_time":"2021-03-11T23:06:40Z","end_time":"2021-03-11T23:06:40Z"},"confidence":"High","count":1,
 	   "observables":[`+obs+`],"title":"Found in MISP event: Test Event With High Threat Level","description":"Category: Payload delivery",
-	   "source":"MISP","source_uri":"`+uri+`","tlp":"amber","timestamp":"2021-03-11T23:08:52Z"}]},
+	   "source":"MISP","source_uri":"`+uri+`","external_ids":`+ids+`,"external_references":`+refs+`,"tlp":"amber","timestamp":"2021-03-11T23:08:52Z"}]},
 	 "indicators":{"count":1,"docs":[{"id":"transient:indicator-`+uuidHigh+`","type":"indicator","schema_version":"1.1.5",
 	   "valid_time":{"start_time":"2014-10-02T00:00:00Z"},"producer":"ORGNAME","title":"Test Event With High Threat Level",
+	   "short_description":"MISP event by ORGNAME, threat level High; matched ip-dst (Payload delivery) for IDS",
+	   "external_ids":["`+uuidHigh+`"],"external_references":`+refs+`,
 	   "tags":["test tag","tlp:amber"],"confidence":"High","severity":"High","tlp":"amber","source":"MISP","source_uri":"`+uri+`",
 	   "timestamp":"2021-03-11T23:08:52Z"}]},
 	 "relationships":{"count":2,"docs":[
@@ -243,11 +249,19 @@ func TestFilteringNeverSendsUnsafeValues(t *testing.T) {
 func TestMISPRequest(t *testing.T) {
 	h := newHarness(t, allEvents())
 	h.post("/observe/observables", `[{"type":"sha1","value":"`+strings.Repeat("a", 40)+`"}]`)
-	reqs := h.misp.Requests()
-	if len(reqs) != 1 {
-		t.Fatalf("%d MISP requests, want 1", len(reqs))
+	// One search, and the request's one warninglist check.
+	var r misptest.Request
+	var paths []string
+	for _, req := range h.misp.Requests() {
+		paths = append(paths, req.Path)
+		if req.Path == "/attributes/restSearch" {
+			r = req
+		}
 	}
-	r := reqs[0]
+	slices.Sort(paths) // the check runs concurrently with the search
+	if diff := cmp.Diff([]string{"/attributes/restSearch", "/warninglists/checkValue"}, paths); diff != "" {
+		t.Fatalf("MISP requests (-want +got):\n%s", diff)
+	}
 	for k, want := range map[string]string{"Authorization": testMISPKey, "Accept": "application/json", "Content-Type": "application/json"} {
 		if got := r.Header.Get(k); got != want {
 			t.Errorf("header %s = %q, want %q", k, got, want)

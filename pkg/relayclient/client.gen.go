@@ -607,6 +607,21 @@ type ErrorCode string
 // Errors defines model for Errors.
 type Errors = []Error
 
+// ExternalIDs Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+type ExternalIDs = []string
+
+// ExternalReference A pointer to the source record (CTIM ExternalReference).
+type ExternalReference struct {
+	Description *string   `json:"description,omitempty"`
+	ExternalId  *string   `json:"external_id,omitempty"`
+	Hashes      *[]string `json:"hashes,omitempty"`
+	SourceName  string    `json:"source_name"`
+	Url         *URI      `json:"url,omitempty"`
+}
+
+// ExternalReferences defines model for ExternalReferences.
+type ExternalReferences = []ExternalReference
+
 // HTTPError Body of a 404 (unknown path) or 405 (wrong method) answer.
 type HTTPError struct {
 	Code    HTTPErrorCode `json:"code"`
@@ -634,6 +649,10 @@ type ID = string
 type Indicator struct {
 	Confidence  *Confidence `json:"confidence,omitempty"`
 	Description *string     `json:"description,omitempty"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id       ID     `json:"id"`
@@ -664,13 +683,19 @@ type IndicatorList struct {
 	Docs  []Indicator `json:"docs"`
 }
 
-// Judgement One per (observable, MISP event); disposition from the event's threat level.
+// Judgement One per (observable, MISP event), from the event's decisive matched attribute under the
+// relay's policy (warninglists, tags, sightings, decay, threat level, IDS flag, trusted
+// organisations); `reason` says what decided it.
 type Judgement struct {
 	Confidence Confidence `json:"confidence"`
 
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition     `json:"disposition"`
 	DispositionName DispositionName `json:"disposition_name"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id ID `json:"id"`
@@ -680,6 +705,7 @@ type Judgement struct {
 	Observable Observable `json:"observable"`
 	Priority   int        `json:"priority"`
 	Reason     *string    `json:"reason,omitempty"`
+	ReasonUri  *URI       `json:"reason_uri,omitempty"`
 
 	// SchemaVersion Example: 1.1.5
 	SchemaVersion SchemaVersion `json:"schema_version"`
@@ -825,11 +851,16 @@ type SchemaVersion = string
 // Severity defines model for Severity.
 type Severity string
 
-// Sighting One per (observable, MISP event), dated from the matched attributes.
+// Sighting One per (observable, MISP event), dated from the matched attributes, and one per
+// matched attribute MISP holds sightings of, with their count, dates and sources.
 type Sighting struct {
 	Confidence  Confidence `json:"confidence"`
 	Count       int        `json:"count"`
 	Description *string    `json:"description,omitempty"`
+
+	// ExternalIds Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
+	ExternalIds        *ExternalIDs        `json:"external_ids,omitempty"`
+	ExternalReferences *ExternalReferences `json:"external_references,omitempty"`
 
 	// Id A CTIM id; the relay writes transient ids (`transient:<type>-<uuid>`).
 	Id           ID            `json:"id"`
@@ -910,7 +941,8 @@ type ValidTime struct {
 	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
-// Verdict The relay's conclusion for one observable, from its most severe MISP event.
+// Verdict The relay's conclusion for one observable: its most severe judgement, or Common when the
+// value is on a warninglist, whatever event mentions it.
 type Verdict struct {
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition      `json:"disposition"`

@@ -35,6 +35,8 @@ type attribute struct {
 	objectDistribution               string
 	tags                             []tag
 	event                            *event
+	sightings                        []json.RawMessage // as given, sent with includeSightings
+	decay                            json.RawMessage   // as given, sent with includeDecayScore
 }
 
 // feed* are the parts of MISP's feed / event JSON the fake reads. Scalars MISP sends as
@@ -82,6 +84,10 @@ type feedAttribute struct {
 	LastSeen           json.RawMessage `json:"last_seen"`
 	ObjectRelation     *string         `json:"object_relation"`
 	Tag                []feedTag       `json:"Tag"`
+	// Sighting and decay_score are passed through as given: events exported from MISP carry
+	// sightings, and tests give decay scores to attributes (a feed has none).
+	Sighting   []json.RawMessage `json:"Sighting"`
+	DecayScore json.RawMessage   `json:"decay_score"`
 }
 
 // builder turns feed events into stored events, numbering them like a MISP database would.
@@ -162,6 +168,8 @@ func (b *builder) addAttribute(ev *event, fa feedAttribute, objectID, objectDist
 		objectDistribution: objectDist,
 		tags:               b.tags(fa.Tag),
 		event:              ev,
+		sightings:          fa.Sighting,
+		decay:              fa.DecayScore,
 	}
 	if a.uuid == "" {
 		a.uuid = newUUID()
@@ -217,26 +225,38 @@ func rawOrNull(raw json.RawMessage) json.RawMessage {
 // The wire* types are attributes restSearch output; field order follows MISP 2.5's.
 
 type wireAttribute struct {
-	ID                 string          `json:"id"`
-	EventID            string          `json:"event_id"`
-	ObjectID           string          `json:"object_id"`
-	ObjectRelation     *string         `json:"object_relation"`
-	Category           string          `json:"category"`
-	Type               string          `json:"type"`
-	ToIDS              bool            `json:"to_ids"`
-	UUID               string          `json:"uuid"`
-	Timestamp          string          `json:"timestamp"`
-	Distribution       string          `json:"distribution"`
-	SharingGroupID     string          `json:"sharing_group_id"`
-	Comment            string          `json:"comment"`
-	Deleted            bool            `json:"deleted"`
-	DisableCorrelation bool            `json:"disable_correlation"`
-	FirstSeen          json.RawMessage `json:"first_seen"`
-	LastSeen           json.RawMessage `json:"last_seen"`
-	Value              string          `json:"value"`
-	Event              any             `json:"Event"`
-	Object             *wireObjectRef  `json:"Object,omitempty"`
-	Tag                []any           `json:"Tag,omitempty"`
+	ID                 string            `json:"id"`
+	EventID            string            `json:"event_id"`
+	ObjectID           string            `json:"object_id"`
+	ObjectRelation     *string           `json:"object_relation"`
+	Category           string            `json:"category"`
+	Type               string            `json:"type"`
+	ToIDS              bool              `json:"to_ids"`
+	UUID               string            `json:"uuid"`
+	Timestamp          string            `json:"timestamp"`
+	Distribution       string            `json:"distribution"`
+	SharingGroupID     string            `json:"sharing_group_id"`
+	Comment            string            `json:"comment"`
+	Deleted            bool              `json:"deleted"`
+	DisableCorrelation bool              `json:"disable_correlation"`
+	FirstSeen          json.RawMessage   `json:"first_seen"`
+	LastSeen           json.RawMessage   `json:"last_seen"`
+	Value              string            `json:"value"`
+	Event              any               `json:"Event"`
+	Object             *wireObjectRef    `json:"Object,omitempty"`
+	Tag                []any             `json:"Tag,omitempty"`
+	Sighting           []json.RawMessage `json:"Sighting,omitempty"`
+	Warnings           []wireWarning     `json:"warnings,omitempty"`
+	DecayScore         json.RawMessage   `json:"decay_score,omitempty"`
+}
+
+// wireWarning is a warninglist hit restSearch adds with includeWarninglistHits.
+type wireWarning struct {
+	Match    string `json:"match"`
+	Value    string `json:"value"`
+	ID       string `json:"warninglist_id"`
+	Name     string `json:"warninglist_name"`
+	Category string `json:"warninglist_category"`
 }
 
 type wireObjectRef struct {

@@ -63,8 +63,10 @@ type GeneratedOptions struct {
 }
 
 // Generated is a fake MISP without a dataset, an http.Handler to serve (e.g. with
-// httptest.NewServer). It speaks MISP 2.5's wire format for the two calls the relay makes on
-// the observe path, POST /attributes/restSearch and GET /servers/getVersion, so the relay's
+// httptest.NewServer). It speaks MISP 2.5's wire format for the calls the relay makes on the
+// observe path, POST /attributes/restSearch (one per observable), POST
+// /warninglists/checkValue (one per request; no value is on a list) and GET
+// /servers/getVersion, so the relay's
 // real MISP client (HTTP, streaming decoder, paging) is exercised. Every value is known: its
 // answer is synthesized from the value, so fresh values cost the same as repeated ones, and
 // an answer of 20,000 attributes is streamed one attribute at a time and never held in
@@ -77,6 +79,7 @@ type Generated struct {
 	opts     GeneratedOptions
 	searches atomic.Int64
 	versions atomic.Int64
+	checks   atomic.Int64
 }
 
 // NewGenerated returns a Generated MISP answering as o says.
@@ -91,7 +94,10 @@ func (g *Generated) Searches() int64 { return g.searches.Load() }
 // Versions is the number of getVersion calls received with the right key.
 func (g *Generated) Versions() int64 { return g.versions.Load() }
 
-// ServeHTTP answers the two MISP endpoints the relay calls, and MISP's 404 otherwise.
+// Checks is the number of warninglists/checkValue calls received with the right key.
+func (g *Generated) Checks() int64 { return g.checks.Load() }
+
+// ServeHTTP answers the MISP endpoints the relay calls, and MISP's 404 otherwise.
 func (g *Generated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != g.opts.Key || g.opts.Key == "" {
 		genError(w, r, http.StatusForbidden, genAuthFailed)
@@ -107,6 +113,15 @@ func (g *Generated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.restSearch(w, r, raw)
+	case r.Method == http.MethodPost && r.URL.Path == "/warninglists/checkValue":
+		// The relay's one warninglist check per request: no value is on a list ([], MISP's
+		// empty answer), so verdicts follow the generated threat levels.
+		g.checks.Add(1)
+		if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, genMaxSearchBody)); err != nil || !genWait(r.Context(), g.opts.Latency) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `[]`)
 	case r.Method == http.MethodGet && r.URL.Path == "/servers/getVersion":
 		g.versions.Add(1)
 		if !genWait(r.Context(), g.opts.Latency) {

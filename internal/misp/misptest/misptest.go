@@ -4,9 +4,14 @@
 // with HTTP 200, filters ignored without Content-Type: application/json, and a redirect to
 // the login page for non-API requests without a valid key.
 //
-// Not emulated: events restSearch, warninglists, users/view, and restSearch filters other
-// than value, type, limit, page, includeContext and includeEventTags (others are ignored,
-// as MISP ignores unknown keys).
+// Warninglists are emulated as MISP 2.5 applies them (see Warninglist): restSearch's
+// includeWarninglistHits annotates attributes flagged for IDS only, and
+// POST /warninglists/checkValue answers {"<value>":[{id,name,matched}]} or []. Sightings
+// (includeSightings) and decay scores (includeDecayScore) are sent as the events give them.
+//
+// Not emulated: events restSearch, users/view, and restSearch filters other than value,
+// type, limit, page and the include* options above (others are ignored, as MISP ignores
+// unknown keys).
 package misptest
 
 import (
@@ -33,6 +38,8 @@ type Server struct {
 	attrs []*attribute // every attribute, in id order; immutable after New
 
 	mu         sync.Mutex
+	lists      []warninglist
+	warnAll    bool
 	fails      map[string]failure
 	delays     map[string]time.Duration
 	requests   []Request
@@ -230,6 +237,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.search(w, r, body)
 	case "/sightings/add":
 		s.addSighting(w, r, body)
+	case "/warninglists/checkValue":
+		s.checkValue(w, r, body)
 	default:
 		writeError(w, r, http.StatusNotFound, "Not Found")
 	}
@@ -305,7 +314,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, body []byte) {
 	values := parseFilter(p["value"], true)
 	types := parseFilter(p["type"], false)
 	withContext := truthy(p["includeContext"])
-	eventTags := truthy(p["includeEventTags"])
+	opts := wireOptions{
+		eventTags: truthy(p["includeEventTags"]) || truthy(p["includeDecayScore"]), // decay forces event tags
+		sightings: truthy(p["includeSightings"]),
+		warnings:  truthy(p["includeWarninglistHits"]),
+		decay:     truthy(p["includeDecayScore"]),
+	}
 
 	var matched []*attribute
 	for _, a := range s.attrs {
@@ -324,7 +338,9 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, body []byte) {
 
 	out := make([]wireAttribute, 0, len(matched))
 	for _, a := range matched {
-		out = append(out, a.wire(withContext, eventTags))
+		wa := a.wire(withContext, opts.eventTags)
+		s.annotate(&wa, a, opts)
+		out = append(out, wa)
 	}
 	w.Header().Set("X-Result-Count", strconv.Itoa(len(out)))
 	w.Header().Set("X-Export-Module-Used", "json")

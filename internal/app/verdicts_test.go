@@ -1,0 +1,129 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+)
+
+func TestPolicyConfigErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "lists", "broken")
+	if err := os.MkdirAll(bad, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, "list.json"), []byte(`{"name":"x","type":"string","list":[`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"BENIGN_TAGS": "tlp:white,*"}, []string{"BENIGN_TAGS"}},
+		{map[string]string{"MALICIOUS_TAGS": "*"}, []string{"MALICIOUS_TAGS"}},
+		{map[string]string{"SUSPICIOUS_TAGS": " * "}, []string{"SUSPICIOUS_TAGS"}},
+		{map[string]string{"WARNINGLISTS_DIR": "/no/such/dir"}, []string{"WARNINGLISTS_DIR", "/no/such/dir"}},
+		// A list that does not parse stops the relay, naming the file.
+		{map[string]string{"WARNINGLISTS_DIR": filepath.Dir(filepath.Dir(bad))}, []string{"WARNINGLISTS_DIR", filepath.Join(bad, "list.json")}},
+	}
+	for _, tt := range tests {
+		_, err := New(env(tt.env), io.Discard)
+		for _, want := range tt.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("env %v: err = %v, want one naming %s", tt.env, err, want)
+			}
+		}
+	}
+	cfg, err := loadConfig(env(map[string]string{"MALICIOUS_TAGS": "misp-galaxy:threat-actor=*, tlp:red", "TRUSTED_ORGS": "CIRCL, 55f6ea5e-2c60-40e5-964f-47a8950d210f"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.policy.Malicious.Match(`misp-galaxy:threat-actor="APT28"`) || !cfg.policy.Malicious.Match("TLP:RED") || len(cfg.policy.TrustedOrgs) != 2 {
+		t.Errorf("policy = %+v", cfg.policy)
+	}
+	if cfg, _ := loadConfig(env(nil)); !cfg.policy.Benign.Empty() || !cfg.policy.Malicious.Empty() || !cfg.policy.Suspicious.Empty() || cfg.policy.TrustedOrgs != nil || cfg.warninglistsDir != "" {
+		t.Errorf("defaults: %+v", cfg.policy)
+	}
+}
+
+// TestSampleWarninglists is what make run shows: the sample feed with the sample warninglists
+// answers 8.8.8.8 Common, naming the list, and logs what it loaded.
+func TestSampleWarninglists(t *testing.T) {
+	const secret = "test-secret"
+	var logs bytes.Buffer
+	a, err := New(env(map[string]string{
+		"SECRET_KEY": secret, "API_URL": "../../sample/feed", "WARNINGLISTS_DIR": "../../sample/warninglists", "LOG_FORMAT": "json",
+	}), &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"warninglists loaded"`) || !strings.Contains(logs.String(), `"entries":62754`) {
+		t.Errorf("start-up log: %s", logs.String())
+	}
+	srv := httptest.NewServer(a.Handler)
+	defer srv.Close()
+	tok, err := auth.Sign(secret, auth.Claims{Key: "sample"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := os.ReadFile("../../sample/observables.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/observe/observables", bytes.NewReader(obs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Data struct {
+			Verdicts struct {
+				Docs []struct {
+					DispositionName string            `json:"disposition_name"`
+					Observable      map[string]string `json:"observable"`
+					JudgementID     string            `json:"judgement_id"`
+				} `json:"docs"`
+			} `json:"verdicts"`
+			Judgements struct {
+				Docs []struct {
+					ID     string `json:"id"`
+					Reason string `json:"reason"`
+				} `json:"docs"`
+			} `json:"judgements"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, v := range got.Data.Verdicts.Docs {
+		if v.Observable["value"] != "8.8.8.8" {
+			continue
+		}
+		found = true
+		if v.DispositionName != "Common" {
+			t.Errorf("8.8.8.8 is %s, want Common", v.DispositionName)
+		}
+		for _, j := range got.Data.Judgements.Docs {
+			if j.ID == v.JudgementID && !strings.Contains(j.Reason, `on MISP warninglist "List of known IPv4 public DNS resolvers"`) {
+				t.Errorf("reason %q", j.Reason)
+			}
+		}
+	}
+	if !found {
+		t.Error("no verdict for 8.8.8.8")
+	}
+}

@@ -1,0 +1,131 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/misp-relay/misp-relay/internal/gen"
+	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/verdict"
+)
+
+// Warninglists are the relay's own warninglists (WARNINGLISTS_DIR): the lists a value is on,
+// for an attribute of type attrType. They are applied to every backend's answers, MISP's and
+// a feed's alike, and to attributes MISP does not annotate (those not flagged for IDS).
+type Warninglists interface {
+	Lookup(attrType, value string) []intel.WarninglistHit
+}
+
+// warninglistChecker is the optional capability of a backend that can ask MISP's own
+// warninglists about values (MISP's POST /warninglists/checkValue): the MISP client and
+// the cache in front of it have it, a feed does not.
+type warninglistChecker interface {
+	CheckWarninglists(ctx context.Context, key string, values []string) (map[string][]intel.WarninglistHit, error)
+}
+
+// checkWarninglists starts MISP's warninglist check of the request's values, concurrently
+// with the searches, and returns a function that waits for its answer. A backend without
+// the capability, or a check that fails, gives no hits: the failure is logged once for the
+// request (MISP lacking the endpoint must not fail lookups) and the verdicts rest on the
+// other warninglist evidence.
+func (s *Service) checkWarninglists(ctx context.Context, t tenant, obs []observable) func() map[string][]intel.WarninglistHit {
+	wc, ok := t.backend.(warninglistChecker)
+	if !ok || len(obs) == 0 {
+		return func() map[string][]intel.WarninglistHit { return nil }
+	}
+	values := make([]string, 0, len(obs))
+	seen := make(map[string]struct{}, len(obs))
+	for _, o := range obs {
+		if _, dup := seen[o.Value]; !dup {
+			seen[o.Value] = struct{}{}
+			values = append(values, o.Value)
+		}
+	}
+	var hits map[string][]intel.WarninglistHit
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.ErrorContext(ctx, "panic in the warninglist check", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				hits = nil
+			}
+		}()
+		var err error
+		hits, err = wc.CheckWarninglists(ctx, t.key, values)
+		if err != nil {
+			s.log.WarnContext(ctx, "MISP warninglist check failed; verdicts use MISP's attribute warnings and the relay's own warninglists only",
+				"values", len(values), "err", err)
+			hits = nil
+		}
+	}()
+	return func() map[string][]intel.WarninglistHit {
+		<-done
+		return hits
+	}
+}
+
+// judge applies the policy to each event: every matched attribute is judged and the event's
+// judgement is its decisive attribute's, returned beside it. Deliberate and observe both call
+// it, so they agree.
+func (m mapper) judge(o observable, events []intel.Event) ([]verdict.Judgement, []*intel.Attribute) {
+	p := m.policy
+	if p == nil {
+		p = &verdict.Policy{}
+	}
+	hits := m.valueHits(o, events)
+	valid := m.validTime(o)
+	js := make([]verdict.Judgement, len(events))
+	attrs := make([]*intel.Attribute, len(events))
+	for i := range events {
+		e := &events[i]
+		j, k := p.JudgeEvent(e, hits, m.now, valid)
+		if k < 0 {
+			// No matched attribute to judge (backends always give one): the event's threat
+			// level alone, as the original relay did.
+			a := &intel.Attribute{ToIDS: true}
+			js[i], attrs[i] = p.Judge(verdict.Input{Event: e, Attribute: a, Warnings: hits, Now: m.now, Valid: valid}), a
+			continue
+		}
+		js[i], attrs[i] = j, &e.Attributes[k]
+	}
+	return js, attrs
+}
+
+// valueHits gathers every warninglist the observable's value is said to be on: MISP's
+// checkValue answer, MISP's warnings on any matched attribute, and the relay's own lists for
+// each matched attribute type. A hit is about the value, so it applies to every event.
+func (m mapper) valueHits(o observable, events []intel.Event) []intel.WarninglistHit {
+	hits := m.checked[o.Value]
+	var types []string
+	for i := range events {
+		for k := range events[i].Attributes {
+			a := &events[i].Attributes[k]
+			if len(a.Warnings) > 0 {
+				hits = append(hits[:len(hits):len(hits)], a.Warnings...)
+			}
+			if m.lists != nil && !contains(types, a.Type) {
+				types = append(types, a.Type)
+				if own := m.lists.Lookup(a.Type, o.Value); len(own) > 0 {
+					hits = append(hits[:len(hits):len(hits)], own...)
+				}
+			}
+		}
+	}
+	return hits
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// dispositionOf is CTIM's number and name of a disposition.
+func dispositionOf(d verdict.Disposition) (gen.Disposition, gen.DispositionName) {
+	return gen.Disposition(d), gen.DispositionName(d.String())
+}
