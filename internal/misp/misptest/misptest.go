@@ -56,7 +56,7 @@ type Server struct {
 	standing    map[string]Answer   // by path; "" is every path
 	scripts     map[string][]Answer // by path; "" is every path
 	requests    []Request
-	changed     chan struct{} // closed and replaced whenever a request arrives or is answered
+	waiters     []chan struct{} // of WaitRequests and WaitAnswers, closed when a request arrives or is answered
 	inFlight    int
 	maxInFlight int
 	sightings   []SightingAdd
@@ -178,7 +178,6 @@ func start(tls bool, key string, events [][]byte) (*Server, error) {
 		done:     make(chan struct{}),
 		standing: map[string]Answer{},
 		scripts:  map[string][]Answer{},
-		changed:  make(chan struct{}),
 	}
 	b := &builder{tagIDs: map[string]string{}, orgIDs: map[string]string{}}
 	for i, raw := range events {
@@ -301,14 +300,19 @@ func (s *Server) count(path string, answered bool) int {
 	return n
 }
 
+// waitFor waits for cond (called with s.mu held). The channel it waits on is its own: the
+// handler only closes channels, never makes them, so it may run in a synctest bubble while a
+// test outside waits.
 func (s *Server) waitFor(ctx context.Context, cond func() bool) error {
 	for {
 		s.mu.Lock()
-		ok, ch := cond(), s.changed
-		s.mu.Unlock()
-		if ok {
+		if cond() {
+			s.mu.Unlock()
 			return nil
 		}
+		ch := make(chan struct{})
+		s.waiters = append(s.waiters, ch)
+		s.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -319,8 +323,10 @@ func (s *Server) waitFor(ctx context.Context, cond func() bool) error {
 
 // notify wakes the waiters; s.mu must be held.
 func (s *Server) notify() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	for _, ch := range s.waiters {
+		close(ch)
+	}
+	s.waiters = nil
 }
 
 // Sightings returns the successful /sightings/add calls, in order.
