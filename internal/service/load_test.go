@@ -14,7 +14,9 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 // TestLoadWithFaults drives the relay through a real socket with many concurrent clients
@@ -25,16 +27,16 @@ func TestLoadWithFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	f := newFaultyMISP(t)
+	h := newHarness(t, allEvents())
+	f := h.misp
 	client, err := misp.New(misp.Config{
-		BaseURL: f.srv.URL, Timeout: 300 * time.Millisecond,
+		BaseURL: f.URL, Timeout: 300 * time.Millisecond,
 		BreakerFailures: 20, BreakerCooldown: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, options{})
-	h.serve(service.Config{UIURL: f.srv.URL, Backend: cache.New(client, cache.Config{BaseURL: f.srv.URL, TTL: 50 * time.Millisecond})})
+	h.serve(service.Config{UIURL: f.URL, Backend: cache.New(client, cache.Config{BaseURL: f.URL, TTL: 50 * time.Millisecond})})
 	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	defer httpClient.CloseIdleConnections()
 
@@ -75,7 +77,7 @@ func TestLoadWithFaults(t *testing.T) {
 					if resp.StatusCode >= 500 {
 						t.Errorf("%s %s: HTTP %d", r.method, r.path, resp.StatusCode)
 					}
-					checkContract(t, h.spec, h.router, r.method, r.path, resp.StatusCode, resp.Header, raw)
+					h.contract.Check(t, r.method, r.path, resp.StatusCode, resp.Header, raw)
 					n.Add(1)
 				}
 			})
@@ -87,43 +89,53 @@ func TestLoadWithFaults(t *testing.T) {
 	run(16, 300*time.Millisecond) // warm the connection pools
 	baseGoroutines, baseHeap := settle()
 
-	stop := make(chan struct{})
-	var faults sync.WaitGroup
-	faults.Go(func() {
-		modes := []string{"", "hang", "", "html502", "reset", "", "truncated", "429", "", "login"}
+	// The faults take turns, each for the next 20 calls that reach MISP, healthy spells in
+	// between, until the load stops.
+	faults := map[string]misptest.Answer{"": {}}
+	for _, f := range mispFaults() {
+		faults[f.name] = f.answer
+	}
+	modes := []string{"", "hang", "", "html502", "reset", "", "truncated", "429", "", "login", "shape"}
+	stop, cancel := context.WithCancel(context.Background())
+	var faulting sync.WaitGroup
+	seen := len(f.Requests())
+	faulting.Go(func() {
 		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				f.mode.Store("")
+			f.Always("", faults[modes[i%len(modes)]])
+			seen += 20
+			if f.WaitRequests(stop, "", seen) != nil {
+				f.Always("", misptest.Answer{})
 				return
-			case <-time.After(100 * time.Millisecond):
-				f.mode.Store(modes[i%len(modes)])
 			}
 		}
 	})
 	total := run(48, 2*time.Second)
-	close(stop)
-	faults.Wait()
+	cancel()
+	faulting.Wait()
 	if total < 100 {
 		t.Errorf("only %d requests answered", total)
 	}
 
-	// Back to normal: the relay answers, and resources return to their baseline.
-	time.Sleep(300 * time.Millisecond) // past the breaker's cool-down
-	_, got := h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"}]`)
-	if _, ok := got["data"].(map[string]any)["verdicts"]; !ok {
+	// Back to normal: the relay answers once the breaker's cool-down is over (it may have
+	// opened on the last fault), and resources return to their baseline.
+	var got map[string]any
+	if !testkit.Poll(testkit.WaitTimeout, func() bool {
+		_, got = h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"}]`)
+		_, ok := got["data"].(map[string]any)["verdicts"]
+		return ok
+	}) {
 		t.Errorf("after the load: %v", got)
 	}
 	httpClient.CloseIdleConnections()
+	f.ForgetRequests() // the fake's records are the test's memory, not the relay's
 	var goroutines int
 	var heap uint64
-	for range 50 { // up to 5 s for connections and timers to wind down
+	// Connections and timers wind down on their own: wait until the goroutines are back to
+	// their baseline, for up to a generous bound.
+	testkit.Poll(testkit.WaitTimeout, func() bool {
 		goroutines, heap = settle()
-		if goroutines <= baseGoroutines+8 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return goroutines <= baseGoroutines+8
+	})
 	if goroutines > baseGoroutines+8 {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines after the load, %d before:\n%s", goroutines, baseGoroutines, buf[:runtime.Stack(buf, true)])

@@ -55,7 +55,9 @@ type Server struct {
 	mu          sync.Mutex
 	standing    map[string]Answer   // by path; "" is every path
 	scripts     map[string][]Answer // by path; "" is every path
-	requests    []Request
+	requests    []*Request
+	arrived     map[string]int  // requests arrived, by path and in all ("")
+	answered    map[string]int  // requests answered, by path and in all ("")
 	waiters     []chan struct{} // of WaitRequests and WaitAnswers, closed when a request arrives or is answered
 	inFlight    int
 	maxInFlight int
@@ -178,6 +180,8 @@ func start(tls bool, key string, events [][]byte) (*Server, error) {
 		done:     make(chan struct{}),
 		standing: map[string]Answer{},
 		scripts:  map[string][]Answer{},
+		arrived:  map[string]int{},
+		answered: map[string]int{},
 	}
 	b := &builder{tagIDs: map[string]string{}, orgIDs: map[string]string{}}
 	for i, raw := range events {
@@ -263,23 +267,31 @@ func (s *Server) Requests() []Request {
 	defer s.mu.Unlock()
 	out := make([]Request, len(s.requests))
 	for i, r := range s.requests {
-		out[i] = r
+		out[i] = *r
 		out[i].Header = r.Header.Clone()
 		out[i].Body = bytes.Clone(r.Body)
 	}
 	return out
 }
 
+// ForgetRequests drops the requests recorded so far, for long tests whose heap measurements
+// the records would skew. WaitRequests and WaitAnswers still count them.
+func (s *Server) ForgetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
 // WaitRequests blocks until n requests to path ("" for any path) have arrived since the
 // server started, or ctx ends.
 func (s *Server) WaitRequests(ctx context.Context, path string, n int) error {
-	return s.waitFor(ctx, func() bool { return s.count(path, false) >= n })
+	return s.waitFor(ctx, func() bool { return s.arrived[path] >= n })
 }
 
 // WaitAnswers blocks until the server is done with n requests to path ("" for any path), or
 // ctx ends. See Request.Answered.
 func (s *Server) WaitAnswers(ctx context.Context, path string, n int) error {
-	return s.waitFor(ctx, func() bool { return s.count(path, true) >= n })
+	return s.waitFor(ctx, func() bool { return s.answered[path] >= n })
 }
 
 // MaxInFlight returns the most requests the server was answering at the same time.
@@ -287,17 +299,6 @@ func (s *Server) MaxInFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.maxInFlight
-}
-
-// count must be called with s.mu held.
-func (s *Server) count(path string, answered bool) int {
-	n := 0
-	for _, r := range s.requests {
-		if (path == "" || r.Path == path) && (!answered || r.Answered) {
-			n++
-		}
-	}
-	return n
 }
 
 // waitFor waits for cond (called with s.mu held). The channel it waits on is its own: the
@@ -373,9 +374,11 @@ const (
 // would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	rec := &Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 	s.mu.Lock()
-	i := len(s.requests)
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	s.requests = append(s.requests, rec)
+	s.arrived[""]++
+	s.arrived[r.URL.Path]++
 	a := s.nextAnswer(r.URL.Path)
 	s.inFlight++
 	s.maxInFlight = max(s.maxInFlight, s.inFlight)
@@ -386,7 +389,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.mu.Lock()
 		s.inFlight--
-		s.requests[i].Answered, s.requests[i].Status, s.requests[i].Sent = true, cw.status, cw.sent
+		rec.Answered, rec.Status, rec.Sent = true, cw.status, cw.sent
+		s.answered[""]++
+		s.answered[r.URL.Path]++
 		s.notify()
 		s.mu.Unlock()
 	}()
