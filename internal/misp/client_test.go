@@ -526,7 +526,7 @@ func TestErrorMapping(t *testing.T) {
 		{
 			name: "403 bad key", call: searchCall, kind: misp.ErrPermission, status: 403,
 			answer: misptest.Raw(403, "application/json", mispError("Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.", "/attributes/restSearch")),
-			detail:  "Authentication failed. Please make sure",
+			detail: "Authentication failed. Please make sure",
 		},
 		{
 			name: "401", call: versionCall, kind: misp.ErrPermission, status: 401,
@@ -535,22 +535,22 @@ func TestErrorMapping(t *testing.T) {
 		{
 			name: "403 no permission on sightings", call: sightingCall, kind: misp.ErrPermission, status: 403,
 			answer: misptest.Raw(403, "application/json", mispError("You do not have permission to use this functionality.", "/sightings/add")),
-			detail:  "You do not have permission",
+			detail: "You do not have permission",
 		},
 		{
 			name: "405 old MISP permission", call: searchCall, kind: misp.ErrPermission, status: 405,
 			answer: misptest.Raw(405, "application/json", mispError("You do not have permission to use this functionality.", "/attributes/restSearch")),
-			detail:  "You do not have permission",
+			detail: "You do not have permission",
 		},
 		{
 			name: "404 wrong base URL", call: searchCall, kind: misp.ErrNotFound, status: 404,
 			answer: misptest.Raw(404, "application/json", `{"name":"Not Found","message":"Not Found","url":"\/x\/attributes\/restSearch"}`),
-			detail:  "Not Found; check that API_URL points at the MISP base URL",
+			detail: "Not Found; check that API_URL points at the MISP base URL",
 		},
 		{
 			name: "404 HTML from a web server", call: versionCall, kind: misp.ErrNotFound, status: 404,
 			answer: misptest.Raw(404, "text/html", "<html><head><title>404 Not Found</title></head></html>"),
-			detail:  "API_URL",
+			detail: "API_URL",
 		},
 		{
 			name: "429 with X-Rate-Limit-Reset", call: searchCall, kind: misp.ErrRateLimited, status: 429, retryAfter: 42 * time.Second,
@@ -560,7 +560,7 @@ func TestErrorMapping(t *testing.T) {
 		{
 			name: "500", call: searchCall, kind: misp.ErrServer, status: 500,
 			answer: misptest.Raw(500, "application/json", mispError("An Internal Error Has Occurred.", "/attributes/restSearch")),
-			detail:  "An Internal Error Has Occurred.",
+			detail: "An Internal Error Has Occurred.",
 		},
 		{
 			name: "502 HTML from a proxy", call: searchCall, kind: misp.ErrUnavailable, status: 502,
@@ -590,7 +590,7 @@ func TestErrorMapping(t *testing.T) {
 		{
 			name: "200 truncated JSON", call: searchCall, kind: misp.ErrUnexpected, status: 200,
 			answer: misptest.Raw(200, "application/json", `{"response":{"Attribute":[{"type":"domain","value":"evil.exa`),
-			detail:  "truncated",
+			detail: "truncated",
 		},
 		{
 			name: "200 truncated between tokens", call: searchCall, kind: misp.ErrUnexpected, status: 200,
@@ -647,7 +647,7 @@ func TestErrorMapping(t *testing.T) {
 		{
 			name: "sighting refused with HTTP 200", call: sightingCall, kind: misp.ErrUnexpected, status: 200,
 			answer: misptest.Raw(200, "application/json", `{"message":"Could not add the Sighting. Reason: No valid attributes found that match the criteria."}`),
-			detail:  "Could not add the Sighting. Reason: No valid attributes found that match the criteria.",
+			detail: "Could not add the Sighting. Reason: No valid attributes found that match the criteria.",
 		},
 		{
 			name: "sighting answer without anything", call: sightingCall, kind: misp.ErrUnexpected, status: 200,

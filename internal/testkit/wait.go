@@ -114,21 +114,21 @@ func WaitListening(tb testing.TB, addr string) {
 	}
 }
 
-// WaitUntil polls cond until it holds, and fails tb when it still does not after within. It
-// is for states that no event announces, such as goroutines winding down or a circuit breaker
-// reopening behind a real socket: the wait lasts as long as the state takes to come, not a
-// guessed duration.
-func WaitUntil(tb testing.TB, within time.Duration, what string, cond func() bool) {
-	tb.Helper()
+// Poll calls cond every few milliseconds until it holds, and reports whether it did within
+// the given time. It is for states that no event announces, such as goroutines winding down
+// or a circuit breaker closing again behind a real socket: the wait lasts as long as the
+// state takes to come (within is only a failure bound), never a guessed duration.
+func Poll(within time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("%s: still not the case after %v", what, within)
+			return false
 		}
 		<-tick.C
 	}
+	return true
 }
 
 // HandlerTransport is an http.RoundTripper that serves each request with h in the calling
