@@ -507,11 +507,6 @@ var (
 	}}
 )
 
-func mispError(msg, path string) string {
-	b, _ := json.Marshal(map[string]string{"name": msg, "message": msg, "url": path})
-	return string(b)
-}
-
 func TestErrorMapping(t *testing.T) {
 	const badGateway = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
 	tests := []struct {
@@ -525,7 +520,7 @@ func TestErrorMapping(t *testing.T) {
 	}{
 		{
 			name: "403 bad key", call: searchCall, kind: misp.ErrPermission, status: 403,
-			answer: misptest.Raw(403, "application/json", mispError("Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.", "/attributes/restSearch")),
+			answer: misptest.Raw(403, "application/json", misptest.ErrorBody("Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.", "/attributes/restSearch")),
 			detail: "Authentication failed. Please make sure",
 		},
 		{
@@ -534,12 +529,12 @@ func TestErrorMapping(t *testing.T) {
 		},
 		{
 			name: "403 no permission on sightings", call: sightingCall, kind: misp.ErrPermission, status: 403,
-			answer: misptest.Raw(403, "application/json", mispError("You do not have permission to use this functionality.", "/sightings/add")),
+			answer: misptest.Raw(403, "application/json", misptest.ErrorBody("You do not have permission to use this functionality.", "/sightings/add")),
 			detail: "You do not have permission",
 		},
 		{
 			name: "405 old MISP permission", call: searchCall, kind: misp.ErrPermission, status: 405,
-			answer: misptest.Raw(405, "application/json", mispError("You do not have permission to use this functionality.", "/attributes/restSearch")),
+			answer: misptest.Raw(405, "application/json", misptest.ErrorBody("You do not have permission to use this functionality.", "/attributes/restSearch")),
 			detail: "You do not have permission",
 		},
 		{
@@ -559,7 +554,7 @@ func TestErrorMapping(t *testing.T) {
 		},
 		{
 			name: "500", call: searchCall, kind: misp.ErrServer, status: 500,
-			answer: misptest.Raw(500, "application/json", mispError("An Internal Error Has Occurred.", "/attributes/restSearch")),
+			answer: misptest.Raw(500, "application/json", misptest.ErrorBody("An Internal Error Has Occurred.", "/attributes/restSearch")),
 			detail: "An Internal Error Has Occurred.",
 		},
 		{

@@ -756,13 +756,17 @@ type wireSighting struct {
 func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(errorBody(r, msg))
+	_, _ = w.Write(errorBody(r, msg)) //nolint:gosec // MISP repeats the path in its JSON errors; a test fake, served as application/json
 }
 
 // errorBody is MISP's JSON error for a REST request.
-func errorBody(r *http.Request, msg string) []byte {
-	b, _ := json.Marshal(map[string]string{"name": msg, "message": msg, "url": r.URL.Path}) // cannot fail
-	return b
+func errorBody(r *http.Request, msg string) []byte { return []byte(ErrorBody(msg, r.URL.Path)) }
+
+// ErrorBody is MISP's JSON error body, {"name","message","url"}, for message and the path of
+// the request, for tests that build MISP answers of their own.
+func ErrorBody(message, path string) string {
+	b, _ := json.Marshal(map[string]string{"name": message, "message": message, "url": path}) // cannot fail
+	return string(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
