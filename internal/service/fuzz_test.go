@@ -110,7 +110,7 @@ func FuzzRequestBody(f *testing.F) {
 // FuzzAuthorization: any Authorization header is an authorization error or a success, never
 // a panic or a leak of the secret.
 func FuzzAuthorization(f *testing.F) {
-	good, _ := auth.Sign(testSecret, auth.Claims{Key: testMISPKey})
+	good := testkit.JWT(f, testSecret, auth.Claims{Key: testMISPKey})
 	for _, seed := range []string{
 		"", "Bearer", "Bearer a b", "bearer " + good, "Bearer " + good, "Basic x",
 		"Bearer e30.e30.", "Bearer eyJhbGciOiJub25lIn0.eyJrZXkiOiJ4In0.", "Bearer " + good + "x", "Bearer ....", "\x00",

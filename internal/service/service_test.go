@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 const (
@@ -498,10 +499,7 @@ func TestRoutes(t *testing.T) {
 func authCases(t *testing.T) []struct{ name, header, message string } {
 	good := token(t, auth.Claims{Key: testMISPKey})
 	parts := strings.Split(good, ".")
-	other, err := auth.Sign("another-secret", auth.Claims{Key: testMISPKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := testkit.JWT(t, "another-secret", auth.Claims{Key: testMISPKey})
 	return []struct{ name, header, message string }{
 		{"missing", "", "Authorization failed: Authorization header is missing"},
 		{"wrong type", "wrong_type " + good, "Authorization failed: Wrong authorization type"},
