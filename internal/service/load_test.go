@@ -54,14 +54,18 @@ func TestLoadWithFaults(t *testing.T) {
 		{"POST", "/nope", `[]`},
 		{"GET", "/watchdog", ``},
 	}
-	run := func(clients int, d time.Duration) int64 {
+	// run sends requests from clients goroutines, each at most 10,000, until enough says so
+	// (asked before each request), and calls answered with the count after each answer. The run
+	// lasts as long as the events enough waits for take; WaitTimeout only bounds a run that never
+	// gets there.
+	run := func(clients int, enough func(answered int64) bool, answered func(n int64)) int64 {
 		var n atomic.Int64
-		deadline := time.Now().Add(d)
+		deadline := time.Now().Add(testkit.WaitTimeout)
 		var wg sync.WaitGroup
 		for c := range clients {
 			wg.Go(func() {
 				rng := rand.New(rand.NewPCG(uint64(c), 1))
-				for i := 0; i < 10000 && time.Now().Before(deadline); i++ {
+				for i := 0; i < 10000 && !enough(n.Load()) && time.Now().Before(deadline); i++ {
 					r := requests[rng.IntN(len(requests))]
 					req, _ := http.NewRequestWithContext(context.Background(), r.method, h.srv.URL+r.path, strings.NewReader(r.body))
 					if rng.IntN(10) > 0 { // a tenth go without a token
@@ -78,7 +82,7 @@ func TestLoadWithFaults(t *testing.T) {
 						t.Errorf("%s %s: HTTP %d", r.method, r.path, resp.StatusCode)
 					}
 					h.contract.Check(t, r.method, r.path, resp.StatusCode, resp.Header, raw)
-					n.Add(1)
+					answered(n.Add(1))
 				}
 			})
 		}
@@ -86,32 +90,32 @@ func TestLoadWithFaults(t *testing.T) {
 		return n.Load()
 	}
 
-	run(16, 300*time.Millisecond) // warm the connection pools
+	run(16, func(n int64) bool { return n >= 64 }, func(int64) {}) // warm the connection pools
 	baseGoroutines, baseHeap := settle()
 
-	// The faults take turns, each for the next 20 calls that reach MISP, healthy spells in
-	// between, until the load stops.
+	// The faults take turns, each for the next 10 answers, with healthy spells in between. The
+	// load goes on until every fault has had its turn and 100 requests have been answered, not
+	// for a set time: on a busy machine it takes longer, and the same requests are checked.
 	faults := map[string]misptest.Answer{"": {}}
 	for _, f := range mispFaults() {
 		faults[f.name] = f.answer
 	}
 	modes := []string{"", "hang", "", "html502", "reset", "", "truncated", "429", "", "login", "shape"}
-	stop, cancel := context.WithCancel(context.Background())
-	var faulting sync.WaitGroup
-	seen := len(f.Requests())
-	faulting.Go(func() {
-		for i := 0; ; i++ {
-			f.Always("", faults[modes[i%len(modes)]])
-			seen += 20
-			if f.WaitRequests(stop, "", seen) != nil {
-				f.Always("", misptest.Answer{})
-				return
-			}
+	var cycled atomic.Bool // every mode has had its turn
+	total := run(48, func(n int64) bool { return cycled.Load() && n >= 100 }, func(n int64) {
+		if n%10 != 0 {
+			return
 		}
+		turn := int(n / 10)
+		if turn == len(modes) {
+			cycled.Store(true)
+		}
+		f.Always("", faults[modes[turn%len(modes)]])
 	})
-	total := run(48, 2*time.Second)
-	cancel()
-	faulting.Wait()
+	f.Always("", misptest.Answer{})
+	if !cycled.Load() {
+		t.Errorf("the faults did not all take their turn within %v", testkit.WaitTimeout)
+	}
 	if total < 100 {
 		t.Errorf("only %d requests answered", total)
 	}
