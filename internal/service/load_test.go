@@ -37,7 +37,9 @@ func TestLoadWithFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.serve(service.Config{UIURL: f.URL, Backend: cache.New(client, cache.Config{BaseURL: f.URL, TTL: 50 * time.Millisecond})})
-	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	// The client's timeout is only a failure bound: 48 clients against MISP faults on a busy
+	// 2-core machine can wait several seconds for an answer.
+	httpClient := &http.Client{Timeout: testkit.WaitTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	defer httpClient.CloseIdleConnections()
 
 	requests := []struct{ method, path, body string }{

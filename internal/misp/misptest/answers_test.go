@@ -15,16 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
-
-// waitCtx bounds a wait for something the test itself caused; it only runs out when the test
-// is broken.
-func waitCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func TestAnswers(t *testing.T) {
 	const path = "/attributes/restSearch"
@@ -78,7 +70,7 @@ func TestAnswers(t *testing.T) {
 					t.Errorf("header %s = %q, want %q", k, h.Get(k), v)
 				}
 			}
-			if err := srv.WaitAnswers(waitCtx(t), path, before+1); err != nil {
+			if err := srv.WaitAnswers(testkit.Context(t), path, before+1); err != nil {
 				t.Fatal(err)
 			}
 			r := srv.Requests()[before]
@@ -129,7 +121,7 @@ func TestWaiting(t *testing.T) {
 			statuses <- status
 		})
 	}
-	ctx := waitCtx(t)
+	ctx := testkit.Context(t)
 	if err := srv.WaitRequests(ctx, path, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -184,14 +176,14 @@ func TestConnectionFaults(t *testing.T) {
 			}
 			errc <- err
 		}()
-		if err := srv.WaitRequests(waitCtx(t), path, before+1); err != nil {
+		if err := srv.WaitRequests(testkit.Context(t), path, before+1); err != nil {
 			t.Fatal(err)
 		}
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("hung request: %v, want the client's cancellation", err)
 		}
-		if err := srv.WaitAnswers(waitCtx(t), path, before+1); err != nil {
+		if err := srv.WaitAnswers(testkit.Context(t), path, before+1); err != nil {
 			t.Fatal(err)
 		}
 		if r := srv.Requests()[before]; r.Status != 0 || r.Sent != 0 {
@@ -249,7 +241,7 @@ func TestCloseEndsWaits(t *testing.T) {
 		}
 		errc <- err
 	}()
-	if err := srv.WaitRequests(waitCtx(t), "", 1); err != nil {
+	if err := srv.WaitRequests(testkit.Context(t), "", 1); err != nil {
 		t.Fatal(err)
 	}
 	srv.Close() // would block on the hung handler
