@@ -296,3 +296,37 @@ func TestNewServerRefusesBadEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestWhen: answers chosen by what the request asks, one of them streamed.
+func TestWhen(t *testing.T) {
+	srv := newServer(t)
+	const path = "/attributes/restSearch"
+	srv.When(func(r *misptest.Request) bool { return strings.HasPrefix(misptest.SearchValue(r), "bomb") }, misptest.Error(500, "boom"))
+	srv.When(func(r *misptest.Request) bool { return misptest.SearchValue(r) == "huge.example" }, misptest.Answer{
+		Status: 200, Body: "[",
+		Stream: func(w io.Writer) error {
+			for range 3 {
+				if _, err := io.WriteString(w, `"x",`); err != nil {
+					return err
+				}
+			}
+			_, err := io.WriteString(w, `"y"]`)
+			return err
+		},
+	})
+	if status, _, body := send(t, srv, "POST", path, api(), `{"value":"bomb2.example"}`); status != 500 || body != mispError("boom", path) {
+		t.Errorf("bomb: %d %s", status, body)
+	}
+	if status, _, body := send(t, srv, "POST", path, api(), `{"value":"huge.example"}`); status != 200 || body != `["x","x","x","y"]` {
+		t.Errorf("streamed: %d %s", status, body)
+	}
+	if got := searchAttrs(t, srv, api(), `{"value":"evil.example"}`); len(got) != 2 {
+		t.Errorf("another value got %v, want the fake's own answer", got)
+	}
+	if n := srv.Requests()[1].Sent; n != int64(len(`["x","x","x","y"]`)) {
+		t.Errorf("streamed answer counted %d bytes", n)
+	}
+	if v := misptest.SearchValue(&misptest.Request{Path: path, Body: []byte(`{"value":["a"]}`)}); v != "" {
+		t.Errorf("SearchValue of a list = %q", v)
+	}
+}

@@ -6,9 +6,10 @@
 // feed / event format, read with package mispjson like the relay's own feed loader.
 //
 // It also misbehaves on demand, for tests of the relay's resilience: Always sets a standing
-// Answer for a path, Script queues answers for its next requests, and an Answer says what is
-// sent instead of (or how to spoil) the fake's own answer: another status and body (byte for
-// byte, for fuzzing), a delay or a hold, a hang until the client gives up, truncated JSON, a
+// Answer for a path, Script queues answers for its next requests, When picks one by what a
+// request asks (SearchValue), and an Answer says what is sent instead of (or how to spoil)
+// the fake's own answer: another status and body (byte for byte, for fuzzing; streamed, when
+// too large to hold), a delay or a hold, a hang until the client gives up, truncated JSON, a
 // stalled body or a reset connection. Its constructors give MISP's usual failures: Error,
 // RateLimited (429 with X-Rate-Limit-Reset), LoginRedirect, BadGateway, Hang, Raw. Requests,
 // WaitRequests and WaitAnswers let a test wait for what it caused instead of sleeping.
@@ -18,6 +19,9 @@
 // testing/synctest bubble, where real sockets do not work, can call it through an in-memory
 // transport: create the Server outside the bubble, and keep to answers that do not wait (no
 // Delay, Wait, Hang or Stall), since those wait on the server's own channels.
+//
+// Generated (generated.go) is the other fake: no dataset, answers synthesized per value, for
+// the load benchmark.
 //
 // Not emulated: events restSearch, warninglists, users/view, and restSearch filters other
 // than value, type, limit, page, includeContext and includeEventTags (others are ignored,
@@ -55,6 +59,7 @@ type Server struct {
 	mu          sync.Mutex
 	standing    map[string]Answer   // by path; "" is every path
 	scripts     map[string][]Answer // by path; "" is every path
+	conditional []conditional       // in the order set
 	requests    []*Request
 	arrived     map[string]int  // requests arrived, by path and in all ("")
 	answered    map[string]int  // requests answered, by path and in all ("")
@@ -84,6 +89,11 @@ type SightingAdd struct {
 	Type, Source string
 }
 
+type conditional struct {
+	match func(*Request) bool
+	a     Answer
+}
+
 // Answer is what the server sends to a request instead of its own answer. The zero Answer is
 // the server's own answer, sent at once.
 type Answer struct {
@@ -97,6 +107,9 @@ type Answer struct {
 	// Message, when set and Body is empty, makes the body MISP's JSON error
 	// {"name","message","url"} for the request's path.
 	Message string
+	// Stream, when set with Status, writes more of the body after Body, for answers too large
+	// to hold in memory. It must return at the first write that fails: the client went away.
+	Stream func(w io.Writer) error
 
 	// Delay, then Wait (until it is closed), hold the answer back. A client that gives up
 	// (or the server closing) ends the wait, and nothing is sent.
@@ -114,7 +127,7 @@ type Answer struct {
 }
 
 func (a *Answer) isZero() bool {
-	return a.Status == 0 && a.Header == nil && a.Body == "" && a.Message == "" && a.Delay == 0 &&
+	return a.Status == 0 && a.Header == nil && a.Body == "" && a.Message == "" && a.Stream == nil && a.Delay == 0 &&
 		a.Wait == nil && a.Cut == 0 && !a.Stall && !a.Reset
 }
 
@@ -239,6 +252,27 @@ func (s *Server) Script(path string, answers ...Answer) {
 	s.scripts[path] = append(s.scripts[path], answers...)
 }
 
+// When makes the requests match reports true for get a: the answer for requests that depend on
+// what they ask (see SearchValue), checked after Script's answers and before Always's, in
+// the order set. match runs under the server's lock: it must not call the Server.
+func (s *Server) When(match func(r *Request) bool, a Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conditional = append(s.conditional, conditional{match, a})
+}
+
+// SearchValue is the value filter of a restSearch request when it is a JSON string ("" for
+// anything else), for When's match functions.
+func SearchValue(r *Request) string {
+	var p struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if r.Path != "/attributes/restSearch" || json.Unmarshal(r.Body, &p) != nil || len(p.Value) == 0 || p.Value[0] != '"' {
+		return ""
+	}
+	return scalar(p.Value)
+}
+
 // Fail is Always(path, ...) with status and body: Content-Type application/json, or
 // text/html when body starts with '<'. A 429 also carries MISP's X-Rate-Limit-* headers
 // (reset 60 seconds) and a 3xx Location: /users/login. Fail(path, 0, "") clears it.
@@ -341,12 +375,18 @@ func (s *Server) Sightings() []SightingAdd {
 	return out
 }
 
-// nextAnswer returns the answer for a request to path; s.mu must be held.
-func (s *Server) nextAnswer(path string) Answer {
+// nextAnswer returns the answer for r; s.mu must be held.
+func (s *Server) nextAnswer(r *Request) Answer {
+	path := r.Path
 	for _, p := range []string{path, ""} {
 		if q := s.scripts[p]; len(q) > 0 {
 			s.scripts[p] = q[1:]
 			return q[0]
+		}
+	}
+	for _, c := range s.conditional {
+		if c.match(r) {
+			return c.a
 		}
 	}
 	for _, p := range []string{path, ""} {
@@ -379,7 +419,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, rec)
 	s.arrived[""]++
 	s.arrived[r.URL.Path]++
-	a := s.nextAnswer(r.URL.Path)
+	a := s.nextAnswer(rec)
 	s.inFlight++
 	s.maxInFlight = max(s.maxInFlight, s.inFlight)
 	s.notify()
@@ -438,6 +478,9 @@ func (s *Server) misbehave(w *countingWriter, r *http.Request, body []byte, a *A
 	}
 	w.WriteHeader(a.Status)
 	w.writeAll(out)
+	if a.Stream != nil {
+		_ = a.Stream(w)
+	}
 	switch {
 	case a.Reset:
 		rc := http.NewResponseController(w)
@@ -502,7 +545,7 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	n, err := w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b) //nolint:gosec // a test fake: it writes the answers a test chose, MISP's own format
 	w.sent += int64(n)
 	return n, err
 }
