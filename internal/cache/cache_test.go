@@ -29,8 +29,8 @@ type calls struct {
 	release chan struct{} // when set, searches wait until it is closed
 }
 
-// hold makes searches wait until the channel it returns is closed. A test in a synctest
-// bubble calls it inside the bubble, so that waiting on it is durably blocking.
+// hold makes searches wait until the channel it returns is closed. In a synctest bubble,
+// waiting on it is durably blocking.
 func (c *calls) hold() chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -75,11 +75,8 @@ func backend(c *calls) *inteltest.Backend {
 	}
 }
 
-// newCache makes a cache in front of a counting backend. Tests on synctest's fake clock make
-// it outside their bubble: its LRUs (golang-lru's expirable) start cleanup goroutines that
-// never end, which a bubble reports as a deadlock. Entries still expire on the bubble's clock,
-// since the LRU reads the time on every Add and Get; the real-time cleanup, every TTL/100,
-// reaches an entry only about one TTL after its Add, so those tests use TTLs of an hour.
+// newCache makes a cache in front of a counting backend. The cache starts no goroutine, so
+// tests on synctest's fake clock make it inside their bubble, where its TTLs run on that clock.
 func newCache(cfg cache.Config) (*cache.Cache, *calls) {
 	c := &calls{}
 	return cache.New(backend(c), cfg), c
@@ -146,8 +143,8 @@ func TestErrorsAreNotCached(t *testing.T) {
 }
 
 func TestTTLAndSize(t *testing.T) {
-	c, f := newCache(cache.Config{TTL: time.Hour, Size: 2})
 	synctest.Test(t, func(t *testing.T) {
+		c, f := newCache(cache.Config{TTL: 50 * time.Millisecond, Size: 2})
 		ctx := context.Background()
 		search := func(v string) {
 			if _, err := c.Search(ctx, "k", intel.Query{Value: v, Limit: 1}); err != nil {
@@ -161,12 +158,12 @@ func TestTTLAndSize(t *testing.T) {
 		if n := f.searches.Load(); n != 4 {
 			t.Errorf("%d calls after eviction, want 4", n)
 		}
-		testkit.Advance(time.Hour - time.Second)
+		testkit.Advance(40 * time.Millisecond)
 		search("a")
 		if n := f.searches.Load(); n != 4 {
 			t.Errorf("%d calls within the TTL, want 4 (a hit)", n)
 		}
-		testkit.Advance(2 * time.Second) // past the TTL
+		testkit.Advance(80 * time.Millisecond) // past the TTL
 		search("a")
 		if n := f.searches.Load(); n != 5 {
 			t.Errorf("%d calls after expiry, want 5", n)
@@ -189,8 +186,8 @@ func TestTTLZeroDisablesCaching(t *testing.T) {
 // TestConcurrentIdenticalLookupsShareOneCall holds MISP's answer until every caller is
 // blocked (synctest.Wait): by then each has joined the one call or made its own.
 func TestConcurrentIdenticalLookupsShareOneCall(t *testing.T) {
-	c, f := newCache(cache.Config{TTL: 0}) // sharing works without caching too
 	synctest.Test(t, func(t *testing.T) {
+		c, f := newCache(cache.Config{TTL: 0}) // sharing works without caching too
 		release := f.hold()
 		var wg sync.WaitGroup
 		errs := make(chan error, 50)
@@ -219,8 +216,8 @@ func TestConcurrentIdenticalLookupsShareOneCall(t *testing.T) {
 }
 
 func TestCancelledCallerDoesNotFailOthers(t *testing.T) {
-	c, f := newCache(cache.Config{TTL: time.Minute})
 	synctest.Test(t, func(t *testing.T) {
+		c, f := newCache(cache.Config{TTL: time.Minute})
 		release := f.hold()
 		ctx, cancel := context.WithCancel(context.Background())
 		first := make(chan error, 1)
@@ -253,8 +250,8 @@ func TestCancelledCallerDoesNotFailOthers(t *testing.T) {
 }
 
 func TestVersionCachedBriefly(t *testing.T) {
-	c, f := newCache(cache.Config{HealthTTL: time.Hour})
 	synctest.Test(t, func(t *testing.T) {
+		c, f := newCache(cache.Config{HealthTTL: 50 * time.Millisecond})
 		ctx := context.Background()
 		for range 3 {
 			if err := c.Ping(ctx, "k"); err != nil {
@@ -267,7 +264,7 @@ func TestVersionCachedBriefly(t *testing.T) {
 		if n := f.versions.Load(); n != 2 {
 			t.Errorf("%d version calls, want 2 (one per key)", n)
 		}
-		testkit.Advance(time.Hour + time.Second)
+		testkit.Advance(120 * time.Millisecond)
 		f.fail.Store(true)
 		if err := c.Ping(ctx, "k"); err == nil {
 			t.Error("an expired check was reused")
