@@ -50,7 +50,7 @@ vet:
 
 lint:
 	@echo "golangci-lint (the first run builds it from tools.mod, downloading about 75 MB of modules: about 13 minutes on 2 cores; then about 20 s)"
-	$(LINT) run ./...
+	$(LINT) run --allow-serial-runners ./...
 
 ## generate: regenerate internal/gen and pkg/relayclient from api/openapi.yaml.
 generate:

@@ -6,10 +6,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +20,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 func TestNew(t *testing.T) {
@@ -72,43 +71,6 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
-}
-
-// captured is one request as an ad-hoc handler saw it.
-type captured struct {
-	method, path string
-	header       http.Header
-	body         map[string]any
-}
-
-// recorder answers every request with status/body and records the requests.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []captured
-}
-
-func (rec *recorder) handler(t *testing.T, status int, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		c := captured{method: r.Method, path: r.URL.Path, header: r.Header.Clone()}
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &c.body); err != nil {
-				t.Errorf("request body is not a JSON object: %q", raw)
-			}
-		}
-		rec.mu.Lock()
-		rec.reqs = append(rec.reqs, c)
-		rec.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
-	}
-}
-
-func (rec *recorder) requests() []captured {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return append([]captured(nil), rec.reqs...)
 }
 
 func TestRequests(t *testing.T) {
@@ -174,26 +136,31 @@ func TestRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var rec recorder
-			srv := newServer(t, rec.handler(t, http.StatusOK, tc.answer))
+			srv := answering(t, misptest.Raw(http.StatusOK, "application/json", tc.answer))
 			c := newClient(t, srv.URL+"/misp/", func(cfg *misp.Config) { cfg.PageSize = 7 })
 			if err := tc.call(c); err != nil {
 				t.Fatalf("call: %v", err)
 			}
-			reqs := rec.requests()
+			reqs := srv.Requests()
 			if len(reqs) != 1 {
 				t.Fatalf("got %d requests, want 1", len(reqs))
 			}
 			r := reqs[0]
-			if r.method != tc.wantVerb || r.path != tc.wantPath {
-				t.Errorf("request = %s %s, want %s %s", r.method, r.path, tc.wantVerb, tc.wantPath)
+			if r.Method != tc.wantVerb || r.Path != tc.wantPath {
+				t.Errorf("request = %s %s, want %s %s", r.Method, r.Path, tc.wantVerb, tc.wantPath)
 			}
 			for name, want := range wantHeaders {
-				if got := r.header.Values(name); len(got) != 1 || got[0] != want {
+				if got := r.Header.Values(name); len(got) != 1 || got[0] != want {
 					t.Errorf("header %s = %q, want exactly [%q]", name, got, want)
 				}
 			}
-			if diff := cmp.Diff(tc.wantBody, r.body); diff != "" {
+			var body map[string]any
+			if len(r.Body) > 0 {
+				if err := json.Unmarshal(r.Body, &body); err != nil {
+					t.Errorf("request body is not a JSON object: %q", r.Body)
+				}
+			}
+			if diff := cmp.Diff(tc.wantBody, body); diff != "" {
 				t.Errorf("request body (-want +got):\n%s", diff)
 			}
 		})
@@ -318,39 +285,29 @@ func TestSearchCIRCLFeedEvent(t *testing.T) {
 	}
 }
 
-// pagedHandler serves the given restSearch pages by the "page" of the request body, checks
-// the limit, and records the pages asked for.
-type pagedHandler struct {
-	t        *testing.T
-	pageSize int
-	pages    [][]string // attribute JSON objects per page
-	mu       sync.Mutex
-	asked    []int
-}
-
-func (p *pagedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body struct{ Limit, Page int }
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		p.t.Errorf("bad request body: %v", err)
+// servePages makes srv answer the next restSearch calls with the given pages of attribute
+// JSON objects, in order, and returns a func that reports the pages asked for, checking that
+// each call asked for pageSize attributes.
+func servePages(t *testing.T, srv *misptest.Server, pageSize int, pages [][]string) func() []int {
+	t.Helper()
+	for _, items := range pages {
+		srv.Script("/attributes/restSearch", misptest.Raw(http.StatusOK, "application/json",
+			fmt.Sprintf(`{"response":{"Attribute":[%s]}}`, strings.Join(items, ","))))
 	}
-	if body.Limit != p.pageSize {
-		p.t.Errorf("limit = %d, want %d", body.Limit, p.pageSize)
+	return func() []int {
+		var asked []int
+		for _, r := range srv.Requests() {
+			var body struct{ Limit, Page int }
+			if err := json.Unmarshal(r.Body, &body); err != nil {
+				t.Errorf("bad request body: %v", err)
+			}
+			if body.Limit != pageSize {
+				t.Errorf("limit = %d, want %d", body.Limit, pageSize)
+			}
+			asked = append(asked, body.Page)
+		}
+		return asked
 	}
-	p.mu.Lock()
-	p.asked = append(p.asked, body.Page)
-	p.mu.Unlock()
-	var items []string
-	if body.Page >= 1 && body.Page <= len(p.pages) {
-		items = p.pages[body.Page-1]
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = fmt.Fprintf(w, `{"response":{"Attribute":[%s]}}`, strings.Join(items, ","))
-}
-
-func (p *pagedHandler) pagesAsked() []int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]int(nil), p.asked...)
 }
 
 // wireAttr is an attributes restSearch element of event ev with the given value.
@@ -434,8 +391,8 @@ func TestSearchPaging(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &pagedHandler{t: t, pageSize: tc.pageSize, pages: tc.pages}
-			srv := newServer(t, h.ServeHTTP)
+			srv := misptest.New(t, testKey)
+			pagesAsked := servePages(t, srv, tc.pageSize, tc.pages)
 			c := newClient(t, srv.URL, func(cfg *misp.Config) {
 				cfg.PageSize = tc.pageSize
 				cfg.MaxPages = tc.maxPages
@@ -458,7 +415,7 @@ func TestSearchPaging(t *testing.T) {
 			if diff := cmp.Diff(tc.wantOrder, order); diff != "" {
 				t.Errorf("event order (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.wantPages, h.pagesAsked()); diff != "" {
+			if diff := cmp.Diff(tc.wantPages, pagesAsked()); diff != "" {
 				t.Errorf("pages asked (-want +got):\n%s", diff)
 			}
 		})
@@ -518,7 +475,7 @@ func TestSearchDecoding(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newServer(t, answer(http.StatusOK, "application/json", tc.body))
+			srv := answering(t, misptest.Raw(http.StatusOK, "application/json", tc.body))
 			got, err := newClient(t, srv.URL).Search(context.Background(), testKey, intel.Query{Value: "192.0.2.1", Limit: 10})
 			if err != nil {
 				t.Fatalf("Search: %v", err)
@@ -550,17 +507,12 @@ var (
 	}}
 )
 
-func mispError(msg, path string) string {
-	b, _ := json.Marshal(map[string]string{"name": msg, "message": msg, "url": path})
-	return string(b)
-}
-
 func TestErrorMapping(t *testing.T) {
 	const badGateway = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
 	tests := []struct {
 		name       string
 		call       call
-		handler    http.HandlerFunc
+		answer     misptest.Answer
 		kind       error
 		status     int
 		detail     string // substring of Detail
@@ -568,154 +520,146 @@ func TestErrorMapping(t *testing.T) {
 	}{
 		{
 			name: "403 bad key", call: searchCall, kind: misp.ErrPermission, status: 403,
-			handler: answer(403, "application/json", mispError("Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.", "/attributes/restSearch")),
-			detail:  "Authentication failed. Please make sure",
+			answer: misptest.Raw(403, "application/json", misptest.ErrorBody("Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.", "/attributes/restSearch")),
+			detail: "Authentication failed. Please make sure",
 		},
 		{
 			name: "401", call: versionCall, kind: misp.ErrPermission, status: 401,
-			handler: answer(401, "application/json", `{"message":"Unauthorized"}`), detail: "Unauthorized",
+			answer: misptest.Raw(401, "application/json", `{"message":"Unauthorized"}`), detail: "Unauthorized",
 		},
 		{
 			name: "403 no permission on sightings", call: sightingCall, kind: misp.ErrPermission, status: 403,
-			handler: answer(403, "application/json", mispError("You do not have permission to use this functionality.", "/sightings/add")),
-			detail:  "You do not have permission",
+			answer: misptest.Raw(403, "application/json", misptest.ErrorBody("You do not have permission to use this functionality.", "/sightings/add")),
+			detail: "You do not have permission",
 		},
 		{
 			name: "405 old MISP permission", call: searchCall, kind: misp.ErrPermission, status: 405,
-			handler: answer(405, "application/json", mispError("You do not have permission to use this functionality.", "/attributes/restSearch")),
-			detail:  "You do not have permission",
+			answer: misptest.Raw(405, "application/json", misptest.ErrorBody("You do not have permission to use this functionality.", "/attributes/restSearch")),
+			detail: "You do not have permission",
 		},
 		{
 			name: "404 wrong base URL", call: searchCall, kind: misp.ErrNotFound, status: 404,
-			handler: answer(404, "application/json", `{"name":"Not Found","message":"Not Found","url":"\/x\/attributes\/restSearch"}`),
-			detail:  "Not Found; check that API_URL points at the MISP base URL",
+			answer: misptest.Raw(404, "application/json", `{"name":"Not Found","message":"Not Found","url":"\/x\/attributes\/restSearch"}`),
+			detail: "Not Found; check that API_URL points at the MISP base URL",
 		},
 		{
 			name: "404 HTML from a web server", call: versionCall, kind: misp.ErrNotFound, status: 404,
-			handler: answer(404, "text/html", "<html><head><title>404 Not Found</title></head></html>"),
-			detail:  "API_URL",
+			answer: misptest.Raw(404, "text/html", "<html><head><title>404 Not Found</title></head></html>"),
+			detail: "API_URL",
 		},
 		{
 			name: "429 with X-Rate-Limit-Reset", call: searchCall, kind: misp.ErrRateLimited, status: 429, retryAfter: 42 * time.Second,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("X-Rate-Limit-Limit", "10")
-				w.Header().Set("X-Rate-Limit-Remaining", "0")
-				w.Header().Set("X-Rate-Limit-Reset", "42")
-				answer(429, "application/json", mispError("Rate limit exceeded.", "/attributes/restSearch"))(w, r)
-			},
+			answer: misptest.RateLimited(42), // X-Rate-Limit-Limit 10, -Remaining 0, -Reset 42
 			detail: "Rate limit exceeded.",
 		},
 		{
 			name: "500", call: searchCall, kind: misp.ErrServer, status: 500,
-			handler: answer(500, "application/json", mispError("An Internal Error Has Occurred.", "/attributes/restSearch")),
-			detail:  "An Internal Error Has Occurred.",
+			answer: misptest.Raw(500, "application/json", misptest.ErrorBody("An Internal Error Has Occurred.", "/attributes/restSearch")),
+			detail: "An Internal Error Has Occurred.",
 		},
 		{
 			name: "502 HTML from a proxy", call: searchCall, kind: misp.ErrUnavailable, status: 502,
-			handler: answer(502, "text/html", badGateway), detail: "MISP sent an HTML page instead of JSON (502 Bad Gateway)",
+			answer: misptest.Raw(502, "text/html", badGateway), detail: "MISP sent an HTML page instead of JSON (502 Bad Gateway)",
 		},
 		{
 			name: "503", call: versionCall, kind: misp.ErrUnavailable, status: 503,
-			handler: answer(503, "text/plain", "Service Unavailable"), detail: "Service Unavailable",
+			answer: misptest.Raw(503, "text/plain", "Service Unavailable"), detail: "Service Unavailable",
 		},
 		{
 			name: "504 HTML", call: sightingCall, kind: misp.ErrUnavailable, status: 504,
-			handler: answer(504, "text/html", "<html><title>504 Gateway Time-out</title></html>"), detail: "HTML page",
+			answer: misptest.Raw(504, "text/html", "<html><title>504 Gateway Time-out</title></html>"), detail: "HTML page",
 		},
 		{
 			name: "302 to the login page", call: versionCall, kind: misp.ErrPermission, status: 302,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/users/login" {
-					t.Error("the client followed the redirect")
-				}
-				http.Redirect(w, r, "/users/login", http.StatusFound)
-			},
-			detail: "login page",
+			answer: misptest.LoginRedirect(), detail: "login page",
 		},
 		{
 			name: "301 elsewhere", call: searchCall, kind: misp.ErrUnexpected, status: 301,
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				http.Redirect(w, r, "https://misp.example/attributes/restSearch", http.StatusMovedPermanently)
-			},
+			answer: withHeader(misptest.Raw(http.StatusMovedPermanently, "text/html; charset=utf-8", ""), "Location", "https://misp.example/attributes/restSearch"),
 			detail: `redirected to "https://misp.example/attributes/restSearch"`,
 		},
 		{
 			name: "418 plain text", call: searchCall, kind: misp.ErrUnexpected, status: 418,
-			handler: answer(418, "text/plain", "I'm a teapot"), detail: "I'm a teapot",
+			answer: misptest.Raw(418, "text/plain", "I'm a teapot"), detail: "I'm a teapot",
 		},
 		{
 			name: "200 truncated JSON", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"response":{"Attribute":[{"type":"domain","value":"evil.exa`),
-			detail:  "truncated",
+			answer: misptest.Raw(200, "application/json", `{"response":{"Attribute":[{"type":"domain","value":"evil.exa`),
+			detail: "truncated",
 		},
 		{
 			name: "200 truncated between tokens", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"response":{"Attribute":[`), detail: "truncated",
+			answer: misptest.Raw(200, "application/json", `{"response":{"Attribute":[`), detail: "truncated",
 		},
 		{
 			name: "200 not JSON", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "text/plain", "hello"), detail: "not valid JSON",
+			answer: misptest.Raw(200, "text/plain", "hello"), detail: "not valid JSON",
 		},
 		{
 			name: "200 HTML login page", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "text/html", "\n<!DOCTYPE html><html><head><title>Users - MISP</title>"), detail: "HTML page instead of JSON (Users - MISP)",
+			answer: misptest.Raw(200, "text/html", "\n<!DOCTYPE html><html><head><title>Users - MISP</title>"), detail: "HTML page instead of JSON (Users - MISP)",
 		},
 		{
 			name: "200 Attribute is an object", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"response":{"Attribute":{}}}`), detail: "unexpected shape",
+			answer: misptest.Raw(200, "application/json", `{"response":{"Attribute":{}}}`), detail: "unexpected shape",
 		},
 		{
 			name: "200 top-level list", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `[1,2]`), detail: "unexpected shape",
+			answer: misptest.Raw(200, "application/json", `[1,2]`), detail: "unexpected shape",
 		},
 		{
 			name: "200 attribute is a number", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"response":{"Attribute":[1]}}`), detail: "unexpected shape",
+			answer: misptest.Raw(200, "application/json", `{"response":{"Attribute":[1]}}`), detail: "unexpected shape",
 		},
 		{
 			name: "200 events instead of attributes", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"response":[{"Event":{"uuid":"x"}}]}`), detail: "unexpected shape",
+			answer: misptest.Raw(200, "application/json", `{"response":[{"Event":{"uuid":"x"}}]}`), detail: "unexpected shape",
 		},
 		{
 			name: "200 without response", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"name":"x"}`), detail: "unexpected shape",
+			answer: misptest.Raw(200, "application/json", `{"name":"x"}`), detail: "unexpected shape",
 		},
 		{
 			name: "200 empty body", call: searchCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", ""), detail: "empty",
+			answer: misptest.Raw(200, "application/json", ""), detail: "empty",
 		},
 		{
 			name: "version without version", call: versionCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"perm_sync":false}`), detail: `no "version"`,
+			answer: misptest.Raw(200, "application/json", `{"perm_sync":false}`), detail: `no "version"`,
 		},
 		{
 			name: "version as a number", call: versionCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"version":2.5}`), detail: `no "version"`,
+			answer: misptest.Raw(200, "application/json", `{"version":2.5}`), detail: `no "version"`,
 		},
 		{
 			name: "version list", call: versionCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `[]`), detail: "unexpected shape",
+			answer: misptest.Raw(200, "application/json", `[]`), detail: "unexpected shape",
 		},
 		{
 			name: "version not JSON", call: versionCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"version":`), detail: "JSON",
+			answer: misptest.Raw(200, "application/json", `{"version":`), detail: "JSON",
 		},
 		{
 			name: "sighting refused with HTTP 200", call: sightingCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"message":"Could not add the Sighting. Reason: No valid attributes found that match the criteria."}`),
-			detail:  "Could not add the Sighting. Reason: No valid attributes found that match the criteria.",
+			answer: misptest.Raw(200, "application/json", `{"message":"Could not add the Sighting. Reason: No valid attributes found that match the criteria."}`),
+			detail: "Could not add the Sighting. Reason: No valid attributes found that match the criteria.",
 		},
 		{
 			name: "sighting answer without anything", call: sightingCall, kind: misp.ErrUnexpected, status: 200,
-			handler: answer(200, "application/json", `{"Sighting":[]}`), detail: `no "Sighting"`,
+			answer: misptest.Raw(200, "application/json", `{"Sighting":[]}`), detail: `no "Sighting"`,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newServer(t, tc.handler)
+			srv := answering(t, tc.answer)
 			err := tc.call.do(newClient(t, srv.URL))
 			if err == nil {
 				t.Fatal("no error")
+			}
+			for _, r := range srv.Requests() {
+				if r.Path == "/users/login" {
+					t.Error("the client followed the redirect")
+				}
 			}
 			me := asError(t, err)
 			if !errors.Is(err, tc.kind) {
@@ -744,18 +688,16 @@ func TestErrorMapping(t *testing.T) {
 	}
 }
 
-// TestKeyNeverInErrors uses servers that echo the request's Authorization header back in
-// every place a naive client would copy into its error.
+// TestKeyNeverInErrors uses answers that carry the request's API key in every place a naive
+// client would copy into its error, as a server echoing the Authorization header would.
 func TestKeyNeverInErrors(t *testing.T) {
-	echo := func(status int, contentType, format string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			answer(status, contentType, strings.ReplaceAll(format, "KEY", r.Header.Get("Authorization")))(w, r)
-		}
+	echo := func(status int, contentType, format string) misptest.Answer {
+		return misptest.Raw(status, contentType, strings.ReplaceAll(format, "KEY", testKey))
 	}
 	tests := []struct {
-		name    string
-		call    call
-		handler http.HandlerFunc
+		name   string
+		call   call
+		answer misptest.Answer
 	}{
 		{"JSON message", searchCall, echo(403, "application/json", `{"name":"bad key KEY","message":"The key KEY is not valid","url":"/attributes/restSearch"}`)},
 		{"JSON name only", versionCall, echo(403, "application/json", `{"name":"bad key KEY"}`)},
@@ -764,16 +706,13 @@ func TestKeyNeverInErrors(t *testing.T) {
 		// would leave its first half behind.
 		{"plain text cut at the key", searchCall, echo(418, "text/plain", strings.Repeat("a", 180)+" KEY "+strings.Repeat("b", 100))},
 		{"HTML title", searchCall, echo(502, "text/html", "<html><title>proxy error for KEY</title></html>")},
-		{"redirect location", versionCall, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Location", "https://sso.example/login?key="+r.Header.Get("Authorization"))
-			w.WriteHeader(http.StatusFound)
-		}},
+		{"redirect location", versionCall, withHeader(misptest.Raw(http.StatusFound, "", ""), "Location", "https://sso.example/login?key="+testKey)},
 		{"sighting message", sightingCall, echo(200, "application/json", `{"message":"Could not add the Sighting for key KEY"}`)},
 		{"200 HTML", sightingCall, echo(200, "text/html", "<html><title>Welcome KEY</title></html>")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newServer(t, tc.handler)
+			srv := answering(t, tc.answer)
 			err := tc.call.do(newClient(t, srv.URL))
 			if err == nil {
 				t.Fatal("no error")
@@ -793,23 +732,9 @@ func TestUnreachable(t *testing.T) {
 	closedURL := "http://" + ln.Addr().String()
 	_ = ln.Close()
 
-	release := make(chan struct{})
-	hang := func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}
+	hungURL := answering(t, misptest.Hang()).URL
 	// Headers and the start of the body come at once, then nothing.
-	hangMidBody := func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"response":{"Attribute":[`)
-		w.(http.Flusher).Flush()
-		hang(w, r)
-	}
-	hungURL := newServer(t, hang).URL
-	hungBodyURL := newServer(t, hangMidBody).URL
-	t.Cleanup(func() { close(release) }) // runs before the servers' Close, which waits for handlers
+	hungBodyURL := answering(t, misptest.Answer{Status: http.StatusOK, Body: `{"response":{"Attribute":[`, Stall: true}).URL
 
 	tests := []struct {
 		name    string
@@ -848,28 +773,31 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
+// TestCanceledContext: the caller gives up while MISP is answering.
 func TestCanceledContext(t *testing.T) {
-	release := make(chan struct{})
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	t.Cleanup(func() { close(release) })
+	srv := answering(t, misptest.Hang())
 	c := newClient(t, srv.URL)
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err := c.Search(ctx, testKey, intel.Query{Value: "x", Limit: 1})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Search(ctx, testKey, intel.Query{Value: "x", Limit: 1})
+		errc <- err
+	}()
+	if err := srv.WaitRequests(testkit.Context(t), "", 1); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	err := <-errc
 	if !errors.Is(err, misp.ErrUnavailable) || !strings.Contains(asError(t, err).Detail, "canceled") {
 		t.Errorf("Search with a canceled context: %v", err)
 	}
 }
 
 func TestTLS(t *testing.T) {
-	srv := httptest.NewUnstartedServer(answer(200, "application/json", `{"version":"2.5.1"}`))
-	srv.Config.ErrorLog = discardLog()
-	srv.StartTLS()
+	srv, err := misptest.NewTLSServer(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(srv.Close)
 
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
@@ -906,7 +834,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	t.Run("plain HTTP server behind an https URL", func(t *testing.T) {
-		plain := newServer(t, answer(200, "application/json", `{"version":"2.5.1"}`))
+		plain := misptest.New(t, testKey)
 		_, err := newClient(t, strings.Replace(plain.URL, "http://", "https://", 1)).Version(context.Background(), testKey)
 		if !errors.Is(err, misp.ErrUnexpected) || !strings.Contains(asError(t, err).Detail, "API_URL") {
 			t.Errorf("Version: %v", err)
@@ -915,8 +843,7 @@ func TestTLS(t *testing.T) {
 }
 
 func TestLocalRefusals(t *testing.T) {
-	var rec recorder
-	srv := newServer(t, rec.handler(t, 200, `{"response":[]}`))
+	srv := misptest.New(t, testKey)
 	c := newClient(t, srv.URL)
 	for _, v := range []string{"", "0", "!x", "%x", "x%", "a&&b"} {
 		_, err := c.Search(context.Background(), testKey, intel.Query{Value: v, Limit: 1})
@@ -933,7 +860,7 @@ func TestLocalRefusals(t *testing.T) {
 	if err := c.AddSighting(context.Background(), "", "x", intel.Sighting, "XDR"); !errors.Is(err, misp.ErrPermission) {
 		t.Errorf("AddSighting with no key: %v, want ErrPermission", err)
 	}
-	if n := len(rec.requests()); n != 0 {
+	if n := len(srv.Requests()); n != 0 {
 		t.Errorf("%d requests were sent, want none", n)
 	}
 }

@@ -2,7 +2,26 @@
 // for the calls the relay makes (attribute restSearch, getVersion, sightings), including
 // MISP's quirks: string ids, errors as {"name","message","url"}, a failed sighting answered
 // with HTTP 200, filters ignored without Content-Type: application/json, and a redirect to
-// the login page for non-API requests without a valid key.
+// the login page for non-API requests without a valid key. It is seeded with events in MISP's
+// feed / event format, read with package mispjson like the relay's own feed loader.
+//
+// It also misbehaves on demand, for tests of the relay's resilience: Always sets a standing
+// Answer for a path, Script queues answers for its next requests, When picks one by what a
+// request asks (SearchValue), and an Answer says what is sent instead of (or how to spoil)
+// the fake's own answer: another status and body (byte for byte, for fuzzing; streamed, when
+// too large to hold), a delay or a hold, a hang until the client gives up, truncated JSON, a
+// stalled body or a reset connection. Its constructors give MISP's usual failures: Error,
+// RateLimited (429 with X-Rate-Limit-Reset), LoginRedirect, BadGateway, Hang, Raw. Requests,
+// WaitRequests and WaitAnswers let a test wait for what it caused instead of sleeping.
+//
+// NewServer has no dependency on package testing, so non-test code (a benchmark) can run it;
+// New is the test helper around it. Server is also an http.Handler, so a test in a
+// testing/synctest bubble, where real sockets do not work, can call it through an in-memory
+// transport: create the Server outside the bubble, and keep to answers that do not wait (no
+// Delay, Wait, Hang or Stall), since those wait on the server's own channels.
+//
+// Generated (generated.go) is the other fake: no dataset, answers synthesized per value, for
+// the load benchmark.
 //
 // Warninglists are emulated as MISP 2.5 applies them (see Warninglist): restSearch's
 // includeWarninglistHits annotates attributes flagged for IDS only, and
@@ -16,42 +35,59 @@ package misptest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
-// Server is a fake MISP. It is safe for concurrent use.
+// Server is a fake MISP listening on loopback. It is safe for concurrent use.
 type Server struct {
 	*httptest.Server
 
 	key   string
-	attrs []*attribute // every attribute, in id order; immutable after New
+	attrs []*attribute // every attribute, in id order; immutable after NewServer
 
-	mu         sync.Mutex
-	lists      []warninglist
-	warnAll    bool
-	fails      map[string]failure
-	delays     map[string]time.Duration
-	requests   []Request
-	sightings  []SightingAdd
-	sightingID int
+	done      chan struct{} // closed by Close: ends every wait
+	closeOnce sync.Once
+
+	mu          sync.Mutex
+	lists       []warninglist
+	warnAll     bool
+	standing    map[string]Answer   // by path; "" is every path
+	scripts     map[string][]Answer // by path; "" is every path
+	conditional []conditional       // in the order set
+	requests    []*Request
+	arrived     map[string]int  // requests arrived, by path and in all ("")
+	answered    map[string]int  // requests answered, by path and in all ("")
+	waiters     []chan struct{} // of WaitRequests and WaitAnswers, closed when a request arrives or is answered
+	inFlight    int
+	maxInFlight int
+	sightings   []SightingAdd
+	sightingID  int
 }
 
-// Request is a request the server received.
+// Request is a request the server received, and what became of it.
 type Request struct {
 	Method, Path string
 	Header       http.Header
 	Body         []byte
+
+	// Answered is set once the server is done with the request: it sent its answer, or
+	// stopped because the client went away or the server closed.
+	Answered bool
+	Status   int   // the status sent; 0 when none was
+	Sent     int64 // body bytes the connection accepted
 }
 
 // SightingAdd is a successful POST /sightings/add.
@@ -60,79 +96,211 @@ type SightingAdd struct {
 	Type, Source string
 }
 
-type failure struct {
-	status int
-	header http.Header
-	body   string
+type conditional struct {
+	match func(*Request) bool
+	a     Answer
 }
 
-// New starts a fake MISP that accepts only the API key key and knows the given events. Each
-// event is raw JSON in MISP feed / event format, {"Event": {uuid, info, date, timestamp,
-// threat_level_id, Orgc{name,uuid}, Tag[{name}], Attribute[...], Object[{Attribute[...]}]}},
-// like the CIRCL OSINT feed files; the "Event" wrapper may be left out. Events and attributes
-// get string ids ("1", "2", ...) in the order given. The server is closed by tb.Cleanup.
+// Answer is what the server sends to a request instead of its own answer. The zero Answer is
+// the server's own answer, sent at once.
+type Answer struct {
+	// Status, Header and Body are sent instead of the server's own answer when Status is not
+	// 0. Body is sent byte for byte; its Content-Type is Header's, or else application/json
+	// (text/html when Body starts with '<'). With Status 0, the server's own answer is sent,
+	// with Header's fields added, and Cut, Stall and Reset spoil it.
+	Status int
+	Header http.Header
+	Body   string
+	// Message, when set and Body is empty, makes the body MISP's JSON error
+	// {"name","message","url"} for the request's path.
+	Message string
+	// Stream, when set with Status, writes more of the body after Body, for answers too large
+	// to hold in memory. It must return at the first write that fails: the client went away.
+	Stream func(w io.Writer) error
+
+	// Delay, then Wait (until it is closed), hold the answer back. A client that gives up
+	// (or the server closing) ends the wait, and nothing is sent.
+	Delay time.Duration
+	Wait  <-chan struct{}
+
+	// Cut > 0 sends only the first Cut bytes of the body, Cut < 0 leaves out its last -Cut
+	// bytes, as a complete HTTP answer: truncated JSON.
+	Cut int
+	// Stall keeps the connection open after the head and the (cut) body, sending nothing
+	// more until the client gives up. Reset resets the connection (TCP RST) there instead,
+	// which a client sees as "connection reset by peer"; without a real connection (an
+	// in-memory transport) the handler aborts with http.ErrAbortHandler.
+	Stall, Reset bool
+}
+
+func (a *Answer) isZero() bool {
+	return a.Status == 0 && a.Header == nil && a.Body == "" && a.Message == "" && a.Stream == nil && a.Delay == 0 &&
+		a.Wait == nil && a.Cut == 0 && !a.Stall && !a.Reset
+}
+
+// Raw is status with body, sent byte for byte as contentType ("" for the default, see Answer).
+func Raw(status int, contentType, body string) Answer {
+	a := Answer{Status: status, Body: body}
+	if contentType != "" {
+		a.Header = http.Header{"Content-Type": {contentType}}
+	}
+	return a
+}
+
+// Error is status with MISP's JSON error body carrying message.
+func Error(status int, message string) Answer { return Answer{Status: status, Message: message} }
+
+// RateLimited is MISP's 429: the error "Rate limit exceeded." with X-Rate-Limit-Limit,
+// X-Rate-Limit-Remaining 0 and X-Rate-Limit-Reset, the seconds until the limit resets.
+func RateLimited(reset int) Answer {
+	return Answer{
+		Status: http.StatusTooManyRequests, Message: "Rate limit exceeded.",
+		Header: http.Header{
+			"X-Rate-Limit-Limit": {"10"}, "X-Rate-Limit-Remaining": {"0"}, "X-Rate-Limit-Reset": {strconv.Itoa(reset)},
+		},
+	}
+}
+
+// LoginRedirect is what MISP answers a request it does not take for an API call with a valid
+// key: a 302 to /users/login, with the login page.
+func LoginRedirect() Answer {
+	return Answer{
+		Status: http.StatusFound, Body: loginPage,
+		Header: http.Header{"Location": {"/users/login"}, "Content-Type": {"text/html; charset=UTF-8"}},
+	}
+}
+
+// BadGateway is the 502 page of an nginx in front of a MISP that is down.
+func BadGateway() Answer {
+	return Raw(http.StatusBadGateway, "text/html", "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"+
+		"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
+}
+
+// Hang sends nothing at all, until the client gives up.
+func Hang() Answer { return Answer{Wait: make(chan struct{})} }
+
+// NewServer starts a fake MISP on a loopback port that accepts only the API key key and knows
+// the given events. Each event is raw JSON in MISP feed / event format, {"Event": {uuid,
+// info, date, timestamp, threat_level_id, Orgc{name,uuid}, Tag[{name}], Attribute[...],
+// Object[{Attribute[...]}]}}, like the CIRCL OSINT feed files; the "Event" wrapper may be
+// left out. A field of the wrong kind is refused (see mispjson.Event.Check). Events and
+// attributes get string ids ("1", "2", ...) in the order given. Close it when done.
 //
 // The key is compared as is (MISP itself only accepts 40 alphanumeric characters; the fake
 // accepts any non-empty key so tests can use readable ones).
-func New(tb testing.TB, key string, events ...[]byte) *Server {
-	tb.Helper()
+func NewServer(key string, events ...[]byte) (*Server, error) { return start(false, key, events) }
+
+// NewTLSServer is NewServer serving HTTPS with a self-signed certificate (see
+// httptest.Server.Certificate).
+func NewTLSServer(key string, events ...[]byte) (*Server, error) { return start(true, key, events) }
+
+func start(tls bool, key string, events [][]byte) (*Server, error) {
 	s := &Server{
-		key:    key,
-		fails:  map[string]failure{},
-		delays: map[string]time.Duration{},
+		key:      key,
+		done:     make(chan struct{}),
+		standing: map[string]Answer{},
+		scripts:  map[string][]Answer{},
+		arrived:  map[string]int{},
+		answered: map[string]int{},
 	}
 	b := &builder{tagIDs: map[string]string{}, orgIDs: map[string]string{}}
 	for i, raw := range events {
 		if err := b.addEvent(raw); err != nil {
-			tb.Fatalf("misptest: event #%d: %v", i, err)
-			return nil
+			return nil, fmt.Errorf("misptest: event #%d: %w", i, err)
 		}
 	}
 	s.attrs = b.attrs
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	tb.Cleanup(s.Close)
-	return s
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		if ln, err = net.Listen("tcp6", "[::1]:0"); err != nil {
+			return nil, fmt.Errorf("misptest: listen on loopback: %w", err)
+		}
+	}
+	s.Server = &httptest.Server{Listener: ln, Config: &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		// The fake breaks connections on purpose; the server's complaints about it are noise.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}}
+	if tls {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
+	return s, nil
 }
 
-// Fail makes path (e.g. "/attributes/restSearch") answer status and body from now on,
-// whatever the request, with Content-Type application/json, or text/html when body starts
-// with '<'. A 429 also carries MISP's X-Rate-Limit-Limit/-Remaining/-Reset headers (reset
-// 60 seconds), and a 3xx carries Location: /users/login. Fail(path, 0, "") clears it.
+// Close ends every answer still waiting (Delay, Wait, Hang, Stall), then shuts the server
+// down and waits for its handlers.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+	s.Server.Close()
+}
+
+// Always makes every request to path (e.g. "/attributes/restSearch"; "" is every path) get a
+// from now on, unless a Script for it comes first. Always(path, Answer{}) clears it.
+func (s *Server) Always(path string, a Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.isZero() {
+		delete(s.standing, path)
+		return
+	}
+	s.standing[path] = a
+}
+
+// Script queues answers for the next requests to path ("" is every path), one per request
+// in order, after any still queued; an Answer{} in the list is the server's own answer. Once
+// they are used up, Always's answer or the server's own applies again. A path's own script
+// comes before the script for every path.
+func (s *Server) Script(path string, answers ...Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scripts[path] = append(s.scripts[path], answers...)
+}
+
+// When makes the requests match reports true for get a: the answer for requests that depend on
+// what they ask (see SearchValue), checked after Script's answers and before Always's, in
+// the order set. match runs under the server's lock: it must not call the Server.
+func (s *Server) When(match func(r *Request) bool, a Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conditional = append(s.conditional, conditional{match, a})
+}
+
+// SearchValue is the value filter of a restSearch request when it is a JSON string ("" for
+// anything else), for When's match functions.
+func SearchValue(r *Request) string {
+	var p struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if r.Path != "/attributes/restSearch" || json.Unmarshal(r.Body, &p) != nil || len(p.Value) == 0 || p.Value[0] != '"' {
+		return ""
+	}
+	return scalar(p.Value)
+}
+
+// Fail is Always(path, ...) with status and body: Content-Type application/json, or
+// text/html when body starts with '<'. A 429 also carries MISP's X-Rate-Limit-* headers
+// (reset 60 seconds) and a 3xx Location: /users/login. Fail(path, 0, "") clears it.
 func (s *Server) Fail(path string, status int, body string) {
-	h := http.Header{}
+	if status == 0 {
+		s.Always(path, Answer{})
+		return
+	}
+	a := Answer{Status: status, Body: body}
 	switch {
 	case status == http.StatusTooManyRequests:
-		h.Set("X-Rate-Limit-Limit", "10")
-		h.Set("X-Rate-Limit-Remaining", "0")
-		h.Set("X-Rate-Limit-Reset", "60")
+		a.Header = RateLimited(60).Header
 	case status >= 300 && status < 400:
-		h.Set("Location", "/users/login")
+		a.Header = http.Header{"Location": {"/users/login"}}
 	}
-	s.FailHeader(path, status, h, body)
+	s.Always(path, a)
 }
 
-// FailHeader is Fail with the given extra response headers instead of the default ones.
-func (s *Server) FailHeader(path string, status int, header http.Header, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if status == 0 {
-		delete(s.fails, path)
-		return
-	}
-	s.fails[path] = failure{status: status, header: header.Clone(), body: body}
-}
-
-// Delay makes path answer only after d (or when the client gives up), to test timeouts.
-// Delay(path, 0) clears it.
-func (s *Server) Delay(path string, d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if d <= 0 {
-		delete(s.delays, path)
-		return
-	}
-	s.delays[path] = d
-}
+// Delay is Always(path, Answer{Delay: d}): the server's own answer, after d (or nothing, when
+// the client gives up first). Delay(path, 0) clears it.
+func (s *Server) Delay(path string, d time.Duration) { s.Always(path, Answer{Delay: d}) }
 
 // Requests returns every request received, in order.
 func (s *Server) Requests() []Request {
@@ -140,9 +308,67 @@ func (s *Server) Requests() []Request {
 	defer s.mu.Unlock()
 	out := make([]Request, len(s.requests))
 	for i, r := range s.requests {
-		out[i] = Request{Method: r.Method, Path: r.Path, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
+		out[i] = *r
+		out[i].Header = r.Header.Clone()
+		out[i].Body = bytes.Clone(r.Body)
 	}
 	return out
+}
+
+// ForgetRequests drops the requests recorded so far, for long tests whose heap measurements
+// the records would skew. WaitRequests and WaitAnswers still count them.
+func (s *Server) ForgetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// WaitRequests blocks until n requests to path ("" for any path) have arrived since the
+// server started, or ctx ends.
+func (s *Server) WaitRequests(ctx context.Context, path string, n int) error {
+	return s.waitFor(ctx, func() bool { return s.arrived[path] >= n })
+}
+
+// WaitAnswers blocks until the server is done with n requests to path ("" for any path), or
+// ctx ends. See Request.Answered.
+func (s *Server) WaitAnswers(ctx context.Context, path string, n int) error {
+	return s.waitFor(ctx, func() bool { return s.answered[path] >= n })
+}
+
+// MaxInFlight returns the most requests the server was answering at the same time.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
+}
+
+// waitFor waits for cond (called with s.mu held). The channel it waits on is its own: the
+// handler only closes channels, never makes them, so it may run in a synctest bubble while a
+// test outside waits.
+func (s *Server) waitFor(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		if cond() {
+			s.mu.Unlock()
+			return nil
+		}
+		ch := make(chan struct{})
+		s.waiters = append(s.waiters, ch)
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("misptest: %w", ctx.Err())
+		}
+	}
+}
+
+// notify wakes the waiters; s.mu must be held.
+func (s *Server) notify() {
+	for _, ch := range s.waiters {
+		close(ch)
+	}
+	s.waiters = nil
 }
 
 // Sightings returns the successful /sightings/add calls, in order.
@@ -154,6 +380,28 @@ func (s *Server) Sightings() []SightingAdd {
 		out[i] = SightingAdd{Values: append([]string(nil), a.Values...), Type: a.Type, Source: a.Source}
 	}
 	return out
+}
+
+// nextAnswer returns the answer for r; s.mu must be held.
+func (s *Server) nextAnswer(r *Request) Answer {
+	path := r.Path
+	for _, p := range []string{path, ""} {
+		if q := s.scripts[p]; len(q) > 0 {
+			s.scripts[p] = q[1:]
+			return q[0]
+		}
+	}
+	for _, c := range s.conditional {
+		if c.match(r) {
+			return c.a
+		}
+	}
+	for _, p := range []string{path, ""} {
+		if a, ok := s.standing[p]; ok {
+			return a
+		}
+	}
+	return Answer{}
 }
 
 const (
@@ -169,37 +417,164 @@ const (
 	maxBody      = 10 << 20
 )
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one request: with the Answer Script or Always set for it, else as MISP
+// would.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	rec := &Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
-	fail, failing := s.fails[r.URL.Path]
-	delay := s.delays[r.URL.Path]
+	s.requests = append(s.requests, rec)
+	s.arrived[""]++
+	s.arrived[r.URL.Path]++
+	a := s.nextAnswer(rec)
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	s.notify()
 	s.mu.Unlock()
 
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if failing {
-		for k, v := range fail.header {
-			w.Header()[k] = v
-		}
-		ct := "application/json"
-		if strings.HasPrefix(strings.TrimSpace(fail.body), "<") {
-			ct = "text/html; charset=UTF-8"
-		}
-		w.Header().Set("Content-Type", ct)
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	cw := &countingWriter{ResponseWriter: w}
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		rec.Answered, rec.Status, rec.Sent = true, cw.status, cw.sent
+		s.answered[""]++
+		s.answered[r.URL.Path]++
+		s.notify()
+		s.mu.Unlock()
+	}()
+	if a.isZero() {
+		s.answer(cw, r, body)
 		return
 	}
+	s.misbehave(cw, r, body, &a)
+}
 
+// misbehave sends a instead of the server's own answer.
+func (s *Server) misbehave(w *countingWriter, r *http.Request, body []byte, a *Answer) {
+	if !s.hold(r.Context(), a) {
+		return
+	}
+	header := http.Header{}
+	var out []byte
+	if a.Status == 0 {
+		rec := httptest.NewRecorder()
+		s.answer(rec, r, body)
+		header, a.Status, out = rec.Header(), rec.Code, rec.Body.Bytes()
+	} else {
+		out = []byte(a.Body)
+		if a.Body == "" && a.Message != "" {
+			out = errorBody(r, a.Message)
+		}
+		ct := "application/json"
+		if bytes.HasPrefix(bytes.TrimSpace(out), []byte("<")) {
+			ct = "text/html; charset=UTF-8"
+		}
+		header.Set("Content-Type", ct)
+	}
+	for k, v := range a.Header {
+		header[k] = v
+	}
+	switch {
+	case a.Cut > 0:
+		out = out[:min(a.Cut, len(out))]
+	case a.Cut < 0:
+		out = out[:max(len(out)+a.Cut, 0)]
+	}
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(a.Status)
+	w.writeAll(out)
+	if a.Stream != nil {
+		_ = a.Stream(w)
+	}
+	switch {
+	case a.Reset:
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		conn, _, err := rc.Hijack()
+		if err != nil {
+			panic(http.ErrAbortHandler) // no connection of its own: abort the exchange
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // RST instead of FIN
+		}
+		_ = conn.Close()
+	case a.Stall:
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-s.done:
+		}
+	}
+}
+
+// hold waits out a's Delay and Wait; false means the client gave up or the server closed.
+func (s *Server) hold(ctx context.Context, a *Answer) bool {
+	if a.Delay > 0 {
+		t := time.NewTimer(a.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		case <-s.done:
+			return false
+		}
+	}
+	if a.Wait != nil {
+		select {
+		case <-a.Wait:
+		case <-ctx.Done():
+			return false
+		case <-s.done:
+			return false
+		}
+	}
+	return true
+}
+
+// countingWriter records the status and the body bytes the connection accepted.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	sent   int64
+}
+
+func (w *countingWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b) //nolint:gosec // a test fake: it writes the answers a test chose, MISP's own format
+	w.sent += int64(n)
+	return n, err
+}
+
+// writeAll writes b in pieces, so a client that stops reading stops the writes (and the count)
+// about where it stopped, instead of after one huge write.
+func (w *countingWriter) writeAll(b []byte) {
+	const piece = 32 << 10
+	for len(b) > 0 {
+		n := min(piece, len(b))
+		if _, err := w.Write(b[:n]); err != nil {
+			return
+		}
+		b = b[n:]
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush, Hijack).
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// answer is the server's own answer: MISP's.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, body []byte) {
 	route := strings.TrimSuffix(r.URL.Path, ".json")
 	api := route == "/attributes/restSearch" || route == "/events/restSearch"
 	// MISP answers JSON only to "REST" requests: API routes, a JSON Accept header or a .json
@@ -438,7 +813,19 @@ type wireSighting struct {
 
 // writeError writes MISP's error body for REST requests.
 func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	writeJSON(w, status, map[string]string{"name": msg, "message": msg, "url": r.URL.Path})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(errorBody(r, msg)) //nolint:gosec // MISP repeats the path in its JSON errors; a test fake, served as application/json
+}
+
+// errorBody is MISP's JSON error for a REST request.
+func errorBody(r *http.Request, msg string) []byte { return []byte(ErrorBody(msg, r.URL.Path)) }
+
+// ErrorBody is MISP's JSON error body, {"name","message","url"}, for message and the path of
+// the request, for tests that build MISP answers of their own.
+func ErrorBody(message, path string) string {
+	b, _ := json.Marshal(map[string]string{"name": message, "message": message, "url": path}) // cannot fail
+	return string(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
