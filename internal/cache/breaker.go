@@ -25,9 +25,13 @@ func (s breakerState) String() string {
 }
 
 // breaker stops calling a failing shared store for a while: a Redis that is down or slow
-// would otherwise cost every lookup its timeout. After failures consecutive failures it opens
-// for openFor; then one probe operation is let through, whose outcome closes or reopens it.
-// It is hand-written rather than the MISP client's gobreaker so that tests can drive its clock.
+// would otherwise cost every lookup its timeout. It opens for openFor when, within a window
+// of breakerWindow, at least failures operations failed and they are at least half of the
+// window's operations; then one probe operation is let through, whose outcome closes or
+// reopens it. The ratio keeps a burst of timeouts among many successes (a CPU-starved
+// instance, a GC pause) from turning the shared cache off: a store that is down fails
+// every operation. It is hand-written rather than the MISP client's gobreaker so that tests
+// can drive its clock.
 type breaker struct {
 	failures int
 	openFor  time.Duration
@@ -36,12 +40,16 @@ type breaker struct {
 	// caused it, if any.
 	onChange func(from, to breakerState, err error)
 
-	mu       sync.Mutex
-	state    breakerState
-	failed   int // consecutive failures while closed
-	openedAt time.Time
-	probing  bool // a half-open probe is in flight
+	mu          sync.Mutex
+	state       breakerState
+	windowStart time.Time
+	ops, failed int // operations and failures of the window, while closed
+	openedAt    time.Time
+	probing     bool // a half-open probe is in flight
 }
+
+// breakerWindow is the span over which failures are counted.
+const breakerWindow = 10 * time.Second
 
 // allow tells whether an operation may call the store now, and whether it is the probe of a
 // half-open breaker. Each allowed operation must be followed by done.
@@ -78,20 +86,23 @@ func (b *breaker) done(probe bool, err error) {
 	switch {
 	case probe:
 		b.probing = false
-		b.failed = 0
 		if err == nil {
-			b.state = stateClosed
+			b.state, b.windowStart, b.ops, b.failed = stateClosed, b.now(), 0, 0
 		} else {
 			b.state, b.openedAt = stateOpen, b.now()
 		}
 	case b.state != stateClosed:
 		// An operation let through before the breaker opened: the probe decides now.
-	case err == nil:
-		b.failed = 0
 	default:
-		b.failed++
-		if b.failed >= b.failures {
-			b.state, b.openedAt, b.failed = stateOpen, b.now(), 0
+		if now := b.now(); now.Sub(b.windowStart) >= breakerWindow {
+			b.windowStart, b.ops, b.failed = now, 0, 0
+		}
+		b.ops++
+		if err != nil {
+			b.failed++
+		}
+		if b.failed >= b.failures && 2*b.failed >= b.ops {
+			b.state, b.openedAt = stateOpen, b.now()
 		}
 	}
 	to := b.state
