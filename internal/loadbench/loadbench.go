@@ -8,8 +8,9 @@
 //	relaybench [-duration 5s] [-scenarios all|fan-out,throughput,...|1,2,...] [-json]
 //	                        [-misp-concurrency n] [-isolate=false] [-relay-bin path] [-cpuprofile file]
 //
-// Scenarios: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup. Everything
-// listens on and connects to 127.0.0.1 only.
+// Scenarios: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (several
+// relays sharing a real redis-server, which must be installed). Everything listens on and
+// connects to 127.0.0.1 only.
 //
 // Each scenario runs in a fresh child process of the command (-isolate=false runs them all
 // in one), so that its heap and CPU are its own.
@@ -49,7 +50,7 @@ func Run(ctx context.Context, self []string, build Build, args []string, stdout,
 	fs.SetOutput(stderr)
 	o := options{self: self, build: build}
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "timed window of each load scenario")
-	list := fs.String("scenarios", "all", "comma-separated scenarios, by name or number: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup")
+	list := fs.String("scenarios", "all", "comma-separated scenarios, by name or number: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (needs redis-server)")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&o.relayBin, "relay-bin", "", "relay binary for the startup scenario (default: this one)")
 	fs.IntVar(&o.concurrency, "misp-concurrency", 0, "the relay's MISP_CONCURRENCY (default: the relay's default, 32)")

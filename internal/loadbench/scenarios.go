@@ -41,7 +41,7 @@ type scenario struct {
 }
 
 // allScenarios lists the scenarios in report order. The numbers of the issue are their
-// positions (1 to 5), startup is 6.
+// positions (1 to 5), startup is 6, fleet (fleet.go) 7.
 func allScenarios() []scenario {
 	return []scenario{
 		{"fan-out", fanOut},
@@ -50,6 +50,7 @@ func allScenarios() []scenario {
 		{"large", largeResponse},
 		{"overhead", overhead},
 		{"startup", startup},
+		{"fleet", fleet},
 	}
 }
 
