@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
@@ -382,5 +385,25 @@ func TestRedisSettings(t *testing.T) {
 	}
 	if cfg, _ := loadConfig(env(nil)); cfg.redisURL != "" || cfg.redisTimeout != rediscache.DefaultTimeout {
 		t.Errorf("defaults: %q %v", cfg.redisURL, cfg.redisTimeout)
+	}
+}
+
+// TestFullRedisStillAnswers: a Redis out of memory refuses every write; lookups are answered
+// by MISP all the same.
+func TestFullRedisStillAnswers(t *testing.T) {
+	redis := redistest.Start(t)
+	admin := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
+	defer admin.Close()
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if err := admin.ConfigSet(context.Background(), kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mispSrv := misptest.New(t, fleetMISPKey, fleetEvent())
+	r := startFleetRelay(t, map[string]string{"API_URL": mispSrv.URL, "REDIS_URL": redis.URL()}, nil)
+	ans, _ := r.observe(t, fleetToken(t, fleetMISPKey), fleetValues[:4]...)
+	wantData(t, "full Redis", ans, 4)
+	if errs := r.metric(t, "relay_redis_errors_total"); errs == 0 {
+		t.Error("no Redis error counted")
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache/redistest"
@@ -243,5 +245,33 @@ func TestFaultsAreBoundedErrors(t *testing.T) {
 				t.Error("Set succeeded")
 			}
 		})
+	}
+}
+
+// TestFullRedis: a Redis out of memory (noeviction) refuses writes with an error and still
+// answers reads.
+func TestFullRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.URL(), time.Second)
+	ctx := context.Background()
+	if err := s.Set(ctx, "before", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "after", []byte("v"), time.Minute); err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Errorf("Set on a full Redis: %v, want an OOM error", err)
+	}
+	if _, err := s.Lock(ctx, "lock", time.Minute); err == nil {
+		t.Error("Lock on a full Redis succeeded")
+	}
+	if v, found, err := s.Get(ctx, "before", make([]byte, 8)); err != nil || !found || string(v) != "v" {
+		t.Errorf("Get on a full Redis = %q, %v, %v", v, found, err)
 	}
 }
