@@ -219,3 +219,38 @@ func FuzzUnseal(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSharedEntry: the CPU cost of a shared cache entry besides Redis's round trip:
+// writing (encode and seal) and reading (open and decode) the answer of one lookup.
+func BenchmarkSharedEntry(b *testing.B) {
+	const base, apiKey = "https://misp.example", "0123456789abcdefghijABCDEFGHIJ0123456789"
+	key := sharedKey(base, apiKey, "search", "ip-src\x00ip-dst", "198.51.100.7", "100")
+	for _, size := range []struct {
+		name          string
+		events, attrs int
+	}{{"3x2", 3, 2}, {"100x3", 100, 3}} {
+		events := largeEvents(size.events, size.attrs)
+		value := seal(newSealer(base, apiKey), key, time.Now(), appendEvents(nil, events))
+		b.Run("write/"+size.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = seal(newSealer(base, apiKey), key, time.Now(), appendEvents(nil, events))
+			}
+			b.ReportMetric(float64(len(value)), "B/entry")
+		})
+		b.Run("read/"+size.name, func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, len(value))
+			for b.Loop() {
+				copy(buf, value)
+				_, payload, err := unseal(newSealer(base, apiKey), key, buf)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := decodeEvents(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
