@@ -9,6 +9,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -220,10 +221,13 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, closers: closers}, nil
 }
 
+// warmTimeout bounds the start-up's wait for Redis.
+const warmTimeout = time.Second
+
 // sharedCache builds the second-level cache that relay instances share, when REDIS_URL is
 // set: one Redis client and one breaker for every MISP's cache (entries are keyed per MISP
-// and API key). closeFn releases the client. Nothing is dialled here: a Redis that is down does
-// not stop the relay, whose lookups then go to MISP.
+// and API key). closeFn releases the client. A Redis that is down does not stop the relay,
+// whose lookups then go to MISP.
 func sharedCache(cfg config, tm timeouts, m *metrics.Metrics, log *slog.Logger) (shared *cache.Shared, closeFn func() error, err error) {
 	if cfg.redisURL == "" {
 		return nil, nil, nil
@@ -253,7 +257,16 @@ func sharedCache(cfg config, tm timeouts, m *metrics.Metrics, log *slog.Logger) 
 			Fallbacks: st.Fallbacks, Skipped: st.Skipped, Waits: st.Waits,
 		}
 	}, shared.BreakerState)
-	log.Info("shared cache", "redis", name, "cluster", cfg.redisCluster, "timeout", cfg.redisTimeout.String())
+	// Connections opened now are ready for the first lookups (on Lambda, opened during the
+	// function's initialisation). A Redis that does not answer is only logged: lookups go to
+	// MISP until it does.
+	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+	defer cancel()
+	if err := store.Warm(ctx); err != nil {
+		log.Warn("shared cache not answering at start: lookups go to MISP until it does", "redis", name, "error", err)
+	} else {
+		log.Info("shared cache", "redis", name, "cluster", cfg.redisCluster, "timeout", cfg.redisTimeout.String())
+	}
 	return shared, store.Close, nil
 }
 

@@ -249,7 +249,8 @@ func TestFleetSharesOneRedis(t *testing.T) {
 	// 3. Redis killed mid-run: every request answers with data, none taking longer than
 	// Redis's timeout plus the MISP call (plus a slack for a busy machine; go-redis's own
 	// defaults, 5 s dials and 3 retries, would take seconds).
-	// Six fresh values per instance: the breaker opens after the fifth failure.
+	// Six fresh values per instance: the breaker opens at the fifth failure, a second after
+	// the first.
 	redis.Stop()
 	const bound = 2*rediscache.DefaultTimeout + mispLatency + 2*time.Second
 	for i, v := range fleetValues[6:12] {
@@ -259,6 +260,9 @@ func TestFleetSharesOneRedis(t *testing.T) {
 			if took > bound {
 				t.Errorf("with Redis down, a request took %v, want at most %v", took, bound)
 			}
+		}
+		if i == 0 {
+			clock.add(time.Second)
 		}
 	}
 	for name, r := range map[string]*fleetRelay{"a": a, "b": b} {
@@ -342,9 +346,10 @@ func TestHungRedisCostsAtMostItsTimeout(t *testing.T) {
 		}
 	})
 	mispSrv := misptest.New(t, fleetMISPKey, fleetEvent())
+	clock := newFakeClock()
 	r := startFleetRelay(t, map[string]string{
 		"API_URL": mispSrv.URL, "REDIS_URL": "redis://" + ln.Addr().String(), "REDIS_TIMEOUT": "100ms",
-	}, nil)
+	}, clock)
 	tok := fleetToken(t, fleetMISPKey)
 	for i, v := range fleetValues[:8] {
 		ans, took := r.observe(t, tok, v)
@@ -354,6 +359,12 @@ func TestHungRedisCostsAtMostItsTimeout(t *testing.T) {
 		if took > 2*time.Second {
 			t.Errorf("lookup %d took %v with a hung Redis and REDIS_TIMEOUT=100ms", i, took)
 		}
+		if i == 0 {
+			clock.add(time.Second)
+		}
+	}
+	if n := strings.Count(r.logs.String(), "shared cache not answering at start"); n != 1 {
+		t.Errorf("the start-up did not say Redis does not answer:\n%s", r.logs.String())
 	}
 	if fb, errs := r.metric(t, "relay_redis_fallbacks_total"), r.metric(t, "relay_redis_errors_total"); fb != 8 || errs != cache.DefaultFailures {
 		t.Errorf("%v fallbacks and %v errors, want 8 and %d (then the breaker opened)", fb, errs, cache.DefaultFailures)

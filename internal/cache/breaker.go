@@ -24,14 +24,14 @@ func (s breakerState) String() string {
 	return "closed"
 }
 
-// breaker stops calling a failing shared store for a while: a Redis that is down or slow
-// would otherwise cost every lookup its timeout. It opens for openFor when, within a window
-// of breakerWindow, at least failures operations failed and they are at least half of the
-// window's operations; then one probe operation is let through, whose outcome closes or
-// reopens it. The ratio keeps a burst of timeouts among many successes (a CPU-starved
-// instance, a GC pause) from turning the shared cache off: a store that is down fails
-// every operation. It is hand-written rather than the MISP client's gobreaker so that tests
-// can drive its clock.
+// breaker stops calling a failing shared store for a while: a Redis that is down or hung
+// would otherwise cost every lookup its timeout. It opens for openFor when at least failures
+// operations in a row failed over at least breakerSpan (no success in between); then one probe
+// operation is let through, whose outcome closes or reopens it. The span keeps a burst of
+// timeouts (concurrent operations of a CPU-starved instance, a GC pause: they fail together,
+// and the next ones succeed) from turning the shared cache off, while a store that is down
+// fails everything for as long as it is down. It is hand-written rather than the MISP client's
+// gobreaker so that tests can drive its clock.
 type breaker struct {
 	failures int
 	openFor  time.Duration
@@ -40,16 +40,16 @@ type breaker struct {
 	// caused it, if any.
 	onChange func(from, to breakerState, err error)
 
-	mu          sync.Mutex
-	state       breakerState
-	windowStart time.Time
-	ops, failed int // operations and failures of the window, while closed
-	openedAt    time.Time
-	probing     bool // a half-open probe is in flight
+	mu           sync.Mutex
+	state        breakerState
+	failed       int       // failures in a row, while closed
+	firstFailure time.Time // the first of them
+	openedAt     time.Time
+	probing      bool // a half-open probe is in flight
 }
 
-// breakerWindow is the span over which failures are counted.
-const breakerWindow = 10 * time.Second
+// breakerSpan is how long failures must go on before the breaker opens.
+const breakerSpan = time.Second
 
 // allow tells whether an operation may call the store now, and whether it is the probe of a
 // half-open breaker. Each allowed operation must be followed by done.
@@ -85,24 +85,24 @@ func (b *breaker) done(probe bool, err error) {
 	from := b.state
 	switch {
 	case probe:
-		b.probing = false
+		b.probing, b.failed = false, 0
 		if err == nil {
-			b.state, b.windowStart, b.ops, b.failed = stateClosed, b.now(), 0, 0
+			b.state = stateClosed
 		} else {
 			b.state, b.openedAt = stateOpen, b.now()
 		}
 	case b.state != stateClosed:
 		// An operation let through before the breaker opened: the probe decides now.
+	case err == nil:
+		b.failed = 0
 	default:
-		if now := b.now(); now.Sub(b.windowStart) >= breakerWindow {
-			b.windowStart, b.ops, b.failed = now, 0, 0
+		now := b.now()
+		if b.failed == 0 {
+			b.firstFailure = now
 		}
-		b.ops++
-		if err != nil {
-			b.failed++
-		}
-		if b.failed >= b.failures && 2*b.failed >= b.ops {
-			b.state, b.openedAt = stateOpen, b.now()
+		b.failed++
+		if b.failed >= b.failures && now.Sub(b.firstFailure) >= breakerSpan {
+			b.state, b.openedAt, b.failed = stateOpen, now, 0
 		}
 	}
 	to := b.state

@@ -13,20 +13,20 @@ func TestBreaker(t *testing.T) {
 		err     error // outcome of one operation, when allowed
 		n       int   // repeated n times (default 1)
 	}
+	second := breakerSpan
 	tests := []struct {
 		name  string
 		steps []step
 		want  breakerState
 	}{
-		{"every operation fails", []step{{err: errDown, n: 5}}, stateOpen},
-		{"four failures are not enough", []step{{err: errDown, n: 4}}, stateClosed},
-		{"a burst of failures among many successes", []step{{n: 100}, {err: errDown, n: 30}}, stateClosed},
-		{"failures as many as successes", []step{{n: 10}, {err: errDown, n: 10}}, stateOpen},
-		{"a new window forgets the old one", []step{{err: errDown, n: 4}, {advance: breakerWindow}, {err: errDown, n: 4}}, stateClosed},
-		{"still open before openFor", []step{{err: errDown, n: 5}, {advance: 9 * time.Second, err: nil}}, stateOpen},
-		{"a good probe closes", []step{{err: errDown, n: 5}, {advance: 10 * time.Second, err: nil}}, stateClosed},
-		{"a bad probe reopens", []step{{err: errDown, n: 5}, {advance: 10 * time.Second, err: errDown}}, stateOpen},
-		{"closed after a probe, a fresh count", []step{{err: errDown, n: 5}, {advance: 10 * time.Second}, {err: errDown, n: 4}}, stateClosed},
+		{"failing for a second", []step{{err: errDown}, {advance: second, err: errDown, n: 4}}, stateOpen},
+		{"four failures are not enough", []step{{err: errDown}, {advance: second, err: errDown, n: 3}}, stateClosed},
+		{"a burst of failures (within a second)", []step{{n: 100}, {err: errDown, n: 50}}, stateClosed},
+		{"a success ends the run", []step{{err: errDown, n: 3}, {advance: second}, {err: errDown, n: 4}}, stateClosed},
+		{"still open before openFor", []step{{err: errDown}, {advance: second, err: errDown, n: 4}, {advance: 9 * time.Second}}, stateOpen},
+		{"a good probe closes", []step{{err: errDown}, {advance: second, err: errDown, n: 4}, {advance: 10 * time.Second}}, stateClosed},
+		{"a bad probe reopens", []step{{err: errDown}, {advance: second, err: errDown, n: 4}, {advance: 10 * time.Second, err: errDown}}, stateOpen},
+		{"closed after a probe, a fresh count", []step{{err: errDown}, {advance: second, err: errDown, n: 4}, {advance: 10 * time.Second}, {advance: second, err: errDown, n: 4}}, stateClosed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +61,9 @@ func TestBreakerLetsOneProbeThrough(t *testing.T) {
 	if ok, probe := b.allow(); !ok || probe {
 		t.Fatalf("closed: allow = %v, %v", ok, probe)
 	}
+	b.done(false, errors.New("down"))
+	now = now.Add(breakerSpan)
+	b.allow()
 	b.done(false, errors.New("down"))
 	if ok, _ := b.allow(); ok {
 		t.Fatal("open: an operation was allowed")

@@ -39,8 +39,8 @@ type SharedConfig struct {
 	// Lease is how long an instance that asks MISP holds the lookup's lock, and so how long
 	// another instance waits for its answer before asking MISP itself. Negative: no locks.
 	Lease time.Duration
-	// Failures failed operations, if they are at least half of those of the last 10 s,
-	// open the breaker for OpenFor.
+	// Failures failed operations in a row, going on for at least a second, open the
+	// breaker for OpenFor.
 	Failures int
 	OpenFor  time.Duration
 	// Name is how logs call the store (REDIS_URL without its password).

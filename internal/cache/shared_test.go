@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -353,6 +354,9 @@ func TestStoreDownNeverFailsALookup(t *testing.T) {
 		if events := search(t, a.cache, "k", value(i)); len(events) != 2 {
 			t.Fatalf("lookup %d: %v", i, events)
 		}
+		if i == 0 {
+			clock.Add(1) // failures going on for a second open the breaker
+		}
 	}
 	st := a.shared.Stats()
 	if f.searches.Load() != 10 || store.ops.Load() != 3 || st.Errors != 3 || st.Fallbacks != 10 {
@@ -364,7 +368,7 @@ func TestStoreDownNeverFailsALookup(t *testing.T) {
 	}
 
 	store.fail.Store(false)
-	clock.Add(5)
+	clock.Add(4)
 	search(t, a.cache, "k", value(10))
 	if n := store.ops.Load(); n != 3 {
 		t.Errorf("the store was called %d times while the breaker was open", n-3)
@@ -381,8 +385,8 @@ func TestStoreDownNeverFailsALookup(t *testing.T) {
 }
 
 // TestSlowStoreCostsAtMostTheTimeout: a store that never answers costs a lookup the
-// timeout once before MISP (the read fails, so nothing is written after), then nothing once
-// the breaker is open.
+// timeout once before MISP (the read fails, so nothing is written after), until the breaker,
+// after a second of failures, stops asking it.
 func TestSlowStoreCostsAtMostTheTimeout(t *testing.T) {
 	f := &fakeMISP{}
 	store := newMemStore()
@@ -390,15 +394,20 @@ func TestSlowStoreCostsAtMostTheTimeout(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	a := newInstance(store, f, "", cache.SharedConfig{Timeout: timeout, Failures: 2, OpenFor: time.Hour})
 	synctest.Test(t, func(t *testing.T) {
-		for i, want := range []time.Duration{timeout, timeout, 0, 0} {
+		var took []time.Duration
+		for i := range 30 {
 			start := time.Now()
-			search(t, a.cache, "k", intel.Query{Value: string(rune('a' + i)), Limit: 1})
-			if took := time.Since(start); took != want {
-				t.Errorf("lookup %d took %v with the store hung, want %v", i, took, want)
-			}
+			search(t, a.cache, "k", intel.Query{Value: strconv.Itoa(i), Limit: 1})
+			took = append(took, time.Since(start))
 		}
-		if n := f.searches.Load(); n != 4 {
-			t.Errorf("%d MISP calls, want 4", n)
+		// The first failure ends at 50ms; the 21st, at 1.05s, is a second later.
+		want := slices.Repeat([]time.Duration{timeout}, 21)
+		want = append(want, slices.Repeat([]time.Duration{0}, 9)...)
+		if diff := cmp.Diff(want, took); diff != "" {
+			t.Errorf("lookup durations with the store hung (-want +got):\n%s", diff)
+		}
+		if n := f.searches.Load(); n != 30 {
+			t.Errorf("%d MISP calls, want 30", n)
 		}
 	})
 }

@@ -2,10 +2,13 @@
 // through go-redis: a standalone server or primary endpoint, or a cluster (ElastiCache cluster
 // mode and Serverless, MemoryDB), over TCP or TLS.
 //
-// Every operation is bounded by one timeout (dial, pool wait, write and read alike) and never
-// retried: the cache falls back to MISP instead of waiting, so a retry could only make a lookup
-// slower. Values are read into the caller's buffer and a longer value is skipped on the wire,
-// never held in memory.
+// Every operation is bounded by one timeout (pool wait, write and read alike, through its
+// context) and never retried: the cache falls back to MISP instead of waiting, so a retry could
+// only make a lookup slower. New connections are dialled in the background (go-redis hands a
+// connection whose caller gave up to the pool), for up to a second, so that a burst of lookups
+// on a cold or CPU-starved instance, whose first operations time out, still leaves connections
+// for the next ones. Values are read into the caller's buffer and a longer value is skipped on
+// the wire, never held in memory.
 package rediscache
 
 import (
@@ -33,6 +36,15 @@ type Config struct {
 
 // DefaultTimeout is Config.Timeout's default.
 const DefaultTimeout = 50 * time.Millisecond
+
+// Connections: dialTimeout bounds a background dial (never a lookup, bounded by Timeout);
+// Warm opens warmConns at start-up, so that the first burst of lookups does not wait for dials
+// (and TLS handshakes); poolSize bounds them (a fleet of 100 instances holds 1,600 at most).
+const (
+	dialTimeout = time.Second
+	warmConns   = 4
+	poolSize    = 16
+)
 
 // Store is a Redis (or Valkey) server or cluster. Safe for concurrent use.
 type Store struct {
@@ -71,10 +83,11 @@ func New(cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, hide(err)
 		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout, cfg.Timeout
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = max(dialTimeout, cfg.Timeout), cfg.Timeout, cfg.Timeout, cfg.Timeout
 		o.ContextTimeoutEnabled = true
 		o.MaxRetries = -1
 		o.DialerRetries = 1
+		o.PoolSize = poolSize
 		o.DisableIdentity = true
 		o.MaintNotificationsConfig = noMaint
 		return &Store{c: redis.NewClusterClient(o)}, nil
@@ -83,10 +96,11 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, hide(err)
 	}
-	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout, cfg.Timeout
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = max(dialTimeout, cfg.Timeout), cfg.Timeout, cfg.Timeout, cfg.Timeout
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
 	o.DialerRetries = 1
+	o.PoolSize = poolSize
 	// CLIENT SETINFO costs a round trip per connection, and older servers refuse it.
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = noMaint
@@ -146,9 +160,21 @@ func (s *Store) Unlock(ctx context.Context, key string) error {
 	return s.c.Del(ctx, key).Err()
 }
 
-// Ping checks that the server answers.
-func (s *Store) Ping(ctx context.Context) error {
-	return s.c.Ping(ctx).Err()
+// Warm opens a few connections (a PING on each, at once) and tells whether the server
+// answers, within ctx. The relay calls it at start-up: on AWS Lambda, during the
+// function's initialisation, whose CPU is not shared with requests yet.
+func (s *Store) Warm(ctx context.Context) error {
+	errs := make(chan error, warmConns)
+	for range warmConns {
+		go func() { errs <- s.c.Ping(ctx).Err() }()
+	}
+	var first error
+	for range warmConns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Close closes the connections.
