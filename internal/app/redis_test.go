@@ -211,7 +211,11 @@ func TestFleetSharesOneRedis(t *testing.T) {
 	mispSrv.Delay("/attributes/restSearch", mispLatency)
 	clock := newFakeClock()
 	redisURL := "redis://default:" + fleetRedisPassword + "@" + redis.Addr + "/0"
-	vars := map[string]string{"API_URL": mispSrv.URL, "REDIS_URL": redisURL}
+	// A Redis operation of a loaded machine (make test runs packages in parallel, under the
+	// race detector) can take longer than the default 50 ms, and would then count as a miss:
+	// this test is about the fleet, TestHungRedisCostsAtMostItsTimeout about the bound.
+	const redisTimeout = 2 * time.Second
+	vars := map[string]string{"API_URL": mispSrv.URL, "REDIS_URL": redisURL, "REDIS_TIMEOUT": redisTimeout.String()}
 	a := startFleetRelay(t, vars, clock)
 	b := startFleetRelay(t, vars, clock)
 	tok := fleetToken(t, fleetMISPKey)
@@ -247,12 +251,13 @@ func TestFleetSharesOneRedis(t *testing.T) {
 	}
 
 	// 3. Redis killed mid-run: every request answers with data, none taking longer than
-	// Redis's timeout plus the MISP call (plus a slack for a busy machine; go-redis's own
-	// defaults, 5 s dials and 3 retries, would take seconds).
+	// Redis's timeout (twice: before and after MISP) plus the MISP call, plus a slack for a
+	// busy machine; without the bound, a lookup would wait until the request's deadline
+	// (MISP_TIMEOUT + 20 s).
 	// Six fresh values per instance: the breaker opens at the fifth failure, a second after
 	// the first.
 	redis.Stop()
-	const bound = 2*rediscache.DefaultTimeout + mispLatency + 2*time.Second
+	const bound = 2*redisTimeout + mispLatency + 2*time.Second
 	for i, v := range fleetValues[6:12] {
 		for _, r := range []*fleetRelay{a, b} {
 			ans, took := r.observe(t, tok, v, first[i%len(first)])
@@ -308,7 +313,7 @@ func TestFleetSharesOneRedis(t *testing.T) {
 				t.Errorf("%s: a log line shows a secret (%.12s...)", name, secret)
 			}
 		}
-		if !strings.Contains(logs, `"redis":"redis://default:xxxxx@`+redis.Addr+`/0"`) {
+		if !strings.Contains(logs, `"redis":"redis://default:xxxxx@`+redis.Addr+`/0"`) || !strings.Contains(logs, `"timeout":"2s"`) {
 			t.Errorf("%s: the start-up line does not name Redis (redacted):\n%.1000s", name, logs)
 		}
 	}
