@@ -36,8 +36,9 @@ type SharedConfig struct {
 	// MaxEntry bounds a stored value in bytes: larger answers are not stored, and larger
 	// values are never read.
 	MaxEntry int
-	// Lease is how long an instance that asks MISP holds the lookup's lock, and so how long
-	// another instance waits for its answer before asking MISP itself. Negative: no locks.
+	// Lease is how long an instance that asks MISP holds the lookup's lock (at most the
+	// TTL), and so how long another instance waits for its answer before asking MISP itself.
+	// Negative: no locks.
 	Lease time.Duration
 	// Failures failed operations in a row, going on for at least a second, open the
 	// breaker for OpenFor.
@@ -187,31 +188,39 @@ type codec[T any] struct {
 func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration, c codec[T], fetch func() (T, error)) (v T, fetchedAt time.Time, fromStore bool, err error) {
 	before, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	v, fetchedAt, got := load(before, s, ref, ttl, c)
-	locked := false
+	locked, waited := false, false
 	switch got {
-	case found:
-		cancel()
-		s.hits.Add(1)
-		return v, fetchedAt, true, nil
 	case failed:
 		s.fallbacks.Add(1)
 	case missing:
 		s.misses.Add(1)
-		if s.cfg.Lease > 0 {
+		if lease := min(s.cfg.Lease, ttl); lease > 0 {
 			var ok bool
-			locked, ok = s.lock(before, ref)
-			if ok && !locked {
+			switch locked, ok = s.lock(before, ref, lease); {
+			case locked:
+				// The answer may have been stored between the read and the lock (its writer
+				// then freed the lock): look once more before asking MISP.
+				v, fetchedAt, got = load(before, s, ref, ttl, c)
+			case ok:
 				// Another instance is asking MISP: its answer will be in the store soon.
-				if v, fetchedAt, got, locked = wait(ctx, s, ref, ttl, c); got == found {
-					cancel()
-					s.hits.Add(1)
-					s.waits.Add(1)
-					return v, fetchedAt, true, nil
-				}
+				v, fetchedAt, got, locked = wait(ctx, s, ref, ttl, lease, c)
+				waited = true
 			}
 		}
 	}
 	cancel()
+	if got == found {
+		if locked {
+			after, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+			s.unlock(after, ref)
+			cancel()
+		}
+		s.hits.Add(1)
+		if waited {
+			s.waits.Add(1)
+		}
+		return v, fetchedAt, true, nil
+	}
 	fetchedAt = time.Now()
 	v, err = fetch()
 	if got == failed {
@@ -223,8 +232,8 @@ func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 		s.put(after, ref, ttl, fetchedAt, c.encode(nil, v))
 	}
 	if locked {
-		// Waiting instances see the answer, or, after an error, take the lock and ask MISP
-		// themselves: errors are not shared.
+		// Waiting instances find the answer, or, after an error (errors are not shared),
+		// take the lock and ask MISP themselves.
 		s.unlock(after, ref)
 	}
 	return v, fetchedAt, false, err
@@ -262,10 +271,11 @@ func load[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 }
 
 // wait polls for the answer of the instance holding ref's lock, until it is stored, the lock
-// is free (the holder failed or gave up: this instance takes the lock and asks MISP) or
-// Lease has passed. Each look is bounded by Timeout; a failing store ends the wait.
-func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration, c codec[T]) (v T, fetchedAt time.Time, got outcome, locked bool) {
-	deadline := time.Now().Add(s.cfg.Lease)
+// is free (the holder failed or gave up: this instance takes the lock, looks once more, and
+// then asks MISP) or the lease has passed. Each look is bounded by Timeout; a failing store
+// ends the wait.
+func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl, lease time.Duration, c codec[T]) (v T, fetchedAt time.Time, got outcome, locked bool) {
+	deadline := time.Now().Add(lease)
 	timer := time.NewTimer(firstPoll)
 	defer timer.Stop()
 	for pause := firstPoll; ; pause = min(pause*3/2, maxPoll) {
@@ -278,8 +288,11 @@ func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 		v, fetchedAt, got = load(look, s, ref, ttl, c)
 		if got == missing {
 			var ok bool
-			if locked, ok = s.lock(look, ref); !ok {
+			switch locked, ok = s.lock(look, ref, lease); {
+			case !ok:
 				got = failed
+			case locked:
+				v, fetchedAt, got = load(look, s, ref, ttl, c)
 			}
 		}
 		cancel()
@@ -304,13 +317,13 @@ func (s *Shared) put(ctx context.Context, ref entryRef, ttl time.Duration, fetch
 	s.done(probe, s.store.Set(ctx, ref.key, seal(ref.aead, ref.key, fetchedAt, payload), ttl))
 }
 
-// lock takes ref's lock for Lease; ok is false when the store could not be asked.
-func (s *Shared) lock(ctx context.Context, ref entryRef) (locked, ok bool) {
+// lock takes ref's lock for lease; ok is false when the store could not be asked.
+func (s *Shared) lock(ctx context.Context, ref entryRef, lease time.Duration) (locked, ok bool) {
 	allowed, probe := s.breaker.allow()
 	if !allowed {
 		return false, false
 	}
-	locked, err := s.store.Lock(ctx, ref.lockKey(), s.cfg.Lease)
+	locked, err := s.store.Lock(ctx, ref.lockKey(), lease)
 	s.done(probe, err)
 	return locked, err == nil
 }

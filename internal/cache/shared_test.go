@@ -30,8 +30,10 @@ type memStore struct {
 	ops    atomic.Int64
 	locks  atomic.Int64
 	sets   atomic.Int64
-	fail   atomic.Bool // every operation fails
-	hang   atomic.Bool // every operation waits for its context to end
+	// beforeLock, when set, runs once at the next Lock, before it looks at the key.
+	beforeLock atomic.Pointer[func()]
+	fail       atomic.Bool // every operation fails
+	hang       atomic.Bool // every operation waits for its context to end
 }
 
 type memValue struct {
@@ -80,6 +82,9 @@ func (m *memStore) Set(ctx context.Context, key string, v []byte, ttl time.Durat
 }
 
 func (m *memStore) Lock(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if hook := m.beforeLock.Swap(nil); hook != nil {
+		(*hook)()
+	}
 	m.locks.Add(1)
 	if err := m.fault(ctx); err != nil {
 		return false, err
@@ -432,6 +437,24 @@ func TestConcurrentLookupsReadTheStoreOnce(t *testing.T) {
 	// and asked just after it ended, reads the store (a hit): it neither locks nor writes.
 	if n, locks, sets := g.searches.Load(), store.locks.Load(), store.sets.Load(); n != 1 || locks != 1 || sets != 1 {
 		t.Errorf("%d MISP calls, %d locks and %d writes for 20 concurrent lookups, want 1 of each", n, locks, sets)
+	}
+}
+
+// TestAnswerStoredBetweenReadAndLock: an instance that missed the store just before another
+// stored its answer (and freed the lock) takes the lock, looks again, and finds it.
+func TestAnswerStoredBetweenReadAndLock(t *testing.T) {
+	f := &fakeMISP{}
+	store := newMemStore()
+	a := newInstance(store, f, "", cache.SharedConfig{})
+	b := newInstance(store, f, "", cache.SharedConfig{})
+	aAnswers := func() { search(t, a.cache, "k", q) }
+	store.beforeLock.Store(&aAnswers) // runs when b, having missed, takes the lock
+	search(t, b.cache, "k", q)
+	if n := f.searches.Load(); n != 1 {
+		t.Errorf("%d MISP calls, want 1 (a's)", n)
+	}
+	if st := b.shared.Stats(); st.Hits != 1 || st.Misses != 1 {
+		t.Errorf("b's stats %+v, want a miss, then a hit after the lock", st)
 	}
 }
 
