@@ -223,12 +223,9 @@ func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 	}
 	fetchedAt = time.Now()
 	v, err = fetch()
-	if got == failed {
-		return v, fetchedAt, false, err // the store is not answering: do not wait for it again
-	}
 	after, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	if err == nil {
+	if err == nil && got != failed { // a store that did not answer is not written to
 		s.put(after, ref, ttl, fetchedAt, c.encode(nil, v))
 	}
 	if locked {

@@ -33,6 +33,7 @@ type memStore struct {
 	// beforeLock, when set, runs once at the next Lock, before it looks at the key.
 	beforeLock atomic.Pointer[func()]
 	fail       atomic.Bool // every operation fails
+	failGet    atomic.Bool // the next Get fails
 	hang       atomic.Bool // every operation waits for its context to end
 }
 
@@ -60,6 +61,9 @@ func (m *memStore) fault(ctx context.Context) error {
 func (m *memStore) Get(ctx context.Context, key string, buf []byte) ([]byte, bool, error) {
 	if err := m.fault(ctx); err != nil {
 		return nil, false, err
+	}
+	if m.failGet.Swap(false) {
+		return nil, false, errStoreDown
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -455,6 +459,27 @@ func TestAnswerStoredBetweenReadAndLock(t *testing.T) {
 	}
 	if st := b.shared.Stats(); st.Hits != 1 || st.Misses != 1 {
 		t.Errorf("b's stats %+v, want a miss, then a hit after the lock", st)
+	}
+}
+
+// TestLockIsFreedWhenTheStoreFails: an instance that took a lookup's lock frees it even when
+// the store failed in between, so that others do not wait for the lease.
+func TestLockIsFreedWhenTheStoreFails(t *testing.T) {
+	f := &fakeMISP{}
+	store := newMemStore()
+	a := newInstance(store, f, "", cache.SharedConfig{})
+	failRecheck := func() { store.failGet.Store(true) }
+	store.beforeLock.Store(&failRecheck) // the look after taking the lock fails
+	search(t, a.cache, "k", q)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	for k := range store.values {
+		if strings.HasSuffix(k, ":lock") {
+			t.Errorf("lock %s left behind", k)
+		}
+	}
+	if st := a.shared.Stats(); st.Errors != 1 || f.searches.Load() != 1 {
+		t.Errorf("stats %+v, %d MISP calls; want 1 error and 1 call", st, f.searches.Load())
 	}
 }
 
