@@ -269,8 +269,9 @@ func load[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 
 // wait polls for the answer of the instance holding ref's lock, until it is stored, the lock
 // is free (the holder failed or gave up: this instance takes the lock, looks once more, and
-// then asks MISP) or the lease has passed. Each look is bounded by Timeout; a failing store
-// ends the wait.
+// then asks MISP), the store is out (its breaker open) or the lease has passed. Each look is
+// bounded by Timeout; one that fails (a timeout on a busy instance) is tried again at the next
+// look rather than sending this instance to MISP too.
 func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl, lease time.Duration, c codec[T]) (v T, fetchedAt time.Time, got outcome, locked bool) {
 	deadline := time.Now().Add(lease)
 	timer := time.NewTimer(firstPoll)
@@ -293,8 +294,11 @@ func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl, lease time.D
 			}
 		}
 		cancel()
-		if got != missing || locked || time.Now().After(deadline) {
+		switch {
+		case got == found, locked:
 			return v, fetchedAt, got, locked
+		case got == failed && s.breaker.current() == stateOpen, time.Now().After(deadline):
+			return v, fetchedAt, got, false
 		}
 		timer.Reset(pause)
 	}

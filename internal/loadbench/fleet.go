@@ -137,9 +137,16 @@ func fleet(ctx context.Context, o options) []result {
 	res.check("MISP calls per unique value 1.0", perValue < 1.005, fmt.Sprintf("%.3f", perValue))
 	res.note("%d lookups of %d distinct values on %d instances: %d MISP calls, %.3f per value; without the shared cache each instance would ask each value it saw: %d calls, %.2f per value",
 		res.Lookups, unique, fleetInstances, res.Upstream, perValue, pairs, float64(pairs)/float64(max(unique, 1)))
-	res.note("in-process cache: %d hits, %d misses; Redis: %d hits (%d of them after waiting for another instance's MISP call), %d misses, %d errors, %d fallbacks to MISP",
+	timeout := "50ms (default)"
+	if o.redisTimeout > 0 {
+		timeout = o.redisTimeout.String()
+	}
+	res.note("in-process cache: %d hits, %d misses; Redis: %d hits (%d of them after waiting for another instance's MISP call), %d misses, %d errors (REDIS_TIMEOUT %s), %d fallbacks to MISP",
 		res.Hits, res.Misses, st["relay_redis_hits_total"], st["relay_redis_waits_total"], st["relay_redis_misses_total"],
-		st["relay_redis_errors_total"], st["relay_redis_fallbacks_total"])
+		st["relay_redis_errors_total"], timeout, st["relay_redis_fallbacks_total"])
+	if st["relay_redis_errors_total"] > 0 {
+		res.note("a lookup whose Redis operation fails (a timeout: the relays, the clients and MISP share one process and its CPUs) asks MISP rather than wait: a value may then be asked twice")
+	}
 	if size, n, err := entrySize(ctx, redis.Addr); err == nil && n > 0 {
 		res.note("an entry in Redis takes %d bytes on average (%d sampled: 3 events of 2 attributes each, sealed); MISP's JSON answer for it is %d bytes",
 			size, n, answerSize(fake, fleetValue(10, 0)))
@@ -165,10 +172,13 @@ func startFleet(o options, mispURL, redisURL string) (relays []*relayUnderTest, 
 			r.close()
 		}
 	}
+	env := map[string]string{"REDIS_URL": redisURL}
+	if o.redisTimeout > 0 {
+		env["REDIS_TIMEOUT"] = o.redisTimeout.String()
+	}
 	for range fleetInstances {
 		r, err := startRelay(o.build, relayConfig{
-			mispURL: mispURL, cacheTTL: time.Minute, concurrency: o.concurrency,
-			env: map[string]string{"REDIS_URL": redisURL},
+			mispURL: mispURL, cacheTTL: time.Minute, concurrency: o.concurrency, env: env,
 		})
 		if err != nil {
 			stop()

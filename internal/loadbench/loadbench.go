@@ -6,7 +6,7 @@
 // from process start to its first successful /health.
 //
 //	relaybench [-duration 5s] [-scenarios all|fan-out,throughput,...|1,2,...] [-json]
-//	                        [-misp-concurrency n] [-isolate=false] [-relay-bin path] [-cpuprofile file]
+//	                        [-misp-concurrency n] [-redis-timeout d] [-isolate=false] [-relay-bin path] [-cpuprofile file]
 //
 // Scenarios: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (several
 // relays sharing a real redis-server, which must be installed). Everything listens on and
@@ -54,6 +54,7 @@ func Run(ctx context.Context, self []string, build Build, args []string, stdout,
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&o.relayBin, "relay-bin", "", "relay binary for the startup scenario (default: this one)")
 	fs.IntVar(&o.concurrency, "misp-concurrency", 0, "the relay's MISP_CONCURRENCY (default: the relay's default, 32)")
+	fs.DurationVar(&o.redisTimeout, "redis-timeout", 0, "the fleet scenario's REDIS_TIMEOUT (default: the relay's default, 50ms)")
 	fs.BoolVar(&o.isolate, "isolate", true, "run each scenario in a fresh child process, so that one scenario's garbage, caches and goroutines do not weigh on the next one's heap and CPU")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (relay, fake MISP and clients) to this file, for go tool pprof; implies -isolate=false")
 	if err := fs.Parse(args); err != nil {
@@ -149,6 +150,7 @@ func runChild(ctx context.Context, o options, name string, stderr io.Writer) []r
 	args := []string{
 		"-isolate=false", "-json", "-scenarios", name,
 		"-duration", o.duration.String(), "-misp-concurrency", strconv.Itoa(o.concurrency),
+		"-redis-timeout", o.redisTimeout.String(),
 	}
 	if o.relayBin != "" {
 		args = append(args, "-relay-bin", o.relayBin)

@@ -20,6 +20,8 @@ type options struct {
 	// concurrency is the relay's MISP_CONCURRENCY (lookups per request, and MISP calls in
 	// flight over all requests); 0 means the relay's default.
 	concurrency int
+	// redisTimeout is the fleet scenario's REDIS_TIMEOUT; 0 means the relay's default.
+	redisTimeout time.Duration
 	// isolate runs each scenario in a child process (see runChild).
 	isolate bool
 	// build wires the relay as `relay serve` does.
