@@ -528,6 +528,37 @@ func TestFleetWaitsForTheInstanceAskingMISP(t *testing.T) {
 	})
 }
 
+// TestWaitSurvivesAFailedLook: a look that fails while waiting (a timeout on a busy
+// instance) is tried again at the next one, rather than sending the instance to MISP too.
+func TestWaitSurvivesAFailedLook(t *testing.T) {
+	g := &gatedMISP{}
+	store := newMemStore()
+	a := newInstance(store, g, "", cache.SharedConfig{})
+	b := newInstance(store, g, "", cache.SharedConfig{})
+	synctest.Test(t, func(t *testing.T) {
+		g.gate, g.entered = make(chan bool), make(chan struct{}, 2)
+		done := make(chan []intel.Event, 2)
+		go func() { done <- search(t, a.cache, "k", q) }()
+		<-g.entered
+		go func() { done <- search(t, b.cache, "k", q) }()
+		time.Sleep(10 * time.Millisecond) // b is waiting
+		store.failGet.Store(true)         // its next look fails
+		time.Sleep(200 * time.Millisecond)
+		if store.failGet.Load() {
+			t.Fatal("b did not look at the store")
+		}
+		close(g.gate)
+		<-done
+		<-done
+		if n := g.searches.Load(); n != 1 {
+			t.Errorf("%d MISP calls, want 1", n)
+		}
+		if st := b.shared.Stats(); st.Waits != 1 || st.Errors != 1 {
+			t.Errorf("b's stats %+v, want one failed look, then the answer after waiting", st)
+		}
+	})
+}
+
 // TestWaitEndsWhenTheHolderFails: the waiting instance asks MISP itself, at once, when the
 // instance holding the lock got an error (errors are not shared).
 func TestWaitEndsWhenTheHolderFails(t *testing.T) {
