@@ -9,6 +9,8 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
@@ -43,6 +46,16 @@ type App struct {
 	cfg      config
 	timeouts timeouts
 	pool     *mispPool
+	closers  []func() error // what Close releases
+}
+
+// Close releases what the relay holds besides its listeners (the Redis connections).
+func (a *App) Close() error {
+	var errs []error
+	for _, c := range a.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
 }
 
 // New reads the configuration with getenv and builds the relay, logging to logOut. A
@@ -84,7 +97,7 @@ func deriveTimeouts(cfg config) timeouts {
 
 // build wires the relay from cfg: the token verifier, a MISP server or a feed directory behind
 // API_URL, the MISPs configuration tokens name, urlscan.io, and the HTTP API.
-func build(cfg config, log *slog.Logger) (*App, error) {
+func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	tm := deriveTimeouts(cfg)
 	paths, err := service.Routes()
 	if err != nil {
@@ -92,6 +105,21 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 	}
 	m := metrics.New(paths)
 	userAgent := "misp-relay/" + Version + " (Cisco XDR relay)"
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				_ = c()
+			}
+		}
+	}()
+	shared, closeShared, err := sharedCache(cfg, tm, m, log)
+	if err != nil {
+		return nil, err
+	}
+	if closeShared != nil {
+		closers = append(closers, closeShared)
+	}
 	// The caches' counters, summed; those of caches dropped with their MISP stay counted.
 	var (
 		caches                   = map[*cache.Cache]struct{}{}
@@ -143,7 +171,8 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 		m.WatchBreaker(base, client.BreakerState)
 		// Repeated lookups (the same pivot from several analysts, or XDR asking deliberate
 		// and observe for one observable) are answered once per CACHE_TTL.
-		c := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize})
+		// With REDIS_URL, a miss goes to the fleet's shared cache before MISP.
+		c := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize, Shared: shared})
 		cachesMu.Lock()
 		caches[c] = struct{}{}
 		cachesMu.Unlock()
@@ -233,7 +262,56 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool}, nil
+	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers}, nil
+}
+
+// warmTimeout bounds the start-up's wait for Redis.
+const warmTimeout = time.Second
+
+// sharedCache builds the second-level cache that relay instances share, when REDIS_URL is
+// set: one Redis client and one breaker for every MISP's cache (entries are keyed per MISP
+// and API key). closeFn releases the client. A Redis that is down does not stop the relay,
+// whose lookups then go to MISP.
+func sharedCache(cfg config, tm timeouts, m *metrics.Metrics, log *slog.Logger) (shared *cache.Shared, closeFn func() error, err error) {
+	if cfg.redisURL == "" {
+		return nil, nil, nil
+	}
+	store, err := rediscache.New(rediscache.Config{URL: cfg.redisURL, Cluster: cfg.redisCluster, Timeout: cfg.redisTimeout})
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	name := rediscache.Redact(cfg.redisURL)
+	if cfg.cacheTTL == 0 {
+		log.Warn("REDIS_URL is set but CACHE_TTL=0 turns caching off: the shared cache is not used", "redis", name)
+		return nil, store.Close, nil
+	}
+	shared = cache.NewShared(store, cache.SharedConfig{
+		Timeout: cfg.redisTimeout,
+		// An instance asking MISP holds the lookup for as long as its call may take, up to
+		// the cache's default lease: others wait for its answer rather than ask too.
+		Lease: min(tm.misp, cache.DefaultLease),
+		Name:  name,
+		Log:   log,
+		Now:   cfg.redisClock,
+	})
+	m.WatchSharedCache(func() metrics.SharedCacheStats {
+		st := shared.Stats()
+		return metrics.SharedCacheStats{
+			Hits: st.Hits, Misses: st.Misses, Errors: st.Errors,
+			Fallbacks: st.Fallbacks, Skipped: st.Skipped, Waits: st.Waits,
+		}
+	}, shared.BreakerState)
+	// Connections opened now are ready for the first lookups (on Lambda, opened during the
+	// function's initialisation). A Redis that does not answer is only logged: lookups go to
+	// MISP until it does.
+	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+	defer cancel()
+	if err := store.Warm(ctx); err != nil {
+		log.Warn("shared cache not answering at start: lookups go to MISP until it does", "redis", name, "error", err)
+	} else {
+		log.Info("shared cache", "redis", name, "cluster", cfg.redisCluster, "timeout", cfg.redisTimeout.String())
+	}
+	return shared, store.Close, nil
 }
 
 // Server is the *http.Server for the API, its limits bounding what one client can hold: a

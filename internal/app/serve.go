@@ -18,6 +18,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	defer func() { _ = a.Close() }()
 	if getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		return serveLambda(ctx, a.Handler, a.Log)
 	}
