@@ -79,31 +79,17 @@ type JWKS struct {
 	Body         string                    // served instead of the key set when set
 	Redirect     string                    // redirects there when set
 	CacheControl string                    // the Cache-Control header, when set
-	Gate         chan struct{}             // when set, requests wait until it is closed (or the server is)
-
-	closed chan struct{} // closed by Close: ends the waits on Gate
+	Gate         chan struct{}             // when set, requests wait until it is closed (or the client gives up)
 }
 
 // NewJWKS starts a JWKS serving pub under kid, closed when tb ends.
 func NewJWKS(tb testing.TB, kid string, pub *rsa.PublicKey) *JWKS {
 	tb.Helper()
-	s := &JWKS{Keys: map[string]*rsa.PublicKey{kid: pub}, Status: http.StatusOK, closed: make(chan struct{})}
+	s := &JWKS{Keys: map[string]*rsa.PublicKey{kid: pub}, Status: http.StatusOK}
 	s.Server = httptest.NewTLSServer(s)
 	tb.Cleanup(s.Close)
 	s.Host = strings.TrimPrefix(s.URL, "https://")
 	return s
-}
-
-// Close ends the requests waiting on Gate, then closes the server.
-func (s *JWKS) Close() {
-	s.mu.Lock()
-	select {
-	case <-s.closed:
-	default:
-		close(s.closed)
-	}
-	s.mu.Unlock()
-	s.Server.Close()
 }
 
 // Set changes what the server serves, under its lock.
@@ -124,12 +110,12 @@ func (s *JWKS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if gate != nil {
-		// The wait does not end when the client gives up: answering then (an empty 200)
-		// could reach a client that still waits, as a malformed key set rather than the
-		// timeout the test is about.
+		// A held request that ends without the gate opening (the client gave up, or the
+		// server closed the connection) is aborted, never answered: an empty 200 reaching a client that
+		// still waits would read as a malformed key set instead of the timeout under test.
 		select {
 		case <-gate:
-		case <-s.closed:
+		case <-r.Context().Done():
 			panic(http.ErrAbortHandler)
 		}
 	}
