@@ -50,7 +50,7 @@ vet:
 
 lint:
 	@echo "golangci-lint (the first run builds it from tools.mod, downloading about 75 MB of modules: about 13 minutes on 2 cores; then about 20 s)"
-	$(LINT) run ./...
+	$(LINT) run --allow-serial-runners ./...
 
 ## generate: regenerate internal/gen and pkg/relayclient from api/openapi.yaml.
 generate:
@@ -130,3 +130,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthorization$$' -fuzztime $(FUZZTIME) ./internal/service
 	$(GO) test -run '^$$' -fuzz '^FuzzMISPAnswer$$' -fuzztime $(FUZZTIME) ./internal/service
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/feed
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEvents$$' -fuzztime $(FUZZTIME) ./internal/cache
+	$(GO) test -run '^$$' -fuzz '^FuzzUnseal$$' -fuzztime $(FUZZTIME) ./internal/cache

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -284,9 +285,68 @@ func TestSAMTemplate(t *testing.T) {
 	if got, want := scalar("Parameters", "JWKSHosts", "Default"), strings.Join(auth.DefaultJWKSHosts(), ","); got != want {
 		t.Errorf("JWKSHosts default = %q, want the relay's default %q", got, want)
 	}
+	// The shared cache and the VPC a function needs to reach it are optional, and off by
+	// default: an empty RedisURL (REDIS_URL unset) and no subnets (no VpcConfig at all).
+	for path, want := range map[string]string{
+		"Parameters.RedisURL.Default":                    "",
+		"Parameters.RedisURL.NoEcho":                     "true", // it may hold the cache's password
+		"Parameters.RedisCluster.Default":                "false",
+		"Parameters.SubnetIds.Type":                      "CommaDelimitedList",
+		"Parameters.SubnetIds.Default":                   "",
+		"Parameters.SecurityGroupIds.Type":               "CommaDelimitedList",
+		"Parameters.SecurityGroupIds.Default":            "",
+		"Properties.Environment.Variables.REDIS_URL":     "RedisURL",
+		"Properties.Environment.Variables.REDIS_CLUSTER": "RedisCluster",
+	} {
+		keys := strings.Split(path, ".")
+		if keys[0] == "Properties" {
+			keys = append(slices.Clone(props), keys[1:]...)
+		}
+		if got := scalar(keys...); got != want {
+			t.Errorf("template.yaml: %s = %q, want %q", path, got, want)
+		}
+	}
+	if allowed := node(params, "RedisCluster", "AllowedValues"); allowed == nil || len(allowed.Content) != 2 {
+		t.Error("template.yaml: RedisCluster must allow exactly false and true (REDIS_CLUSTER)")
+	} else {
+		for _, v := range allowed.Content {
+			if _, err := strconv.ParseBool(v.Value); err != nil {
+				t.Errorf("RedisCluster allows %q, which REDIS_CLUSTER refuses", v.Value)
+			}
+		}
+	}
+	inVPC := node(&doc, "Conditions", "InVpc")
+	if inVPC == nil || !strings.Contains(nodeText(inVPC), "SubnetIds") {
+		t.Error("template.yaml: Conditions.InVpc must test SubnetIds")
+	}
+	vpc := node(&doc, append(props, "VpcConfig")...)
+	switch {
+	case vpc == nil || vpc.Tag != "!If" || len(vpc.Content) != 3:
+		t.Error("template.yaml: VpcConfig must be !If [InVpc, {...}, !Ref AWS::NoValue]")
+	case vpc.Content[0].Value != "InVpc" || vpc.Content[2].Tag != "!Ref" || vpc.Content[2].Value != "AWS::NoValue":
+		t.Errorf("template.yaml: VpcConfig must be off (AWS::NoValue) unless InVpc")
+	default:
+		for key, param := range map[string]string{"SubnetIds": "SubnetIds", "SecurityGroupIds": "SecurityGroupIds"} {
+			if v := node(vpc.Content[1], key); v == nil || v.Tag != "!Ref" || v.Value != param {
+				t.Errorf("template.yaml: VpcConfig.%s must be !Ref %s", key, param)
+			}
+		}
+	}
 	if out := node(&doc, "Outputs", "RelayURL", "Value"); out == nil || out.Tag != "!GetAtt" || out.Value != "RelayFunctionUrl.FunctionUrl" {
 		t.Error("template.yaml: Outputs.RelayURL must be the Function URL (!GetAtt RelayFunctionUrl.FunctionUrl)")
 	}
+}
+
+// nodeText is n's scalars, depth first, joined by spaces.
+func nodeText(n *yaml.Node) string {
+	if n == nil {
+		return ""
+	}
+	parts := []string{n.Value}
+	for _, c := range n.Content {
+		parts = append(parts, nodeText(c))
+	}
+	return strings.Join(parts, " ")
 }
 
 func base64URL(s string) ([]byte, error) {

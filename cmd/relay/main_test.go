@@ -9,15 +9,12 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/app"
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
-
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
 
 func TestVersionCommand(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"version"}, env(nil), &out); err != nil {
+	if err := run(context.Background(), []string{"version"}, testkit.Env(nil), &out); err != nil {
 		t.Fatal(err)
 	}
 	if got := out.String(); got != app.Version+"\n" {
@@ -26,7 +23,7 @@ func TestVersionCommand(t *testing.T) {
 }
 
 func TestUnknownCommand(t *testing.T) {
-	err := run(context.Background(), []string{"frobnicate"}, env(nil), io.Discard)
+	err := run(context.Background(), []string{"frobnicate"}, testkit.Env(nil), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "frobnicate") {
 		t.Errorf("err = %v, want an unknown-command error", err)
 	}
@@ -34,7 +31,7 @@ func TestUnknownCommand(t *testing.T) {
 
 func TestJWTCommand(t *testing.T) {
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"jwt", "--key", "misp-key", "--urlscan-key", "us-key", "--format", "env"}, env(nil), &out)
+	err := run(context.Background(), []string{"jwt", "--key", "misp-key", "--urlscan-key", "us-key", "--format", "env"}, testkit.Env(nil), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +53,7 @@ func TestJWTCommand(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := run(context.Background(), []string{"jwt", "--key", "k", "--secret", "given"}, env(nil), &out); err != nil {
+	if err := run(context.Background(), []string{"jwt", "--key", "k", "--secret", "given"}, testkit.Env(nil), &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"SECRET_KEY: given", "JWT:", "API_URL", "Authorization Bearer Token"} {
@@ -64,7 +61,7 @@ func TestJWTCommand(t *testing.T) {
 			t.Errorf("instructions lack %q:\n%s", want, out.String())
 		}
 	}
-	if err := run(context.Background(), []string{"jwt"}, env(nil), io.Discard); err == nil {
+	if err := run(context.Background(), []string{"jwt"}, testkit.Env(nil), io.Discard); err == nil {
 		t.Error("jwt without --key succeeded")
 	}
 }
@@ -73,7 +70,7 @@ func TestJWTCommand(t *testing.T) {
 // XDR module form, and that --format env stays two lines (make run parses them).
 func TestJWTInstructions(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"jwt", "--key", "k", "--secret", "given-secret"}, env(nil), &out); err != nil {
+	if err := run(context.Background(), []string{"jwt", "--key", "k", "--secret", "given-secret"}, testkit.Env(nil), &out); err != nil {
 		t.Fatal(err)
 	}
 	text := out.String()
@@ -86,7 +83,7 @@ func TestJWTInstructions(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := run(context.Background(), []string{"jwt", "--key", "k", "--secret", "s", "--format", "env"}, env(nil), &out); err != nil {
+	if err := run(context.Background(), []string{"jwt", "--key", "k", "--secret", "s", "--format", "env"}, testkit.Env(nil), &out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")

@@ -9,9 +9,12 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
@@ -43,6 +47,16 @@ type App struct {
 	cfg      config
 	timeouts timeouts
 	pool     *mispPool
+	closers  []func() error // what Close releases
+}
+
+// Close releases what the relay holds besides its listeners (the Redis connections).
+func (a *App) Close() error {
+	var errs []error
+	for _, c := range a.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
 }
 
 // New reads the configuration with getenv and builds the relay, logging to logOut. A
@@ -53,6 +67,71 @@ func New(getenv func(string) string, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	return build(cfg, newLogger(cfg, logOut))
+}
+
+// Run is `relay serve`: it builds the relay from the environment and serves until ctx ends,
+// then drains in-flight requests. Under AWS Lambda (AWS_LAMBDA_RUNTIME_API set) it answers
+// Lambda invocations instead of listening.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	a, err := New(getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = a.Close() }()
+	if getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		return serveLambda(ctx, a.Handler, a.Log)
+	}
+	return a.listenAndServe(ctx)
+}
+
+// listenAndServe serves the API on LISTEN_ADDR (:PORT by default) and metrics on
+// METRICS_ADDR until ctx ends.
+func (a *App) listenAndServe(ctx context.Context) error {
+	log := a.Log
+	// Both listeners are open before the relay says it listens, so whoever waits for that
+	// line (a test, an orchestrator) can use either at once.
+	ln, err := net.Listen("tcp", a.cfg.listenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR / PORT: listen on %s: %w", a.cfg.listenAddr, err)
+	}
+	var mln net.Listener
+	if a.cfg.metricsAddr != "" {
+		// A separate listener, so metrics are never exposed where XDR (or the internet) calls.
+		if mln, err = net.Listen("tcp", a.cfg.metricsAddr); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+	srv := a.Server()
+	errc := make(chan error, 2)
+	servers := []*http.Server{srv}
+	go func() { errc <- srv.Serve(ln) }()
+	if mln != nil {
+		msrv := &http.Server{Handler: a.Metrics, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, msrv)
+		go func() { errc <- msrv.Serve(mln) }()
+	}
+	log.Info("relay listening", "addr", ln.Addr().String(), "version", Version)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.timeouts.shutdown)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	return nil
 }
 
 // timeouts are every time bound of the relay, derived from MISP_TIMEOUT here and nowhere
@@ -84,7 +163,7 @@ func deriveTimeouts(cfg config) timeouts {
 
 // build wires the relay from cfg: the token verifier, a MISP server or a feed directory behind
 // API_URL, the MISPs configuration tokens name, urlscan.io, and the HTTP API.
-func build(cfg config, log *slog.Logger) (*App, error) {
+func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	tm := deriveTimeouts(cfg)
 	paths, err := service.Routes()
 	if err != nil {
@@ -92,6 +171,21 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 	}
 	m := metrics.New(paths)
 	userAgent := "misp-relay/" + Version + " (Cisco XDR relay)"
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				_ = c()
+			}
+		}
+	}()
+	shared, closeShared, err := sharedCache(cfg, tm, m, log)
+	if err != nil {
+		return nil, err
+	}
+	if closeShared != nil {
+		closers = append(closers, closeShared)
+	}
 	// The caches' counters, summed; those of caches dropped with their MISP stay counted.
 	var (
 		caches                   = map[*cache.Cache]struct{}{}
@@ -143,7 +237,8 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 		m.WatchBreaker(base, client.BreakerState)
 		// Repeated lookups (the same pivot from several analysts, or XDR asking deliberate
 		// and observe for one observable) are answered once per CACHE_TTL.
-		c := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize})
+		// With REDIS_URL, a miss goes to the fleet's shared cache before MISP.
+		c := cache.New(client, cache.Config{BaseURL: client.BaseURL(), TTL: cfg.cacheTTL, Size: cfg.cacheSize, Shared: shared})
 		cachesMu.Lock()
 		caches[c] = struct{}{}
 		cachesMu.Unlock()
@@ -233,7 +328,56 @@ func build(cfg config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool}, nil
+	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers}, nil
+}
+
+// warmTimeout bounds the start-up's wait for Redis.
+const warmTimeout = time.Second
+
+// sharedCache builds the second-level cache that relay instances share, when REDIS_URL is
+// set: one Redis client and one breaker for every MISP's cache (entries are keyed per MISP
+// and API key). closeFn releases the client. A Redis that is down does not stop the relay,
+// whose lookups then go to MISP.
+func sharedCache(cfg config, tm timeouts, m *metrics.Metrics, log *slog.Logger) (shared *cache.Shared, closeFn func() error, err error) {
+	if cfg.redisURL == "" {
+		return nil, nil, nil
+	}
+	store, err := rediscache.New(rediscache.Config{URL: cfg.redisURL, Cluster: cfg.redisCluster, Timeout: cfg.redisTimeout})
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	name := rediscache.Redact(cfg.redisURL)
+	if cfg.cacheTTL == 0 {
+		log.Warn("REDIS_URL is set but CACHE_TTL=0 turns caching off: the shared cache is not used", "redis", name)
+		return nil, store.Close, nil
+	}
+	shared = cache.NewShared(store, cache.SharedConfig{
+		Timeout: cfg.redisTimeout,
+		// An instance asking MISP holds the lookup for as long as its call may take, up to
+		// the cache's default lease: others wait for its answer rather than ask too.
+		Lease: min(tm.misp, cache.DefaultLease),
+		Name:  name,
+		Log:   log,
+		Now:   cfg.redisClock,
+	})
+	m.WatchSharedCache(func() metrics.SharedCacheStats {
+		st := shared.Stats()
+		return metrics.SharedCacheStats{
+			Hits: st.Hits, Misses: st.Misses, Errors: st.Errors,
+			Fallbacks: st.Fallbacks, Skipped: st.Skipped, Waits: st.Waits,
+		}
+	}, shared.BreakerState)
+	// Connections opened now are ready for the first lookups (on Lambda, opened during the
+	// function's initialisation). A Redis that does not answer is only logged: lookups go to
+	// MISP until it does.
+	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+	defer cancel()
+	if err := store.Warm(ctx); err != nil {
+		log.Warn("shared cache not answering at start: lookups go to MISP until it does", "redis", name, "error", err)
+	} else {
+		log.Info("shared cache", "redis", name, "cluster", cfg.redisCluster, "timeout", cfg.redisTimeout.String())
+	}
+	return shared, store.Close, nil
 }
 
 // Server is the *http.Server for the API, its limits bounding what one client can hold: a

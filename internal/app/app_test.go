@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,12 +12,9 @@ import (
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 	"github.com/misp-relay/misp-relay/pkg/relayclient"
 )
-
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
 
 func TestConfigErrors(t *testing.T) {
 	tests := []struct {
@@ -50,7 +46,7 @@ func TestConfigErrors(t *testing.T) {
 		if _, ok := tt.env["PORT"]; !ok {
 			tt.env["PORT"] = "0"
 		}
-		err := Run(context.Background(), env(tt.env), io.Discard)
+		err := Run(context.Background(), testkit.Env(tt.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("env %v: err = %v, want one naming %s", tt.env, err, tt.want)
 		}
@@ -59,12 +55,12 @@ func TestConfigErrors(t *testing.T) {
 
 func TestEntitiesLimitFallsBack(t *testing.T) {
 	for _, v := range []string{"", "abc", "0", "-3", "5.7"} {
-		cfg, err := loadConfig(env(map[string]string{"CTR_ENTITIES_LIMIT": v}))
+		cfg, err := loadConfig(testkit.Env(map[string]string{"CTR_ENTITIES_LIMIT": v}))
 		if err != nil || cfg.entitiesLimit != 100 {
 			t.Errorf("CTR_ENTITIES_LIMIT=%q: limit %d, err %v; want 100", v, cfg.entitiesLimit, err)
 		}
 	}
-	if cfg, _ := loadConfig(env(map[string]string{"CTR_ENTITIES_LIMIT": "7"})); cfg.entitiesLimit != 7 {
+	if cfg, _ := loadConfig(testkit.Env(map[string]string{"CTR_ENTITIES_LIMIT": "7"})); cfg.entitiesLimit != 7 {
 		t.Errorf("CTR_ENTITIES_LIMIT=7 gave %d", cfg.entitiesLimit)
 	}
 }
@@ -77,19 +73,15 @@ func TestServeSampleFeed(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, env(map[string]string{
+		done <- Run(ctx, testkit.Env(map[string]string{
 			"PORT": "0", "SECRET_KEY": secret, "API_URL": "../../sample/feed",
 			"MISP_UI_URL": "https://misp.example.org",
 		}), pw)
 		pw.Close()
 	}()
-	addr := listeningAddr(t, pr)
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	addr := testkit.FollowLog(pr).ListeningAddr(t)
 
-	tok, err := auth.Sign(secret, auth.Claims{Key: "sample"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := testkit.JWT(t, secret, auth.Claims{Key: "sample"})
 	c, err := relayclient.NewClientWithResponses("http://"+addr, relayclient.WithRequestEditorFn(
 		func(_ context.Context, req *http.Request) error {
 			req.Header.Set("Authorization", "Bearer "+tok)
@@ -141,33 +133,12 @@ func TestServeSampleFeed(t *testing.T) {
 	}
 }
 
-// listeningAddr reads the JSON log until the "relay listening" line.
-func listeningAddr(t *testing.T, r io.Reader) string {
-	t.Helper()
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		var line struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "relay listening" {
-			_, port, _ := strings.Cut(line.Addr, "]:")
-			if port == "" {
-				_, port, _ = strings.Cut(line.Addr, ":")
-			}
-			return "127.0.0.1:" + port
-		}
-	}
-	t.Fatal("the relay never logged that it listens")
-	return ""
-}
-
 func TestLogFormat(t *testing.T) {
 	for _, tt := range []struct {
 		format string
 		json   bool
 	}{{"", true}, {"auto", true}, {"json", true}, {"text", false}} {
-		cfg, err := loadConfig(env(map[string]string{"LOG_FORMAT": tt.format}))
+		cfg, err := loadConfig(testkit.Env(map[string]string{"LOG_FORMAT": tt.format}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +148,7 @@ func TestLogFormat(t *testing.T) {
 			t.Errorf("LOG_FORMAT=%q wrote %q", tt.format, out.String())
 		}
 	}
-	if _, err := loadConfig(env(map[string]string{"LOG_FORMAT": "xml"})); err == nil {
+	if _, err := loadConfig(testkit.Env(map[string]string{"LOG_FORMAT": "xml"})); err == nil {
 		t.Error("LOG_FORMAT=xml accepted")
 	}
 }

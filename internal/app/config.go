@@ -14,6 +14,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/verdict"
@@ -35,6 +36,9 @@ type config struct {
 	maxObs        int
 	cacheTTL      time.Duration
 	cacheSize     int
+	redisURL      string
+	redisCluster  bool
+	redisTimeout  time.Duration
 	urlscanKey    string
 	urlscanURL    string
 	urlscanVis    string
@@ -56,6 +60,8 @@ type config struct {
 	warninglistsDir string
 	// readHeaderTimeout is not an environment setting; tests shorten it.
 	readHeaderTimeout time.Duration
+	// redisClock is the shared cache breaker's clock (nil: time.Now); tests drive it.
+	redisClock func() time.Time
 }
 
 // loadConfig reads the environment. Malformed settings fail start-up with the variable's name,
@@ -104,6 +110,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, err
 	}
 	if c.cacheSize, err = positive(getenv, "CACHE_SIZE", cache.DefaultSize); err != nil {
+		return c, err
+	}
+	// REDIS_URL itself is checked when the client is built (app.go), with its password hidden.
+	c.redisURL = strings.TrimSpace(getenv("REDIS_URL"))
+	if c.redisTimeout, err = duration(getenv, "REDIS_TIMEOUT", rediscache.DefaultTimeout); err != nil {
+		return c, err
+	}
+	if c.redisCluster, err = boolean(getenv, "REDIS_CLUSTER", false); err != nil {
 		return c, err
 	}
 	if c.verifyCert, err = boolean(getenv, "MISP_VERIFY_CERT", true); err != nil {

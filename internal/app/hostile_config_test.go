@@ -3,17 +3,19 @@ package app
 import (
 	"strings"
 	"testing"
+
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 func TestHostileInputSettings(t *testing.T) {
-	cfg, err := loadConfig(env(nil))
+	cfg, err := loadConfig(testkit.Env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.maxAnswerBytes != 32<<20 || cfg.maxAttributeBytes != 1<<20 || cfg.maxInFlight != 256 || cfg.listenAddr != ":8080" {
 		t.Errorf("defaults: answer %d, attribute %d, in flight %d, listen %q", cfg.maxAnswerBytes, cfg.maxAttributeBytes, cfg.maxInFlight, cfg.listenAddr)
 	}
-	cfg, err = loadConfig(env(map[string]string{
+	cfg, err = loadConfig(testkit.Env(map[string]string{
 		"MISP_MAX_ANSWER_BYTES": "64MiB", "MISP_MAX_ATTRIBUTE_BYTES": "524288", "MAX_IN_FLIGHT": "10",
 		"PORT": "9000", "LISTEN_ADDR": "127.0.0.1:9443",
 	}))
@@ -23,18 +25,18 @@ func TestHostileInputSettings(t *testing.T) {
 	if cfg.maxAnswerBytes != 64<<20 || cfg.maxAttributeBytes != 512<<10 || cfg.maxInFlight != 10 || cfg.listenAddr != "127.0.0.1:9443" {
 		t.Errorf("set: answer %d, attribute %d, in flight %d, listen %q", cfg.maxAnswerBytes, cfg.maxAttributeBytes, cfg.maxInFlight, cfg.listenAddr)
 	}
-	if cfg, _ := loadConfig(env(map[string]string{"PORT": "9000"})); cfg.listenAddr != ":9000" {
+	if cfg, _ := loadConfig(testkit.Env(map[string]string{"PORT": "9000"})); cfg.listenAddr != ":9000" {
 		t.Errorf("LISTEN_ADDR defaults to :PORT, got %q", cfg.listenAddr)
 	}
 	for name, bad := range map[string]string{
 		"MISP_MAX_ANSWER_BYTES": "lots", "MISP_MAX_ATTRIBUTE_BYTES": "-1", "MAX_IN_FLIGHT": "0", "LISTEN_ADDR": "8080",
 	} {
-		_, err := loadConfig(env(map[string]string{name: bad}))
+		_, err := loadConfig(testkit.Env(map[string]string{name: bad}))
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%q: err = %v, want one naming the variable", name, bad, err)
 		}
 	}
-	if _, err := loadConfig(env(map[string]string{"MISP_MAX_ANSWER_BYTES": "2GiB"})); err != nil {
+	if _, err := loadConfig(testkit.Env(map[string]string{"MISP_MAX_ANSWER_BYTES": "2GiB"})); err != nil {
 		t.Errorf("2GiB: %v", err)
 	}
 }

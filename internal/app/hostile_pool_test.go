@@ -18,6 +18,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 const poolMISPKey = "PoolMispKey0123456789abcdefghijABCDEFGHIJ"
@@ -25,7 +26,7 @@ const poolMISPKey = "PoolMispKey0123456789abcdefghijABCDEFGHIJ"
 // buildApp wires a relay from the given environment, as serve does.
 func buildApp(t *testing.T, vars map[string]string) *App {
 	t.Helper()
-	cfg, err := loadConfig(env(vars))
+	cfg, err := loadConfig(testkit.Env(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,14 +81,9 @@ func TestJunkHostsDoNotLockTenantsOut(t *testing.T) {
 // TestEvictedMISPFinishesItsLookup: a MISP evicted while a lookup is in flight answers that
 // lookup normally.
 func TestEvictedMISPFinishesItsLookup(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		<-release
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"response":[]}`)
-	}))
-	t.Cleanup(slow.Close)
+	release := make(chan struct{})
+	slow := misptest.New(t, poolMISPKey) // holds its answers until released
+	slow.Always("/attributes/restSearch", misptest.Answer{Wait: release})
 	a := buildApp(t, map[string]string{"MISP_ALLOWED_HOSTS": "*," + hostport(slow.URL), "CACHE_TTL": "0"})
 	b, _, err := a.pool.get(slow.URL)
 	if err != nil {
@@ -98,7 +94,9 @@ func TestEvictedMISPFinishesItsLookup(t *testing.T) {
 		_, err := b.Search(context.Background(), poolMISPKey, intel.Query{Value: lambdaIP, Types: []string{"ip-dst"}})
 		done <- err
 	}()
-	<-entered
+	if err := slow.WaitRequests(testkit.Context(t), "/attributes/restSearch", 1); err != nil {
+		t.Fatal(err)
+	}
 	for i := range maxMISPHosts {
 		if _, _, err := a.pool.get(fmt.Sprintf("https://junk%d.invalid", i)); err != nil {
 			t.Fatal(err)

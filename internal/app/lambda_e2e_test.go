@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 // TestLambdaEndToEnd proves the Lambda path as AWS runs it: the relay built as `bootstrap`
@@ -136,7 +137,7 @@ func startEmulator(ctx context.Context, t *testing.T, dir, rie, bootstrap string
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var logs syncWriter
+	var logs testkit.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	// Its own process group, so that bootstrap (the emulator's child) is stopped with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -152,18 +153,9 @@ func startEmulator(ctx context.Context, t *testing.T, dir, rie, bootstrap string
 			t.Logf("emulator and relay output:\n%s", logs.String())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			_ = conn.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the emulator does not listen on %s: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The emulator says nothing when it listens: poll until it accepts connections.
+	testkit.WaitListening(t, addr)
+	return addr
 }
 
 // invokeEmulator invokes the function with ev and returns the HTTP answer it proxied.
@@ -206,22 +198,4 @@ func freeLoopbackAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return addr
-}
-
-// syncWriter collects the output of the emulator and the relay.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

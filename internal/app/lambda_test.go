@@ -14,6 +14,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 // Shared by the Lambda tests: one MISP event whose IP the observe calls look up.
@@ -33,7 +34,7 @@ const (
 func lambdaTestHandler(t *testing.T) http.Handler {
 	t.Helper()
 	m := misptest.New(t, lambdaMISPKey, []byte(lambdaEvent))
-	a, err := New(env(map[string]string{"SECRET_KEY": lambdaSecret, "API_URL": m.URL}), io.Discard)
+	a, err := New(testkit.Env(map[string]string{"SECRET_KEY": lambdaSecret, "API_URL": m.URL}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +43,7 @@ func lambdaTestHandler(t *testing.T) http.Handler {
 
 func lambdaToken(t *testing.T) string {
 	t.Helper()
-	tok, err := auth.Sign(lambdaSecret, auth.Claims{Key: lambdaMISPKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testkit.JWT(t, lambdaSecret, auth.Claims{Key: lambdaMISPKey})
 }
 
 // functionURLEvent is a Function URL (payload 2.0) event as Lambda delivers it.

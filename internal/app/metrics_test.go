@@ -3,32 +3,29 @@ package app
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 func TestMetricsListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr := ln.Addr().String()
-	ln.Close()
-
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, env(map[string]string{
-			"PORT": "0", "SECRET_KEY": "s", "API_URL": "../../sample/feed", "METRICS_ADDR": metricsAddr,
+		done <- Run(ctx, testkit.Env(map[string]string{
+			// Port 0 and the address from the log: no port picked in advance that another
+			// process could take meanwhile.
+			"PORT": "0", "SECRET_KEY": "s", "API_URL": "../../sample/feed", "METRICS_ADDR": "127.0.0.1:0",
 		}), pw)
 		pw.Close()
 	}()
-	addr := listeningAddr(t, pr)
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	log := testkit.FollowLog(pr)
+	addr := log.ListeningAddr(t)
+	metricsAddr, _ := log.Wait(t, "metrics listening")["addr"].(string)
 
 	resp, err := http.Get("http://" + addr + "/watchdog")
 	if err != nil {

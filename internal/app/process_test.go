@@ -5,7 +5,6 @@ package app
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 // TestRelayProcess runs the relay as it runs in production, a process built from ./cmd/relay,
@@ -60,24 +61,7 @@ type relayProc struct {
 	cmd    *exec.Cmd
 	lines  chan string // its output, line by line
 	exited chan error
-	output *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(line + "\n")
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	output *testkit.SyncBuffer
 }
 
 // startRelayProc starts bin serve with only vars (and PATH) in its environment.
@@ -93,7 +77,7 @@ func startRelayProc(t *testing.T, bin string, vars map[string]string) *relayProc
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &relayProc{cmd: cmd, lines: make(chan string, 1024), exited: make(chan error, 1), output: &lockedBuffer{}}
+	p := &relayProc{cmd: cmd, lines: make(chan string, 1024), exited: make(chan error, 1), output: &testkit.SyncBuffer{}}
 	go func() {
 		p.exited <- cmd.Wait()
 		_ = pw.Close()
@@ -102,7 +86,7 @@ func startRelayProc(t *testing.T, bin string, vars map[string]string) *relayProc
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			p.output.add(sc.Text())
+			_, _ = p.output.Write([]byte(sc.Text() + "\n"))
 			select {
 			case p.lines <- sc.Text():
 			default: // nobody waits for lines any more
@@ -211,67 +195,36 @@ func resetPeak(t *testing.T, pid int) {
 	}
 }
 
-// gzipMembers is a gzip stream of head, n MiB of 'a', then tail: concatenated gzip members,
-// so the MiB is compressed once (about 1 KB).
-func gzipMembers(head string, n int, tail string) []byte {
-	member := func(p []byte) []byte {
-		var b bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-		_, _ = zw.Write(p)
-		_ = zw.Close()
-		return b.Bytes()
-	}
-	mib := member(bytes.Repeat([]byte("a"), 1<<20))
-	out := member([]byte(head))
-	for range n {
-		out = append(out, mib...)
-	}
-	return append(out, member([]byte(tail))...)
-}
-
 // hostileMISP answers restSearch by the value searched: "bomb*" with a 260 KB gzip answer
 // that inflates to one 256 MiB attribute value, "huge.example" with a plain 256 MiB attribute
-// (streamed until the relay hangs up), the test IP with one event, anything else with no
-// match.
-func hostileMISP(t *testing.T) *httptest.Server {
-	bomb := gzipMembers(`{"response":{"Attribute":[{"type":"domain","value":"`, 256, `"}]}}`)
+// (streamed until the relay hangs up), the test IP with its event (lambdaEvent), anything
+// else with no match.
+func hostileMISP(t *testing.T) *misptest.Server {
+	bomb := testkit.GzipBomb(t, `{"response":{"Attribute":[{"type":"domain","value":"`, bytes.Repeat([]byte("a"), 1<<20), 256, `"}]}}`)
 	t.Logf("gzip bomb: %d KiB, inflating to 256 MiB", len(bomb)>>10)
+	srv := misptest.New(t, hostileMISPKey, []byte(lambdaEvent))
+	srv.When(func(r *misptest.Request) bool { return strings.HasPrefix(misptest.SearchValue(r), "bomb") }, misptest.Answer{
+		Status: http.StatusOK, Body: string(bomb),
+		Header: http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}},
+	})
 	chunk := bytes.Repeat([]byte("a"), 1<<20)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == "/servers/getVersion" {
-			_, _ = io.WriteString(w, `{"version":"2.5.0"}`)
-			return
-		}
-		var q struct {
-			Value string `json:"value"`
-		}
-		_ = json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&q)
-		switch {
-		case strings.HasPrefix(q.Value, "bomb"):
-			w.Header().Set("Content-Encoding", "gzip")
-			_, _ = w.Write(bomb)
-		case q.Value == "huge.example":
-			_, _ = io.WriteString(w, `{"response":{"Attribute":[{"type":"domain","value":"`)
+	srv.When(func(r *misptest.Request) bool { return misptest.SearchValue(r) == "huge.example" }, misptest.Answer{
+		Status: http.StatusOK, Body: `{"response":{"Attribute":[{"type":"domain","value":"`,
+		Stream: func(w io.Writer) error {
 			for range 256 {
 				if _, err := w.Write(chunk); err != nil {
-					return // the relay hung up
+					return err // the relay hung up
 				}
 			}
-			_, _ = io.WriteString(w, `"}]}}`)
-		case q.Value == lambdaIP:
-			_, _ = io.WriteString(w, `{"response":{"Attribute":[{"id":"1","event_id":"1","type":"ip-dst","category":"Network activity",`+
-				`"value":"`+lambdaIP+`","to_ids":true,"timestamp":"1767312001","Event":{"id":"1","info":"Lambda test campaign",`+
-				`"uuid":"6a1f5a2e-3c1b-4d2e-9f00-0123456789ab","threat_level_id":"1","date":"2026-01-02","Orgc":{"name":"CIRCL"}}}]}}`)
-		default:
-			_, _ = io.WriteString(w, `{"response":[]}`)
-		}
-	}))
-	srv.Config.ErrorLog = nil
-	srv.Start()
-	t.Cleanup(srv.Close)
+			_, err := io.WriteString(w, `"}]}}`)
+			return err
+		},
+	})
 	return srv
 }
+
+// hostileMISPKey is the MISP API key of testHostileMemory's tokens.
+const hostileMISPKey = "HostileMispKey0123456789abcdefghijABCDEF"
 
 // envelope is what every answer must be: data, errors, or both.
 type envelope struct {
@@ -298,10 +251,7 @@ func testHostileMemory(t *testing.T, bin string) {
 		t.Fatal("no listening address in the relay's log")
 	}
 	base := "http://" + listening.Addr
-	tok, err := auth.Sign(secret, auth.Claims{Key: "HostileMispKey0123456789abcdefghijABCDEF"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := testkit.JWT(t, secret, auth.Claims{Key: hostileMISPKey})
 	client := &http.Client{Timeout: 2 * time.Minute}
 	post := func(path, authz, body string) envelope {
 		t.Helper()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 func startServer(t *testing.T, cfg config, h http.Handler) string {
@@ -32,9 +33,10 @@ func startServer(t *testing.T, cfg config, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-// TestSlowLorisIsCutOff: a client that never finishes its headers loses its connection.
+// TestSlowLorisIsCutOff: a client that never finishes its headers loses its connection. It
+// trickles a byte of a header every 100 ms, the attack's pace, until the server hangs up.
 func TestSlowLorisIsCutOff(t *testing.T) {
-	cfg, err := loadConfig(env(nil))
+	cfg, err := loadConfig(testkit.Env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,14 +49,24 @@ func TestSlowLorisIsCutOff(t *testing.T) {
 	defer conn.Close()
 	start := time.Now()
 	_, _ = io.WriteString(conn, "POST /health HTTP/1.1\r\nHost: relay\r\nX-Slow: ")
-	for range 30 { // one byte every 100 ms, never the end of the headers
-		if _, err := io.WriteString(conn, "a"); err != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-		_ = conn.SetReadDeadline(time.Now().Add(time.Millisecond))
-		if _, err := conn.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
-			break // closed by the server
+	// The server closing the connection ends this read (the failure bound aside).
+	_ = conn.SetReadDeadline(time.Now().Add(testkit.WaitTimeout))
+	closed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, conn)
+		closed <- err
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for cut := false; !cut; {
+		select {
+		case err := <-closed:
+			if isTimeout(err) {
+				t.Fatalf("the server kept the slow client's connection for %v", testkit.WaitTimeout)
+			}
+			cut = true
+		case <-tick.C:
+			_, _ = io.WriteString(conn, "a") // fails once the server has hung up; the read says so
 		}
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -69,7 +81,7 @@ func isTimeout(err error) bool {
 
 // TestHugeHeaderRefused: a 1 MB Authorization header is refused before the handler runs.
 func TestHugeHeaderRefused(t *testing.T) {
-	cfg, _ := loadConfig(env(nil))
+	cfg, _ := loadConfig(testkit.Env(nil))
 	called := false
 	addr := startServer(t, cfg, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/health", nil)
@@ -85,25 +97,26 @@ func TestHugeHeaderRefused(t *testing.T) {
 }
 
 // TestShutdownDrainsInFlightRequests: SIGTERM (ctx cancel) while a lookup waits on MISP
-// still answers that request.
+// still answers that request. MISP holds its answer until the relay has begun shutting down.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	const key = "drain-key"
 	fake := misptest.New(t, key, []byte(`{"Event":{"uuid":"542e4c9c-cadc-4f8f-bb11-6d13950d210b","info":"x","date":"2024-01-01",
 	 "threat_level_id":"1","timestamp":"1700000000","Orgc":{"name":"ORG"},
 	 "Attribute":[{"uuid":"11111111-0000-4000-8000-000000000001","type":"ip-dst","category":"Network activity","value":"198.51.100.7","timestamp":"1700000000"}]}}`))
-	fake.Delay("/attributes/restSearch", 500*time.Millisecond)
+	release := make(chan struct{})
+	fake.Always("/attributes/restSearch", misptest.Answer{Wait: release})
 
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, env(map[string]string{"PORT": "0", "SECRET_KEY": "s", "API_URL": fake.URL}), pw)
+		done <- Run(ctx, testkit.Env(map[string]string{"PORT": "0", "SECRET_KEY": "s", "API_URL": fake.URL}), pw)
 		pw.Close()
 	}()
-	addr := listeningAddr(t, pr)
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	log := testkit.FollowLog(pr)
+	addr := log.ListeningAddr(t)
 
-	tok, _ := auth.Sign("s", auth.Claims{Key: key})
+	tok := testkit.JWT(t, "s", auth.Claims{Key: key})
 	answered := make(chan string, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/deliberate/observables", strings.NewReader(`[{"type":"ip","value":"198.51.100.7"}]`))
@@ -117,14 +130,18 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		resp.Body.Close()
 		answered <- string(body)
 	}()
-	time.Sleep(150 * time.Millisecond) // the request is waiting on MISP
+	if err := fake.WaitRequests(testkit.Context(t), "/attributes/restSearch", 1); err != nil {
+		t.Fatal(err) // the request never reached MISP
+	}
 	cancel()
+	log.Wait(t, "shutting down: draining in-flight requests")
+	close(release)
 	select {
 	case body := <-answered:
 		if !strings.Contains(body, `"verdicts"`) {
 			t.Errorf("in-flight request answered %q", body)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testkit.WaitTimeout):
 		t.Fatal("in-flight request never answered")
 	}
 	if err := <-done; err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 func TestPolicyConfigErrors(t *testing.T) {
@@ -34,21 +35,21 @@ func TestPolicyConfigErrors(t *testing.T) {
 		{map[string]string{"WARNINGLISTS_DIR": filepath.Dir(filepath.Dir(bad))}, []string{"WARNINGLISTS_DIR", filepath.Join(bad, "list.json")}},
 	}
 	for _, tt := range tests {
-		_, err := New(env(tt.env), io.Discard)
+		_, err := New(testkit.Env(tt.env), io.Discard)
 		for _, want := range tt.want {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("env %v: err = %v, want one naming %s", tt.env, err, want)
 			}
 		}
 	}
-	cfg, err := loadConfig(env(map[string]string{"MALICIOUS_TAGS": "misp-galaxy:threat-actor=*, tlp:red", "TRUSTED_ORGS": "CIRCL, 55f6ea5e-2c60-40e5-964f-47a8950d210f"}))
+	cfg, err := loadConfig(testkit.Env(map[string]string{"MALICIOUS_TAGS": "misp-galaxy:threat-actor=*, tlp:red", "TRUSTED_ORGS": "CIRCL, 55f6ea5e-2c60-40e5-964f-47a8950d210f"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !cfg.policy.Malicious.Match(`misp-galaxy:threat-actor="APT28"`) || !cfg.policy.Malicious.Match("TLP:RED") || len(cfg.policy.TrustedOrgs) != 2 {
 		t.Errorf("policy = %+v", cfg.policy)
 	}
-	if cfg, _ := loadConfig(env(nil)); !cfg.policy.Benign.Empty() || !cfg.policy.Malicious.Empty() || !cfg.policy.Suspicious.Empty() || cfg.policy.TrustedOrgs != nil || cfg.warninglistsDir != "" {
+	if cfg, _ := loadConfig(testkit.Env(nil)); !cfg.policy.Benign.Empty() || !cfg.policy.Malicious.Empty() || !cfg.policy.Suspicious.Empty() || cfg.policy.TrustedOrgs != nil || cfg.warninglistsDir != "" {
 		t.Errorf("defaults: %+v", cfg.policy)
 	}
 }
@@ -58,7 +59,7 @@ func TestPolicyConfigErrors(t *testing.T) {
 func TestSampleWarninglists(t *testing.T) {
 	const secret = "test-secret"
 	var logs bytes.Buffer
-	a, err := New(env(map[string]string{
+	a, err := New(testkit.Env(map[string]string{
 		"SECRET_KEY": secret, "API_URL": "../../sample/feed", "WARNINGLISTS_DIR": "../../sample/warninglists", "LOG_FORMAT": "json",
 	}), &logs)
 	if err != nil {

@@ -1,25 +1,24 @@
 package auth_test
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 const (
@@ -29,20 +28,6 @@ const (
 	mispHost = "https://misp.example.org"
 	authKey  = "misp-auth-key-for-tests"
 )
-
-// rsaKeys are two 2048-bit keys, generated once per test binary (generation is slow, above
-// all under the race detector).
-var rsaKeys = sync.OnceValues(func() (*rsa.PrivateKey, *rsa.PrivateKey) {
-	a, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		panic(err)
-	}
-	b, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		panic(err)
-	}
-	return a, b
-})
 
 // fakeClock is a settable clock shared by the verifier's JWKS cache and token checks.
 type fakeClock struct {
@@ -64,92 +49,20 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// jwksServer is an XDR JWKS endpoint on a loopback TLS server, counting its requests.
-type jwksServer struct {
-	*httptest.Server
-	host string // host:port, as a jwks_host claim names it
-	hits atomic.Int64
-
-	mu           sync.Mutex
-	keys         map[string]*rsa.PublicKey
-	extra        []string // raw JWK entries served before the keys
-	status       int
-	body         string // served instead of the key set when set
-	redirect     string // redirects there when set
-	cacheControl string
-	gate         chan struct{} // when set, requests wait for it to close
-}
-
-func newJWKSServer(t *testing.T) *jwksServer {
-	t.Helper()
-	a, _ := rsaKeys()
-	s := &jwksServer{keys: map[string]*rsa.PublicKey{kid1: &a.PublicKey}, status: http.StatusOK}
-	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	s.host = strings.TrimPrefix(s.URL, "https://")
-	return s
-}
-
-func (s *jwksServer) serve(w http.ResponseWriter, r *http.Request) {
-	s.hits.Add(1)
-	s.mu.Lock()
-	gate, status, body, cc, redirect := s.gate, s.status, s.body, s.cacheControl, s.redirect
-	entries := append([]string(nil), s.extra...)
-	for kid, pub := range s.keys {
-		entries = append(entries, jwkJSON(kid, pub))
-	}
-	s.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if redirect != "" {
-		http.Redirect(w, r, redirect, http.StatusFound)
-		return
-	}
-	if r.URL.Path != "/.well-known/jwks" {
-		http.NotFound(w, r)
-		return
-	}
-	if body == "" {
-		body = `{"keys":[` + strings.Join(entries, ",") + `]}`
-	}
-	if cc != "" {
-		w.Header().Set("Cache-Control", cc)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
-}
-
-func (s *jwksServer) set(f func(s *jwksServer)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(s)
-}
-
-func jwkJSON(kid string, pub *rsa.PublicKey) string {
-	n := base64.RawURLEncoding.EncodeToString(pub.N.Bytes())
-	e := base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
-	return fmt.Sprintf(`{"kty":"RSA","use":"sig","alg":"RS256","kid":%q,"n":%q,"e":%q}`, kid, n, e)
-}
-
 // fixture is a verifier trusting one JWKS server, on a fake clock.
 type fixture struct {
-	jwks  *jwksServer
+	jwks  *testkit.JWKS
 	clock *fakeClock
 	v     *auth.Verifier
 }
 
 func newFixture(t *testing.T, edit ...func(*auth.Config)) *fixture {
 	t.Helper()
-	f := &fixture{jwks: newJWKSServer(t), clock: newClock()}
+	a, _ := testkit.RSAKeys()
+	f := &fixture{jwks: testkit.NewJWKS(t, kid1, &a.PublicKey), clock: newClock()}
 	cfg := auth.Config{
 		Secret:     secret,
-		JWKSHosts:  []string{f.jwks.host},
+		JWKSHosts:  []string{f.jwks.Host},
 		HTTPClient: f.jwks.Client(),
 		Now:        f.clock.Now,
 	}
@@ -162,21 +75,7 @@ func newFixture(t *testing.T, edit ...func(*auth.Config)) *fixture {
 
 // claims are a valid configuration token's payload for f's JWKS host.
 func (f *fixture) claims() jwt.MapClaims {
-	return jwt.MapClaims{"AuthKey": authKey, "HOST": mispHost, "jwks_host": f.jwks.host, "aud": audience}
-}
-
-// signRS256 signs claims with key under kid ("" leaves the kid header out).
-func signRS256(t *testing.T, key *rsa.PrivateKey, kid string, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return jwt.MapClaims{"AuthKey": authKey, "HOST": mispHost, "jwks_host": f.jwks.Host, "aud": audience}
 }
 
 func bearerRequest(tok string) *http.Request {
@@ -219,12 +118,12 @@ func without(m jwt.MapClaims, keys ...string) jwt.MapClaims {
 }
 
 func TestConfigToken(t *testing.T) {
-	key, other := rsaKeys()
+	key, other := testkit.RSAKeys()
 	f := newFixture(t)
 	good := f.claims()
 	future := f.clock.Now().Add(time.Hour).Unix()
 	past := f.clock.Now().Add(-time.Hour).Unix()
-	valid := signRS256(t, key, kid1, good)
+	valid := testkit.SignRS256(t, key, kid1, good)
 	parts := strings.Split(valid, ".")
 	tamperedPayload, _ := json.Marshal(with(good, "HOST", "https://attacker.example"))
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(tamperedPayload) + "." + parts[2]
@@ -242,53 +141,53 @@ func TestConfigToken(t *testing.T) {
 	}{
 		{"valid", valid, wantOK, ""},
 		{
-			"urlscan key and limit", signRS256(t, key, kid1, with(good, "URLSCAN_KEY", "us-key", "CTR_ENTITIES_LIMIT", "50")),
+			"urlscan key and limit", testkit.SignRS256(t, key, kid1, with(good, "URLSCAN_KEY", "us-key", "CTR_ENTITIES_LIMIT", "50")),
 			auth.Claims{Key: authKey, Host: mispHost, URLScanKey: "us-key", EntitiesLimit: 50},
 			"",
 		},
-		{"aud list containing it", signRS256(t, key, kid1, with(good, "aud", []string{"https://other.example", audience})), wantOK, ""},
-		{"valid exp and nbf", signRS256(t, key, kid1, with(good, "exp", future, "nbf", past)), wantOK, ""},
-		{"HOST trimmed", signRS256(t, key, kid1, with(good, "HOST", " "+mispHost+" ")), wantOK, ""},
+		{"aud list containing it", testkit.SignRS256(t, key, kid1, with(good, "aud", []string{"https://other.example", audience})), wantOK, ""},
+		{"valid exp and nbf", testkit.SignRS256(t, key, kid1, with(good, "exp", future, "nbf", past)), wantOK, ""},
+		{"HOST trimmed", testkit.SignRS256(t, key, kid1, with(good, "HOST", " "+mispHost+" ")), wantOK, ""},
 
-		{"jwks_host absent", signRS256(t, key, kid1, without(good, "jwks_host")), auth.Claims{}, auth.ReasonJWKSHostMissing},
-		{"jwks_host empty", signRS256(t, key, kid1, with(good, "jwks_host", "")), auth.Claims{}, auth.ReasonJWKSHostMissing},
-		{"jwks_host not a string", signRS256(t, key, kid1, with(good, "jwks_host", 42)), auth.Claims{}, auth.ReasonJWKSHostMissing},
+		{"jwks_host absent", testkit.SignRS256(t, key, kid1, without(good, "jwks_host")), auth.Claims{}, auth.ReasonJWKSHostMissing},
+		{"jwks_host empty", testkit.SignRS256(t, key, kid1, with(good, "jwks_host", "")), auth.Claims{}, auth.ReasonJWKSHostMissing},
+		{"jwks_host not a string", testkit.SignRS256(t, key, kid1, with(good, "jwks_host", 42)), auth.Claims{}, auth.ReasonJWKSHostMissing},
 		{
-			"jwks_host not allowed", signRS256(t, key, kid1, with(good, "jwks_host", "evil.example")),
+			"jwks_host not allowed", testkit.SignRS256(t, key, kid1, with(good, "jwks_host", "evil.example")),
 			auth.Claims{},
 			"jwks_host evil.example is not allowed: set JWKS_HOSTS to trust it",
 		},
 		{
-			"jwks_host with control characters", signRS256(t, key, kid1, with(good, "jwks_host", "a\nb")),
+			"jwks_host with control characters", testkit.SignRS256(t, key, kid1, with(good, "jwks_host", "a\nb")),
 			auth.Claims{},
 			"jwks_host a?b is not allowed: set JWKS_HOSTS to trust it",
 		},
 		{
-			"jwks_host with a scheme", signRS256(t, key, kid1, with(good, "jwks_host", "https://"+f.jwks.host)),
+			"jwks_host with a scheme", testkit.SignRS256(t, key, kid1, with(good, "jwks_host", "https://"+f.jwks.Host)),
 			auth.Claims{},
-			"jwks_host https://" + f.jwks.host + " is not allowed: set JWKS_HOSTS to trust it",
+			"jwks_host https://" + f.jwks.Host + " is not allowed: set JWKS_HOSTS to trust it",
 		},
-		{"kid absent", signRS256(t, key, "", good), auth.Claims{}, auth.ReasonKIDNotFound},
-		{"kid unknown", signRS256(t, key, "no-such-kid", good), auth.Claims{}, auth.ReasonKIDNotFound},
-		{"signed by another key", signRS256(t, other, kid1, good), auth.Claims{}, auth.ReasonRegion},
+		{"kid absent", testkit.SignRS256(t, key, "", good), auth.Claims{}, auth.ReasonKIDNotFound},
+		{"kid unknown", testkit.SignRS256(t, key, "no-such-kid", good), auth.Claims{}, auth.ReasonKIDNotFound},
+		{"signed by another key", testkit.SignRS256(t, other, kid1, good), auth.Claims{}, auth.ReasonRegion},
 		{"tampered payload", tampered, auth.Claims{}, auth.ReasonRegion},
 		{"garbage signature", parts[0] + "." + parts[1] + ".AAAA", auth.Claims{}, auth.ReasonRegion},
-		{"aud mismatch", signRS256(t, key, kid1, with(good, "aud", "https://other.example")), auth.Claims{}, auth.ReasonAudience},
-		{"aud with a trailing slash", signRS256(t, key, kid1, with(good, "aud", audience+"/")), auth.Claims{}, auth.ReasonAudience},
-		{"aud list without it", signRS256(t, key, kid1, with(good, "aud", []string{"https://other.example"})), auth.Claims{}, auth.ReasonAudience},
-		{"aud not a string", signRS256(t, key, kid1, with(good, "aud", 7)), auth.Claims{}, auth.ReasonAudience},
-		{"aud absent", signRS256(t, key, kid1, without(good, "aud")), auth.Claims{}, auth.ReasonPayload},
-		{"aud null", signRS256(t, key, kid1, with(good, "aud", nil)), auth.Claims{}, auth.ReasonPayload},
-		{"AuthKey absent", signRS256(t, key, kid1, without(good, "AuthKey")), auth.Claims{}, auth.ReasonPayload},
-		{"AuthKey empty", signRS256(t, key, kid1, with(good, "AuthKey", "")), auth.Claims{}, auth.ReasonPayload},
-		{"AuthKey not a string", signRS256(t, key, kid1, with(good, "AuthKey", 1)), auth.Claims{}, auth.ReasonPayload},
-		{"HOST absent", signRS256(t, key, kid1, without(good, "HOST")), auth.Claims{}, auth.ReasonPayload},
-		{"HOST blank", signRS256(t, key, kid1, with(good, "HOST", "  ")), auth.Claims{}, auth.ReasonPayload},
-		{"URLSCAN_KEY not a string", signRS256(t, key, kid1, with(good, "URLSCAN_KEY", []int{1})), auth.Claims{}, auth.ReasonPayload},
-		{"HS256 claim names only", signRS256(t, key, kid1, without(with(good, "key", "k"), "AuthKey")), auth.Claims{}, auth.ReasonPayload},
-		{"expired", signRS256(t, key, kid1, with(good, "exp", past)), auth.Claims{}, auth.ReasonExpired},
-		{"not yet valid", signRS256(t, key, kid1, with(good, "nbf", future)), auth.Claims{}, auth.ReasonNotYet},
-		{"exp of the wrong type", signRS256(t, key, kid1, with(good, "exp", "tomorrow")), auth.Claims{}, auth.ReasonPayload},
+		{"aud mismatch", testkit.SignRS256(t, key, kid1, with(good, "aud", "https://other.example")), auth.Claims{}, auth.ReasonAudience},
+		{"aud with a trailing slash", testkit.SignRS256(t, key, kid1, with(good, "aud", audience+"/")), auth.Claims{}, auth.ReasonAudience},
+		{"aud list without it", testkit.SignRS256(t, key, kid1, with(good, "aud", []string{"https://other.example"})), auth.Claims{}, auth.ReasonAudience},
+		{"aud not a string", testkit.SignRS256(t, key, kid1, with(good, "aud", 7)), auth.Claims{}, auth.ReasonAudience},
+		{"aud absent", testkit.SignRS256(t, key, kid1, without(good, "aud")), auth.Claims{}, auth.ReasonPayload},
+		{"aud null", testkit.SignRS256(t, key, kid1, with(good, "aud", nil)), auth.Claims{}, auth.ReasonPayload},
+		{"AuthKey absent", testkit.SignRS256(t, key, kid1, without(good, "AuthKey")), auth.Claims{}, auth.ReasonPayload},
+		{"AuthKey empty", testkit.SignRS256(t, key, kid1, with(good, "AuthKey", "")), auth.Claims{}, auth.ReasonPayload},
+		{"AuthKey not a string", testkit.SignRS256(t, key, kid1, with(good, "AuthKey", 1)), auth.Claims{}, auth.ReasonPayload},
+		{"HOST absent", testkit.SignRS256(t, key, kid1, without(good, "HOST")), auth.Claims{}, auth.ReasonPayload},
+		{"HOST blank", testkit.SignRS256(t, key, kid1, with(good, "HOST", "  ")), auth.Claims{}, auth.ReasonPayload},
+		{"URLSCAN_KEY not a string", testkit.SignRS256(t, key, kid1, with(good, "URLSCAN_KEY", []int{1})), auth.Claims{}, auth.ReasonPayload},
+		{"HS256 claim names only", testkit.SignRS256(t, key, kid1, without(with(good, "key", "k"), "AuthKey")), auth.Claims{}, auth.ReasonPayload},
+		{"expired", testkit.SignRS256(t, key, kid1, with(good, "exp", past)), auth.Claims{}, auth.ReasonExpired},
+		{"not yet valid", testkit.SignRS256(t, key, kid1, with(good, "nbf", future)), auth.Claims{}, auth.ReasonNotYet},
+		{"exp of the wrong type", testkit.SignRS256(t, key, kid1, with(good, "exp", "tomorrow")), auth.Claims{}, auth.ReasonPayload},
 		// Any other algorithm takes the HS256 path, which refuses it.
 		{"RS512", rs512, auth.Claims{}, auth.ReasonSignature},
 	}
@@ -310,15 +209,15 @@ func TestConfigToken(t *testing.T) {
 			}
 		})
 	}
-	if n := f.jwks.hits.Load(); n != 1 {
+	if n := f.jwks.Hits.Load(); n != 1 {
 		t.Errorf("the JWKS was fetched %d times for the whole table, want 1 (cache)", n)
 	}
 }
 
 func TestConfigTokenWithoutSecret(t *testing.T) {
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	f := newFixture(t, func(c *auth.Config) { c.Secret = "" })
-	got, err := f.v.FromRequest(bearerRequest(signRS256(t, key, kid1, f.claims())))
+	got, err := f.v.FromRequest(bearerRequest(testkit.SignRS256(t, key, kid1, f.claims())))
 	if err != nil {
 		t.Fatalf("a configuration token needs no SECRET_KEY: %v", err)
 	}
@@ -331,25 +230,25 @@ func TestConfigTokenWithoutSecret(t *testing.T) {
 }
 
 func TestForeignJWKSHostGetsNoRequest(t *testing.T) {
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	f := newFixture(t)
-	foreign := newJWKSServer(t) // serves the right key, but is not allowed
-	tok := signRS256(t, key, kid1, with(f.claims(), "jwks_host", foreign.host))
+	foreign := testkit.NewJWKS(t, kid1, &key.PublicKey) // serves the right key, but is not allowed
+	tok := testkit.SignRS256(t, key, kid1, with(f.claims(), "jwks_host", foreign.Host))
 	for range 5 {
 		_, err := f.v.FromRequest(bearerRequest(tok))
-		checkReason(t, err, "jwks_host "+foreign.host+" is not allowed: set JWKS_HOSTS to trust it")
+		checkReason(t, err, "jwks_host "+foreign.Host+" is not allowed: set JWKS_HOSTS to trust it")
 	}
-	if n := foreign.hits.Load(); n != 0 {
+	if n := foreign.Hits.Load(); n != 0 {
 		t.Errorf("the foreign JWKS host got %d requests, want none", n)
 	}
 	// JWKS_HOSTS=none trusts no host at all.
 	_, err := auth.New(auth.Config{JWKSHosts: auth.ParseHosts("none"), HTTPClient: foreign.Client()}).FromRequest(bearerRequest(
-		signRS256(t, key, kid1, with(f.claims(), "jwks_host", "visibility.amp.cisco.com"))))
+		testkit.SignRS256(t, key, kid1, with(f.claims(), "jwks_host", "visibility.amp.cisco.com"))))
 	checkReason(t, err, "jwks_host visibility.amp.cisco.com is not allowed: set JWKS_HOSTS to trust it")
 	// The default allow-list trusts XDR's hosts only.
 	_, err = auth.New(auth.Config{HTTPClient: foreign.Client()}).FromRequest(bearerRequest(tok))
-	checkReason(t, err, "jwks_host "+foreign.host+" is not allowed: set JWKS_HOSTS to trust it")
-	if n := foreign.hits.Load(); n != 0 {
+	checkReason(t, err, "jwks_host "+foreign.Host+" is not allowed: set JWKS_HOSTS to trust it")
+	if n := foreign.Hits.Load(); n != 0 {
 		t.Errorf("the foreign JWKS host got %d requests, want none", n)
 	}
 }
@@ -371,12 +270,12 @@ func TestJWKSCacheControl(t *testing.T) {
 		{"max-age=999999999", 25 * time.Hour, 2},
 		{"max-age=oops", 9 * time.Minute, 1},
 	}
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%s", tt.cacheControl, tt.advance), func(t *testing.T) {
 			f := newFixture(t)
-			f.jwks.set(func(s *jwksServer) { s.cacheControl = tt.cacheControl })
-			tok := signRS256(t, key, kid1, f.claims())
+			f.jwks.Set(func(s *testkit.JWKS) { s.CacheControl = tt.cacheControl })
+			tok := testkit.SignRS256(t, key, kid1, f.claims())
 			for range 3 {
 				if _, err := f.v.FromRequest(bearerRequest(tok)); err != nil {
 					t.Fatal(err)
@@ -388,7 +287,7 @@ func TestJWKSCacheControl(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if n := f.jwks.hits.Load(); n != tt.wantHits {
+			if n := f.jwks.Hits.Load(); n != tt.wantHits {
 				t.Errorf("JWKS fetched %d times, want %d", n, tt.wantHits)
 			}
 		})
@@ -396,22 +295,22 @@ func TestJWKSCacheControl(t *testing.T) {
 }
 
 func TestUnknownKidRefreshIsBounded(t *testing.T) {
-	key, rotated := rsaKeys()
+	key, rotated := testkit.RSAKeys()
 	f := newFixture(t)
-	if _, err := f.v.FromRequest(bearerRequest(signRS256(t, key, kid1, f.claims()))); err != nil {
+	if _, err := f.v.FromRequest(bearerRequest(testkit.SignRS256(t, key, kid1, f.claims()))); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 50 {
-		_, err := f.v.FromRequest(bearerRequest(signRS256(t, key, fmt.Sprintf("random-%d", i), f.claims())))
+		_, err := f.v.FromRequest(bearerRequest(testkit.SignRS256(t, key, fmt.Sprintf("random-%d", i), f.claims())))
 		checkReason(t, err, auth.ReasonKIDNotFound)
 	}
-	if n := f.jwks.hits.Load(); n != 1 {
+	if n := f.jwks.Hits.Load(); n != 1 {
 		t.Fatalf("random kids caused %d fetches within the refresh interval, want 1", n)
 	}
 
 	// XDR rotates its key: the new kid is found by the first refresh the interval allows.
-	f.jwks.set(func(s *jwksServer) { s.keys[kid2] = &rotated.PublicKey })
-	newTok := signRS256(t, rotated, kid2, f.claims())
+	f.jwks.Set(func(s *testkit.JWKS) { s.Keys[kid2] = &rotated.PublicKey })
+	newTok := testkit.SignRS256(t, rotated, kid2, f.claims())
 	_, err := f.v.FromRequest(bearerRequest(newTok))
 	checkReason(t, err, auth.ReasonKIDNotFound)
 	f.clock.Advance(auth.DefaultRefreshInterval + time.Second)
@@ -419,125 +318,134 @@ func TestUnknownKidRefreshIsBounded(t *testing.T) {
 		t.Fatalf("rotated key not picked up: %v", err)
 	}
 	for i := range 20 {
-		_, err := f.v.FromRequest(bearerRequest(signRS256(t, key, fmt.Sprintf("again-%d", i), f.claims())))
+		_, err := f.v.FromRequest(bearerRequest(testkit.SignRS256(t, key, fmt.Sprintf("again-%d", i), f.claims())))
 		checkReason(t, err, auth.ReasonKIDNotFound)
 	}
-	if n := f.jwks.hits.Load(); n != 2 {
+	if n := f.jwks.Hits.Load(); n != 2 {
 		t.Errorf("JWKS fetched %d times, want 2", n)
 	}
 }
 
+// TestConcurrentMissesFetchOnce runs in a synctest bubble, the verifier fetching the JWKS
+// through an in-memory transport: synctest.Wait tells when every caller has piled up behind
+// the one fetch, which the JWKS holds until then.
 func TestConcurrentMissesFetchOnce(t *testing.T) {
-	key, _ := rsaKeys()
-	f := newFixture(t)
-	gate := make(chan struct{})
-	f.jwks.set(func(s *jwksServer) { s.gate = gate })
-	tok := signRS256(t, key, kid1, f.claims())
-	unknown := signRS256(t, key, "unknown", f.claims())
-
-	const callers = 32
-	errs := make(chan error, callers)
-	var wg sync.WaitGroup
-	for i := range callers {
-		wg.Go(func() {
-			tk := tok
-			if i%4 == 0 {
-				tk = unknown
-			}
-			_, err := f.v.FromRequest(bearerRequest(tk))
-			if tk == unknown {
-				var ae *auth.Error
-				if errors.As(err, &ae) && ae.Reason == auth.ReasonKIDNotFound {
-					err = nil
-				}
-			}
-			errs <- err
+	key, _ := testkit.RSAKeys()
+	f := newFixture(t) // outside the bubble: its JWKS listens on a real socket
+	tok := testkit.SignRS256(t, key, kid1, f.claims())
+	unknown := testkit.SignRS256(t, key, "unknown", f.claims())
+	synctest.Test(t, func(t *testing.T) {
+		v := auth.New(auth.Config{
+			Secret:     secret,
+			JWKSHosts:  []string{f.jwks.Host},
+			HTTPClient: &http.Client{Transport: testkit.HandlerTransport(f.jwks)},
+			Now:        f.clock.Now,
 		})
-	}
-	// Let the callers pile up behind the one fetch, then answer it.
-	deadline := time.Now().Add(5 * time.Second)
-	for f.jwks.hits.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	close(gate)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
+		gate := make(chan struct{})
+		f.jwks.Set(func(s *testkit.JWKS) { s.Gate = gate })
+
+		const callers = 32
+		errs := make(chan error, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				tk := tok
+				if i%4 == 0 {
+					tk = unknown
+				}
+				_, err := v.FromRequest(bearerRequest(tk))
+				if tk == unknown {
+					var ae *auth.Error
+					if errors.As(err, &ae) && ae.Reason == auth.ReasonKIDNotFound {
+						err = nil
+					}
+				}
+				errs <- err
+			})
 		}
-	}
-	if n := f.jwks.hits.Load(); n != 1 {
-		t.Errorf("%d concurrent misses caused %d fetches, want 1", callers, n)
-	}
+		synctest.Wait() // every caller waits: on the fetch, or behind it
+		if n := f.jwks.Hits.Load(); n != 1 {
+			t.Errorf("%d fetches under way, want 1", n)
+		}
+		close(gate)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		if n := f.jwks.Hits.Load(); n != 1 {
+			t.Errorf("%d concurrent misses caused %d fetches, want 1", callers, n)
+		}
+	})
 }
 
 func TestJWKSFailures(t *testing.T) {
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	tests := []struct {
 		name  string
-		setup func(s *jwksServer)
+		setup func(s *testkit.JWKS)
 		cause string
 	}{
-		{"HTTP 500", func(s *jwksServer) { s.status = http.StatusInternalServerError }, "HTTP 500"},
-		{"HTTP 404", func(s *jwksServer) { s.status = http.StatusNotFound }, "HTTP 404"},
-		{"not JSON", func(s *jwksServer) { s.body = "<html>" }, "not a JWK set"},
-		{"no keys list", func(s *jwksServer) { s.body = `{"kid":"x"}` }, "not a JWK set"},
-		{"keys not a list", func(s *jwksServer) { s.body = `{"keys":{}}` }, "not a JWK set"},
-		{"too large", func(s *jwksServer) { s.body = `{"keys":[],"pad":"` + strings.Repeat("x", 300<<10) + `"}` }, "answer too large"},
-		{"timed out", func(s *jwksServer) { s.gate = make(chan struct{}) }, "timed out"},
-		{"redirect to plain HTTP", func(s *jwksServer) { s.redirect = "http://127.0.0.1:1/.well-known/jwks" }, "unreachable"},
+		{"HTTP 500", func(s *testkit.JWKS) { s.Status = http.StatusInternalServerError }, "HTTP 500"},
+		{"HTTP 404", func(s *testkit.JWKS) { s.Status = http.StatusNotFound }, "HTTP 404"},
+		{"not JSON", func(s *testkit.JWKS) { s.Body = "<html>" }, "not a JWK set"},
+		{"no keys list", func(s *testkit.JWKS) { s.Body = `{"kid":"x"}` }, "not a JWK set"},
+		{"keys not a list", func(s *testkit.JWKS) { s.Body = `{"keys":{}}` }, "not a JWK set"},
+		{"too large", func(s *testkit.JWKS) { s.Body = `{"keys":[],"pad":"` + strings.Repeat("x", 300<<10) + `"}` }, "answer too large"},
+		{"timed out", func(s *testkit.JWKS) { s.Gate = make(chan struct{}) }, "timed out"},
+		{"redirect to plain HTTP", func(s *testkit.JWKS) { s.Redirect = "http://127.0.0.1:1/.well-known/jwks" }, "unreachable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, func(c *auth.Config) { c.FetchTimeout = 200 * time.Millisecond })
-			f.jwks.set(tt.setup)
-			_, err := f.v.FromRequest(bearerRequest(signRS256(t, key, kid1, f.claims())))
-			checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.host+": "+tt.cause)
+			f.jwks.Set(tt.setup)
+			_, err := f.v.FromRequest(bearerRequest(testkit.SignRS256(t, key, kid1, f.claims())))
+			checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.Host+": "+tt.cause)
 		})
 	}
 	t.Run("unreachable", func(t *testing.T) {
 		f := newFixture(t)
 		f.jwks.Close()
-		_, err := f.v.FromRequest(bearerRequest(signRS256(t, key, kid1, f.claims())))
-		checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.host+": unreachable")
+		_, err := f.v.FromRequest(bearerRequest(testkit.SignRS256(t, key, kid1, f.claims())))
+		checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.Host+": unreachable")
 	})
 	t.Run("untrusted certificate", func(t *testing.T) {
 		f := newFixture(t, func(c *auth.Config) { c.HTTPClient = nil })
-		_, err := f.v.FromRequest(bearerRequest(signRS256(t, key, kid1, f.claims())))
-		checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.host+": unreachable")
+		_, err := f.v.FromRequest(bearerRequest(testkit.SignRS256(t, key, kid1, f.claims())))
+		checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.Host+": unreachable")
 	})
 }
 
 func TestJWKSFailureBackoffAndStaleKeys(t *testing.T) {
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	f := newFixture(t)
-	tok := signRS256(t, key, kid1, f.claims())
+	tok := testkit.SignRS256(t, key, kid1, f.claims())
 	if _, err := f.v.FromRequest(bearerRequest(tok)); err != nil {
 		t.Fatal(err)
 	}
 	// The JWKS host goes down after the set expired: the last keys keep working.
-	f.jwks.set(func(s *jwksServer) { s.status = http.StatusServiceUnavailable })
+	f.jwks.Set(func(s *testkit.JWKS) { s.Status = http.StatusServiceUnavailable })
 	f.clock.Advance(11 * time.Minute)
 	for range 5 {
 		if _, err := f.v.FromRequest(bearerRequest(tok)); err != nil {
 			t.Fatalf("stale keys not used while the JWKS host is down: %v", err)
 		}
 	}
-	if n := f.jwks.hits.Load(); n != 2 {
+	if n := f.jwks.Hits.Load(); n != 2 {
 		t.Errorf("JWKS fetched %d times, want 2 (one failure, then backing off)", n)
 	}
 	// Until a day after their expiry.
 	f.clock.Advance(25 * time.Hour)
 	_, err := f.v.FromRequest(bearerRequest(tok))
-	checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.host+": HTTP 503")
+	checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.Host+": HTTP 503")
 	_, err = f.v.FromRequest(bearerRequest(tok))
-	checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.host+": HTTP 503")
-	if n := f.jwks.hits.Load(); n != 3 {
+	checkReason(t, err, "Failed to fetch the JWKS from "+f.jwks.Host+": HTTP 503")
+	if n := f.jwks.Hits.Load(); n != 3 {
 		t.Errorf("JWKS fetched %d times, want 3: a failed fetch is not retried at once", n)
 	}
-	f.jwks.set(func(s *jwksServer) { s.status = http.StatusOK })
+	f.jwks.Set(func(s *testkit.JWKS) { s.Status = http.StatusOK })
 	f.clock.Advance(6 * time.Second)
 	if _, err := f.v.FromRequest(bearerRequest(tok)); err != nil {
 		t.Fatalf("not recovered after the backoff: %v", err)
@@ -545,7 +453,7 @@ func TestJWKSFailureBackoffAndStaleKeys(t *testing.T) {
 }
 
 func TestJWKSKeySelection(t *testing.T) {
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	pub := key.PublicKey
 	n := base64.RawURLEncoding.EncodeToString(pub.N.Bytes())
 	short := make([]byte, 128) // a 1024-bit modulus
@@ -568,11 +476,11 @@ func TestJWKSKeySelection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.jwks.set(func(s *jwksServer) {
-				s.keys = map[string]*rsa.PublicKey{}
-				s.extra = []string{tt.jwk}
+			f.jwks.Set(func(s *testkit.JWKS) {
+				s.Keys = map[string]*rsa.PublicKey{}
+				s.Extra = []string{tt.jwk}
 			})
-			_, err := f.v.FromRequest(bearerRequest(signRS256(t, key, kid1, f.claims())))
+			_, err := f.v.FromRequest(bearerRequest(testkit.SignRS256(t, key, kid1, f.claims())))
 			if tt.reason == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -585,7 +493,7 @@ func TestJWKSKeySelection(t *testing.T) {
 }
 
 func TestConfigTokenAudience(t *testing.T) {
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	tests := []struct {
 		name     string
 		audience string // Config.Audience
@@ -621,7 +529,7 @@ func TestConfigTokenAudience(t *testing.T) {
 			for k, v := range tt.header {
 				r.Header.Set(k, v)
 			}
-			r.Header.Set("Authorization", "Bearer "+signRS256(t, key, kid1, with(f.claims(), "aud", tt.aud)))
+			r.Header.Set("Authorization", "Bearer "+testkit.SignRS256(t, key, kid1, with(f.claims(), "aud", tt.aud)))
 			_, err := f.v.FromRequest(r)
 			if tt.ok {
 				if err != nil {
@@ -635,13 +543,13 @@ func TestConfigTokenAudience(t *testing.T) {
 }
 
 func TestVerifyConfigTokenOutsideARequest(t *testing.T) {
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	f := newFixture(t, func(c *auth.Config) { c.Audience = audience })
-	if _, err := f.v.Verify("Bearer " + signRS256(t, key, kid1, f.claims())); err != nil {
+	if _, err := f.v.Verify("Bearer " + testkit.SignRS256(t, key, kid1, f.claims())); err != nil {
 		t.Fatal(err)
 	}
 	g := newFixture(t)
-	_, err := g.v.Verify("Bearer " + signRS256(t, key, kid1, g.claims()))
+	_, err := g.v.Verify("Bearer " + testkit.SignRS256(t, key, kid1, g.claims()))
 	checkReason(t, err, auth.ReasonAudience)
 }
 
@@ -701,7 +609,7 @@ func TestEntitiesLimit(t *testing.T) {
 		{"huge string", "99999999999999999999", 1<<31 - 1},
 		{"huge negative string", "-99999999999999999999", 0},
 	}
-	key, _ := rsaKeys()
+	key, _ := testkit.RSAKeys()
 	f := newFixture(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -713,7 +621,7 @@ func TestEntitiesLimit(t *testing.T) {
 			}
 			for kind, header := range map[string]string{
 				"HS256": "Bearer " + sign(t, jwt.SigningMethodHS256, []byte(secret), hs),
-				"RS256": "Bearer " + signRS256(t, key, kid1, rs),
+				"RS256": "Bearer " + testkit.SignRS256(t, key, kid1, rs),
 			} {
 				r := bearerRequest("")
 				r.Header.Set("Authorization", header)

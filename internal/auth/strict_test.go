@@ -7,6 +7,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 // malleate returns tok with its signature spelled differently: the last base64url character
@@ -46,8 +47,8 @@ func TestNonCanonicalSignatureRefused(t *testing.T) {
 	})
 	t.Run("RS256 configuration token", func(t *testing.T) {
 		f := newFixture(t)
-		key, _ := rsaKeys()
-		good := signRS256(t, key, kid1, f.claims())
+		key, _ := testkit.RSAKeys()
+		good := testkit.SignRS256(t, key, kid1, f.claims())
 		if _, err := f.v.FromRequest(bearerRequest(good)); err != nil {
 			t.Fatalf("the canonical token: %v", err)
 		}

@@ -5,6 +5,11 @@
 // Entries are keyed by (MISP base URL, SHA-256 of the API key, attribute types, value, limit):
 // two tenants with different keys never share an entry, because MISP filters what a key may
 // see. Errors are never cached. Concurrent identical lookups share one upstream call.
+//
+// A relay run as many instances (Lambda, replicas) can add a second level shared by all of
+// them (Shared, over a Store such as Redis): on a miss of the in-process cache, one lookup
+// reads the shared store, and only when it has no answer asks MISP and stores what MISP said,
+// so the fleet asks MISP once per lookup and CACHE_TTL. See shared.go and seal.go.
 package cache
 
 import (
@@ -34,6 +39,9 @@ type Config struct {
 	Size int
 	// HealthTTL is how long a successful version check is reused.
 	HealthTTL time.Duration
+	// Shared, when set, is the second level under this cache, shared with other relay
+	// instances (and with the caches of other MISPs, each keyed apart). Unused when TTL is 0.
+	Shared *Shared
 }
 
 // Defaults of Config.
@@ -48,7 +56,9 @@ const (
 type Cache struct {
 	next    intel.Backend
 	baseURL string
-	search  *ttlLRU[[]intel.Event] // nil when TTL is 0
+	ttl     time.Duration
+	search  *ttlLRU[entry] // nil when TTL is 0
+	shared  *Shared        // nil without a second level, or when TTL is 0
 	// warn holds MISP's warninglist hits per value (nil: none); nil when TTL is 0.
 	warn   *ttlLRU[[]intel.WarninglistHit]
 	health *ttlLRU[struct{}]
@@ -56,6 +66,22 @@ type Cache struct {
 	hits   atomic.Int64
 	misses atomic.Int64
 }
+
+// entry is a search answer and when it stops being used: TTL after MISP gave it, which for an
+// answer read from the shared store is earlier than TTL after this instance read it.
+type entry struct {
+	events  []intel.Event
+	expires time.Time
+}
+
+// flightResult is what a shared lookup hands every caller waiting for it.
+type flightResult struct {
+	events    []intel.Event
+	fromStore bool // answered by the shared store, not by MISP
+}
+
+// eventsCodec stores search answers in the shared store.
+var eventsCodec = codec[[]intel.Event]{encode: appendEvents, decode: decodeEvents}
 
 var _ intel.Backend = (*Cache)(nil)
 
@@ -67,10 +93,11 @@ func New(next intel.Backend, cfg Config) *Cache {
 	if cfg.HealthTTL <= 0 {
 		cfg.HealthTTL = DefaultHealthTTL
 	}
-	c := &Cache{next: next, baseURL: cfg.BaseURL}
+	c := &Cache{next: next, baseURL: cfg.BaseURL, ttl: cfg.TTL}
 	if cfg.TTL > 0 {
-		c.search = newTTLLRU[[]intel.Event](cfg.Size, cfg.TTL)
+		c.search = newTTLLRU[entry](cfg.Size, cfg.TTL)
 		c.warn = newTTLLRU[[]intel.WarninglistHit](cfg.Size, cfg.TTL)
+		c.shared = cfg.Shared
 	}
 	c.health = newTTLLRU[struct{}](1024, cfg.HealthTTL)
 	return c
@@ -92,15 +119,16 @@ func (c *Cache) searchKey(key string, q intel.Query) string {
 }
 
 // Search answers from the cache, or asks MISP once for all concurrent callers of the same
-// lookup. Callers get their own slice of events and may reorder it; the events' contents are
-// shared and must not be modified.
+// lookup (with a shared store: from the store when another instance already asked). Callers
+// get their own slice of events and may reorder it; the events' contents are shared and must
+// not be modified.
 func (c *Cache) Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
 	k := c.searchKey(key, q)
 	if c.search != nil {
-		if events, ok := c.search.Get(k); ok {
+		if e, ok := c.search.Get(k); ok && time.Now().Before(e.expires) {
 			c.hits.Add(1)
 			reqlog.From(ctx).AddCacheHit()
-			return slices.Clone(events), nil
+			return slices.Clone(e.events), nil
 		}
 	}
 	ch := c.flight.DoChan(k, func() (any, error) {
@@ -108,20 +136,46 @@ func (c *Cache) Search(ctx context.Context, key string, q intel.Query) ([]intel.
 		// The shared call must not fail because the first caller gave up: it runs on a
 		// context without that caller's cancellation (the MISP client bounds it by its own
 		// timeout), and each caller still stops waiting when its own context ends.
-		events, err := c.next.Search(context.WithoutCancel(ctx), key, q)
-		if err == nil && c.search != nil {
-			c.search.Add(k, events)
+		ctx := context.WithoutCancel(ctx)
+		fetch := func() ([]intel.Event, error) { return c.next.Search(ctx, key, q) }
+		if c.search == nil {
+			events, err := fetch()
+			return flightResult{events: events}, err
 		}
-		return events, err
+		var r flightResult
+		var fetchedAt time.Time
+		var err error
+		if c.shared != nil {
+			r.events, fetchedAt, r.fromStore, err = fill(ctx, c.shared, c.sharedRef(key, q), c.ttl, eventsCodec, fetch)
+		} else {
+			fetchedAt = time.Now()
+			r.events, err = fetch()
+		}
+		if err == nil {
+			c.search.Add(k, entry{events: r.events, expires: fetchedAt.Add(c.ttl)})
+		}
+		return r, err
 	})
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
 		}
-		return slices.Clone(r.Val.([]intel.Event)), nil
+		r := res.Val.(flightResult)
+		if r.fromStore {
+			reqlog.From(ctx).AddCacheHit()
+		}
+		return slices.Clone(r.events), nil
+	}
+}
+
+// sharedRef is the shared store's entry of a search: keyed and sealed for the tenant.
+func (c *Cache) sharedRef(key string, q intel.Query) entryRef {
+	return entryRef{
+		key:  sharedKey(c.baseURL, key, "search", strings.Join(q.Types, "\x00"), q.Value, strconv.Itoa(q.Limit)),
+		aead: newSealer(c.baseURL, key),
 	}
 }
 

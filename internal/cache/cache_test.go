@@ -7,60 +7,85 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/intel/inteltest"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 	"github.com/misp-relay/misp-relay/internal/upstream"
 )
 
-// fakeMISP counts calls; a call blocks until release is closed when release is set.
-type fakeMISP struct {
+// calls counts what reached the backend behind the cache.
+type calls struct {
 	searches, versions, sightings atomic.Int64
-	release                       chan struct{}
-	fail                          atomic.Bool
+	fail                          atomic.Bool // every call fails while set
+
+	mu      sync.Mutex
+	release chan struct{} // when set, searches wait until it is closed
+}
+
+// hold makes searches wait until the channel it returns is closed. In a synctest bubble,
+// waiting on it is durably blocking.
+func (c *calls) hold() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.release = make(chan struct{})
+	return c.release
 }
 
 var errDown = &upstream.Error{Op: "search", Kind: upstream.ErrUnavailable}
 
-func (f *fakeMISP) Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
-	f.searches.Add(1)
-	if f.release != nil {
-		select {
-		case <-f.release:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+// backend is a MISP behind the cache, counting its calls in c. Searches wait for c's release
+// (see hold); they answer two events, the first naming the key and the value.
+func backend(c *calls) *inteltest.Backend {
+	return &inteltest.Backend{
+		SearchFn: func(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
+			c.searches.Add(1)
+			c.mu.Lock()
+			release := c.release
+			c.mu.Unlock()
+			if release != nil {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			if c.fail.Load() {
+				return nil, errDown
+			}
+			return []intel.Event{{UUID: "a-" + key + "-" + q.Value, ThreatLevel: 3}, {UUID: "b", ThreatLevel: 1}}, nil
+		},
+		PingFn: func(context.Context, string) error {
+			c.versions.Add(1)
+			if c.fail.Load() {
+				return errDown
+			}
+			return nil
+		},
+		AddSightingFn: func(context.Context, string, string, intel.SightingType, string) error {
+			c.sightings.Add(1)
+			return nil
+		},
 	}
-	if f.fail.Load() {
-		return nil, errDown
-	}
-	return []intel.Event{{UUID: "a-" + key + "-" + q.Value, ThreatLevel: 3}, {UUID: "b", ThreatLevel: 1}}, nil
 }
 
-func (f *fakeMISP) Ping(context.Context, string) error {
-	f.versions.Add(1)
-	if f.fail.Load() {
-		return errDown
-	}
-	return nil
-}
-
-func (f *fakeMISP) Writable() bool { return true }
-
-func (f *fakeMISP) AddSighting(context.Context, string, string, intel.SightingType, string) error {
-	f.sightings.Add(1)
-	return nil
+// newCache makes a cache in front of a counting backend. The cache starts no goroutine, so
+// tests on synctest's fake clock make it inside their bubble, where its TTLs run on that clock.
+func newCache(cfg cache.Config) (*cache.Cache, *calls) {
+	c := &calls{}
+	return cache.New(backend(c), cfg), c
 }
 
 var q = intel.Query{Value: "198.51.100.7", Types: []string{"ip-src", "ip-dst"}, Limit: 100}
 
 func TestSearchIsCachedPerTenantAndQuery(t *testing.T) {
-	f := &fakeMISP{}
-	c := cache.New(f, cache.Config{BaseURL: "https://misp.example", TTL: time.Minute, Size: 100})
+	c, f := newCache(cache.Config{BaseURL: "https://misp.example", TTL: time.Minute, Size: 100})
 	ctx := context.Background()
 	lookups := []struct {
 		key  string
@@ -93,7 +118,7 @@ func TestSearchIsCachedPerTenantAndQuery(t *testing.T) {
 }
 
 func TestCallersMayReorderTheirEvents(t *testing.T) {
-	c := cache.New(&fakeMISP{}, cache.Config{TTL: time.Minute})
+	c, _ := newCache(cache.Config{TTL: time.Minute})
 	first, _ := c.Search(context.Background(), "k", q)
 	slices.Reverse(first)
 	second, _ := c.Search(context.Background(), "k", q)
@@ -103,9 +128,8 @@ func TestCallersMayReorderTheirEvents(t *testing.T) {
 }
 
 func TestErrorsAreNotCached(t *testing.T) {
-	f := &fakeMISP{}
+	c, f := newCache(cache.Config{TTL: time.Minute})
 	f.fail.Store(true)
-	c := cache.New(f, cache.Config{TTL: time.Minute})
 	if _, err := c.Search(context.Background(), "k", q); !errors.Is(err, misp.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
 	}
@@ -119,31 +143,36 @@ func TestErrorsAreNotCached(t *testing.T) {
 }
 
 func TestTTLAndSize(t *testing.T) {
-	f := &fakeMISP{}
-	c := cache.New(f, cache.Config{TTL: 50 * time.Millisecond, Size: 2})
-	ctx := context.Background()
-	search := func(v string) {
-		if _, err := c.Search(ctx, "k", intel.Query{Value: v, Limit: 1}); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		c, f := newCache(cache.Config{TTL: 50 * time.Millisecond, Size: 2})
+		ctx := context.Background()
+		search := func(v string) {
+			if _, err := c.Search(ctx, "k", intel.Query{Value: v, Limit: 1}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	search("a")
-	search("b")
-	search("c") // evicts a (size 2)
-	search("a")
-	if n := f.searches.Load(); n != 4 {
-		t.Errorf("%d calls after eviction, want 4", n)
-	}
-	time.Sleep(120 * time.Millisecond) // past the TTL
-	search("a")
-	if n := f.searches.Load(); n != 5 {
-		t.Errorf("%d calls after expiry, want 5", n)
-	}
+		search("a")
+		search("b")
+		search("c") // evicts a (size 2)
+		search("a")
+		if n := f.searches.Load(); n != 4 {
+			t.Errorf("%d calls after eviction, want 4", n)
+		}
+		testkit.Advance(40 * time.Millisecond)
+		search("a")
+		if n := f.searches.Load(); n != 4 {
+			t.Errorf("%d calls within the TTL, want 4 (a hit)", n)
+		}
+		testkit.Advance(80 * time.Millisecond) // past the TTL
+		search("a")
+		if n := f.searches.Load(); n != 5 {
+			t.Errorf("%d calls after expiry, want 5", n)
+		}
+	})
 }
 
 func TestTTLZeroDisablesCaching(t *testing.T) {
-	f := &fakeMISP{}
-	c := cache.New(f, cache.Config{TTL: 0})
+	c, f := newCache(cache.Config{TTL: 0})
 	for range 3 {
 		if _, err := c.Search(context.Background(), "k", q); err != nil {
 			t.Fatal(err)
@@ -154,96 +183,103 @@ func TestTTLZeroDisablesCaching(t *testing.T) {
 	}
 }
 
+// TestConcurrentIdenticalLookupsShareOneCall holds MISP's answer until every caller is
+// blocked (synctest.Wait): by then each has joined the one call or made its own.
 func TestConcurrentIdenticalLookupsShareOneCall(t *testing.T) {
-	f := &fakeMISP{release: make(chan struct{})}
-	c := cache.New(f, cache.Config{TTL: 0}) // sharing works without caching too
-	var wg sync.WaitGroup
-	errs := make(chan error, 50)
-	for range 50 {
-		wg.Go(func() {
-			events, err := c.Search(context.Background(), "k", q)
-			if err == nil && len(events) != 2 {
-				err = errors.New("wrong answer")
-			}
-			errs <- err
-		})
-	}
-	// Let every goroutine reach the shared call before MISP answers.
-	for f.searches.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond)
-	close(f.release)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		c, f := newCache(cache.Config{TTL: 0}) // sharing works without caching too
+		release := f.hold()
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for range 50 {
+			wg.Go(func() {
+				events, err := c.Search(context.Background(), "k", q)
+				if err == nil && len(events) != 2 {
+					err = errors.New("wrong answer")
+				}
+				errs <- err
+			})
 		}
-	}
-	if n := f.searches.Load(); n != 1 {
-		t.Errorf("%d upstream calls for 50 concurrent identical lookups, want 1", n)
-	}
+		synctest.Wait() // every goroutine has reached the shared call, or MISP
+		close(release)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := f.searches.Load(); n != 1 {
+			t.Errorf("%d upstream calls for 50 concurrent identical lookups, want 1", n)
+		}
+	})
 }
 
 func TestCancelledCallerDoesNotFailOthers(t *testing.T) {
-	f := &fakeMISP{release: make(chan struct{})}
-	c := cache.New(f, cache.Config{TTL: time.Minute})
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() {
-		_, err := c.Search(ctx, "k", q)
-		first <- err
-	}()
-	for f.searches.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	second := make(chan error, 1)
-	go func() {
-		_, err := c.Search(context.Background(), "k", q)
-		second <- err
-	}()
-	cancel()
-	if err := <-first; !errors.Is(err, context.Canceled) {
-		t.Errorf("first caller: %v, want context.Canceled", err)
-	}
-	close(f.release)
-	if err := <-second; err != nil {
-		t.Errorf("second caller failed because the first gave up: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c, f := newCache(cache.Config{TTL: time.Minute})
+		release := f.hold()
+		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() {
+			_, err := c.Search(ctx, "k", q)
+			first <- err
+		}()
+		synctest.Wait() // the first caller's lookup waits on MISP
+		if n := f.searches.Load(); n != 1 {
+			t.Fatalf("%d upstream calls, want 1", n)
+		}
+		second := make(chan error, 1)
+		go func() {
+			_, err := c.Search(context.Background(), "k", q)
+			second <- err
+		}()
+		synctest.Wait() // the second has joined it
+		cancel()
+		if err := <-first; !errors.Is(err, context.Canceled) {
+			t.Errorf("first caller: %v, want context.Canceled", err)
+		}
+		close(release)
+		if err := <-second; err != nil {
+			t.Errorf("second caller failed because the first gave up: %v", err)
+		}
+		if n := f.searches.Load(); n != 1 {
+			t.Errorf("%d upstream calls, want 1 (shared)", n)
+		}
+	})
 }
 
 func TestVersionCachedBriefly(t *testing.T) {
-	f := &fakeMISP{}
-	c := cache.New(f, cache.Config{HealthTTL: 50 * time.Millisecond})
-	ctx := context.Background()
-	for range 3 {
-		if err := c.Ping(ctx, "k"); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		c, f := newCache(cache.Config{HealthTTL: 50 * time.Millisecond})
+		ctx := context.Background()
+		for range 3 {
+			if err := c.Ping(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Ping(ctx, "other-key"); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := c.Ping(ctx, "other-key"); err != nil {
-		t.Fatal(err)
-	}
-	if n := f.versions.Load(); n != 2 {
-		t.Errorf("%d version calls, want 2 (one per key)", n)
-	}
-	time.Sleep(120 * time.Millisecond)
-	f.fail.Store(true)
-	if err := c.Ping(ctx, "k"); err == nil {
-		t.Error("an expired check was reused")
-	}
-	if err := c.Ping(ctx, "k"); err == nil {
-		t.Error("a failed check was cached")
-	}
-	if n := f.versions.Load(); n != 4 {
-		t.Errorf("%d version calls, want 4", n)
-	}
+		if n := f.versions.Load(); n != 2 {
+			t.Errorf("%d version calls, want 2 (one per key)", n)
+		}
+		testkit.Advance(120 * time.Millisecond)
+		f.fail.Store(true)
+		if err := c.Ping(ctx, "k"); err == nil {
+			t.Error("an expired check was reused")
+		}
+		if err := c.Ping(ctx, "k"); err == nil {
+			t.Error("a failed check was cached")
+		}
+		if n := f.versions.Load(); n != 4 {
+			t.Errorf("%d version calls, want 4", n)
+		}
+	})
 }
 
 func TestSightingsPassThrough(t *testing.T) {
-	f := &fakeMISP{}
-	c := cache.New(f, cache.Config{TTL: time.Minute})
+	c, f := newCache(cache.Config{TTL: time.Minute})
 	for range 2 {
 		if err := c.AddSighting(context.Background(), "k", "v", intel.Sighting, "XDR"); err != nil {
 			t.Fatal(err)

@@ -5,25 +5,27 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 func TestTTLLRUExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTTLLRU[int](3, time.Minute)
 		c.Add("a", 1)
-		time.Sleep(30 * time.Second) // synctest's clock: no real wait
+		testkit.Advance(30 * time.Second) // synctest's clock: no real wait
 		c.Add("b", 2)
 		if v, ok := c.Get("a"); !ok || v != 1 {
 			t.Errorf("a = %v, %v before its TTL", v, ok)
 		}
-		time.Sleep(31 * time.Second)
+		testkit.Advance(31 * time.Second)
 		if _, ok := c.Get("a"); ok {
 			t.Error("a is still there after its TTL")
 		}
 		if v, ok := c.Get("b"); !ok || v != 2 {
 			t.Errorf("b = %v, %v before its TTL", v, ok)
 		}
-		time.Sleep(time.Minute)
+		testkit.Advance(time.Minute)
 		c.Add("c", 3) // b expired: dropped from the old end as c comes in
 		if n := c.Len(); n != 1 {
 			t.Errorf("%d entries held, want only c", n)

@@ -720,16 +720,12 @@ func TestLoadEmptyManifest(t *testing.T) {
 	}
 }
 
-// TestCIRCLFixtures loads two real CIRCL OSINT feed events from the shared fixtures, which sit
-// next to the repository in CI but are not part of it.
+// TestCIRCLFixtures loads two real CIRCL OSINT feed events (testdata/README.md).
 func TestCIRCLFixtures(t *testing.T) {
-	const fixtures = "../../../shared/fixtures"
+	const fixtures = "testdata"
 	files := map[string]string{ // event uuid -> fixture file
 		"57c4445b-c548-4654-af0b-4be3950d210f": "misp_feed_event_circl_57c4445b.json",
 		"5a0ac036-6fbc-4855-83af-422b950d210f": "misp_feed_event_circl_objects_5a0ac036.json",
-	}
-	if _, err := os.Stat(fixtures); err != nil {
-		t.Skipf("shared fixtures not available: %v", err)
 	}
 	dir := t.TempDir()
 	manifest := map[string]any{}

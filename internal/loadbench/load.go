@@ -38,7 +38,9 @@ type request struct {
 // sends the next, until the duration is over. Closed loop means the latency it measures is
 // what one XDR user waits, and its throughput is what the relay sustains at that concurrency.
 type loadSpec struct {
-	url      string // the relay's /observe/observables URL
+	url string // the relay's /observe/observables URL
+	// urls, when set, are several relays' URLs: client i sends to urls[i % len(urls)].
+	urls     []string
 	token    string
 	clients  int
 	duration time.Duration
@@ -101,7 +103,7 @@ func runLabelledLoad(ctx context.Context, s loadSpec) (loadResult, error) {
 	for i := range s.clients {
 		wg.Go(func() {
 			var buf bytes.Buffer
-			warm[i] = send(ctx, hc, s.url, s.token, s.next(i, rngs[i]).body, &buf)
+			warm[i] = send(ctx, hc, s.target(i), s.token, s.next(i, rngs[i]).body, &buf)
 			if warm[i] == nil && i == 0 && s.check != nil {
 				warm[i] = s.check(buf.Bytes())
 			}
@@ -179,7 +181,7 @@ func drive(ctx context.Context, hc *http.Client, s loadSpec, rngs []*rand.Rand, 
 				}
 				req := s.next(i, rngs[i])
 				t0 := time.Now()
-				err := send(ctx, hc, s.url, s.token, req.body, &buf)
+				err := send(ctx, hc, s.target(i), s.token, req.body, &buf)
 				d := time.Since(t0)
 				if err != nil {
 					r.errors++
@@ -197,6 +199,14 @@ func drive(ctx context.Context, hc *http.Client, s loadSpec, rngs []*rand.Rand, 
 	}
 	wg.Wait()
 	return results
+}
+
+// target is the URL client i sends to.
+func (s loadSpec) target(client int) string {
+	if len(s.urls) > 0 {
+		return s.urls[client%len(s.urls)]
+	}
+	return s.url
 }
 
 // send posts body to url and reads the whole answer into buf. Only HTTP 200 without an

@@ -15,10 +15,11 @@
 // MISSED that the configuration forbids (the ceiling line says what it allows).
 //
 //	relaybench [-duration 5s] [-scenarios all|fan-out,throughput,...|1,2,...] [-json]
-//	                        [-misp-concurrency n] [-isolate=false] [-relay-bin path] [-cpuprofile file]
+//	                        [-misp-concurrency n] [-redis-timeout d] [-isolate=false] [-relay-bin path] [-cpuprofile file]
 //
-// Scenarios: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup. Everything
-// listens on and connects to 127.0.0.1 only.
+// Scenarios: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (several
+// relays sharing a real redis-server, which must be installed). Everything listens on and
+// connects to 127.0.0.1 only.
 //
 // Each scenario runs in a fresh child process of the command (-isolate=false runs them all
 // in one), so that its heap and CPU are its own. A load scenario runs its load twice: the
@@ -61,10 +62,11 @@ func Run(ctx context.Context, self []string, build Build, args []string, stdout,
 	fs.SetOutput(stderr)
 	o := options{self: self, build: build}
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "timed window of each load scenario (each then runs as long again under a CPU profile, to tell the relay's CPU from the fake MISP's and the clients')")
-	list := fs.String("scenarios", "all", "comma-separated scenarios, by name or number: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup")
+	list := fs.String("scenarios", "all", "comma-separated scenarios, by name or number: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (needs redis-server)")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&o.relayBin, "relay-bin", "", "relay binary for the startup scenario (default: this one)")
 	fs.IntVar(&o.concurrency, "misp-concurrency", 0, "the relay's MISP_CONCURRENCY (default: the relay's default, 32)")
+	fs.DurationVar(&o.redisTimeout, "redis-timeout", 0, "the fleet scenario's REDIS_TIMEOUT (default: the relay's default, 50ms)")
 	fs.BoolVar(&o.isolate, "isolate", true, "run each scenario in a fresh child process, so that one scenario's garbage, caches and goroutines do not weigh on the next one's heap and CPU")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (relay, fake MISP and clients, told apart by the relaybench label) to this file, for go tool pprof; implies -isolate=false, and the relay CPU/req column stays empty (the profiler is taken)")
 	if err := fs.Parse(args); err != nil {
@@ -160,6 +162,7 @@ func runChild(ctx context.Context, o options, name string, stderr io.Writer) []r
 	args := []string{
 		"-isolate=false", "-json", "-scenarios", name,
 		"-duration", o.duration.String(), "-misp-concurrency", strconv.Itoa(o.concurrency),
+		"-redis-timeout", o.redisTimeout.String(),
 	}
 	if o.relayBin != "" {
 		args = append(args, "-relay-bin", o.relayBin)

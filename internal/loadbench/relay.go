@@ -3,6 +3,7 @@ package loadbench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,9 +26,10 @@ const (
 // relayConfig is what a scenario varies; everything else has `relay serve`'s defaults.
 type relayConfig struct {
 	mispURL       string
-	cacheTTL      time.Duration // CACHE_TTL; 0 turns caching off
-	entitiesLimit int           // CTR_ENTITIES_LIMIT; 0 means the default (100)
-	concurrency   int           // MISP_CONCURRENCY; 0 means the default (32)
+	cacheTTL      time.Duration     // CACHE_TTL; 0 turns caching off
+	entitiesLimit int               // CTR_ENTITIES_LIMIT; 0 means the default (100)
+	concurrency   int               // MISP_CONCURRENCY; 0 means the default (32)
+	env           map[string]string // more settings (the fleet's REDIS_URL)
 }
 
 // Build makes the relay's API handler and its metrics handler from environment variables,
@@ -66,6 +68,7 @@ func startRelayLabelled(build Build, rc relayConfig) (*relayUnderTest, error) {
 	if rc.concurrency > 0 {
 		env["MISP_CONCURRENCY"] = strconv.Itoa(rc.concurrency)
 	}
+	maps.Copy(env, rc.env)
 	handler, metricsHandler, err := build(env)
 	if err != nil {
 		return nil, fmt.Errorf("build the relay: %w", err)

@@ -64,7 +64,7 @@ func TestSelectScenarios(t *testing.T) {
 	if diff := cmp.Diff([]string{"throughput", "cache", "startup"}, names); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if _, err := selectScenarios("7"); err == nil {
-		t.Error("scenario 7 accepted")
+	if _, err := selectScenarios("8"); err == nil {
+		t.Error("scenario 8 accepted")
 	}
 }

@@ -22,6 +22,8 @@ type options struct {
 	// concurrency is the relay's MISP_CONCURRENCY (lookups per request, and MISP calls in
 	// flight over all requests); 0 means the relay's default.
 	concurrency int
+	// redisTimeout is the fleet scenario's REDIS_TIMEOUT; 0 means the relay's default.
+	redisTimeout time.Duration
 	// isolate runs each scenario in a child process (see runChild).
 	isolate bool
 	// build wires the relay as `relay serve` does.
@@ -43,7 +45,7 @@ type scenario struct {
 }
 
 // allScenarios lists the scenarios in report order. The numbers of the issue are their
-// positions (1 to 5), startup is 6.
+// positions (1 to 5), startup is 6, fleet (fleet.go) 7.
 func allScenarios() []scenario {
 	return []scenario{
 		{"fan-out", fanOut},
@@ -52,6 +54,7 @@ func allScenarios() []scenario {
 		{"large", largeResponse},
 		{"overhead", overhead},
 		{"startup", startup},
+		{"fleet", fleet},
 	}
 }
 

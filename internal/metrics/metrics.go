@@ -93,8 +93,39 @@ func (m *Metrics) WatchCache(stats func() (hits, misses int64)) {
 			Name: "relay_cache_hits_total", Help: "MISP lookups answered from the cache.",
 		}, func() float64 { h, _ := stats(); return float64(h) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "relay_cache_misses_total", Help: "MISP lookups that went to MISP.",
+			Name: "relay_cache_misses_total", Help: "MISP lookups the in-process cache did not answer (they went to the shared cache, if any, or to MISP).",
 		}, func() float64 { _, mi := stats(); return float64(mi) }))
+}
+
+// SharedCacheStats are the counters of the shared (Redis/Valkey) cache.
+type SharedCacheStats struct {
+	Hits, Misses, Errors, Fallbacks, Skipped, Waits int64
+}
+
+// WatchSharedCache exports the shared cache's counters and its breaker's state ("closed",
+// "half-open" or "open"), read when scraped.
+func (m *Metrics) WatchSharedCache(stats func() SharedCacheStats, breaker func() string) {
+	counter := func(name, help string, get func(SharedCacheStats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(get(stats())) })
+	}
+	m.reg.MustRegister(
+		counter("relay_redis_hits_total", "Lookups answered by the shared cache (another instance asked MISP).",
+			func(s SharedCacheStats) int64 { return s.Hits }),
+		counter("relay_redis_misses_total", "Lookups the shared cache had no usable answer for (absent, expired, oversized or not opening).",
+			func(s SharedCacheStats) int64 { return s.Misses }),
+		counter("relay_redis_errors_total", "Failed shared cache operations (timeouts, refused connections, error replies).",
+			func(s SharedCacheStats) int64 { return s.Errors }),
+		counter("relay_redis_fallbacks_total", "Lookups that went to MISP without the shared cache: its breaker was open or reading it failed.",
+			func(s SharedCacheStats) int64 { return s.Fallbacks }),
+		counter("relay_redis_skipped_total", "Answers not stored in the shared cache because they were over its size bound.",
+			func(s SharedCacheStats) int64 { return s.Skipped }),
+		counter("relay_redis_waits_total", "Lookups answered by the shared cache after waiting for another instance's MISP call.",
+			func(s SharedCacheStats) int64 { return s.Waits }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "relay_redis_breaker_state",
+			Help: "Circuit breaker towards the shared cache: 0 closed, 1 half-open (probing), 2 open (not used).",
+		}, func() float64 { return breakerValue(breaker()) }))
 }
 
 // WatchBreaker exports the state of host's circuit breaker: 0 closed, 1 half-open, 2 open.
@@ -103,15 +134,7 @@ func (m *Metrics) WatchBreaker(host string, state func() string) {
 		Name:        "relay_breaker_state",
 		Help:        "Circuit breaker towards MISP: 0 closed, 1 half-open (probing), 2 open (failing fast).",
 		ConstLabels: prometheus.Labels{"host": host},
-	}, func() float64 {
-		switch state() {
-		case "open":
-			return 2
-		case "half-open":
-			return 1
-		}
-		return 0
-	})
+	}, func() float64 { return breakerValue(state()) })
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.breakers[host]; ok {
@@ -134,4 +157,15 @@ func (m *Metrics) ForgetHost(host string) {
 		m.reg.Unregister(g)
 		delete(m.breakers, host)
 	}
+}
+
+// breakerValue is a breaker state as a gauge value.
+func breakerValue(state string) float64 {
+	switch state {
+	case "open":
+		return 2
+	case "half-open":
+		return 1
+	}
+	return 0
 }

@@ -55,3 +55,24 @@ func TestMetrics(t *testing.T) {
 		t.Error("breaker gauge did not follow the state")
 	}
 }
+
+func TestSharedCacheMetrics(t *testing.T) {
+	m := metrics.New(nil)
+	st := metrics.SharedCacheStats{Hits: 7, Misses: 3, Errors: 2, Fallbacks: 5, Skipped: 1, Waits: 4}
+	state := "half-open"
+	m.WatchSharedCache(func() metrics.SharedCacheStats { return st }, func() string { return state })
+	out := scrape(t, m)
+	for _, want := range []string{
+		"relay_redis_hits_total 7", "relay_redis_misses_total 3", "relay_redis_errors_total 2",
+		"relay_redis_fallbacks_total 5", "relay_redis_skipped_total 1", "relay_redis_waits_total 4",
+		"relay_redis_breaker_state 1",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	st.Hits, state = 8, "open"
+	if out := scrape(t, m); !strings.Contains(out, "relay_redis_hits_total 8\n") || !strings.Contains(out, "relay_redis_breaker_state 2\n") {
+		t.Error("the metrics did not follow the counters")
+	}
+}

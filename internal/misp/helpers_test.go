@@ -3,15 +3,13 @@ package misp_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 )
 
 // testKey looks like a real MISP key (40 alphanumerics) so leak checks are meaningful.
@@ -31,28 +29,22 @@ func newClient(t *testing.T, baseURL string, mod ...func(*misp.Config)) *misp.Cl
 	return c
 }
 
-// newServer starts an httptest server for h whose connection errors are not logged (tests
-// close connections early on purpose).
-func newServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
+// answering is a fake MISP without events that sends a to every request.
+func answering(t *testing.T, a misptest.Answer) *misptest.Server {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = discardLog()
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv := misptest.New(t, testKey)
+	srv.Always("", a)
 	return srv
 }
 
-func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
-
-// answer returns a handler that always sends status and body with the given content type.
-func answer(status int, contentType, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body)
+// withHeader is a with the header k: v added.
+func withHeader(a misptest.Answer, k, v string) misptest.Answer {
+	a.Header = a.Header.Clone()
+	if a.Header == nil {
+		a.Header = http.Header{}
 	}
+	a.Header.Set(k, v)
+	return a
 }
 
 // asError checks that err is a *misp.Error and returns it.

@@ -2,70 +2,38 @@ package misp_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
-// gzipBomb is a gzip body that inflates to head + n × chunk + tail. Gzip readers (Go's
-// transport's included) read concatenated members as one stream, so the chunk is compressed
-// once: a 1 MiB run of one byte is about 1 KB compressed, and n = 256 makes a 256 MiB answer
-// of about 260 KB, as the attack harness sent.
-func gzipBomb(t testing.TB, head string, chunk []byte, n int, tail string) []byte {
+// gzipMISP is a fake MISP that answers every request with body, gzip-encoded. It checks, when
+// the test ends, that every request asked for gzip.
+func gzipMISP(t *testing.T, body []byte) *misptest.Server {
 	t.Helper()
-	member := func(p []byte) []byte {
-		var b bytes.Buffer
-		zw, err := gzip.NewWriterLevel(&b, gzip.BestCompression)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = zw.Write(p)
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return b.Bytes()
-	}
-	mid := member(chunk)
-	var out bytes.Buffer
-	out.Write(member([]byte(head)))
-	for range n {
-		out.Write(mid)
-	}
-	out.Write(member([]byte(tail)))
-	return out.Bytes()
-}
-
-// gzipServer answers every request with body, gzip-encoded, and counts the requests.
-func gzipServer(t *testing.T, body []byte) (url string, calls func() int) {
-	t.Helper()
-	var mu sync.Mutex
-	n := 0
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		n++
-		mu.Unlock()
-		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
-			http.Error(w, "the client did not ask for gzip", http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Encoding", "gzip")
-		_, _ = w.Write(body)
+	srv := answering(t, misptest.Answer{
+		Status: http.StatusOK, Body: string(body),
+		Header: http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}},
 	})
-	return srv.URL, func() int { mu.Lock(); defer mu.Unlock(); return n }
+	t.Cleanup(func() {
+		for _, r := range srv.Requests() {
+			if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+				t.Errorf("the client did not ask for gzip: %v", r.Header)
+			}
+		}
+	})
+	return srv
 }
 
 // allocatedDuring returns the bytes the process allocated while f ran. The tests in this file
@@ -99,8 +67,8 @@ func TestGzipBombIsCapped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url, _ := gzipServer(t, gzipBomb(t, tt.head, tt.chunk, 256, tt.tail))
-			c := newClient(t, url, func(cfg *misp.Config) {
+			srv := gzipMISP(t, testkit.GzipBomb(t, tt.head, tt.chunk, 256, tt.tail))
+			c := newClient(t, srv.URL, func(cfg *misp.Config) {
 				cfg.MaxAnswerBytes = 2 << 20
 				cfg.PageSize = 1 << 20 // one page holds every attribute: the byte cap stops it
 			})
@@ -125,19 +93,14 @@ func TestGzipBombIsCapped(t *testing.T) {
 // multiply it.
 func TestAnswerBudgetSpansPages(t *testing.T) {
 	pad := strings.Repeat("x", 100<<10)
-	var mu sync.Mutex
-	pages := 0
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		pages++
-		page := pages
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		// Two 100 KiB attributes per page, of a new event each time: never full.
-		fmt.Fprintf(w, `{"response":{"Attribute":[`+
+	srv := misptest.New(t, testKey)
+	// Two 100 KiB attributes per page, of a new event each time: never full. More pages than
+	// the cap lets the client read: past them, the fake's own (empty) answer ends the paging.
+	for page := 1; page <= 12; page++ {
+		srv.Script("/attributes/restSearch", misptest.Raw(http.StatusOK, "application/json", fmt.Sprintf(`{"response":{"Attribute":[`+
 			`{"value":"198.51.100.7","comment":"%s","Event":{"uuid":"ev-%d-a"}},`+
-			`{"value":"198.51.100.7","comment":"%s","Event":{"uuid":"ev-%d-b"}}]}}`, pad, page, pad, page)
-	})
+			`{"value":"198.51.100.7","comment":"%s","Event":{"uuid":"ev-%d-b"}}]}}`, pad, page, pad, page)))
+	}
 	c := newClient(t, srv.URL, func(cfg *misp.Config) {
 		cfg.PageSize = 2
 		cfg.MaxAnswerBytes = 1 << 20
@@ -147,9 +110,7 @@ func TestAnswerBudgetSpansPages(t *testing.T) {
 	if e := asError(t, err); !strings.Contains(e.Detail, "MISP_MAX_ANSWER_BYTES") || !strings.Contains(e.Detail, "1 MiB") {
 		t.Errorf("err = %v, want the answer cap", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if pages < 4 || pages > 6 {
+	if pages := len(srv.Requests()); pages < 4 || pages > 6 {
 		t.Errorf("%d pages of 200 KiB were read under a 1 MiB cap, want 5 or 6", pages)
 	}
 }
@@ -159,8 +120,8 @@ func TestAnswersWithinTheCapsPass(t *testing.T) {
 	comment := strings.Repeat("c", 200<<10)
 	body := `{"response":{"Attribute":[{"type":"ip-dst","value":"198.51.100.7","comment":"` + comment +
 		`","Event":{"uuid":"542e4c9c-cadc-4f8f-bb11-6d13950d210b","threat_level_id":"1"}}]}}`
-	url, _ := gzipServer(t, gzipBomb(t, body, nil, 0, ""))
-	c := newClient(t, url, func(cfg *misp.Config) { cfg.MaxAttributeBytes = 256 << 10; cfg.MaxAnswerBytes = int64(len(body)) })
+	srv := gzipMISP(t, testkit.GzipBomb(t, body, nil, 0, ""))
+	c := newClient(t, srv.URL, func(cfg *misp.Config) { cfg.MaxAttributeBytes = 256 << 10; cfg.MaxAnswerBytes = int64(len(body)) })
 	events, err := c.Search(context.Background(), testKey, q1)
 	if err != nil || len(events) != 1 {
 		t.Fatalf("events %d, err %v", len(events), err)
@@ -170,8 +131,8 @@ func TestAnswersWithinTheCapsPass(t *testing.T) {
 // TestSizeErrorsAreNotHidden: a MISP a caller named gets its answers' contents hidden, but
 // being over a cap is the relay's own finding, and says which setting raises it.
 func TestSizeErrorsAreNotHidden(t *testing.T) {
-	url, _ := gzipServer(t, gzipBomb(t, `{"response":{"Attribute":[{"value":"`, bytes.Repeat([]byte("a"), 1<<20), 4, `"}]}}`))
-	c := newClient(t, url, func(cfg *misp.Config) { cfg.HideAnswers = true })
+	srv := gzipMISP(t, testkit.GzipBomb(t, `{"response":{"Attribute":[{"value":"`, bytes.Repeat([]byte("a"), 1<<20), 4, `"}]}}`))
+	c := newClient(t, srv.URL, func(cfg *misp.Config) { cfg.HideAnswers = true })
 	_, err := c.Search(context.Background(), testKey, q1)
 	if e := asError(t, err); !strings.Contains(e.Detail, "MISP_MAX_ATTRIBUTE_BYTES") {
 		t.Errorf("err = %v", err)
@@ -195,16 +156,6 @@ func TestEchoedKeyRedactedInAnyCase(t *testing.T) {
 	}
 }
 
-// syncLog collects log output.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-
-func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // TestHiddenTransportErrors: for a MISP a caller named, a TLS failure (which would quote an
 // internal certificate's names) and a refused connection answer the same words, so the
 // relay cannot be used to tell what listens where; the cause is logged for the operator.
@@ -220,7 +171,7 @@ func TestHiddenTransportErrors(t *testing.T) {
 	for _, hide := range []bool{false, true} {
 		var details []string
 		for _, url := range []string{tls, refused} {
-			var logs syncLog
+			var logs testkit.SyncBuffer
 			c := newClient(t, url, func(cfg *misp.Config) {
 				cfg.HideAnswers = hide
 				cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
@@ -249,9 +200,10 @@ func TestHiddenTransportErrors(t *testing.T) {
 // service's would be), named for example.com.
 func newTLSServer(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(answer(http.StatusOK, "application/json", `{"version":"2.5.0"}`))
-	srv.Config.ErrorLog = discardLog()
-	srv.StartTLS()
+	srv, err := misptest.NewTLSServer(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

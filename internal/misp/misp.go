@@ -111,6 +111,11 @@ type Config struct {
 	// caller named under MISP_ALLOWED_HOSTS=*, so the relay cannot be used to reach its own
 	// network. See upstream.PublicOnly.
 	PublicOnly bool
+	// Transport, when set, carries the HTTP calls instead of the client's own transport (the
+	// one that applies InsecureSkipVerify, CAFile, PublicOnly and the proxy settings). For
+	// tests: an in-memory transport lets the client run in a testing/synctest bubble, where
+	// the breaker's cool-down and the retry pauses run on a fake clock.
+	Transport http.RoundTripper
 }
 
 // Client calls one MISP server. It is safe for concurrent use.
@@ -207,6 +212,9 @@ func New(cfg Config) (*Client, error) {
 	hc := upstream.NewHTTPClient(tlsConf, maxIdlePerHost)
 	if cfg.PublicOnly {
 		upstream.PublicOnly(hc, nil)
+	}
+	if cfg.Transport != nil {
+		hc.Transport = cfg.Transport
 	}
 	return &Client{
 		base:      base,

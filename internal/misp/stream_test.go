@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,54 +15,34 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 // TestSearchStopsReadingEarly serves 20,000 attributes of 20,000 events (about 45 MB) and
 // checks that a Search with Limit 10 returns 10 events without reading the answer to its
-// end. The handler counts the bytes the connection accepted: once the client closes the
+// end. The fake MISP counts the bytes the connection accepted: once the client closes the
 // body, writes fail after the socket buffers (a few MB) fill, so a client that reads
-// everything makes written == total and the test fails.
+// everything makes the count reach the total and the test fails.
 func TestSearchStopsReadingEarly(t *testing.T) {
 	const n = 20000
 	pad := strings.Repeat("x", 2000) // a long ignored field, as sightings or comments are
-	item := func(i int) string {
-		return fmt.Sprintf(`{"id":"%d","type":"md5","category":"Payload delivery","value":"d41d8cd98f00b204e9800998ecf8427e","to_ids":true,`+
-			`"comment":"%s","timestamp":"1624865598","Event":{"uuid":"ev-%05d","info":"event %d","threat_level_id":"2","Orgc":{"name":"ORG"}}}`,
-			i, pad, i, i)
-	}
-	const head, tail = `{"response":{"Attribute":[`, `]}}`
-	total := int64(len(head) + len(tail))
+	var answer strings.Builder
+	answer.Grow(n * (len(pad) + 300))
+	answer.WriteString(`{"response":{"Attribute":[`)
 	for i := range n {
-		total += int64(len(item(i)))
 		if i > 0 {
-			total++
+			answer.WriteByte(',')
 		}
+		// Written piece by piece: formatting 45 MB with fmt is slow under the race detector.
+		id := strconv.Itoa(i)
+		answer.WriteString(`{"id":"` + id + `","type":"md5","category":"Payload delivery","value":"d41d8cd98f00b204e9800998ecf8427e","to_ids":true,"comment":"`)
+		answer.WriteString(pad)
+		answer.WriteString(`","timestamp":"1624865598","Event":{"uuid":"` + fmt.Sprintf("ev-%05d", i) + `","info":"event ` + id + `","threat_level_id":"2","Orgc":{"name":"ORG"}}}`)
 	}
-
-	var written atomic.Int64
-	done := make(chan struct{})
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		defer close(done)
-		w.Header().Set("Content-Type", "application/json")
-		write := func(s string) bool {
-			k, err := w.Write([]byte(s))
-			written.Add(int64(k))
-			return err == nil
-		}
-		if !write(head) {
-			return
-		}
-		for i := range n {
-			sep := ""
-			if i > 0 {
-				sep = ","
-			}
-			if !write(sep + item(i)) {
-				return
-			}
-		}
-		write(tail)
-	})
+	answer.WriteString(`]}}`)
+	total := int64(answer.Len())
+	srv := answering(t, misptest.Raw(http.StatusOK, "application/json", answer.String()))
 
 	c := newClient(t, srv.URL, func(cfg *misp.Config) { cfg.PageSize = n + 1 }) // only the event cap can stop reading
 	events, err := c.Search(context.Background(), testKey, intel.Query{Value: "d41d8cd98f00b204e9800998ecf8427e", Limit: 10})
@@ -77,25 +57,17 @@ func TestSearchStopsReadingEarly(t *testing.T) {
 			t.Errorf("event %d = %s with %d attributes, want %s with 1", i, e.UUID, len(e.Attributes), want)
 		}
 	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the handler is still writing 5s after Search returned: the client did not close the body")
+	if err := srv.WaitAnswers(testkit.Context(t), "", 1); err != nil {
+		t.Fatalf("the fake MISP is still writing %v after Search returned: the client did not close the body", testkit.WaitTimeout)
 	}
-	if w := written.Load(); w >= total/2 {
+	if w := srv.Requests()[0].Sent; w >= total/2 {
 		t.Errorf("the server wrote %d of %d bytes: the client read far past the 10th event", w, total)
 	}
 }
 
-// fixturesDir is the shared fixtures directory, present when the repository is cloned next
-// to shared/ (as in CI); the test that needs it skips otherwise.
-const fixturesDir = "../../../shared/fixtures"
-
-// TestSearchRealFixtures serves real MISP attributes restSearch answers verbatim.
+// TestSearchRealFixtures serves real MISP attributes restSearch answers verbatim
+// (testdata/README.md).
 func TestSearchRealFixtures(t *testing.T) {
-	if _, err := os.Stat(fixturesDir); err != nil {
-		t.Skipf("shared fixtures not available: %v", err)
-	}
 	loki := []string{
 		"misp-galaxy:malpedia=Loki", "misp-galaxy:mitre-malware=S0266", "Recorded Future",
 		"osint:source-type=technical-report", "tlp:white", "Phishing", "misp-galaxy:target-information=United States",
@@ -145,11 +117,11 @@ func TestSearchRealFixtures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
-			body, err := os.ReadFile(filepath.Join(fixturesDir, tc.file))
+			body, err := os.ReadFile(filepath.Join("testdata", tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := newServer(t, answer(http.StatusOK, "application/json", string(body)))
+			srv := answering(t, misptest.Raw(http.StatusOK, "application/json", string(body)))
 			got, err := newClient(t, srv.URL).Search(context.Background(), testKey, intel.Query{Value: md5, Types: []string{"md5"}, Limit: 10})
 			if err != nil {
 				t.Fatalf("Search: %v", err)

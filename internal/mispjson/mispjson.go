@@ -76,14 +76,20 @@ func (f *String) UnmarshalJSON(b []byte) error {
 // A value of another kind reads as false and is kept (cut short) for Err.
 type Bool struct {
 	v   bool
+	set bool
 	bad string
 }
 
 // B returns a Bool holding v.
-func B(v bool) Bool { return Bool{v: v} }
+func B(v bool) Bool { return Bool{v: v, set: true} }
 
 // Value returns the boolean.
 func (f Bool) Value() bool { return f.v }
+
+// Set reports whether the JSON gave the field a boolean (null or a value of another kind
+// count as not set), for fields whose absence means MISP's default rather than false, such as
+// a tag's exportable.
+func (f Bool) Set() bool { return f.set }
 
 // Err says what was wrong with the value, or nil.
 func (f Bool) Err() error { return kindError("a boolean", f.bad) }
@@ -96,8 +102,10 @@ func (f *Bool) UnmarshalJSON(b []byte) error {
 	*f = Bool{}
 	switch strings.ToLower(string(bytes.TrimSpace(b))) {
 	case "true", "1", `"1"`, `"true"`:
-		f.v = true
-	case "false", "0", `"0"`, `"false"`, `""`, "null":
+		f.v, f.set = true, true
+	case "false", "0", `"0"`, `"false"`, `""`:
+		f.set = true
+	case "null":
 	default:
 		f.bad = cut(b)
 	}
@@ -123,11 +131,12 @@ func kindError(want, bad string) error {
 
 // Tag is an event or attribute tag. On an attribute of a restSearch answer asked with
 // includeEventTags (or includeDecayScore, which forces it), MISP adds the event's tags to the
-// attribute's and marks them "inherited": 1.
+// attribute's and marks them "inherited": 1. Exportable is a boolean in MISP (a tinyint(1)
+// column); absent, MISP's default is true (see Bool.Set).
 type Tag struct {
 	Name       String `json:"name"`
 	Colour     String `json:"colour"`
-	Exportable String `json:"exportable"`
+	Exportable Bool   `json:"exportable"`
 	Inherited  Bool   `json:"inherited"`
 }
 

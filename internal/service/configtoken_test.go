@@ -1,13 +1,7 @@
 package service_test
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/base64"
-	"fmt"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -19,28 +13,17 @@ import (
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 // TestConfigurationTokens: an RS256 configuration token (as XDR signs them) names its own
 // MISP in HOST and its own entities limit; the relay calls that MISP with the token's
 // AuthKey, and refuses a HOST the resolver does not allow.
 func TestConfigurationTokens(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, _ := testkit.RSAKeys()
 	const kid = "test-kid"
-	jwks := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/.well-known/jwks" {
-			http.NotFound(w, r)
-			return
-		}
-		n := base64.RawURLEncoding.EncodeToString(key.N.Bytes())
-		e := base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes())
-		fmt.Fprintf(w, `{"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":%q,"n":%q,"e":%q}]}`, kid, n, e)
-	}))
-	defer jwks.Close()
-	jwksHost := strings.TrimPrefix(jwks.URL, "https://")
+	jwks := testkit.NewJWKS(t, kid, &key.PublicKey)
+	jwksHost := jwks.Host
 
 	tenantMISP := misptest.New(t, "tenant-key", eventHigh, eventLow)
 	tenantClient, err := misp.New(misp.Config{BaseURL: tenantMISP.URL})
@@ -62,15 +45,7 @@ func TestConfigurationTokens(t *testing.T) {
 			return tenantClient, tenantMISP.URL, nil
 		},
 	})
-	sign := func(claims jwt.MapClaims) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-		tok.Header["kid"] = kid
-		s, err := tok.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return "Bearer " + s
-	}
+	sign := func(claims jwt.MapClaims) string { return "Bearer " + testkit.SignRS256(t, key, kid, claims) }
 	claims := func(host string, limit any) jwt.MapClaims {
 		c := jwt.MapClaims{"AuthKey": "tenant-key", "HOST": host, "jwks_host": jwksHost, "aud": audience}
 		if limit != nil {

@@ -63,15 +63,14 @@ func TestFeedModeWithUIURL(t *testing.T) {
 	}
 }
 
-// TestSharedFixtures replays the real MISP events of ../shared/fixtures through the fake MISP.
-// It skips when the fixtures are not next to the repository.
-func TestSharedFixtures(t *testing.T) {
-	dir := "../../../shared/fixtures"
+// TestCIRCLEvents replays two real CIRCL OSINT feed events (testdata/README.md) through the
+// fake MISP.
+func TestCIRCLEvents(t *testing.T) {
 	var events [][]byte
 	for _, name := range []string{"misp_feed_event_circl_57c4445b.json", "misp_feed_event_circl_objects_5a0ac036.json"} {
-		raw, err := os.ReadFile(filepath.Join(dir, name))
+		raw, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
-			t.Skipf("shared fixtures not available: %v", err)
+			t.Fatal(err)
 		}
 		events = append(events, raw)
 	}
@@ -105,7 +104,7 @@ func TestValidatorAndMessagesAgree(t *testing.T) {
 	for _, b := range bodies {
 		req := httptest.NewRequest(http.MethodPost, "/observe/observables", strings.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
-		route, params, err := h.router.FindRoute(req)
+		route, params, err := h.contract.Router.FindRoute(req)
 		if err != nil {
 			t.Fatal(err)
 		}

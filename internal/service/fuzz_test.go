@@ -7,39 +7,37 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
-// fuzzRelay is the full handler in front of a MISP whose answer the fuzzer chooses.
+// fuzzRelay is the full handler in front of a fake MISP whose answer the fuzzer chooses.
 type fuzzRelay struct {
 	handler http.Handler
-	answer  atomic.Value // []byte: what MISP sends for every call
+	misp    *misptest.Server
 	bearer  string
 }
 
+// answer makes MISP send raw, byte for byte, to every call.
+func (fr *fuzzRelay) answer(raw []byte) {
+	fr.misp.Always("", misptest.Raw(http.StatusOK, "application/json", string(raw)))
+}
+
 func newFuzzRelay(f *testing.F) *fuzzRelay {
-	fr := &fuzzRelay{}
-	fr.answer.Store([]byte(`{"response":{"Attribute":[]}}`))
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(fr.answer.Load().([]byte))
-	}))
-	f.Cleanup(upstream.Close)
+	fr := &fuzzRelay{misp: misptest.New(f, testMISPKey)}
 	// Every fuzzed answer is a fresh MISP: no breaker, no retry pauses worth waiting for.
-	client, err := misp.New(misp.Config{BaseURL: upstream.URL, Timeout: 2 * time.Second, BreakerFailures: 1 << 20})
+	client, err := misp.New(misp.Config{BaseURL: fr.misp.URL, Timeout: 2 * time.Second, BreakerFailures: 1 << 20})
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, Backend: client, UIURL: upstream.URL})
+	svc, err := service.New(service.Config{Version: "1.0.0", Secret: testSecret, Backend: client, UIURL: fr.misp.URL})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -47,11 +45,7 @@ func newFuzzRelay(f *testing.F) *fuzzRelay {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tok, err := auth.Sign(testSecret, auth.Claims{Key: testMISPKey})
-	if err != nil {
-		f.Fatal(err)
-	}
-	fr.bearer = "Bearer " + tok
+	fr.bearer = "Bearer " + testkit.JWT(f, testSecret, auth.Claims{Key: testMISPKey})
 	return fr
 }
 
@@ -66,21 +60,13 @@ func (fr *fuzzRelay) post(path, authorization string, body []byte) *httptest.Res
 }
 
 func contractChecker(f *testing.F) func(t *testing.T, path string, rec *httptest.ResponseRecorder) {
-	spec, err := gen.GetSpec()
-	if err != nil {
-		f.Fatal(err)
-	}
-	spec.Servers = nil
-	router, err := gorillamux.NewRouter(spec)
-	if err != nil {
-		f.Fatal(err)
-	}
+	contract := testkit.LoadContract(f)
 	return func(t *testing.T, path string, rec *httptest.ResponseRecorder) {
 		t.Helper()
 		if rec.Code != http.StatusOK {
 			t.Fatalf("%s answered HTTP %d: %s", path, rec.Code, rec.Body)
 		}
-		checkContract(t, spec, router, http.MethodPost, path, rec.Code, rec.Header(), rec.Body.Bytes())
+		contract.Check(t, http.MethodPost, path, rec.Code, rec.Header(), rec.Body.Bytes())
 	}
 }
 
@@ -124,7 +110,7 @@ func FuzzRequestBody(f *testing.F) {
 // FuzzAuthorization: any Authorization header is an authorization error or a success, never
 // a panic or a leak of the secret.
 func FuzzAuthorization(f *testing.F) {
-	good, _ := auth.Sign(testSecret, auth.Claims{Key: testMISPKey})
+	good := testkit.JWT(f, testSecret, auth.Claims{Key: testMISPKey})
 	for _, seed := range []string{
 		"", "Bearer", "Bearer a b", "bearer " + good, "Bearer " + good, "Basic x",
 		"Bearer e30.e30.", "Bearer eyJhbGciOiJub25lIn0.eyJrZXkiOiJ4In0.", "Bearer " + good + "x", "Bearer ....", "\x00",
@@ -147,6 +133,11 @@ func FuzzAuthorization(f *testing.F) {
 	})
 }
 
+// healthyAnswer is a restSearch answer with one match, a seed of FuzzMISPAnswer.
+const healthyAnswer = `{"response":{"Attribute":[{"id":"1","event_id":"1","type":"ip-dst","category":"Network activity",
+ "value":"198.51.100.7","to_ids":true,"timestamp":"1700000000",
+ "Event":{"uuid":"` + uuidHigh + `","info":"x","date":"2024-01-01","timestamp":"1700000000","threat_level_id":"1","Orgc":{"name":"ORG"}}}]}}`
+
 // FuzzMISPAnswer: whatever MISP answers, the relay never panics and what it returns is
 // spec-valid CTIM (or the error envelope).
 func FuzzMISPAnswer(f *testing.F) {
@@ -164,7 +155,7 @@ func FuzzMISPAnswer(f *testing.F) {
 	fr := newFuzzRelay(f)
 	check := contractChecker(f)
 	f.Fuzz(func(t *testing.T, answer []byte) {
-		fr.answer.Store(answer)
+		fr.answer(answer)
 		for _, path := range []string{"/observe/observables", "/deliberate/observables"} {
 			rec := fr.post(path, fr.bearer, []byte(`[{"type":"ip","value":"198.51.100.7"},{"type":"sha256","value":"`+sha256v+`"}]`))
 			check(t, path, rec)

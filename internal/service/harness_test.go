@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,17 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
-
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/feed"
-	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
 )
 
@@ -50,20 +44,19 @@ type options struct {
 // harness is the relay's full handler in front of a fake MISP and a fake urlscan.io, both
 // speaking the real wire format.
 type harness struct {
-	t      *testing.T
-	srv    *httptest.Server
-	misp   *misptest.Server
-	scans  *fakeURLScan
-	logs   *syncBuffer
-	spec   *openapi3.T
-	router routers.Router
-	bodies []string // every response body, for the secret check
-	mu     sync.Mutex
+	t        *testing.T
+	srv      *httptest.Server
+	misp     *misptest.Server
+	scans    *fakeURLScan
+	logs     *testkit.SyncBuffer
+	contract *testkit.Contract
+	bodies   []string // every response body, for the secret check
+	mu       sync.Mutex
 }
 
 func newHarness(t *testing.T, o options) *harness {
 	t.Helper()
-	h := &harness{t: t, logs: &syncBuffer{}, scans: newFakeURLScan(t)}
+	h := &harness{t: t, logs: &testkit.SyncBuffer{}, scans: newFakeURLScan(t), contract: testkit.LoadContract(t)}
 	scanner, err := urlscan.New(urlscan.Config{BaseURL: h.scans.srv.URL, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -109,16 +102,6 @@ func newHarness(t *testing.T, o options) *harness {
 	}
 	h.srv = httptest.NewServer(handler)
 	t.Cleanup(h.srv.Close)
-
-	h.spec, err = gen.GetSpec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.spec.Servers = nil
-	h.router, err = gorillamux.NewRouter(h.spec)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(h.checkNoSecrets)
 	return h
 }
@@ -148,14 +131,10 @@ func (h *harness) serve(cfg service.Config) {
 	h.srv.Config.Handler = handler
 }
 
-// token mints a JWT for the fake MISP's key.
+// token mints a JWT signed with the tests' secret.
 func token(t *testing.T, claims auth.Claims) string {
 	t.Helper()
-	tok, err := auth.Sign(testSecret, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testkit.JWT(t, testSecret, claims)
 }
 
 func (h *harness) bearer() string {
@@ -207,41 +186,7 @@ func (h *harness) do(method, path string, header http.Header, body string) (int,
 // validate is the contract test: every response must match api/openapi.yaml.
 func (h *harness) validate(method, path string, resp *http.Response, raw []byte) {
 	h.t.Helper()
-	checkContract(h.t, h.spec, h.router, method, path, resp.StatusCode, resp.Header, raw)
-}
-
-// checkContract validates one answer against the spec: 404 and 405 bodies against HTTPError,
-// everything else against the operation's declared response. It only reports with Errorf, so
-// concurrent load tests may call it from many goroutines.
-func checkContract(t testing.TB, spec *openapi3.T, router routers.Router, method, path string, status int, header http.Header, raw []byte) {
-	t.Helper()
-	if status == http.StatusNotFound || status == http.StatusMethodNotAllowed {
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Errorf("%d body is not JSON: %s", status, raw)
-			return
-		}
-		if err := spec.Components.Schemas["HTTPError"].Value.VisitJSON(v); err != nil {
-			t.Errorf("%s %s: %d body does not match HTTPError: %v", method, path, status, err)
-		}
-		return
-	}
-	req := httptest.NewRequest(method, strings.TrimRight(path, "/"), nil)
-	route, params, err := router.FindRoute(req)
-	if err != nil {
-		t.Errorf("%s %s answered %d but is not in the spec: %v", method, path, status, err)
-		return
-	}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
-		Status:                 status,
-		Header:                 header,
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
-	}
-	in.SetBodyBytes(raw)
-	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		t.Errorf("%s %s: response does not match the spec: %v\nbody: %.3000s", method, path, err, raw)
-	}
+	h.contract.Check(h.t, method, path, resp.StatusCode, resp.Header, raw)
 }
 
 func (h *harness) checkNoSecrets() {
@@ -249,11 +194,7 @@ func (h *harness) checkNoSecrets() {
 	defer h.mu.Unlock()
 	tok := token(h.t, auth.Claims{Key: testMISPKey})
 	all := strings.Join(h.bodies, "\n") + "\n" + h.logs.String()
-	for _, secret := range []string{testSecret, testMISPKey, testURLScanKey, tok} {
-		if strings.Contains(all, secret) {
-			h.t.Errorf("a secret (%.6s…) appears in a response or a log line", secret)
-		}
-	}
+	testkit.NoSecrets(h.t, all, testSecret, testMISPKey, testURLScanKey, tok)
 }
 
 // errorOf returns the envelope's single error as (code, message).
@@ -268,23 +209,6 @@ func errorOf(t *testing.T, body map[string]any) (string, string) {
 		t.Errorf("error type = %v, want fatal", e["type"])
 	}
 	return e["code"].(string), e["message"].(string)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // fakeURLScan is urlscan.io's submit endpoint.

@@ -11,6 +11,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/intel/inteltest"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
 )
 
@@ -203,14 +204,18 @@ func TestHeadWatchdog(t *testing.T) {
 // TestRequestDeadline: a request whose lookups cannot all finish in RequestTimeout answers in
 // time with what it found and says what it could not do, instead of losing its answer to the
 // server's WriteTimeout.
+//
+// MISP answers the first lookup at once and never the others; one call at a time, so the last
+// lookup also waits for a slot. RequestTimeout leaves the first lookup 700 ms, time enough on
+// a busy machine, and the answer must still come well before the 2 s bound.
 func TestRequestDeadline(t *testing.T) {
 	h := newHarness(t, allEvents())
-	h.misp.Delay("/attributes/restSearch", 200*time.Millisecond)
+	h.misp.Script("/attributes/restSearch", misptest.Answer{}, misptest.Hang(), misptest.Hang())
 	client, err := misp.New(misp.Config{BaseURL: h.misp.URL, MaxConcurrent: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.serve(service.Config{Backend: client, UIURL: h.misp.URL, RequestTimeout: 300 * time.Millisecond})
+	h.serve(service.Config{Backend: client, UIURL: h.misp.URL, RequestTimeout: 700 * time.Millisecond})
 	start := time.Now()
 	_, got := h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"},{"type":"domain","value":"evil.example"},{"type":"email","value":"phish@example.org"}]`)
 	if d := time.Since(start); d > 2*time.Second {

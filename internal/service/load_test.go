@@ -14,7 +14,9 @@ import (
 
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
 // TestLoadWithFaults drives the relay through a real socket with many concurrent clients
@@ -25,17 +27,19 @@ func TestLoadWithFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	f := newFaultyMISP(t)
+	h := newHarness(t, allEvents())
+	f := h.misp
 	client, err := misp.New(misp.Config{
-		BaseURL: f.srv.URL, Timeout: 300 * time.Millisecond,
+		BaseURL: f.URL, Timeout: 300 * time.Millisecond,
 		BreakerFailures: 20, BreakerCooldown: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, options{})
-	h.serve(service.Config{UIURL: f.srv.URL, Backend: cache.New(client, cache.Config{BaseURL: f.srv.URL, TTL: 50 * time.Millisecond})})
-	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	h.serve(service.Config{UIURL: f.URL, Backend: cache.New(client, cache.Config{BaseURL: f.URL, TTL: 50 * time.Millisecond})})
+	// The client's timeout is only a failure bound: 48 clients against MISP faults on a busy
+	// 2-core machine can wait several seconds for an answer.
+	httpClient := &http.Client{Timeout: testkit.WaitTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	defer httpClient.CloseIdleConnections()
 
 	requests := []struct{ method, path, body string }{
@@ -52,14 +56,18 @@ func TestLoadWithFaults(t *testing.T) {
 		{"POST", "/nope", `[]`},
 		{"GET", "/watchdog", ``},
 	}
-	run := func(clients int, d time.Duration) int64 {
+	// run sends requests from clients goroutines, each at most 10,000, until enough says so
+	// (asked before each request), and calls answered with the count after each answer. The run
+	// lasts as long as the events enough waits for take; WaitTimeout only bounds a run that never
+	// gets there.
+	run := func(clients int, enough func(answered int64) bool, answered func(n int64)) int64 {
 		var n atomic.Int64
-		deadline := time.Now().Add(d)
+		deadline := time.Now().Add(testkit.WaitTimeout)
 		var wg sync.WaitGroup
 		for c := range clients {
 			wg.Go(func() {
 				rng := rand.New(rand.NewPCG(uint64(c), 1))
-				for i := 0; i < 10000 && time.Now().Before(deadline); i++ {
+				for i := 0; i < 10000 && !enough(n.Load()) && time.Now().Before(deadline); i++ {
 					r := requests[rng.IntN(len(requests))]
 					req, _ := http.NewRequestWithContext(context.Background(), r.method, h.srv.URL+r.path, strings.NewReader(r.body))
 					if rng.IntN(10) > 0 { // a tenth go without a token
@@ -75,8 +83,8 @@ func TestLoadWithFaults(t *testing.T) {
 					if resp.StatusCode >= 500 {
 						t.Errorf("%s %s: HTTP %d", r.method, r.path, resp.StatusCode)
 					}
-					checkContract(t, h.spec, h.router, r.method, r.path, resp.StatusCode, resp.Header, raw)
-					n.Add(1)
+					h.contract.Check(t, r.method, r.path, resp.StatusCode, resp.Header, raw)
+					answered(n.Add(1))
 				}
 			})
 		}
@@ -84,46 +92,57 @@ func TestLoadWithFaults(t *testing.T) {
 		return n.Load()
 	}
 
-	run(16, 300*time.Millisecond) // warm the connection pools
+	run(16, func(n int64) bool { return n >= 64 }, func(int64) {}) // warm the connection pools
 	baseGoroutines, baseHeap := settle()
 
-	stop := make(chan struct{})
-	var faults sync.WaitGroup
-	faults.Go(func() {
-		modes := []string{"", "hang", "", "html502", "reset", "", "truncated", "429", "", "login"}
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				f.mode.Store("")
-				return
-			case <-time.After(100 * time.Millisecond):
-				f.mode.Store(modes[i%len(modes)])
-			}
+	// The faults take turns, each for the next 10 answers, with healthy spells in between. The
+	// load goes on until every fault has had its turn and 100 requests have been answered, not
+	// for a set time: on a busy machine it takes longer, and the same requests are checked.
+	faults := map[string]misptest.Answer{"": {}}
+	for _, f := range mispFaults() {
+		faults[f.name] = f.answer
+	}
+	modes := []string{"", "hang", "", "html502", "reset", "", "truncated", "429", "", "login", "shape"}
+	var cycled atomic.Bool // every mode has had its turn
+	total := run(48, func(n int64) bool { return cycled.Load() && n >= 100 }, func(n int64) {
+		if n%10 != 0 {
+			return
 		}
+		turn := int(n / 10)
+		if turn == len(modes) {
+			cycled.Store(true)
+		}
+		f.Always("", faults[modes[turn%len(modes)]])
 	})
-	total := run(48, 2*time.Second)
-	close(stop)
-	faults.Wait()
+	f.Always("", misptest.Answer{})
+	if !cycled.Load() {
+		t.Errorf("the faults did not all take their turn within %v", testkit.WaitTimeout)
+	}
 	if total < 100 {
 		t.Errorf("only %d requests answered", total)
 	}
 
-	// Back to normal: the relay answers, and resources return to their baseline.
-	time.Sleep(300 * time.Millisecond) // past the breaker's cool-down
-	_, got := h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"}]`)
-	if _, ok := got["data"].(map[string]any)["verdicts"]; !ok {
+	// Back to normal: the relay answers once the breaker's cool-down is over (it may have
+	// opened on the last fault), and resources return to their baseline.
+	var got map[string]any
+	if !testkit.Poll(testkit.WaitTimeout, func() bool {
+		_, got = h.post("/observe/observables", `[{"type":"ip","value":"198.51.100.7"}]`)
+		data, _ := got["data"].(map[string]any) // absent while the breaker is still open
+		_, ok := data["verdicts"]
+		return ok
+	}) {
 		t.Errorf("after the load: %v", got)
 	}
 	httpClient.CloseIdleConnections()
+	f.ForgetRequests() // the fake's records are the test's memory, not the relay's
 	var goroutines int
 	var heap uint64
-	for range 50 { // up to 5 s for connections and timers to wind down
+	// Connections and timers wind down on their own: wait until the goroutines are back to
+	// their baseline, for up to a generous bound.
+	testkit.Poll(testkit.WaitTimeout, func() bool {
 		goroutines, heap = settle()
-		if goroutines <= baseGoroutines+8 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return goroutines <= baseGoroutines+8
+	})
 	if goroutines > baseGoroutines+8 {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines after the load, %d before:\n%s", goroutines, baseGoroutines, buf[:runtime.Stack(buf, true)])

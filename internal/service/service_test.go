@@ -4,30 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 )
-
-func TestMain(m *testing.M) {
-	// kin-openapi does not check format: uri by itself; CTIM requires absolute URIs.
-	openapi3.DefineStringFormatValidator("uri", openapi3.NewCallbackValidator(func(s string) error {
-		u, err := url.Parse(s)
-		if err != nil || u.Scheme == "" || u.Host == "" {
-			return fmt.Errorf("not an absolute URI: %q", s)
-		}
-		return nil
-	}))
-	os.Exit(m.Run())
-}
 
 const (
 	uuidHigh = "542e4c9c-cadc-4f8f-bb11-6d13950d210b"
@@ -527,10 +513,7 @@ func TestRoutes(t *testing.T) {
 func authCases(t *testing.T) []struct{ name, header, message string } {
 	good := token(t, auth.Claims{Key: testMISPKey})
 	parts := strings.Split(good, ".")
-	other, err := auth.Sign("another-secret", auth.Claims{Key: testMISPKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := testkit.JWT(t, "another-secret", auth.Claims{Key: testMISPKey})
 	return []struct{ name, header, message string }{
 		{"missing", "", "Authorization failed: Authorization header is missing"},
 		{"wrong type", "wrong_type " + good, "Authorization failed: Wrong authorization type"},

@@ -1,8 +1,9 @@
 package urlscan_test
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -538,11 +539,17 @@ func jsonEscapeAll(s string) string {
 	return b.String()
 }
 
-// hungServer answers nothing until the client gives up (or the test ends).
-func hungServer(t *testing.T, writeHead bool) *httptest.Server {
+// hungServer answers nothing until the client gives up (or the test ends). The channel
+// receives a value when a request arrives.
+func hungServer(t *testing.T, writeHead bool) (*httptest.Server, <-chan struct{}) {
 	t.Helper()
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
 		if writeHead {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Length", "500")
@@ -558,7 +565,7 @@ func hungServer(t *testing.T, writeHead bool) *httptest.Server {
 	// Cleanups run last-in first-out: release the handler, then close the server.
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
-	return srv
+	return srv, arrived
 }
 
 func TestScanTimeouts(t *testing.T) {
@@ -567,6 +574,7 @@ func TestScanTimeouts(t *testing.T) {
 		writeHead  bool
 		timeout    time.Duration
 		ctx        func() (context.Context, context.CancelFunc)
+		cancel     bool // the caller cancels once urlscan.io has the request
 		wantDetail string
 	}{
 		{
@@ -587,21 +595,23 @@ func TestScanTimeouts(t *testing.T) {
 			wantDetail: "no answer in time; the scan may have been submitted",
 		},
 		{
-			name: "caller cancels", timeout: time.Minute,
-			ctx: func() (context.Context, context.CancelFunc) {
-				ctx, cancel := context.WithCancel(context.Background())
-				time.AfterFunc(100*time.Millisecond, cancel)
-				return ctx, cancel
-			},
+			name: "caller cancels", timeout: time.Minute, cancel: true,
+			ctx:        func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
 			wantDetail: "the request was cancelled",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := hungServer(t, tt.writeHead)
+			srv, arrived := hungServer(t, tt.writeHead)
 			c := newClient(t, urlscan.Config{BaseURL: srv.URL, Timeout: tt.timeout})
 			ctx, cancel := tt.ctx()
 			defer cancel()
+			if tt.cancel {
+				go func() {
+					<-arrived
+					cancel()
+				}()
+			}
 			start := time.Now()
 			_, err := c.Scan(ctx, testKey, testURL)
 			if elapsed := time.Since(start); elapsed > 3*time.Second {
@@ -749,36 +759,36 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// TestSharedFixtures checks that the copies in testdata still match the shared fixtures and that
-// the shared files decode as expected. It runs only where the shared/ checkout sits next to the
-// repository (as in CI).
-func TestSharedFixtures(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "fixtures")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("shared fixtures not available at %s: %v", dir, err)
-	}
+// TestFixtures checks that the files in testdata are still the unchanged copies their README
+// lists (by SHA-256), and that they decode as expected.
+func TestFixtures(t *testing.T) {
 	files := []struct {
 		name   string
+		sha256 string
 		status int
 		want   error
 	}{
-		{"urlscan_scan_submit_success.json", 200, nil},
-		{"urlscan_error_400_dns.json", 400, urlscan.ErrBadRequest},
-		{"urlscan_error_401_no_key.json", 401, urlscan.ErrPermission},
+		{"urlscan_scan_submit_success.json", "ffae1d131ae0dcccec326784ead46f274d5c9803d5affaf9a839139c93d050f8", 200, nil},
+		{"urlscan_error_400_dns.json", "abf05ad0aeb6d21b8f2d8e5c17603564f28d22663313f566a1bca446256c402c", 400, urlscan.ErrBadRequest},
+		{"urlscan_error_401_no_key.json", "c60974b5219fa2bd1b7287eef174955c3dd76340aae11028691d1e1b0a1aed05", 401, urlscan.ErrPermission},
+	}
+	readme, err := os.ReadFile(filepath.Join("testdata", "README.md"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, f := range files {
 		t.Run(f.name, func(t *testing.T) {
-			shared, err := os.ReadFile(filepath.Join(dir, f.name))
-			if err != nil {
-				t.Fatal(err)
+			body := fixture(t, f.name)
+			if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != f.sha256 {
+				t.Errorf("testdata/%s has changed: sha256 %x, its source's is %s; copy it again", f.name, sum, f.sha256)
 			}
-			if !bytes.Equal(shared, fixture(t, f.name)) {
-				t.Errorf("testdata/%s differs from %s; copy it again", f.name, filepath.Join(dir, f.name))
+			if !strings.Contains(string(readme), f.sha256) {
+				t.Errorf("testdata/README.md does not list the sha256 of %s", f.name)
 			}
 			srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(f.status)
-				_, _ = w.Write(shared)
+				_, _ = w.Write(body)
 			})
 			res, err := newClient(t, urlscan.Config{BaseURL: srv.URL}).Scan(context.Background(), testKey, testURL)
 			switch {

@@ -1,11 +1,12 @@
 package misptest
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/misp-relay/misp-relay/internal/mispjson"
 )
 
 // event is an event as the fake stores it, with MISP's string ids assigned.
@@ -29,7 +30,7 @@ type attribute struct {
 	value, value1, value2            string
 	timestamp, distribution          string
 	toIDS, deleted, disableCorr      bool
-	firstSeen, lastSeen              json.RawMessage
+	firstSeen, lastSeen              *string
 	objectID                         string // "0" when not in an object
 	objectRelation                   *string
 	objectDistribution               string
@@ -39,55 +40,19 @@ type attribute struct {
 	decay                            json.RawMessage   // as given, sent with includeDecayScore
 }
 
-// feed* are the parts of MISP's feed / event JSON the fake reads. Scalars MISP sends as
-// either strings or numbers are kept raw.
-type feedEvent struct {
-	UUID             string          `json:"uuid"`
-	Info             string          `json:"info"`
-	Date             string          `json:"date"`
-	Timestamp        json.RawMessage `json:"timestamp"`
-	PublishTimestamp json.RawMessage `json:"publish_timestamp"`
-	ThreatLevelID    json.RawMessage `json:"threat_level_id"`
-	Analysis         json.RawMessage `json:"analysis"`
-	Distribution     json.RawMessage `json:"distribution"`
-	Published        json.RawMessage `json:"published"`
-	Orgc             struct {
-		Name string `json:"name"`
-		UUID string `json:"uuid"`
-	} `json:"Orgc"`
-	Tag       []feedTag       `json:"Tag"`
-	Attribute []feedAttribute `json:"Attribute"`
-	Object    []struct {
-		Distribution json.RawMessage `json:"distribution"`
-		Attribute    []feedAttribute `json:"Attribute"`
-	} `json:"Object"`
-}
-
-type feedTag struct {
-	Name       string          `json:"name"`
-	Colour     string          `json:"colour"`
-	Exportable json.RawMessage `json:"exportable"`
-}
-
-type feedAttribute struct {
-	UUID               string          `json:"uuid"`
-	Type               string          `json:"type"`
-	Category           string          `json:"category"`
-	Value              string          `json:"value"`
-	Comment            string          `json:"comment"`
-	ToIDS              json.RawMessage `json:"to_ids"`
-	Timestamp          json.RawMessage `json:"timestamp"`
-	Distribution       json.RawMessage `json:"distribution"`
-	Deleted            json.RawMessage `json:"deleted"`
-	DisableCorrelation json.RawMessage `json:"disable_correlation"`
-	FirstSeen          json.RawMessage `json:"first_seen"`
-	LastSeen           json.RawMessage `json:"last_seen"`
-	ObjectRelation     *string         `json:"object_relation"`
-	Tag                []feedTag       `json:"Tag"`
-	// Sighting and decay_score are passed through as given: events exported from MISP carry
-	// sightings, and tests give decay scores to attributes (a feed has none).
+// passthrough is what the fake sends as a seed event gave it, byte for byte: sightings and
+// decay scores, which the relay reads (with mispjson) and the fake must not normalise. It is
+// read beside the mispjson.Event, attribute for attribute in the same order.
+type passthrough struct {
 	Sighting   []json.RawMessage `json:"Sighting"`
 	DecayScore json.RawMessage   `json:"decay_score"`
+}
+
+type passthroughEvent struct {
+	Attribute []passthrough `json:"Attribute"`
+	Object    []struct {
+		Attribute []passthrough `json:"Attribute"`
+	} `json:"Object"`
 }
 
 // builder turns feed events into stored events, numbering them like a MISP database would.
@@ -101,75 +66,103 @@ type builder struct {
 
 func (b *builder) addEvent(raw []byte) error {
 	var wrapped struct {
-		Event *feedEvent `json:"Event"`
+		Event *mispjson.Event `json:"Event"`
 	}
 	if err := json.Unmarshal(raw, &wrapped); err != nil {
 		return err
 	}
 	fe := wrapped.Event
 	if fe == nil {
-		fe = new(feedEvent)
+		fe = new(mispjson.Event)
 		if err := json.Unmarshal(raw, fe); err != nil {
 			return err
 		}
 	}
-	if fe.UUID == "" {
+	var pass struct {
+		Event *passthroughEvent `json:"Event"`
+	}
+	if err := json.Unmarshal(raw, &pass); err != nil {
+		return err
+	}
+	pe := pass.Event
+	if pe == nil {
+		pe = new(passthroughEvent)
+		if err := json.Unmarshal(raw, pe); err != nil {
+			return err
+		}
+	}
+	// Seed events are a test's own data: a field of the wrong kind is a mistake in the test,
+	// refused as the feed loader refuses it.
+	if err := fe.Check(); err != nil {
+		return err
+	}
+	if fe.UUID.Text() == "" {
 		return errors.New("the event has no uuid")
 	}
 	ev := &event{
 		ID:               strconv.Itoa(len(b.events) + 1),
-		Date:             fe.Date,
-		ThreatLevelID:    orDefault(scalar(fe.ThreatLevelID), "4"),
-		Info:             fe.Info,
-		UUID:             fe.UUID,
-		Analysis:         orDefault(scalar(fe.Analysis), "0"),
-		Timestamp:        orDefault(scalar(fe.Timestamp), "0"),
-		PublishTimestamp: orDefault(scalar(fe.PublishTimestamp), "0"),
-		Distribution:     orDefault(scalar(fe.Distribution), "3"),
-		Published:        truthy(fe.Published),
-		Orgc:             wireOrg{Name: fe.Orgc.Name, UUID: fe.Orgc.UUID},
+		Date:             fe.Date.Text(),
+		ThreatLevelID:    orDefault(fe.ThreatLevelID.Text(), "4"),
+		Info:             fe.Info.Text(),
+		UUID:             fe.UUID.Text(),
+		Analysis:         orDefault(fe.Analysis.Text(), "0"),
+		Timestamp:        orDefault(fe.Timestamp.Text(), "0"),
+		PublishTimestamp: orDefault(fe.PublishTimestamp.Text(), "0"),
+		Distribution:     orDefault(fe.Distribution.Text(), "3"),
+		Published:        fe.Published.Value(),
+		Orgc:             wireOrg{Name: fe.Orgc.Name.Text(), UUID: fe.Orgc.UUID.Text()},
 		Tags:             b.tags(fe.Tag),
 	}
-	ev.Orgc.ID = b.orgID(fe.Orgc.Name)
+	ev.Orgc.ID = b.orgID(ev.Orgc.Name)
 	ev.OrgcID = ev.Orgc.ID
 	b.events = append(b.events, ev)
 
-	for _, fa := range fe.Attribute {
-		b.addAttribute(ev, fa, "0", "")
+	at := func(list []passthrough, i int) passthrough {
+		if i < len(list) {
+			return list[i]
+		}
+		return passthrough{}
 	}
-	for _, obj := range fe.Object {
+	for i := range fe.Attribute {
+		b.addAttribute(ev, &fe.Attribute[i], at(pe.Attribute, i), "0", "")
+	}
+	for j, obj := range fe.Object {
 		b.objects++
 		id := strconv.Itoa(b.objects)
-		for _, fa := range obj.Attribute {
-			b.addAttribute(ev, fa, id, orDefault(scalar(obj.Distribution), "5"))
+		var objPass []passthrough
+		if j < len(pe.Object) {
+			objPass = pe.Object[j].Attribute
+		}
+		for i := range obj.Attribute {
+			b.addAttribute(ev, &obj.Attribute[i], at(objPass, i), id, orDefault(obj.Distribution.Text(), "5"))
 		}
 	}
 	return nil
 }
 
-func (b *builder) addAttribute(ev *event, fa feedAttribute, objectID, objectDist string) {
+func (b *builder) addAttribute(ev *event, fa *mispjson.Attribute, pt passthrough, objectID, objectDist string) {
 	a := &attribute{
 		id:                 strconv.Itoa(len(b.attrs) + 1),
-		uuid:               fa.UUID,
-		typ:                fa.Type,
-		category:           fa.Category,
-		comment:            fa.Comment,
-		value:              fa.Value,
-		value1:             fa.Value,
-		timestamp:          orDefault(scalar(fa.Timestamp), "0"),
-		distribution:       orDefault(scalar(fa.Distribution), "5"),
-		toIDS:              truthy(fa.ToIDS),
-		deleted:            truthy(fa.Deleted),
-		disableCorr:        truthy(fa.DisableCorrelation),
-		firstSeen:          rawOrNull(fa.FirstSeen),
-		lastSeen:           rawOrNull(fa.LastSeen),
+		uuid:               fa.UUID.Text(),
+		typ:                fa.Type.Text(),
+		category:           fa.Category.Text(),
+		comment:            fa.Comment.Text(),
+		value:              fa.Value.Text(),
+		value1:             fa.Value.Text(),
+		timestamp:          orDefault(fa.Timestamp.Text(), "0"),
+		distribution:       orDefault(fa.Distribution.Text(), "5"),
+		toIDS:              fa.ToIDS.Value(),
+		deleted:            fa.Deleted.Value(),
+		disableCorr:        fa.DisableCorrelation.Value(),
+		firstSeen:          nullable(fa.FirstSeen.Text()),
+		lastSeen:           nullable(fa.LastSeen.Text()),
 		objectID:           objectID,
-		objectRelation:     fa.ObjectRelation,
+		objectRelation:     nullable(fa.ObjectRelation.Text()),
 		objectDistribution: objectDist,
 		tags:               b.tags(fa.Tag),
 		event:              ev,
-		sightings:          fa.Sighting,
-		decay:              fa.DecayScore,
+		sightings:          pt.Sighting,
+		decay:              pt.DecayScore,
 	}
 	if a.uuid == "" {
 		a.uuid = newUUID()
@@ -181,19 +174,17 @@ func (b *builder) addAttribute(ev *event, fa feedAttribute, objectID, objectDist
 	b.attrs = append(b.attrs, a)
 }
 
-func (b *builder) tags(in []feedTag) []tag {
+func (b *builder) tags(in []mispjson.Tag) []tag {
 	var out []tag
 	for _, t := range in {
-		id, ok := b.tagIDs[t.Name]
+		name := t.Name.Text()
+		id, ok := b.tagIDs[name]
 		if !ok {
 			id = strconv.Itoa(len(b.tagIDs) + 1)
-			b.tagIDs[t.Name] = id
+			b.tagIDs[name] = id
 		}
-		colour := t.Colour
-		if colour == "" {
-			colour = "#0088cc"
-		}
-		out = append(out, tag{ID: id, Name: t.Name, Colour: colour, Exportable: len(t.Exportable) == 0 || truthy(t.Exportable)})
+		// MISP's defaults for a tag created on import.
+		out = append(out, tag{ID: id, Name: name, Colour: orDefault(t.Colour.Text(), "#0088cc"), Exportable: !t.Exportable.Set() || t.Exportable.Value()})
 	}
 	return out
 }
@@ -215,11 +206,13 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func rawOrNull(raw json.RawMessage) json.RawMessage {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return json.RawMessage("null")
+// nullable is s, or nil (JSON null) when s is empty: MISP sends null for an unset
+// first_seen, last_seen or object_relation.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
 	}
-	return raw
+	return &s
 }
 
 // The wire* types are attributes restSearch output; field order follows MISP 2.5's.
@@ -239,8 +232,8 @@ type wireAttribute struct {
 	Comment            string            `json:"comment"`
 	Deleted            bool              `json:"deleted"`
 	DisableCorrelation bool              `json:"disable_correlation"`
-	FirstSeen          json.RawMessage   `json:"first_seen"`
-	LastSeen           json.RawMessage   `json:"last_seen"`
+	FirstSeen          *string           `json:"first_seen"`
+	LastSeen           *string           `json:"last_seen"`
 	Value              string            `json:"value"`
 	Event              any               `json:"Event"`
 	Object             *wireObjectRef    `json:"Object,omitempty"`

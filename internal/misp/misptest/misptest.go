@@ -2,7 +2,26 @@
 // for the calls the relay makes (attribute restSearch, getVersion, sightings), including
 // MISP's quirks: string ids, errors as {"name","message","url"}, a failed sighting answered
 // with HTTP 200, filters ignored without Content-Type: application/json, and a redirect to
-// the login page for non-API requests without a valid key.
+// the login page for non-API requests without a valid key. It is seeded with events in MISP's
+// feed / event format, read with package mispjson like the relay's own feed loader.
+//
+// It also misbehaves on demand, for tests of the relay's resilience: Always sets a standing
+// Answer for a path, Script queues answers for its next requests, When picks one by what a
+// request asks (SearchValue), and an Answer says what is sent instead of (or how to spoil)
+// the fake's own answer: another status and body (byte for byte, for fuzzing; streamed, when
+// too large to hold), a delay or a hold, a hang until the client gives up, truncated JSON, a
+// stalled body or a reset connection. Its constructors give MISP's usual failures: Error,
+// RateLimited (429 with X-Rate-Limit-Reset), LoginRedirect, BadGateway, Hang, Raw. Requests,
+// WaitRequests and WaitAnswers let a test wait for what it caused instead of sleeping.
+//
+// NewServer has no dependency on package testing, so non-test code (a benchmark) can run it;
+// New is the test helper around it. Server is also an http.Handler, so a test in a
+// testing/synctest bubble, where real sockets do not work, can call it through an in-memory
+// transport: create the Server outside the bubble, and keep to answers that do not wait (no
+// Delay, Wait, Hang or Stall), since those wait on the server's own channels.
+//
+// Generated (generated.go) is the other fake: no dataset, answers synthesized per value, for
+// the load benchmark.
 //
 // Warninglists are emulated as MISP 2.5 applies them (see Warninglist): restSearch's
 // includeWarninglistHits annotates attributes flagged for IDS only, and
@@ -16,42 +35,57 @@ package misptest
 
 import (
 	"bytes"
-	"crypto/rand"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
-// Server is a fake MISP. It is safe for concurrent use.
+// Server is a fake MISP listening on loopback. It is safe for concurrent use.
 type Server struct {
 	*httptest.Server
 
 	key   string
-	attrs []*attribute // every attribute, in id order; immutable after New
+	attrs []*attribute // every attribute, in id order; immutable after NewServer
 
-	mu         sync.Mutex
-	lists      []warninglist
-	warnAll    bool
-	fails      map[string]failure
-	delays     map[string]time.Duration
-	requests   []Request
-	sightings  []SightingAdd
-	sightingID int
+	done      chan struct{} // closed by Close: ends every wait
+	closeOnce sync.Once
+
+	mu          sync.Mutex
+	lists       []warninglist
+	warnAll     bool
+	standing    map[string]Answer   // by path; "" is every path
+	scripts     map[string][]Answer // by path; "" is every path
+	conditional []conditional       // in the order set
+	requests    []*Request
+	arrived     map[string]int  // requests arrived, by path and in all ("")
+	answered    map[string]int  // requests answered, by path and in all ("")
+	waiters     []chan struct{} // of WaitRequests and WaitAnswers, closed when a request arrives or is answered
+	inFlight    int
+	maxInFlight int
+	sightings   []SightingAdd
+	sightingID  int
 }
 
-// Request is a request the server received.
+// Request is a request the server received, and what became of it.
 type Request struct {
 	Method, Path string
 	Header       http.Header
 	Body         []byte
+
+	// Answered is set once the server is done with the request: it sent its answer, or
+	// stopped because the client went away or the server closed.
+	Answered bool
+	Status   int   // the status sent; 0 when none was
+	Sent     int64 // body bytes the connection accepted
 }
 
 // SightingAdd is a successful POST /sightings/add.
@@ -60,78 +94,62 @@ type SightingAdd struct {
 	Type, Source string
 }
 
-type failure struct {
-	status int
-	header http.Header
-	body   string
-}
-
-// New starts a fake MISP that accepts only the API key key and knows the given events. Each
-// event is raw JSON in MISP feed / event format, {"Event": {uuid, info, date, timestamp,
-// threat_level_id, Orgc{name,uuid}, Tag[{name}], Attribute[...], Object[{Attribute[...]}]}},
-// like the CIRCL OSINT feed files; the "Event" wrapper may be left out. Events and attributes
-// get string ids ("1", "2", ...) in the order given. The server is closed by tb.Cleanup.
+// NewServer starts a fake MISP on a loopback port that accepts only the API key key and knows
+// the given events. Each event is raw JSON in MISP feed / event format, {"Event": {uuid,
+// info, date, timestamp, threat_level_id, Orgc{name,uuid}, Tag[{name}], Attribute[...],
+// Object[{Attribute[...]}]}}, like the CIRCL OSINT feed files; the "Event" wrapper may be
+// left out. A field of the wrong kind is refused (see mispjson.Event.Check). Events and
+// attributes get string ids ("1", "2", ...) in the order given. Close it when done.
 //
 // The key is compared as is (MISP itself only accepts 40 alphanumeric characters; the fake
 // accepts any non-empty key so tests can use readable ones).
-func New(tb testing.TB, key string, events ...[]byte) *Server {
-	tb.Helper()
+func NewServer(key string, events ...[]byte) (*Server, error) { return start(false, key, events) }
+
+// NewTLSServer is NewServer serving HTTPS with a self-signed certificate (see
+// httptest.Server.Certificate).
+func NewTLSServer(key string, events ...[]byte) (*Server, error) { return start(true, key, events) }
+
+func start(tls bool, key string, events [][]byte) (*Server, error) {
 	s := &Server{
-		key:    key,
-		fails:  map[string]failure{},
-		delays: map[string]time.Duration{},
+		key:      key,
+		done:     make(chan struct{}),
+		standing: map[string]Answer{},
+		scripts:  map[string][]Answer{},
+		arrived:  map[string]int{},
+		answered: map[string]int{},
 	}
 	b := &builder{tagIDs: map[string]string{}, orgIDs: map[string]string{}}
 	for i, raw := range events {
 		if err := b.addEvent(raw); err != nil {
-			tb.Fatalf("misptest: event #%d: %v", i, err)
-			return nil
+			return nil, fmt.Errorf("misptest: event #%d: %w", i, err)
 		}
 	}
 	s.attrs = b.attrs
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	tb.Cleanup(s.Close)
-	return s
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		if ln, err = net.Listen("tcp6", "[::1]:0"); err != nil {
+			return nil, fmt.Errorf("misptest: listen on loopback: %w", err)
+		}
+	}
+	s.Server = &httptest.Server{Listener: ln, Config: &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		// The fake breaks connections on purpose; the server's complaints about it are noise.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}}
+	if tls {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
+	return s, nil
 }
 
-// Fail makes path (e.g. "/attributes/restSearch") answer status and body from now on,
-// whatever the request, with Content-Type application/json, or text/html when body starts
-// with '<'. A 429 also carries MISP's X-Rate-Limit-Limit/-Remaining/-Reset headers (reset
-// 60 seconds), and a 3xx carries Location: /users/login. Fail(path, 0, "") clears it.
-func (s *Server) Fail(path string, status int, body string) {
-	h := http.Header{}
-	switch {
-	case status == http.StatusTooManyRequests:
-		h.Set("X-Rate-Limit-Limit", "10")
-		h.Set("X-Rate-Limit-Remaining", "0")
-		h.Set("X-Rate-Limit-Reset", "60")
-	case status >= 300 && status < 400:
-		h.Set("Location", "/users/login")
-	}
-	s.FailHeader(path, status, h, body)
-}
-
-// FailHeader is Fail with the given extra response headers instead of the default ones.
-func (s *Server) FailHeader(path string, status int, header http.Header, body string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if status == 0 {
-		delete(s.fails, path)
-		return
-	}
-	s.fails[path] = failure{status: status, header: header.Clone(), body: body}
-}
-
-// Delay makes path answer only after d (or when the client gives up), to test timeouts.
-// Delay(path, 0) clears it.
-func (s *Server) Delay(path string, d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if d <= 0 {
-		delete(s.delays, path)
-		return
-	}
-	s.delays[path] = d
+// Close ends every answer still waiting (Delay, Wait, Hang, Stall), then shuts the server
+// down and waits for its handlers.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+	s.Server.Close()
 }
 
 // Requests returns every request received, in order.
@@ -140,9 +158,67 @@ func (s *Server) Requests() []Request {
 	defer s.mu.Unlock()
 	out := make([]Request, len(s.requests))
 	for i, r := range s.requests {
-		out[i] = Request{Method: r.Method, Path: r.Path, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
+		out[i] = *r
+		out[i].Header = r.Header.Clone()
+		out[i].Body = bytes.Clone(r.Body)
 	}
 	return out
+}
+
+// ForgetRequests drops the requests recorded so far, for long tests whose heap measurements
+// the records would skew. WaitRequests and WaitAnswers still count them.
+func (s *Server) ForgetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// WaitRequests blocks until n requests to path ("" for any path) have arrived since the
+// server started, or ctx ends.
+func (s *Server) WaitRequests(ctx context.Context, path string, n int) error {
+	return s.waitFor(ctx, func() bool { return s.arrived[path] >= n })
+}
+
+// WaitAnswers blocks until the server is done with n requests to path ("" for any path), or
+// ctx ends. See Request.Answered.
+func (s *Server) WaitAnswers(ctx context.Context, path string, n int) error {
+	return s.waitFor(ctx, func() bool { return s.answered[path] >= n })
+}
+
+// MaxInFlight returns the most requests the server was answering at the same time.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
+}
+
+// waitFor waits for cond (called with s.mu held). The channel it waits on is its own: the
+// handler only closes channels, never makes them, so it may run in a synctest bubble while a
+// test outside waits.
+func (s *Server) waitFor(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		if cond() {
+			s.mu.Unlock()
+			return nil
+		}
+		ch := make(chan struct{})
+		s.waiters = append(s.waiters, ch)
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("misptest: %w", ctx.Err())
+		}
+	}
+}
+
+// notify wakes the waiters; s.mu must be held.
+func (s *Server) notify() {
+	for _, ch := range s.waiters {
+		close(ch)
+	}
+	s.waiters = nil
 }
 
 // Sightings returns the successful /sightings/add calls, in order.
@@ -169,37 +245,40 @@ const (
 	maxBody      = 10 << 20
 )
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one request: with the Answer Script or Always set for it, else as MISP
+// would.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	rec := &Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
-	fail, failing := s.fails[r.URL.Path]
-	delay := s.delays[r.URL.Path]
+	s.requests = append(s.requests, rec)
+	s.arrived[""]++
+	s.arrived[r.URL.Path]++
+	a := s.nextAnswer(rec)
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	s.notify()
 	s.mu.Unlock()
 
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if failing {
-		for k, v := range fail.header {
-			w.Header()[k] = v
-		}
-		ct := "application/json"
-		if strings.HasPrefix(strings.TrimSpace(fail.body), "<") {
-			ct = "text/html; charset=UTF-8"
-		}
-		w.Header().Set("Content-Type", ct)
-		w.WriteHeader(fail.status)
-		_, _ = io.WriteString(w, fail.body)
+	cw := &countingWriter{ResponseWriter: w}
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		rec.Answered, rec.Status, rec.Sent = true, cw.status, cw.sent
+		s.answered[""]++
+		s.answered[r.URL.Path]++
+		s.notify()
+		s.mu.Unlock()
+	}()
+	if a.isZero() {
+		s.answer(cw, r, body)
 		return
 	}
+	s.misbehave(cw, r, body, &a)
+}
 
+// answer is the server's own answer: MISP's.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, body []byte) {
 	route := strings.TrimSuffix(r.URL.Path, ".json")
 	api := route == "/attributes/restSearch" || route == "/events/restSearch"
 	// MISP answers JSON only to "REST" requests: API routes, a JSON Accept header or a .json
@@ -290,155 +369,21 @@ func params(body []byte, wrappers ...string) (map[string]json.RawMessage, bool) 
 	return m, true
 }
 
-func (s *Server) search(w http.ResponseWriter, r *http.Request, body []byte) {
-	if r.Method == http.MethodGet {
-		writeError(w, r, http.StatusBadRequest, msgGetSearch)
-		return
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		writeError(w, r, http.StatusBadRequest, msgNoBody)
-		return
-	}
-	p := map[string]json.RawMessage{}
-	if isJSON(r) {
-		var ok bool
-		if p, ok = params(body, "request"); !ok {
-			writeError(w, r, http.StatusMethodNotAllowed, msgBadJSON)
-			return
-		}
-	} // else: like MISP (issue #8841), the JSON is not parsed and every filter is dropped
-	if f := scalar(p["returnFormat"]); f != "" && f != "json" {
-		writeError(w, r, http.StatusNotFound, "Invalid output format.")
-		return
-	}
-	values := parseFilter(p["value"], true)
-	types := parseFilter(p["type"], false)
-	withContext := truthy(p["includeContext"])
-	opts := wireOptions{
-		eventTags: truthy(p["includeEventTags"]) || truthy(p["includeDecayScore"]), // decay forces event tags
-		sightings: truthy(p["includeSightings"]),
-		warnings:  truthy(p["includeWarninglistHits"]),
-		decay:     truthy(p["includeDecayScore"]),
-	}
-
-	var matched []*attribute
-	for _, a := range s.attrs {
-		if !a.deleted && values.match(a.value1, a.value2) && types.match(a.typ, "") {
-			matched = append(matched, a)
-		}
-	}
-	if limit, _ := strconv.Atoi(scalar(p["limit"])); limit > 0 {
-		page, _ := strconv.Atoi(scalar(p["page"]))
-		if page < 1 {
-			page = 1
-		}
-		start := min((page-1)*limit, len(matched))
-		matched = matched[start:min(start+limit, len(matched))]
-	}
-
-	out := make([]wireAttribute, 0, len(matched))
-	for _, a := range matched {
-		wa := a.wire(withContext, opts.eventTags)
-		s.annotate(&wa, a, opts)
-		out = append(out, wa)
-	}
-	w.Header().Set("X-Result-Count", strconv.Itoa(len(out)))
-	w.Header().Set("X-Export-Module-Used", "json")
-	w.Header().Set("X-Response-Format", "json")
-	writeJSON(w, http.StatusOK, map[string]any{"response": map[string]any{"Attribute": out}})
-}
-
-func (s *Server) addSighting(w http.ResponseWriter, r *http.Request, body []byte) {
-	if r.Method != http.MethodPost {
-		writeError(w, r, http.StatusMethodNotAllowed, "This action is only accessible via POST request.")
-		return
-	}
-	p := map[string]json.RawMessage{}
-	if isJSON(r) && len(bytes.TrimSpace(body)) > 0 {
-		var ok bool
-		if p, ok = params(body, "request", "Sighting"); !ok {
-			writeError(w, r, http.StatusMethodNotAllowed, msgBadJSON)
-			return
-		}
-	}
-	var values []string
-	if raw, ok := p["values"]; ok {
-		if err := json.Unmarshal(raw, &values); err != nil {
-			if v := scalar(raw); v != "" {
-				values = []string{v}
-			}
-		}
-	} else if v := scalar(p["value"]); v != "" {
-		values = []string{v}
-	}
-	typ := "0"
-	if raw, ok := p["type"]; ok && string(raw) != "null" {
-		typ = scalar(raw)
-	}
-	source := strings.TrimSpace(scalar(p["source"]))
-	when := time.Now().Unix()
-	if ts, err := strconv.ParseInt(scalar(p["timestamp"]), 10, 64); err == nil && ts > 0 {
-		when = ts
-	}
-
-	if len(values) == 0 {
-		writeJSON(w, http.StatusOK, map[string]string{"message": msgNoValues})
-		return
-	}
-	if typ != "0" && typ != "1" && typ != "2" {
-		writeJSON(w, http.StatusOK, map[string]string{"message": msgBadType})
-		return
-	}
-	var hits []*attribute
-	for _, a := range s.attrs {
-		if a.deleted {
-			continue
-		}
-		for _, v := range values {
-			if strings.EqualFold(v, a.value1) || (a.value2 != "" && strings.EqualFold(v, a.value2)) {
-				hits = append(hits, a)
-				break
-			}
-		}
-	}
-	if len(hits) == 0 {
-		writeJSON(w, http.StatusOK, map[string]string{"message": msgNoMatch})
-		return
-	}
-	s.mu.Lock()
-	s.sightingID += len(hits)
-	id := s.sightingID
-	s.sightings = append(s.sightings, SightingAdd{Values: values, Type: typ, Source: source})
-	s.mu.Unlock()
-
-	// MISP answers with the last sighting it created.
-	last := hits[len(hits)-1]
-	writeJSON(w, http.StatusOK, map[string]any{"Sighting": wireSighting{
-		ID:           strconv.Itoa(id),
-		AttributeID:  last.id,
-		EventID:      last.event.ID,
-		OrgID:        "1",
-		DateSighting: strconv.FormatInt(when, 10),
-		UUID:         newUUID(),
-		Source:       source,
-		Type:         typ,
-	}})
-}
-
-type wireSighting struct {
-	ID           string `json:"id"`
-	AttributeID  string `json:"attribute_id"`
-	EventID      string `json:"event_id"`
-	OrgID        string `json:"org_id"`
-	DateSighting string `json:"date_sighting"`
-	UUID         string `json:"uuid"`
-	Source       string `json:"source"`
-	Type         string `json:"type"`
-}
-
 // writeError writes MISP's error body for REST requests.
 func writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	writeJSON(w, status, map[string]string{"name": msg, "message": msg, "url": r.URL.Path})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(errorBody(r, msg)) //nolint:gosec // MISP repeats the path in its JSON errors; a test fake, served as application/json
+}
+
+// errorBody is MISP's JSON error for a REST request.
+func errorBody(r *http.Request, msg string) []byte { return []byte(ErrorBody(msg, r.URL.Path)) }
+
+// ErrorBody is MISP's JSON error body, {"name","message","url"}, for message and the path of
+// the request, for tests that build MISP answers of their own.
+func ErrorBody(message, path string) string {
+	b, _ := json.Marshal(map[string]string{"name": message, "message": message, "url": path}) // cannot fail
+	return string(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -450,146 +395,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-// filter is a parsed value or type filter of restSearch (AppModel::convert_filters).
-type filter struct {
-	set bool
-	or  []string // any of these must match
-	not []string // none of these may match
-}
-
-// parseFilter reads a string, a list or {"OR":[],"NOT":[]}. As in MISP, an "empty" filter
-// ("", "0", [], null: PHP's empty()) is dropped, so the search returns everything; in a
-// string, "&&" separates terms (split only when split is set), a leading "!" negates a term,
-// and a leading or trailing "%" makes it a LIKE pattern.
-func parseFilter(raw json.RawMessage, split bool) filter {
-	var f filter
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return f
-	}
-	add := func(term string) {
-		if rest, ok := strings.CutPrefix(term, "!"); ok {
-			f.not = append(f.not, rest)
-		} else {
-			f.or = append(f.or, term)
-		}
-	}
-	switch raw[0] {
-	case '[':
-		var list []json.RawMessage
-		_ = json.Unmarshal(raw, &list)
-		for _, e := range list {
-			add(scalar(e))
-		}
-	case '{':
-		var m map[string][]json.RawMessage
-		_ = json.Unmarshal(raw, &m)
-		for _, e := range m["OR"] {
-			f.or = append(f.or, scalar(e))
-		}
-		for _, e := range m["NOT"] {
-			f.not = append(f.not, scalar(e))
-		}
-	default:
-		s := scalar(raw)
-		if s == "" || s == "0" {
-			return f
-		}
-		terms := []string{s}
-		if split {
-			terms = strings.Split(s, "&&")
-		}
-		for _, t := range terms {
-			add(t)
-		}
-	}
-	f.set = len(f.or) > 0 || len(f.not) > 0
-	return f
-}
-
-// match reports whether an attribute with these two value halves passes the filter. For a
-// non-composite attribute v2 is "", which is how MISP's value2 column looks.
-func (f filter) match(v1, v2 string) bool {
-	if !f.set {
-		return true
-	}
-	for _, t := range f.not {
-		if termMatch(t, v1) || termMatch(t, v2) {
-			return false
-		}
-	}
-	if len(f.or) == 0 {
-		return true
-	}
-	for _, t := range f.or {
-		if termMatch(t, v1) || termMatch(t, v2) {
-			return true
-		}
-	}
-	return false
-}
-
-// termMatch compares like MySQL with MISP's case-insensitive collation.
-func termMatch(term, v string) bool {
-	if strings.HasPrefix(term, "%") || strings.HasSuffix(term, "%") {
-		return like(strings.ToLower(term), strings.ToLower(v))
-	}
-	return strings.EqualFold(term, v)
-}
-
-// like matches SQL LIKE with % wildcards (the _ wildcard is not emulated).
-func like(pattern, s string) bool {
-	parts := strings.Split(pattern, "%")
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	last := len(parts) - 1
-	for _, p := range parts[1:last] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return strings.HasSuffix(s, parts[last])
-}
-
-// scalar returns a JSON string's value or a number's or boolean's literal text; "" otherwise.
-func scalar(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return ""
-	}
-	if raw[0] == '"' {
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		return s
-	}
-	switch s := string(raw); {
-	case s == "true", s == "false":
-		return s
-	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
-		return s
-	}
-	return ""
-}
-
-// truthy reads MISP's boolean parameters: true, 1, "1", "true".
-func truthy(raw json.RawMessage) bool {
-	switch strings.ToLower(scalar(raw)) {
-	case "true", "1":
-		return true
-	}
-	return false
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

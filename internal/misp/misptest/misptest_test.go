@@ -497,9 +497,9 @@ func TestFailAndDelay(t *testing.T) {
 		t.Errorf("status %d after clearing the failure", status)
 	}
 
-	srv.FailHeader(path, 429, http.Header{"X-Rate-Limit-Reset": {"7"}}, "{}")
+	srv.Always(path, misptest.Answer{Status: 429, Header: http.Header{"X-Rate-Limit-Reset": {"7"}}, Body: "{}"})
 	if _, h, _ := send(t, srv, "GET", path, api(), ""); h.Get("X-Rate-Limit-Reset") != "7" {
-		t.Errorf("FailHeader: X-Rate-Limit-Reset = %q", h.Get("X-Rate-Limit-Reset"))
+		t.Errorf("Always with a header: X-Rate-Limit-Reset = %q", h.Get("X-Rate-Limit-Reset"))
 	}
 	srv.Fail(path, 0, "")
 

@@ -1,0 +1,241 @@
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/misp-relay/misp-relay/internal/intel"
+)
+
+// The events encoding keeps what the relay took from MISP's answer (intel.Event), not MISP's
+// JSON: an entry is a few hundred bytes per event instead of MISP's kilobytes per attribute,
+// and other relay instances read it without parsing MISP again. It is a plain varint-length
+// binary of the intel types, written and read by hand so that it is compact, independent of
+// Go's gob/reflection, and decoded with every length checked against what is left (a
+// corrupted or hostile entry is an error, never a panic or a large allocation).
+//
+//	events    = uvarint(count) event*
+//	event     = str(UUID) str(Info) str(Date) time(Timestamp) varint(ThreatLevel) str(Org)
+//	            uvarint(count) str(tag)* uvarint(count) attribute*
+//	attribute = str(Type) str(Category) str(Value) byte(ToIDS: 0 or 1)
+//	            time(Timestamp) time(FirstSeen) time(LastSeen)
+//	str       = uvarint(length) bytes
+//	time      = byte(0) for the zero time, or byte(1) varint(Unix seconds) uvarint(nanoseconds)
+//
+// Its version is that of the envelope around it (see seal.go): a change here is a new
+// envelope version, so entries written by older relays read as misses.
+
+var errCorrupt = errors.New("cache: corrupt shared cache entry")
+
+// appendEvents appends the encoding of events to b.
+func appendEvents(b []byte, events []intel.Event) []byte {
+	b = binary.AppendUvarint(b, uint64(len(events)))
+	for i := range events {
+		e := &events[i]
+		b = appendString(b, e.UUID)
+		b = appendString(b, e.Info)
+		b = appendString(b, e.Date)
+		b = appendTime(b, e.Timestamp)
+		b = binary.AppendVarint(b, int64(e.ThreatLevel))
+		b = appendString(b, e.Org)
+		b = binary.AppendUvarint(b, uint64(len(e.Tags)))
+		for _, t := range e.Tags {
+			b = appendString(b, t)
+		}
+		b = binary.AppendUvarint(b, uint64(len(e.Attributes)))
+		for j := range e.Attributes {
+			a := &e.Attributes[j]
+			b = appendString(b, a.Type)
+			b = appendString(b, a.Category)
+			b = appendString(b, a.Value)
+			if a.ToIDS {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
+			b = appendTime(b, a.Timestamp)
+			b = appendTime(b, a.FirstSeen)
+			b = appendTime(b, a.LastSeen)
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond())) //nolint:gosec // in [0, 1e9)
+}
+
+// decodeEvents reads what appendEvents wrote, and nothing else: trailing bytes are an error.
+// Nothing found decodes as nil, as intel.Backend answers it. Strings are copied, so b may be
+// reused afterwards.
+func decodeEvents(b []byte) ([]intel.Event, error) {
+	d := decoder{b: b}
+	// Every event takes at least 9 bytes, every attribute 7 and every tag 1: a count larger
+	// than what is left could not be honest, and is refused before anything is allocated.
+	n := d.count(9)
+	var events []intel.Event
+	if n > 0 {
+		events = make([]intel.Event, n)
+	}
+	for i := range events {
+		e := &events[i]
+		e.UUID = d.string()
+		e.Info = d.string()
+		e.Date = d.string()
+		e.Timestamp = d.time()
+		e.ThreatLevel = d.int()
+		e.Org = d.string()
+		if n := d.count(1); n > 0 {
+			e.Tags = make([]string, n)
+			for j := range e.Tags {
+				e.Tags[j] = d.string()
+			}
+		}
+		if n := d.count(7); n > 0 {
+			e.Attributes = make([]intel.Attribute, n)
+			for j := range e.Attributes {
+				a := &e.Attributes[j]
+				a.Type = d.string()
+				a.Category = d.string()
+				a.Value = d.string()
+				a.ToIDS = d.bool()
+				a.Timestamp = d.time()
+				a.FirstSeen = d.time()
+				a.LastSeen = d.time()
+			}
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.err = errCorrupt
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return events, nil
+}
+
+// decoder reads the encoding; after the first error every read returns a zero value and err
+// stays set, so callers check it once.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() { d.b, d.err = nil, errCorrupt }
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a number of items of at least minSize bytes each.
+func (d *decoder) count(minSize int) int {
+	v := d.uvarint()
+	if v > uint64(len(d.b)/minSize) { //nolint:gosec // a length is never negative
+		d.fail()
+		return 0
+	}
+	return int(v) //nolint:gosec // at most len(d.b)
+}
+
+func (d *decoder) int() int {
+	v := d.varint()
+	if v < -1<<31 || v > 1<<31-1 {
+		d.fail()
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail()
+	return false
+}
+
+func (d *decoder) time() time.Time {
+	switch d.byte() {
+	case 0:
+		return time.Time{}
+	case 1:
+	default:
+		d.fail()
+		return time.Time{}
+	}
+	sec := d.varint()
+	nsec := d.uvarint()
+	if nsec >= uint64(time.Second) {
+		d.fail()
+		return time.Time{}
+	}
+	t := time.Unix(sec, int64(nsec)).UTC()
+	if t.IsZero() { // the zero time has its own tag; any other spelling of it is not ours
+		d.fail()
+		return time.Time{}
+	}
+	return t
+}

@@ -1,0 +1,183 @@
+// Package rediscache is the shared store of the lookup cache (cache.Store) on Redis or Valkey,
+// through go-redis: a standalone server or primary endpoint, or a cluster (ElastiCache cluster
+// mode and Serverless, MemoryDB), over TCP or TLS.
+//
+// Every operation is bounded by one timeout (pool wait, write and read alike, through its
+// context) and never retried: the cache falls back to MISP instead of waiting, so a retry could
+// only make a lookup slower. New connections are dialled in the background (go-redis hands a
+// connection whose caller gave up to the pool), for up to a second, so that a burst of lookups
+// on a cold or CPU-starved instance, whose first operations time out, still leaves connections
+// for the next ones. Values are read into the caller's buffer and a longer value is skipped on
+// the wire, never held in memory.
+package rediscache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// Config says which Redis to use and how long an operation may take.
+type Config struct {
+	// URL is redis://[user:password@]host:port[/db] or rediss://... (TLS).
+	URL string
+	// Cluster says the URL is one node (or the configuration endpoint) of a Redis Cluster.
+	Cluster bool
+	// Timeout bounds every operation: dialling, waiting for a pooled connection, writing the
+	// command and reading the answer. Default 50 ms.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is Config.Timeout's default.
+const DefaultTimeout = 50 * time.Millisecond
+
+// Connections: dialTimeout bounds a background dial (never a lookup, bounded by Timeout);
+// Warm opens warmConns at start-up, so that the first burst of lookups does not wait for dials
+// (and TLS handshakes); poolSize bounds them (a fleet of 100 instances holds 1,600 at most).
+const (
+	dialTimeout = time.Second
+	warmConns   = 4
+	poolSize    = 16
+)
+
+// Store is a Redis (or Valkey) server or cluster. Safe for concurrent use.
+type Store struct {
+	c redis.UniversalClient
+}
+
+// New connects lazily to cfg.URL: nothing is dialled until the first operation, so a Redis
+// that is down does not stop the relay from starting. Errors never contain the password.
+func New(cfg Config) (*Store, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		// url.Parse quotes the whole URL, password included.
+		return nil, errors.New("not a URL (want redis://[user:password@]host:port/db or rediss://...)")
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("scheme %q: want redis:// or rediss:// (TLS)", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, errors.New("no host: want redis://host:port")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	hide := func(err error) error {
+		msg := err.Error()
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+		return errors.New(msg)
+	}
+	// Maintenance notifications (a Redis Cloud feature) are off: they need RESP3 push
+	// messages and a handshake most servers refuse, for nothing a cache needs.
+	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if cfg.Cluster {
+		o, err := redis.ParseClusterURL(cfg.URL)
+		if err != nil {
+			return nil, hide(err)
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = max(dialTimeout, cfg.Timeout), cfg.Timeout, cfg.Timeout, cfg.Timeout
+		o.ContextTimeoutEnabled = true
+		o.MaxRetries = -1
+		o.DialerRetries = 1
+		o.PoolSize = poolSize
+		o.DisableIdentity = true
+		o.MaintNotificationsConfig = noMaint
+		return &Store{c: redis.NewClusterClient(o)}, nil
+	}
+	o, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, hide(err)
+	}
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = max(dialTimeout, cfg.Timeout), cfg.Timeout, cfg.Timeout, cfg.Timeout
+	o.ContextTimeoutEnabled = true
+	o.MaxRetries = -1
+	o.DialerRetries = 1
+	o.PoolSize = poolSize
+	// CLIENT SETINFO costs a round trip per connection, and older servers refuse it.
+	o.DisableIdentity = true
+	o.MaintNotificationsConfig = noMaint
+	return &Store{c: redis.NewClient(o)}, nil
+}
+
+// Redact returns a Redis URL fit for logs: the password, if any, replaced by xxxxx.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// Get reads key's value into buf. A value longer than buf is skipped on the wire and reads
+// as not found.
+func (s *Store) Get(ctx context.Context, key string, buf []byte) ([]byte, bool, error) {
+	n, err := s.c.GetToBuffer(ctx, key, buf).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, false, nil
+	case err != nil && tooLarge(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return buf[:n], true, nil
+}
+
+// tooLarge tells whether err is go-redis refusing a value longer than the buffer, after
+// discarding it from the connection (which stays usable). go-redis has no sentinel for it;
+// TestGetBounded pins the message against a real server.
+func tooLarge(err error) bool {
+	return strings.HasPrefix(err.Error(), "redis: buffer too small")
+}
+
+// Set stores value under key for ttl (SET key value PX ttl).
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return s.c.Set(ctx, key, value, ttl).Err()
+}
+
+// Lock creates key for ttl unless it exists (SET key 1 NX PX ttl).
+func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	err := s.c.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil // NX refused: the key exists
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+// Unlock deletes key.
+func (s *Store) Unlock(ctx context.Context, key string) error {
+	return s.c.Del(ctx, key).Err()
+}
+
+// Warm opens a few connections (a PING on each, at once) and tells whether the server
+// answers, within ctx. The relay calls it at start-up: on AWS Lambda, during the
+// function's initialisation, whose CPU is not shared with requests yet.
+func (s *Store) Warm(ctx context.Context) error {
+	errs := make(chan error, warmConns)
+	for range warmConns {
+		go func() { errs <- s.c.Ping(ctx).Err() }()
+	}
+	var first error
+	for range warmConns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Close closes the connections.
+func (s *Store) Close() error {
+	return s.c.Close()
+}

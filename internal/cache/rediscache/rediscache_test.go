@@ -1,0 +1,277 @@
+package rediscache_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
+	"github.com/misp-relay/misp-relay/internal/cache/rediscache/redistest"
+)
+
+var _ cache.Store = (*rediscache.Store)(nil)
+
+func newStore(t *testing.T, url string, timeout time.Duration) *rediscache.Store {
+	t.Helper()
+	s, err := rediscache.New(rediscache.Config{URL: url, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestStoreAgainstRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.URL()+"/0", time.Second)
+	ctx := context.Background()
+	buf := make([]byte, 64)
+
+	if _, found, err := s.Get(ctx, "k", buf); err != nil || found {
+		t.Fatalf("absent key: found %v, err %v", found, err)
+	}
+	if err := s.Set(ctx, "k", []byte("value\x00\xff"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	v, found, err := s.Get(ctx, "k", buf)
+	if err != nil || !found || string(v) != "value\x00\xff" {
+		t.Fatalf("Get = %q, %v, %v", v, found, err)
+	}
+
+	for i, want := range []bool{true, false} {
+		if got, err := s.Lock(ctx, "k:lock", time.Minute); err != nil || got != want {
+			t.Errorf("Lock #%d = %v, %v; want %v", i+1, got, err, want)
+		}
+	}
+	if err := s.Unlock(ctx, "k:lock"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Lock(ctx, "k:lock", time.Minute); err != nil || !got {
+		t.Errorf("Lock after Unlock = %v, %v", got, err)
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.URL(), time.Second)
+	ctx := context.Background()
+	// Redis expires keys by itself: a 1 ms TTL is gone once Redis has seen it expire, which
+	// the lock (same TTL semantics) shows without waiting on a clock here.
+	if err := s.Set(ctx, "short", []byte("x"), time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "long", []byte("y"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, found, err := s.Get(ctx, "short", make([]byte, 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !found {
+			break
+		}
+	}
+	if _, found, _ := s.Get(ctx, "long", make([]byte, 8)); !found {
+		t.Error("a key with an hour to live is gone")
+	}
+}
+
+// TestGetBounded: a value longer than the buffer is never read into memory, reads as absent,
+// and leaves the connection usable.
+func TestGetBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.URL(), time.Second)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("x"), 100_000)
+	if err := s.Set(ctx, "big", big, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "small", []byte("ok"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		v, found, err := s.Get(ctx, "big", make([]byte, 1000))
+		if err != nil || found || v != nil {
+			t.Fatalf("oversized value: %d bytes, found %v, err %v; want a miss", len(v), found, err)
+		}
+		if v, found, err := s.Get(ctx, "small", make([]byte, 1000)); err != nil || !found || string(v) != "ok" {
+			t.Fatalf("after an oversized value: %q, %v, %v", v, found, err)
+		}
+	}
+	// Exactly the buffer's size is allowed.
+	if v, found, err := s.Get(ctx, "big", make([]byte, len(big))); err != nil || !found || len(v) != len(big) {
+		t.Errorf("a value of the buffer's size: %d bytes, %v, %v", len(v), found, err)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"http://cache:6379", "scheme"},
+		{"redis://", "no host"},
+		{"redis://user:s3cret-pass@cache:6379/notadb", "invalid database"},
+		{"redis://user:s3cret-pass@cache:6379/0?nonsense=1", "nonsense"},
+		{"redis://user:s3cret-pass@cache:port", "URL"},
+		{"redis://user:s3cret-pass@ca che:6379", "URL"},
+	}
+	for _, tt := range tests {
+		_, err := rediscache.New(rediscache.Config{URL: tt.url})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("New(%q) = %v, want an error about %s", tt.url, err, tt.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(%q): the error shows the password: %v", tt.url, err)
+		}
+	}
+	for _, url := range []string{"redis://cache:6379", "rediss://u:p@cache.example:6380/2", "redis://cache"} {
+		s, err := rediscache.New(rediscache.Config{URL: url})
+		if err != nil {
+			t.Errorf("New(%q): %v", url, err)
+			continue
+		}
+		_ = s.Close()
+	}
+	s, err := rediscache.New(rediscache.Config{URL: "rediss://u:p@cfg.example:6379", Cluster: true})
+	if err != nil {
+		t.Errorf("cluster: %v", err)
+	} else {
+		_ = s.Close()
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://user:s3cret@cache:6379/1": "redis://user:xxxxx@cache:6379/1",
+		"rediss://:s3cret@cache:6380":      "rediss://:xxxxx@cache:6380",
+		"redis://cache:6379":               "redis://cache:6379",
+		"redis://us er:s3cret@x:1":         "(unparsable URL)",
+	} {
+		if got := rediscache.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// fakeServer accepts connections and answers each read with answer(what was read); nil
+// closes the connection, and an empty answer says nothing (a hung server).
+func fakeServer(t *testing.T, answer func(req []byte) []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		_ = ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				go func() { <-done; conn.Close() }()
+				buf := make([]byte, 4096)
+				for {
+					n, err := conn.Read(buf)
+					if err != nil {
+						return
+					}
+					out := answer(buf[:n])
+					if out == nil {
+						return
+					}
+					if _, err := conn.Write(out); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestFaultsAreBoundedErrors: a server that is gone, hung, or answering garbage (a 1 GB bulk
+// string included) costs an error within the timeout, never a hang, a panic or the memory.
+func TestFaultsAreBoundedErrors(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := closed.Addr().String()
+	closed.Close()
+	unknown := []byte("-ERR unknown command\r\n")
+	servers := map[string]string{
+		"connection refused": gone,
+		"hung":               fakeServer(t, func([]byte) []byte { return []byte{} }),
+		"garbage":            fakeServer(t, func([]byte) []byte { return []byte("HTTP/1.1 400 Bad Request\r\n\r\n") }),
+		"closes":             fakeServer(t, func([]byte) []byte { return nil }),
+		"huge bulk": fakeServer(t, func(req []byte) []byte {
+			if bytes.Contains(bytes.ToLower(req), []byte("get")) {
+				return []byte("$1000000000\r\nxxxxxxxx")
+			}
+			return unknown
+		}),
+	}
+	const timeout = 50 * time.Millisecond
+	for name, addr := range servers {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t, "redis://"+addr, timeout)
+			start := time.Now()
+			_, found, err := s.Get(context.Background(), "k", make([]byte, 1024))
+			elapsed := time.Since(start)
+			if err == nil || found {
+				t.Errorf("Get = found %v, err %v; want an error", found, err)
+			}
+			// Generous for a busy machine; go-redis's own defaults (3 s reads, 5 s dials,
+			// 3 retries) would take seconds.
+			if elapsed > 20*timeout {
+				t.Errorf("Get took %v with a %v timeout", elapsed, timeout)
+			}
+			if err := s.Set(context.Background(), "k", []byte("v"), time.Minute); err == nil {
+				t.Error("Set succeeded")
+			}
+		})
+	}
+}
+
+// TestFullRedis: a Redis out of memory (noeviction) refuses writes with an error and still
+// answers reads.
+func TestFullRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.URL(), time.Second)
+	ctx := context.Background()
+	if err := s.Set(ctx, "before", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "after", []byte("v"), time.Minute); err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Errorf("Set on a full Redis: %v, want an OOM error", err)
+	}
+	if _, err := s.Lock(ctx, "lock", time.Minute); err == nil {
+		t.Error("Lock on a full Redis succeeded")
+	}
+	if v, found, err := s.Get(ctx, "before", make([]byte, 8)); err != nil || !found || string(v) != "v" {
+		t.Errorf("Get on a full Redis = %q, %v, %v", v, found, err)
+	}
+}
