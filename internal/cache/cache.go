@@ -78,6 +78,7 @@ type entry struct {
 type flightResult struct {
 	events    []intel.Event
 	fromStore bool // answered by the shared store, not by MISP
+	fromLRU   bool // answered by this cache: a call ended just before this flight began
 }
 
 // eventsCodec stores search answers in the shared store.
@@ -132,6 +133,13 @@ func (c *Cache) Search(ctx context.Context, key string, q intel.Query) ([]intel.
 		}
 	}
 	ch := c.flight.DoChan(k, func() (any, error) {
+		// A call that ended between this caller's cache read and its joining the flight has
+		// filled the cache: use it rather than ask MISP twice for the value.
+		if c.search != nil {
+			if e, ok := c.search.Get(k); ok && time.Now().Before(e.expires) {
+				return flightResult{events: e.events, fromLRU: true}, nil
+			}
+		}
 		c.misses.Add(1)
 		// The shared call must not fail because the first caller gave up: it runs on a
 		// context without that caller's cancellation (the MISP client bounds it by its own
@@ -164,7 +172,10 @@ func (c *Cache) Search(ctx context.Context, key string, q intel.Query) ([]intel.
 			return nil, res.Err
 		}
 		r := res.Val.(flightResult)
-		if r.fromStore {
+		if r.fromLRU {
+			c.hits.Add(1)
+		}
+		if r.fromStore || r.fromLRU {
 			reqlog.From(ctx).AddCacheHit()
 		}
 		return slices.Clone(r.events), nil

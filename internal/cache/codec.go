@@ -3,6 +3,7 @@ package cache
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/intel"
@@ -17,11 +18,21 @@ import (
 //
 //	events    = uvarint(count) event*
 //	event     = str(UUID) str(Info) str(Date) time(Timestamp) varint(ThreatLevel) str(Org)
+//	            str(OrgUUID) byte(Published: 0 or 1) varint(Analysis)
 //	            uvarint(count) str(tag)* uvarint(count) attribute*
 //	attribute = str(Type) str(Category) str(Value) byte(ToIDS: 0 or 1)
 //	            time(Timestamp) time(FirstSeen) time(LastSeen)
+//	            str(UUID) uvarint(count) str(tag)* uvarint(count) hit* sightings
+//	            uvarint(count) decay*
+//	hit       = str(List) str(Match) str(Category)
+//	sightings = uvarint(Seen) uvarint(FalsePositive) uvarint(Expiration)
+//	            time(First) time(Last) time(Expires) uvarint(count) str(source)*
+//	decay     = str(Model) float64(Score, 8 bytes little-endian IEEE 754) byte(Decayed: 0 or 1)
 //	str       = uvarint(length) bytes
 //	time      = byte(0) for the zero time, or byte(1) varint(Unix seconds) uvarint(nanoseconds)
+//
+// (Version 2 added what the verdict policy reads: the creator's UUID, publication and
+// analysis, the attribute's UUID, own tags, warninglist hits, sightings and decay scores.)
 //
 // Its version is that of the envelope around it (see seal.go): a change here is a new
 // envelope version, so entries written by older relays read as misses.
@@ -39,10 +50,10 @@ func appendEvents(b []byte, events []intel.Event) []byte {
 		b = appendTime(b, e.Timestamp)
 		b = binary.AppendVarint(b, int64(e.ThreatLevel))
 		b = appendString(b, e.Org)
-		b = binary.AppendUvarint(b, uint64(len(e.Tags)))
-		for _, t := range e.Tags {
-			b = appendString(b, t)
-		}
+		b = appendString(b, e.OrgUUID)
+		b = appendBool(b, e.Published)
+		b = binary.AppendVarint(b, int64(e.Analysis))
+		b = appendStrings(b, e.Tags)
 		b = binary.AppendUvarint(b, uint64(len(e.Attributes)))
 		for j := range e.Attributes {
 			a := &e.Attributes[j]
@@ -57,9 +68,52 @@ func appendEvents(b []byte, events []intel.Event) []byte {
 			b = appendTime(b, a.Timestamp)
 			b = appendTime(b, a.FirstSeen)
 			b = appendTime(b, a.LastSeen)
+			b = appendEvidence(b, a)
 		}
 	}
 	return b
+}
+
+// appendEvidence appends what the verdict policy reads of an attribute.
+func appendEvidence(b []byte, a *intel.Attribute) []byte {
+	b = appendString(b, a.UUID)
+	b = appendStrings(b, a.Tags)
+	b = binary.AppendUvarint(b, uint64(len(a.Warnings)))
+	for _, h := range a.Warnings {
+		b = appendString(b, h.List)
+		b = appendString(b, h.Match)
+		b = appendString(b, h.Category)
+	}
+	s := &a.Sightings
+	b = binary.AppendUvarint(b, uint64(max(s.Seen, 0)))          //nolint:gosec // not negative
+	b = binary.AppendUvarint(b, uint64(max(s.FalsePositive, 0))) //nolint:gosec // not negative
+	b = binary.AppendUvarint(b, uint64(max(s.Expiration, 0)))    //nolint:gosec // not negative
+	b = appendTime(b, s.First)
+	b = appendTime(b, s.Last)
+	b = appendTime(b, s.Expires)
+	b = appendStrings(b, s.Sources)
+	b = binary.AppendUvarint(b, uint64(len(a.Decay)))
+	for _, d := range a.Decay {
+		b = appendString(b, d.Model)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(d.Score))
+		b = appendBool(b, d.Decayed)
+	}
+	return b
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -81,9 +135,10 @@ func appendTime(b []byte, t time.Time) []byte {
 // reused afterwards.
 func decodeEvents(b []byte) ([]intel.Event, error) {
 	d := decoder{b: b}
-	// Every event takes at least 9 bytes, every attribute 7 and every tag 1: a count larger
-	// than what is left could not be honest, and is refused before anything is allocated.
-	n := d.count(9)
+	// Every event takes at least 11 bytes, every attribute 18, every hit 3, every decay score
+	// 10 and every string 1: a count larger than what is left could not be honest, and is
+	// refused before anything is allocated.
+	n := d.count(11)
 	var events []intel.Event
 	if n > 0 {
 		events = make([]intel.Event, n)
@@ -96,13 +151,11 @@ func decodeEvents(b []byte) ([]intel.Event, error) {
 		e.Timestamp = d.time()
 		e.ThreatLevel = d.int()
 		e.Org = d.string()
-		if n := d.count(1); n > 0 {
-			e.Tags = make([]string, n)
-			for j := range e.Tags {
-				e.Tags[j] = d.string()
-			}
-		}
-		if n := d.count(7); n > 0 {
+		e.OrgUUID = d.string()
+		e.Published = d.bool()
+		e.Analysis = intel.Analysis(d.int())
+		e.Tags = d.strings()
+		if n := d.count(18); n > 0 {
 			e.Attributes = make([]intel.Attribute, n)
 			for j := range e.Attributes {
 				a := &e.Attributes[j]
@@ -113,6 +166,7 @@ func decodeEvents(b []byte) ([]intel.Event, error) {
 				a.Timestamp = d.time()
 				a.FirstSeen = d.time()
 				a.LastSeen = d.time()
+				d.evidence(a)
 			}
 		}
 		if d.err != nil {
@@ -126,6 +180,67 @@ func decodeEvents(b []byte) ([]intel.Event, error) {
 		return nil, d.err
 	}
 	return events, nil
+}
+
+// evidence reads what appendEvidence wrote into a.
+func (d *decoder) evidence(a *intel.Attribute) {
+	a.UUID = d.string()
+	a.Tags = d.strings()
+	if n := d.count(3); n > 0 {
+		a.Warnings = make([]intel.WarninglistHit, n)
+		for i := range a.Warnings {
+			h := &a.Warnings[i]
+			h.List, h.Match, h.Category = d.string(), d.string(), d.string()
+		}
+	}
+	s := &a.Sightings
+	s.Seen, s.FalsePositive, s.Expiration = d.smallCount(), d.smallCount(), d.smallCount()
+	s.First, s.Last, s.Expires = d.time(), d.time(), d.time()
+	s.Sources = d.strings()
+	if n := d.count(10); n > 0 {
+		a.Decay = make([]intel.DecayScore, n)
+		for i := range a.Decay {
+			sc := &a.Decay[i]
+			sc.Model = d.string()
+			sc.Score = d.float()
+			sc.Decayed = d.bool()
+		}
+	}
+}
+
+func (d *decoder) strings() []string {
+	n := d.count(1)
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = d.string()
+	}
+	return out
+}
+
+// smallCount reads a count that is not a length (sightings): at most an int32.
+func (d *decoder) smallCount() int {
+	v := d.uvarint()
+	if v > 1<<31-1 {
+		d.fail()
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) float() float64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	return v
 }
 
 // decoder reads the encoding; after the first error every read returns a zero value and err

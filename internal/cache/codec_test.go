@@ -156,7 +156,7 @@ func TestSealOpensOnlyForItsTenantAndKey(t *testing.T) {
 func TestSharedKeys(t *testing.T) {
 	const base, apiKey = "https://misp.example:8443", "0123456789abcdefghijABCDEFGHIJ0123456789"
 	k := sharedKey(base, apiKey, "search", "ip-src\x00ip-dst", "198.51.100.7", "100")
-	if !strings.HasPrefix(k, "misp-relay:v1:") || entryVersion != 1 {
+	if !strings.HasPrefix(k, "misp-relay:v2:") || entryVersion != 2 {
 		t.Errorf("key %q: the prefix must name entryVersion %d", k, entryVersion)
 	}
 	for _, secret := range []string{apiKey, "misp.example", "198.51.100.7"} {

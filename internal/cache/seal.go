@@ -35,11 +35,11 @@ import (
 
 // entryVersion is the first byte of every value and part of every key: changing the encoding
 // means bumping it, and relays of different versions then never read each other's entries.
-const entryVersion = 1
+const entryVersion = 2
 
 // keyPrefix starts every key the relay writes, so that operators can tell them apart in a
 // shared Redis (and count or delete them with SCAN misp-relay:*).
-const keyPrefix = "misp-relay:v1:" // v and entryVersion
+const keyPrefix = "misp-relay:v2:" // v and entryVersion
 
 const (
 	nonceSize = 12

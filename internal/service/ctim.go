@@ -2,7 +2,6 @@ package service
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -390,7 +389,7 @@ func stricter(a, b *gen.TLP) *gen.TLP {
 // shortDescription sums the event up in a line: who, how severe, and what matched.
 func shortDescription(e intel.Event) string {
 	var b strings.Builder
-	b.Grow(128)
+	b.Grow(96)
 	b.WriteString("MISP event")
 	if org := strings.TrimSpace(e.Org); org != "" {
 		b.WriteString(" by ")
@@ -401,26 +400,43 @@ func shortDescription(e intel.Event) string {
 	if !e.Published {
 		b.WriteString(", unpublished")
 	}
-	if len(e.Attributes) > 0 {
-		b.WriteString("; matched ")
-		for i, a := range e.Attributes {
-			if i == 3 {
-				fmt.Fprintf(&b, " and %d more", len(e.Attributes)-3)
-				break
-			}
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(a.Type)
-			if a.Category != "" {
-				b.WriteString(" (" + a.Category + ")")
-			}
-			if a.ToIDS {
-				b.WriteString(" for IDS")
-			}
+	// The matched attributes, each kind once: "matched ip-dst for IDS (Network activity)".
+	written := 0
+	for i, a := range e.Attributes {
+		if sameKindBefore(e.Attributes[:i], a) {
+			continue
+		}
+		if written == 3 {
+			b.WriteString(" and more")
+			break
+		}
+		if written == 0 {
+			b.WriteString("; matched ")
+		} else {
+			b.WriteString(", ")
+		}
+		written++
+		b.WriteString(a.Type)
+		if a.ToIDS {
+			b.WriteString(" for IDS")
+		}
+		if a.Category != "" {
+			b.WriteString(" (")
+			b.WriteString(a.Category)
+			b.WriteString(")")
 		}
 	}
 	return b.String()
+}
+
+// sameKindBefore reports whether an attribute of a's type, category and IDS flag is in prev.
+func sameKindBefore(prev []intel.Attribute, a intel.Attribute) bool {
+	for _, p := range prev {
+		if p.Type == a.Type && p.Category == a.Category && p.ToIDS == a.ToIDS {
+			return true
+		}
+	}
+	return false
 }
 
 // idsBox holds an event's and attribute's external ids in one allocation: the judgement and

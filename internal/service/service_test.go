@@ -113,7 +113,7 @@ func TestObserveGolden(t *testing.T) {
 	   "source":"MISP","source_uri":"`+uri+`","external_ids":`+ids+`,"external_references":`+refs+`,"tlp":"amber","timestamp":"2021-03-11T23:08:52Z"}]},
 	 "indicators":{"count":1,"docs":[{"id":"transient:indicator-`+uuidHigh+`","type":"indicator","schema_version":"1.1.5",
 	   "valid_time":{"start_time":"2014-10-02T00:00:00Z"},"producer":"ORGNAME","title":"Test Event With High Threat Level",
-	   "short_description":"MISP event by ORGNAME, threat level High; matched ip-dst (Payload delivery) for IDS",
+	   "short_description":"MISP event by ORGNAME, threat level High; matched ip-dst for IDS (Payload delivery)",
 	   "external_ids":["`+uuidHigh+`"],"external_references":`+refs+`,
 	   "tags":["test tag","tlp:amber"],"confidence":"High","severity":"High","tlp":"amber","source":"MISP","source_uri":"`+uri+`",
 	   "timestamp":"2021-03-11T23:08:52Z"}]},
