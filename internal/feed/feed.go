@@ -137,7 +137,7 @@ func readManifest(root *os.Root, dir string) ([]string, error) {
 	keys := make([]string, 0, len(m))
 	seen := make(map[string]bool, len(m))
 	for k := range m {
-		if !isUUID(k) {
+		if !intel.CanonicalUUID(k) {
 			return nil, fmt.Errorf("feed: %s: key %q is not an event UUID", path, k)
 		}
 		// Two keys differing only in case name the same event (and, on a case-insensitive

@@ -156,3 +156,26 @@ func SafeValue(v string) bool {
 	}
 	return true
 }
+
+// CanonicalUUID reports whether s has the canonical 8-4-4-4-12 hexadecimal form of a MISP
+// UUID. Only such values become file names (feed manifests) or path segments of links:
+// anything else ("..", "/") must never reach a file system or a URL path.
+func CanonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if ('0' > c || c > '9') && ('a' > c || c > 'f') && ('A' > c || c > 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

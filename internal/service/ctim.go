@@ -545,7 +545,7 @@ func relationship(kind, from, to string) gen.Relationship {
 // event's UUID is not a canonical UUID: the UUID comes from MISP's answer, and "..", "a/b" or
 // "%2e%2e" in a path would make the link point elsewhere in MISP (or off it).
 func (m mapper) eventURI(e intel.Event) *string {
-	if m.uiURL == "" || !canonicalUUID(e.UUID) {
+	if m.uiURL == "" || !intel.CanonicalUUID(e.UUID) {
 		return nil
 	}
 	u := m.uiURL + "/events/view/" + e.UUID
@@ -638,30 +638,4 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
-}
-
-// canonicalUUID reports whether s is 8-4-4-4-12 hexadecimal digits, the only form of a MISP
-// event UUID the relay builds a link from.
-func canonicalUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !hexDigit(c) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func hexDigit(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
