@@ -223,15 +223,18 @@ func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 	}
 	fetchedAt = time.Now()
 	v, err = fetch()
-	after, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
 	if err == nil && got != failed { // a store that did not answer is not written to
+		after, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		s.put(after, ref, ttl, fetchedAt, c.encode(nil, v))
+		cancel()
 	}
 	if locked {
 		// Waiting instances find the answer, or, after an error (errors are not shared),
-		// take the lock and ask MISP themselves.
+		// take the lock and ask MISP themselves. Its own bound: a lock left behind would
+		// keep them waiting for its lease.
+		after, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		s.unlock(after, ref)
+		cancel()
 	}
 	return v, fetchedAt, false, err
 }
@@ -269,13 +272,16 @@ func load[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 
 // wait polls for the answer of the instance holding ref's lock, until it is stored, the lock
 // is free (the holder failed or gave up: this instance takes the lock, looks once more, and
-// then asks MISP), the store is out (its breaker open) or the lease has passed. Each look is
-// bounded by Timeout; one that fails (a timeout on a busy instance) is tried again at the next
-// look rather than sending this instance to MISP too.
+// then asks MISP), the store fails or the lease has passed. Each look is bounded by Timeout;
+// one failed look (a timeout on a busy instance) is tried again at the next one rather than
+// sending this instance to MISP too, but two in a row, or an open breaker, end the wait: a
+// store that slow may also have failed to take the holder's answer, and waiting for the lease
+// would then make a slow Redis cost far more than REDIS_TIMEOUT.
 func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl, lease time.Duration, c codec[T]) (v T, fetchedAt time.Time, got outcome, locked bool) {
 	deadline := time.Now().Add(lease)
 	timer := time.NewTimer(firstPoll)
 	defer timer.Stop()
+	failures := 0
 	for pause := firstPoll; ; pause = min(pause*3/2, maxPoll) {
 		select {
 		case <-ctx.Done():
@@ -294,10 +300,15 @@ func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl, lease time.D
 			}
 		}
 		cancel()
+		if got == failed {
+			failures++
+		} else {
+			failures = 0
+		}
 		switch {
 		case got == found, locked:
 			return v, fetchedAt, got, locked
-		case got == failed && s.breaker.current() == stateOpen, time.Now().After(deadline):
+		case failures >= 2, got == failed && s.breaker.current() == stateOpen, time.Now().After(deadline):
 			return v, fetchedAt, got, false
 		}
 		timer.Reset(pause)

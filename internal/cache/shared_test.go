@@ -34,9 +34,9 @@ type memStore struct {
 	sets   atomic.Int64
 	// beforeLock, when set, runs once at the next Lock, before it looks at the key.
 	beforeLock atomic.Pointer[func()]
-	fail       atomic.Bool // every operation fails
-	failGet    atomic.Bool // the next Get fails
-	hang       atomic.Bool // every operation waits for its context to end
+	fail       atomic.Bool  // every operation fails
+	failGets   atomic.Int32 // so many next Gets fail
+	hang       atomic.Bool  // every operation waits for its context to end
 }
 
 type memValue struct {
@@ -64,9 +64,10 @@ func (m *memStore) Get(ctx context.Context, key string, buf []byte) ([]byte, boo
 	if err := m.fault(ctx); err != nil {
 		return nil, false, err
 	}
-	if m.failGet.Swap(false) {
+	if m.failGets.Add(-1) >= 0 {
 		return nil, false, errStoreDown
 	}
+	m.failGets.Store(0)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.values[key]
@@ -470,7 +471,7 @@ func TestLockIsFreedWhenTheStoreFails(t *testing.T) {
 	f := &calls{}
 	store := newMemStore()
 	a := newInstance(store, backend(f), "", cache.SharedConfig{})
-	failRecheck := func() { store.failGet.Store(true) }
+	failRecheck := func() { store.failGets.Store(1) }
 	store.beforeLock.Store(&failRecheck) // the look after taking the lock fails
 	search(t, a.cache, "k", q)
 	store.mu.Lock()
@@ -545,9 +546,9 @@ func TestWaitSurvivesAFailedLook(t *testing.T) {
 		<-g.entered
 		go func() { done <- search(t, b.cache, "k", q) }()
 		testkit.Advance(10 * time.Millisecond) // b is waiting
-		store.failGet.Store(true)              // its next look fails
+		store.failGets.Store(1)                // its next look fails
 		testkit.Advance(200 * time.Millisecond)
-		if store.failGet.Load() {
+		if store.failGets.Load() > 0 {
 			t.Fatal("b did not look at the store")
 		}
 		close(g.gate)
@@ -559,6 +560,33 @@ func TestWaitSurvivesAFailedLook(t *testing.T) {
 		if st := b.shared.Stats(); st.Waits != 1 || st.Errors != 1 {
 			t.Errorf("b's stats %+v, want one failed look, then the answer after waiting", st)
 		}
+	})
+}
+
+// TestWaitEndsWhenTheStoreKeepsFailing: two failed looks in a row send the waiting instance
+// to MISP: a store that slow may not take the holder's answer either, and waiting for the
+// lease would make it cost seconds.
+func TestWaitEndsWhenTheStoreKeepsFailing(t *testing.T) {
+	g := &gatedMISP{}
+	store := newMemStore()
+	a := newInstance(store, g, "", cache.SharedConfig{})
+	b := newInstance(store, g, "", cache.SharedConfig{})
+	synctest.Test(t, func(t *testing.T) {
+		g.gate, g.entered = make(chan bool), make(chan struct{}, 2)
+		done := make(chan []intel.Event, 2)
+		go func() { done <- search(t, a.cache, "k", q) }()
+		<-g.entered
+		go func() { done <- search(t, b.cache, "k", q) }()
+		testkit.Advance(10 * time.Millisecond) // b is waiting
+		store.failGets.Store(2)
+		start := time.Now()
+		<-g.entered // b asks MISP itself
+		if waited := time.Since(start); waited > 100*time.Millisecond {
+			t.Errorf("b asked MISP %v after the store began failing", waited)
+		}
+		close(g.gate)
+		<-done
+		<-done
 	})
 }
 
