@@ -50,8 +50,10 @@ const (
 
 var errUnsealed = errors.New("cache: shared cache entry does not open")
 
-// sharedKey is the Redis key of one lookup of kind ("search", ...) by the tenant (base, apiKey).
-// Every field is length-prefixed, so that no two different lookups hash the same input.
+// sharedKey is the Redis key of one lookup of kind ("search", "warninglist") by the tenant
+// (base, apiKey): misp-relay:v2:<kind>:<SHA-256, hex>. Every field is length-prefixed, so that
+// no two different lookups hash the same input; the kind is also in clear, so that operators
+// can count entries by kind (SCAN misp-relay:v2:search:*).
 func sharedKey(base, apiKey, kind string, parts ...string) string {
 	h := sha256.New()
 	field := func(s string) {
@@ -66,7 +68,7 @@ func sharedKey(base, apiKey, kind string, parts ...string) string {
 	for _, p := range parts {
 		field(p)
 	}
-	return keyPrefix + hex.EncodeToString(h.Sum(nil))
+	return keyPrefix + kind + ":" + hex.EncodeToString(h.Sum(nil))
 }
 
 // newSealer returns the AEAD that seals the tenant's entries.
