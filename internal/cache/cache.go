@@ -256,7 +256,11 @@ func (c *Cache) CheckWarninglists(ctx context.Context, key string, values []stri
 			return got, nil
 		}
 		// As for searches: the shared call outlives a caller that gives up.
-		got, err := wc.CheckWarninglists(context.WithoutCancel(ctx), key, missing)
+		ctx := context.WithoutCancel(ctx)
+		if c.shared != nil {
+			return c.checkShared(ctx, wc, key, prefix, missing)
+		}
+		got, err := wc.CheckWarninglists(ctx, key, missing)
 		if err == nil && c.warn != nil {
 			for _, v := range missing {
 				c.warn.Add(prefix+v, got[v])
@@ -294,4 +298,62 @@ func (c *Cache) cachedHits(prefix string, values []string) (map[string][]intel.W
 		}
 	}
 	return out, true
+}
+
+// maxHitsEntry bounds a value's warninglist hits in the shared store: a value on a dozen lists
+// takes about 1.5 KiB. A check of 1,000 values reads at most 2 MiB.
+const maxHitsEntry = 2 << 10
+
+// hitsCodec stores warninglist check answers in the shared store, one entry per value.
+var hitsCodec = codec[[]intel.WarninglistHit]{encode: appendHits, decode: decodeHits}
+
+// checkShared answers a warninglist check from the shared store where another instance
+// already asked MISP about a value (one round trip for all the values), asks MISP once about
+// the others and stores their answers (hit or no hit), so that the fleet checks a value once
+// per TTL. Unlike a search, no lock is taken: a check is one call for a request's values,
+// and two instances checking the same value at the same moment both ask MISP.
+func (c *Cache) checkShared(ctx context.Context, wc warninglistChecker, key, prefix string, values []string) (map[string][]intel.WarninglistHit, error) {
+	aead := newSealer(c.baseURL, key)
+	refs := make([]entryRef, len(values))
+	for i, v := range values {
+		refs[i] = entryRef{key: sharedKey(c.baseURL, key, "warninglist", v), aead: aead}
+	}
+	before, cancel := context.WithTimeout(ctx, c.shared.cfg.Timeout)
+	stored, fetched, found, readable := loadMany(before, c.shared, refs, c.ttl, maxHitsEntry, hitsCodec)
+	cancel()
+	out := map[string][]intel.WarninglistHit{}
+	var ask []string
+	var askRefs []entryRef
+	for i, v := range values {
+		if !found[i] {
+			ask, askRefs = append(ask, v), append(askRefs, refs[i])
+			continue
+		}
+		c.warn.AddUntil(prefix+v, stored[i], fetched[i].Add(c.ttl))
+		if len(stored[i]) > 0 {
+			out[v] = stored[i]
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	fetchedAt := time.Now()
+	got, err := wc.CheckWarninglists(ctx, key, ask)
+	if err != nil {
+		return nil, err
+	}
+	payloads := make([][]byte, len(ask))
+	for i, v := range ask {
+		c.warn.Add(prefix+v, got[v])
+		if len(got[v]) > 0 {
+			out[v] = got[v]
+		}
+		payloads[i] = appendHits(nil, got[v])
+	}
+	if readable { // a store that did not answer is not written to
+		after, cancel := context.WithTimeout(ctx, c.shared.cfg.Timeout)
+		c.shared.putMany(after, askRefs, c.ttl, maxHitsEntry, fetchedAt, payloads)
+		cancel()
+	}
+	return out, nil
 }

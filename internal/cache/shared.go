@@ -25,6 +25,12 @@ type Store interface {
 	Lock(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	// Unlock deletes key.
 	Unlock(ctx context.Context, key string) error
+	// GetMany reads several keys in one round trip: values[i] is keys[i]'s value read into
+	// bufs[i], or nil when the key does not exist, or its value does not fit bufs[i] with a
+	// byte to spare (nothing longer than bufs[i] is ever read into memory).
+	GetMany(ctx context.Context, keys []string, bufs [][]byte) (values [][]byte, err error)
+	// SetMany stores values[i] under keys[i] for ttl, in one round trip.
+	SetMany(ctx context.Context, keys []string, values [][]byte, ttl time.Duration) error
 }
 
 // SharedConfig tunes the shared store's use. Zero values take the defaults below.
@@ -327,6 +333,78 @@ func (s *Shared) put(ctx context.Context, ref entryRef, ttl time.Duration, fetch
 		return
 	}
 	s.done(probe, s.store.Set(ctx, ref.key, seal(ref.aead, ref.key, fetchedAt, payload), ttl))
+}
+
+// loadMany reads several answers in one round trip (a warninglist check's values), if the
+// breaker lets it. found[i] tells whether vals[i] is a usable answer, fetched at fetched[i];
+// entries over maxEntry are never read. ok is false when the store could not be read: every
+// lookup then goes to MISP.
+func loadMany[T any](ctx context.Context, s *Shared, refs []entryRef, ttl time.Duration, maxEntry int, c codec[T]) (vals []T, fetched []time.Time, found []bool, ok bool) {
+	vals, fetched, found = make([]T, len(refs)), make([]time.Time, len(refs)), make([]bool, len(refs))
+	allowed, probe := s.breaker.allow()
+	if !allowed {
+		s.fallbacks.Add(int64(len(refs)))
+		return vals, fetched, found, false
+	}
+	keys := make([]string, len(refs))
+	bufs := make([][]byte, len(refs))
+	slab := make([]byte, len(refs)*(maxEntry+2))
+	for i, r := range refs {
+		keys[i] = r.key
+		bufs[i] = slab[i*(maxEntry+2) : (i+1)*(maxEntry+2) : (i+1)*(maxEntry+2)]
+	}
+	values, err := s.store.GetMany(ctx, keys, bufs)
+	s.done(probe, err)
+	if err != nil || len(values) != len(refs) {
+		s.fallbacks.Add(int64(len(refs)))
+		return vals, fetched, found, false
+	}
+	for i, value := range values {
+		if value == nil || len(value) > maxEntry {
+			continue
+		}
+		at, payload, err := unseal(refs[i].aead, refs[i].key, value)
+		if err != nil {
+			continue
+		}
+		if age := time.Since(at); age >= ttl || age < -time.Minute {
+			continue
+		}
+		if vals[i], err = c.decode(payload); err == nil {
+			fetched[i], found[i] = at, true
+		}
+	}
+	for _, f := range found {
+		if f {
+			s.hits.Add(1)
+		} else {
+			s.misses.Add(1)
+		}
+	}
+	return vals, fetched, found, true
+}
+
+// putMany stores several answers fetched at fetchedAt in one round trip, but those over
+// maxEntry.
+func (s *Shared) putMany(ctx context.Context, refs []entryRef, ttl time.Duration, maxEntry int, fetchedAt time.Time, payloads [][]byte) {
+	var keys []string
+	var values [][]byte
+	for i, p := range payloads {
+		if sealOverhead+binary.MaxVarintLen64+len(p) > maxEntry {
+			s.skipped.Add(1)
+			continue
+		}
+		keys = append(keys, refs[i].key)
+		values = append(values, seal(refs[i].aead, refs[i].key, fetchedAt, p))
+	}
+	if len(keys) == 0 {
+		return
+	}
+	ok, probe := s.breaker.allow()
+	if !ok {
+		return
+	}
+	s.done(probe, s.store.SetMany(ctx, keys, values, ttl))
 }
 
 // lock takes ref's lock for lease; ok is false when the store could not be asked.

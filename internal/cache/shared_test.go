@@ -115,6 +115,29 @@ func (m *memStore) Unlock(ctx context.Context, key string) error {
 	return nil
 }
 
+func (m *memStore) GetMany(ctx context.Context, keys []string, bufs [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, found, err := m.Get(ctx, k, bufs[i][:len(bufs[i])-1])
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out[i] = v
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) SetMany(ctx context.Context, keys []string, values [][]byte, ttl time.Duration) error {
+	for i, k := range keys {
+		if err := m.Set(ctx, k, values[i], ttl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // entries are the stored answers (not the locks).
 func (m *memStore) entries() map[string][]byte {
 	m.mu.Lock()

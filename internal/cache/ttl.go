@@ -48,6 +48,12 @@ func (c *ttlLRU[V]) Get(k string) (V, bool) {
 // Add stores v for ttl, first dropping a few expired entries from the least recently used
 // end, so memory follows what is alive rather than what was ever added.
 func (c *ttlLRU[V]) Add(k string, v V) {
+	c.AddUntil(k, v, time.Time{})
+}
+
+// AddUntil is Add for an entry that expires at until if that is sooner than ttl from now
+// (an answer read from the shared store, which MISP gave some time ago). A zero until is ttl.
+func (c *ttlLRU[V]) AddUntil(k string, v V, until time.Time) {
 	now := c.now()
 	for range 4 {
 		_, oldest, ok := c.lru.GetOldest()
@@ -56,7 +62,11 @@ func (c *ttlLRU[V]) Add(k string, v V) {
 		}
 		c.lru.RemoveOldest()
 	}
-	c.lru.Add(k, ttlEntry[V]{v: v, expires: now.Add(c.ttl)})
+	expires := now.Add(c.ttl)
+	if !until.IsZero() && until.Before(expires) {
+		expires = until
+	}
+	c.lru.Add(k, ttlEntry[V]{v: v, expires: expires})
 }
 
 // Len is the number of entries held, expired ones not yet dropped included.

@@ -1,12 +1,16 @@
 package cache_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -130,4 +134,93 @@ func TestCheckWarninglistsCallerGivesUp(t *testing.T) {
 	if n := next.calls.Load(); n != 1 {
 		t.Errorf("%d calls", n)
 	}
+}
+
+// warnInstance is one relay instance's cache over the fleet's store, with MISP's warninglist
+// check.
+func warnInstance(store cache.Store, next *checkingMISP) (*cache.Cache, *cache.Shared) {
+	sh := cache.NewShared(store, cache.SharedConfig{Log: slog.New(slog.DiscardHandler)})
+	return cache.New(next, cache.Config{BaseURL: "https://misp.example", TTL: time.Hour, Shared: sh}), sh
+}
+
+// TestFleetSharesWarninglistChecks: a value one instance checked (on a list or not) is not
+// checked again by another; another API key is another tenant.
+func TestFleetSharesWarninglistChecks(t *testing.T) {
+	next := &checkingMISP{}
+	store := newMemStore()
+	a, _ := warnInstance(store, next)
+	b, bShared := warnInstance(store, next)
+	ctx := context.Background()
+	if _, err := a.CheckWarninglists(ctx, "key", []string{"8.8.8.8", "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.CheckWarninglists(ctx, "key", []string{"192.0.2.1", "8.8.8.8", "203.0.113.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string][]intel.WarninglistHit{"8.8.8.8": dnsHit}, got); diff != "" {
+		t.Errorf("b's check (-want +got):\n%s", diff)
+	}
+	if _, err := b.CheckWarninglists(ctx, "other key", []string{"8.8.8.8"}); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"192.0.2.1", "8.8.8.8"}, {"203.0.113.5"}, {"8.8.8.8"}}
+	if diff := cmp.Diff(want, next.asked); diff != "" {
+		t.Errorf("values MISP was asked (-want +got):\n%s", diff)
+	}
+	if st := bShared.Stats(); st.Hits != 2 || st.Misses != 2 {
+		t.Errorf("b's stats %+v, want 2 hits (a's values) and 2 misses", st)
+	}
+	for k, v := range store.entries() {
+		for _, secret := range []string{"key", "8.8.8.8", "DNS", "misp.example"} {
+			if strings.Contains(k, secret) || bytes.Contains(v, []byte(secret)) {
+				t.Errorf("the store shows %q", secret)
+			}
+		}
+	}
+}
+
+// TestWarninglistChecksWithoutTheStore: a store that fails costs nothing but the sharing.
+func TestWarninglistChecksWithoutTheStore(t *testing.T) {
+	next := &checkingMISP{}
+	store := newMemStore()
+	store.fail.Store(true)
+	a, sh := warnInstance(store, next)
+	got, err := a.CheckWarninglists(context.Background(), "key", []string{"8.8.8.8", "192.0.2.1"})
+	if err != nil || len(got["8.8.8.8"]) != 1 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if st := sh.Stats(); st.Fallbacks != 2 || st.Errors != 1 || store.sets.Load() != 0 {
+		t.Errorf("stats %+v and %d writes; want 2 fallbacks, 1 error (one read for both), no write", st, store.sets.Load())
+	}
+}
+
+// TestWarninglistTTLIsFromMISPsAnswer: an instance that read a check from the store keeps it
+// until TTL after MISP gave it, not TTL after reading it.
+func TestWarninglistTTLIsFromMISPsAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		next := &checkingMISP{}
+		store := newMemStore()
+		a, _ := warnInstance(store, next)
+		b, _ := warnInstance(store, next)
+		ctx := context.Background()
+		check := func(c *cache.Cache) {
+			if _, err := c.CheckWarninglists(ctx, "key", []string{"8.8.8.8"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check(a) // MISP answers at t0
+		time.Sleep(40 * time.Minute)
+		check(b) // from the store
+		time.Sleep(19 * time.Minute)
+		check(b) // b's own cache, t0+59m
+		if n := next.calls.Load(); n != 1 {
+			t.Fatalf("%d checks before the TTL, want 1", n)
+		}
+		time.Sleep(2 * time.Minute)
+		check(b) // t0+61m: expired everywhere
+		if n := next.calls.Load(); n != 2 {
+			t.Errorf("%d checks after the TTL, want 2", n)
+		}
+	})
 }

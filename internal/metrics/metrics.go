@@ -110,9 +110,9 @@ func (m *Metrics) WatchSharedCache(stats func() SharedCacheStats, breaker func()
 			func() float64 { return float64(get(stats())) })
 	}
 	m.reg.MustRegister(
-		counter("relay_redis_hits_total", "Lookups answered by the shared cache (another instance asked MISP).",
+		counter("relay_redis_hits_total", "Lookups (searches, and values of warninglist checks) answered by the shared cache: another instance asked MISP.",
 			func(s SharedCacheStats) int64 { return s.Hits }),
-		counter("relay_redis_misses_total", "Lookups the shared cache had no usable answer for (absent, expired, oversized or not opening).",
+		counter("relay_redis_misses_total", "Lookups (searches, and values of warninglist checks) the shared cache had no usable answer for (absent, expired, oversized or not opening).",
 			func(s SharedCacheStats) int64 { return s.Misses }),
 		counter("relay_redis_errors_total", "Failed shared cache operations (timeouts, refused connections, error replies).",
 			func(s SharedCacheStats) int64 { return s.Errors }),

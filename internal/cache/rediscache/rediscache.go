@@ -138,6 +138,46 @@ func tooLarge(err error) bool {
 	return strings.HasPrefix(err.Error(), "redis: buffer too small")
 }
 
+// GetMany reads several keys in one round trip, each into its buffer; a key that does not
+// exist, or whose value does not fit its buffer with a byte to spare, reads as nil. It
+// pipelines GETRANGE key 0 len(buf)-1 rather than GET, so that Redis itself sends no more than
+// a buffer holds: in a pipeline, go-redis cannot skip a value longer than its buffer without
+// failing the whole pipeline, which then happens only with a server that ignores the range.
+func (s *Store) GetMany(ctx context.Context, keys []string, bufs [][]byte) ([][]byte, error) {
+	cmds := make([]*redis.ZeroCopyStringCmd, len(keys))
+	// Pipelined's own error is the first command's; each command is looked at below.
+	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = redis.NewZeroCopyStringCmd(ctx, bufs[i], "getrange", k, 0, len(bufs[i])-1)
+			_ = p.Process(ctx, cmds[i])
+		}
+		return nil
+	})
+	values := make([][]byte, len(keys))
+	for i, cmd := range cmds {
+		n, err := cmd.Result()
+		switch {
+		case err != nil:
+			return nil, err
+		case n == 0 || n >= len(bufs[i]): // absent (GETRANGE answers ""), or longer
+		default:
+			values[i] = bufs[i][:n]
+		}
+	}
+	return values, nil
+}
+
+// SetMany stores values[i] under keys[i] for ttl, in one round trip.
+func (s *Store) SetMany(ctx context.Context, keys []string, values [][]byte, ttl time.Duration) error {
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			p.Set(ctx, k, values[i], ttl)
+		}
+		return nil
+	})
+	return err
+}
+
 // Set stores value under key for ttl (SET key value PX ttl).
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	return s.c.Set(ctx, key, value, ttl).Err()

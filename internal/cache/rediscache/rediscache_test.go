@@ -244,6 +244,13 @@ func TestFaultsAreBoundedErrors(t *testing.T) {
 			if err := s.Set(context.Background(), "k", []byte("v"), time.Minute); err == nil {
 				t.Error("Set succeeded")
 			}
+			start = time.Now()
+			if _, err := s.GetMany(context.Background(), []string{"a", "b"}, [][]byte{make([]byte, 64), make([]byte, 64)}); err == nil {
+				t.Error("GetMany succeeded")
+			}
+			if elapsed := time.Since(start); elapsed > 20*timeout {
+				t.Errorf("GetMany took %v with a %v timeout", elapsed, timeout)
+			}
 		})
 	}
 }
@@ -273,5 +280,48 @@ func TestFullRedis(t *testing.T) {
 	}
 	if v, found, err := s.Get(ctx, "before", make([]byte, 8)); err != nil || !found || string(v) != "v" {
 		t.Errorf("Get on a full Redis = %q, %v, %v", v, found, err)
+	}
+}
+
+// TestGetManyAndSetMany: one round trip for several keys; absent and oversized values read as
+// nil, and the connection stays usable.
+func TestGetManyAndSetMany(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.URL(), time.Second)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("x"), 5000)
+	if err := s.SetMany(ctx, []string{"a", "big", "c"}, [][]byte{[]byte("1"), big, []byte("333")}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"a", "missing", "big", "c"}
+	bufs := make([][]byte, len(keys))
+	for i := range bufs {
+		bufs[i] = make([]byte, 100)
+	}
+	if err := s.Set(ctx, "fits", bytes.Repeat([]byte("f"), 99), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "one over", bytes.Repeat([]byte("o"), 100), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, "fits", "one over")
+	bufs = append(bufs, make([]byte, 100), make([]byte, 100))
+	for range 2 {
+		got, err := s.GetMany(ctx, keys, bufs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := [][]byte{[]byte("1"), nil, nil, []byte("333"), bytes.Repeat([]byte("f"), 99), nil}
+		if len(got) != len(want) {
+			t.Fatalf("%d values", len(got))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) || (want[i] == nil) != (got[i] == nil) {
+				t.Errorf("%s = %q, want %q", keys[i], got[i], want[i])
+			}
+		}
+	}
+	if v, found, err := s.Get(ctx, "c", make([]byte, 8)); err != nil || !found || string(v) != "333" {
+		t.Errorf("after GetMany: %q %v %v", v, found, err)
 	}
 }
