@@ -15,7 +15,7 @@
 // MISSED that the configuration forbids (the ceiling line says what it allows).
 //
 //	relaybench [-duration 5s] [-scenarios all|fan-out,throughput,...|1,2,...] [-json]
-//	                        [-misp-concurrency n] [-redis-timeout d] [-isolate=false] [-relay-bin path] [-cpuprofile file]
+//	                        [-misp-concurrency n] [-redis-timeout d] [-fleet-clients n] [-isolate=false] [-relay-bin path] [-cpuprofile file]
 //
 // Scenarios: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (several
 // relays sharing a real redis-server, which must be installed). Everything listens on and
@@ -67,6 +67,7 @@ func Run(ctx context.Context, self []string, build Build, args []string, stdout,
 	fs.StringVar(&o.relayBin, "relay-bin", "", "relay binary for the startup scenario (default: this one)")
 	fs.IntVar(&o.concurrency, "misp-concurrency", 0, "the relay's MISP_CONCURRENCY (default: the relay's default, 32)")
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", 0, "the fleet scenario's REDIS_TIMEOUT (default: the relay's default, 50ms)")
+	fs.IntVar(&o.fleetClients, "fleet-clients", DefaultFleetClients, "the fleet scenario's clients, spread over its 4 relays")
 	fs.BoolVar(&o.isolate, "isolate", true, "run each scenario in a fresh child process, so that one scenario's garbage, caches and goroutines do not weigh on the next one's heap and CPU")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (relay, fake MISP and clients, told apart by the relaybench label) to this file, for go tool pprof; implies -isolate=false, and the relay CPU/req column stays empty (the profiler is taken)")
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +79,10 @@ func Run(ctx context.Context, self []string, build Build, args []string, stdout,
 	}
 	if o.concurrency < 0 || o.concurrency > 4096 {
 		say("-misp-concurrency must be between 0 (the relay's default) and 4096")
+		return 2
+	}
+	if o.fleetClients < 1 || o.fleetClients > 1024 {
+		say("-fleet-clients must be between 1 and 1024")
 		return 2
 	}
 	chosen, err := selectScenarios(*list)
@@ -162,7 +167,7 @@ func runChild(ctx context.Context, o options, name string, stderr io.Writer) []r
 	args := []string{
 		"-isolate=false", "-json", "-scenarios", name,
 		"-duration", o.duration.String(), "-misp-concurrency", strconv.Itoa(o.concurrency),
-		"-redis-timeout", o.redisTimeout.String(),
+		"-redis-timeout", o.redisTimeout.String(), "-fleet-clients", strconv.Itoa(o.fleetClients),
 	}
 	if o.relayBin != "" {
 		args = append(args, "-relay-bin", o.relayBin)

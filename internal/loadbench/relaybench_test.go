@@ -1,7 +1,9 @@
 package loadbench
 
 import (
+	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +68,24 @@ func TestSelectScenarios(t *testing.T) {
 	}
 	if _, err := selectScenarios("8"); err == nil {
 		t.Error("scenario 8 accepted")
+	}
+}
+
+// A flag out of range is refused with usage status 2 and a line naming it, before any
+// scenario runs (Build is nil: nothing may be wired).
+func TestRunRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-fleet-clients", "0"},
+		{"-fleet-clients", "1025"},
+		{"-misp-concurrency", "-1"},
+		{"-duration", "0s"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := Run(context.Background(), []string{"relaybench"}, nil, args, &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+		if !strings.Contains(stderr.String(), strings.TrimPrefix(args[0], "-")) || stdout.Len() != 0 {
+			t.Errorf("%v: stderr %q, stdout %q: want a line naming the flag, and nothing on stdout", args, stderr.String(), stdout.String())
+		}
 	}
 }

@@ -24,6 +24,8 @@ type options struct {
 	concurrency int
 	// redisTimeout is the fleet scenario's REDIS_TIMEOUT; 0 means the relay's default.
 	redisTimeout time.Duration
+	// fleetClients is the fleet scenario's number of clients; 0 means DefaultFleetClients.
+	fleetClients int
 	// isolate runs each scenario in a child process (see runChild).
 	isolate bool
 	// build wires the relay as `relay serve` does.

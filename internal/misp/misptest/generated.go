@@ -80,6 +80,7 @@ type Generated struct {
 	searches atomic.Int64
 	versions atomic.Int64
 	checks   atomic.Int64
+	checked  atomic.Int64
 }
 
 // NewGenerated returns a Generated MISP answering as o says.
@@ -96,6 +97,9 @@ func (g *Generated) Versions() int64 { return g.versions.Load() }
 
 // Checks is the number of warninglists/checkValue calls received with the right key.
 func (g *Generated) Checks() int64 { return g.checks.Load() }
+
+// Checked is the number of values those checkValue calls asked about, over all calls.
+func (g *Generated) Checked() int64 { return g.checked.Load() }
 
 // ServeHTTP answers the MISP endpoints the relay calls, and MISP's 404 otherwise.
 func (g *Generated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +121,14 @@ func (g *Generated) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The relay's one warninglist check per request: no value is on a list ([], MISP's
 		// empty answer), so verdicts follow the generated threat levels.
 		g.checks.Add(1)
-		if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, genMaxSearchBody)); err != nil || !genWait(r.Context(), g.opts.Latency) {
+		raw, err := io.ReadAll(io.LimitReader(r.Body, genMaxSearchBody))
+		var values []string
+		if err != nil || json.Unmarshal(raw, &values) != nil {
+			genError(w, r, http.StatusBadRequest, "Invalid value list")
+			return
+		}
+		g.checked.Add(int64(len(values)))
+		if !genWait(r.Context(), g.opts.Latency) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
