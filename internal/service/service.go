@@ -4,9 +4,10 @@
 // one place where a failure becomes the XDR error envelope.
 //
 // It owns the HTTP contract (handler.go: routing, validation, authentication first, limits,
-// the request log line) and the CTIM mapping (ctim.go). It must not know which kind of backend
-// it talks to (MISP server, feed, cache), nor read settings from the environment: everything
-// it needs comes in Config.
+// the request log line) and the CTIM mapping (ctim.go: judgements and verdicts;
+// ctimentities.go: sightings, indicators, relationships; ctimfields.go: TLP, times, text). It
+// must not know which kind of backend it talks to (MISP server, feed, cache), nor read
+// settings from the environment: everything it needs comes in Config.
 package service
 
 import (
