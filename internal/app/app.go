@@ -28,6 +28,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/upstream"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
 	"github.com/misp-relay/misp-relay/internal/warninglist"
 )
@@ -342,7 +343,13 @@ func sharedCache(cfg config, tm timeouts, m *metrics.Metrics, log *slog.Logger) 
 	if cfg.redisURL == "" {
 		return nil, nil, nil
 	}
-	store, err := rediscache.New(rediscache.Config{URL: cfg.redisURL, Cluster: cfg.redisCluster, Timeout: cfg.redisTimeout})
+	rc := rediscache.Config{URL: cfg.redisURL, Cluster: cfg.redisCluster, Timeout: cfg.redisTimeout}
+	if cfg.redisCAFile != "" {
+		if rc.RootCAs, err = upstream.ExtraRoots(cfg.redisCAFile); err != nil {
+			return nil, nil, fmt.Errorf("REDIS_CA_FILE: %w", err)
+		}
+	}
+	store, err := rediscache.New(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}

@@ -38,6 +38,7 @@ type config struct {
 	cacheSize     int
 	redisURL      string
 	redisCluster  bool
+	redisCAFile   string
 	redisTimeout  time.Duration
 	urlscanKey    string
 	urlscanURL    string
@@ -120,6 +121,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.redisCluster, err = boolean(getenv, "REDIS_CLUSTER", false); err != nil {
 		return c, err
 	}
+	c.redisCAFile = strings.TrimSpace(getenv("REDIS_CA_FILE"))
 	if c.verifyCert, err = boolean(getenv, "MISP_VERIFY_CERT", true); err != nil {
 		return c, err
 	}

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -407,6 +409,11 @@ func TestHungRedisCostsAtMostItsTimeout(t *testing.T) {
 }
 
 func TestRedisSettings(t *testing.T) {
+	dir := t.TempDir()
+	notPEM, caPEM := filepath.Join(dir, "not.pem"), redistest.StartTLS(t).CAFile
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		env  map[string]string
 		want string
@@ -416,6 +423,9 @@ func TestRedisSettings(t *testing.T) {
 		{map[string]string{"REDIS_URL": "redis://cache:6379", "REDIS_TIMEOUT": "fast"}, "REDIS_TIMEOUT"},
 		{map[string]string{"REDIS_URL": "redis://cache:6379", "REDIS_TIMEOUT": "0"}, "REDIS_TIMEOUT"},
 		{map[string]string{"REDIS_URL": "redis://cache:6379", "REDIS_CLUSTER": "perhaps"}, "REDIS_CLUSTER"},
+		{map[string]string{"REDIS_URL": "rediss://cache:6380", "REDIS_CA_FILE": "/no/such/ca.pem"}, "REDIS_CA_FILE"},
+		{map[string]string{"REDIS_URL": "rediss://cache:6380", "REDIS_CA_FILE": notPEM}, "REDIS_CA_FILE"},
+		{map[string]string{"REDIS_URL": "redis://user:s3cret@cache:6379", "REDIS_CA_FILE": caPEM}, "rediss://"},
 	} {
 		_, err := New(testkit.Env(tt.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -431,6 +441,38 @@ func TestRedisSettings(t *testing.T) {
 	}
 	if cfg, _ := loadConfig(testkit.Env(nil)); cfg.redisURL != "" || cfg.redisTimeout != rediscache.DefaultTimeout {
 		t.Errorf("defaults: %q %v", cfg.redisURL, cfg.redisTimeout)
+	}
+}
+
+// TestFleetOverTLS: two relays share a TLS-only Redis (rediss://, as ElastiCache with
+// in-transit encryption) whose certificate is signed by an internal CA named in
+// REDIS_CA_FILE: each value reaches MISP once for both.
+func TestFleetOverTLS(t *testing.T) {
+	redis := redistest.StartTLS(t)
+	mispSrv := misptest.New(t, fleetMISPKey, fleetEvent())
+	vars := map[string]string{
+		"API_URL": mispSrv.URL, "REDIS_URL": redis.URL() + "/0", "REDIS_CA_FILE": redis.CAFile,
+		"REDIS_TIMEOUT": "2s", // a TLS handshake on a loaded machine (see TestFleetSharesOneRedis)
+	}
+	a := startFleetRelay(t, vars, nil)
+	b := startFleetRelay(t, vars, nil)
+	if !strings.Contains(a.logs.String(), `"msg":"shared cache"`) {
+		t.Errorf("the start-up did not reach Redis over TLS:\n%s", a.logs.String())
+	}
+	tok := fleetToken(t, fleetMISPKey)
+	values := fleetValues[0:3]
+	ans, _ := a.observe(t, tok, values...)
+	wantData(t, "a", ans, 3)
+	ans, _ = b.observe(t, tok, values...)
+	wantData(t, "b", ans, 3)
+	calls := searchesPerValue(t, mispSrv)
+	for _, v := range values {
+		if calls[v] != 1 {
+			t.Errorf("%s reached MISP %d times for two instances over TLS, want once", v, calls[v])
+		}
+	}
+	if hits := b.metric(t, "relay_redis_hits_total"); hits != 6 {
+		t.Errorf("b: %v Redis hits, want 6 (3 searches, 3 warninglist checks)", hits)
 	}
 }
 

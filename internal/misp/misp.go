@@ -16,13 +16,11 @@ package misp
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -191,17 +189,9 @@ func New(cfg Config) (*Client, error) {
 
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in via MISP_VERIFY_CERT=false
 	if cfg.CAFile != "" {
-		pool, err := x509.SystemCertPool()
+		pool, err := upstream.ExtraRoots(cfg.CAFile)
 		if err != nil {
-			// Without system roots (e.g. a scratch container) the CA file alone is trusted.
-			pool = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("misp: cannot read the CA file (MISP_CA_FILE): %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("misp: the CA file (MISP_CA_FILE) %q holds no PEM certificate", cfg.CAFile)
+			return nil, fmt.Errorf("misp: MISP_CA_FILE: %w", err)
 		}
 		tlsConf.RootCAs = pool
 	}

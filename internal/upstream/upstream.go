@@ -1,6 +1,7 @@
 // Package upstream is what the relay's HTTP clients (MISP, urlscan.io) share: the one error
 // shape they return, the classification of transport failures, the redaction of secrets from
-// what a server sent, and the HTTP client settings every upstream call needs.
+// what a server sent, the HTTP client settings every upstream call needs, and the CA roots
+// an operator adds for an internal CA (MISP's, and the shared cache's Redis).
 //
 // It knows nothing of MISP or urlscan.io in particular and nothing of the XDR error envelope:
 // the clients word their own details, and the service maps Kind to the envelope's code in one

@@ -13,6 +13,7 @@ package rediscache
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -32,6 +33,10 @@ type Config struct {
 	// Timeout bounds every operation: dialling, waiting for a pooled connection, writing the
 	// command and reading the answer. Default 50 ms.
 	Timeout time.Duration
+	// RootCAs, when not nil, are the CAs a rediss:// server's certificate must chain to
+	// (REDIS_CA_FILE: the system's and an internal CA's); nil: the system's. Setting it for a
+	// redis:// URL is an error: the operator meant TLS.
+	RootCAs *x509.CertPool
 }
 
 // DefaultTimeout is Config.Timeout's default.
@@ -68,6 +73,14 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	// go-redis logs each failed dial, in its own format, to the process's stderr: with Redis
+	// down, a line per lookup between JSON log lines. The relay says what matters itself (a
+	// log line per breaker state change, the start-up check, the relay_redis_* metrics), so
+	// the library's process-wide logger is silenced; setting it is atomic and idempotent.
+	redis.SetLogger(silent{})
+	if cfg.RootCAs != nil && u.Scheme != "rediss" {
+		return nil, errors.New("a CA file (REDIS_CA_FILE) is set, but the URL is redis://, not rediss:// (TLS)")
+	}
 	hide := func(err error) error {
 		msg := err.Error()
 		if p, ok := u.User.Password(); ok && p != "" {
@@ -90,6 +103,9 @@ func New(cfg Config) (*Store, error) {
 		o.PoolSize = poolSize
 		o.DisableIdentity = true
 		o.MaintNotificationsConfig = noMaint
+		if cfg.RootCAs != nil { // rediss://: ParseClusterURL set TLSConfig
+			o.TLSConfig.RootCAs = cfg.RootCAs
+		}
 		return &Store{c: redis.NewClusterClient(o)}, nil
 	}
 	o, err := redis.ParseURL(cfg.URL)
@@ -104,8 +120,16 @@ func New(cfg Config) (*Store, error) {
 	// CLIENT SETINFO costs a round trip per connection, and older servers refuse it.
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = noMaint
+	if cfg.RootCAs != nil { // rediss://: ParseURL set TLSConfig
+		o.TLSConfig.RootCAs = cfg.RootCAs
+	}
 	return &Store{c: redis.NewClient(o)}, nil
 }
+
+// silent is a go-redis logger that drops every message (see New).
+type silent struct{}
+
+func (silent) Printf(context.Context, string, ...any) {}
 
 // Redact returns a Redis URL fit for logs: the password, if any, replaced by xxxxx.
 func Redact(raw string) string {

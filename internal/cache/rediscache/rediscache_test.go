@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache/redistest"
+	"github.com/misp-relay/misp-relay/internal/upstream"
 )
 
 var _ cache.Store = (*rediscache.Store)(nil)
@@ -323,5 +326,86 @@ func TestGetManyAndSetMany(t *testing.T) {
 	}
 	if v, found, err := s.Get(ctx, "c", make([]byte, 8)); err != nil || !found || string(v) != "333" {
 		t.Errorf("after GetMany: %q %v %v", v, found, err)
+	}
+}
+
+// TestTLS: rediss:// reaches a TLS-only server whose certificate chains to the CA given as
+// RootCAs (REDIS_CA_FILE), and only then: without it, the certificate is refused (an error,
+// within the timeout, never a plain-text fallback).
+func TestTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	if !strings.HasPrefix(srv.URL(), "rediss://") {
+		t.Fatalf("URL %q, want rediss://", srv.URL())
+	}
+	roots, err := upstream.ExtraRoots(srv.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	buf := make([]byte, 64)
+
+	s, err := rediscache.New(rediscache.Config{URL: srv.URL() + "/0", Timeout: 5 * time.Second, RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Warm(ctx); err != nil {
+		t.Fatalf("Warm over TLS: %v", err)
+	}
+	if err := s.Set(ctx, "k", []byte("over TLS"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := s.Get(ctx, "k", buf); err != nil || !found || string(v) != "over TLS" {
+		t.Fatalf("Get over TLS = %q, %v, %v", v, found, err)
+	}
+
+	// The system's roots alone do not know the test's CA.
+	untrusting := newStore(t, srv.URL()+"/0", 5*time.Second)
+	if _, _, err := untrusting.Get(ctx, "k", buf); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Get without the CA: %v, want a certificate error", err)
+	}
+	// Plain text to a TLS port gets no answer it can read: an error, not a value.
+	plain := newStore(t, "redis://"+srv.Addr+"/0", 200*time.Millisecond)
+	if v, found, err := plain.Get(ctx, "k", buf); err == nil || found {
+		t.Errorf("plain-text Get from a TLS port = %q, %v, %v; want an error", v, found, err)
+	}
+	// A CA file means TLS: with redis:// it is a mistake worth refusing at start.
+	if _, err := rediscache.New(rediscache.Config{URL: "redis://" + srv.Addr, RootCAs: roots}); err == nil || !strings.Contains(err.Error(), "rediss://") {
+		t.Errorf("a CA with redis://: %v, want an error saying rediss://", err)
+	}
+}
+
+// TestNothingOnStderr: go-redis writes a line to stderr for every failed dial unless told
+// not to; with Redis down, that would be a line per lookup outside the relay's JSON logs.
+// The test runs itself as a child that uses a Store on a closed port, and reads its stderr.
+func TestNothingOnStderr(t *testing.T) {
+	if os.Getenv("REDISCACHE_STDERR_CHILD") == "1" {
+		s, err := rediscache.New(rediscache.Config{URL: "redis://" + os.Getenv("REDISCACHE_ADDR"), Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, _, err := s.Get(context.Background(), "k", make([]byte, 8)); err == nil {
+				t.Fatal("Get from a closed port succeeded")
+			}
+		}
+		return
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	// Nobody listens there now: every dial is refused.
+	_ = ln.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNothingOnStderr$", "-test.count=1") //nolint:gosec // this test binary
+	cmd.Env = append(os.Environ(), "REDISCACHE_STDERR_CHILD=1", "REDISCACHE_ADDR="+addr)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("child: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("go-redis wrote to stderr:\n%s", stderr.String())
 	}
 }

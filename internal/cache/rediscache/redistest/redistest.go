@@ -9,6 +9,7 @@ package redistest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +26,12 @@ import (
 type Server struct {
 	// Addr is host:port on 127.0.0.1; it stays the same across Stop and Restart.
 	Addr string
+	// CAFile is, for a TLS server (StartTLS), the PEM file of the CA that signed its
+	// certificate; "" otherwise.
+	CAFile string
 
 	bin, dir string
+	tls      *tlsFiles // nil: plain TCP
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -47,6 +52,19 @@ func Binary() (string, error) {
 // Start runs a server for the test and stops it when the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb, false)
+}
+
+// StartTLS is Start for a server that speaks TLS only (rediss://, as ElastiCache with
+// in-transit encryption does), with a certificate for 127.0.0.1 signed by a CA of its own,
+// made for the test: CAFile is that CA, which no system trusts.
+func StartTLS(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, true)
+}
+
+func start(tb testing.TB, withTLS bool) *Server {
+	tb.Helper()
 	bin, err := Binary()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -54,7 +72,14 @@ func Start(tb testing.TB) *Server {
 		}
 		tb.Skipf("redistest: %v", err)
 	}
-	s, err := launch(bin, tb.TempDir())
+	dir := tb.TempDir()
+	var files *tlsFiles
+	if withTLS {
+		if files, err = writeTLSFiles(dir); err != nil {
+			tb.Fatalf("redistest: %v", err)
+		}
+	}
+	s, err := launch(bin, dir, files)
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -69,10 +94,10 @@ func Launch(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return launch(bin, dir)
+	return launch(bin, dir, nil)
 }
 
-func launch(bin, dir string) (*Server, error) {
+func launch(bin, dir string, files *tlsFiles) (*Server, error) {
 	// The port is free when asked, but another process may take it before the server
 	// listens: then the server exits at once, and another port is tried.
 	var errs []error
@@ -81,7 +106,10 @@ func launch(bin, dir string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Addr: addr, bin: bin, dir: dir}
+		s := &Server{Addr: addr, bin: bin, dir: dir, tls: files}
+		if files != nil {
+			s.CAFile = files.ca
+		}
 		if err := s.start(); err != nil {
 			errs = append(errs, err)
 			continue
@@ -91,8 +119,13 @@ func launch(bin, dir string) (*Server, error) {
 	return nil, errors.Join(errs...)
 }
 
-// URL is redis://127.0.0.1:port.
-func (s *Server) URL() string { return "redis://" + s.Addr }
+// URL is redis://127.0.0.1:port, or rediss://127.0.0.1:port for a TLS server.
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "rediss://" + s.Addr
+	}
+	return "redis://" + s.Addr
+}
 
 // Stop kills the server (SIGKILL: as abrupt as a crash) and waits for it to exit. Stopping a
 // stopped server does nothing.
@@ -121,10 +154,18 @@ func (s *Server) start() error {
 		return err
 	}
 	out := &syncBuffer{}
-	cmd := exec.Command(s.bin, //nolint:gosec // redis-server from PATH, with fixed arguments
-		"--port", port, "--bind", "127.0.0.1", "--dir", s.dir,
+	args := []string{"--port", port}
+	if s.tls != nil {
+		// TLS only: the plain port is off. Clients need no certificate of their own.
+		args = []string{
+			"--port", "0", "--tls-port", port, "--tls-cert-file", s.tls.cert,
+			"--tls-key-file", s.tls.key, "--tls-ca-cert-file", s.tls.ca, "--tls-auth-clients", "no",
+		}
+	}
+	args = append(args, "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
 		"--protected-mode", "yes", "--databases", "1")
+	cmd := exec.Command(s.bin, args...) //nolint:gosec // redis-server from PATH, with arguments made here
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
@@ -134,7 +175,7 @@ func (s *Server) start() error {
 		_ = cmd.Wait()
 		close(done)
 	}()
-	if err := ready(s.Addr, done); err != nil {
+	if err := ready(s.Addr, s.tls, done); err != nil {
 		_ = cmd.Process.Kill()
 		<-done
 		return fmt.Errorf("%s on %s: %w; its log:\n%s", s.bin, s.Addr, err, out.String())
@@ -144,12 +185,12 @@ func (s *Server) start() error {
 }
 
 // ready polls the server with PING until it answers, it exits, or 30 s pass (a busy machine).
-func ready(addr string, exited <-chan struct{}) error {
+func ready(addr string, files *tlsFiles, exited <-chan struct{}) error {
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := ping(addr)
+		err := ping(addr, files)
 		if err == nil {
 			return nil
 		}
@@ -165,9 +206,16 @@ func ready(addr string, exited <-chan struct{}) error {
 }
 
 // ping sends one inline PING and expects +PONG (by hand: go-redis would log every refused
-// connection while the server starts).
-func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+// connection while the server starts), over TLS when files is not nil.
+func ping(addr string, files *tlsFiles) error {
+	var conn net.Conn
+	var err error
+	dialer := &net.Dialer{Timeout: time.Second}
+	if files != nil {
+		conn, err = tls.DialWithDialer(dialer, "tcp", addr, &tls.Config{RootCAs: files.pool, MinVersion: tls.VersionTLS12})
+	} else {
+		conn, err = dialer.Dial("tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
