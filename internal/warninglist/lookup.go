@@ -1,6 +1,7 @@
 package warninglist
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/misp-relay/misp-relay/internal/intel"
@@ -39,27 +40,11 @@ func (s *Set) lookup(hits []intel.WarninglistHit, attrType, value string) []inte
 
 	addr, isAddr := parsePrefix(value)
 	if isAddr && s.kinds[TypeCIDR].has(attrType) {
-		if a := addr.Addr(); a.Is4() {
-			for _, b := range s.bits4 {
-				if b > addr.Bits() {
-					continue // the value is a wider prefix than this entry
-				}
-				q, _ := a.Prefix(b) // b is a valid IPv4 prefix length
-				if e, ok := s.v4[v4key(q.Addr(), b)]; ok {
-					hits = s.collect(hits, attrType, e)
-				}
-			}
-		} else {
-			for _, b := range s.bits6 {
-				if b > addr.Bits() {
-					continue
-				}
-				q, _ := a.Prefix(b)
-				if e, ok := s.v6[q]; ok {
-					hits = s.collect(hits, attrType, e)
-				}
-			}
+		// An IPv4-mapped value is the IPv4 address it maps, first: IPv4 entries cover it.
+		if v4, ok := unmap(addr); ok {
+			hits = s.lookupPrefix(hits, attrType, v4)
 		}
+		hits = s.lookupPrefix(hits, attrType, addr)
 	}
 
 	// An address is not a hostname: hostname lists hold names.
@@ -88,6 +73,33 @@ func (s *Set) lookup(hits []intel.WarninglistHit, attrType, value string) []inte
 			if e := &s.patterns[i]; s.applies(e.list, attrType) && e.re.MatchString(value) {
 				hits = s.hit(hits, e.ref)
 			}
+		}
+	}
+	return hits
+}
+
+// lookupPrefix adds the cidr entries of addr's family that contain addr.
+func (s *Set) lookupPrefix(hits []intel.WarninglistHit, attrType string, addr netip.Prefix) []intel.WarninglistHit {
+	a := addr.Addr()
+	if a.Is4() {
+		for _, b := range s.bits4 {
+			if b > addr.Bits() {
+				continue // the value is a wider prefix than this entry
+			}
+			q, _ := a.Prefix(b) // b is a valid IPv4 prefix length
+			if e, ok := s.v4[v4key(q.Addr(), b)]; ok {
+				hits = s.collect(hits, attrType, e)
+			}
+		}
+		return hits
+	}
+	for _, b := range s.bits6 {
+		if b > addr.Bits() {
+			continue
+		}
+		q, _ := a.Prefix(b)
+		if e, ok := s.v6[q]; ok {
+			hits = s.collect(hits, attrType, e)
 		}
 	}
 	return hits

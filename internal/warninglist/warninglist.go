@@ -111,7 +111,11 @@ type regexEntry struct {
 }
 
 // parsePrefix reads "192.0.2.0/24", "2001:db8::/32" or a bare address (a /32 or /128), and
-// masks it: misp-warninglists has entries such as "10.0.0.1/8".
+// masks it: misp-warninglists has entries such as "10.0.0.1/8". It keeps the address's
+// family: an IPv4-mapped entry such as ::ffff:0:0/96 (the mapped range, in lists of special
+// IPv6 ranges) stays an IPv6 prefix, so it never covers IPv4 values; turned into 0.0.0.0/0,
+// it would put every IPv4 address on the list. A value is looked up in both forms (see
+// Set.lookup).
 func parsePrefix(s string) (netip.Prefix, bool) {
 	if !mayBeAddr(s) {
 		return netip.Prefix{}, false // and no error value to allocate, on the lookup path
@@ -121,13 +125,13 @@ func parsePrefix(s string) (netip.Prefix, bool) {
 		if err != nil {
 			return netip.Prefix{}, false
 		}
-		return unmap(p).Masked(), true
+		return netip.PrefixFrom(p.Addr().WithZone(""), p.Bits()).Masked(), true
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Prefix{}, false
 	}
-	a = a.Unmap().WithZone("")
+	a = a.WithZone("")
 	return netip.PrefixFrom(a, a.BitLen()), true
 }
 
@@ -150,36 +154,61 @@ func mayBeAddr(s string) bool {
 	return sep
 }
 
-// unmap turns ::ffff:a.b.c.d/n (n ≥ 96) into a.b.c.d/(n-96), so IPv4-mapped entries match
-// IPv4 values.
-func unmap(p netip.Prefix) netip.Prefix {
-	a := p.Addr().WithZone("")
-	if a.Is4In6() && p.Bits() >= 96 {
-		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+// unmap turns an IPv4-mapped value ::ffff:a.b.c.d/n (n ≥ 96) into a.b.c.d/(n-96): the IPv4
+// address it is, which IPv4 entries cover. ok is false for any other prefix.
+func unmap(p netip.Prefix) (netip.Prefix, bool) {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96), true
 	}
-	return netip.PrefixFrom(a, p.Bits())
+	return p, false
 }
 
-// hostKey folds a hostname (or a URL's host) for comparison: lower case, no trailing dot, no
-// port, no user information.
+// hostKey folds a hostname, or a URL's host, for comparison as MISP does (lower case, no
+// leading or trailing dot: MISP trims entries such as ".duckdns.org" to duckdns.org), and
+// finds the host as a browser would, so that a URL cannot borrow a listed name: the scheme
+// is one only when what precedes "://" is a scheme name (in
+// "evil.example/login?next=https://accounts.google.com/" the host is evil.example); without
+// one, the host ends at the first '/', as MISP takes it (www.google.com/search); a backslash
+// ends it too (browsers read http://evil.example\@google.com/ as evil.example); user
+// information and the port are not part of it; an [IPv6] host is an address, not a name ("").
 func hostKey(v string) string {
 	v = strings.TrimSpace(v)
-	if _, rest, ok := strings.Cut(v, "://"); ok {
+	if scheme, rest, ok := strings.Cut(v, "://"); ok && isScheme(scheme) {
 		v = rest
-		if i := strings.IndexAny(v, "/?#"); i >= 0 {
-			v = v[:i]
-		}
-		if i := strings.LastIndexByte(v, '@'); i >= 0 {
-			v = v[i+1:]
-		}
-		if strings.HasPrefix(v, "[") { // [v6]:port is an address, not a hostname
-			return ""
-		}
-		if i := strings.LastIndexByte(v, ':'); i >= 0 {
-			v = v[:i]
+	} else {
+		v = strings.TrimPrefix(v, "//") // a scheme-relative URL
+	}
+	if i := strings.IndexAny(v, "/\\?#"); i >= 0 {
+		v = v[:i]
+	}
+	if i := strings.LastIndexByte(v, '@'); i >= 0 {
+		v = v[i+1:]
+	}
+	if strings.HasPrefix(v, "[") {
+		return ""
+	}
+	if i := strings.LastIndexByte(v, ':'); i >= 0 {
+		v = v[:i]
+	}
+	return strings.ToLower(strings.Trim(v, "."))
+}
+
+// isScheme tells whether s is a URL scheme name: a letter, then letters, digits, '+', '-'
+// or '.' (RFC 3986, 3.1).
+func isScheme(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i] | 0x20 // lower case, for letters
+		switch {
+		case c >= 'a' && c <= 'z':
+		case i > 0 && (s[i] >= '0' && s[i] <= '9' || s[i] == '+' || s[i] == '-' || s[i] == '.'):
+		default:
+			return false
 		}
 	}
-	return strings.ToLower(strings.TrimSuffix(v, "."))
+	return true
 }
 
 // Lists returns the loaded lists, in load order.
