@@ -24,7 +24,7 @@ import (
 //	            time(Timestamp) time(FirstSeen) time(LastSeen)
 //	            str(UUID) uvarint(count) str(tag)* uvarint(count) hit* sightings
 //	            uvarint(count) decay*
-//	hit       = str(List) str(Match) str(Category)
+//	hit       = str(List) str(Match) str(Category) str(Value)
 //	sightings = uvarint(Seen) uvarint(FalsePositive) uvarint(Expiration)
 //	            time(First) time(Last) time(Expires) uvarint(count) str(source)*
 //	decay     = str(Model) float64(Score, 8 bytes little-endian IEEE 754) byte(Decayed: 0 or 1)
@@ -33,6 +33,7 @@ import (
 //
 // (Version 2 added what the verdict policy reads: the creator's UUID, publication and
 // analysis, the attribute's UUID, own tags, warninglist hits, sightings and decay scores.
+// Version 3 added a hit's Value: which half of a composite attribute MISP found listed.
 // TestCodecCoversEveryField fails when a field is added to the intel types and not here.)
 //
 // Its version is that of the envelope around it (see seal.go): a change here is a new
@@ -105,6 +106,7 @@ func appendHits(b []byte, hits []intel.WarninglistHit) []byte {
 		b = appendString(b, h.List)
 		b = appendString(b, h.Match)
 		b = appendString(b, h.Category)
+		b = appendString(b, h.Value)
 	}
 	return b
 }
@@ -143,7 +145,7 @@ func appendTime(b []byte, t time.Time) []byte {
 // reused afterwards.
 func decodeEvents(b []byte) ([]intel.Event, error) {
 	d := decoder{b: b}
-	// Every event takes at least 11 bytes, every attribute 18, every hit 3, every decay score
+	// Every event takes at least 11 bytes, every attribute 18, every hit 4, every decay score
 	// 10 and every string 1: a count larger than what is left could not be honest, and is
 	// refused before anything is allocated.
 	n := d.count(11)
@@ -225,14 +227,14 @@ func decodeHits(b []byte) ([]intel.WarninglistHit, error) {
 
 // hits reads what appendHits wrote.
 func (d *decoder) hits() []intel.WarninglistHit {
-	n := d.count(3) // a hit takes at least 3 bytes
+	n := d.count(4) // a hit takes at least 4 bytes
 	if n == 0 {
 		return nil
 	}
 	hits := make([]intel.WarninglistHit, n)
 	for i := range hits {
 		h := &hits[i]
-		h.List, h.Match, h.Category = d.string(), d.string(), d.string()
+		h.List, h.Match, h.Category, h.Value = d.string(), d.string(), d.string(), d.string()
 	}
 	return hits
 }

@@ -11,6 +11,7 @@ package intel
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -69,7 +70,8 @@ type Attribute struct {
 	// event (includeEventTags marks them "inherited") are left out: they are Event.Tags.
 	Tags []string
 	// Warnings are the warninglists MISP says the value is on (includeWarninglistHits).
-	// MISP checks only attributes flagged for IDS unless MISP.warning_for_all is set.
+	// MISP checks only attributes flagged for IDS unless MISP.warning_for_all is set, and a
+	// composite value half by half: see WarningsAbout.
 	Warnings  []WarninglistHit
 	Sightings Sightings
 	// Decay holds one score per decaying model MISP applied (includeDecayScore).
@@ -82,6 +84,41 @@ type WarninglistHit struct {
 	List     string // the list's name, e.g. "List of known IPv4 public DNS resolvers"
 	Match    string // the entry that matched, e.g. "8.8.8.8/32"; "" when not told
 	Category string // "false_positive" or "known" when MISP says; "" otherwise
+	// Value is the value MISP checked against the list: an attribute's value, or one half
+	// of a composite attribute's ("104.16.1.1" of "c2.example|104.16.1.1"); "" when not told.
+	Value string
+}
+
+// WarningsAbout returns the attribute's warnings that are about value. MISP checks a
+// composite attribute (domain|ip, filename|md5, malware-sample) one half at a time, and a hit on one half
+// says nothing of the other: a C2 domain recorded with the CDN address it resolved to is
+// not on the CDN's list. So, for a composite attribute, only the hits whose Value is value
+// (in any letter case, or as the same IP address) count, and a hit that does not say which
+// half it is about counts for neither. For any other attribute, every hit is about its one
+// value, which is the value it was found by.
+func (a *Attribute) WarningsAbout(value string) []WarninglistHit {
+	composite := strings.Contains(a.Type, "|") || a.Type == "malware-sample" // filename|md5
+	if !composite || !strings.Contains(a.Value, "|") || len(a.Warnings) == 0 {
+		return a.Warnings
+	}
+	var out []WarninglistHit
+	for _, h := range a.Warnings {
+		if h.Value != "" && sameValue(h.Value, value) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// sameValue compares two spellings of a value: letter case aside, or as IP addresses.
+func sameValue(x, y string) bool {
+	x, y = strings.TrimSpace(x), strings.TrimSpace(y)
+	if strings.EqualFold(x, y) {
+		return true
+	}
+	a, errA := netip.ParseAddr(x)
+	b, errB := netip.ParseAddr(y)
+	return errA == nil && errB == nil && a.Unmap() == b.Unmap()
 }
 
 // Sightings summarises the sightings MISP holds for an attribute (includeSightings), by type.

@@ -143,7 +143,7 @@ func TestSearchEvidenceFields(t *testing.T) {
 	}
 	a := got[0].Attributes[0]
 	wantWarnings := []intel.WarninglistHit{
-		{List: "List of known IPv4 public DNS resolvers", Match: "8.8.8.8/32", Category: "false_positive"},
+		{List: "List of known IPv4 public DNS resolvers", Match: "8.8.8.8/32", Category: "false_positive", Value: "8.8.8.8"},
 		{List: "#7"},
 	}
 	if diff := cmp.Diff(wantWarnings, a.Warnings); diff != "" {

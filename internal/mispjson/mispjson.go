@@ -195,6 +195,7 @@ func warnings(ws []Warning) []intel.WarninglistHit {
 			List:     name,
 			Match:    w.Match.Text(),
 			Category: w.WarninglistCategory.Text(),
+			Value:    w.Value.Text(),
 		})
 	}
 	return out
@@ -302,7 +303,7 @@ func (a *Attribute) check() error {
 		}
 	}
 	for _, w := range a.Warnings {
-		for _, f := range []String{w.WarninglistName, w.Match, w.WarninglistCategory} {
+		for _, f := range []String{w.WarninglistName, w.Match, w.WarninglistCategory, w.Value} {
 			if err := f.Err(); err != nil {
 				return err
 			}

@@ -94,7 +94,8 @@ func (m mapper) judge(o observable, events []intel.Event) ([]verdict.Judgement, 
 }
 
 // valueHits gathers every warninglist the observable's value is said to be on: MISP's
-// checkValue answer, MISP's warnings on any matched attribute, and the relay's own lists for
+// checkValue answer, MISP's warnings about it on any matched attribute (not those about the
+// other half of a composite attribute: intel.Attribute.WarningsAbout), and the relay's own lists for
 // each matched attribute type. A hit is about the value, so it applies to every event.
 func (m mapper) valueHits(o observable, events []intel.Event) []intel.WarninglistHit {
 	hits := m.checked[o.Value]
@@ -102,8 +103,8 @@ func (m mapper) valueHits(o observable, events []intel.Event) []intel.Warninglis
 	for i := range events {
 		for k := range events[i].Attributes {
 			a := &events[i].Attributes[k]
-			if len(a.Warnings) > 0 {
-				hits = append(hits[:len(hits):len(hits)], a.Warnings...)
+			if about := a.WarningsAbout(o.Value); len(about) > 0 {
+				hits = append(hits[:len(hits):len(hits)], about...)
 			}
 			if m.lists != nil && !contains(types, a.Type) {
 				types = append(types, a.Type)

@@ -23,7 +23,7 @@ func (p *Policy) explain(in *Input, d decision) Judgement {
 	r.start(d.disp)
 	switch d.rule {
 	case RuleWarninglist:
-		lists := listNames(in.Warnings, a.Warnings)
+		lists := listNames(in.Warnings, a.WarningsAbout(a.Value))
 		r.decided("on MISP warninglist", plural(len(lists)), " ", quoteAll(lists))
 	case RuleBenignTag:
 		r.decided("attribute tag ", strconv.Quote(d.benign), " is a benign tag")

@@ -106,7 +106,9 @@ type Input struct {
 	Attribute *intel.Attribute // the matched attribute
 	// Warnings are the warninglists the observable's value is on, whoever said so (MISP's
 	// checkValue, another attribute's warnings, the relay's own lists); the attribute's own
-	// Warnings count too.
+	// Warnings count too, but those about one half of a composite attribute do not (they may
+	// be about the other half: the caller, which knows the observable, adds them to Warnings
+	// when they are about it).
 	Warnings []intel.WarninglistHit
 	Now      time.Time
 	Valid    Interval // the validity the judgement has unless an expiration sighting ends it
@@ -148,7 +150,7 @@ func (p *Policy) decide(in *Input) decision {
 	ev, a := in.Event, in.Attribute
 	s := a.Sightings
 	var d decision
-	d.listed = named(in.Warnings) || named(a.Warnings)
+	d.listed = named(in.Warnings) || named(a.WarningsAbout(a.Value))
 	d.benign, d.isBenign = p.Benign.first(a.Tags)
 	d.expired = !s.Expires.IsZero() && !s.Expires.After(in.Now)
 	for _, sc := range a.Decay {

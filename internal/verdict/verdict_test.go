@@ -480,3 +480,21 @@ func TestJudgeEvent(t *testing.T) {
 		t.Errorf("no attributes: %d", i)
 	}
 }
+
+// TestCompositeWarnings: the policy reads an attribute's own warnings only when they are
+// about its whole value; a hit on one half of a composite attribute is the caller's to pass
+// in Warnings when the observable is that half (intel.Attribute.WarningsAbout).
+func TestCompositeWarnings(t *testing.T) {
+	cdn := intel.WarninglistHit{List: "CDN", Value: "104.16.1.1"}
+	a := attr(func(a *intel.Attribute) {
+		a.Type, a.Value, a.Warnings = "domain|ip", "c2.example|104.16.1.1", []intel.WarninglistHit{cdn}
+	})
+	j := policy().Judge(verdict.Input{Event: event(), Attribute: a, Now: now, Valid: defValid})
+	if j.Rule == verdict.RuleWarninglist || j.Disposition == verdict.Common || strings.Contains(j.Reason, "CDN") {
+		t.Errorf("a hit on the other half decided %+v", j)
+	}
+	j = policy().Judge(verdict.Input{Event: event(), Attribute: a, Warnings: a.WarningsAbout("104.16.1.1"), Now: now, Valid: defValid})
+	if j.Rule != verdict.RuleWarninglist || j.Disposition != verdict.Common || !strings.Contains(j.Reason, `"CDN"`) {
+		t.Errorf("the listed half, passed in: %+v", j)
+	}
+}
