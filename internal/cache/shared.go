@@ -3,8 +3,10 @@ package cache
 import (
 	"context"
 	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,10 +23,13 @@ type Store interface {
 	Get(ctx context.Context, key string, buf []byte) (value []byte, found bool, err error)
 	// Set stores value under key for ttl.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
-	// Lock creates key for ttl unless it exists, and tells whether it did.
-	Lock(ctx context.Context, key string, ttl time.Duration) (bool, error)
-	// Unlock deletes key.
-	Unlock(ctx context.Context, key string) error
+	// Lock sets key to token for ttl unless it holds another token, and tells whether key
+	// now holds token: taking a lock again with the same token succeeds, so a holder whose
+	// first answer was lost (a timeout after Redis ran the command) finds it holds the lock.
+	Lock(ctx context.Context, key, token string, ttl time.Duration) (bool, error)
+	// Unlock deletes key if it holds token, and only then: releasing a lock whose taking
+	// failed, or one that outlived its lease and is now another's, never frees another's.
+	Unlock(ctx context.Context, key, token string) error
 	// GetMany reads several keys in one round trip: values[i] is keys[i]'s value read into
 	// bufs[i], or nil when the key does not exist, or its value does not fit bufs[i] with a
 	// byte to spare (nothing longer than bufs[i] is ever read into memory).
@@ -84,6 +89,8 @@ type Shared struct {
 	log     *slog.Logger
 	breaker *breaker
 	bufs    sync.Pool // *[]byte of MaxEntry+2 bytes (the 2 let the Redis client read a value and its CRLF at once)
+	id      string    // random: this instance's part of its lock tokens
+	seq     atomic.Uint64
 
 	hits, misses, errors, fallbacks, skipped, waits atomic.Int64
 }
@@ -108,7 +115,7 @@ func NewShared(store Store, cfg SharedConfig) *Shared {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Shared{store: store, cfg: cfg, log: cfg.Log}
+	s := &Shared{store: store, cfg: cfg, log: cfg.Log, id: rand.Text()}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -168,6 +175,12 @@ type entryRef struct {
 	aead cipher.AEAD
 }
 
+// lockToken is the value of a lock this instance takes for one lookup: the instance's random
+// id and a sequence number, unique across the fleet.
+func (s *Shared) lockToken() string {
+	return s.id + ":" + strconv.FormatUint(s.seq.Add(1), 36)
+}
+
 func (r entryRef) lockKey() string { return r.key + ":lock" }
 
 // outcome of a read of the store.
@@ -194,31 +207,39 @@ type codec[T any] struct {
 func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration, c codec[T], fetch func() (T, error)) (v T, fetchedAt time.Time, fromStore bool, err error) {
 	before, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	v, fetchedAt, got := load(before, s, ref, ttl, c)
+	token := ""
 	locked, waited := false, false
-	switch got {
-	case failed:
-		s.fallbacks.Add(1)
-	case missing:
+	if got == missing {
 		s.misses.Add(1)
 		if lease := min(s.cfg.Lease, ttl); lease > 0 {
+			token = s.lockToken()
 			var ok bool
-			switch locked, ok = s.lock(before, ref, lease); {
+			switch locked, ok = s.lock(before, ref, token, lease); {
 			case locked:
 				// The answer may have been stored between the read and the lock (its writer
 				// then freed the lock): look once more before asking MISP.
 				v, fetchedAt, got = load(before, s, ref, ttl, c)
 			case ok:
 				// Another instance is asking MISP: its answer will be in the store soon.
-				v, fetchedAt, got, locked = wait(ctx, s, ref, ttl, lease, c)
+				v, fetchedAt, got, locked = wait(ctx, s, ref, token, ttl, lease, c)
 				waited = true
+			default:
+				// The store may have taken the lock and lost its answer: this instance may
+				// hold it, and frees it below (only if it does), lest others wait its lease.
+				locked = true
 			}
 		}
 	}
 	cancel()
+	if got == failed {
+		// The store could not be read (or was not, its breaker open): MISP answers, and the
+		// answer is not written to a store that did not answer.
+		s.fallbacks.Add(1)
+	}
 	if got == found {
 		if locked {
 			after, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-			s.unlock(after, ref)
+			s.unlock(after, ref, token)
 			cancel()
 		}
 		s.hits.Add(1)
@@ -239,7 +260,7 @@ func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 		// take the lock and ask MISP themselves. Its own bound: a lock left behind would
 		// keep them waiting for its lease.
 		after, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-		s.unlock(after, ref)
+		s.unlock(after, ref, token)
 		cancel()
 	}
 	return v, fetchedAt, false, err
@@ -283,24 +304,26 @@ func load[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 // sending this instance to MISP too, but two in a row, or an open breaker, end the wait: a
 // store that slow may also have failed to take the holder's answer, and waiting for the lease
 // would then make a slow Redis cost far more than REDIS_TIMEOUT.
-func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl, lease time.Duration, c codec[T]) (v T, fetchedAt time.Time, got outcome, locked bool) {
+func wait[T any](ctx context.Context, s *Shared, ref entryRef, token string, ttl, lease time.Duration, c codec[T]) (v T, fetchedAt time.Time, got outcome, locked bool) {
 	deadline := time.Now().Add(lease)
 	timer := time.NewTimer(firstPoll)
 	defer timer.Stop()
-	failures := 0
+	failures, maybeLocked := 0, false
 	for pause := firstPoll; ; pause = min(pause*3/2, maxPoll) {
 		select {
 		case <-ctx.Done():
-			return v, fetchedAt, failed, false
+			return v, fetchedAt, failed, maybeLocked
 		case <-timer.C:
 		}
 		look, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		v, fetchedAt, got = load(look, s, ref, ttl, c)
 		if got == missing {
 			var ok bool
-			switch locked, ok = s.lock(look, ref, lease); {
+			switch locked, ok = s.lock(look, ref, token, lease); {
 			case !ok:
-				got = failed
+				// The store may have taken the lock all the same: the next look's Lock
+				// finds this instance's token, and so does fill's unlock if the wait ends.
+				got, maybeLocked = failed, true
 			case locked:
 				v, fetchedAt, got = load(look, s, ref, ttl, c)
 			}
@@ -315,7 +338,7 @@ func wait[T any](ctx context.Context, s *Shared, ref entryRef, ttl, lease time.D
 		case got == found, locked:
 			return v, fetchedAt, got, locked
 		case failures >= 2, got == failed && s.breaker.current() == stateOpen, time.Now().After(deadline):
-			return v, fetchedAt, got, false
+			return v, fetchedAt, got, maybeLocked
 		}
 		timer.Reset(pause)
 	}
@@ -407,25 +430,25 @@ func (s *Shared) putMany(ctx context.Context, refs []entryRef, ttl time.Duration
 	s.done(probe, s.store.SetMany(ctx, keys, values, ttl))
 }
 
-// lock takes ref's lock for lease; ok is false when the store could not be asked.
-func (s *Shared) lock(ctx context.Context, ref entryRef, lease time.Duration) (locked, ok bool) {
+// lock takes ref's lock with token for lease; ok is false when the store could not be asked
+// or did not answer.
+func (s *Shared) lock(ctx context.Context, ref entryRef, token string, lease time.Duration) (locked, ok bool) {
 	allowed, probe := s.breaker.allow()
 	if !allowed {
 		return false, false
 	}
-	locked, err := s.store.Lock(ctx, ref.lockKey(), lease)
+	locked, err := s.store.Lock(ctx, ref.lockKey(), token, lease)
 	s.done(probe, err)
 	return locked, err == nil
 }
 
-// unlock releases ref's lock. A lock that outlived Lease may already be another instance's:
-// releasing it costs at most one more MISP call, never a wrong answer.
-func (s *Shared) unlock(ctx context.Context, ref entryRef) {
+// unlock releases ref's lock if token holds it.
+func (s *Shared) unlock(ctx context.Context, ref entryRef, token string) {
 	ok, probe := s.breaker.allow()
 	if !ok {
 		return
 	}
-	s.done(probe, s.store.Unlock(ctx, ref.lockKey()))
+	s.done(probe, s.store.Unlock(ctx, ref.lockKey(), token))
 }
 
 // done counts an operation's outcome and tells the breaker.

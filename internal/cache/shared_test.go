@@ -88,7 +88,7 @@ func (m *memStore) Set(ctx context.Context, key string, v []byte, ttl time.Durat
 	return nil
 }
 
-func (m *memStore) Lock(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+func (m *memStore) Lock(ctx context.Context, key, token string, ttl time.Duration) (bool, error) {
 	if hook := m.beforeLock.Swap(nil); hook != nil {
 		(*hook)()
 	}
@@ -99,19 +99,21 @@ func (m *memStore) Lock(ctx context.Context, key string, ttl time.Duration) (boo
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.values[key]; ok && time.Now().Before(e.expires) {
-		return false, nil
+		return string(e.v) == token, nil
 	}
-	m.values[key] = memValue{[]byte("1"), time.Now().Add(ttl)}
+	m.values[key] = memValue{[]byte(token), time.Now().Add(ttl)}
 	return true, nil
 }
 
-func (m *memStore) Unlock(ctx context.Context, key string) error {
+func (m *memStore) Unlock(ctx context.Context, key, token string) error {
 	if err := m.fault(ctx); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.values, key)
+	if e, ok := m.values[key]; ok && string(e.v) == token {
+		delete(m.values, key)
+	}
 	return nil
 }
 

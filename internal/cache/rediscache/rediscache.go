@@ -53,7 +53,27 @@ const (
 
 // Store is a Redis (or Valkey) server or cluster. Safe for concurrent use.
 type Store struct {
-	c redis.UniversalClient
+	c            redis.UniversalClient
+	lock, unlock *redis.Script
+}
+
+// The lock scripts: a lock's value is its holder's token, so that taking it again with the
+// same token succeeds (a holder whose first answer was lost finds it holds the lock) and
+// releasing it never frees another holder's. One key each: they run on Redis Cluster too.
+const (
+	lockScript = `local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if v == ARGV[1] then return 1 end
+return 0`
+	unlockScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+)
+
+func newStore(c redis.UniversalClient) *Store {
+	return &Store{c: c, lock: redis.NewScript(lockScript), unlock: redis.NewScript(unlockScript)}
 }
 
 // New connects lazily to cfg.URL: nothing is dialled until the first operation, so a Redis
@@ -106,7 +126,7 @@ func New(cfg Config) (*Store, error) {
 		if cfg.RootCAs != nil { // rediss://: ParseClusterURL set TLSConfig
 			o.TLSConfig.RootCAs = cfg.RootCAs
 		}
-		return &Store{c: redis.NewClusterClient(o)}, nil
+		return newStore(redis.NewClusterClient(o)), nil
 	}
 	o, err := redis.ParseURL(cfg.URL)
 	if err != nil {
@@ -123,7 +143,7 @@ func New(cfg Config) (*Store, error) {
 	if cfg.RootCAs != nil { // rediss://: ParseURL set TLSConfig
 		o.TLSConfig.RootCAs = cfg.RootCAs
 	}
-	return &Store{c: redis.NewClient(o)}, nil
+	return newStore(redis.NewClient(o)), nil
 }
 
 // silent is a go-redis logger that drops every message (see New).
@@ -207,21 +227,16 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	return s.c.Set(ctx, key, value, ttl).Err()
 }
 
-// Lock creates key for ttl unless it exists (SET key 1 NX PX ttl).
-func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	err := s.c.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return false, nil // NX refused: the key exists
-	case err != nil:
-		return false, err
-	}
-	return true, nil
+// Lock sets key to token for ttl unless it holds another token, and tells whether it holds
+// token now (a script: EVALSHA, or EVAL the first time a server sees it).
+func (s *Store) Lock(ctx context.Context, key, token string, ttl time.Duration) (bool, error) {
+	n, err := s.lock.Run(ctx, s.c, []string{key}, token, max(ttl.Milliseconds(), 1)).Int()
+	return n == 1, err
 }
 
-// Unlock deletes key.
-func (s *Store) Unlock(ctx context.Context, key string) error {
-	return s.c.Del(ctx, key).Err()
+// Unlock deletes key if it holds token.
+func (s *Store) Unlock(ctx context.Context, key, token string) error {
+	return s.unlock.Run(ctx, s.c, []string{key}, token).Err()
 }
 
 // Warm opens a few connections (a PING on each, at once) and tells whether the server

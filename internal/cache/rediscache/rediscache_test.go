@@ -48,16 +48,35 @@ func TestStoreAgainstRedis(t *testing.T) {
 		t.Fatalf("Get = %q, %v, %v", v, found, err)
 	}
 
-	for i, want := range []bool{true, false} {
-		if got, err := s.Lock(ctx, "k:lock", time.Minute); err != nil || got != want {
-			t.Errorf("Lock #%d = %v, %v; want %v", i+1, got, err, want)
+	// A lock holds its holder's token: the holder may take it again (its first answer
+	// lost), another may not, and only the holder frees it.
+	for i, step := range []struct {
+		op, token string
+		want      bool
+	}{
+		{"lock", "a", true},
+		{"lock", "b", false},
+		{"lock", "a", true},
+		{"unlock", "b", false},
+		{"lock", "b", false}, // b's unlock did not free a's lock
+		{"unlock", "a", false},
+		{"lock", "b", true},
+	} {
+		switch step.op {
+		case "lock":
+			if got, err := s.Lock(ctx, "k:lock", step.token, time.Minute); err != nil || got != step.want {
+				t.Errorf("step %d: Lock(%s) = %v, %v; want %v", i+1, step.token, got, err, step.want)
+			}
+		case "unlock":
+			if err := s.Unlock(ctx, "k:lock", step.token); err != nil {
+				t.Errorf("step %d: Unlock(%s): %v", i+1, step.token, err)
+			}
 		}
 	}
-	if err := s.Unlock(ctx, "k:lock"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.Lock(ctx, "k:lock", time.Minute); err != nil || !got {
-		t.Errorf("Lock after Unlock = %v, %v", got, err)
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if ttl, err := admin.PTTL(ctx, "k:lock").Result(); err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Errorf("the lock's PTTL = %v, %v; want its lease", ttl, err)
 	}
 }
 
@@ -278,7 +297,7 @@ func TestFullRedis(t *testing.T) {
 	if err := s.Set(ctx, "after", []byte("v"), time.Minute); err == nil || !strings.Contains(err.Error(), "OOM") {
 		t.Errorf("Set on a full Redis: %v, want an OOM error", err)
 	}
-	if _, err := s.Lock(ctx, "lock", time.Minute); err == nil {
+	if _, err := s.Lock(ctx, "lock", "t", time.Minute); err == nil {
 		t.Error("Lock on a full Redis succeeded")
 	}
 	if v, found, err := s.Get(ctx, "before", make([]byte, 8)); err != nil || !found || string(v) != "v" {
