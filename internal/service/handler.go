@@ -63,7 +63,9 @@ func NewHandler(s *Service) (http.Handler, error) {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
 	spec.Servers = nil // the routers would otherwise match the Host header against servers
-	bodyRoutes := routesOf(spec).withBody
+	api := routesOf(spec)
+	bodyRoutes := api.withBody
+	methodNotAllowed := methodNotAllowedFor(api.allow)
 	router, err := gorillamux.NewRouter(spec)
 	if err != nil {
 		return nil, fmt.Errorf("route the embedded spec: %w", err)
@@ -83,13 +85,13 @@ func NewHandler(s *Service) (http.Handler, error) {
 	}
 
 	r := chi.NewRouter()
-	r.Use(s.logRequests, s.recoverer, trimTrailingSlash, s.limitInFlight, s.admit(router, observableListRoutes(spec)))
+	r.Use(s.logRequests, s.recoverer, trimTrailingSlash, oneHealthCheck, s.admit(router, observableListRoutes(spec), s.inFlightSlots()))
 	r.Use(nethttpmw.OapiRequestValidatorWithOptions(vspec, &nethttpmw.Options{
 		Options: openapi3filter.Options{
 			// Error details would echo schemas and rejected values (which may be secrets).
 			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.DisableSchemaErrorDetails()},
 		},
-		ErrorHandlerWithOpts: s.rejected,
+		ErrorHandlerWithOpts: s.rejected(methodNotAllowed),
 	}))
 	r.Use(singleJSONValue(bodyRoutes))
 	r.NotFound(notFound)
@@ -104,28 +106,37 @@ func NewHandler(s *Service) (http.Handler, error) {
 			writeEnvelope(w, r, err)
 		},
 	})
-	return gen.HandlerFromMux(strict, r), nil
+	return gen.HandlerWithOptions(strict, gen.ChiServerOptions{
+		BaseRouter: r,
+		// A parameter the validator let through but the generated binding refuses would
+		// otherwise get oapi-codegen's plain-text 400, which the spec does not allow.
+		ErrorHandlerFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeEnvelope(w, r, &invalidArgument{"Invalid request: " + firstLine(err.Error())})
+		},
+	}), nil
 }
 
 // rejected answers a request the validator refused, in the contract's shapes.
-func (s *Service) rejected(ctx context.Context, err error, w http.ResponseWriter, r *http.Request, opts nethttpmw.ErrorHandlerOpts) {
-	if errors.Is(err, routers.ErrMethodNotAllowed) {
-		methodNotAllowed(w, r)
-		return
-	}
-	if opts.MatchedRoute == nil {
-		notFound(w, r)
-		return
-	}
-	var re *openapi3filter.RequestError
-	switch {
-	case errors.As(err, &re) && re.RequestBody != nil:
-		writeEnvelope(w, r, bodyError(opts.MatchedRoute.Route.Path, stateFrom(ctx).body, re))
-	case errors.As(err, &re):
-		writeEnvelope(w, r, &invalidArgument{"Invalid request: " + firstLine(re.Error())})
-	default:
-		s.log.ErrorContext(ctx, "request validation failed", "err", err)
-		writeEnvelope(w, r, err)
+func (s *Service) rejected(methodNotAllowed http.HandlerFunc) nethttpmw.ErrorHandlerWithOpts {
+	return func(ctx context.Context, err error, w http.ResponseWriter, r *http.Request, opts nethttpmw.ErrorHandlerOpts) {
+		if errors.Is(err, routers.ErrMethodNotAllowed) {
+			methodNotAllowed(w, r)
+			return
+		}
+		if opts.MatchedRoute == nil {
+			notFound(w, r)
+			return
+		}
+		var re *openapi3filter.RequestError
+		switch {
+		case errors.As(err, &re) && re.RequestBody != nil:
+			writeEnvelope(w, r, bodyError(opts.MatchedRoute.Route.Path, stateFrom(ctx).body, re))
+		case errors.As(err, &re):
+			writeEnvelope(w, r, &invalidArgument{"Invalid request: " + firstLine(re.Error())})
+		default:
+			s.log.ErrorContext(ctx, "request validation failed", "err", err)
+			writeEnvelope(w, r, err)
+		}
 	}
 }
 
@@ -157,8 +168,15 @@ func notFound(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusNotFound, gen.HTTPError{Code: gen.HTTPNotFound, Message: msgNotFound})
 }
 
-func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusMethodNotAllowed, gen.HTTPError{Code: gen.HTTPMethodNotAllowed, Message: msgMethodNotAllowed})
+// methodNotAllowedFor answers a known path's wrong method, with the Allow header RFC 9110
+// asks for (and Flask sent): allow maps each path to its methods (routes.allow).
+func methodNotAllowedFor(allow map[string]string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if methods := allow[r.URL.Path]; methods != "" {
+			w.Header().Set("Allow", methods)
+		}
+		writeJSON(w, http.StatusMethodNotAllowed, gen.HTTPError{Code: gen.HTTPMethodNotAllowed, Message: msgMethodNotAllowed})
+	}
 }
 
 // trimTrailingSlash makes /health/ behave like /health, as the Python relays' routes did, and
@@ -265,19 +283,25 @@ func (busyError) Error() string {
 	return "The relay is busy: too many requests are in flight. Try again in a moment."
 }
 
-// limitInFlight answers at once, with the busy envelope, a request that would take the relay
-// over MaxInFlight requests in flight: under a flood, memory and goroutines stay bounded and
-// callers learn it immediately instead of queueing until a timeout.
-func (s *Service) limitInFlight(next http.Handler) http.Handler {
-	slots := make(chan struct{}, s.cfg.MaxInFlight)
+// inFlightSlots bounds the requests that do work (those that need a token: lookups, actions,
+// the health check) to MaxInFlight at once: a request past it is answered at once, with the
+// busy envelope, so under a flood memory and goroutines stay bounded and callers learn it
+// immediately instead of queueing until a timeout. /version, /watchdog, unknown paths and
+// wrong methods cost nothing and keep their own answers, busy or not: load balancers and
+// operators poll them exactly then.
+func (s *Service) inFlightSlots() chan struct{} {
+	return make(chan struct{}, s.cfg.MaxInFlight)
+}
+
+// oneHealthCheck keeps the first of several Health-Check headers, as Flask read it: the
+// generated binding refuses a repeated header (the validator reads only the first).
+func oneHealthCheck(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			next.ServeHTTP(w, r)
-		default:
-			writeEnvelope(w, r, busyError{})
+		if v := r.Header.Values("Health-Check"); len(v) > 1 {
+			r = r.Clone(r.Context())
+			r.Header.Set("Health-Check", v[0])
 		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -290,8 +314,9 @@ func (s *Service) limitInFlight(next http.Handler) http.Handler {
 //
 // Requests for unknown paths or methods go on untouched: the validator answers 404 or 405.
 //
-// listRoutes are the paths whose body is an observable list (observableListRoutes).
-func (s *Service) admit(router routers.Router, listRoutes map[string]bool) func(http.Handler) http.Handler {
+// listRoutes are the paths whose body is an observable list (observableListRoutes); a request
+// to a secured route takes one of slots (inFlightSlots) for as long as it is served.
+func (s *Service) admit(router routers.Router, listRoutes map[string]bool, slots chan struct{}) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			route, _, err := router.FindRoute(r)
@@ -301,6 +326,13 @@ func (s *Service) admit(router routers.Router, listRoutes map[string]bool) func(
 			}
 			st := stateFrom(r.Context())
 			if secured(route) {
+				select {
+				case slots <- struct{}{}:
+					defer func() { <-slots }()
+				default:
+					writeEnvelope(w, r, busyError{})
+					return
+				}
 				claims, err := s.cfg.Verifier.FromRequest(r)
 				if err != nil {
 					writeEnvelope(w, r, err)

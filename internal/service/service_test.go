@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -504,6 +505,25 @@ func TestRoutes(t *testing.T) {
 		status, body := h.do(tt.method, tt.path, http.Header{"Authorization": {h.bearer()}}, "")
 		if status != tt.status {
 			t.Errorf("%s %s = %d (%v), want %d", tt.method, tt.path, status, body, tt.status)
+		}
+	}
+	// A 405 says which methods the path takes (RFC 9110; Flask did too).
+	for path, want := range map[string]string{"/version": "POST", "/watchdog": "GET, HEAD", "/observe/observables/": "POST"} {
+		method := http.MethodGet
+		if want != "POST" {
+			method = http.MethodDelete
+		}
+		req, err := http.NewRequestWithContext(context.Background(), method, h.srv.URL+path, http.NoBody)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != want {
+			t.Errorf("%s %s: %d, Allow %q; want 405, Allow %q", method, path, resp.StatusCode, resp.Header.Get("Allow"), want)
 		}
 	}
 }
