@@ -126,6 +126,8 @@ func New(cfg Config) (*Store, error) {
 		if cfg.RootCAs != nil { // rediss://: ParseClusterURL set TLSConfig
 			o.TLSConfig.RootCAs = cfg.RootCAs
 		}
+		// go-redis's own dialer for each node (TLS included), behind the reply guard.
+		o.Dialer = guardDialer(redis.NewDialer(&redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig}))
 		return newStore(redis.NewClusterClient(o)), nil
 	}
 	o, err := redis.ParseURL(cfg.URL)
@@ -143,7 +145,17 @@ func New(cfg Config) (*Store, error) {
 	if cfg.RootCAs != nil { // rediss://: ParseURL set TLSConfig
 		o.TLSConfig.RootCAs = cfg.RootCAs
 	}
+	o.Dialer = guardDialer(redis.NewDialer(o)) // go-redis's own dialer (TLS included), behind the reply guard
 	return newStore(redis.NewClient(o)), nil
+}
+
+// recovered turns a panic in go-redis (reading a reply the guard let through) into the
+// operation's error: a Store's caller may be a singleflight call, whose panics would end the
+// process, and a Redis fault must only send the lookup to MISP.
+func recovered(err *error) {
+	if v := recover(); v != nil {
+		*err = fmt.Errorf("redis: the client failed on a reply: %v", v)
+	}
 }
 
 // silent is a go-redis logger that drops every message (see New).
@@ -162,7 +174,8 @@ func Redact(raw string) string {
 
 // Get reads key's value into buf. A value longer than buf is skipped on the wire and reads
 // as not found.
-func (s *Store) Get(ctx context.Context, key string, buf []byte) ([]byte, bool, error) {
+func (s *Store) Get(ctx context.Context, key string, buf []byte) (_ []byte, _ bool, err error) {
+	defer recovered(&err)
 	n, err := s.c.GetToBuffer(ctx, key, buf).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -187,7 +200,8 @@ func tooLarge(err error) bool {
 // pipelines GETRANGE key 0 len(buf)-1 rather than GET, so that Redis itself sends no more than
 // a buffer holds: in a pipeline, go-redis cannot skip a value longer than its buffer without
 // failing the whole pipeline, which then happens only with a server that ignores the range.
-func (s *Store) GetMany(ctx context.Context, keys []string, bufs [][]byte) ([][]byte, error) {
+func (s *Store) GetMany(ctx context.Context, keys []string, bufs [][]byte) (_ [][]byte, err error) {
+	defer recovered(&err)
 	cmds := make([]*redis.ZeroCopyStringCmd, len(keys))
 	// Pipelined's own error is the first command's; each command is looked at below.
 	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -212,8 +226,9 @@ func (s *Store) GetMany(ctx context.Context, keys []string, bufs [][]byte) ([][]
 }
 
 // SetMany stores values[i] under keys[i] for ttl, in one round trip.
-func (s *Store) SetMany(ctx context.Context, keys []string, values [][]byte, ttl time.Duration) error {
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+func (s *Store) SetMany(ctx context.Context, keys []string, values [][]byte, ttl time.Duration) (err error) {
+	defer recovered(&err)
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			p.Set(ctx, k, values[i], ttl)
 		}
@@ -223,19 +238,22 @@ func (s *Store) SetMany(ctx context.Context, keys []string, values [][]byte, ttl
 }
 
 // Set stores value under key for ttl (SET key value PX ttl).
-func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) (err error) {
+	defer recovered(&err)
 	return s.c.Set(ctx, key, value, ttl).Err()
 }
 
 // Lock sets key to token for ttl unless it holds another token, and tells whether it holds
 // token now (a script: EVALSHA, or EVAL the first time a server sees it).
-func (s *Store) Lock(ctx context.Context, key, token string, ttl time.Duration) (bool, error) {
+func (s *Store) Lock(ctx context.Context, key, token string, ttl time.Duration) (_ bool, err error) {
+	defer recovered(&err)
 	n, err := s.lock.Run(ctx, s.c, []string{key}, token, max(ttl.Milliseconds(), 1)).Int()
 	return n == 1, err
 }
 
 // Unlock deletes key if it holds token.
-func (s *Store) Unlock(ctx context.Context, key, token string) error {
+func (s *Store) Unlock(ctx context.Context, key, token string) (err error) {
+	defer recovered(&err)
 	return s.unlock.Run(ctx, s.c, []string{key}, token).Err()
 }
 
