@@ -168,17 +168,24 @@ const Redacted = "[redacted]"
 
 // Clean makes text from a server (or from an error) fit for Error.Detail: invalid UTF-8 and
 // control characters are replaced, runs of white space become single spaces, every secret is
-// removed whatever its letter case (a server may echo a key upper-cased), and only then is the
-// text cut to MaxDetail runes, so a cut never leaves part of a secret behind.
+// removed whatever its letter case (a server may echo a key upper-cased) and however its
+// white space or control characters were folded with the text's, and only then is the text
+// cut to MaxDetail runes, so a cut never leaves part of a secret behind.
 func Clean(s string, secrets ...string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
+	s = fold(s)
 	for _, k := range secrets {
-		s = redact(s, strings.TrimSpace(k))
+		s = redact(s, fold(k))
 	}
 	return Truncate(s, MaxDetail)
+}
+
+// fold replaces invalid UTF-8, and turns runs of white space and control characters into
+// single spaces, trimmed.
+func fold(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
 }
 
 // redact removes every case-insensitive occurrence of secret from s.
