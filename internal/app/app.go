@@ -272,6 +272,8 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		Policy:         cfg.policy,
 		Log:            log,
 		ObserveRequest: m.ObserveRequest,
+		// MaxInFlight's share for one tenant (MISP host, API key).
+		MaxInFlightPerTenant: cfg.maxInFlightPerTenant,
 	}
 	if cfg.warninglistsDir != "" {
 		lists, err := warninglist.Load(cfg.warninglistsDir)

@@ -50,6 +50,8 @@ type config struct {
 	audience      string
 	allowedHosts  []string
 	maxInFlight   int
+	// maxInFlightPerTenant is one tenant's (MISP host, API key) share of maxInFlight.
+	maxInFlightPerTenant int
 	// maxAnswerBytes and maxAttributeBytes cap what one MISP lookup, and one attribute of
 	// it, may inflate to.
 	maxAnswerBytes    int64
@@ -141,6 +143,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.maxInFlight, err = positive(getenv, "MAX_IN_FLIGHT", service.DefaultMaxInFlight); err != nil {
 		return c, err
+	}
+	if c.maxInFlightPerTenant, err = positive(getenv, "MAX_IN_FLIGHT_PER_TENANT", service.DefaultMaxInFlightPerTenant(c.maxInFlight)); err != nil {
+		return c, err
+	}
+	if c.maxInFlightPerTenant > c.maxInFlight {
+		return c, fmt.Errorf("MAX_IN_FLIGHT_PER_TENANT must be at most MAX_IN_FLIGHT (%d), not %d", c.maxInFlight, c.maxInFlightPerTenant)
 	}
 	if c.maxAnswerBytes, err = byteCount(getenv, "MISP_MAX_ANSWER_BYTES", misp.DefaultMaxAnswerBytes); err != nil {
 		return c, err

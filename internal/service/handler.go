@@ -54,8 +54,8 @@ func stateFrom(ctx context.Context) *requestState {
 
 func claimsFrom(ctx context.Context) auth.Claims { return stateFrom(ctx).claims }
 
-// NewHandler wires the HTTP API: chi, the middleware (in-flight bound, then authentication
-// from the headers, and only then the body: see admit), the kin-openapi validator and the
+// NewHandler wires the HTTP API: chi, the middleware (authentication from the headers, then
+// the in-flight bounds, and only then the body: see admit), the kin-openapi validator and the
 // generated strict handler.
 func NewHandler(s *Service) (http.Handler, error) {
 	spec, err := gen.GetSpec()
@@ -85,7 +85,7 @@ func NewHandler(s *Service) (http.Handler, error) {
 	}
 
 	r := chi.NewRouter()
-	r.Use(s.logRequests, s.recoverer, trimTrailingSlash, oneHealthCheck, s.admit(router, observableListRoutes(spec), s.inFlightSlots()))
+	r.Use(s.logRequests, s.recoverer, trimTrailingSlash, oneHealthCheck, s.admit(router, observableListRoutes(spec)))
 	r.Use(nethttpmw.OapiRequestValidatorWithOptions(vspec, &nethttpmw.Options{
 		Options: openapi3filter.Options{
 			// Error details would echo schemas and rejected values (which may be secrets).
@@ -273,26 +273,6 @@ func (s *Service) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// DefaultMaxInFlight is Config.MaxInFlight's default (MAX_IN_FLIGHT).
-const DefaultMaxInFlight = 256
-
-// busyError answers a request over MaxInFlight.
-type busyError struct{}
-
-func (busyError) Error() string {
-	return "The relay is busy: too many requests are in flight. Try again in a moment."
-}
-
-// inFlightSlots bounds the requests that do work (those that need a token: lookups, actions,
-// the health check) to MaxInFlight at once: a request past it is answered at once, with the
-// busy envelope, so under a flood memory and goroutines stay bounded and callers learn it
-// immediately instead of queueing until a timeout. /version, /watchdog, unknown paths and
-// wrong methods cost nothing and keep their own answers, busy or not: load balancers and
-// operators poll them exactly then.
-func (s *Service) inFlightSlots() chan struct{} {
-	return make(chan struct{}, s.cfg.MaxInFlight)
-}
-
 // oneHealthCheck keeps the first of several Health-Check headers, as Flask read it: the
 // generated binding refuses a repeated header (the validator reads only the first).
 func oneHealthCheck(next http.Handler) http.Handler {
@@ -314,9 +294,13 @@ func oneHealthCheck(next http.Handler) http.Handler {
 //
 // Requests for unknown paths or methods go on untouched: the validator answers 404 or 405.
 //
-// listRoutes are the paths whose body is an observable list (observableListRoutes); a request
-// to a secured route takes one of slots (inFlightSlots) for as long as it is served.
-func (s *Service) admit(router routers.Router, listRoutes map[string]bool, slots chan struct{}) func(http.Handler) http.Handler {
+// A request to a secured route is authenticated first (from its headers alone: it needs no
+// slot), then takes one of its tenant's share and one of the relay's slots (inFlight) for as
+// long as it is served, body reading included, so a tenant's slow bodies or stalled MISP fill
+// its own share only.
+//
+// listRoutes are the paths whose body is an observable list (observableListRoutes).
+func (s *Service) admit(router routers.Router, listRoutes map[string]bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			route, _, err := router.FindRoute(r)
@@ -326,19 +310,18 @@ func (s *Service) admit(router routers.Router, listRoutes map[string]bool, slots
 			}
 			st := stateFrom(r.Context())
 			if secured(route) {
-				select {
-				case slots <- struct{}{}:
-					defer func() { <-slots }()
-				default:
-					writeEnvelope(w, r, busyError{})
-					return
-				}
 				claims, err := s.cfg.Verifier.FromRequest(r)
 				if err != nil {
 					writeEnvelope(w, r, err)
 					return
 				}
 				st.claims = claims
+				id := tenantIDOf(claims)
+				if err := s.inFlight.enter(id); err != nil {
+					writeEnvelope(w, r, err)
+					return
+				}
+				defer s.inFlight.leave(id)
 			}
 			if route.Operation.RequestBody == nil {
 				r.Body, r.ContentLength = http.NoBody, 0 // never read

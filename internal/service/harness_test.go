@@ -107,9 +107,9 @@ func newHarness(t *testing.T, o options) *harness {
 }
 
 // serve puts a service built from cfg behind the harness's server (same contract and secret
-// checks), for tests that need another backend than the fake MISP. Secret and Version default
-// to the tests'.
-func (h *harness) serve(cfg service.Config) {
+// checks), for tests that need another backend than the fake MISP, and returns it. Secret and
+// Version default to the tests'.
+func (h *harness) serve(cfg service.Config) *service.Service {
 	h.t.Helper()
 	if cfg.Secret == "" {
 		cfg.Secret = testSecret
@@ -129,6 +129,7 @@ func (h *harness) serve(cfg service.Config) {
 		h.t.Fatal(err)
 	}
 	h.srv.Config.Handler = handler
+	return svc
 }
 
 // token mints a JWT signed with the tests' secret.

@@ -78,6 +78,11 @@ type Config struct {
 	// MaxInFlight bounds the requests served at once (MAX_IN_FLIGHT); more are answered at
 	// once with a "service unavailable" envelope. Default DefaultMaxInFlight.
 	MaxInFlight int
+	// MaxInFlightPerTenant bounds one tenant's requests served at once
+	// (MAX_IN_FLIGHT_PER_TENANT), within MaxInFlight, so a tenant whose MISP stalls cannot
+	// take every slot. A tenant is one (MISP host, API key) pair of the token's claims.
+	// Default DefaultMaxInFlightPerTenant(MaxInFlight); more than MaxInFlight is an error.
+	MaxInFlightPerTenant int
 
 	// Policy is the verdict policy: BENIGN_TAGS, MALICIOUS_TAGS, SUSPICIOUS_TAGS and
 	// TRUSTED_ORGS (the zero Policy has no tag settings and trusts every organisation).
@@ -94,8 +99,9 @@ type Config struct {
 
 // Service implements gen.StrictServerInterface.
 type Service struct {
-	cfg Config
-	log *slog.Logger // cfg.Log
+	cfg      Config
+	log      *slog.Logger // cfg.Log
+	inFlight *inFlight    // the MaxInFlight and MaxInFlightPerTenant bounds (admit)
 }
 
 var _ gen.StrictServerInterface = (*Service)(nil)
@@ -135,6 +141,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.MaxInFlightPerTenant <= 0 {
+		cfg.MaxInFlightPerTenant = DefaultMaxInFlightPerTenant(cfg.MaxInFlight)
+	}
+	if cfg.MaxInFlightPerTenant > cfg.MaxInFlight {
+		return nil, fmt.Errorf("service: %d requests in flight per tenant is more than the %d in all", cfg.MaxInFlightPerTenant, cfg.MaxInFlight)
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -147,7 +159,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Verifier == nil {
 		cfg.Verifier = auth.NewVerifier(cfg.Secret)
 	}
-	return &Service{cfg: cfg, log: cfg.Log}, nil
+	return &Service{cfg: cfg, log: cfg.Log, inFlight: newInFlight(cfg.MaxInFlight, cfg.MaxInFlightPerTenant)}, nil
 }
 
 // tenant is what one request talks to: the relay's backend, or the MISP a configuration

@@ -1,0 +1,90 @@
+package service
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+)
+
+// TestTenantIDs: a tenant is its (host, key) pair and nothing else: neither half can be
+// shifted into the other, and the other claims do not make another tenant.
+func TestTenantIDs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b auth.Claims
+		same bool
+	}{
+		{"the same pair", auth.Claims{Host: "https://m.example", Key: "k"}, auth.Claims{Host: "https://m.example", Key: "k"}, true},
+		{"other claims", auth.Claims{Key: "k"}, auth.Claims{Key: "k", URLScanKey: "u", EntitiesLimit: 3}, true},
+		{"another key", auth.Claims{Key: "k1"}, auth.Claims{Key: "k2"}, false},
+		{"another host", auth.Claims{Host: "https://a.example", Key: "k"}, auth.Claims{Host: "https://b.example", Key: "k"}, false},
+		{"API_URL or a named host", auth.Claims{Key: "k"}, auth.Claims{Host: "https://a.example", Key: "k"}, false},
+		{"a byte moved across", auth.Claims{Host: "ab", Key: "c"}, auth.Claims{Host: "a", Key: "bc"}, false},
+		{"key as host", auth.Claims{Key: "k"}, auth.Claims{Host: "k"}, false},
+	} {
+		if got := tenantIDOf(tc.a) == tenantIDOf(tc.b); got != tc.same {
+			t.Errorf("%s: same tenant = %v, want %v", tc.name, got, tc.same)
+		}
+	}
+}
+
+// TestInFlightCounts: the share is checked before the relay's slots, refusals take nothing,
+// and a tenant's entry goes when its last request leaves.
+func TestInFlightCounts(t *testing.T) {
+	f := newInFlight(3, 2)
+	a, b, c := tenantIDOf(auth.Claims{Key: "a"}), tenantIDOf(auth.Claims{Key: "b"}), tenantIDOf(auth.Claims{Key: "c"})
+	for i, step := range []struct {
+		enter, leave *tenantID
+		want         error
+		tenants      int
+	}{
+		{enter: &a, tenants: 1},
+		{enter: &a, tenants: 1},
+		{enter: &a, want: errTenantBusy, tenants: 1},
+		{enter: &b, tenants: 2},
+		{enter: &c, want: errBusy, tenants: 2},       // the relay is full
+		{enter: &a, want: errTenantBusy, tenants: 2}, // and A is over its share: said first
+		{leave: &b, tenants: 1},
+		{enter: &c, tenants: 2},
+		{leave: &a, tenants: 2},
+		{leave: &a, tenants: 1},
+		{leave: &c, tenants: 0},
+		{enter: &a, tenants: 1},
+		{enter: &a, tenants: 1},
+		{enter: &b, tenants: 2},
+		{enter: &c, want: errBusy, tenants: 2},
+	} {
+		if step.leave != nil {
+			f.leave(*step.leave)
+		} else if err := f.enter(*step.enter); !errors.Is(err, step.want) {
+			t.Errorf("step %d: enter = %v, want %v", i, err, step.want)
+		}
+		if n := f.tenants(); n != step.tenants {
+			t.Errorf("step %d: %d tenants in flight, want %d", i, n, step.tenants)
+		}
+	}
+}
+
+// TestPerTenantSetting: the share defaults to a quarter of MaxInFlight, at least 1, and cannot
+// exceed it.
+func TestPerTenantSetting(t *testing.T) {
+	for total, want := range map[int]int{1: 1, 3: 1, 4: 1, 10: 2, 256: 64} {
+		if got := DefaultMaxInFlightPerTenant(total); got != want {
+			t.Errorf("DefaultMaxInFlightPerTenant(%d) = %d, want %d", total, got, want)
+		}
+	}
+	s, err := New(Config{MaxInFlight: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cfg.MaxInFlightPerTenant != 2 || s.inFlight.perTenant != 2 {
+		t.Errorf("share of MaxInFlight 8: %d (counted with %d), want 2", s.cfg.MaxInFlightPerTenant, s.inFlight.perTenant)
+	}
+	if _, err := New(Config{MaxInFlight: 8, MaxInFlightPerTenant: 9}); err == nil {
+		t.Error("a share larger than MaxInFlight was accepted")
+	}
+	if _, err := New(Config{MaxInFlight: 8, MaxInFlightPerTenant: 8}); err != nil {
+		t.Errorf("a share of all of MaxInFlight: %v", err)
+	}
+}
