@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -34,16 +33,6 @@ func gzipMISP(t *testing.T, body []byte) *misptest.Server {
 		}
 	})
 	return srv
-}
-
-// allocatedDuring returns the bytes the process allocated while f ran. The tests in this file
-// are not parallel, so they are f's (and its server's) for the most part.
-func allocatedDuring(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }
 
 // TestGzipBombIsCapped: a 260 KB gzip answer that inflates to one 256 MiB attribute, and one
@@ -73,7 +62,7 @@ func TestGzipBombIsCapped(t *testing.T) {
 				cfg.PageSize = 1 << 20 // one page holds every attribute: the byte cap stops it
 			})
 			var err error
-			alloc := allocatedDuring(func() { _, err = c.Search(context.Background(), testKey, q1) })
+			alloc := testkit.AllocatedDuring(func() { _, err = c.Search(context.Background(), testKey, q1) })
 			e := asError(t, err)
 			if !errors.Is(err, misp.ErrUnexpected) || !strings.Contains(e.Detail, tt.want) {
 				t.Errorf("err = %v, want an unexpected-answer error naming %s", err, tt.want)

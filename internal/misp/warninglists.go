@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -71,21 +72,53 @@ func (c *Client) CheckWarninglists(ctx context.Context, key string, values []str
 		}
 		return nil, nil
 	}
-	var answer map[string]json.RawMessage
-	if err := json.Unmarshal(b, &answer); err != nil {
+	out, err := readHits(b, values)
+	if err != nil {
 		return nil, c.readError(ctx, op, key, resp.StatusCode, err)
 	}
-	out := make(map[string][]intel.WarninglistHit, len(answer))
-	for value, rawHits := range answer {
-		// Tolerant like the search: a hit of another shape is skipped, not fatal.
-		var hits []struct {
-			ID      mispjson.String `json:"id"`
-			Name    mispjson.String `json:"name"`
-			Matched mispjson.String `json:"matched"`
+	return out, nil
+}
+
+// maxHitsPerValue bounds the warninglist hits kept of one value: MISP ships about 120 lists
+// and a value is on a handful, while 1 MiB of [{},{},...] is 350,000 hits to hold.
+const maxHitsPerValue = 64
+
+// checkHit is one hit of a checkValue answer.
+type checkHit struct {
+	ID      mispjson.String `json:"id"`
+	Name    mispjson.String `json:"name"`
+	Matched mispjson.String `json:"matched"`
+}
+
+// readHits reads checkValue's {"value": [hit, ...], ...} one value at a time. Only the values
+// asked about are kept (the first time each comes), with their first maxHitsPerValue hits;
+// the rest is skipped unread, so what it holds depends on the request, not on what MISP sent.
+// Tolerant like the search: a value whose hits are not a list, and a hit of another shape,
+// are skipped, not fatal.
+func readHits(b []byte, values []string) (map[string][]intel.WarninglistHit, error) {
+	asked := make(map[string]bool, len(values))
+	for _, v := range values {
+		asked[v] = true
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := expectDelim(dec, '{', "the answer is neither an object nor an empty list"); err != nil {
+		return nil, err
+	}
+	out := map[string][]intel.WarninglistHit{}
+	var raw json.RawMessage // reused: a value's hits, or what is skipped
+	for dec.More() {
+		value, err := objectKey(dec)
+		if err != nil {
+			return nil, err
 		}
-		if json.Unmarshal(rawHits, &hits) != nil {
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		if !asked[value] {
 			continue
 		}
+		asked[value] = false // a repeated key is skipped too
+		hits, _ := mispjson.ReadList[checkHit](raw, maxHitsPerValue)
 		for _, h := range hits {
 			name := strings.TrimSpace(h.Name.Text())
 			if name == "" {
@@ -97,6 +130,12 @@ func (c *Client) CheckWarninglists(ctx context.Context, key string, values []str
 			}
 			out[value] = append(out[value], intel.WarninglistHit{List: name, Match: h.Matched.Text()})
 		}
+	}
+	if _, err := dec.Token(); err != nil { // }
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &shapeError{"the answer goes on after its object"}
 	}
 	return out, nil
 }

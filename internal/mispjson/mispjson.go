@@ -9,12 +9,14 @@
 // it, so a strict caller (the feed loader) can refuse the file (see Event.Check) while a
 // tolerant one (the REST client) carries on with what it could read.
 //
+// Lists are read into what the relay keeps, not element by element (see List and
+// Sightings): the caps on the bytes read from MISP do not bound what they decode to.
+//
 // It does no I/O and knows nothing of HTTP or of how answers are paged.
 package mispjson
 
 import (
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -66,22 +68,29 @@ type Org struct {
 	UUID String `json:"uuid"`
 }
 
-// Event is a MISP event: a feed file's Event, or the Event block includeContext adds to a
-// restSearch attribute (which has no Attribute or Object lists).
+// Event is a MISP event of a feed file: its header and its attributes, loose and in objects.
 type Event struct {
-	UUID             String      `json:"uuid"`
-	Info             String      `json:"info"`
-	Date             String      `json:"date"`
-	Timestamp        String      `json:"timestamp"`
-	PublishTimestamp String      `json:"publish_timestamp"`
-	ThreatLevelID    String      `json:"threat_level_id"`
-	Analysis         String      `json:"analysis"`
-	Distribution     String      `json:"distribution"`
-	Published        Bool        `json:"published"`
-	Orgc             Org         `json:"Orgc"`
-	Tag              []Tag       `json:"Tag"`
-	Attribute        []Attribute `json:"Attribute"`
-	Object           []Object    `json:"Object"`
+	EventHeader
+	Attribute []Attribute `json:"Attribute"`
+	Object    []Object    `json:"Object"`
+}
+
+// EventHeader is what MISP says of an event besides its attributes: the Event block
+// includeContext adds to a restSearch attribute is one. That block has no attribute lists,
+// and lists sent there anyway are skipped unread: one attribute's context must not cost
+// what a whole event's attributes do.
+type EventHeader struct {
+	UUID             String    `json:"uuid"`
+	Info             String    `json:"info"`
+	Date             String    `json:"date"`
+	Timestamp        String    `json:"timestamp"`
+	PublishTimestamp String    `json:"publish_timestamp"`
+	ThreatLevelID    String    `json:"threat_level_id"`
+	Analysis         String    `json:"analysis"`
+	Distribution     String    `json:"distribution"`
+	Published        Bool      `json:"published"`
+	Orgc             Org       `json:"Orgc"`
+	Tag              List[Tag] `json:"Tag"`
 }
 
 // Object is a MISP object of a feed event: a group of attributes.
@@ -92,25 +101,26 @@ type Object struct {
 }
 
 // Attribute is a MISP attribute. Event is set in restSearch answers asked with includeContext.
+// Its lists keep what the relay uses (see List and Sightings), whatever their length.
 type Attribute struct {
-	UUID               String       `json:"uuid"`
-	Type               String       `json:"type"`
-	Category           String       `json:"category"`
-	Value              String       `json:"value"`
-	Comment            String       `json:"comment"`
-	ToIDS              Bool         `json:"to_ids"`
-	Deleted            Bool         `json:"deleted"`
-	DisableCorrelation Bool         `json:"disable_correlation"`
-	Timestamp          String       `json:"timestamp"`
-	Distribution       String       `json:"distribution"`
-	FirstSeen          String       `json:"first_seen"`
-	LastSeen           String       `json:"last_seen"`
-	ObjectRelation     String       `json:"object_relation"`
-	Tag                []Tag        `json:"Tag"`
-	Sighting           []Sighting   `json:"Sighting"`
-	Warnings           []Warning    `json:"warnings"`
-	DecayScore         []DecayScore `json:"decay_score"`
-	Event              Event        `json:"Event"`
+	UUID               String           `json:"uuid"`
+	Type               String           `json:"type"`
+	Category           String           `json:"category"`
+	Value              String           `json:"value"`
+	Comment            String           `json:"comment"`
+	ToIDS              Bool             `json:"to_ids"`
+	Deleted            Bool             `json:"deleted"`
+	DisableCorrelation Bool             `json:"disable_correlation"`
+	Timestamp          String           `json:"timestamp"`
+	Distribution       String           `json:"distribution"`
+	FirstSeen          String           `json:"first_seen"`
+	LastSeen           String           `json:"last_seen"`
+	ObjectRelation     String           `json:"object_relation"`
+	Tag                List[Tag]        `json:"Tag"`
+	Sighting           Sightings        `json:"Sighting"`
+	Warnings           List[Warning]    `json:"warnings"`
+	DecayScore         List[DecayScore] `json:"decay_score"`
+	Event              EventHeader      `json:"Event"`
 }
 
 // Intel returns what the relay keeps of the attribute.
@@ -124,10 +134,10 @@ func (a *Attribute) Intel() intel.Attribute {
 		Timestamp: EpochSeconds(a.Timestamp.Text()),
 		FirstSeen: SeenTime(a.FirstSeen.Text()),
 		LastSeen:  SeenTime(a.LastSeen.Text()),
-		Tags:      ownTagNames(a.Tag),
-		Warnings:  warnings(a.Warnings),
-		Sightings: Summarize(a.Sighting),
-		Decay:     decayScores(a.DecayScore),
+		Tags:      ownTagNames(a.Tag.All()),
+		Warnings:  warnings(a.Warnings.All()),
+		Sightings: a.Sighting.Summary(),
+		Decay:     decayScores(a.DecayScore.All()),
 	}
 }
 
@@ -135,7 +145,7 @@ func (a *Attribute) Intel() intel.Attribute {
 // attribute, for an Event block that lacks its own Tag list.
 func (a *Attribute) InheritedTagNames() []string {
 	var out []string
-	for _, t := range a.Tag {
+	for _, t := range a.Tag.All() {
 		if n := t.Name.Text(); n != "" && t.Inherited.Value() {
 			out = append(out, n)
 		}
@@ -144,7 +154,7 @@ func (a *Attribute) InheritedTagNames() []string {
 }
 
 // Intel returns what the relay keeps of the event, without attributes.
-func (e *Event) Intel() intel.Event {
+func (e *EventHeader) Intel() intel.Event {
 	return intel.Event{
 		UUID:        e.UUID.Text(),
 		Info:        e.Info.Text(),
@@ -153,7 +163,7 @@ func (e *Event) Intel() intel.Event {
 		ThreatLevel: ThreatLevel(e.ThreatLevelID.Text()),
 		Org:         e.Orgc.Name.Text(),
 		OrgUUID:     strings.TrimSpace(e.Orgc.UUID.Text()),
-		Tags:        TagNames(e.Tag),
+		Tags:        TagNames(e.Tag.All()),
 		Published:   e.Published.Value(),
 		Analysis:    AnalysisLevel(e.Analysis.Text()),
 	}
@@ -217,53 +227,10 @@ func decayScores(ds []DecayScore) []intel.DecayScore {
 	return out
 }
 
-// Summarize counts sightings by type and keeps the dates and sources the relay reports.
-// Sightings of an unknown type are ignored.
-func Summarize(ss []Sighting) intel.Sightings {
-	var out intel.Sightings
-	for _, s := range ss {
-		when := EpochSeconds(s.DateSighting.Text())
-		switch strings.TrimSpace(s.Type.Text()) {
-		case "0", "":
-			// MISP's default type is 0; older exports leave it out.
-			out.Seen++
-			if !when.IsZero() && (out.First.IsZero() || when.Before(out.First)) {
-				out.First = when
-			}
-			if when.After(out.Last) {
-				out.Last = when
-			}
-			src := strings.TrimSpace(s.Source.Text())
-			if src == "" {
-				src = strings.TrimSpace(s.Organisation.Name.Text())
-			}
-			if src != "" && len(out.Sources) < intel.MaxSightingSources && !slices.Contains(out.Sources, src) {
-				out.Sources = append(out.Sources, src)
-			}
-		case "1":
-			out.FalsePositive++
-		case "2":
-			out.Expiration++
-			if !when.IsZero() && (out.Expires.IsZero() || when.Before(out.Expires)) {
-				out.Expires = when
-			}
-		}
-	}
-	return out
-}
-
 // Check returns the first field of the event, its tags, attributes and objects that held a
 // value of the wrong kind, for readers that refuse such data.
 func (e *Event) Check() error {
-	for _, f := range []String{e.UUID, e.Info, e.Date, e.Timestamp, e.ThreatLevelID, e.Analysis, e.Orgc.Name, e.Orgc.UUID} {
-		if err := f.Err(); err != nil {
-			return err
-		}
-	}
-	if err := e.Published.Err(); err != nil {
-		return err
-	}
-	if err := checkTags(e.Tag); err != nil {
+	if err := e.check(); err != nil {
 		return err
 	}
 	for i := range e.Attribute {
@@ -284,6 +251,18 @@ func (e *Event) Check() error {
 	return nil
 }
 
+func (e *EventHeader) check() error {
+	for _, f := range []String{e.UUID, e.Info, e.Date, e.Timestamp, e.ThreatLevelID, e.Analysis, e.Orgc.Name, e.Orgc.UUID} {
+		if err := f.Err(); err != nil {
+			return err
+		}
+	}
+	if err := e.Published.Err(); err != nil {
+		return err
+	}
+	return checkTags(&e.Tag)
+}
+
 func (a *Attribute) check() error {
 	for _, f := range []String{a.UUID, a.Type, a.Category, a.Value, a.Timestamp, a.FirstSeen, a.LastSeen} {
 		if err := f.Err(); err != nil {
@@ -295,21 +274,23 @@ func (a *Attribute) check() error {
 			return err
 		}
 	}
-	for _, s := range a.Sighting {
-		for _, f := range []String{s.Type, s.DateSighting, s.Source, s.Organisation.Name} {
-			if err := f.Err(); err != nil {
-				return err
-			}
-		}
+	if err := a.Sighting.Err(); err != nil {
+		return err
 	}
-	for _, w := range a.Warnings {
+	if err := a.Warnings.Err(); err != nil {
+		return err
+	}
+	for _, w := range a.Warnings.All() {
 		for _, f := range []String{w.WarninglistName, w.Match, w.WarninglistCategory, w.Value} {
 			if err := f.Err(); err != nil {
 				return err
 			}
 		}
 	}
-	for _, d := range a.DecayScore {
+	if err := a.DecayScore.Err(); err != nil {
+		return err
+	}
+	for _, d := range a.DecayScore.All() {
 		for _, f := range []String{d.Score, d.DecayingModel.Name} {
 			if err := f.Err(); err != nil {
 				return err
@@ -319,11 +300,24 @@ func (a *Attribute) check() error {
 			return err
 		}
 	}
-	return checkTags(a.Tag)
+	return checkTags(&a.Tag)
 }
 
-func checkTags(tags []Tag) error {
-	for _, t := range tags {
+// check returns the first of the sighting's fields that held a value of the wrong kind.
+func (s *Sighting) check() error {
+	for _, f := range []String{s.Type, s.DateSighting, s.Source, s.Organisation.Name} {
+		if err := f.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkTags(tags *List[Tag]) error {
+	if err := tags.Err(); err != nil {
+		return err
+	}
+	for _, t := range tags.All() {
 		if err := t.Name.Err(); err != nil {
 			return err
 		}

@@ -58,7 +58,8 @@ func TestTagExportable(t *testing.T) {
 	if err := ev.Check(); err != nil {
 		t.Fatal(err)
 	}
-	got := []bool{ev.Tag[0].Exportable.Value(), ev.Tag[1].Exportable.Value(), ev.Tag[2].Exportable.Set()}
+	tags := ev.Tag.All()
+	got := []bool{tags[0].Exportable.Value(), tags[1].Exportable.Value(), tags[2].Exportable.Set()}
 	if got[0] != true || got[1] != false || got[2] != false {
 		t.Errorf("exportable (a, b, c set) = %v, want [true false false]", got)
 	}

@@ -128,7 +128,11 @@ func ThreatLevel(s string) int {
 // EpochSeconds reads MISP's timestamp fields (seconds since the epoch, sent as a string). "0"
 // and unreadable values give the zero time ("absent or unreadable").
 func EpochSeconds(s string) time.Time {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{} // without asking ParseInt, whose error is an allocation
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
 		return time.Time{}
 	}

@@ -1,14 +1,15 @@
 // Package testkit holds the helpers the relay's tests share, so each exists once: the
 // environment of a test relay, log capture and reading, JWT signing and a fake JWKS endpoint,
-// the contract check against api/openapi.yaml, the secret check, and ways to wait for an event
-// instead of sleeping (readiness polls, in-memory transports and a clock step for
-// testing/synctest bubbles).
+// the contract check against api/openapi.yaml, the secret check, gzip bombs and what a call
+// allocates, and ways to wait for an event instead of sleeping (readiness polls, in-memory
+// transports and a clock step for testing/synctest bubbles).
 //
 // Import it only from _test.go files: it depends on package testing.
 package testkit
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -56,4 +57,16 @@ func NoSecrets(tb testing.TB, text string, secrets ...string) {
 			tb.Errorf("a secret (%.6s…) appears in a response or a log line", s)
 		}
 	}
+}
+
+// AllocatedDuring returns the bytes the process allocated while f ran: what a decoder costs
+// on a hostile answer, measured without timing. Other goroutines' allocations count too
+// (a test's fake server's, for one), so bounds are set with room to spare, and tests that
+// use it are not parallel.
+func AllocatedDuring(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }

@@ -111,7 +111,7 @@ func (b *builder) addEvent(raw []byte) error {
 		Distribution:     orDefault(fe.Distribution.Text(), "3"),
 		Published:        fe.Published.Value(),
 		Orgc:             wireOrg{Name: fe.Orgc.Name.Text(), UUID: fe.Orgc.UUID.Text()},
-		Tags:             b.tags(fe.Tag),
+		Tags:             b.tags(fe.Tag.All()),
 	}
 	ev.Orgc.ID = b.orgID(ev.Orgc.Name)
 	ev.OrgcID = ev.Orgc.ID
@@ -159,7 +159,7 @@ func (b *builder) addAttribute(ev *event, fa *mispjson.Attribute, pt passthrough
 		objectID:           objectID,
 		objectRelation:     nullable(fa.ObjectRelation.Text()),
 		objectDistribution: objectDist,
-		tags:               b.tags(fa.Tag),
+		tags:               b.tags(fa.Tag.All()),
 		event:              ev,
 		sightings:          pt.Sighting,
 		decay:              pt.DecayScore,
