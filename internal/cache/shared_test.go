@@ -565,13 +565,8 @@ func TestWaitSurvivesAFailedLook(t *testing.T) {
 	a := newInstance(store, g, "", cache.SharedConfig{})
 	b := newInstance(store, g, "", cache.SharedConfig{})
 	synctest.Test(t, func(t *testing.T) {
-		g.gate, g.entered = make(chan bool), make(chan struct{}, 2)
-		done := make(chan []intel.Event, 2)
-		go func() { done <- search(t, a.cache, "k", q) }()
-		<-g.entered
-		go func() { done <- search(t, b.cache, "k", q) }()
-		testkit.Advance(10 * time.Millisecond) // b is waiting
-		store.failGets.Store(1)                // its next look fails
+		done := holderAndWaiter(t, g, a, b)
+		store.failGets.Store(1) // b's next look fails
 		testkit.Advance(200 * time.Millisecond)
 		if store.failGets.Load() > 0 {
 			t.Fatal("b did not look at the store")
@@ -597,12 +592,7 @@ func TestWaitEndsWhenTheStoreKeepsFailing(t *testing.T) {
 	a := newInstance(store, g, "", cache.SharedConfig{})
 	b := newInstance(store, g, "", cache.SharedConfig{})
 	synctest.Test(t, func(t *testing.T) {
-		g.gate, g.entered = make(chan bool), make(chan struct{}, 2)
-		done := make(chan []intel.Event, 2)
-		go func() { done <- search(t, a.cache, "k", q) }()
-		<-g.entered
-		go func() { done <- search(t, b.cache, "k", q) }()
-		testkit.Advance(10 * time.Millisecond) // b is waiting
+		done := holderAndWaiter(t, g, a, b)
 		store.failGets.Store(2)
 		start := time.Now()
 		<-g.entered // b asks MISP itself
@@ -612,7 +602,25 @@ func TestWaitEndsWhenTheStoreKeepsFailing(t *testing.T) {
 		close(g.gate)
 		<-done
 		<-done
+		// It went to MISP because reading the store failed: a fallback.
+		if st := b.shared.Stats(); st.Fallbacks != 1 {
+			t.Errorf("b's stats %+v, want 1 fallback", st)
+		}
 	})
+}
+
+// holderAndWaiter starts, in a synctest bubble, instance a asking MISP (held at g's gate)
+// and then instance b, which finds a's lock and waits for its answer; done receives both
+// answers.
+func holderAndWaiter(t *testing.T, g *gatedMISP, a, b instance) (done chan []intel.Event) {
+	t.Helper()
+	g.gate, g.entered = make(chan bool), make(chan struct{}, 2)
+	done = make(chan []intel.Event, 2)
+	go func() { done <- search(t, a.cache, "k", q) }()
+	<-g.entered
+	go func() { done <- search(t, b.cache, "k", q) }()
+	testkit.Advance(10 * time.Millisecond) // b is waiting
+	return done
 }
 
 // TestWaitEndsWhenTheHolderFails: the waiting instance asks MISP itself, at once, when the

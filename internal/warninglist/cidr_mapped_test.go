@@ -1,34 +1,18 @@
 package warninglist_test
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
-
-	"github.com/misp-relay/misp-relay/internal/warninglist"
 )
 
 // TestMappedEntriesKeepTheirFamily: an IPv4-mapped entry (::ffff:0:0/96, the mapped range
 // of special-purpose IPv6 lists) covers IPv4-mapped values only; read as 0.0.0.0/0 it would
 // list every IPv4 address. An IPv4-mapped value is also the IPv4 address it maps.
 func TestMappedEntriesKeepTheirFamily(t *testing.T) {
-	dir := t.TempDir()
-	for name, body := range map[string]string{
+	s := loadLists(t, map[string]string{
 		"v6special": `{"name":"IPv6 special","type":"cidr","version":1,"list":["::ffff:0:0/96","64:ff9b::/96"]}`,
 		"dns":       `{"name":"dns","type":"cidr","version":1,"list":["8.8.8.8/32","2001:4860:4860::8888"]}`,
-	} {
-		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name, "list.json"), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := warninglist.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	for _, tc := range []struct {
 		v    string
 		want []string

@@ -1,36 +1,18 @@
 package warninglist_test
 
-import (
-	"os"
-	"path/filepath"
-	"testing"
-
-	"github.com/misp-relay/misp-relay/internal/warninglist"
-)
+import "testing"
 
 // TestHostsAsMISPAndBrowsersReadThem: hostname entries are folded as MISP folds them, and a
 // URL's host is the one a browser would connect to, so that no URL borrows a listed name.
 func TestHostsAsMISPAndBrowsersReadThem(t *testing.T) {
-	dir := t.TempDir()
-	for name, body := range map[string]string{
+	s := loadLists(t, map[string]string{
 		// hostname list entries as upstream writes some of them (lists/dynamic-dns: ".duckdns.org");
 		// MISP's Warninglist::getFilteredEntries folds them with strtolower(trim($v, '.')).
 		"ddns": `{"name":"List of known dynamic DNS domains","type":"hostname","version":1,
 		  "matching_attributes":["domain","hostname","domain|ip"],"list":[".duckdns.org"]}`,
 		"google": `{"name":"google","type":"hostname","version":1,
 		  "matching_attributes":["domain","hostname","url"],"list":["google.com"]}`,
-	} {
-		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name, "list.json"), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := warninglist.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	for _, tc := range []struct {
 		typ, value string
 		listed     bool

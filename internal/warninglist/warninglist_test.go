@@ -188,6 +188,20 @@ func TestSkippedRegexEntries(t *testing.T) {
 	}
 }
 
+// loadLists writes each list (directory name to list.json) into a fresh checkout and loads it.
+func loadLists(t *testing.T, lists map[string]string) *warninglist.Set {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range lists {
+		writeList(t, dir, name, body)
+	}
+	s, err := warninglist.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func writeList(t *testing.T, dir, name, body string) string {
 	t.Helper()
 	p := filepath.Join(dir, "lists", name, "list.json")
