@@ -578,7 +578,7 @@ type Error struct {
 	// * `not found`: MISP or urlscan.io answered 404 (check API_URL).
 	// * `too many requests`: MISP or urlscan.io rate-limited the relay (429).
 	// * `internal error`: MISP or urlscan.io failed (500).
-	// * `service unavailable`: MISP or urlscan.io is down, timed out or refused the connection (502/503/504).
+	// * `service unavailable`: MISP or urlscan.io is down, timed out or refused the connection (502/503/504); or the relay is busy (`MAX_IN_FLIGHT`, or the tenant's `MAX_IN_FLIGHT_PER_TENANT`).
 	// * `bad request`: urlscan.io refused the submission (400).
 	// * `health check failed`: `/watchdog` without `Health-Check`.
 	// * `unknown`: anything else (an answer that is not what MISP sends, a TLS failure).
@@ -598,7 +598,7 @@ type ErrorType string
 // * `not found`: MISP or urlscan.io answered 404 (check API_URL).
 // * `too many requests`: MISP or urlscan.io rate-limited the relay (429).
 // * `internal error`: MISP or urlscan.io failed (500).
-// * `service unavailable`: MISP or urlscan.io is down, timed out or refused the connection (502/503/504).
+// * `service unavailable`: MISP or urlscan.io is down, timed out or refused the connection (502/503/504); or the relay is busy (`MAX_IN_FLIGHT`, or the tenant's `MAX_IN_FLIGHT_PER_TENANT`).
 // * `bad request`: urlscan.io refused the submission (400).
 // * `health check failed`: `/watchdog` without `Health-Check`.
 // * `unknown`: anything else (an answer that is not what MISP sends, a TLS failure).
