@@ -22,6 +22,8 @@ func TestTenantIDs(t *testing.T) {
 		{"API_URL or a named host", auth.Claims{Key: "k"}, auth.Claims{Host: "https://a.example", Key: "k"}, false},
 		{"a byte moved across", auth.Claims{Host: "ab", Key: "c"}, auth.Claims{Host: "a", Key: "bc"}, false},
 		{"key as host", auth.Claims{Key: "k"}, auth.Claims{Host: "k"}, false},
+		{"the host spelt otherwise", auth.Claims{Host: "https://MISP.Example.org./", Key: "k"}, auth.Claims{Host: "misp.example.org", Key: "k"}, true},
+		{"the key spelt otherwise", auth.Claims{Key: "K"}, auth.Claims{Key: "k"}, false},
 	} {
 		if got := tenantIDOf(tc.a) == tenantIDOf(tc.b); got != tc.same {
 			t.Errorf("%s: same tenant = %v, want %v", tc.name, got, tc.same)
