@@ -17,13 +17,11 @@ func (c *Client) Version(ctx context.Context, key string) (_ string, err error) 
 	if err := checkKey(op, key); err != nil {
 		return "", err
 	}
-	release, err := c.acquire(ctx, op, key)
+	ctx, done, err := c.begin(ctx, op, key)
 	if err != nil {
 		return "", err
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	defer done()
 	var v struct {
 		Version json.RawMessage `json:"version"`
 	}
@@ -60,13 +58,11 @@ func (c *Client) AddSighting(ctx context.Context, key, value string, typ intel.S
 	if err := checkKey(op, key); err != nil {
 		return err
 	}
-	release, err := c.acquire(ctx, op, key)
+	ctx, done, err := c.begin(ctx, op, key)
 	if err != nil {
 		return err
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	defer done()
 	body, err := encodeJSON(sightingRequest{Values: []string{value}, Type: typ, Source: source})
 	if err != nil {
 		return c.fail(op, 0, ErrUnexpected, "cannot encode the sighting: "+err.Error(), key)

@@ -47,13 +47,11 @@ func (c *Client) Search(ctx context.Context, key string, q intel.Query) (_ []int
 		// MISP would read such a value as a pattern or drop it and return everything.
 		return nil, c.fail(op, 0, ErrUnexpected, "refusing to search for a value MISP would not match exactly", key)
 	}
-	release, err := c.acquire(ctx, op, key)
+	ctx, done, err := c.begin(ctx, op, key)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	defer done()
 
 	types := q.Types
 	if types == nil {

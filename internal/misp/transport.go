@@ -31,17 +31,22 @@ func newBreaker(name string, failures uint32, cooldown time.Duration) *gobreaker
 	})
 }
 
-// acquire waits for one of the MaxConcurrent slots towards this MISP. A slot is held for a
-// whole operation (all pages of a search, the body read included), and the operation's
-// Timeout starts only once it has one: time spent queueing behind other lookups is not
-// charged to MISP, nor counted by the circuit breaker.
-func (c *Client) acquire(ctx context.Context, op, key string) (release func(), err error) {
+// begin waits for one of the MaxConcurrent slots towards this MISP, then bounds the operation
+// by Timeout: the returned ctx carries it, and done releases both. A slot is held for a whole
+// operation (all pages of a search, the body read included), and the operation's Timeout
+// starts only once it has one: time spent queueing behind other lookups is not charged to
+// MISP, nor counted by the circuit breaker.
+func (c *Client) begin(ctx context.Context, op, key string) (_ context.Context, done func(), err error) {
 	select {
 	case c.sem <- struct{}{}:
-		return func() { <-c.sem }, nil
 	case <-ctx.Done():
-		return nil, c.transportError(ctx, op, key, 0, ctx.Err())
+		return nil, nil, c.transportError(ctx, op, key, 0, ctx.Err())
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	return ctx, func() {
+		cancel()
+		<-c.sem
+	}, nil
 }
 
 // do sends one request and returns the response when MISP answered 2xx. Any other outcome

@@ -38,13 +38,11 @@ func (c *Client) CheckWarninglists(ctx context.Context, key string, values []str
 	if err != nil {
 		return nil, c.fail(op, 0, ErrUnexpected, "cannot encode the values: "+err.Error(), key)
 	}
-	release, err := c.acquire(ctx, op, key)
+	ctx, done, err := c.begin(ctx, op, key)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	defer done()
 
 	resp, err := c.do(ctx, op, key, http.MethodPost, "/warninglists/checkValue", body)
 	if err != nil {
