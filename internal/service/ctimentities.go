@@ -17,6 +17,18 @@ func (m mapper) sighting(o observable, e intel.Event, sourceURI *string, tlp *ge
 	if len(e.Attributes) > 0 && e.Attributes[0].Category != "" {
 		category = e.Attributes[0].Category
 	}
+	sg := newSighting(o, start, end, sourceURI, tlp)
+	sg.Count = max(len(e.Attributes), 1)
+	sg.Title = ptr(clip("Found in MISP event: "+e.Info, maxTitle))
+	sg.Description = ptr(clip("Category: "+category, maxDescription))
+	sg.Timestamp = timePtr(e.Timestamp)
+	return sg
+}
+
+// newSighting holds what every CTIM sighting the relay makes has in common: o seen from start
+// to end, as MISP (sourceURI) says, under tlp. The caller sets the count, title, description
+// and timestamp.
+func newSighting(o observable, start, end time.Time, sourceURI *string, tlp *gen.TLP) gen.Sighting {
 	observables := []gen.Observable{o.ctim()}
 	return gen.Sighting{
 		Id:            transientID("sighting"),
@@ -24,14 +36,10 @@ func (m mapper) sighting(o observable, e intel.Event, sourceURI *string, tlp *ge
 		SchemaVersion: schemaVersion,
 		ObservedTime:  gen.ObservedTime{StartTime: start, EndTime: &end},
 		Confidence:    gen.ConfidenceHigh,
-		Count:         max(len(e.Attributes), 1),
 		Observables:   &observables,
-		Title:         ptr(clip("Found in MISP event: "+e.Info, maxTitle)),
-		Description:   ptr(clip("Category: "+category, maxDescription)),
 		Source:        ptr(ctimSource),
 		SourceUri:     sourceURI,
 		Tlp:           tlp,
-		Timestamp:     timePtr(e.Timestamp),
 	}
 }
 
@@ -239,7 +247,6 @@ func (m mapper) mispSighting(o observable, e intel.Event, a *intel.Attribute, so
 	if end.Before(start) {
 		end = start
 	}
-	observables := []gen.Observable{o.ctim()}
 	desc := count(s.Seen, "sighting", "sightings") + " of this " + a.Type + " reported to MISP"
 	if len(s.Sources) > 0 {
 		desc += " by " + strings.Join(s.Sources, ", ")
@@ -247,23 +254,14 @@ func (m mapper) mispSighting(o observable, e intel.Event, a *intel.Attribute, so
 	if s.FalsePositive > 0 {
 		desc += "; " + count(s.FalsePositive, "false positive", "false positives") + " reported"
 	}
-	return gen.Sighting{
-		Id:                 transientID("sighting"),
-		Type:               gen.SightingTypeSighting,
-		SchemaVersion:      schemaVersion,
-		ObservedTime:       gen.ObservedTime{StartTime: start, EndTime: &end},
-		Confidence:         gen.ConfidenceHigh,
-		Count:              s.Seen,
-		Observables:        &observables,
-		Title:              ptr(clip("Sighted, as reported to MISP: "+e.Info, maxTitle)),
-		Description:        ptr(clip(desc+".", maxDescription)),
-		Source:             ptr(ctimSource),
-		SourceUri:          sourceURI,
-		ExternalIds:        &externalIDs(e.UUID, a.UUID).ids,
-		ExternalReferences: refs,
-		Tlp:                tlp,
-		Timestamp:          timePtr(s.Last),
-	}
+	sg := newSighting(o, start, end, sourceURI, tlp)
+	sg.Count = s.Seen
+	sg.Title = ptr(clip("Sighted, as reported to MISP: "+e.Info, maxTitle))
+	sg.Description = ptr(clip(desc+".", maxDescription))
+	sg.ExternalIds = &externalIDs(e.UUID, a.UUID).ids
+	sg.ExternalReferences = refs
+	sg.Timestamp = timePtr(s.Last)
+	return sg
 }
 
 func count(n int, one, many string) string {
