@@ -356,24 +356,6 @@ func TestOversizedAnswersAreNotStored(t *testing.T) {
 	}
 }
 
-// logBuffer collects log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 // TestStoreDownNeverFailsALookup: with the store failing, every lookup is answered by MISP;
 // after Failures failures the breaker stops calling the store, logging it once; when the
 // store is back, one probe after OpenFor closes the breaker, logged once.
@@ -382,7 +364,7 @@ func TestStoreDownNeverFailsALookup(t *testing.T) {
 	now := func() time.Time { return time.Unix(clock.Load(), 0) }
 	f := &calls{}
 	store := newMemStore()
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	a := newInstance(store, backend(f), "", cache.SharedConfig{
 		Failures: 3, OpenFor: 10 * time.Second, Now: now, Name: "redis://cache:6379",
 		Log: slog.New(slog.NewTextHandler(logs, nil)),
@@ -420,8 +402,9 @@ func TestStoreDownNeverFailsALookup(t *testing.T) {
 	if a.shared.BreakerState() != "closed" || len(store.entries()) != 2 {
 		t.Errorf("after the store came back: breaker %s, %d entries; want closed, 2", a.shared.BreakerState(), len(store.entries()))
 	}
-	if down, up := logs.count("shared cache unavailable"), logs.count("shared cache available again"); down != 1 || up != 1 {
-		t.Errorf("logged %d outages and %d recoveries, want 1 and 1:\n%s", down, up, logs.b.String())
+	out := logs.String()
+	if down, up := strings.Count(out, "shared cache unavailable"), strings.Count(out, "shared cache available again"); down != 1 || up != 1 {
+		t.Errorf("logged %d outages and %d recoveries, want 1 and 1:\n%s", down, up, out)
 	}
 }
 
@@ -537,12 +520,8 @@ func TestFleetWaitsForTheInstanceAskingMISP(t *testing.T) {
 	a := newInstance(store, g, "", cache.SharedConfig{})
 	b := newInstance(store, g, "", cache.SharedConfig{})
 	synctest.Test(t, func(t *testing.T) {
-		g.gate, g.entered = make(chan bool), make(chan struct{}, 2)
-		done := make(chan []intel.Event, 2)
-		go func() { done <- search(t, a.cache, "k", q) }()
-		<-g.entered // a holds the lock and asks MISP
-		go func() { done <- search(t, b.cache, "k", q) }()
-		testkit.Advance(300 * time.Millisecond) // b polls the store meanwhile
+		done := holderAndWaiter(t, g, a, b)
+		testkit.Advance(290 * time.Millisecond) // b polls the store meanwhile
 		close(g.gate)
 		first, second := <-done, <-done
 		if !cmp.Equal(first, second) {
