@@ -18,6 +18,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/intel/inteltest"
+	"github.com/misp-relay/misp-relay/internal/testkit"
 	"github.com/misp-relay/misp-relay/internal/upstream"
 )
 
@@ -210,14 +211,14 @@ func TestWarninglistTTLIsFromMISPsAnswer(t *testing.T) {
 			}
 		}
 		check(a) // MISP answers at t0
-		time.Sleep(40 * time.Minute)
+		testkit.Advance(40 * time.Minute)
 		check(b) // from the store
-		time.Sleep(19 * time.Minute)
+		testkit.Advance(19 * time.Minute)
 		check(b) // b's own cache, t0+59m
 		if n := next.calls.Load(); n != 1 {
 			t.Fatalf("%d checks before the TTL, want 1", n)
 		}
-		time.Sleep(2 * time.Minute)
+		testkit.Advance(2 * time.Minute)
 		check(b) // t0+61m: expired everywhere
 		if n := next.calls.Load(); n != 2 {
 			t.Errorf("%d checks after the TTL, want 2", n)
