@@ -5,7 +5,6 @@ package app
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,8 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,92 +31,9 @@ func TestRelayProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the relay: not in -short mode")
 	}
-	bin := buildRelayBinary(t)
+	bin := testkit.BuildRelay(t)
 	t.Run("Lambda SIGTERM", func(t *testing.T) { testLambdaSIGTERM(t, bin) })
 	t.Run("hostile memory", func(t *testing.T) { testHostileMemory(t, bin) })
-}
-
-func buildRelayBinary(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "relay")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/relay")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// relayProc is a running relay process.
-type relayProc struct {
-	cmd    *exec.Cmd
-	lines  chan string // its output, line by line
-	exited chan error
-	output *testkit.SyncBuffer
-}
-
-// startRelayProc starts bin serve with only vars (and PATH) in its environment.
-func startRelayProc(t *testing.T, bin string, vars map[string]string) *relayProc {
-	t.Helper()
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &relayProc{cmd: cmd, lines: make(chan string, 1024), exited: make(chan error, 1), output: &testkit.SyncBuffer{}}
-	go func() {
-		p.exited <- cmd.Wait()
-		_ = pw.Close()
-	}()
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			_, _ = p.output.Write([]byte(sc.Text() + "\n"))
-			select {
-			case p.lines <- sc.Text():
-			default: // nobody waits for lines any more
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("relay output:\n%s", p.output.String())
-		}
-	})
-	return p
-}
-
-// waitLine waits for an output line containing s (bounded, so a broken relay fails the test).
-func (p *relayProc) waitLine(t *testing.T, s string) string {
-	t.Helper()
-	deadline := time.After(60 * time.Second)
-	for {
-		select {
-		case line := <-p.lines:
-			if strings.Contains(line, s) {
-				return line
-			}
-		case err := <-p.exited:
-			p.exited <- err
-			t.Fatalf("the relay exited (%v) before saying %q", err, s)
-		case <-deadline:
-			t.Fatalf("the relay never said %q", s)
-		}
-	}
 }
 
 // testLambdaSIGTERM: under Lambda (AWS_LAMBDA_RUNTIME_API set), the relay waits for its next
@@ -139,23 +53,23 @@ func testLambdaSIGTERM(t *testing.T, bin string) {
 		http.NotFound(w, r)
 	}))
 	t.Cleanup(runtimeAPI.Close)
-	p := startRelayProc(t, bin, map[string]string{
+	p := testkit.StartRelay(t, bin, map[string]string{
 		"AWS_LAMBDA_RUNTIME_API": strings.TrimPrefix(runtimeAPI.URL, "http://"),
 		"SECRET_KEY":             "lambda-secret", "LOG_FORMAT": "json",
 	})
 	select {
 	case <-polled:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the relay never asked the runtime API for an invocation\n%s", p.output.String())
+		t.Fatalf("the relay never asked the runtime API for an invocation\n%s", p.Output.String())
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// Lambda sends SIGKILL shortly after SIGTERM; the relay exits at once. The bound only
 	// keeps a broken relay from hanging the test.
 	select {
-	case err := <-p.exited:
-		p.exited <- err
+	case err := <-p.Exited:
+		p.Exited <- err
 		if err != nil {
 			t.Errorf("exit after SIGTERM: %v", err)
 		}
@@ -241,12 +155,12 @@ type envelope struct {
 func testHostileMemory(t *testing.T, bin string) {
 	const secret = "hostile-test-secret"
 	misp := hostileMISP(t)
-	p := startRelayProc(t, bin, map[string]string{
+	p := testkit.StartRelay(t, bin, map[string]string{
 		"SECRET_KEY": secret, "API_URL": misp.URL, "LISTEN_ADDR": "127.0.0.1:0",
 		"LOG_FORMAT": "json", "CACHE_TTL": "0",
 	})
 	var listening struct{ Addr string }
-	_ = json.Unmarshal([]byte(p.waitLine(t, `"relay listening"`)), &listening)
+	_ = json.Unmarshal([]byte(p.WaitLine(t, `"relay listening"`)), &listening)
 	if listening.Addr == "" {
 		t.Fatal("no listening address in the relay's log")
 	}
@@ -282,7 +196,7 @@ func testHostileMemory(t *testing.T, bin string) {
 	for range 3 { // warm up: the baseline is the relay at work, not just started
 		normal()
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.Cmd.Process.Pid
 	baseline, _ := memory(t, pid)
 	t.Logf("baseline RSS after start-up and 3 observes: %.1f MiB", float64(baseline)/(1<<20))
 

@@ -80,8 +80,12 @@ func (c *Client) AddSighting(ctx context.Context, key, value string, typ intel.S
 		return nil
 	}
 	// MISP answers a failed sighting with HTTP 200 and only a message, e.g. "Could not add
-	// the Sighting. Reason: No valid attributes found that match the criteria."
+	// the Sighting. Reason: No valid attributes found that match the criteria." (checked on
+	// MISP 2.5.1): the value is in no attribute the key's user can see.
 	detail := rawString(r.Message)
+	if strings.Contains(detail, "No valid attributes found") {
+		return c.fail(op, status, ErrNotFound, msgNoAttribute, key)
+	}
 	if detail == "" {
 		detail = rawString(r.Name)
 	}
@@ -90,6 +94,10 @@ func (c *Client) AddSighting(ctx context.Context, key, value string, typ intel.S
 	}
 	return c.fail(op, status, ErrUnexpected, detail, key)
 }
+
+// msgNoAttribute is the relay's own wording of MISP's "No valid attributes found": kept even
+// when the client hides what servers say, since it quotes nothing of the answer.
+const msgNoAttribute = "MISP holds no attribute with this value that this API key can see, so no sighting was added"
 
 // checkKey refuses an empty key locally: MISP would answer 403, after a round trip.
 func checkKey(op, key string) error {

@@ -35,7 +35,7 @@ func TestVersionAndSightingsAgainstMISPTest(t *testing.T) {
 		t.Errorf("AddSighting false positive: %v", err)
 	}
 	err = c.AddSighting(ctx, testKey, "198.51.100.1", intel.Sighting, "XDR")
-	if !errors.Is(err, misp.ErrUnexpected) || asError(t, err).Detail != "Could not add the Sighting. Reason: No valid attributes found that match the criteria." {
+	if !errors.Is(err, misp.ErrNotFound) || !strings.Contains(asError(t, err).Detail, "holds no attribute with this value") {
 		t.Errorf("AddSighting of an unknown value: %v", err)
 	}
 	err = c.AddSighting(ctx, testKey, "192.0.2.1", intel.SightingType("7"), "XDR")

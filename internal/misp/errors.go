@@ -24,7 +24,7 @@ func (c *Client) fail(op string, status int, kind error, detail, key string) *Er
 // server sent but its size.
 func (c *Client) scrub(err error) error {
 	var e *Error
-	if c.hide && errors.As(err, &e) && e.Status != 0 && !c.sizeDetail(e.Detail) {
+	if c.hide && errors.As(err, &e) && e.Status != 0 && !c.sizeDetail(e.Detail) && e.Detail != msgNoAttribute {
 		e.Detail = ""
 	}
 	return err

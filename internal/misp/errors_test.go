@@ -171,9 +171,14 @@ func TestErrorMapping(t *testing.T) {
 			answer: misptest.Raw(200, "application/json", `{"version":`), detail: "JSON",
 		},
 		{
-			name: "sighting refused with HTTP 200", call: sightingCall, kind: misp.ErrUnexpected, status: 200,
+			name: "sighting of a value MISP does not hold", call: sightingCall, kind: misp.ErrNotFound, status: 200,
 			answer: misptest.Raw(200, "application/json", `{"message":"Could not add the Sighting. Reason: No valid attributes found that match the criteria."}`),
-			detail: "Could not add the Sighting. Reason: No valid attributes found that match the criteria.",
+			detail: "holds no attribute with this value",
+		},
+		{
+			name: "sighting refused with HTTP 200", call: sightingCall, kind: misp.ErrUnexpected, status: 200,
+			answer: misptest.Raw(200, "application/json", `{"message":"Could not add the Sighting. Reason: Invalid type, please change it before you POST 1000000 sightings."}`),
+			detail: "Invalid type",
 		},
 		{
 			name: "sighting answer without anything", call: sightingCall, kind: misp.ErrUnexpected, status: 200,

@@ -14,8 +14,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -318,7 +320,11 @@ func enrichResult(ctx context.Context, d *gen.EnrichData, errs []error) gen.Enri
 	return res
 }
 
-// ReferObservables links each supported observable to a MISP search. It needs no MISP call.
+// ReferObservables links each supported observable to the MISP events that hold it. A value
+// without a slash needs no MISP call: MISP's event index filters on it exactly (see
+// searchLink). A value with one (a URL) cannot be put in such a link, so it is looked up (the
+// same cached search as /observe) and linked to the events found by their UUIDs; a value MISP
+// holds in no event gets no link.
 func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservablesRequestObject) (gen.ReferObservablesResponseObject, error) {
 	all, err := s.observables(ctx, *req.Body)
 	if err != nil {
@@ -331,22 +337,84 @@ func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservables
 	}
 	links := []gen.ReferenceLink{}
 	ui := newMapper(s.cfg.Now(), t.ui).uiURL
-	if ui != "" {
-		for _, o := range obs {
-			link := ui + "/events/index/searchall:" + url.PathEscape(o.Value)
-			if len(link) > maxURI {
-				continue // CTIM caps URIs; a browser would not take it either
-			}
-			links = append(links, gen.ReferenceLink{
-				Id:          "ref-misp-search-" + o.Type + "-" + o.Value,
-				Title:       "Search events with this " + o.kind.human,
-				Description: "Lookup events with this " + o.kind.human + " on MISP",
-				Url:         link,
-				Categories:  []string{"Search", "MISP"},
-			})
+	if ui == "" {
+		return gen.ReferObservables200JSONResponse{Data: &links}, nil
+	}
+	var slashed []observable
+	for _, o := range obs {
+		if strings.Contains(o.Value, "/") {
+			slashed = append(slashed, o)
 		}
 	}
-	return gen.ReferObservables200JSONResponse{Data: &links}, nil
+	found := map[[2]string][]intel.Event{} // by type and value
+	var errs []error
+	if len(slashed) > 0 {
+		if t.backend == nil {
+			errs = append(errs, errNoBackend)
+		} else {
+			for i, r := range s.searchAll(ctx, t, slashed, t.limit) {
+				if r.err != nil {
+					errs = append(errs, r.err)
+				}
+				found[[2]string{slashed[i].Type, slashed[i].Value}] = r.events
+			}
+		}
+	}
+	for _, o := range obs {
+		var link string
+		if strings.Contains(o.Value, "/") {
+			link = eventsLink(ui, found[[2]string{o.Type, o.Value}])
+		} else {
+			link = searchLink(ui, o)
+		}
+		if link == "" || len(link) > maxURI {
+			continue // no event holds it, or CTIM caps URIs (a browser would not take it either)
+		}
+		links = append(links, gen.ReferenceLink{
+			Id:          "ref-misp-search-" + o.Type + "-" + o.Value,
+			Title:       "Search events with this " + o.kind.human,
+			Description: "Lookup events with this " + o.kind.human + " on MISP",
+			Url:         link,
+			Categories:  []string{"Search", "MISP"},
+		})
+	}
+	return gen.ReferObservables200JSONResponse{Data: &links, Errors: errorsOf(ctx, errs...)}, nil
+}
+
+// indexTail ends every event-index link. MISP's router takes a link ending in ".csv", ".json"
+// or ".xml" as a request for that export format (a file named report.csv would download a
+// CSV), so the filter is never last; newest events first is what an analyst wants anyway.
+const indexTail = "/sort:timestamp/direction:desc"
+
+// searchLink is MISP's event index filtered on events with an attribute whose value (either
+// half of a composite) equals o's, as restSearch matches it: searchvalue, not searchall,
+// which matches substrings of values, comments, tags and event titles. MISP reads the value
+// from the path after decoding it once, where "+" would become a space, so "+" is escaped
+// too; the index does not normalise IPv6 as restSearch does, so addresses are written in
+// the canonical form MISP stores. The value must hold no "/": MISP splits the path on it
+// after decoding, whatever the escaping.
+func searchLink(ui string, o observable) string {
+	v := o.Value
+	if o.Type == "ip" || o.Type == "ipv6" {
+		if a, err := netip.ParseAddr(v); err == nil {
+			v = a.String()
+		}
+	}
+	return ui + "/events/index/searchvalue:" + strings.ReplaceAll(url.PathEscape(v), "+", "%2B") + indexTail
+}
+
+// eventsLink is MISP's event index filtered on the given events, by UUID; "" for none.
+func eventsLink(ui string, events []intel.Event) string {
+	uuids := make([]string, 0, len(events))
+	for _, e := range events {
+		if intel.CanonicalUUID(e.UUID) { // nothing else may become a path segment
+			uuids = append(uuids, e.UUID)
+		}
+	}
+	if len(uuids) == 0 {
+		return ""
+	}
+	return ui + "/events/index/searcheventid:" + strings.Join(uuids, "%7C") + indexTail
 }
 
 // Respond action titles and ids.

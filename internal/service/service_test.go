@@ -280,21 +280,41 @@ func TestEntitiesLimit(t *testing.T) {
 	}
 }
 
+// TestRefer checks the link forms the real MISP resolves (internal/misplive opens them on
+// one): searchvalue for values without a slash, with "+" escaped, IPv6 canonical and a
+// tail so that a ".csv" value is not read as an export format; the events' UUIDs for a
+// value with a slash, which needs one lookup; no link when no event holds it.
 func TestRefer(t *testing.T) {
-	h := newHarness(t, options{uiURL: "https://misp.example.org/"})
-	_, got := h.post("/refer/observables", `[{"type":"ip","value":"198.51.100.7"},{"type":"url","value":"http://a/b?c=d e"},{"type":"file_name","value":"x.exe"},{"type":"nope","value":"x"}]`)
+	const urlEvent = "7b0e1a2b-3333-4444-8555-b66677778888"
+	withURL := []byte(`{"Event":{"uuid":"` + urlEvent + `","info":"URL event","date":"2024-01-01","timestamp":"1700000000","threat_level_id":"2",
+	 "Orgc":{"name":"ORGNAME","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f"},
+	 "Attribute":[{"uuid":"44444444-0000-4000-8000-000000000001","type":"url","category":"Network activity","value":"http://a/b?c=d e","to_ids":true,"timestamp":"1700000000"}]}}`)
+	h := newHarness(t, options{uiURL: "https://misp.example.org/", events: [][]byte{withURL}})
+	_, got := h.post("/refer/observables", `[{"type":"ip","value":"198.51.100.7"},{"type":"url","value":"http://a/b?c=d e"},
+	 {"type":"url","value":"http://nowhere/x"},{"type":"file_name","value":"my report+v2.csv"},{"type":"ipv6","value":"2001:0DB8:0:0::5"},{"type":"nope","value":"x"}]`)
 	want := mustJSON(t, `{"data":[
 	 {"id":"ref-misp-search-ip-198.51.100.7","title":"Search events with this IP","description":"Lookup events with this IP on MISP",
-	  "url":"https://misp.example.org/events/index/searchall:198.51.100.7","categories":["Search","MISP"]},
+	  "url":"https://misp.example.org/events/index/searchvalue:198.51.100.7/sort:timestamp/direction:desc","categories":["Search","MISP"]},
 	 {"id":"ref-misp-search-url-http://a/b?c=d e","title":"Search events with this URL","description":"Lookup events with this URL on MISP",
-	  "url":"https://misp.example.org/events/index/searchall:http:%2F%2Fa%2Fb%3Fc=d%20e","categories":["Search","MISP"]},
-	 {"id":"ref-misp-search-file_name-x.exe","title":"Search events with this file name","description":"Lookup events with this file name on MISP",
-	  "url":"https://misp.example.org/events/index/searchall:x.exe","categories":["Search","MISP"]}]}`)
+	  "url":"https://misp.example.org/events/index/searcheventid:`+urlEvent+`/sort:timestamp/direction:desc","categories":["Search","MISP"]},
+	 {"id":"ref-misp-search-file_name-my report+v2.csv","title":"Search events with this file name","description":"Lookup events with this file name on MISP",
+	  "url":"https://misp.example.org/events/index/searchvalue:my%20report%2Bv2.csv/sort:timestamp/direction:desc","categories":["Search","MISP"]},
+	 {"id":"ref-misp-search-ipv6-2001:0DB8:0:0::5","title":"Search events with this IPv6","description":"Lookup events with this IPv6 on MISP",
+	  "url":"https://misp.example.org/events/index/searchvalue:2001:db8::5/sort:timestamp/direction:desc","categories":["Search","MISP"]}]}`)
 	if diff := cmp.Diff(want, any(got)); diff != "" {
 		t.Errorf("refer (-want +got):\n%s", diff)
 	}
-	if n := len(h.misp.Requests()); n != 0 {
-		t.Errorf("refer made %d MISP calls, want 0", n)
+	var searched []string
+	for _, r := range h.misp.Requests() {
+		var q struct{ Value string }
+		if r.Path != "/attributes/restSearch" || json.Unmarshal(r.Body, &q) != nil {
+			t.Errorf("refer made %s %s, want only restSearch", r.Method, r.Path)
+		}
+		searched = append(searched, q.Value)
+	}
+	slices.Sort(searched)
+	if diff := cmp.Diff([]string{"http://a/b?c=d e", "http://nowhere/x"}, searched); diff != "" {
+		t.Errorf("refer looked up (-want +got):\n%s", diff)
 	}
 }
 
@@ -419,8 +439,8 @@ func TestRespondTrigger(t *testing.T) {
 		if got["data"].(map[string]any)["status"] != "failure" {
 			t.Errorf("status = %v, want failure", got["data"])
 		}
-		if _, msg := errorOf(t, got); !strings.Contains(msg, "No valid attributes found") {
-			t.Errorf("message %q does not carry MISP's reason", msg)
+		if code, msg := errorOf(t, got); code != "not found" || !strings.Contains(msg, "holds no attribute with this value") {
+			t.Errorf("error %q %q, want not found saying MISP holds no such attribute", code, msg)
 		}
 	})
 	t.Run("unknown action", func(t *testing.T) {

@@ -167,7 +167,12 @@ await run("POST /refer/observables", async () => {
   const links = data?.data ?? [];
   check(links.length === sample.length, "a link per supported observable", links.length);
   for (const l of links) {
-    check(l.url.startsWith(`${uiPrefix}events/index/searchall:`), "refer url", l.url);
+    check(
+      l.url.startsWith(`${uiPrefix}events/index/searchvalue:`) || l.url.startsWith(`${uiPrefix}events/index/searcheventid:`),
+      "refer url",
+      l.url,
+    );
+    check(l.url.endsWith("/sort:timestamp/direction:desc"), "refer url tail", l.url);
     check(l.categories.includes("MISP"), "refer categories", l.categories);
   }
   const empty = await relay.POST("/refer/observables", { body: [] });

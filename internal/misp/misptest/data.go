@@ -21,7 +21,6 @@ type event struct {
 
 type tag struct {
 	ID, Name, Colour string
-	Exportable       bool
 }
 
 // attribute is an attribute as the fake stores it.
@@ -36,7 +35,7 @@ type attribute struct {
 	objectDistribution               string
 	tags                             []tag
 	event                            *event
-	sightings                        []json.RawMessage // as given, sent with includeSightings
+	sightings                        []json.RawMessage // as given, then those added; sent with includeSightings (guarded by Server.mu)
 	decay                            json.RawMessage   // as given, sent with includeDecayScore
 }
 
@@ -49,6 +48,9 @@ type passthrough struct {
 }
 
 type passthroughEvent struct {
+	Orgc struct {
+		Local bool `json:"local"`
+	} `json:"Orgc"`
 	Attribute []passthrough `json:"Attribute"`
 	Object    []struct {
 		Attribute []passthrough `json:"Attribute"`
@@ -110,7 +112,7 @@ func (b *builder) addEvent(raw []byte) error {
 		PublishTimestamp: orDefault(fe.PublishTimestamp.Text(), "0"),
 		Distribution:     orDefault(fe.Distribution.Text(), "3"),
 		Published:        fe.Published.Value(),
-		Orgc:             wireOrg{Name: fe.Orgc.Name.Text(), UUID: fe.Orgc.UUID.Text()},
+		Orgc:             wireOrg{Name: fe.Orgc.Name.Text(), UUID: fe.Orgc.UUID.Text(), Local: pe.Orgc.Local},
 		Tags:             b.tags(fe.Tag.All()),
 	}
 	ev.Orgc.ID = b.orgID(ev.Orgc.Name)
@@ -167,8 +169,10 @@ func (b *builder) addAttribute(ev *event, fa *mispjson.Attribute, pt passthrough
 	if a.uuid == "" {
 		a.uuid = newUUID()
 	}
-	// MISP splits composite types ("domain|ip", "filename|md5") into value1 and value2.
-	if strings.Contains(a.typ, "|") {
+	// MISP splits composite types ("domain|ip", "filename|md5") into value1 and value2, and
+	// malware-sample ("name|md5") too, though its name has no "|" (seen on MISP 2.5.1: a
+	// search for the md5 finds it).
+	if strings.Contains(a.typ, "|") || a.typ == "malware-sample" {
 		a.value1, a.value2, _ = strings.Cut(a.value, "|")
 	}
 	b.attrs = append(b.attrs, a)
@@ -184,7 +188,7 @@ func (b *builder) tags(in []mispjson.Tag) []tag {
 			b.tagIDs[name] = id
 		}
 		// MISP's defaults for a tag created on import.
-		out = append(out, tag{ID: id, Name: name, Colour: orDefault(t.Colour.Text(), "#0088cc"), Exportable: !t.Exportable.Set() || t.Exportable.Value()})
+		out = append(out, tag{ID: id, Name: name, Colour: orDefault(t.Colour.Text(), "#0088cc")})
 	}
 	return out
 }
@@ -238,7 +242,7 @@ type wireAttribute struct {
 	Event              any               `json:"Event"`
 	Object             *wireObjectRef    `json:"Object,omitempty"`
 	Tag                []any             `json:"Tag,omitempty"`
-	Sighting           []json.RawMessage `json:"Sighting,omitempty"`
+	Sighting           []json.RawMessage `json:"Sighting,omitzero"` // [] when asked for and none
 	Warnings           []wireWarning     `json:"warnings,omitempty"`
 	DecayScore         json.RawMessage   `json:"decay_score,omitempty"`
 }
@@ -303,11 +307,14 @@ type wireEventTag struct {
 	NumericalValue *int   `json:"numerical_value"`
 }
 
+// wireAttributeTag is an attribute's own tag, and wireInheritedTag one of its event's that
+// includeEventTags copies to it: the fields MISP 2.5.1 sends (checked on a real one).
 type wireAttributeTag struct {
 	ID             string `json:"id"`
 	Name           string `json:"name"`
 	Colour         string `json:"colour"`
 	NumericalValue *int   `json:"numerical_value"`
+	IsGalaxy       bool   `json:"is_galaxy"`
 	Local          bool   `json:"local"`
 }
 
@@ -315,15 +322,12 @@ type wireInheritedTag struct {
 	ID             string `json:"id"`
 	Name           string `json:"name"`
 	Colour         string `json:"colour"`
-	Exportable     bool   `json:"exportable"`
-	OrgID          string `json:"org_id"`
-	UserID         string `json:"user_id"`
-	HideTag        bool   `json:"hide_tag"`
 	NumericalValue *int   `json:"numerical_value"`
-	IsGalaxy       bool   `json:"is_galaxy"`
-	IsCustomGalaxy bool   `json:"is_custom_galaxy"`
 	Inherited      int    `json:"inherited"`
 }
+
+// isGalaxy says whether MISP counts a tag as a galaxy cluster's.
+func isGalaxy(name string) bool { return strings.HasPrefix(name, "misp-galaxy:") }
 
 // wire renders a as one element of response.Attribute.
 func (a *attribute) wire(withContext, eventTags bool) wireAttribute {
@@ -365,14 +369,11 @@ func (a *attribute) wire(withContext, eventTags bool) wireAttribute {
 		w.Object = &wireObjectRef{ID: a.objectID, Distribution: a.objectDistribution, SharingGroupID: "0"}
 	}
 	for _, t := range a.tags {
-		w.Tag = append(w.Tag, wireAttributeTag{ID: t.ID, Name: t.Name, Colour: t.Colour})
+		w.Tag = append(w.Tag, wireAttributeTag{ID: t.ID, Name: t.Name, Colour: t.Colour, IsGalaxy: isGalaxy(t.Name)})
 	}
 	if eventTags {
 		for _, t := range ev.Tags {
-			w.Tag = append(w.Tag, wireInheritedTag{
-				ID: t.ID, Name: t.Name, Colour: t.Colour, Exportable: t.Exportable, OrgID: "0", UserID: "0",
-				IsGalaxy: strings.HasPrefix(t.Name, "misp-galaxy:"), Inherited: 1,
-			})
+			w.Tag = append(w.Tag, wireInheritedTag{ID: t.ID, Name: t.Name, Colour: t.Colour, Inherited: 1})
 		}
 	}
 	return w

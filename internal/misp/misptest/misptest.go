@@ -73,6 +73,7 @@ type Server struct {
 	maxInFlight int
 	sightings   []SightingAdd
 	sightingID  int
+	org         wireSightingOrg // the instance's own organisation, which makes the sightings
 }
 
 // Request is a request the server received, and what became of it.
@@ -112,6 +113,7 @@ func NewTLSServer(key string, events ...[]byte) (*Server, error) { return start(
 func start(tls bool, key string, events [][]byte) (*Server, error) {
 	s := &Server{
 		key:      key,
+		org:      wireSightingOrg{ID: "1", Name: "ORGNAME", UUID: "55f6ea5e-2c60-40e5-964f-47a8950d210f"},
 		done:     make(chan struct{}),
 		standing: map[string]Answer{},
 		scripts:  map[string][]Answer{},
@@ -303,12 +305,16 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, body []byte) {
 
 	switch route {
 	case "/servers/getVersion":
+		// As MISP 2.5.1 answers the key of a "User" role (no sync, so no instance UUID) on
+		// a PHP with brotli; the perm_* flags and uuid follow the key's role.
 		writeJSON(w, http.StatusOK, map[string]any{ // key order is not significant to clients
 			"version":                    "2.5.1",
 			"pymisp_recommended_version": "2.5.1",
 			"perm_sync":                  false,
 			"perm_sighting":              true,
 			"perm_galaxy_editor":         false,
+			"perm_analyst_data":          true,
+			"uuid":                       "-",
 			"request_encoding":           []string{"gzip", "br"},
 			"filter_sightings":           true,
 		})

@@ -180,7 +180,8 @@ func TestGetVersion(t *testing.T) {
 	}
 	want := map[string]any{
 		"version": "2.5.1", "pymisp_recommended_version": "2.5.1", "perm_sync": false, "perm_sighting": true,
-		"perm_galaxy_editor": false, "request_encoding": []any{"gzip", "br"}, "filter_sightings": true,
+		"perm_galaxy_editor": false, "perm_analyst_data": true, "uuid": "-", "request_encoding": []any{"gzip", "br"},
+		"filter_sightings": true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("getVersion (-want +got):\n%s", diff)
@@ -279,7 +280,7 @@ func TestRestSearchWireFormat(t *testing.T) {
 				`"sharing_group_id":"0","comment":"c2","deleted":false,"disable_correlation":false,"first_seen":"1701984000000000",` +
 				`"last_seen":null,"value":"Evil.Example","Event":{"org_id":"1","distribution":"3","id":"1",` +
 				`"info":"Phishing wave","orgc_id":"2","uuid":"11111111-1111-4111-8111-111111111111"},` +
-				`"Tag":[{"id":"3","name":"kill-chain:c2","colour":"#0088cc","numerical_value":null,"local":false}]}]}}`,
+				`"Tag":[{"id":"3","name":"kill-chain:c2","colour":"#0088cc","numerical_value":null,"is_galaxy":false,"local":false}]}]}}`,
 		},
 		{
 			name: "includeContext and includeEventTags",
@@ -293,11 +294,9 @@ func TestRestSearchWireFormat(t *testing.T) {
 				`"extends_uuid":"","Tag":[{"local":false,"id":"1","name":"tlp:green","colour":"#339900","numerical_value":null},` +
 				`{"local":false,"id":"2","name":"misp-galaxy:threat-actor=\"APT1\"","colour":"#0088cc","numerical_value":null}],` +
 				`"Orgc":{"id":"2","name":"CIRCL","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","local":false}},` +
-				`"Tag":[{"id":"3","name":"kill-chain:c2","colour":"#0088cc","numerical_value":null,"local":false},` +
-				`{"id":"1","name":"tlp:green","colour":"#339900","exportable":true,"org_id":"0","user_id":"0","hide_tag":false,` +
-				`"numerical_value":null,"is_galaxy":false,"is_custom_galaxy":false,"inherited":1},` +
-				`{"id":"2","name":"misp-galaxy:threat-actor=\"APT1\"","colour":"#0088cc","exportable":true,"org_id":"0","user_id":"0",` +
-				`"hide_tag":false,"numerical_value":null,"is_galaxy":true,"is_custom_galaxy":false,"inherited":1}]}]}}`,
+				`"Tag":[{"id":"3","name":"kill-chain:c2","colour":"#0088cc","numerical_value":null,"is_galaxy":false,"local":false},` +
+				`{"id":"1","name":"tlp:green","colour":"#339900","numerical_value":null,"inherited":1},` +
+				`{"id":"2","name":"misp-galaxy:threat-actor=\"APT1\"","colour":"#0088cc","numerical_value":null,"inherited":1}]}]}}`,
 		},
 		{
 			name: "numbers in the feed become strings; object attributes carry Object",

@@ -68,24 +68,54 @@ func (s *Server) addSighting(w http.ResponseWriter, r *http.Request, body []byte
 		writeJSON(w, http.StatusOK, map[string]string{"message": msgNoMatch})
 		return
 	}
+	// Each hit gets a sighting of the fake's own organisation, shown by later searches with
+	// includeSightings; MISP answers with the last one it created.
 	s.mu.Lock()
-	s.sightingID += len(hits)
-	id := s.sightingID
+	var last wireSighting
+	for _, a := range hits {
+		s.sightingID++
+		last = wireSighting{
+			ID:           strconv.Itoa(s.sightingID),
+			AttributeID:  a.id,
+			EventID:      a.event.ID,
+			OrgID:        "1",
+			DateSighting: strconv.FormatInt(when, 10),
+			UUID:         newUUID(),
+			Source:       source,
+			Type:         typ,
+		}
+		stored := storedSighting{wireSighting: last, AttributeUUID: a.uuid, Organisation: s.org}
+		raw, err := json.Marshal(stored)
+		if err != nil {
+			panic(err) // a struct of strings always marshals
+		}
+		a.sightings = append(a.sightings, raw)
+	}
 	s.sightings = append(s.sightings, SightingAdd{Values: values, Type: typ, Source: source})
 	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"Sighting": last})
+}
 
-	// MISP answers with the last sighting it created.
-	last := hits[len(hits)-1]
-	writeJSON(w, http.StatusOK, map[string]any{"Sighting": wireSighting{
-		ID:           strconv.Itoa(id),
-		AttributeID:  last.id,
-		EventID:      last.event.ID,
-		OrgID:        "1",
-		DateSighting: strconv.FormatInt(when, 10),
-		UUID:         newUUID(),
-		Source:       source,
-		Type:         typ,
-	}})
+// Organisation names the fake instance's own organisation, which the sightings it records
+// are from: MISP's default is "ORGNAME", as a fresh install names it.
+func (s *Server) Organisation(name, uuid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.org = wireSightingOrg{ID: "1", Name: name, UUID: uuid}
+}
+
+// storedSighting is a sighting as restSearch's includeSightings shows it.
+type storedSighting struct {
+	wireSighting
+	AttributeUUID string          `json:"attribute_uuid"`
+	Organisation  wireSightingOrg `json:"Organisation"`
+}
+
+// wireSightingOrg is the organisation of a sighting (the fake's own: id 1).
+type wireSightingOrg struct {
+	ID   string `json:"id"`
+	UUID string `json:"uuid"`
+	Name string `json:"name"`
 }
 
 type wireSighting struct {

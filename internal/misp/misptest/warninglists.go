@@ -4,28 +4,50 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 )
 
-// warninglist is an enabled MISP warninglist of the fake: exact entries, compared ignoring
-// case, for every attribute type.
+// warninglist is an enabled MISP warninglist of the fake, for every attribute type: exact
+// entries, compared ignoring case, and CIDR blocks.
 type warninglist struct {
 	id, name string
 	entries  map[string]string // lower-cased entry -> entry as given
+	blocks   []netip.Prefix
 }
 
-// Warninglist enables a warninglist named name holding entries (exact values, compared
-// ignoring case; MISP's other list types are not emulated). Lists get ids "1", "2", ... in
-// the order they are added.
+// Warninglist enables a warninglist named name holding entries: CIDR blocks ("10.0.0.0/8",
+// "8.8.8.8/32"), which hold the addresses in them as MISP's cidr lists do, and exact values,
+// compared ignoring case (MISP's hostname, substring and regex lists are not emulated).
+// Lists get ids "1", "2", ... in the order they are added.
 func (s *Server) Warninglist(name string, entries ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := warninglist{id: strconv.Itoa(len(s.lists) + 1), name: name, entries: map[string]string{}}
 	for _, e := range entries {
+		if p, err := netip.ParsePrefix(e); err == nil {
+			l.blocks = append(l.blocks, p)
+			continue
+		}
 		l.entries[strings.ToLower(e)] = e
 	}
 	s.lists = append(s.lists, l)
+}
+
+// match returns the entry of l that holds v, as MISP reports it in "matched".
+func (l warninglist) match(v string) (string, bool) {
+	if e, ok := l.entries[strings.ToLower(v)]; ok {
+		return e, true
+	}
+	if a, err := netip.ParseAddr(v); err == nil {
+		for _, p := range l.blocks {
+			if p.Contains(a.Unmap()) {
+				return p.String(), true
+			}
+		}
+	}
+	return "", false
 }
 
 // WarningForAll is MISP's MISP.warning_for_all setting: restSearch then annotates attributes
@@ -42,7 +64,7 @@ func (s *Server) hitsFor(v string) []wireWarning {
 	defer s.mu.Unlock()
 	var out []wireWarning
 	for _, l := range s.lists {
-		if e, ok := l.entries[strings.ToLower(strings.TrimSpace(v))]; ok {
+		if e, ok := l.match(strings.TrimSpace(v)); ok {
 			out = append(out, wireWarning{Match: e, Value: v, ID: l.id, Name: l.name, Category: "false_positive"})
 		}
 	}
@@ -57,10 +79,9 @@ type wireOptions struct {
 // annotate adds what the include* options ask for to one answer attribute.
 func (s *Server) annotate(w *wireAttribute, a *attribute, o wireOptions) {
 	if o.sightings {
-		w.Sighting = a.sightings
-		if w.Sighting == nil {
-			w.Sighting = []json.RawMessage{}
-		}
+		s.mu.Lock()
+		w.Sighting = append([]json.RawMessage{}, a.sightings...)
+		s.mu.Unlock()
 	}
 	if o.decay && len(a.decay) > 0 {
 		w.DecayScore = a.decay
