@@ -3,12 +3,16 @@
 package misplive
 
 import (
+	"encoding/pem"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/testkit"
@@ -128,6 +132,8 @@ func TestRealMISP(t *testing.T) {
 			t.Errorf("deliberate's verdicts differ from observe's (-observe +deliberate):\n%s", diff)
 		}
 	})
+
+	t.Run("a configuration token naming this MISP", func(t *testing.T) { testConfigToken(t, bin, mispURL, key) })
 
 	t.Run("refer links open the events holding the value", func(t *testing.T) {
 		refer := r.post(t, token, "/refer/observables", obs, secrets...)
@@ -378,4 +384,41 @@ func sightingsOf(t *testing.T, api *mispAPI, v string) []mispSighting {
 		out = append(out, a.Sighting...)
 	}
 	return out
+}
+
+// testConfigToken runs a relay without API_URL, as for XDR modules that name their MISP: an
+// RS256 configuration token whose HOST is this MISP (listed in MISP_ALLOWED_HOSTS), its key
+// from a JWKS over HTTPS that the relay trusts through SSL_CERT_FILE.
+func testConfigToken(t *testing.T, bin, mispURL, key string) {
+	priv, _ := testkit.RSAKeys()
+	jwks := testkit.NewJWKS(t, "misplive", &priv.PublicKey)
+	caFile := filepath.Join(t.TempDir(), "jwks.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: jwks.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const audience = "https://relay.misplive.example"
+	u, err := url.Parse(mispURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startRelay(t, bin, map[string]string{
+		"JWKS_HOSTS": jwks.Host, "RELAY_AUDIENCE": audience, "MISP_ALLOWED_HOSTS": u.Host,
+		"SSL_CERT_FILE": caFile, "CACHE_TTL": "0",
+	})
+	token := testkit.SignRS256(t, priv, "misplive", jwt.MapClaims{
+		"HOST": mispURL, "AuthKey": key, "jwks_host": jwks.Host, "aud": audience,
+	})
+	if got := r.post(t, token, "/health", nil, key); got["data"] == nil {
+		t.Fatalf("health with a configuration token: %v", got)
+	}
+	got := r.post(t, token, "/observe/observables", []observable{{"domain", "c2.relay-test.example"}}, key)
+	verdicts, _ := verdictsOf(got)
+	if v := verdicts[observable{"domain", "c2.relay-test.example"}]; v != "Malicious" {
+		t.Errorf("verdict %q with a configuration token, want Malicious: %v", v, got)
+	}
+	refer := r.post(t, token, "/refer/observables", []observable{{"domain", "c2.relay-test.example"}}, key)
+	links, _ := refer["data"].([]any)
+	if len(links) != 1 || !strings.HasPrefix(links[0].(map[string]any)["url"].(string), mispURL+"/events/index/") {
+		t.Errorf("refer with a configuration token: %v, want a link into %s", refer, mispURL)
+	}
 }
