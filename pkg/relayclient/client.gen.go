@@ -1308,10 +1308,16 @@ type ClientInterface interface {
 	// Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
 	ObserveObservables(ctx context.Context, params *ObserveObservablesParams, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ReferObservablesWithBody One "search MISP" link per supported observable (no MISP call).
+	// ReferObservablesWithBody One link per supported observable to the MISP events that hold it.
 	//
-	// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
-	// each supported observable. With a feed as `API_URL`, links are given only when
+	// Builds a link to MISP's event index filtered on the events holding the value:
+	// `<MISP_UI_URL>/events/index/searchvalue:<value>/sort:timestamp/direction:desc` (an exact
+	// match on either half of an attribute's value, as lookups match; no MISP call). MISP
+	// cannot take a value holding `/` (a URL) in such a link, so those are looked up and
+	// linked to the events found,
+	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
+	// a value MISP holds in no event gets no link, and a failed lookup is reported in
+	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes any type of body and a specified content type.
@@ -1319,10 +1325,16 @@ type ClientInterface interface {
 	// Corresponds with POST /refer/observables (the `ReferObservables` operationId).
 	ReferObservablesWithBody(ctx context.Context, params *ReferObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ReferObservables One "search MISP" link per supported observable (no MISP call).
+	// ReferObservables One link per supported observable to the MISP events that hold it.
 	//
-	// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
-	// each supported observable. With a feed as `API_URL`, links are given only when
+	// Builds a link to MISP's event index filtered on the events holding the value:
+	// `<MISP_UI_URL>/events/index/searchvalue:<value>/sort:timestamp/direction:desc` (an exact
+	// match on either half of an attribute's value, as lookups match; no MISP call). MISP
+	// cannot take a value holding `/` (a URL) in such a link, so those are looked up and
+	// linked to the events found,
+	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
+	// a value MISP holds in no event gets no link, and a failed lookup is reported in
+	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes a body of the `application/json` content type.
@@ -1501,10 +1513,16 @@ func (c *Client) ObserveObservables(ctx context.Context, params *ObserveObservab
 	return c.Client.Do(req)
 }
 
-// ReferObservablesWithBody One "search MISP" link per supported observable (no MISP call).
+// ReferObservablesWithBody One link per supported observable to the MISP events that hold it.
 //
-// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
-// each supported observable. With a feed as `API_URL`, links are given only when
+// Builds a link to MISP's event index filtered on the events holding the value:
+// `<MISP_UI_URL>/events/index/searchvalue:<value>/sort:timestamp/direction:desc` (an exact
+// match on either half of an attribute's value, as lookups match; no MISP call). MISP
+// cannot take a value holding `/` (a URL) in such a link, so those are looked up and
+// linked to the events found,
+// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
+// a value MISP holds in no event gets no link, and a failed lookup is reported in
+// `errors` beside the other links. With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes any type of body and a specified content type.
@@ -1522,10 +1540,16 @@ func (c *Client) ReferObservablesWithBody(ctx context.Context, params *ReferObse
 	return c.Client.Do(req)
 }
 
-// ReferObservables One "search MISP" link per supported observable (no MISP call).
+// ReferObservables One link per supported observable to the MISP events that hold it.
 //
-// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
-// each supported observable. With a feed as `API_URL`, links are given only when
+// Builds a link to MISP's event index filtered on the events holding the value:
+// `<MISP_UI_URL>/events/index/searchvalue:<value>/sort:timestamp/direction:desc` (an exact
+// match on either half of an attribute's value, as lookups match; no MISP call). MISP
+// cannot take a value holding `/` (a URL) in such a link, so those are looked up and
+// linked to the events found,
+// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
+// a value MISP holds in no event gets no link, and a failed lookup is reported in
+// `errors` beside the other links. With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes a body of the `application/json` content type.
@@ -2244,10 +2268,16 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /observe/observables (the `ObserveObservables` operationId).
 	ObserveObservablesWithResponse(ctx context.Context, params *ObserveObservablesParams, body ObserveObservablesJSONRequestBody, reqEditors ...RequestEditorFn) (*ObserveObservablesResponse, error)
 
-	// ReferObservablesWithBodyWithResponse One "search MISP" link per supported observable (no MISP call).
+	// ReferObservablesWithBodyWithResponse One link per supported observable to the MISP events that hold it.
 	//
-	// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
-	// each supported observable. With a feed as `API_URL`, links are given only when
+	// Builds a link to MISP's event index filtered on the events holding the value:
+	// `<MISP_UI_URL>/events/index/searchvalue:<value>/sort:timestamp/direction:desc` (an exact
+	// match on either half of an attribute's value, as lookups match; no MISP call). MISP
+	// cannot take a value holding `/` (a URL) in such a link, so those are looked up and
+	// linked to the events found,
+	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
+	// a value MISP holds in no event gets no link, and a failed lookup is reported in
+	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -2255,10 +2285,16 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /refer/observables (the `ReferObservables` operationId).
 	ReferObservablesWithBodyWithResponse(ctx context.Context, params *ReferObservablesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReferObservablesResponse, error)
 
-	// ReferObservablesWithResponse One "search MISP" link per supported observable (no MISP call).
+	// ReferObservablesWithResponse One link per supported observable to the MISP events that hold it.
 	//
-	// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
-	// each supported observable. With a feed as `API_URL`, links are given only when
+	// Builds a link to MISP's event index filtered on the events holding the value:
+	// `<MISP_UI_URL>/events/index/searchvalue:<value>/sort:timestamp/direction:desc` (an exact
+	// match on either half of an attribute's value, as lookups match; no MISP call). MISP
+	// cannot take a value holding `/` (a URL) in such a link, so those are looked up and
+	// linked to the events found,
+	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
+	// a value MISP holds in no event gets no link, and a failed lookup is reported in
+	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -3102,10 +3138,16 @@ func (c *ClientWithResponses) ObserveObservablesWithResponse(ctx context.Context
 	return ParseObserveObservablesResponse(rsp)
 }
 
-// ReferObservablesWithBodyWithResponse One "search MISP" link per supported observable (no MISP call).
+// ReferObservablesWithBodyWithResponse One link per supported observable to the MISP events that hold it.
 //
-// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
-// each supported observable. With a feed as `API_URL`, links are given only when
+// Builds a link to MISP's event index filtered on the events holding the value:
+// `<MISP_UI_URL>/events/index/searchvalue:<value>/sort:timestamp/direction:desc` (an exact
+// match on either half of an attribute's value, as lookups match; no MISP call). MISP
+// cannot take a value holding `/` (a URL) in such a link, so those are looked up and
+// linked to the events found,
+// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
+// a value MISP holds in no event gets no link, and a failed lookup is reported in
+// `errors` beside the other links. With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -3119,10 +3161,16 @@ func (c *ClientWithResponses) ReferObservablesWithBodyWithResponse(ctx context.C
 	return ParseReferObservablesResponse(rsp)
 }
 
-// ReferObservablesWithResponse One "search MISP" link per supported observable (no MISP call).
+// ReferObservablesWithResponse One link per supported observable to the MISP events that hold it.
 //
-// Builds a link to MISP's event search (`<MISP_UI_URL>/events/index/searchall:<value>`) for
-// each supported observable. With a feed as `API_URL`, links are given only when
+// Builds a link to MISP's event index filtered on the events holding the value:
+// `<MISP_UI_URL>/events/index/searchvalue:<value>/sort:timestamp/direction:desc` (an exact
+// match on either half of an attribute's value, as lookups match; no MISP call). MISP
+// cannot take a value holding `/` (a URL) in such a link, so those are looked up and
+// linked to the events found,
+// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
+// a value MISP holds in no event gets no link, and a failed lookup is reported in
+// `errors` beside the other links. With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
