@@ -427,7 +427,7 @@ func (sn *snapshot) search(ctx context.Context, q intel.Query) ([]intel.Event, e
 		ev := &sn.events[e.ev]
 		rec := ev.recs[e.off:]
 		typ, value, _, ok := head(rec, sn.names)
-		if !ok || (len(q.Types) > 0 && !slices.Contains(q.Types, typ)) || !slices.Contains(valueKeys(typ, string(value)), key) {
+		if !ok || (len(q.Types) > 0 && !slices.Contains(q.Types, typ)) || !holds(typ, value, key) {
 			continue // another type, or another value whose key hashes alike
 		}
 		a, ok := decode(rec, sn.names)
@@ -446,4 +446,47 @@ func (sn *snapshot) search(ctx context.Context, q intel.Query) ([]intel.Event, e
 		out[len(out)-1].Attributes = append(out[len(out)-1].Attributes, a)
 	}
 	return out, nil
+}
+
+// holds tells whether an attribute of type typ with value holds key (a match key): as
+// slices.Contains(valueKeys(typ, value), key), without allocating in the common case.
+func holds(typ string, value []byte, key string) bool {
+	if strings.Contains(typ, "|") {
+		if i := bytesIndexByte(value, '|'); i >= 0 {
+			return keyIs(value[:i], key) || keyIs(value[i+1:], key)
+		}
+	}
+	return keyIs(value, key)
+}
+
+// keyIs tells whether matchKey(v) == key.
+func keyIs(v []byte, key string) bool {
+	for len(v) > 0 && v[len(v)-1] == ' ' {
+		v = v[:len(v)-1]
+	}
+	if len(v) != len(key) {
+		return matchKey(string(v)) == key // IPv6 spellings differ in length; so may Unicode case
+	}
+	for i := range len(v) {
+		c := v[i]
+		if c >= 0x80 || c == ':' {
+			return matchKey(string(v)) == key
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != key[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func bytesIndexByte(b []byte, c byte) int {
+	for i := range b {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
 }
