@@ -25,6 +25,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/feed"
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -49,6 +50,11 @@ type App struct {
 	timeouts timeouts
 	pool     *mispPool
 	closers  []func() error // what Close releases
+	// own is API_URL's MISP or feed (Backend nil without API_URL), ownBase its base URL
+	// (the directory for a feed); feeds are FEEDS'. See Sources.
+	own     intel.Source
+	ownBase string
+	feeds   []*feed.Source
 }
 
 // Close releases what the relay holds besides its listeners (the Redis connections).
@@ -286,6 +292,13 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		sc.Warninglists = lists
 		log.Info("warninglists loaded", "dir", cfg.warninglistsDir, "lists", len(lists.Lists()), "entries", lists.Entries())
 	}
+	feeds, stopFeeds, err := startFeeds(cfg, userAgent, log)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, stopFeeds)
+	var own intel.Source
+	var ownBase string
 	switch dir, isFeed := feedDir(cfg.apiURL); {
 	case cfg.apiURL == "":
 		log.Warn("API_URL is not set: only configuration tokens naming a MISP HOST can be served", "allowed_hosts", strings.Join(cfg.allowedHosts, ","))
@@ -295,6 +308,7 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 			return nil, fmt.Errorf("API_URL: load MISP feed: %w", err)
 		}
 		sc.Backend = store
+		own, ownBase = intel.Source{Name: "MISP feed", Backend: store, UI: cfg.uiURL}, dir
 		log.Info("serving a MISP feed", "dir", dir, "events", store.Len(), "links", cfg.uiURL != "")
 	default:
 		base, _, err := mispBase(cfg.apiURL)
@@ -309,6 +323,8 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		if sc.UIURL == "" {
 			sc.UIURL = base
 		}
+		_, hostport, _ := mispBase(base)
+		own, ownBase = intel.Source{Name: "MISP " + hostport, Backend: client, UI: sc.UIURL}, base
 	}
 	if !cfg.verifyCert {
 		log.Warn("MISP_VERIFY_CERT=false: the relay does not check MISP's TLS certificate")
@@ -331,7 +347,10 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers}, nil
+	return &App{
+		Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers,
+		own: own, ownBase: ownBase, feeds: feeds,
+	}, nil
 }
 
 // warmTimeout bounds the start-up's wait for Redis.
