@@ -89,6 +89,11 @@ func TestModuleType(t *testing.T) {
 		"custom_CTR_ENTITIES_LIMIT": {false, "integer"},
 		"custom_URLSCAN_KEY":        {false, "api_key"},
 	}
+	// HOST_2/AuthKey_2 … HOST_5/AuthKey_5: the other MISPs a token may name (auth.MaxMISPs).
+	for n := 2; n <= auth.MaxMISPs; n++ {
+		want["custom_HOST_"+strconv.Itoa(n)] = spec{false, "string"}
+		want["custom_AuthKey_"+strconv.Itoa(n)] = spec{false, "api_key"}
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("configuration_spec (-want +got):\n%s", diff)
 	}
