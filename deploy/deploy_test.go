@@ -162,7 +162,7 @@ func TestModuleSettings(t *testing.T) {
 		t.Error("module_settings.json: name is empty")
 	}
 	// The claims of the HS256 token internal/auth reads (and `relay jwt` signs).
-	tok, err := auth.Sign("secret", auth.Claims{Key: "k", URLScanKey: "u"})
+	tok, err := auth.Sign("secret", auth.Claims{Key: "k", URLScanKey: "u", OtherMISPs: []auth.MISP{{Host: "misp2.example", Key: "k2"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

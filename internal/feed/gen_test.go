@@ -29,13 +29,13 @@ type genAttr struct {
 }
 
 type genEvent struct {
-	UUID          string    `json:"uuid"`
-	Info          string    `json:"info"`
-	Date          string    `json:"date"`
-	Timestamp     string    `json:"timestamp"`
-	ThreatLevelID string    `json:"threat_level_id"`
-	Analysis      string    `json:"analysis"`
-	Published     bool      `json:"published"`
+	UUID          string                      `json:"uuid"`
+	Info          string                      `json:"info"`
+	Date          string                      `json:"date"`
+	Timestamp     string                      `json:"timestamp"`
+	ThreatLevelID string                      `json:"threat_level_id"`
+	Analysis      string                      `json:"analysis"`
+	Published     bool                        `json:"published"`
 	Orgc          struct{ Name, UUID string } `json:"Orgc"`
 	Tag           []struct {
 		Name string `json:"name"`
