@@ -98,8 +98,8 @@ func (in *interner) id(s string) (uint32, error) {
 	if in.index == nil {
 		in.index = make(map[string]uint32)
 	}
-	n := uint32(len(in.names))
-	s = strings.Clone(s) // not a slice of the event file being parsed
+	n := uint32(len(in.names)) //nolint:gosec // below 1<<16, checked above
+	s = strings.Clone(s)       // not a slice of the event file being parsed
 	in.names = append(in.names, s)
 	in.index[s] = n
 	return n, nil
@@ -162,7 +162,7 @@ func appendRecord(buf []byte, in *interner, a *intel.Attribute) ([]byte, error) 
 	for _, t := range []time.Time{a.Timestamp, a.FirstSeen, a.LastSeen} {
 		if !t.IsZero() {
 			body = binary.AppendVarint(body, t.Unix())
-			body = binary.AppendUvarint(body, uint64(t.Nanosecond()))
+			body = binary.AppendUvarint(body, uint64(t.Nanosecond())) //nolint:gosec // 0 to 999,999,999
 		}
 	}
 	if flags&flagTags != 0 {
@@ -277,10 +277,11 @@ func head(b []byte, names []string) (typ string, value []byte, next int, ok bool
 	start := len(b) - len(r.b)
 	typ = r.name(names)
 	value = r.bytes(r.uvarint())
-	if !r.ok || uint64(len(b)-start) < size {
+	rest := len(b) - start
+	if !r.ok || size > uint64(rest) { //nolint:gosec // a length: not negative
 		return "", nil, 0, false
 	}
-	return typ, value, start + int(size), true
+	return typ, value, start + int(size), true //nolint:gosec // at most rest, checked above
 }
 
 // decode reads the whole record at b.
@@ -308,7 +309,7 @@ func decode(b []byte, names []string) (intel.Attribute, bool) {
 	for i, t := range []*time.Time{&a.Timestamp, &a.FirstSeen, &a.LastSeen} {
 		if f&(flagTimestamp<<i) != 0 {
 			sec := r.varint()
-			*t = time.Unix(sec, int64(r.uvarint())).UTC()
+			*t = time.Unix(sec, int64(r.uvarint())).UTC() //nolint:gosec // written from Nanosecond(): below 1e9
 		}
 	}
 	if f&flagTags != 0 {

@@ -393,12 +393,18 @@ func TestSourceHostile(t *testing.T) {
 		wantErr    string // the load fails, saying this
 		wantEvents int    // else, events served
 	}{
-		{name: "garbage manifest", edit: func(f genFeed, _ []genEvent) { f["manifest.json"] = []byte("<html>hello</html>") },
-			wantErr: "not a MISP feed manifest"},
-		{name: "manifest not an object", edit: func(f genFeed, _ []genEvent) { f["manifest.json"] = []byte(`[1,2]`) },
-			wantErr: "not a MISP feed manifest"},
-		{name: "path in manifest", edit: func(f genFeed, _ []genEvent) { f["manifest.json"] = []byte(`{"../../etc/passwd":{}}`) },
-			wantErr: "is not an event UUID"},
+		{
+			name: "garbage manifest", edit: func(f genFeed, _ []genEvent) { f["manifest.json"] = []byte("<html>hello</html>") },
+			wantErr: "not a MISP feed manifest",
+		},
+		{
+			name: "manifest not an object", edit: func(f genFeed, _ []genEvent) { f["manifest.json"] = []byte(`[1,2]`) },
+			wantErr: "not a MISP feed manifest",
+		},
+		{
+			name: "path in manifest", edit: func(f genFeed, _ []genEvent) { f["manifest.json"] = []byte(`{"../../etc/passwd":{}}`) },
+			wantErr: "is not an event UUID",
+		},
 		{name: "manifest over its cap", limits: feed.Limits{ManifestBytes: 64}, wantErr: "larger than the relay accepts"},
 		{name: "too many events", limits: feed.Limits{Events: 2}, wantErr: "lists 3 events, more than the 2"},
 		{name: "manifest missing", edit: func(f genFeed, _ []genEvent) { delete(f, "manifest.json") }, wantErr: "HTTP 404"},
@@ -406,7 +412,8 @@ func TestSourceHostile(t *testing.T) {
 			http.Redirect(w, r, elsewhere.URL+"/feed/manifest.json", http.StatusFound)
 			return true
 		}, wantErr: "off the feed's host"},
-		{name: "gzip bomb event", limits: feed.Limits{EventBytes: 1 << 20}, wantEvents: 2,
+		{
+			name: "gzip bomb event", limits: feed.Limits{EventBytes: 1 << 20}, wantEvents: 2,
 			override: func(w http.ResponseWriter, _ *http.Request, name string) bool {
 				if name == "manifest.json" {
 					return false
@@ -420,7 +427,8 @@ func TestSourceHostile(t *testing.T) {
 				w.Header().Set("Content-Encoding", "gzip")
 				_, _ = w.Write(testkit.GzipBomb(t, `{"Event":{"info":"`, []byte(strings.Repeat("A", 1<<20)), 64, `"}}`))
 				return true
-			}},
+			},
+		},
 		{name: "event not JSON", wantEvents: 2, edit: func(f genFeed, evs []genEvent) { f[evs[1].UUID+".json"] = []byte("{{{") }},
 		{name: "event of another uuid", wantEvents: 2, edit: func(f genFeed, evs []genEvent) { f[evs[1].UUID+".json"] = f[evs[0].UUID+".json"] }},
 		{name: "event missing", wantEvents: 2, edit: func(f genFeed, evs []genEvent) { delete(f, evs[2].UUID+".json") }},
