@@ -297,6 +297,9 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		return nil, err
 	}
 	closers = append(closers, stopFeeds)
+	if len(feeds) > 0 {
+		sc.FeedStates = func() []service.FeedState { return feedStates(feeds) }
+	}
 	var own intel.Source
 	var ownBase string
 	switch dir, isFeed := feedDir(cfg.apiURL); {

@@ -9,6 +9,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/service"
 )
 
 // startFeeds builds FEEDS' sources and starts loading them in the background: the relay
@@ -40,6 +41,20 @@ func (a *App) FeedStatus() []feed.Status {
 	out := make([]feed.Status, 0, len(a.feeds))
 	for _, f := range a.feeds {
 		out = append(out, f.Status())
+	}
+	return out
+}
+
+// feedStates is what /health says of the feeds (service.Config.FeedStates). Why a feed
+// fails is left out: its URL and its server's words are the operator's, not every tenant's.
+func feedStates(feeds []*feed.Source) []service.FeedState {
+	out := make([]service.FeedState, 0, len(feeds))
+	for _, f := range feeds {
+		st := f.Status()
+		out = append(out, service.FeedState{
+			Source: st.Name, State: string(st.State), Events: st.Events, Values: st.Values,
+			Skipped: st.Skipped, Updated: st.Updated,
+		})
 	}
 	return out
 }

@@ -71,7 +71,7 @@ func TestFeedsServeWhileLoading(t *testing.T) {
 		http.ServeFile(w, r, filepath.Join(sampleFeedDir, filepath.Base(name)))
 	}))
 	defer srv.Close()
-	cfg, err := loadConfig(testkit.Env(map[string]string{"FEEDS": "circl=" + srv.URL + "/osint/", "API_URL": sampleFeedDir}))
+	cfg, err := loadConfig(testkit.Env(map[string]string{"FEEDS": "circl=" + srv.URL + "/osint/", "API_URL": sampleFeedDir, "SECRET_KEY": "feeds-secret"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +85,20 @@ func TestFeedsServeWhileLoading(t *testing.T) {
 	st := a.FeedStatus()
 	if len(st) != 1 || st[0].State != feed.Loading || st[0].Name != "MISP feed circl" {
 		t.Fatalf("while the manifest is held: %+v", st)
+	}
+	tok, err := auth.Sign("feeds-secret", auth.Claims{Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := func() string {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/health", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		a.Handler.ServeHTTP(rec, req)
+		return rec.Body.String()
+	}
+	if got, want := health(), `{"data":{"feeds":[{"events":0,"skipped":0,"source":"MISP feed circl","state":"loading","values":0}],"status":"ok"}}`; strings.TrimSpace(got) != want {
+		t.Errorf("/health while loading: %s, want %s", got, want)
 	}
 	srcs, err := a.Sources(auth.Claims{Key: "k"})
 	if err != nil {
@@ -102,6 +116,9 @@ func TestFeedsServeWhileLoading(t *testing.T) {
 	}
 	if st := a.FeedStatus()[0]; st.Events != 4 || st.Values == 0 {
 		t.Errorf("loaded %+v", st)
+	}
+	if got := health(); !strings.Contains(got, `"events":4,`) || !strings.Contains(got, `"state":"loaded","updated":"`) {
+		t.Errorf("/health once loaded: %s", got)
 	}
 	evs, err := srcs[1].Backend.Search(t.Context(), "", intel.Query{Value: "198.51.100.23"})
 	if err != nil || len(evs) == 0 {
