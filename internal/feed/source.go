@@ -467,8 +467,8 @@ type fetchResult struct {
 	err    error
 }
 
-// fetchEvents fetches and parses todo's events, fetchWorkers at a time, delivering them in
-// order on the channel it returns (closed when done or when ctx ends). Parsing happens in the
+// fetchEvents fetches and parses todo's events, fetchWorkers at a time (and at most that many
+// held before they are delivered), delivering them in order on the channel it returns (closed when done or when ctx ends). Parsing happens in the
 // workers; records are encoded by the caller (see encode).
 func (s *Source) fetchEvents(ctx context.Context, todo []manifestEntry) <-chan fetchResult {
 	type parsed struct {
@@ -481,9 +481,17 @@ func (s *Source) fetchEvents(ctx context.Context, todo []manifestEntry) <-chan f
 	}
 	out := make(chan fetchResult)
 	next := make(chan int)
+	// window bounds the events fetched or parsed but not yet delivered: without it, one slow
+	// event file would let the workers pile up the rest of the feed, parsed, behind it.
+	window := make(chan struct{}, fetchWorkers)
 	go func() {
 		defer close(next)
 		for i := range todo {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			select {
 			case next <- i:
 			case <-ctx.Done():
@@ -511,6 +519,7 @@ func (s *Source) fetchEvents(ctx context.Context, todo []manifestEntry) <-chan f
 			var p parsed
 			select {
 			case p = <-slots[i]:
+				<-window
 			case <-ctx.Done():
 				return
 			}

@@ -564,3 +564,45 @@ func TestSourceRunBacksOff(t *testing.T) {
 		}
 	})
 }
+
+// TestSourceBoundsEventsInFlight: while one event file is slow, the others fetched behind it
+// are at most as many as the workers: a slow file cannot make the relay hold the whole feed.
+func TestSourceBoundsEventsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		files := newGenFeed(t, 13, 20, 2, 1000)
+		var keys []string
+		for name := range files {
+			if name != "manifest.json" {
+				keys = append(keys, name)
+			}
+		}
+		sortStrings(keys)
+		fs := &feedServer{files: files, version: 1, hits: map[string]int{}, gates: map[string]chan struct{}{}}
+		gate := make(chan struct{})
+		fs.gates[keys[0]] = gate
+		s, err := feed.NewSource(feed.SourceConfig{
+			Name: "test", Location: "https://feed.test/feed/",
+			HTTPClient: &http.Client{Transport: testkit.HandlerTransport(fs)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Refresh(t.Context()) }()
+		synctest.Wait()
+		asked := 0
+		for _, k := range keys {
+			asked += fs.hitsOf(k)
+		}
+		if asked != 4 {
+			t.Errorf("%d event files asked while the first is held, want 4 (the workers)", asked)
+		}
+		close(gate)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Status(); st.Events != 20 || st.Fetched != 20 {
+			t.Errorf("after the load: %+v", st)
+		}
+	})
+}
