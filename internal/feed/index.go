@@ -388,6 +388,12 @@ func newSnapshot(events []stored, names []string, seed maphash.Seed) *snapshot {
 		}
 		return cmpU64(uint64(a.off), uint64(b.off))
 	})
+	sn.buildBuckets()
+	return sn
+}
+
+// buildBuckets builds the prefix table over sn.entries, sorted.
+func (sn *snapshot) buildBuckets() {
 	// About two entries per bucket: 2 bytes of prefix table per value.
 	width := max(1, bits.Len(uint(len(sn.entries)))-1)
 	sn.shift = uint(64 - width)
@@ -399,7 +405,6 @@ func newSnapshot(events []stored, names []string, seed maphash.Seed) *snapshot {
 		}
 		sn.buckets[p] = uint32(i)
 	}
-	return sn
 }
 
 func cmpU64(a, b uint64) int {
