@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -233,7 +234,7 @@ func (s *Source) setStatus(f func(*Status)) {
 func (s *Source) Run(ctx context.Context) {
 	failures := 0
 	for {
-		err := s.Refresh(ctx)
+		err := s.refreshGuarded(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -261,14 +262,28 @@ func (s *Source) Run(ctx context.Context) {
 	}
 }
 
+// refreshGuarded is Refresh, a panic (a bug a feed's bytes found) turned into a failed attempt:
+// Run's goroutine is not a request's, and a panic there would stop the relay.
+func (s *Source) refreshGuarded(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%s: panic while loading: %v", s.name, v)
+			s.log.Error("feed load panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.setStatus(func(st *Status) { st.State, st.Error = Failing, err.Error() })
+		}
+	}()
+	return s.Refresh(ctx)
+}
+
 // manifestEntry is one event of a manifest: its key and what tells it changed.
 type manifestEntry struct {
 	key   string // as written: the file name
 	stamp string
 }
 
-// parseManifest reads a manifest's keys (checked UUIDs, at most max) and their timestamps.
-func parseManifest(b []byte, where string, limit int) (map[string]manifestEntry, error) {
+// parseManifest reads a manifest's keys (checked UUIDs, at most limit) and their timestamps;
+// an entry without one is told apart by its hash under seed, the Source's, stable for its life.
+func parseManifest(b []byte, where string, limit int, seed maphash.Seed) (map[string]manifestEntry, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil || m == nil {
 		return nil, fmt.Errorf("%s/manifest.json: not a MISP feed manifest: want a JSON object keyed by event UUID", where)
@@ -293,7 +308,7 @@ func parseManifest(b []byte, where string, limit int) (map[string]manifestEntry,
 			stamp = strings.Trim(string(e.Timestamp), `"`)
 		} else {
 			// No timestamp: any change of the entry counts as a change of the event.
-			stamp = "entry:" + strconv.FormatUint(maphash.Bytes(maphash.Seed{}, raw), 16)
+			stamp = "entry:" + strconv.FormatUint(maphash.Bytes(seed, raw), 16)
 		}
 		out[lk] = manifestEntry{key: k, stamp: stamp}
 	}
@@ -343,7 +358,7 @@ func (s *Source) refresh(ctx context.Context) error {
 		s.log.Debug("feed unchanged", "events", len(s.current))
 		return nil
 	}
-	entries, err := parseManifest(mf.body, where, s.cfg.Limits.Events)
+	entries, err := parseManifest(mf.body, where, s.cfg.Limits.Events, s.seed)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}

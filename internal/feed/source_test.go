@@ -433,6 +433,13 @@ func TestSourceHostile(t *testing.T) {
 		{name: "event of another uuid", wantEvents: 2, edit: func(f genFeed, evs []genEvent) { f[evs[1].UUID+".json"] = f[evs[0].UUID+".json"] }},
 		{name: "event missing", wantEvents: 2, edit: func(f genFeed, evs []genEvent) { delete(f, evs[2].UUID+".json") }},
 		{name: "value cap", limits: feed.Limits{Values: 11}, wantEvents: 2},
+		{name: "manifest without timestamps", wantEvents: 3, edit: func(f genFeed, evs []genEvent) {
+			m := map[string]any{}
+			for _, ev := range evs {
+				m[ev.UUID] = map[string]any{"info": ev.Info}
+			}
+			f["manifest.json"], _ = json.Marshal(m)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bombed = false
