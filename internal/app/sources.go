@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -62,8 +63,9 @@ func feedStates(feeds []*feed.Source) []service.FeedState {
 // Sources returns what a request with claims c consults, in order: its MISPs, then every
 // feed of FEEDS. The MISPs are those the token names (auth.Claims.MISPs): for a
 // configuration token, HOST then HOST_2 … HOST_5, each of which must pass
-// MISP_ALLOWED_HOSTS as HOST does; for an HS256 token, API_URL's MISP or feed, then the hosts
-// of its "misps" claim, under the same rule. A host refused, or one MISP named twice, fails
+// MISP_ALLOWED_HOSTS as HOST does; for an HS256 token, API_URL's MISP or feed (none without
+// API_URL: a relay of public feeds needs no MISP), then the hosts of its "misps" claim, under
+// the same rule; with nothing at all to ask, errNoSources. A host refused, or one MISP named twice, fails
 // the whole request (as HOST alone did): the token is wrong, not one source down.
 //
 // Each MISP is the pool's client for its base URL, whose caches (in-process and Redis) are
@@ -81,7 +83,7 @@ func (a *App) Sources(c auth.Claims) ([]intel.Source, error) {
 		}
 		if m.Host == "" {
 			if a.own.Backend == nil {
-				return nil, errNoOwnMISP
+				continue // no API_URL: the feeds, and the token's other MISPs, are asked
 			}
 			src := a.own
 			src.Key = m.Key
@@ -103,8 +105,11 @@ func (a *App) Sources(c auth.Claims) ([]intel.Source, error) {
 	for _, f := range a.feeds {
 		out = append(out, intel.Source{Name: f.Name(), Backend: f})
 	}
+	if len(out) == 0 {
+		return nil, errNoSources
+	}
 	return out, nil
 }
 
-// errNoOwnMISP is an HS256 token on a relay without API_URL.
-var errNoOwnMISP = &auth.Error{Reason: "this relay has no API_URL: use a configuration token naming your MISP's HOST"}
+// errNoSources is an HS256 token naming no MISP on a relay with neither API_URL nor FEEDS.
+var errNoSources = errors.New("the relay has nothing to ask: set API_URL to your MISP base URL (or a MISP feed directory), or FEEDS to public MISP feeds")

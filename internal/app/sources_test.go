@@ -207,8 +207,13 @@ func TestSourcesOfAToken(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", tc.others, err, tc.reason)
 		}
 	}
-	// An HS256 token on a relay without API_URL has no MISP of its own.
-	if _, err := a.Sources(auth.Claims{Key: "k"}); err == nil {
-		t.Error("an HS256 token without API_URL got sources")
+	// An HS256 token on a relay without API_URL: the feeds (a relay of public feeds needs
+	// no MISP), and the MISPs its misps claim names.
+	srcs, err = a.Sources(auth.Claims{Key: "unused", OtherMISPs: []auth.MISP{{Host: up.URL, Key: poolMISPKey}}})
+	if err != nil || len(srcs) != 2 || srcs[0].Name != "MISP "+hostport(up.URL) || srcs[1].Name != "MISP feed local" {
+		t.Errorf("HS256 without API_URL: %+v, %v", srcs, err)
+	}
+	if _, err := buildApp(t, map[string]string{}).Sources(auth.Claims{Key: "k"}); !errors.Is(err, errNoSources) {
+		t.Errorf("nothing to ask: %v", err)
 	}
 }
