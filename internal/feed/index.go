@@ -209,7 +209,8 @@ func packUUID(s string) (u [16]byte, ok bool) {
 	return u, true
 }
 
-func unpackUUID(b []byte) string {
+// appendUUID writes the 16 bytes b as a canonical lower-case UUID.
+func appendUUID(sb *strings.Builder, b []byte) {
 	var buf [36]byte
 	hex.Encode(buf[0:8], b[0:4])
 	buf[8] = '-'
@@ -220,7 +221,7 @@ func unpackUUID(b []byte) string {
 	hex.Encode(buf[19:23], b[8:10])
 	buf[23] = '-'
 	hex.Encode(buf[24:36], b[10:16])
-	return string(buf[:])
+	sb.Write(buf[:])
 }
 
 // reader walks a record; records are written by appendRecord only, so a short read means a
@@ -290,7 +291,7 @@ func decode(b []byte, names []string) (intel.Attribute, bool) {
 	r.uvarint() // size
 	var a intel.Attribute
 	a.Type = r.name(names)
-	a.Value = string(r.bytes(r.uvarint()))
+	value := r.bytes(r.uvarint())
 	a.Category = r.name(names)
 	flags := r.bytes(1)
 	if !r.ok {
@@ -298,14 +299,20 @@ func decode(b []byte, names []string) (intel.Attribute, bool) {
 	}
 	f := flags[0]
 	a.ToIDS = f&flagToIDS != 0
+	// The value and the UUID share one allocation: a lookup's cost is mostly allocations.
+	var sb strings.Builder
+	sb.Grow(len(value) + 36)
+	sb.Write(value)
 	switch {
 	case f&flagUUID16 != 0:
 		if u := r.bytes(16); r.ok {
-			a.UUID = unpackUUID(u)
+			appendUUID(&sb, u)
 		}
 	case f&flagUUIDText != 0:
-		a.UUID = string(r.bytes(r.uvarint()))
+		sb.Write(r.bytes(r.uvarint()))
 	}
+	both := sb.String()
+	a.Value, a.UUID = both[:len(value)], both[len(value):]
 	for i, t := range []*time.Time{&a.Timestamp, &a.FirstSeen, &a.LastSeen} {
 		if f&(flagTimestamp<<i) != 0 {
 			sec := r.varint()
@@ -481,7 +488,13 @@ func keyIs(v []byte, key string) bool {
 		v = v[:len(v)-1]
 	}
 	if len(v) != len(key) {
-		return matchKey(string(v)) == key // IPv6 spellings differ in length; so may Unicode case
+		// Only an IPv6 address or a non-ASCII value can fold to a key of another length.
+		for _, c := range v {
+			if c >= 0x80 || c == ':' {
+				return matchKey(string(v)) == key
+			}
+		}
+		return false
 	}
 	for i := range len(v) {
 		c := v[i]
