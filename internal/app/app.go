@@ -1,7 +1,9 @@
 // Package app wires the relay: it reads the configuration from the environment, builds every
-// part (the token verifier, the MISP clients and their caches, the feed, urlscan.io, the
-// service and its HTTP handler, metrics), applies the policy on which MISP hosts a tenant may
-// name, and derives every server timeout from the settings in one place.
+// part (the token verifier, the MISP clients and their caches, API_URL's feed, the public
+// feeds of FEEDS loading in the background, urlscan.io, the service and its HTTP handler,
+// metrics), applies the policy on which MISP hosts a tenant may name (each of a token's up to
+// five), lists a tenant's sources (Sources), and derives every server timeout from the
+// settings in one place.
 //
 // It is the only package that knows all the others. It holds no request logic: a request goes
 // from the handler to package service, which sees one intel.Backend per tenant. Both ways of
