@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,16 +12,26 @@ import (
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/upstream"
 )
 
 // startFeeds builds FEEDS' sources and starts loading them in the background: the relay
 // serves at once, lookups answering from what is loaded. stop ends their loads and refreshes
 // and waits for them.
 func startFeeds(cfg config, userAgent string, log *slog.Logger) (feeds []*feed.Source, stop func() error, err error) {
+	client := cfg.feedHTTP
+	if client == nil && cfg.caFile != "" && len(cfg.feeds) > 0 {
+		// An internal feed may be signed by the internal CA MISP's certificate is.
+		roots, err := upstream.ExtraRoots(cfg.caFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("MISP_CA_FILE: %w", err)
+		}
+		client = upstream.NewHTTPClient(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, 4)
+	}
 	for _, f := range cfg.feeds {
 		s, err := feed.NewSource(feed.SourceConfig{
 			Name: f.name, Location: f.location, Refresh: cfg.feedRefresh,
-			HTTPClient: cfg.feedHTTP, UserAgent: userAgent, Log: log,
+			HTTPClient: client, UserAgent: userAgent, Log: log,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("FEEDS: %w", err)

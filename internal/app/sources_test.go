@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -215,5 +216,36 @@ func TestSourcesOfAToken(t *testing.T) {
 	}
 	if _, err := buildApp(t, map[string]string{}).Sources(auth.Claims{Key: "k"}); !errors.Is(err, errNoSources) {
 		t.Errorf("nothing to ask: %v", err)
+	}
+}
+
+// TestFeedsTrustMISPCAFile: a feed served with a certificate of the internal CA MISP_CA_FILE
+// names loads; without it, the same feed fails on its certificate.
+func TestFeedsTrustMISPCAFile(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(sampleFeedDir, filepath.Base(r.URL.Path)))
+	}))
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want feed.State
+	}{
+		{map[string]string{"FEEDS": "internal=" + srv.URL + "/feed/", "MISP_CA_FILE": caFile}, feed.Loaded},
+		{map[string]string{"FEEDS": "internal=" + srv.URL + "/feed/"}, feed.Failing},
+	} {
+		a := buildApp(t, tc.env)
+		if !testkit.Poll(testkit.WaitTimeout, func() bool { return a.FeedStatus()[0].State != feed.Loading }) {
+			t.Fatal("the feed never finished its first load")
+		}
+		if st := a.FeedStatus()[0]; st.State != tc.want {
+			t.Errorf("%v: %+v, want %s", tc.env, st, tc.want)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
