@@ -381,7 +381,7 @@ func (s *Source) refresh(ctx context.Context) error {
 		}
 		todo = append(todo, e)
 	}
-	// Oldest manifest key order is arbitrary; a stable order makes loads reproducible.
+	// A manifest is a JSON object, read into a map: fetch in key order, so loads reproduce.
 	sortEntries(todo)
 
 	values := 0
@@ -483,8 +483,9 @@ type fetchResult struct {
 }
 
 // fetchEvents fetches and parses todo's events, fetchWorkers at a time (and at most that many
-// held before they are delivered), delivering them in order on the channel it returns (closed when done or when ctx ends). Parsing happens in the
-// workers; records are encoded by the caller (see encode).
+// held before they are delivered), delivering them in order on the channel it returns, closed
+// when done or when ctx ends. Parsing happens in the workers; records are encoded by the
+// caller (see encode).
 func (s *Source) fetchEvents(ctx context.Context, todo []manifestEntry) <-chan fetchResult {
 	type parsed struct {
 		ev  event
