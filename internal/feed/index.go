@@ -20,8 +20,8 @@ import (
 // Source keeps each attribute as one record of bytes in its event's buffer (about 30 bytes
 // besides the value, its 16-byte UUID included) and each match key as one 16-byte entry of a
 // sorted array, with a 2-byte-per-entry prefix table in front: about 108 bytes a value on
-// BenchmarkLargeFeed's feed, whose values average about 40 bytes. Lookups decode only the records
-// a key points at.
+// BenchmarkLargeFeed's feed, whose values average about 40 bytes. Lookups decode only the
+// records a key points at.
 
 // snapshot is one immutable state of a Source: its events and the index over their values.
 // Lookups read the current snapshot without locks; a load or refresh builds a new one and
