@@ -146,14 +146,6 @@ func (r *result) checkCallsPerValue() {
 	r.check("MISP calls per "+r.CallsPer+" = 1.00", math.Abs(*r.CallsPerValue-1) < 0.005, fmt.Sprintf("%.3f", *r.CallsPerValue))
 }
 
-// ratio is *f, or 0 when unknown.
-func ratio(f *float64) float64 {
-	if f == nil {
-		return 0
-	}
-	return *f
-}
-
 // thousands formats f rounded to an integer with thousands separators: 6,400.
 func thousands(f float64) string {
 	s := strconv.FormatInt(int64(math.Round(f)), 10)
