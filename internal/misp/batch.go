@@ -134,11 +134,14 @@ func newBatch(qs []intel.Query, idx []int) *batch {
 	return b
 }
 
-// values is the value filter: every distinct value, in the queries' order.
+// values is the value filter: every distinct value (as MISP compares them), in the queries'
+// order.
 func (b *batch) values() []string {
 	var vs []string
+	seen := map[string]bool{}
 	for _, q := range b.qs {
-		if !slices.Contains(vs, q.Value) {
+		if k := matchKey(q.Value); !seen[k] {
+			seen[k] = true
 			vs = append(vs, q.Value)
 		}
 	}
