@@ -46,8 +46,8 @@ var expectations = []struct {
 	{observable{"hostname", "mail.relay-test.example"}, "Malicious", "MISP event threat level High"},
 	{observable{"ipv6", "2001:db8:dead:beef::1"}, "Malicious", "MISP event threat level High"},
 	{observable{"ipv6", "2001:DB8:DEAD:BEEF:0:0:0:1"}, "Malicious", "MISP event threat level High"}, // MISP normalises IPv6
-	{observable{"domain", "C2.Relay-Test.Example"}, "Malicious", "MISP event threat level High"},   // and ignores letter case
-	{observable{"md5", "ac4f5ebb4d0d0d6ea8b1a0e1b7a6c56b"}, "", ""}, // not seeded: no verdict
+	{observable{"domain", "C2.Relay-Test.Example"}, "Malicious", "MISP event threat level High"},    // and ignores letter case
+	{observable{"md5", "ac4f5ebb4d0d0d6ea8b1a0e1b7a6c56b"}, "", ""},                                 // not seeded: no verdict
 	{observable{"md5", md5Of("md5 sample")}, "Malicious", "MISP event threat level High"},
 	{observable{"sha1", sha1Of("sha1 sample")}, "Malicious", "MISP event threat level High"},
 	{observable{"sha256", sha256Of("sha256 sample")}, "Malicious", "MISP event threat level High"},
