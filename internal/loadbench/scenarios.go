@@ -19,6 +19,7 @@ import (
 type options struct {
 	duration time.Duration // timed window of each load scenario
 	relayBin string        // the relay binary for the startup scenario; "" is self[0]
+	baseBin  string        // the relay binary the versus scenario compares with; "" for none
 	self     []string      // the command line of `relaybench`, to run children
 	// concurrency is the relay's MISP_CONCURRENCY (lookups per request, and MISP calls in
 	// flight over all requests); 0 means the relay's default.
@@ -48,7 +49,8 @@ type scenario struct {
 }
 
 // allScenarios lists the scenarios in report order. The numbers of the issue are their
-// positions (1 to 5), startup is 6, fleet (fleet.go) 7.
+// positions (1 to 5), startup is 6, fleet (fleet.go) 7, versus (versus.go) 8, which "all"
+// includes only with a base binary.
 func allScenarios() []scenario {
 	return []scenario{
 		{"fan-out", fanOut},
@@ -58,6 +60,7 @@ func allScenarios() []scenario {
 		{"overhead", overhead},
 		{"startup", startup},
 		{"fleet", fleet},
+		{"versus", versus},
 	}
 }
 
