@@ -167,8 +167,11 @@ func cpuPerRequest(ctx context.Context, bin, apiURL, ttl, token string, body []b
 		}
 		answer, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close() // read already
-		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Contains(answer, []byte(`"verdicts"`)) || bytes.Contains(answer, []byte(`"errors"`)) {
-			return fmt.Errorf("observe: HTTP %d %v: %.200s", resp.StatusCode, err, answer)
+		if err != nil {
+			return fmt.Errorf("observe: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(answer, []byte(`"verdicts"`)) || bytes.Contains(answer, []byte(`"errors"`)) {
+			return fmt.Errorf("observe: HTTP %d: %.200s", resp.StatusCode, answer)
 		}
 		return nil
 	}
