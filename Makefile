@@ -103,10 +103,27 @@ prism-check: build
 ## bench: micro-benchmarks of the request path (1s each), then the load benchmark
 ## (bin/relaybench: the relay wired as relay serve wires it, against a fake MISP on loopback,
 ## 5s per scenario; it also times bin/relay's start-up).
-bench: build
+## make bench BASE=<rev> also builds the relay of commit <rev> (a git worktree under bin/) and
+## compares the relay's CPU per request of the two (scenario versus: ratios, on any machine);
+## make bench-versus BASE=<rev> runs that comparison alone.
+BASE ?=
+bench: build $(if $(BASE),bin/relay-base)
 	$(GO) build -trimpath -o bin/relaybench ./cmd/relaybench
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./internal/...
-	bin/relaybench -relay-bin $(BIN)
+	bin/relaybench -relay-bin $(BIN) $(if $(BASE),-base-bin bin/relay-base)
+
+.PHONY: bench-versus bin/relay-base
+bench-versus: build bin/relay-base
+	$(GO) build -trimpath -o bin/relaybench ./cmd/relaybench
+	bin/relaybench -relay-bin $(BIN) -base-bin bin/relay-base -scenarios versus
+
+bin/relay-base:
+	@test -n "$(BASE)" || { echo "BASE=<rev> names the commit to compare with"; exit 1; }
+	@echo "building the relay of $(BASE) into bin/relay-base (a worktree in bin/base-src)"
+	rm -rf bin/base-src && git worktree prune && mkdir -p bin
+	git worktree add --detach bin/base-src $(BASE)
+	cd bin/base-src && $(GO) build -trimpath -o ../relay-base ./cmd/relay
+	git worktree remove --force bin/base-src
 
 clean:
 	rm -rf bin

@@ -272,7 +272,6 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		BackendForHost: pool.get,
 		URLScanKey:     cfg.urlscanKey,
 		EntitiesLimit:  cfg.entitiesLimit,
-		Concurrency:    cfg.concurrency,
 		MaxBodyBytes:   cfg.maxBodyBytes,
 		MaxObservables: cfg.maxObs,
 		MaxInFlight:    cfg.maxInFlight,

@@ -139,7 +139,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if n, err := strconv.Atoi(strings.TrimSpace(getenv("CTR_ENTITIES_LIMIT"))); err == nil && n > 0 {
 		c.entitiesLimit = n
 	}
-	if c.concurrency, err = positive(getenv, "MISP_CONCURRENCY", service.DefaultConcurrency); err != nil {
+	if c.concurrency, err = positive(getenv, "MISP_CONCURRENCY", misp.DefaultMaxConcurrent); err != nil {
 		return c, err
 	}
 	maxBody, err := positive(getenv, "MAX_BODY_BYTES", service.DefaultMaxBodyBytes)

@@ -69,9 +69,9 @@ func TestJunkHostsDoNotLockTenantsOut(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the new tenant: %v", err)
 	}
-	events, err := b.Search(context.Background(), poolMISPKey, intel.Query{Value: lambdaIP, Types: []string{"ip-dst"}, Limit: 10})
-	if err != nil || len(events) != 1 {
-		t.Fatalf("the new tenant's lookup: %d events, %v", len(events), err)
+	r := b.Lookup(context.Background(), poolMISPKey, []intel.Query{{Value: lambdaIP, Types: []string{"ip-dst"}, Limit: 10}})[0]
+	if r.Err != nil || len(r.Events) != 1 {
+		t.Fatalf("the new tenant's lookup: %d events, %v", len(r.Events), r.Err)
 	}
 	if _, ok := a.pool.pinned[strings.TrimRight(operator.URL, "/")]; !ok {
 		t.Error("API_URL's MISP was evicted")
@@ -91,8 +91,7 @@ func TestEvictedMISPFinishesItsLookup(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := b.Search(context.Background(), poolMISPKey, intel.Query{Value: lambdaIP, Types: []string{"ip-dst"}})
-		done <- err
+		done <- b.Lookup(context.Background(), poolMISPKey, []intel.Query{{Value: lambdaIP, Types: []string{"ip-dst"}}})[0].Err
 	}()
 	if err := slow.WaitRequests(testkit.Context(t), "/attributes/restSearch", 1); err != nil {
 		t.Fatal(err)
@@ -187,7 +186,7 @@ func TestAnyHostMeansAnyPublicHost(t *testing.T) {
 		if err != nil {
 			continue // refused as a HOST: nothing is called
 		}
-		_, err = b.Search(context.Background(), poolMISPKey, intel.Query{Value: lambdaIP, Types: []string{"ip-dst"}})
+		err = b.Lookup(context.Background(), poolMISPKey, []intel.Query{{Value: lambdaIP, Types: []string{"ip-dst"}}})[0].Err
 		var e *misp.Error
 		if !errors.As(err, &e) || !errors.Is(err, misp.ErrUnavailable) || strings.Contains(e.Detail, "refus") || strings.Contains(e.Detail, "127.0.0.1") {
 			t.Errorf("%s: %v, want the one generic unavailable error", host, err)

@@ -185,13 +185,13 @@ func searchesPerValue(t *testing.T, m *misptest.Server) map[string]int {
 		if r.Path != "/attributes/restSearch" {
 			continue
 		}
-		var body struct {
-			Value string `json:"value"`
+		values := misptest.SearchValues(&r)
+		if len(values) == 0 {
+			t.Fatalf("restSearch body %s: no value", r.Body)
 		}
-		if err := json.Unmarshal(r.Body, &body); err != nil {
-			t.Fatalf("restSearch body %s: %v", r.Body, err)
+		for _, v := range values {
+			out[v]++
 		}
-		out[body.Value]++
 	}
 	return out
 }

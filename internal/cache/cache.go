@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,9 +63,13 @@ type Cache struct {
 	// warn holds MISP's warninglist hits per value (nil: none); nil when TTL is 0.
 	warn   *ttlLRU[[]intel.WarninglistHit]
 	health *ttlLRU[struct{}]
-	flight singleflight.Group
-	hits   atomic.Int64
-	misses atomic.Int64
+	flight singleflight.Group // pings and warninglist checks
+	// inflight holds the searches being asked about, by key: a lookup of one of them waits
+	// for its answer instead of asking again.
+	mu       sync.Mutex
+	inflight map[string]*call
+	hits     atomic.Int64
+	misses   atomic.Int64
 }
 
 // entry is a search answer and when it stops being used: TTL after MISP gave it, which for an
@@ -72,13 +77,6 @@ type Cache struct {
 type entry struct {
 	events  []intel.Event
 	expires time.Time
-}
-
-// flightResult is what a shared lookup hands every caller waiting for it.
-type flightResult struct {
-	events    []intel.Event
-	fromStore bool // answered by the shared store, not by MISP
-	fromLRU   bool // answered by this cache: a call ended just before this flight began
 }
 
 // eventsCodec stores search answers in the shared store.
@@ -94,7 +92,7 @@ func New(next intel.Backend, cfg Config) *Cache {
 	if cfg.HealthTTL <= 0 {
 		cfg.HealthTTL = DefaultHealthTTL
 	}
-	c := &Cache{next: next, baseURL: cfg.BaseURL, ttl: cfg.TTL}
+	c := &Cache{next: next, baseURL: cfg.BaseURL, ttl: cfg.TTL, inflight: map[string]*call{}}
 	if cfg.TTL > 0 {
 		c.search = newTTLLRU[entry](cfg.Size, cfg.TTL)
 		c.warn = newTTLLRU[[]intel.WarninglistHit](cfg.Size, cfg.TTL)
@@ -119,67 +117,246 @@ func (c *Cache) searchKey(key string, q intel.Query) string {
 	return strings.Join([]string{c.baseURL, c.keyHash(key), strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit)}, "\x00")
 }
 
-// Search answers from the cache, or asks MISP once for all concurrent callers of the same
-// lookup (with a shared store: from the store when another instance already asked). Callers
-// get their own slice of events and may reorder it; the events' contents are shared and must
-// not be modified.
+// Search is Lookup of one query.
 func (c *Cache) Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
-	k := c.searchKey(key, q)
-	if c.search != nil {
-		if e, ok := c.search.Get(k); ok && time.Now().Before(e.expires) {
-			c.hits.Add(1)
-			reqlog.From(ctx).AddCacheHit()
-			return slices.Clone(e.events), nil
-		}
-	}
-	ch := c.flight.DoChan(k, func() (any, error) {
-		// A call that ended between this caller's cache read and its joining the flight has
-		// filled the cache: use it rather than ask MISP twice for the value.
+	r := c.Lookup(ctx, key, []intel.Query{q})[0]
+	return r.Events, r.Err
+}
+
+// call is one query's trip to the wrapped backend (or the shared store), which every
+// concurrent lookup of the same query waits for.
+type call struct {
+	done      chan struct{} // closed once the fields below are set
+	events    []intel.Event
+	err       error
+	fromStore bool // answered by the shared store, not by MISP
+	fromLRU   bool // answered by this cache: a call ended just before this one began
+}
+
+// Lookup answers each query from the cache, and asks the wrapped backend about the others in
+// one Lookup (one restSearch for a MISP). A query another lookup is already asking about is
+// not asked again: this lookup waits for that answer, so concurrent requests asking the same
+// value make one call for it. With a shared store, the queries another instance answered come
+// from the store, those another instance is asking about wait for its answer, and the rest
+// go to the backend together. Callers get their own slice of events and may reorder it; the
+// events' contents are shared and must not be modified.
+func (c *Cache) Lookup(ctx context.Context, key string, qs []intel.Query) []intel.Result {
+	out := make([]intel.Result, len(qs))
+	calls := make([]*call, len(qs))
+	var led []int // the queries this lookup asks about
+	var ledCalls []*call
+	keys := make([]string, len(qs))
+	c.mu.Lock()
+	for i, q := range qs {
+		k := c.searchKey(key, q)
+		keys[i] = k
 		if c.search != nil {
 			if e, ok := c.search.Get(k); ok && time.Now().Before(e.expires) {
-				return flightResult{events: e.events, fromLRU: true}, nil
+				c.hits.Add(1)
+				reqlog.From(ctx).AddCacheHit()
+				out[i].Events = slices.Clone(e.events)
+				continue
+			}
+		}
+		if cl, ok := c.inflight[k]; ok {
+			calls[i] = cl
+			continue
+		}
+		cl := &call{done: make(chan struct{})}
+		c.inflight[k] = cl
+		calls[i] = cl
+		led, ledCalls = append(led, i), append(ledCalls, cl)
+	}
+	c.mu.Unlock()
+	if len(led) > 0 {
+		// The calls must not fail because this caller gave up: other lookups may wait for
+		// them. They run on a context without this caller's cancellation (the MISP client
+		// bounds them by its own timeout), and each caller stops waiting when its own
+		// context ends.
+		go c.ask(context.WithoutCancel(ctx), key, qs, led, keys, ledCalls)
+	}
+	for i, cl := range calls {
+		if cl == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			out[i].Err = ctx.Err()
+			continue
+		case <-cl.done:
+		}
+		if cl.err != nil {
+			out[i].Err = cl.err
+			continue
+		}
+		if cl.fromLRU {
+			c.hits.Add(1)
+		}
+		if cl.fromStore || cl.fromLRU {
+			reqlog.From(ctx).AddCacheHit()
+		}
+		out[i].Events = slices.Clone(cl.events)
+	}
+	return out
+}
+
+// ask answers the calls of the queries qs[led]: from the cache when a call that ended
+// between the caller's read and its taking the query filled it, else from the shared store or
+// the wrapped backend, all of the backend's in one Lookup.
+func (c *Cache) ask(ctx context.Context, key string, qs []intel.Query, led []int, keys []string, calls []*call) {
+	defer func() {
+		c.mu.Lock()
+		for j, i := range led {
+			delete(c.inflight, keys[i])
+			close(calls[j].done)
+		}
+		c.mu.Unlock()
+	}()
+	var ask []int // positions in led
+	for j, i := range led {
+		if c.search != nil {
+			if e, ok := c.search.Get(keys[i]); ok && time.Now().Before(e.expires) {
+				calls[j].events, calls[j].fromLRU = e.events, true
+				continue
 			}
 		}
 		c.misses.Add(1)
-		// The shared call must not fail because the first caller gave up: it runs on a
-		// context without that caller's cancellation (the MISP client bounds it by its own
-		// timeout), and each caller still stops waiting when its own context ends.
-		ctx := context.WithoutCancel(ctx)
-		fetch := func() ([]intel.Event, error) { return c.next.Search(ctx, key, q) }
-		if c.search == nil {
-			events, err := fetch()
-			return flightResult{events: events}, err
-		}
-		var r flightResult
-		var fetchedAt time.Time
-		var err error
-		if c.shared != nil {
-			r.events, fetchedAt, r.fromStore, err = fill(ctx, c.shared, c.sharedRef(key, q), c.ttl, eventsCodec, fetch)
-		} else {
-			fetchedAt = time.Now()
-			r.events, err = fetch()
-		}
-		if err == nil {
-			c.search.Add(k, entry{events: r.events, expires: fetchedAt.Add(c.ttl)})
-		}
-		return r, err
-	})
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		r := res.Val.(flightResult)
-		if r.fromLRU {
-			c.hits.Add(1)
-		}
-		if r.fromStore || r.fromLRU {
-			reqlog.From(ctx).AddCacheHit()
-		}
-		return slices.Clone(r.events), nil
+		ask = append(ask, j)
 	}
+	if len(ask) == 0 {
+		return
+	}
+	if c.shared != nil && c.search != nil {
+		c.askShared(ctx, key, qs, led, keys, calls, ask)
+		return
+	}
+	batch := make([]intel.Query, len(ask))
+	for n, j := range ask {
+		batch[n] = qs[led[j]]
+	}
+	fetchedAt := time.Now()
+	for n, r := range c.next.Lookup(ctx, key, batch) {
+		j := ask[n]
+		calls[j].events, calls[j].err = r.Events, r.Err
+		if r.Err == nil && c.search != nil {
+			c.search.Add(keys[led[j]], entry{events: r.Events, expires: fetchedAt.Add(c.ttl)})
+		}
+	}
+}
+
+// askShared answers the asked calls through the shared store: each query is filled (read from
+// the store, or waited for while another instance holds its lock) concurrently, and those the
+// store cannot answer go to the wrapped backend together (see batcher).
+func (c *Cache) askShared(ctx context.Context, key string, qs []intel.Query, led []int, keys []string, calls []*call, ask []int) {
+	b := newBatcher(len(ask))
+	b.run = func(pos []int) {
+		batch := make([]intel.Query, len(pos))
+		for n, p := range pos {
+			batch[n] = qs[led[ask[p]]]
+		}
+		for n, r := range c.next.Lookup(ctx, key, batch) {
+			b.answers[pos[n]] = r
+		}
+	}
+	b.alone = func(p int) ([]intel.Event, error) {
+		r := c.next.Lookup(ctx, key, []intel.Query{qs[led[ask[p]]]})[0]
+		return r.Events, r.Err
+	}
+	var wg sync.WaitGroup
+	for p, j := range ask {
+		wg.Go(func() {
+			i := led[j]
+			fetch := func() ([]intel.Event, error) { return b.fetch(p) }
+			events, fetchedAt, fromStore, err := fill(ctx, c.shared, c.sharedRef(key, qs[i]), c.ttl, eventsCodec, fetch, func() { b.settle(p) })
+			b.settle(p) // answered without the batch (no-op when it asked)
+			calls[j].events, calls[j].fromStore, calls[j].err = events, fromStore, err
+			if err == nil {
+				c.search.Add(keys[i], entry{events: events, expires: fetchedAt.Add(c.ttl)})
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// batcher gathers the backend calls of the queries a lookup fills through the shared store,
+// so that they make one Lookup: it sends the batch once every fill has asked for its answer,
+// been answered by the store, or begun waiting for another instance's answer. A fill that
+// waited and must then ask the backend after the batch left (the other instance failed) asks
+// alone: holding the batch for it could stall two instances waiting on each other's locks.
+type batcher struct {
+	mu      sync.Mutex
+	state   []fillState // by position
+	pending int         // fills still fillOpen
+	asked   []int       // positions waiting for the batch
+	sent    bool
+	answers []intel.Result // by position
+	ready   chan struct{}  // closed once answers holds the batch's
+	run     func(pos []int)
+	alone   func(pos int) ([]intel.Event, error)
+}
+
+type fillState uint8
+
+const (
+	fillOpen    fillState = iota // neither asked nor settled yet
+	fillAsked                    // waits for the batch
+	fillSettled                  // answered by the store, or waiting for another instance
+)
+
+func newBatcher(n int) *batcher {
+	return &batcher{state: make([]fillState, n), pending: n, answers: make([]intel.Result, n), ready: make(chan struct{})}
+}
+
+// fetch is fill's fetch for the query at position p.
+func (b *batcher) fetch(p int) ([]intel.Event, error) {
+	b.mu.Lock()
+	if b.sent {
+		b.mu.Unlock()
+		return b.alone(p)
+	}
+	if b.state[p] == fillOpen {
+		b.pending--
+	}
+	b.state[p] = fillAsked
+	b.asked = append(b.asked, p)
+	send := b.pending == 0
+	b.mu.Unlock()
+	if send {
+		b.send()
+	}
+	<-b.ready
+	r := b.answers[p]
+	return r.Events, r.Err
+}
+
+// settle says that the fill at position p will not ask for the batch now (answered by the
+// store, or waiting for another instance); if it asks later, it joins the batch when the
+// batch has not left yet, else it asks alone.
+func (b *batcher) settle(p int) {
+	b.mu.Lock()
+	if b.sent || b.state[p] != fillOpen {
+		b.mu.Unlock()
+		return
+	}
+	b.state[p] = fillSettled
+	b.pending--
+	send := b.pending == 0
+	b.mu.Unlock()
+	if send {
+		b.send()
+	}
+}
+
+func (b *batcher) send() {
+	b.mu.Lock()
+	b.sent = true
+	asked := b.asked
+	b.mu.Unlock()
+	slices.Sort(asked) // the queries' order, whichever fill asked first
+	if len(asked) > 0 {
+		b.run(asked)
+	}
+	close(b.ready)
 }
 
 // sharedRef is the shared store's entry of a search: keyed and sealed for the tenant.

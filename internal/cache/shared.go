@@ -204,7 +204,10 @@ type codec[T any] struct {
 // answer rather than asking too, up to Lease. fetchedAt is when MISP gave the answer, and
 // fromStore tells whether it came from the store. Only fetch's errors are returned: the
 // store's faults make fill fall back to fetch.
-func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration, c codec[T], fetch func() (T, error)) (v T, fetchedAt time.Time, fromStore bool, err error) {
+//
+// waiting, when set, is called once fill knows it will not call fetch soon: before it waits
+// for another instance's answer.
+func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration, c codec[T], fetch func() (T, error), waiting func()) (v T, fetchedAt time.Time, fromStore bool, err error) {
 	before, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	v, fetchedAt, got := load(before, s, ref, ttl, c)
 	token := ""
@@ -221,6 +224,9 @@ func fill[T any](ctx context.Context, s *Shared, ref entryRef, ttl time.Duration
 				v, fetchedAt, got = load(before, s, ref, ttl, c)
 			case ok:
 				// Another instance is asking MISP: its answer will be in the store soon.
+				if waiting != nil {
+					waiting()
+				}
 				v, fetchedAt, got, locked = wait(ctx, s, ref, token, ttl, lease, c)
 				waited = true
 			default:

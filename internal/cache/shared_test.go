@@ -503,6 +503,14 @@ type gatedMISP struct {
 	entered  chan struct{}
 }
 
+func (g *gatedMISP) Lookup(ctx context.Context, key string, qs []intel.Query) []intel.Result {
+	out := make([]intel.Result, len(qs))
+	for i, q := range qs {
+		out[i].Events, out[i].Err = g.Search(ctx, key, q)
+	}
+	return out
+}
+
 func (g *gatedMISP) Search(ctx context.Context, key string, qq intel.Query) ([]intel.Event, error) {
 	g.searches.Add(1)
 	g.entered <- struct{}{}

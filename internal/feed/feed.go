@@ -261,6 +261,16 @@ func matchKey(v string) string {
 	return v
 }
 
+// Lookup answers each query with Search: the feed is in memory, there is no round trip to
+// save.
+func (s *Store) Lookup(ctx context.Context, key string, qs []intel.Query) []intel.Result {
+	out := make([]intel.Result, len(qs))
+	for i, q := range qs {
+		out[i].Events, out[i].Err = s.Search(ctx, key, q)
+	}
+	return out
+}
+
 // Search ignores the key (a feed has no users) and returns the events holding an attribute whose value, or either half of a composite
 // value, equals q.Value ignoring case, and whose type is one of q.Types (any type when q.Types
 // is empty): the answer MISP's events restSearch gives for a "value" filter. Each event carries

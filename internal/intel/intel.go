@@ -161,9 +161,12 @@ const (
 // The key is the tenant's credential for that source (the MISP API key of the request's JWT);
 // a backend that needs none ignores it. Implementations are safe for concurrent use.
 type Backend interface {
-	// Search returns the events holding attributes that match q, most relevant source order
-	// kept, at most q.Limit events. Nothing found is (nil, nil).
-	Search(ctx context.Context, key string, q Query) ([]Event, error)
+	// Lookup answers several queries at once, one Result per query in their order: for
+	// each, the events holding attributes that match it, source order kept, at most its
+	// Limit events (nothing found: no events, no error), exactly as if it were asked alone.
+	// A backend asks its source as few times as it can: a MISP server, one restSearch for
+	// all of them. One query's failure is its own Result's.
+	Lookup(ctx context.Context, key string, qs []Query) []Result
 	// Ping checks that the backend answers and accepts key, as cheaply as it can.
 	Ping(ctx context.Context, key string) error
 	// AddSighting reports that value was seen (Sighting) or is a false positive. A backend
@@ -173,6 +176,20 @@ type Backend interface {
 	// Writable tells whether AddSighting can succeed, so that actions which would certainly
 	// fail are not offered.
 	Writable() bool
+}
+
+// Composite reports whether MISP stores values of type typ in two halves, value1 and value2,
+// and matches a search against either: every type whose name holds a '|' (domain|ip,
+// hostname|port, ip-dst|port, filename|<hash>, regkey|value, ...) and malware-sample, whose
+// value is "<file name>|<md5>" (MISP's Attribute::getCompositeTypes).
+func Composite(typ string) bool {
+	return typ == "malware-sample" || strings.Contains(typ, "|")
+}
+
+// Result is the answer to one Query of a Lookup.
+type Result struct {
+	Events []Event
+	Err    error
 }
 
 // ErrReadOnly is the kind of AddSighting's error on a backend that cannot be written to.

@@ -15,7 +15,7 @@
 // MISSED that the configuration forbids (the ceiling line says what it allows).
 //
 //	relaybench [-duration 5s] [-scenarios all|fan-out,throughput,...|1,2,...] [-json]
-//	                        [-misp-concurrency n] [-redis-timeout d] [-fleet-clients n] [-isolate=false] [-relay-bin path] [-cpuprofile file]
+//	                        [-misp-concurrency n] [-redis-timeout d] [-fleet-clients n] [-isolate=false] [-relay-bin path] [-base-bin path] [-cpuprofile file]
 //
 // Scenarios: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (several
 // relays sharing a real redis-server, which must be installed). Everything listens on and
@@ -62,9 +62,10 @@ func Run(ctx context.Context, self []string, build Build, args []string, stdout,
 	fs.SetOutput(stderr)
 	o := options{self: self, build: build}
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "timed window of each load scenario (each then runs as long again under a CPU profile, to tell the relay's CPU from the fake MISP's and the clients')")
-	list := fs.String("scenarios", "all", "comma-separated scenarios, by name or number: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (needs redis-server)")
+	list := fs.String("scenarios", "all", "comma-separated scenarios, by name or number: 1 fan-out, 2 throughput, 3 cache, 4 large, 5 overhead, 6 startup, 7 fleet (needs redis-server), 8 versus (needs -base-bin)")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
-	fs.StringVar(&o.relayBin, "relay-bin", "", "relay binary for the startup scenario (default: this one)")
+	fs.StringVar(&o.relayBin, "relay-bin", "", "relay binary for the startup and versus scenarios (default: the relay next to this binary)")
+	fs.StringVar(&o.baseBin, "base-bin", "", "another relay binary (an older commit's) for the versus scenario, which compares the relay's CPU per request of the two (make bench BASE=<rev>)")
 	fs.IntVar(&o.concurrency, "misp-concurrency", 0, "the relay's MISP_CONCURRENCY (default: the relay's default, 32)")
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", 0, "the fleet scenario's REDIS_TIMEOUT (default: the relay's default, 50ms)")
 	fs.IntVar(&o.fleetClients, "fleet-clients", DefaultFleetClients, "the fleet scenario's clients, spread over its 4 relays")
@@ -89,6 +90,9 @@ func Run(ctx context.Context, self []string, build Build, args []string, stdout,
 	if err != nil {
 		say("%v", err)
 		return 2
+	}
+	if strings.TrimSpace(*list) == "all" && o.baseBin == "" {
+		chosen = slices.DeleteFunc(chosen, func(s scenario) bool { return s.name == "versus" })
 	}
 	if *cpuProfile != "" {
 		o.isolate = false // the profile is of this process
@@ -168,6 +172,9 @@ func runChild(ctx context.Context, o options, name string, stderr io.Writer) []r
 		"-isolate=false", "-json", "-scenarios", name,
 		"-duration", o.duration.String(), "-misp-concurrency", strconv.Itoa(o.concurrency),
 		"-redis-timeout", o.redisTimeout.String(), "-fleet-clients", strconv.Itoa(o.fleetClients),
+	}
+	if o.baseBin != "" {
+		args = append(args, "-base-bin", o.baseBin)
 	}
 	if o.relayBin != "" {
 		args = append(args, "-relay-bin", o.relayBin)

@@ -66,8 +66,11 @@ func TestSelectScenarios(t *testing.T) {
 	if diff := cmp.Diff([]string{"throughput", "cache", "startup"}, names); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if _, err := selectScenarios("8"); err == nil {
-		t.Error("scenario 8 accepted")
+	if got, err := selectScenarios("8"); err != nil || len(got) != 1 || got[0].name != "versus" {
+		t.Errorf("scenario 8: %v, %v; want versus", got, err)
+	}
+	if _, err := selectScenarios("9"); err == nil {
+		t.Error("scenario 9 accepted")
 	}
 }
 

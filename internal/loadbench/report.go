@@ -18,6 +18,7 @@ import (
 const (
 	kindLoad    = "load"    // a load scenario against the in-process relay
 	kindStartup = "startup" // starts of the relay binary: no load columns
+	kindVersus  = "versus"  // the relay binary against a base binary: no load columns
 )
 
 // result is one line of the report. It is also what a child process (see runChild) hands
@@ -61,7 +62,12 @@ type result struct {
 	// its lookups). That is queueing (for the CPUs, for MISP_CONCURRENCY slots) plus the
 	// relay's work, plus the fake MISP's and the client's own.
 	AboveP50 *millis `json:"above_misp_p50_ms,omitempty"`
-	AboveP99 *millis `json:"above_misp_p99_ms,omitempty"`
+	// VersusCPU and BaseCPU are the relay process's CPU per request of this binary and of
+	// the base one (scenario versus), and VersusRatio the first over the second.
+	VersusCPU   *millis  `json:"versus_cpu_per_request_ms,omitempty"`
+	BaseCPU     *millis  `json:"base_cpu_per_request_ms,omitempty"`
+	VersusRatio *float64 `json:"versus_ratio,omitempty"`
+	AboveP99    *millis  `json:"above_misp_p99_ms,omitempty"`
 	// Ceiling names what the configuration caps the scenario at (MISP_CONCURRENCY over
 	// MISP's latency), whatever the machine; "" when no setting caps it.
 	Ceiling string `json:"ceiling,omitempty"`
@@ -144,14 +150,6 @@ func (r *result) checkCallsPerValue() {
 		return
 	}
 	r.check("MISP calls per "+r.CallsPer+" = 1.00", math.Abs(*r.CallsPerValue-1) < 0.005, fmt.Sprintf("%.3f", *r.CallsPerValue))
-}
-
-// ratio is *f, or 0 when unknown.
-func ratio(f *float64) float64 {
-	if f == nil {
-		return 0
-	}
-	return *f
 }
 
 // thousands formats f rounded to an integer with thousands separators: 6,400.
@@ -238,7 +236,7 @@ func printTable(w io.Writer, o options, results []result) error {
 	for _, r := range results {
 		for _, c := range columns {
 			cell := "-"
-			if c.startup || r.Kind != kindStartup {
+			if c.startup || (r.Kind != kindStartup && r.Kind != kindVersus) {
 				cell = c.cell(r)
 			}
 			printf(tw, "%s\t", cell)

@@ -21,8 +21,10 @@ import (
 // attributes after paging, so pages come back short and the paging loop below would stop
 // early, losing events.
 type searchRequest struct {
-	ReturnFormat           string   `json:"returnFormat"`
-	Value                  string   `json:"value"`
+	ReturnFormat string `json:"returnFormat"`
+	// Value is one value (a string) or several (a list): MISP matches each element of a list
+	// exactly as it matches a string, but for the "&&" split, which safe values never hold.
+	Value                  any      `json:"value"`
 	Type                   []string `json:"type"`
 	IncludeContext         int      `json:"includeContext"`
 	IncludeEventTags       int      `json:"includeEventTags"`
@@ -35,43 +37,67 @@ type searchRequest struct {
 
 // Search finds the attributes matching q and returns them grouped by event, in the order MISP
 // sent them, with at most q.Limit events (q.Limit <= 0: no event cap; the page bounds still
-// apply). The answer is decoded as a stream and reading stops once the event cap is reached,
-// so memory is bounded by the limits, not by what MISP sends.
-func (c *Client) Search(ctx context.Context, key string, q intel.Query) (_ []intel.Event, err error) {
+// apply): Lookup of one query.
+func (c *Client) Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
+	r := c.Lookup(ctx, key, []intel.Query{q})[0]
+	return r.Events, r.Err
+}
+
+// searchOne asks MISP about one query alone (in its own slot). The answer is decoded as a
+// stream and reading stops once the event cap is reached, so memory is bounded by the limits,
+// not by what MISP sends.
+func (c *Client) searchOne(ctx context.Context, key string, q intel.Query) (_ []intel.Event, err error) {
 	const op = "search"
 	defer func() { err = c.scrub(err) }()
-	if err := checkKey(op, key); err != nil {
-		return nil, err
-	}
-	if !intel.SafeValue(q.Value) {
-		// MISP would read such a value as a pattern or drop it and return everything.
-		return nil, c.fail(op, 0, ErrUnexpected, "refusing to search for a value MISP would not match exactly", key)
-	}
 	ctx, done, err := c.begin(ctx, op, key)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-
-	types := q.Types
-	if types == nil {
-		types = []string{}
-	}
-	events, bigAttribute, err := c.searchPages(ctx, op, key, q.Value, types, q.Limit, true)
-	if bigAttribute {
+	col := newCollector(q.Limit)
+	res, err := c.searchPages(ctx, op, key, q.Value, typesOf(q.Types), col, true)
+	if res.bigAttribute {
 		// An attribute over MISP_MAX_ATTRIBUTE_BYTES: its sightings, which MISP lists one
 		// by one (thousands on values sensors report), are the likely cause. Ask once more
 		// without them: the verdicts lose the sighting counts, the lookup still answers.
-		events, _, err = c.searchPages(ctx, op, key, q.Value, types, q.Limit, false)
+		col = newCollector(q.Limit)
+		_, err = c.searchPages(ctx, op, key, q.Value, typesOf(q.Types), col, false)
 	}
-	return events, err
+	if err != nil {
+		return nil, err
+	}
+	return col.events, nil
 }
 
-// searchPages reads the pages of one lookup. bigAttribute says the read stopped at an
-// attribute over MISP_MAX_ATTRIBUTE_BYTES.
-func (c *Client) searchPages(ctx context.Context, op, key, value string, types []string, limit int, sightings bool) (_ []intel.Event, bigAttribute bool, _ error) {
-	col := newCollector(limit)
-	budget := c.maxAnswer // shared by the pages: it bounds what one lookup can hold
+// typesOf is the type filter as sent: an empty list, which MISP ignores, rather than null.
+func typesOf(types []string) []string {
+	if types == nil {
+		return []string{}
+	}
+	return types
+}
+
+// sink takes the attributes of a search's pages: a collector for one query, a batch for
+// several.
+type sink interface {
+	// add takes one attribute; false means nothing more is needed: stop reading.
+	add(a *mispjson.Attribute) bool
+	// enough is asked after each full page: true when no further page is needed.
+	enough() bool
+}
+
+// pagesResult says how reading a search's pages ended.
+type pagesResult struct {
+	// exhausted: MaxPages full pages were read and more may follow.
+	exhausted bool
+	// bigAttribute: reading failed at an attribute over MISP_MAX_ATTRIBUTE_BYTES, and
+	// bigAnswer at the lookup's MISP_MAX_ANSWER_BYTES.
+	bigAttribute, bigAnswer bool
+}
+
+// searchPages reads the pages of one search (value is a string or a list) into s.
+func (c *Client) searchPages(ctx context.Context, op, key string, value any, types []string, s sink, sightings bool) (pagesResult, error) {
+	budget := c.maxAnswer // shared by the pages: it bounds what one search can hold
 	withSightings := 0
 	if sightings {
 		withSightings = 1
@@ -84,31 +110,32 @@ func (c *Client) searchPages(ctx context.Context, op, key, value string, types [
 			Limit: c.pageSize, Page: page,
 		})
 		if err != nil {
-			return nil, false, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
+			return pagesResult{}, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
 		}
-		res, err := c.searchPage(ctx, op, key, body, col, &budget)
+		res, err := c.searchPage(ctx, op, key, body, s, &budget)
 		if err != nil {
-			return nil, res.bigAttribute, err
+			return pagesResult{bigAttribute: res.bigAttribute, bigAnswer: res.bigAnswer}, err
 		}
-		if res.stopped || res.overflow || res.attributes < c.pageSize || col.full() {
-			break
+		if res.stopped || res.overflow || res.attributes < c.pageSize || s.enough() {
+			return pagesResult{}, nil
 		}
 	}
-	return col.events, false, nil
+	return pagesResult{exhausted: true}, nil
 }
 
 // pageResult says how reading one restSearch page ended.
 type pageResult struct {
 	attributes int  // attributes read from the page
-	stopped    bool // the event cap was reached and an attribute of another event came
+	stopped    bool // the sink needs nothing more (an event cap was reached and an attribute of another event came)
 	overflow   bool // MISP sent more attributes than the page size: it ignores limit/page
-	// bigAttribute: reading failed at an attribute over MISP_MAX_ATTRIBUTE_BYTES.
-	bigAttribute bool
+	// bigAttribute: reading failed at an attribute over MISP_MAX_ATTRIBUTE_BYTES; bigAnswer:
+	// at the search's MISP_MAX_ANSWER_BYTES.
+	bigAttribute, bigAnswer bool
 }
 
 // searchPage fetches one restSearch page and feeds its attributes to col, reading at most
 // *budget bytes of it (and taking what it read from the budget).
-func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, col *collector, budget *int64) (pageResult, error) {
+func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, col sink, budget *int64) (pageResult, error) {
 	resp, err := c.doIdempotent(ctx, op, key, http.MethodPost, "/attributes/restSearch", body)
 	if err != nil {
 		return pageResult{}, err
@@ -122,8 +149,11 @@ func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, co
 	res, err := c.readAttributes(dec, col)
 	if err != nil {
 		var big *sizeError
-		tooBig := errors.As(err, &big) && big.setting == attributeTooLarge(c.maxValue).setting
-		return pageResult{bigAttribute: tooBig}, c.readError(ctx, op, key, resp.StatusCode, err)
+		isBig := errors.As(err, &big)
+		return pageResult{
+			bigAttribute: isBig && big.setting == attributeTooLarge(c.maxValue).setting,
+			bigAnswer:    isBig && big.setting == answerTooLarge(c.maxAnswer).setting,
+		}, c.readError(ctx, op, key, resp.StatusCode, err)
 	}
 	if !res.stopped && !res.overflow {
 		// Finish a small remainder (the closing brackets) so the connection can be reused;
@@ -136,7 +166,7 @@ func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, co
 
 // readAttributes walks {"response":{"Attribute":[...]}} (or {"response":[]}) token by token
 // and decodes one attribute at a time.
-func (c *Client) readAttributes(dec *json.Decoder, col *collector) (pageResult, error) {
+func (c *Client) readAttributes(dec *json.Decoder, col sink) (pageResult, error) {
 	var res pageResult
 	if err := expectDelim(dec, '{', "the answer is not a JSON object"); err != nil {
 		return res, err
@@ -180,17 +210,20 @@ func (c *Client) readAttributes(dec *json.Decoder, col *collector) (pageResult, 
 				if err := expectDelim(dec, '[', "response.Attribute is not a list"); err != nil {
 					return res, err
 				}
+				// One attribute value for the page, reused: the sink keeps none of it, and an
+				// attribute per iteration would escape to the heap through the interface.
+				a := new(mispjson.Attribute)
 				for dec.More() {
 					if res.attributes == c.pageSize {
 						res.overflow = true
 						return res, nil
 					}
-					a, err := decodeAttribute(dec)
-					if err != nil {
+					var err error
+					if *a, err = decodeAttribute(dec); err != nil {
 						return res, err
 					}
 					res.attributes++
-					if !col.add(&a) {
+					if !col.add(a) {
 						res.stopped = true
 						return res, nil
 					}
@@ -242,6 +275,9 @@ func newCollector(limit int) *collector {
 }
 
 func (c *collector) full() bool { return c.limit > 0 && len(c.events) >= c.limit }
+
+// enough: a full collector reads no further page.
+func (c *collector) enough() bool { return c.full() }
 
 // add files a under its event. It returns false when a belongs to a new event while the cap is
 // already reached: the caller stops reading there.

@@ -5,6 +5,7 @@ package misplive
 import (
 	"encoding/pem"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,7 +45,9 @@ var expectations = []struct {
 	{observable{"ip", "198.51.100.99"}, "Malicious", "MISP event threat level High"},
 	{observable{"hostname", "mail.relay-test.example"}, "Malicious", "MISP event threat level High"},
 	{observable{"ipv6", "2001:db8:dead:beef::1"}, "Malicious", "MISP event threat level High"},
-	{observable{"md5", "ac4f5ebb4d0d0d6ea8b1a0e1b7a6c56b"}, "", ""}, // not seeded: no verdict
+	{observable{"ipv6", "2001:DB8:DEAD:BEEF:0:0:0:1"}, "Malicious", "MISP event threat level High"}, // MISP normalises IPv6
+	{observable{"domain", "C2.Relay-Test.Example"}, "Malicious", "MISP event threat level High"},    // and ignores letter case
+	{observable{"md5", "ac4f5ebb4d0d0d6ea8b1a0e1b7a6c56b"}, "", ""},                                 // not seeded: no verdict
 	{observable{"md5", md5Of("md5 sample")}, "Malicious", "MISP event threat level High"},
 	{observable{"sha1", sha1Of("sha1 sample")}, "Malicious", "MISP event threat level High"},
 	{observable{"sha256", sha256Of("sha256 sample")}, "Malicious", "MISP event threat level High"},
@@ -92,6 +95,7 @@ func TestRealMISP(t *testing.T) {
 	t.Cleanup(func() { testkit.NoSecrets(t, r.proc.Output.String(), append(secrets, token, r.secret)...) })
 
 	t.Run("fake answers as MISP", func(t *testing.T) { testFakeAgrees(t, bin, api, s) })
+	t.Run("a batch answers each value as alone", func(t *testing.T) { testBatchAsAlone(t, api) })
 
 	t.Run("health", func(t *testing.T) {
 		got := r.post(t, token, "/health", nil, secrets...)
@@ -321,7 +325,7 @@ func checkSourceLinks(t *testing.T, api *mispAPI, answer map[string]any) {
 					opened[link] = values
 				}
 				checked++
-				if !slices.ContainsFunc(values, func(v string) bool { return strings.EqualFold(v, value) }) {
+				if !slices.ContainsFunc(values, func(v string) bool { return sameValue(v, value) }) {
 					t.Errorf("%s %s of %s opens an event that does not hold it", kind, field, value)
 				}
 			}
@@ -421,4 +425,13 @@ func testConfigToken(t *testing.T, bin, mispURL, key string) {
 	if len(links) != 1 || !strings.HasPrefix(links[0].(map[string]any)["url"].(string), mispURL+"/events/index/") {
 		t.Errorf("refer with a configuration token: %v, want a link into %s", refer, mispURL)
 	}
+}
+
+// sameValue compares values as MISP does: letter case aside, IPv6 addresses in any spelling.
+func sameValue(a, b string) bool {
+	if x, err := netip.ParseAddr(a); err == nil {
+		y, err := netip.ParseAddr(b)
+		return err == nil && x == y
+	}
+	return strings.EqualFold(a, b)
 }

@@ -12,6 +12,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -19,8 +20,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
@@ -38,7 +37,6 @@ type Scanner interface {
 // Defaults of Config.
 const (
 	DefaultEntitiesLimit  = 100
-	DefaultConcurrency    = 32
 	DefaultMaxBodyBytes   = 1 << 20
 	DefaultMaxObservables = 1000
 	DefaultRequestTimeout = 50 * time.Second
@@ -72,7 +70,6 @@ type Config struct {
 	// RequestTimeout bounds the MISP work of one request, so its answer (with what was found
 	// in time) is written before the server's WriteTimeout drops the connection.
 	RequestTimeout time.Duration
-	Concurrency    int   // concurrent lookups per request
 	MaxBodyBytes   int64 // largest request body read
 	// MaxObservables bounds the observables of one request, so one request cannot fan out
 	// into thousands of MISP lookups.
@@ -137,9 +134,6 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.EntitiesLimit <= 0 {
 		cfg.EntitiesLimit = DefaultEntitiesLimit
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -210,40 +204,46 @@ type lookup struct {
 	err    error
 }
 
-// search asks the tenant's backend about one observable.
-func (t tenant) search(ctx context.Context, o observable, limit int) ([]intel.Event, error) {
+// searchAll looks the observables up in one Lookup of the tenant's backend (one restSearch
+// for a MISP, however many observables) and returns the answers in input order. One failure
+// does not fail the others.
+func (s *Service) searchAll(ctx context.Context, t tenant, obs []observable, limit int) (out []lookup) {
+	out = make([]lookup, len(obs))
+	if len(obs) == 0 {
+		return out
+	}
 	if t.backend == nil {
-		return nil, errNoBackend
+		for i := range out {
+			out[i].err = errNoBackend
+		}
+		return out
 	}
-	return t.backend.Search(ctx, t.key, intel.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit})
-}
-
-// searchAll looks the observables up concurrently, at most cfg.Concurrency at a time, and
-// returns the answers in input order. One failure does not cancel the others.
-func (s *Service) searchAll(ctx context.Context, t tenant, obs []observable, limit int) []lookup {
-	out := make([]lookup, len(obs))
-	var g errgroup.Group
-	g.SetLimit(s.cfg.Concurrency)
+	qs := make([]intel.Query, len(obs))
 	for i, o := range obs {
-		g.Go(func() error {
-			if ctx.Err() != nil {
-				out[i] = lookup{err: errOutOfTime}
-				return nil
-			}
-			// A panic here would kill the process: the HTTP recoverer only guards the
-			// request's own goroutine.
-			defer func() {
-				if v := recover(); v != nil {
-					s.log.ErrorContext(ctx, "panic in a lookup", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-					out[i] = lookup{err: fmt.Errorf("lookup panicked: %v", v)}
-				}
-			}()
-			events, err := t.search(ctx, o, limit)
-			out[i] = lookup{events: events, err: err}
-			return nil
-		})
+		qs[i] = intel.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit}
 	}
-	_ = g.Wait() // the goroutines report through out, never through the group
+	// A panic here would kill the process: the HTTP recoverer only guards the request's own
+	// goroutine, and the backend may run parts of the lookup in others.
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.ErrorContext(ctx, "panic in a lookup", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			for i := range out {
+				out[i] = lookup{err: fmt.Errorf("lookup panicked: %v", v)}
+			}
+		}
+	}()
+	if ctx.Err() != nil {
+		for i := range out {
+			out[i].err = errOutOfTime
+		}
+		return out
+	}
+	for i, r := range t.backend.Lookup(ctx, t.key, qs) {
+		out[i] = lookup{events: r.Events, err: r.Err}
+		if ctx.Err() != nil && errors.Is(r.Err, ctx.Err()) {
+			out[i].err = errOutOfTime // a lookup the request stopped waiting for
+		}
+	}
 	return out
 }
 

@@ -216,21 +216,34 @@ func TestFilteringNeverSendsUnsafeValues(t *testing.T) {
 	}
 	var searched []string
 	for _, r := range h.misp.Requests() {
-		if r.Path != "/attributes/restSearch" {
-			continue
+		if r.Path == "/attributes/restSearch" {
+			searched = append(searched, searchedValues(t, r)...)
 		}
-		var q struct {
-			Value string `json:"value"`
-		}
-		if err := json.Unmarshal(r.Body, &q); err != nil {
-			t.Fatal(err)
-		}
-		searched = append(searched, q.Value)
 	}
-	slices.Sort(searched) // lookups run concurrently
 	if diff := cmp.Diff([]string{"198.51.100.7", md5v}, searched); diff != "" {
 		t.Errorf("values sent to MISP (-want +got):\n%s", diff)
 	}
+}
+
+// searchedValues returns the values of a restSearch request: one value (a string) or several
+// (a list, for a request's batch).
+func searchedValues(t *testing.T, r misptest.Request) []string {
+	t.Helper()
+	var q struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(r.Body, &q); err != nil {
+		t.Fatal(err)
+	}
+	var one string
+	if json.Unmarshal(q.Value, &one) == nil {
+		return []string{one}
+	}
+	var list []string
+	if err := json.Unmarshal(q.Value, &list); err != nil {
+		t.Fatalf("restSearch value %s: %v", q.Value, err)
+	}
+	return list
 }
 
 func TestMISPRequest(t *testing.T) {
@@ -304,16 +317,11 @@ func TestRefer(t *testing.T) {
 	if diff := cmp.Diff(want, any(got)); diff != "" {
 		t.Errorf("refer (-want +got):\n%s", diff)
 	}
-	var searched []string
-	for _, r := range h.misp.Requests() {
-		var q struct{ Value string }
-		if r.Path != "/attributes/restSearch" || json.Unmarshal(r.Body, &q) != nil {
-			t.Errorf("refer made %s %s, want only restSearch", r.Method, r.Path)
-		}
-		searched = append(searched, q.Value)
+	requests := h.misp.Requests()
+	if len(requests) != 1 || requests[0].Path != "/attributes/restSearch" {
+		t.Fatalf("refer made %d MISP calls, want one restSearch", len(requests))
 	}
-	slices.Sort(searched)
-	if diff := cmp.Diff([]string{"http://a/b?c=d e", "http://nowhere/x"}, searched); diff != "" {
+	if diff := cmp.Diff([]string{"http://a/b?c=d e", "http://nowhere/x"}, searchedValues(t, requests[0])); diff != "" {
 		t.Errorf("refer looked up (-want +got):\n%s", diff)
 	}
 }

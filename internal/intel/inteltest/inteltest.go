@@ -5,6 +5,7 @@ package inteltest
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/misp-relay/misp-relay/internal/intel"
 )
@@ -16,16 +17,21 @@ type Backend struct {
 	PingFn        func(ctx context.Context, key string) error
 	AddSightingFn func(ctx context.Context, key, value string, typ intel.SightingType, source string) error
 	ReadOnly      bool // Writable answers !ReadOnly
+	LookupCalls   atomic.Int64
 }
 
 var _ intel.Backend = (*Backend)(nil)
 
-// Search calls SearchFn.
-func (b *Backend) Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error) {
-	if b.SearchFn == nil {
-		return nil, nil
+// Lookup calls SearchFn for each query, in order; LookupCalls counts the calls to Lookup.
+func (b *Backend) Lookup(ctx context.Context, key string, qs []intel.Query) []intel.Result {
+	b.LookupCalls.Add(1)
+	out := make([]intel.Result, len(qs))
+	for i, q := range qs {
+		if b.SearchFn != nil {
+			out[i].Events, out[i].Err = b.SearchFn(ctx, key, q)
+		}
 	}
-	return b.SearchFn(ctx, key, q)
+	return out
 }
 
 // Ping calls PingFn.

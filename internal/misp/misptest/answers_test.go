@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -326,7 +327,13 @@ func TestWhen(t *testing.T) {
 	if n := srv.Requests()[1].Sent; n != int64(len(`["x","x","x","y"]`)) {
 		t.Errorf("streamed answer counted %d bytes", n)
 	}
-	if v := misptest.SearchValue(&misptest.Request{Path: path, Body: []byte(`{"value":["a"]}`)}); v != "" {
-		t.Errorf("SearchValue of a list = %q", v)
+	if v := misptest.SearchValue(&misptest.Request{Path: path, Body: []byte(`{"value":["a","b"]}`)}); v != "a" {
+		t.Errorf("SearchValue of a list = %q, want its first value", v)
+	}
+	if v := misptest.SearchValues(&misptest.Request{Path: path, Body: []byte(`{"value":["a","b"]}`)}); !slices.Equal(v, []string{"a", "b"}) {
+		t.Errorf("SearchValues of a list = %q", v)
+	}
+	if v := misptest.SearchValue(&misptest.Request{Path: path, Body: []byte(`{"value":{"OR":["a"]}}`)}); v != "" {
+		t.Errorf("SearchValue of an OR filter = %q, want none", v)
 	}
 }

@@ -126,16 +126,35 @@ func (s *Server) When(match func(r *Request) bool, a Answer) {
 	s.conditional = append(s.conditional, conditional{match, a})
 }
 
-// SearchValue is the value filter of a restSearch request when it is a JSON string ("" for
-// anything else), for When's match functions.
+// SearchValue is the value filter of a restSearch request when it is a JSON string, or the
+// first of its values when it is a list (a batch of a request's values); "" for anything
+// else. For When's match functions.
 func SearchValue(r *Request) string {
+	if vs := SearchValues(r); len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// SearchValues is every value of a restSearch request's value filter, a string or a list of
+// strings; nil for anything else.
+func SearchValues(r *Request) []string {
 	var p struct {
 		Value json.RawMessage `json:"value"`
 	}
-	if r.Path != "/attributes/restSearch" || json.Unmarshal(r.Body, &p) != nil || len(p.Value) == 0 || p.Value[0] != '"' {
-		return ""
+	if r.Path != "/attributes/restSearch" || json.Unmarshal(r.Body, &p) != nil || len(p.Value) == 0 {
+		return nil
 	}
-	return scalar(p.Value)
+	switch p.Value[0] {
+	case '"':
+		return []string{scalar(p.Value)}
+	case '[':
+		var list []string
+		if json.Unmarshal(p.Value, &list) == nil {
+			return list
+		}
+	}
+	return nil
 }
 
 // Fail is Always(path, ...) with status and body: Content-Type application/json, or

@@ -78,6 +78,7 @@ type GeneratedOptions struct {
 type Generated struct {
 	opts     GeneratedOptions
 	searches atomic.Int64
+	searched atomic.Int64
 	versions atomic.Int64
 	checks   atomic.Int64
 	checked  atomic.Int64
@@ -91,6 +92,10 @@ func NewGenerated(o GeneratedOptions) *Generated {
 
 // Searches is the number of restSearch calls received with the right key.
 func (g *Generated) Searches() int64 { return g.searches.Load() }
+
+// Searched is the number of values those restSearch calls asked about, over all calls (a call
+// for a request's batch asks about several).
+func (g *Generated) Searched() int64 { return g.searched.Load() }
 
 // Versions is the number of getVersion calls received with the right key.
 func (g *Generated) Versions() int64 { return g.versions.Load() }
@@ -193,7 +198,7 @@ func genError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 // list; the relay sends a list.
 type genFilters struct {
 	ReturnFormat string          `json:"returnFormat"`
-	Value        string          `json:"value"`
+	Value        json.RawMessage `json:"value"` // a string, or a list of them (a request's batch)
 	Type         json.RawMessage `json:"type"`
 	Limit        uint64          `json:"limit"`
 	Page         uint64          `json:"page"`
@@ -204,15 +209,22 @@ type genFilters struct {
 // measured in the same process) and stopping as soon as the caller hangs up.
 func (g *Generated) restSearch(w http.ResponseWriter, r *http.Request, raw []byte) {
 	var q genFilters
-	if err := json.Unmarshal(raw, &q); err != nil || q.Value == "" {
+	var values []string
+	if err := json.Unmarshal(raw, &q); err == nil {
+		values = genValues(q.Value)
+	}
+	if len(values) == 0 {
 		// MISP would drop a missing value filter and answer everything; the relay never
 		// sends one, so the fake refuses it loudly instead.
 		genError(w, r, http.StatusBadRequest, "misptest.Generated: restSearch without a value filter")
 		return
 	}
+	g.searched.Add(int64(len(values)))
 	typ := genAttributeType(q.Type)
 
-	total := g.opts.Events * g.opts.Attributes
+	// Each value's attributes, value after value, as MISP lists a batch's (ordered by id).
+	per := g.opts.Events * g.opts.Attributes
+	total := per * uint64(len(values))
 	from, to := uint64(0), total
 	if !g.opts.IgnorePaging && q.Limit > 0 {
 		page := max(q.Page, 1)
@@ -230,7 +242,10 @@ func (g *Generated) restSearch(w http.ResponseWriter, r *http.Request, raw []byt
 	if _, err := io.WriteString(out, `{"response":{"Attribute":[`); err != nil {
 		return
 	}
-	seed := genSeed(q.Value)
+	seeds := make([]uint64, len(values))
+	for k, v := range values {
+		seeds[k] = genSeed(v)
+	}
 	buf := make([]byte, 0, 1536)
 	for i := from; i < to; i++ {
 		if i%256 == 0 && r.Context().Err() != nil {
@@ -240,12 +255,30 @@ func (g *Generated) restSearch(w http.ResponseWriter, r *http.Request, raw []byt
 		if i > from {
 			buf = append(buf, ',')
 		}
-		buf = g.appendAttribute(buf, seed, q.Value, typ, i)
+		k := i / per
+		buf = g.appendAttribute(buf, seeds[k], values[k], typ, i%per)
 		if _, err := out.Write(buf); err != nil {
 			return // the caller stopped reading (the relay's event cap was reached)
 		}
 	}
 	_, _ = io.WriteString(out, `]}}`)
+}
+
+// genValues reads a value filter: a string, or a list of strings; nil for anything else or
+// for an empty value.
+func genValues(raw json.RawMessage) []string {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		if one == "" {
+			return nil
+		}
+		return []string{one}
+	}
+	var list []string
+	if json.Unmarshal(raw, &list) != nil || slices.Contains(list, "") {
+		return nil
+	}
+	return list
 }
 
 // genSeed is the hash every id and UUID of a value's answer derives from.

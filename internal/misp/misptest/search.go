@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -145,10 +146,16 @@ func (f filter) match(v1, v2 string) bool {
 	return false
 }
 
-// termMatch compares like MySQL with MISP's case-insensitive collation.
+// termMatch compares like MySQL with MISP's case-insensitive collation, and an IPv6 address
+// in any spelling as the address it is: MISP normalises IPv6 terms (inet_pton, inet_ntop) and
+// stores IPv6 values normalised.
 func termMatch(term, v string) bool {
 	if strings.HasPrefix(term, "%") || strings.HasSuffix(term, "%") {
 		return like(strings.ToLower(term), strings.ToLower(v))
+	}
+	if a, err := netip.ParseAddr(term); err == nil && a.Is6() {
+		b, err := netip.ParseAddr(v)
+		return err == nil && a == b
 	}
 	return strings.EqualFold(term, v)
 }
