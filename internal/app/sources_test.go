@@ -108,7 +108,7 @@ func TestFeedsServeWhileLoading(t *testing.T) {
 	if len(srcs) != 2 || srcs[0].Name != "MISP feed" || srcs[1].Name != "MISP feed circl" || srcs[1].Key != "" {
 		t.Fatalf("sources %+v", srcs)
 	}
-	if evs, err := srcs[1].Backend.Search(t.Context(), "", intel.Query{Value: "198.51.100.23"}); err != nil || len(evs) != 0 {
+	if evs, err := lookup(t.Context(), srcs[1].Backend, "", intel.Query{Value: "198.51.100.23"}); err != nil || len(evs) != 0 {
 		t.Fatalf("a loading feed answered %d events, %v", len(evs), err)
 	}
 	close(gate)
@@ -121,7 +121,7 @@ func TestFeedsServeWhileLoading(t *testing.T) {
 	if got := health(); !strings.Contains(got, `"events":4,`) || !strings.Contains(got, `"state":"loaded","updated":"`) {
 		t.Errorf("/health once loaded: %s", got)
 	}
-	evs, err := srcs[1].Backend.Search(t.Context(), "", intel.Query{Value: "198.51.100.23"})
+	evs, err := lookup(t.Context(), srcs[1].Backend, "", intel.Query{Value: "198.51.100.23"})
 	if err != nil || len(evs) == 0 {
 		t.Errorf("the loaded feed answered %d events, %v", len(evs), err)
 	}
@@ -180,15 +180,15 @@ func TestSourcesOfAToken(t *testing.T) {
 	}
 	q := intel.Query{Value: "203.0.113.200", Types: []string{"ip-src"}}
 	ctx := context.Background()
-	evs, err := srcs[0].Backend.Search(ctx, srcs[0].Key, q)
+	evs, err := lookup(ctx, srcs[0].Backend, srcs[0].Key, q)
 	if err != nil || len(evs) != 1 {
 		t.Errorf("the MISP that is up: %d events, %v", len(evs), err)
 	}
-	if _, err := srcs[1].Backend.Search(ctx, srcs[1].Key, q); !errors.Is(err, upstream.ErrUnavailable) {
+	if _, err := lookup(ctx, srcs[1].Backend, srcs[1].Key, q); !errors.Is(err, upstream.ErrUnavailable) {
 		t.Errorf("the MISP that is down: %v", err)
 	}
 	// Its failure is its own: the first MISP (and its cache) still answers.
-	if evs, err := srcs[0].Backend.Search(ctx, srcs[0].Key, q); err != nil || len(evs) != 1 {
+	if evs, err := lookup(ctx, srcs[0].Backend, srcs[0].Key, q); err != nil || len(evs) != 1 {
 		t.Errorf("the MISP that is up, again: %d events, %v", len(evs), err)
 	}
 	if srcs[0].Backend == srcs[1].Backend || srcs[0].UI != strings.TrimRight(up.URL, "/") {
@@ -248,4 +248,10 @@ func TestFeedsTrustMISPCAFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// lookup asks b one query.
+func lookup(ctx context.Context, b intel.Backend, key string, q intel.Query) ([]intel.Event, error) {
+	r := b.Lookup(ctx, key, []intel.Query{q})[0]
+	return r.Events, r.Err
 }

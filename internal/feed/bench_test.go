@@ -98,7 +98,7 @@ func BenchmarkLargeFeed(b *testing.B) {
 }
 
 // loadLarge loads the feed in dir as a Store or a Source.
-func loadLarge(tb testing.TB, kind, dir string) intel.Backend {
+func loadLarge(tb testing.TB, kind, dir string) searcher {
 	tb.Helper()
 	if kind == "Store" {
 		s, err := feed.Load(dir)

@@ -236,13 +236,16 @@ func decodeError(path string, err error) error {
 // '|' into value1 and value2 and matches a search against either; every other value is only
 // value1, even when it contains a '|'.
 func valueKeys(typ, value string) []string {
-	if strings.Contains(typ, "|") {
+	if composite(typ) {
 		if v1, v2, ok := strings.Cut(value, "|"); ok {
 			return nonEmpty(matchKey(v1), matchKey(v2))
 		}
 	}
 	return nonEmpty(matchKey(value))
 }
+
+// composite tells whether a value of type typ is matched half by half (see valueKeys).
+func composite(typ string) bool { return strings.Contains(typ, "|") }
 
 func nonEmpty(keys ...string) []string {
 	return slices.DeleteFunc(keys, func(k string) bool { return k == "" })

@@ -476,7 +476,7 @@ func (sn *snapshot) search(ctx context.Context, q intel.Query) ([]intel.Event, e
 // holds tells whether an attribute of type typ with value holds key (a match key): as
 // slices.Contains(valueKeys(typ, value), key), without allocating in the common case.
 func holds(typ string, value []byte, key string) bool {
-	if strings.Contains(typ, "|") {
+	if composite(typ) {
 		if i := bytesIndexByte(value, '|'); i >= 0 {
 			return keyIs(value[:i], key) || keyIs(value[i+1:], key)
 		}

@@ -585,6 +585,24 @@ func (s *Source) Search(ctx context.Context, _ string, q intel.Query) ([]intel.E
 	return sn.search(ctx, q)
 }
 
+// Lookup answers each query as Search does, all from one snapshot: a refresh swapped in
+// meanwhile does not split a request's answers between two versions of the feed.
+func (s *Source) Lookup(ctx context.Context, _ string, qs []intel.Query) []intel.Result {
+	out := make([]intel.Result, len(qs))
+	sn := s.snap.Load()
+	for i, q := range qs {
+		switch {
+		case ctx.Err() != nil:
+			out[i].Err = ctx.Err()
+		case sn == nil:
+			out[i].Err = s.notReady()
+		default:
+			out[i].Events, out[i].Err = sn.search(ctx, q)
+		}
+	}
+	return out
+}
+
 // notReady is nil while the first load runs, and an error once it failed.
 func (s *Source) notReady() error {
 	st := s.Status()

@@ -110,7 +110,12 @@ func newSource(tb testing.TB, srv *httptest.Server, limits feed.Limits) *feed.So
 	return s
 }
 
-func search(tb testing.TB, s intel.Backend, value string, types ...string) []intel.Event {
+// searcher is what a Store and a Source both answer: one query.
+type searcher interface {
+	Search(ctx context.Context, key string, q intel.Query) ([]intel.Event, error)
+}
+
+func search(tb testing.TB, s searcher, value string, types ...string) []intel.Event {
 	tb.Helper()
 	evs, err := s.Search(context.Background(), "", intel.Query{Value: value, Types: types})
 	if err != nil {
@@ -167,6 +172,17 @@ func TestSourceAnswersAsStore(t *testing.T) {
 			}
 			vals := f.values(t)
 			vals = append(vals, [2]string{"domain", "nowhere.invalid"}, [2]string{"ip-dst", "2001:DB8:0::1"})
+			// A batch (intel.Backend.Lookup) answers each query as alone, as the Store's does.
+			var batch []intel.Query
+			for _, v := range vals {
+				batch = append(batch, intel.Query{Value: v[1]}, intel.Query{Value: v[1], Types: []string{v[0]}, Limit: 1})
+			}
+			want := store.Lookup(t.Context(), "", batch)
+			for _, s := range []*feed.Source{overHTTPS, fromDir} {
+				if d := cmp.Diff(want, s.Lookup(t.Context(), "", batch)); d != "" {
+					t.Fatalf("%s: Lookup: Store and Source differ (-store +source):\n%s", s.Name(), d)
+				}
+			}
 			for _, v := range vals {
 				typ, value := v[0], v[1]
 				halves := []string{value}
@@ -465,6 +481,9 @@ func TestSourceHostile(t *testing.T) {
 				}
 				if s.Ping(t.Context(), "") == nil {
 					t.Error("Ping on a feed that never loaded: nil")
+				}
+				if r := s.Lookup(t.Context(), "", []intel.Query{{Value: "x.example"}}); !errors.Is(r[0].Err, upstream.ErrUnavailable) {
+					t.Errorf("Lookup on a feed that never loaded: %+v", r)
 				}
 				return
 			}
