@@ -26,8 +26,11 @@ build:
 
 ## run: serve the sample MISP feed on :$(PORT) with a fresh SECRET_KEY, printing it with a ready
 ## JWT and curl lines. Refer links point at MISP_UI_URL, https://misp.example (fictitious) unless
-## set: make run MISP_UI_URL=https://misp.example.org (MISP_UI_URL= gives no links).
+## set: make run MISP_UI_URL=https://misp.example.org (MISP_UI_URL= gives no links). FEEDS adds
+## public feeds, loaded in the background: make run FEEDS=circl=https://www.circl.lu/doc/misp/feed-osint/
 MISP_UI_URL ?= https://misp.example
+FEEDS ?=
+FEED_REFRESH ?=
 run: build
 	@eval "$$($(BIN) jwt --key sample-misp-key --format env)"; \
 	echo "misp-relay on the sample feed (sample/feed), http://localhost:$(PORT), $(if $(MISP_UI_URL),refer links to MISP_UI_URL=$(MISP_UI_URL),no refer links (MISP_UI_URL is empty))"; \
@@ -36,8 +39,10 @@ run: build
 	echo "Try (enrich, then the links back into MISP):"; \
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/observe/observables"; \
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/refer/observables"; \
+	$(if $(FEEDS),echo "Public feeds (FEEDS=$(FEEDS)) load in the background: see the \"feed loading\" and \"feed loaded\" lines.";) \
 	echo; \
-	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" WARNINGLISTS_DIR="$(CURDIR)/sample/warninglists" MISP_UI_URL="$(MISP_UI_URL)" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve
+	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" WARNINGLISTS_DIR="$(CURDIR)/sample/warninglists" MISP_UI_URL="$(MISP_UI_URL)" \
+	  FEEDS="$(FEEDS)" FEED_REFRESH="$(FEED_REFRESH)" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve
 
 ## test: vet, lint, and every test with the race detector.
 test: vet lint

@@ -89,6 +89,11 @@ func TestModuleType(t *testing.T) {
 		"custom_CTR_ENTITIES_LIMIT": {false, "integer"},
 		"custom_URLSCAN_KEY":        {false, "api_key"},
 	}
+	// HOST_2/AuthKey_2 … HOST_5/AuthKey_5: the other MISPs a token may name (auth.MaxMISPs).
+	for n := 2; n <= auth.MaxMISPs; n++ {
+		want["custom_HOST_"+strconv.Itoa(n)] = spec{false, "string"}
+		want["custom_AuthKey_"+strconv.Itoa(n)] = spec{false, "api_key"}
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("configuration_spec (-want +got):\n%s", diff)
 	}
@@ -157,7 +162,7 @@ func TestModuleSettings(t *testing.T) {
 		t.Error("module_settings.json: name is empty")
 	}
 	// The claims of the HS256 token internal/auth reads (and `relay jwt` signs).
-	tok, err := auth.Sign("secret", auth.Claims{Key: "k", URLScanKey: "u"})
+	tok, err := auth.Sign("secret", auth.Claims{Key: "k", URLScanKey: "u", OtherMISPs: []auth.MISP{{Host: "misp2.example", Key: "k2"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
 )
@@ -18,6 +19,15 @@ func makeJWT(args []string, stdout io.Writer) error {
 	urlscanKey := fs.String("urlscan-key", "", "urlscan.io API key (optional): enables the scan action")
 	secret := fs.String("secret", "", "SECRET_KEY to sign with (default: a new random one)")
 	format := fs.String("format", "text", "text (instructions) or env (SECRET_KEY=... and RELAY_JWT=... lines for a shell)")
+	var others []auth.MISP
+	fs.Func("misp", "another MISP to ask besides API_URL's, as https://host=API_KEY (repeatable, at most 4; each host must be in MISP_ALLOWED_HOSTS)", func(v string) error {
+		host, k, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(host) == "" || k == "" {
+			return errors.New("want https://host=API_KEY")
+		}
+		others = append(others, auth.MISP{Host: strings.TrimSpace(host), Key: k})
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -27,7 +37,7 @@ func makeJWT(args []string, stdout io.Writer) error {
 	if *secret == "" {
 		*secret = randomSecret()
 	}
-	token, err := auth.Sign(*secret, auth.Claims{Key: *key, URLScanKey: *urlscanKey})
+	token, err := auth.Sign(*secret, auth.Claims{Key: *key, URLScanKey: *urlscanKey, OtherMISPs: others})
 	if err != nil {
 		return fmt.Errorf("jwt: %w", err)
 	}

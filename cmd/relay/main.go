@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 const usage = `usage:
   relay [serve]                         serve the relay API on :$PORT
-  relay jwt --key MISP_KEY [--urlscan-key KEY] [--secret SECRET] [--format text|env]
+  relay jwt --key MISP_KEY [--urlscan-key KEY] [--misp https://HOST=KEY]... [--secret SECRET] [--format text|env]
                                         print a SECRET_KEY and a JWT for the XDR module
   relay version                         print the version
 Configuration is read from the environment; see README.md.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -48,8 +49,30 @@ func TestJWTCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if claims != (auth.Claims{Key: "misp-key", URLScanKey: "us-key"}) {
+	if !reflect.DeepEqual(claims, auth.Claims{Key: "misp-key", URLScanKey: "us-key"}) {
 		t.Errorf("claims = %+v", claims)
+	}
+
+	// --misp adds the MISPs asked besides API_URL's.
+	out.Reset()
+	if err := run(context.Background(), []string{"jwt", "--key", "k1", "--misp", "https://misp2.example=k2", "--misp", "misp3.example=k3", "--format", "env"}, testkit.Env(nil), &out); err != nil {
+		t.Fatal(err)
+	}
+	vars = map[string]string{}
+	for line := range strings.Lines(out.String()) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			vars[k] = v
+		}
+	}
+	claims, err = auth.NewVerifier(vars["SECRET_KEY"]).Verify("Bearer " + vars["RELAY_JWT"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []auth.MISP{{Key: "k1"}, {Host: "https://misp2.example", Key: "k2"}, {Host: "misp3.example", Key: "k3"}}; !reflect.DeepEqual(claims.MISPs(), want) {
+		t.Errorf("MISPs() = %+v, want %+v", claims.MISPs(), want)
+	}
+	if err := run(context.Background(), []string{"jwt", "--key", "k1", "--misp", "no-key"}, testkit.Env(nil), io.Discard); err == nil {
+		t.Error("--misp without a key succeeded")
 	}
 
 	out.Reset()

@@ -1,7 +1,9 @@
 // Package app wires the relay: it reads the configuration from the environment, builds every
-// part (the token verifier, the MISP clients and their caches, the feed, urlscan.io, the
-// service and its HTTP handler, metrics), applies the policy on which MISP hosts a tenant may
-// name, and derives every server timeout from the settings in one place.
+// part (the token verifier, the MISP clients and their caches, API_URL's feed, the public
+// feeds of FEEDS loading in the background, urlscan.io, the service and its HTTP handler,
+// metrics), applies the policy on which MISP hosts a tenant may name (each of a token's up to
+// five), lists a tenant's sources (Sources), and derives every server timeout from the
+// settings in one place.
 //
 // It is the only package that knows all the others. It holds no request logic: a request goes
 // from the handler to package service, which sees one intel.Backend per tenant. Both ways of
@@ -25,6 +27,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/feed"
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -49,6 +52,11 @@ type App struct {
 	timeouts timeouts
 	pool     *mispPool
 	closers  []func() error // what Close releases
+	// own is API_URL's MISP or feed (Backend nil without API_URL), ownBase its base URL
+	// (the directory for a feed); feeds are FEEDS'. See Sources.
+	own     intel.Source
+	ownBase string
+	feeds   []*feed.Source
 }
 
 // Close releases what the relay holds besides its listeners (the Redis connections).
@@ -285,6 +293,16 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		sc.Warninglists = lists
 		log.Info("warninglists loaded", "dir", cfg.warninglistsDir, "lists", len(lists.Lists()), "entries", lists.Entries())
 	}
+	feeds, stopFeeds, err := startFeeds(cfg, userAgent, log)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, stopFeeds)
+	if len(feeds) > 0 {
+		sc.FeedStates = func() []service.FeedState { return feedStates(feeds) }
+	}
+	var own intel.Source
+	var ownBase string
 	switch dir, isFeed := feedDir(cfg.apiURL); {
 	case cfg.apiURL == "":
 		log.Warn("API_URL is not set: only configuration tokens naming a MISP HOST can be served", "allowed_hosts", strings.Join(cfg.allowedHosts, ","))
@@ -294,6 +312,7 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 			return nil, fmt.Errorf("API_URL: load MISP feed: %w", err)
 		}
 		sc.Backend = store
+		own, ownBase = intel.Source{Name: "MISP feed", Backend: store, UI: cfg.uiURL}, dir
 		log.Info("serving a MISP feed", "dir", dir, "events", store.Len(), "links", cfg.uiURL != "")
 	default:
 		base, _, err := mispBase(cfg.apiURL)
@@ -308,6 +327,8 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		if sc.UIURL == "" {
 			sc.UIURL = base
 		}
+		_, hostport, _ := mispBase(base)
+		own, ownBase = intel.Source{Name: "MISP " + hostport, Backend: client, UI: sc.UIURL}, base
 	}
 	if !cfg.verifyCert {
 		log.Warn("MISP_VERIFY_CERT=false: the relay does not check MISP's TLS certificate")
@@ -330,7 +351,10 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers}, nil
+	return &App{
+		Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers,
+		own: own, ownBase: ownBase, feeds: feeds,
+	}, nil
 }
 
 // warmTimeout bounds the start-up's wait for Redis.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
+	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/verdict"
@@ -61,6 +63,13 @@ type config struct {
 	policy verdict.Policy
 	// warninglistsDir is WARNINGLISTS_DIR: the relay's own MISP warninglists; "" for none.
 	warninglistsDir string
+	// feeds are FEEDS: the public MISP feeds every tenant consults, in order.
+	feeds []feedSpec
+	// feedRefresh is FEED_REFRESH: how often each feed's manifest is asked again.
+	feedRefresh time.Duration
+	// feedHTTP fetches feeds; nil means the relay's usual upstream client. Not an
+	// environment setting: tests trust their TLS server with it.
+	feedHTTP *http.Client
 	// readHeaderTimeout is not an environment setting; tests shorten it.
 	readHeaderTimeout time.Duration
 	// redisClock is the shared cache breaker's clock (nil: time.Now); tests drive it.
@@ -177,7 +186,87 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	c.policy.TrustedOrgs = verdict.ParseOrgs(getenv("TRUSTED_ORGS"))
+	if c.feeds, err = parseFeeds(getenv("FEEDS")); err != nil {
+		return c, err
+	}
+	if c.feedRefresh, err = duration(getenv, "FEED_REFRESH", feed.DefaultRefresh); err != nil {
+		return c, err
+	}
+	if c.feedRefresh < minFeedRefresh {
+		return c, fmt.Errorf("FEED_REFRESH must be at least %s (a feed's publisher is asked that often), not %q", minFeedRefresh, getenv("FEED_REFRESH"))
+	}
 	return c, nil
+}
+
+// feedSpec is one FEEDS entry: name=location.
+type feedSpec struct {
+	name     string // "circl": the source is "MISP feed circl"
+	location string // an http(s) URL, a file:// URL or a directory
+}
+
+// Bounds of FEEDS and FEED_REFRESH.
+const (
+	maxFeeds       = 16
+	minFeedRefresh = time.Minute
+)
+
+// parseFeeds reads FEEDS: comma-separated name=location entries, where a name is 1 to 32
+// letters, digits, '-', '_' or '.', and a location is an https:// (or http://) URL of a MISP
+// feed, a file:// URL or a directory. Each location is checked further when its feed is
+// built (feed.NewSource). Blank gives no feeds.
+func parseFeeds(v string) ([]feedSpec, error) {
+	const example = "circl=https://www.circl.lu/doc/misp/feed-osint/"
+	var out []feedSpec
+	seen := map[string]bool{}
+	for entry := range strings.SplitSeq(v, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, loc, ok := strings.Cut(entry, "=")
+		name, loc = strings.TrimSpace(name), strings.TrimSpace(loc)
+		if !ok || name == "" || loc == "" {
+			return nil, fmt.Errorf("FEEDS: %q is not name=location, such as %s", redactFeed(entry), example)
+		}
+		if !feedName(name) {
+			return nil, fmt.Errorf("FEEDS: feed name %q: use 1 to 32 letters, digits, '-', '_' or '.'", name)
+		}
+		if seen[strings.ToLower(name)] {
+			return nil, fmt.Errorf("FEEDS: feed name %q is used twice", name)
+		}
+		seen[strings.ToLower(name)] = true
+		if scheme, _, found := strings.Cut(loc, "://"); found && scheme != "https" && scheme != "http" && scheme != "file" {
+			return nil, fmt.Errorf("FEEDS: feed %s: %q is neither an https:// URL, a file:// URL nor a directory", name, redactFeed(loc))
+		}
+		out = append(out, feedSpec{name: name, location: loc})
+	}
+	if len(out) > maxFeeds {
+		return nil, fmt.Errorf("FEEDS lists %d feeds: at most %d", len(out), maxFeeds)
+	}
+	return out, nil
+}
+
+func feedName(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// redactFeed hides the user info of a URL in an error (a feed behind basic auth).
+func redactFeed(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = url.User("xxx")
+		return u.String()
+	}
+	return s
 }
 
 // feedDir tells whether API_URL names a local MISP feed directory (a path or a file:// URL)

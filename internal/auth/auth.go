@@ -15,6 +15,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -37,7 +38,27 @@ type Claims struct {
 	// EntitiesLimit is the module's CTR_ENTITIES_LIMIT claim, or 0 when it is absent or not a
 	// positive integer (the relay's own default applies then). See entitiesLimit for the rules.
 	EntitiesLimit int
+	// OtherMISPs are the MISPs the token names besides {Host, Key}, in order: a
+	// configuration token's HOST_2/AuthKey_2 … HOST_5/AuthKey_5 (gaps skipped), or an HS256
+	// token's "misps" entries; nil for none. Which hosts may be called is the app's policy,
+	// not checked here. See MISPs.
+	OtherMISPs []MISP
 }
+
+// MISPs returns every MISP the claims name, in order, at most MaxMISPs: {Host, Key} first
+// (Host "" for an HS256 token: the relay's API_URL), then OtherMISPs.
+func (c Claims) MISPs() []MISP {
+	return append([]MISP{{Host: c.Host, Key: c.Key}}, c.OtherMISPs...)
+}
+
+// MISP is one MISP a token names and the tenant's API key for it.
+type MISP struct {
+	Host string // base URL or host name as the token says; "" means API_URL's
+	Key  string
+}
+
+// MaxMISPs bounds the MISPs one token may name: each is asked for every observable.
+const MaxMISPs = 5
 
 // Error is an authentication failure. Reason is the contract's text after
 // "Authorization failed: ".
@@ -75,6 +96,7 @@ const (
 	claimHost          = "HOST"
 	claimConfigURLScan = "URLSCAN_KEY"
 	claimAudience      = "aud"
+	claimMISPs         = "misps" // HS256: [{"host": ..., "key": ...}], the MISPs after API_URL's
 	algHS256           = "HS256"
 	algRS256           = "RS256"
 )
@@ -322,7 +344,39 @@ func hs256Claims(m jwt.MapClaims) (Claims, error) {
 	if c.URLScanKey, err = optionalString(m, claimURLScanKey); err != nil {
 		return Claims{}, err
 	}
+	if c.OtherMISPs, err = mispList(m[claimMISPs]); err != nil {
+		return Claims{}, err
+	}
 	return c, nil
+}
+
+// mispList reads an HS256 token's "misps" claim: absent, null, or a list of at most
+// MaxMISPs-1 objects {"host": "https://misp2.example", "key": "..."}, both non-blank strings.
+func mispList(raw any) ([]MISP, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, &Error{ReasonPayload}
+	}
+	if len(list) > MaxMISPs-1 {
+		return nil, &Error{fmt.Sprintf("misps names %d MISPs: at most %d besides the relay's own", len(list), MaxMISPs-1)}
+	}
+	out := make([]MISP, 0, len(list))
+	for _, e := range list {
+		obj, ok := e.(map[string]any)
+		if !ok {
+			return nil, &Error{ReasonPayload}
+		}
+		host, _ := obj["host"].(string)
+		key, _ := obj["key"].(string)
+		if strings.TrimSpace(host) == "" || strings.TrimSpace(key) == "" {
+			return nil, &Error{ReasonPayload}
+		}
+		out = append(out, MISP{Host: strings.TrimSpace(host), Key: key})
+	}
+	return out, nil
 }
 
 // optionalString reads a claim that may be absent or null, but must be a string otherwise.
@@ -339,7 +393,8 @@ func optionalString(m jwt.MapClaims, name string) (string, error) {
 }
 
 // Sign makes an HS256 token for c, as `relay jwt` prints it for the XDR module form. Host is
-// not signed: a generic-module token always uses the relay's API_URL.
+// not signed: a generic-module token always uses the relay's API_URL, and c.OtherMISPs (the
+// MISPs asked besides it) are signed in the "misps" claim.
 func Sign(secret string, c Claims) (string, error) {
 	if secret == "" {
 		return "", errors.New("SECRET_KEY is empty")
@@ -353,6 +408,19 @@ func Sign(secret string, c Claims) (string, error) {
 	}
 	if c.EntitiesLimit > 0 {
 		payload[claimEntitiesLimit] = c.EntitiesLimit
+	}
+	if len(c.OtherMISPs) > 0 {
+		if len(c.OtherMISPs) > MaxMISPs-1 {
+			return "", fmt.Errorf("a token names at most %d MISPs besides API_URL's, not %d", MaxMISPs-1, len(c.OtherMISPs))
+		}
+		var list []map[string]string
+		for _, m := range c.OtherMISPs {
+			if m.Host == "" || m.Key == "" {
+				return "", errors.New("every MISP after the first needs a host and a key")
+			}
+			list = append(list, map[string]string{"host": m.Host, "key": m.Key})
+		}
+		payload[claimMISPs] = list
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, payload).SignedString([]byte(secret))
 }

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -133,5 +134,58 @@ func TestSignRoundTrip(t *testing.T) {
 	}
 	if _, err := auth.Sign(secret, auth.Claims{}); err == nil {
 		t.Error("Sign without a key succeeded")
+	}
+}
+
+// TestHS256SeveralMISPs: an HS256 token names the MISPs asked besides API_URL's in "misps";
+// Sign writes it and the verifier reads it back, and a malformed list is a payload error.
+func TestHS256SeveralMISPs(t *testing.T) {
+	others := []auth.MISP{{Host: "https://misp2.example", Key: "k2"}, {Host: "misp3.example", Key: "k3"}}
+	tok, err := auth.Sign(secret, auth.Claims{Key: "k1", OtherMISPs: others})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := auth.NewVerifier(secret).Verify("Bearer " + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(auth.Claims{Key: "k1", OtherMISPs: others}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(append([]auth.MISP{{Key: "k1"}}, others...), got.MISPs()); diff != "" {
+		t.Errorf("MISPs() (-want +got):\n%s", diff)
+	}
+	if _, err := auth.Sign(secret, auth.Claims{Key: "k1", OtherMISPs: make([]auth.MISP, 5)}); err == nil {
+		t.Error("Sign with six MISPs succeeded")
+	}
+	if _, err := auth.Sign(secret, auth.Claims{Key: "k1", OtherMISPs: []auth.MISP{{Host: "h"}}}); err == nil {
+		t.Error("Sign of a MISP without a key succeeded")
+	}
+	five := []any{}
+	for i := range 5 {
+		five = append(five, map[string]any{"host": fmt.Sprintf("m%d.example", i), "key": "k"})
+	}
+	for name, tc := range map[string]struct {
+		misps  any
+		reason string
+	}{
+		"not a list":      {"misp2.example", auth.ReasonPayload},
+		"not objects":     {[]any{"misp2.example"}, auth.ReasonPayload},
+		"no key":          {[]any{map[string]any{"host": "misp2.example"}}, auth.ReasonPayload},
+		"blank host":      {[]any{map[string]any{"host": " ", "key": "k"}}, auth.ReasonPayload},
+		"key not string":  {[]any{map[string]any{"host": "misp2.example", "key": 2}}, auth.ReasonPayload},
+		"five besides us": {five, "misps names 5 MISPs: at most 4 besides the relay's own"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"key": "k1", "misps": tc.misps}).SignedString([]byte(secret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = auth.NewVerifier(secret).Verify("Bearer " + tok)
+			var ae *auth.Error
+			if !errors.As(err, &ae) || ae.Reason != tc.reason {
+				t.Errorf("err = %v, want reason %q", err, tc.reason)
+			}
+		})
 	}
 }

@@ -81,6 +81,26 @@ func configClaims(m jwt.MapClaims) (Claims, error) {
 	if c.URLScanKey, err = optionalString(m, claimConfigURLScan); err != nil {
 		return Claims{}, err
 	}
+	// HOST_2/AuthKey_2 … HOST_5/AuthKey_5: optional module fields, which XDR may send blank.
+	for n := 2; n <= MaxMISPs; n++ {
+		hostClaim, keyClaim := claimHost+"_"+strconv.Itoa(n), claimAuthKey+"_"+strconv.Itoa(n)
+		h, err := optionalString(m, hostClaim)
+		if err != nil {
+			return Claims{}, err
+		}
+		k, err := optionalString(m, keyClaim)
+		if err != nil {
+			return Claims{}, err
+		}
+		h = strings.TrimSpace(h)
+		switch {
+		case h == "" && strings.TrimSpace(k) == "":
+			continue
+		case h == "" || strings.TrimSpace(k) == "":
+			return Claims{}, &Error{fmt.Sprintf("%s and %s go together: set both or neither", hostClaim, keyClaim)}
+		}
+		c.OtherMISPs = append(c.OtherMISPs, MISP{Host: h, Key: k})
+	}
 	return c, nil
 }
 

@@ -148,6 +148,16 @@ func TestConfigToken(t *testing.T) {
 		{"aud list containing it", testkit.SignRS256(t, key, kid1, with(good, "aud", []string{"https://other.example", audience})), wantOK, ""},
 		{"valid exp and nbf", testkit.SignRS256(t, key, kid1, with(good, "exp", future, "nbf", past)), wantOK, ""},
 		{"HOST trimmed", testkit.SignRS256(t, key, kid1, with(good, "HOST", " "+mispHost+" ")), wantOK, ""},
+		{
+			"several MISPs", testkit.SignRS256(t, key, kid1, with(good, "HOST_2", " misp2.example ", "AuthKey_2", "k2", "HOST_4", "https://misp4.example", "AuthKey_4", "k4", "HOST_3", "", "AuthKey_3", "")),
+			auth.Claims{Key: authKey, Host: mispHost, OtherMISPs: []auth.MISP{{Host: "misp2.example", Key: "k2"}, {Host: "https://misp4.example", Key: "k4"}}},
+			"",
+		},
+		{"HOST_2 null", testkit.SignRS256(t, key, kid1, with(good, "HOST_2", nil, "AuthKey_2", nil)), wantOK, ""},
+		{"HOST_6 ignored", testkit.SignRS256(t, key, kid1, with(good, "HOST_6", "misp6.example", "AuthKey_6", "k6")), wantOK, ""},
+		{"HOST_2 without its key", testkit.SignRS256(t, key, kid1, with(good, "HOST_2", "misp2.example")), auth.Claims{}, "HOST_2 and AuthKey_2 go together: set both or neither"},
+		{"AuthKey_5 without its host", testkit.SignRS256(t, key, kid1, with(good, "AuthKey_5", "k5", "HOST_5", " ")), auth.Claims{}, "HOST_5 and AuthKey_5 go together: set both or neither"},
+		{"HOST_3 not a string", testkit.SignRS256(t, key, kid1, with(good, "HOST_3", 3, "AuthKey_3", "k3")), auth.Claims{}, auth.ReasonPayload},
 
 		{"jwks_host absent", testkit.SignRS256(t, key, kid1, without(good, "jwks_host")), auth.Claims{}, auth.ReasonJWKSHostMissing},
 		{"jwks_host empty", testkit.SignRS256(t, key, kid1, with(good, "jwks_host", "")), auth.Claims{}, auth.ReasonJWKSHostMissing},

@@ -5,10 +5,14 @@
 // such a directory lets it run where no MISP instance is reachable (demos, air-gapped sites,
 // tests) while giving the same answers MISP's restSearch would give for the same data.
 //
-// The whole feed is read and indexed once, at start-up, so that a broken feed stops the relay
-// with an error naming the bad file instead of degrading every later lookup. After Load a Store
-// is read-only and therefore safe for concurrent use. A Store is an intel.Backend; it must not
-// do any I/O after Load, and it reads MISP's JSON only through package mispjson.
+// Two kinds of feed are served. A Store (API_URL naming a feed directory) is read and indexed
+// once, at start-up, so that a broken feed stops the relay with an error naming the bad file
+// instead of degrading every later lookup; after Load it is read-only and does no I/O. A Source
+// (FEEDS) is a public feed the relay consults beside a tenant's MISP: loaded in the background
+// over HTTPS or from a directory, refreshed with conditional requests, capped against hostile
+// feeds, and held in a compact index (index.go). Both are intel.Backends, safe for concurrent
+// use, give the same answers for the same feed, and read MISP's JSON only through package
+// mispjson.
 package feed
 
 import (
@@ -161,6 +165,12 @@ func readEvent(root *os.Root, dir, key string) (event, error) {
 	if err != nil {
 		return event{}, fileError(path, err)
 	}
+	return parseEvent(b, path, key)
+}
+
+// parseEvent converts the event file b, read from path (a file or a URL, for errors), which
+// the manifest lists under key.
+func parseEvent(b []byte, path, key string) (event, error) {
 	var f struct {
 		Event *mispjson.Event `json:"Event"`
 	}
@@ -226,13 +236,16 @@ func decodeError(path string, err error) error {
 // '|' into value1 and value2 and matches a search against either; every other value is only
 // value1, even when it contains a '|'.
 func valueKeys(typ, value string) []string {
-	if strings.Contains(typ, "|") {
+	if composite(typ) {
 		if v1, v2, ok := strings.Cut(value, "|"); ok {
 			return nonEmpty(matchKey(v1), matchKey(v2))
 		}
 	}
 	return nonEmpty(matchKey(value))
 }
+
+// composite tells whether a value of type typ is matched half by half (see valueKeys).
+func composite(typ string) bool { return strings.Contains(typ, "|") }
 
 func nonEmpty(keys ...string) []string {
 	return slices.DeleteFunc(keys, func(k string) bool { return k == "" })

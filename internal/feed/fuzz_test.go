@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
 // FuzzLoad: any event file (and any manifest) either loads or fails with an error; a loaded
-// feed answers searches without panicking.
+// feed answers searches without panicking, as a Store and, the same, as a Source.
 func FuzzLoad(f *testing.F) {
 	const uuid = "57c4445b-c548-4654-af0b-4be3950d210f"
 	manifest := `{"` + uuid + `":{"info":"x","threat_level_id":"1"}}`
@@ -33,6 +35,13 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, uuid+".json"), eventJSON, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// A Source of the same directory loads or fails, never panics; when both load, it
+		// answers as the Store does.
+		src, err := feed.NewSource(feed.SourceConfig{Name: "fuzz", Location: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcErr := src.Refresh(context.Background())
 		store, err := feed.Load(dir)
 		if err != nil {
 			return
@@ -46,6 +55,16 @@ func FuzzLoad(f *testing.F) {
 				if len(e.Attributes) == 0 {
 					t.Fatalf("event %s returned without a matched attribute", e.UUID)
 				}
+			}
+			if srcErr != nil {
+				continue
+			}
+			fromSource, err := src.Search(context.Background(), "", intel.Query{Value: v, Limit: 10})
+			if err != nil {
+				t.Fatalf("Source.Search: %v", err)
+			}
+			if diff := cmp.Diff(events, fromSource); diff != "" {
+				t.Fatalf("Search(%q): Store and Source differ (-store +source):\n%s", v, diff)
 			}
 		}
 	})

@@ -162,6 +162,27 @@ func (e ErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for FeedStatusState.
+const (
+	Failing FeedStatusState = "failing"
+	Loaded  FeedStatusState = "loaded"
+	Loading FeedStatusState = "loading"
+)
+
+// Valid indicates whether the value is a known member of the FeedStatusState enum.
+func (e FeedStatusState) Valid() bool {
+	switch e {
+	case Failing:
+		return true
+	case Loaded:
+		return true
+	case Loading:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HTTPErrorCode.
 const (
 	HTTPMethodNotAllowed HTTPErrorCode = 405
@@ -626,6 +647,36 @@ type ExternalReference struct {
 // ExternalReferences defines model for ExternalReferences.
 type ExternalReferences = []ExternalReference
 
+// FeedStatus Where one public MISP feed stands. Why a feed fails is in the relay's log.
+type FeedStatus struct {
+	// Events Events served.
+	Events int `json:"events"`
+
+	// Skipped Events of the feed's manifest not served (unreadable or over a cap).
+	Skipped *int `json:"skipped,omitempty"`
+
+	// Source The feed's name as answers give it in `source`.
+	//
+	// Example: MISP feed circl
+	Source string `json:"source"`
+
+	// State `loading` until the first load ends (lookups answer from the events loaded so far),
+	// `loaded` once the last load or refresh succeeded, `failing` when it did not (the last
+	// good data, if any, is still served).
+	State FeedStatusState `json:"state"`
+
+	// Updated When the data served last changed; absent before the first events.
+	Updated *time.Time `json:"updated,omitempty"`
+
+	// Values Attribute values indexed.
+	Values int `json:"values"`
+}
+
+// FeedStatusState `loading` until the first load ends (lookups answer from the events loaded so far),
+// `loaded` once the last load or refresh succeeded, `failing` when it did not (the last
+// good data, if any, is still served).
+type FeedStatusState string
+
 // HTTPError Body of a 404 (unknown path) or 405 (wrong method) answer.
 type HTTPError struct {
 	Code    HTTPErrorCode `json:"code"`
@@ -638,6 +689,10 @@ type HTTPErrorCode int
 // HealthResult defines model for HealthResult.
 type HealthResult struct {
 	Data *struct {
+		// Feeds The public MISP feeds (`FEEDS`) every tenant's lookups consult beside its MISP, in
+		// order, and where each stands; absent when the relay has none. A feed loading or
+		// failing does not fail the health check: lookups answer from what is loaded.
+		Feeds  *[]FeedStatus          `json:"feeds,omitempty"`
 		Status HealthResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
 	Errors *Errors `json:"errors,omitempty"`
@@ -2182,130 +2237,138 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1rc9s4suhf6eLdqsgz1MOOnbOrfDjlSTwnnuM8ynZm5p7IV4RJSMKaBLgAaEWb9X+/1Q3wJVG2nMdm",
-	"Z+tUTU1EEs9Gv7vR/hTEKsuV5NKaYPwpyJlmGbdc09MrzlK7eLHg8Q0+JtzEWuRWKBmMg5N4oXgC1yy+",
-	"AWYgSphl0XNYCrtQhQVhwS44MGmWXIMwwCBa0HgQ44AwYyLlSQRca6UHQRgIHHXBWcJ1EAaSZTwY+yX0",
-	"3RrCwMQLnjFcDP/IsjzFJiwVtzwIA7vK8dFYLeQ8uLu7CwPN/1ZwY39SieC0o7fXhutbdp26x1hJy6XF",
-	"nyzPUxEz3NzwrwZ3+Kkx2580nwXj4P8Ma3AN3VczrMc8E8bWEwvNk2BsdcHdG5Mrady8r7ldqOSNssdp",
-	"qpY82WEt1X6xZcKD8eHoKAwybgyb47YvFxwyGhaBLZUF5saGmdJ0FB4YPIH352eD4C7ccX+vLi/fneAh",
-	"ua21seA3reS8nBhnYnAj1VJCzuwCevyW6xVwmeRKSIsri969vbiM4LqwEA2XzMaLRM2jEJYLES+owX+d",
-	"XEbAZALRq5Pjl9EeLfWNsj+rQn4mpA7XIdWCBSyZg9gMZwAlCVx4qFwP4HQGK1UAl5ZrntAn7JMxWbA0",
-	"XUGecma4R+qVKjSYnKepkHPahNUrYHMm5NeC+HvZBDAuB38ZUDOwC2EgUXGRcWmBaU6rVTJdgZLcICSr",
-	"NRAevlByJhIuY4IWl0UWjD8Ep3KmgjA4U8sgDF7zRBRZEAavxHwR4EFIHoTlKoKrDboLg5fC5MoIt951",
-	"trEPL1LOZAgH8JqlIhaqMCE8hYvC5OXTIbxQWaZkCEfgJ0IG4de3Hx6ET8PD8KieW0jL58Q2PvaxVf+W",
-	"aWQgBrfTWA5NHbRWWC2i/bpeTvu9W1j7XQWL9t7fsKwF1nLy5oytaaqx7wPuidQiXrxklrCIJQnNxdJ3",
-	"WuVcW+JzM5Yavo43J9IKu4JUGGtC4CxeQK65QUwhDFkuuASpZJ9nuV0NIBomPBXXXDPLh6rmmxFobgst",
-	"jesW3XKdiNiaCI8ob6ziUyBkgsSptHkI40/Llo6FhsFfi2TOs1Is3df1l7Jl2VXzlBiCWYj8wd7njcbl",
-	"AEbMF1bI+YOdL3zDsmMJiof6/eraeXFRHbK6/iuPbX3I59wUqX3wmNswTzxm3Dd/A4fuwoAE8INrPnGt",
-	"upeL3x6Jjm8lh+vCCMmN8ToARDhyRMpCumQrA9GMWZZ2YJZj7Dus+AU2vGuw/3V+dAxIAsgCgUlgkqUr",
-	"Y0FpwOkQIyHG9zFSyQDeoECDhUoTAwwMjzW3g6CDTN2LmvhpIx0E3dIVPrivodteveirbTB/oZKOLf0A",
-	"ESvsQmnxd8JtB95oTNLgl98uwSsEx61GTvNC4C9Jpvf87GAs09ZA1G7u1LcxRHuDifwBIiFvWSoSYHpO",
-	"4sdPd62SlW8L1MD13hj81Hf/5eLtG8jZKlUsAc1jLm55MoBoL8RVMwmFF38sxoHc3DnXmTAGB064FDyJ",
-	"xvD69OIddil0amImB0KB5rPCeBF+w1fQOxztDw9HT/0OKg2gu7fTZHkCh6ND6Dlxf/zudPr+/MwPYJVC",
-	"tWBVahdmyzKY5f1UZML6tSDDwtUc/KWCpeVasrQ6uI5RPEx7R6OR74UcWsQcCslumUiRWXd3JSVhKUOw",
-	"IuMJoLaudAs6sZKSx+6kjkYHw6PR0+HR6HDvOSjdWLIwSMIr6EWvj3+fnr6Z/nx2+l+vLqOwbGa5ZNI+",
-	"MdBuMH13cj69PHlz/OayRJ9rlpRgi8bbDs0U1+U59w6rfXdZFeOmclnZJFHTmohcb49P0RiYXNkFqm08",
-	"NRx6TPojB7tgtlSql/ibYGq4TEwIDC7PLmjaQnNcUa2oBB1USHZOm1KCMNhA4CAMKnQMwmADs2iYJpIE",
-	"YdBx/kEYNAAbhEEHrIIwKO7TNyrpICzPdhMTxHCFPHUd9qtRmdZsRYN+dGs/fWk22ddpwqUVM8G1V2o5",
-	"GFXoGLEuVjoxz52i63BwLm65oUZ0KvyWSwvv35++DPGlU+WZtVpcF5bTB7I1y71k7OMZl3O7CMYHo8M/",
-	"07rLF/tb+frmTs75jOtSkX6EGDwGsowQy9TmVqH34vL0NWxMsrcpEVvDtvZ1NBqNOnbC/aBTQUbVxvcF",
-	"MwvePvgHoeEWP5Ve830scAudPoRf789PN4Rmc9ZOUbkOvkeg83rXrl3X5trjzv4nlI1qBsyJlKJh2O0h",
-	"Bz0cHUFv2TCw9zxH2q4Pec6DFu/haFcDCddf2dduOxsOiqu2DnW/FrOD+uI48RdpuI/oYiyzhWkAKFA3",
-	"DytjvlfX8r9cZz592aWLErmL5HlDyC61sNyA1UwawaUFkRjoRdXzeFKMRk9jnIB+8b57URQicS8iYhcb",
-	"xJgzi8gdjIP/16tHG/z4j4W1ufnP8XA4+HEYW8GGH1j/71cf+vj/H1sP/Q+j/l9Yf9a/+vT02d3en7o0",
-	"4cq0+wwDIee6ydZ7PBMWtSYlY/ex9KrtdZFE07dx3zE1vCDr3pZHMtKd+QkKvmZX3WJNj+JINJBIHup3",
-	"+hLb5VolRcz12s72RweHD3JnN9L0lmvjYXOvbUz//uobY3c0nYRdPdixbId9Fkrb6fYTcYi8uVISCI9p",
-	"Oy202En0hIFl87b82IDjg2IS9W5jWZZj95nSGbPBGPka7+OnTntS2JTvOFuaP7SVy7N3XUZq5a/p1ARJ",
-	"a53SAh/yb2DLS2y4zlJFUm5uA59aEzQwtYv9tt1Fj5MFsSqc7zgTUmRF1kT2UkwiG1Dx7mpCtZ4HNN8N",
-	"OVmQ+k9zde2z8m19Ju/s1X67sMFI90KYaZWRkKEXTwwkPBZG3HLI0GziSUNpLmRCVhCfSBJJTwzkKhXx",
-	"CnpLpqWQc+9URNIIoXKfhTgoW6EirjmzkPJbnoZw+vICZimbh2B1YSxPJlLpOZPCOE/c3nOINGdGyQgM",
-	"eoHI5sL1JTwBYZ2N9ZWYfdtVfV/Hple73bPSd3fsTo7hP5jgqBFp93CYEzhClVw/Yx89waEcrchv1EV+",
-	"DgF2Y3iu7SNY+PeQZNtF0kNi99EC6jOky2eLjMpP/31ERgMt28TcQaANZAybDKNxoGsyyB/avZz5X0QC",
-	"Vev5yhLobYvuH+XYIFumPqABYOAVJ4BbFbPrImWaXIjUbn+wP9h/+sRAnCrDEwpTQZ4WBiKzYEf7B1E4",
-	"kS5G3HD+mCLPlbYYL0AP33xRD/YREsWdz47G6pYb6+jMsnyK0C0s19N5QbgXY/MZyneO37Ian5pfhDEF",
-	"12svDdeCpfhSmFhNM5FUv4t4Sk8JR6cd/lAZE7hCnjGRlv9OvREtkuqNKdzphMFMpLxcC/1G10EQBgtl",
-	"rH8tMi7oH0P/5PS/22dkD8ZTliSaG4NPyRH+30wzFi+E5G5xWWH5xyAM5Hy2dG/olx9bJdJMBXnr7Gr9",
-	"eZqya47bUPpaWJZOpUr8qPmNqCGTaxVzY8oxNZ8LY/VqesNXzcf1z36nZn/K5lxaN7AbdCqL7JqOwizY",
-	"vvvn4OiZ+3G0f4A/lvHUAd51tJrLZJqJWCv3Aj1RYVAYrv0/bpptTK5Y5+yHo788e4Czd0d+3GD3U+Kp",
-	"zIvHaoTHskGKwAz8/vLcubCRMuAnZRcwE5ziWprXcWBwyzXQWy6E5SZnMe9T4JdWaiYyZ8Y0QztMJjSE",
-	"uRF5jpTMLNd7z0EqUHbBNYVeKMRHnqUBXK5y78F1RF3S7UR68qbhxFwqzZP7iHg3rQSncxBsnt1ufX/F",
-	"5r7z559fKTLWdPbquwGrIFXqBop8AMcS3Ek4NuZhPYBjC5kyFvZHoxFcryDhM1akFnoVJJ8YwLDL258u",
-	"Ts5/Pf7p7ORir+X73m3PFawy9rGUKk1HSGXVdoEYkVSu3s6C8YcHdCV31DxpjxLchRvOxqsHRQ1JGSdv",
-	"HEohMA0UOWFZtGWuiJJknmMcyGHqROI40KtJBWMwY4iQIUQhRA0WGoUwGAz2CLHjmOcWLSiZtNG2zlkj",
-	"RtzUbA8eUATRcTtX/Q3m04mbG7iFkKjB88Q44n0OptAavb4Y9arpGzdhtcgwOHjNZ0pzKAwftDaw/5c/",
-	"D472B/uj0eA/gvCRrK9cNnca3+O0Jy69frazdksx5kf12XQElwN0UTZZVF/kyt6JJCvD7UzImy630pc7",
-	"pdtTPFbhS4W8cTmAVSJFCHwwHwArQ6ZMx4sqIbGhG24a9MzyudLisRGodV/h/WjorN8aqzWf9TNh8r5b",
-	"aV/k/XVEv3/A2k23U6SrwkW07sIHvZWdlhHN2N54qb80gNiNt3Xu0yMPG/GDMmC8rwd6Ufmzr2YRha8Y",
-	"VMYh9CKe0i/31SoQ1kDlb9w8/139Es1kr2mpCKwJ1pzLhsnRih774Epr8S73tLHeQfDNfeOPd1jT8LtA",
-	"6DMc3HrO7e4TrNtQzSMJrnZD4i3m/ebptvbfWutDGP4vYqi3iO7r2urnFAxLjuOS+z2Ke5ehNJ9ZRQZC",
-	"xjBAPeO6ZOs1y34O0d8Krld9ujJgIohVxt1tACEhGrrhkqHVYj7nOvrOLN7jJjF3liT9kuCDsH5HgOk7",
-	"pxHdKPBpSH38X6fp14TAI3GrhuQ2tiV5mf6yXWN1Rtjgkcpky587/Tr26/p+OqbowtndBObugq+BVGvH",
-	"cw/F/DN0tyZpfhPdrS1UWmoN+sOOglbEfzJZ/jiZDBr/dAbvLxqu7s+5HhAGL7SwIu7MfQ2DMoH6q4e3",
-	"ULdP6iDXRkzLhCTllRtoIjcauOFcom8V0AI1CymZEAcVGogju8kMjedkk/maEapNGdQZL/m3zlooUx0b",
-	"4uFaKbpO0WJlu0vhdpBqnRiVt053ily0TNn/TZP4kijUPyPHoRL8X6aZtlFkLZ7kaLZL4LRujHx/ZbRc",
-	"zldWRLc58x7wS4H1nmBh1v12QjqG3KN7SyzDnEiiFJa6DxXjdk47EwJt15B5J2ScFglP9sYuvT5H5x2G",
-	"QTBPXOR9o2P3pp8Y638ZHf8DN1F/qB5dpOYfIo9oOPeIH8q4SzRuvq2bN5s0fruBaaxCp9HY/RPiPwL/",
-	"Qb+K+5wlR/gC4xr+34OjZ1FYxcjcnQvM3HVGLAaFaAaXEogffEog5rcn6MFMl0zzviFVISI1n2bZo/ko",
-	"4BSNyx+h/1ECzD14mDlTrF+1XC6UMH0fsGGy/ELjVoGraOweSpBsX3C4sdhWqn0zslVF0hpxMOcQcVGu",
-	"rWGhMvJWLS+46vLDUgJtA5Epifb03e0h1PG003e3zxqPbkngF4PrKn+/Pz9DNerlER1bEAYXr477+82H",
-	"g6Nnzcej/YPykdbbmAXXDeW6OxJ9K7o8fReEzafbZ83nlyX8qjevakBW79zCq8fXL4+ajxevjvfXnh2w",
-	"m28c1Ks3Jx781YufRcopWQazj5Gft7wMyJ6Zj/TNNee4YnJid6qal84OPfdXIbbyXqsLHnawqTVr11tm",
-	"8UIZXl5GcvFqYQ1E7kVfJNEA3pZRLxdaK69lN6MDG9pi1b+tyHear59t+H1B3KzLfPziEFq96fBzzcnq",
-	"lL9XXrkp4tgTo7sS9J3TzFEb28HR/ADS1Nk5jzPUflsgcUhwKQHOnHoODOiyk5zDNV24FwZUzuUAooOj",
-	"g6P+aL8/2r8cjcb03/9EkHEmDUi6esk/5kI7j8d3CQttANjf5X0kYC4bMdpYoXpCl79Q/CrZ1InGxE8o",
-	"0Ev6Dq+d6nTLzt0Zd5e3KUOTaINAKoFBIz8zpDxKB0TKpscxUHptSY35rqmR1San3zpBcd0+8He4v1k6",
-	"m+dm7Vy1VhpbY5ar7Qj3L2JBlOj/dQ0Ibw9/Fhu/7faAjQajdQ9Y4lxf1T89us5y3P8f1v/7oH/1495/",
-	"9iaTH9ff/enBcHG5gq6d/eYvpX6RhNp05nyhnCC/Q1ygP4EcEm66a84013jtu376uWSTv/x2GaxztVcX",
-	"qKviDXMj5pInzld2cfLi/ORy+t8n/xd65c3u6NMkuOGrSTCeBE7VJyvu+N0pKkr0hk+CcFK64Kftxip3",
-	"ECsb3kV7IWaRA3Nxi3NaCNnk80K7vCSrblDGHFfCR2l/052+UOZGecWb1o334OBgNEJNbSKZ7L5VD1ze",
-	"8lTlPKRcw8PRvmOmBHTyVBHcaqRZWJu7ui4CHam+ng1zIsSxy4B8lqjrOTPYzWu8GeOGMOPhcC7sorge",
-	"xCob1q0bP4O7jlQZYWJFQBrCBZ45/x0uXX7+eRkBcrOiMMJTGVDrmKUpZWkZXtXzoUQlTsUkJrLhhoOe",
-	"56ImrMVV+2ZAXRokhFbBDhCS0nn2Qhx8zu1EphRs9qElq2hRzn9rFehCroeuDPQ0d4lj1ZQuIE1UBWWE",
-	"B6yaSDeYoSIPVNhHycb1c7zQPZGXmklDA8ZK3pZi05sACBwHMDxHzWJLXoaTbZWPCLeYK3SA1RFC4B9j",
-	"nlsqfASNW+u9qgZS4y0uCKBRwgiiF64cUv+yLJ7hrQqXCYZTNCpqaM4SYIam3yMYMrCaCaxXhCObFJ0H",
-	"zSymXjR0t8aHNHj55C/u//AD8gcESdygCucNb5f3cNZPSVQ//OA96UhX7ntNSriQHrII92GC2WMToh/i",
-	"AVRLg7gDXjSdBOPBYBBOyuum7vnuCnkCGJVx8kSC5B8t4kvOtBUsxSlcyTKH3u56iQGvv7vQgWsAyM8x",
-	"Edkv0xF6FVtw6jvgUnA+YDj0nFm+ZCuHdZmKbyArjKWO/GPOY0uXfvdDOByNsNHRx4/liMIgGxwD22BU",
-	"OHDFqx4BnklXIYJJEHowuXPw2zgYjUKch0ko6xSUGLRZ4mOjJx07cfJrjivHMhMgDAG7qzzF+gCEUm8x",
-	"u7RR6cMVujocHZb42rwSjR+O9pBPAJMuv9QNV6EXTV5d0Y7cdgi7PHjwsvQ69njsdkTsxALETGtBgR6I",
-	"fu97R0L/NIl86RTnfEM+yfUTA2q50Y60dGGJziifkIFhkpPK39tH7Hx2CCm3liNbTMRcINeM+uj8muL/",
-	"BhEiQzRG1KYqFQwkX7qqBsgUcOTSrEjVHFIh+Xr9t2of+M6wjINIBh0cq+RKQ6/O+LyYBoOSnCfrdWHG",
-	"8BPJO3CC+pffLr3/boxr44JOiEnoVhWaqatRrTcg5BQybq89uLBcVfPh+N0pDn7D/bk6XQEmwWAwmAQh",
-	"rGsR5Ze7uqrMVoWhXN71CqdATtGLUyYyv+//5is8l1fI2UOIXlyeT0/eXJ5enp5cTM9OX5/S2/fnZxcv",
-	"jt/QTkKI/rq8MVN0AeIDK5LouV99yXVK8e5AWDWnRz4cLHma9ok0hvgt2hvAGg8WxlX4qPM3S0lA4qzy",
-	"r2343sct53jY6dsOK/d0yxs9kZvu6LDhOK5dvtAz/J6cBtxOmYFLq5rILUm1YZnH7liqBx/y26TAHdG1",
-	"wfISCAKssnRTEXNpeEPjen16uaFeqZxLF/caKD0f+k5miG3rcFXQ0LfC2vrwJgdapjmXLBfBOHg6GA2e",
-	"OitkQRr2lhJr+ClXXUniZxQQoSCI6TrFZqgEuYrPuMy5hmasHF0OhdZc2nS1V+q3yOQM8SKvva11c8Mi",
-	"HI2/P7rumiC/wgDey2ptVTTmOmXyxqer0Bn6nzTmUhVpguLOaSf15QF3Wq4Sl1DyNAnGwcsKZM1ins1a",
-	"n1tjp61yoMNm9/UCnQej0VerD9oq5tZR0BFZFioak2D8aVLVkMMnlER3d9FzaDa5u4vKWn2uXJEw4Eok",
-	"rrMBOtcuJYzJSg9b0yMGg8HVXa2IIfzvwuBwdLgdpB5qw6qCCHU4erjDRo0RMkOLLGN6FYxLP4fpSBc2",
-	"DVQcBOWV/A+BM0WCKxzIq6nbSelXrrHIkCmrovl6QRm74Y4K4gVnObAaptzrNijioefUdVcl1Azn3Hqn",
-	"BakOvzklf8Z5AonQPLYKFQmUGq5kWBSCs1EMqBtXzwLXQR0ECm+W4N2Y2vISlk59Iiv+JgwYRtXRmuaA",
-	"E8pSlex+g35c5ZXgGyJ8q7bLgwjv1DVSU9XNJLi7i0qhTGhZ4SLeBXf3FJitqp8xwPpWpVK83Ur36UFU",
-	"TAwHKUvAsa7icWg3WJGmFZF8TzKgWmUljjqjtypBVvJsrzshI+CrJkGUoQUiCEc/X1/Q4JoylhtwxX4p",
-	"lQph3CjcYhXZ9GM0juqkcKfNVxb6RkZXmcyFxFj5C6gZfQnrkgS19+Ca2yV3vvAs9DN0i7Mu2vC5PP8m",
-	"guUET4/XZV+B5Tln2nTVe31eiZNZGZNZEzoDoGgOWtQTiYkZRW6IDsPSTnZqOdEnVlR2A7lkem/g1+Uc",
-	"HAGvi6yJ3OY3+EOJrB28XgSXNuqSSkUOt20ijfLtdqPfnwrhapTSpRzvNHtiPD0KmfCPMBOpq2ntK17T",
-	"N0PHWPJI0tLGExnVTtrpexJg3hpxfYY04NBpm74PdaDfvqlR2o6rtLChE4toMuLKyd0F/COLrc/GxFV5",
-	"e3HB0hkVSpN1nk95iY2MgBIdqSOici2o9wb0eyJjJqWyYNkNB+b6VluNhjg/uv/2kK2ZIl540JFLx5L1",
-	"iWiIE/EEuR8pV9iCJ2XpPg8/wvvwcTCjVyIZr5fu+sf6iweg+Hwiy701ElgFEro/+jm3pB64zTkG6aWp",
-	"gyJQ9pXn+EJOZEW919yIxNcUp3PBMcwAmspOW8VJ3TUhzalMo6wZz0RGDbiQY9Fw28WSKWP0D8KQmxcB",
-	"79d7PNcKm0z2w1Wt2TdFrTC1CP430/ExkZsYFIrmTj3Dk1atSxin/yBiozm/nVW66ye7KTvCWAPRRnaN",
-	"d3ltuSASPWCZTGTP5Swsa/oo/86BZ0bXnG6gWS7Bqj1HjlHz1omb4/35mRMYzh1jsBIGl8CadXLLW/Wl",
-	"b9XZDmahlmThZNTfeR0biUtKuihIx32dTlqkNn8Yamxe7niAHh2fdfEj+s0foFDJgZbGTRdNVjrMRP7R",
-	"aNIZk2sBtQqtSpw3LaxvkqFHpDU69Gi1nQbPC+kw001JaYzodm3m0oGSG+kxLEnaF1HrQN9EVpG+8vMe",
-	"VPFDpV09aWvKwJ/29IVtasq6hxB8ttkmEXwV/F3LWOz6uzLfkHramXSPseJ9CK025be29Clyk+Au3CSG",
-	"iSS+6fXWVgXzJxTHNEqCcJqrD95sUGIjGOmDVxN5TVzoj0OP54VD+jWa3E5yjQSYblI79m6DZrTF8Iwh",
-	"3MD3xj914B1JzruCMPReJSennGxzzqnSamlTya+Ne7zfCEvbiUIdWIrcrNzSP/sIfUYNyo1NBuvA7pcG",
-	"PalaiSRNt6NQcm+rU6eMxuEa59xu+TNd7qzb5e991LL7oNfOlqwgYcHyNHXah4vOlDsBX8Wp9EiFvla+",
-	"a4YjuEBMryyl38oi2ECcMkkqCFt/kGxLCZm6ybD5B8uwTsw3w7u1NK772WOZtdQEf5255Lyd9/1xtNoF",
-	"2mv7JfcmsvzTBnTvwx3oRP6LIPoZ2nyIFblW105zoPDtNUuZjLk20NsV09uztFPTPlzhUXtHPH3dvNqO",
-	"OEpeDoFOAqpwBr0Iff2gC+nFlGtGA7mS2XU4cDwc7h/8B0b0BvvjT2im3FGmphYN00J78qM6TME4+PPo",
-	"z6Pgvszf6N3b88toQOjzaVs7XPfxbxdwxrLrhME1Xwgy2n8upNOUUHfpRQnPU7UaWp7lKbN8sGJZur4L",
-	"DGp+mvl+73V6mtwNUhq2X+h08Akv6yh5N1BywJZmfYOtju2dlp8Knfqidutbaa72iQGRQO/pASAO6X7M",
-	"DC/THpyZQ5kPzSq1xrL4BiGG5RNW5DJQhc0LO3AmxLz6W2PlknjRX2LexX7nchCgrleZxlVugU7jqsLB",
-	"Lr94y95bc4SXf+/QJbERXjkPHJpgXvf0UVmnNvv4szdeN/HgfF0VV7I1/86pbtDIdFvLcauXUWoSm+tw",
-	"zCusJBZuNi0J3MPQ/yEbJPTfX56H69SOXcq/qmSas3o6v7u6+/8DAA==",
+	"7L17c9s4sij+Vbr426rIM9TDjp2zq/xxypN4Trwnk6RsZzK/M8oVYRKSsKYAHgC0os36u9/qBsCHRNly",
+	"ktnZ2bpVqVgi8Wz0uxutz1GqloWSXFoTjT9HBdNsyS3X9O0VZ7ldvFjw9Aa/ZtykWhRWKBmNo7N0oXgG",
+	"1yy9AWYgyZhlyXNYCbtQpQVhwS44MGlWXIMwwCBZ0HiQ4oAwYyLnWQJca6UHURwJHHXBWcZ1FEeSLXk0",
+	"9kvouzXEkUkXfMlwMfwTWxY5NmG5uOVRHNl1gV+N1ULOo7u7uzjS/H9LbuwPKhOcdvT22nB9y65z9zVV",
+	"0nJp8SMrilykDDc3/JvBHX5uzPYnzWfROPr/hjW4hu6tGdZjvhbG1hMLzbNobHXJ3RNTKGncvD9xu1DZ",
+	"G2VP81yteLbHWqr9YsuMR+Pj0UkcLbkxbI7bvlpwWNKwCGypLDA3NsyUpqPwwOAZvL94PYju4j339+rq",
+	"6t0ZHpLbWhsLPmgl52FinInBjVQrCQWzC+jxW67XwGVWKCEtrix59/byKoHr0kIyXDGbLjI1T2JYLUS6",
+	"oAb/dXaVAJMZJK/OTl8mB7TUN8r+qEr5hZA63oRUCxawYg5iM5wBlCRw4aFyPYDzGaxVCVxarnlGr7DP",
+	"ksmS5fkaipwzwz1Sr1WpwRQ8z4Wc0yasXgObMyG/FcTfyyaAcTn4yYCagV0IA5lKyyWXFpjmtFol8zUo",
+	"yQ1CsloD4eELJWci4zIlaHFZLqPxr9G5nKkojl6rVRRHP/FMlMsojl6J+SLCg5A8isMqoo9bdBdHL4Up",
+	"lBFuvZts4xBe5JzJGI7gJ5aLVKjSxPAULktThG/H8EItl0rGcAJ+ImQQfn2H8VH8ND6OT+q5hbR8Tmzj",
+	"Ux9b9W+ZRgZicDuN5dDUUWuF1SLaj+vltJ+7hbWfVbBo7/0NW7bAGiZvztiaphr7PuCeSS3SxUtmCYtY",
+	"ltFcLH+nVcG1JT43Y7nhm3hzJq2wa8iFsSYGztIFFJobxBTCkNWCS5BK9vmysOsBJMOM5+Kaa2b5UNV8",
+	"MwHNbamlcd2SW64zkVqT4BEVjVV8joTMkDiVNg9h/Hlo6VhoHP2tzOZ8GcTSfV3/GlqGrprnxBDMQhQP",
+	"9r5oNA4DGDFfWCHnD3a+9A1DxwCKh/r97Np5cVEdsrr+G09tfcgX3JS5ffCY2zDPPGbcN38Dh+7iiATw",
+	"g2s+c626l4vvHomObyWH69IIyY3xOgAkOHJCykK+YmsDyYxZlndglmPse6z4BTa8a7D/TX50CkgCyAKB",
+	"SWCS5WtjQWnA6RAjIcXnKVLJAN6gQIOFyjMDDAxPNbeDqINM3YOa+GkjHQTd0hV+dW9jt7160R93wfyF",
+	"yjq29B0krLQLpcXfCbcdeJMxSYO/frgCrxCctho5zQuBvyKZ3vOzg7FMWwNJu7lT38aQHAwm8jtIhLxl",
+	"uciA6TmJHz/dtcrWvi1QA9d7a/Bz3/2vl2/fQMHWuWIZaJ5yccuzASQHMa6aSSi9+GMpDuTmLrheCmNw",
+	"4IxLwbNkDD+dX77DLqXOTcrkQCjQfFYaL8Jv+Bp6x6PD4fHoqd9BpQF093aaLM/geHQMPSfuT9+dT99f",
+	"vPYDWKVQLVgH7cLsWAazvJ+LpbB+LciwcDVHf6lgabmWLK8OrmMUD9PeyWjkeyGHFimHUrJbJnJk1t1d",
+	"SUlYyRisWPIMUFtXugWdVEnJU3dSJ6Oj4cno6fBkdHzwHJRuLFkYJOE19JKfTn+Znr+Z/vj6/L9eXSVx",
+	"aGa5ZNI+MdBuMH13djG9Ontz+uYqoM81ywLYkvGuQzPldTjn3nG17y6rYtxULiubJGlaE4nr7fEpGQOT",
+	"a7tAtY3nhkOPSX/kYBfMBqV6hZ8JpobLzMTA4Or1JU1bao4rqhWVqIMKyc5pU0oUR1sIHMVRhY5RHG1h",
+	"Fg3TRJIojjrOP4qjBmCjOOqAVRRH5X36RiUdhOXL/cQEMVwhz12Hw2pUpjVb06Cf3NrPX5pt9nWecWnF",
+	"THDtlVoORpU6RaxLlc7Mc6foOhyci1tuqBGdCr/l0sL79+cvY3zoVHlmrRbXpeX0gmzNsJcl+/Say7ld",
+	"ROOj0fGfad3hweFOvr69kws+4zoo0o8Qg6dAlhFimdreKvReXJ3/BFuTHGxLxNawrX2djEajjp1wP+hU",
+	"kFG19X7BzIK3D/5BaLjFT6XXfB8L3FLnD+HX+4vzLaHZnLVTVG6C7xHovNm1a9c/cp5dWmZL88jD/7Dg",
+	"moOSHIryOhepQ+EZ5xnKRZmZAXxYrIG5R0iuBvmQkDUPfmIgV/NtdCA66CCuM3rujNsMuy2FFEtkV6Mt",
+	"awoP9EYUBc92juPpE9f3xCCLEjNuLHFKNwX0Sqk5y5AbkVaF+hODlBUHe8xOB7s9+VU9JR46MONZtSF2",
+	"AMIijBLXnbTH2ltUgzgVOs27dDdjme2YNUGdRMh5AqW0IncbF9pYwBeA4gB6uVI3ZRHWAzOtltTQnQe1",
+	"xNNF+a0P4olM3JMEFGqg2DJnYUQnlDU3CzBlmnKe8SxGnVjktAyy2ISFTGQE8V7oPpFzpTJAUyAGMUPJ",
+	"FiPiGCvy3B/Mhqjye4viyC0oiiM/T6dUKIuM2S68+BB4Lk4ecIC2lC6YnPPsObBrMjqv+Uxp3oCiAxGe",
+	"1kzpJbPROMJJ+qildB3TLcvLDt4XnVbc3rUAITP+6WFs7+QqUUCHOJBUNXEXq6k9N4/jBD+gmqxmwJx2",
+	"WTZ8PAeIB8ejE+itGr62A49hu00jf7Lo/Doe7esrwfVXrja3nS1f5ce2OXW/QbOHJeOUsq8ydh/RBUnf",
+	"dLOUTSZsoJf8eHb28jI5AOfIrPTZQOapkrhsuOZGZMh4DHWPQciJVDrjOiYv4Io4PTldHGevyGC14A12",
+	"DgtyRUo+gFPHpTxhgtIT6SkSMsW9w5J5PtTU68bQxYRWXol15O2Ify8R2JBuePDsU1DrnnXI/0oKBr6i",
+	"bh42en2vLtz4et/E+csum5/UKpE9b0B+pYXlBqxm0gg8GUEIUH0fT8rR6GmKE9An3ncPylJk7kHiRNqm",
+	"0lMwa7nGef9Prx5t8P0/FtYW5j/Hw+Hg+2FqBRv+yvp///hrH///vvWl/+uo/xfWn/U/fn767O7gT13s",
+	"sHKhfYEjpuC6qT73+FJYyzMnlPBliF4cdPGbpg/5vmNqeJs3vdqPVFj31tvQwGh21S0V8FGaHw0ksof6",
+	"nb/EdoVWWZlyvbGzw9HR8YNasBtpesu18bC51wdJf3/2jbE7siph1w92DO2wz0JpO919Ig6Rt1da6Wf7",
+	"tp2WWuyl4seRZfO2nr4FxwfNEdQcjGXLghj/XkqFFTbne86WFw9t5er1uy5nYOUX79StyDswpQU+5EfG",
+	"llfYcJOliixsbgufWhM0MLWL/bbd8o8TtKkqXYyu0rkOu3T8TKX7m2PVeh7wMGwpISW5WWiurn1WMYQv",
+	"5J29Oj4SNxjpQbxhADwxkPFUGDRSluie4lnDOVHKjLxNfCKDbVeoXKRr6K2YlkLOffAGSSOGKkwR46Bs",
+	"jQ4PzZmFnN/yPIbzl5cwy9k8BqtLY3mGGsmcSWFcxOPgOSSaM6NkAga97aQi4PrQRBHW6QjfiNm3Q4L3",
+	"dWxGD9s9K7/Cnt0pAPcHExw1Iu2fduAEjlCB6y/ZJ09wKEfvN7EdAuzH8FzbR7Dw30OS7RZJD4ndRwuo",
+	"L5AuXywyqnjo7yMyGmjZJuYOAm0gY9xkGI0D3ZBB/tDu5cz/IhKoWs83lkBvW3T/KAcy2TL1AQ0AbVmc",
+	"AG5Vyq7LnGkK1VC7w8Hh4PDpEwNprgyal8JYKPLSQGIW7OTwKIkn0uXiNJzspiwKpS3GZTGSMl/Ug32q",
+	"rVEaq1tubKIzWxZThG5puZ7OS8K9FJvPUL5zfLes8an5RhhTcr3x0HAtWI4PhUnVdCmy6nOZTulbxjE4",
+	"gh/UkglcIV8ykYe/U++hEFn1xJTudOJoJnIe1kKf0S8TxdFCGesfiyUX9MfQn4L+u31G9mA6ZVmmuTH4",
+	"LTvB/810ydKFkNwtblla/imKIzmfrdwT+uTHVpk0U0FREbve/D7N2TXHbSh9LSzLp1JlftTiRtSQKbRK",
+	"uTFhTM3nwli9nt7wdfPr5mu/U3M4ZXMurRvYDTqV5fKajsIs2KH7c3TyzH04OTzCD6t06gDvOlrNZTZd",
+	"ilQr9wA9/nFUGq79HzfNLiZXbnL249Ffnj3A2bsj7G6w+ynxXBblYzXCU9kgRWAGfnl54UKFSBnwg7IL",
+	"mAlO+QOa1/k24JZroLdaCMtNwVLepwQbWqmZyIIZ0wyhM5nREN5FDzmzXB88B6lA2QXXFOKmVApy2w3g",
+	"al34SJkj6kC3E+nJm4YTc6k0z+4j4v20EpzOQbB5dvv1/Rmb+85ffn5BZGzo7NV7A1aRrwzKYgCnEtxJ",
+	"ODbmYT2AUwtLZSwcjkYjuF5DxmeszL23PejpGN5++8Pl2cXPpz+8Prs8GOzrXdvEtraLrekIqazaLhAj",
+	"ksr121k0/vUBXckdNc/ao0R38ZYn9+ODooakjJM3DqUQmAbKgrAs2TFXQsmIzzEq4TB1InEc6NWkgrHu",
+	"MSTIEJIYkgYLTWIYDAYHhNhpyguLFpTM2mhbR3uIETc126MHFEH0is9Vf4v5dOJmpxe5Bs8T44j3OZhS",
+	"a3Spo/O2pm/chNViueRZiIaUhrfDVYd/+fPg5HBwOBoN/iOKH8n6wrK50/gepz1x6fWzvbVbyuV5VJ9t",
+	"R3AYoIuyyaL6qjjBXiRZGW6vhbzpcit9vVO6PcVjFb5cyBuXa10lrMXAB/MBsJCawnS6qBK/G7rhtkHP",
+	"LJ8rLR4b6d/0Fd6Phs76rbFa81l/KUzRdyvti6K/iej3D1i76fbKKKhwEa27+EFvZadlRDO2Nx70lwYQ",
+	"u/G2zjF95GEjflCmoff1QC8JH/tqllBskEFlHEIv4Tl9cm+topBU5W/cPv99/RLNpNppUAQ2BGvBZcPk",
+	"aGXp+OBKa/Eux7+x3kH0m/vGH++wpuH3gdAXOLj1nNv9J9i0oZpHEn3cD4l3mPfbp9vaf2utD2H4v4ih",
+	"3iK6b2urX1AwLDtNA/d7FPcOoTSfwUoGwpJh9H+GsVrH1muW/RyS/y25XvfpapZJIFVL7m5dYY7L0A2X",
+	"Da0W8znXye/M4j1uEnNnWdYPBB/F9TMCTN85jejmlk/37ON/naZfEwKPxK0akrvYluQhjWm3xuqMsMEj",
+	"lcmWP3f6bezXzf10TNGFs/sJzP0FXwOpNo7nHor5Z+huTdL8TXS3tlBpqTXoDzuJWhH/yWT1/WQyaPzp",
+	"DN5fNlzdX3INK45eaGFF2nnHII7CRZVvHt6iLLA6yLUV0zIu/UW5gSZyq4Ebzl2oqAJaoGYxJW3joEID",
+	"cWQ3maHxnGwy3zJCtS2DOuMl/9ZZCyGlvCEerpWia2stVra/FG4HqTaJUXnrdK/IRcuU/X9pEl8Thfpn",
+	"5DhUgv/rNNM2imzEkxzNdgmc1s28318ZDcv5xoroLmfeA34psN4TLMym305Ix5B7lKrIlphwSpTCcvei",
+	"YtzOaWdioO0aMu+ETPMy49nB2F1jKtB5h2EQvI8jir7RqXvSz4z1n4xO/4GbqF9UX12k5h+iSGg49xVf",
+	"hLhLMm4+rZs3mzQ+u4FprFLnydj9ifGPwD/oV3Gvl9kJPsC4hv97dPIsiasYmbvbhjcknBGLQSGawaUE",
+	"4gufEoj3iDL0YOYrpnnfkKqQkJpPsxzQfBRwSsbhQ+w/BIC5Lx5mzhTrVy1XCyVM3wdsmAxvaNwqcJWM",
+	"3ZcAkt0LjrcW28oTb0a2qkhaIw7mHCIuyrUzLBQib9Xyoo9dfljKTm4gMmUon7+7PYY6nnb+7vZZ46tb",
+	"EvjF4LrC5/cXr1GNenlCxxbF0eWr0/5h88vRybPm15PDo/CV1tuYBdcNYd0dWdQVXZ6/i+Lmt9tnze8v",
+	"A/yqJ69qQFbP3MKrrz+9PGl+vXx1erjx3QG7+cRBvXpy5sFfPfhR5JySZTC1G/l5y8uQRXHEfKRvrjnH",
+	"FZMTu1PVvHJ26IW/craT91pd8riDTW1Yu94ySxfK8HDp08WrhTWQuAd9kSUDeBuiXi60FspfNKMDW9pi",
+	"1b+tyHear19s+H1F3KzLfPzqEFq96fhLzcnqlP85SfvbeeV0IcYRo7t6+TunmaM2toej+QGkqbNzHn2R",
+	"TAKT4FICnDn1HBjQpVI5h2sqbCIMqILLASRHJ0cn/dFhf3R4NRqN6d//JLDkTBqQdMWdfyqEdh6P3yUs",
+	"tAVgXzPhkYC5asRoU4XqCV2yRfGrZFMnGhM/oUAv6Tu8dqrTbWZXm6O6rTGRRBsEUgkMGvmZMeVROiBS",
+	"Nj2OgdJrR2rM75oaWW1y+lsnKG7aB75Wxm+Wzua5WTtXrZXG1pjl426E+xexIAL6f1sDwtvDX8TGb7s9",
+	"YKPBaNMDljnXV/WnR9dZTvv/w/p/H/Q/fn/wn73J5PvNZ396MFwcVtC1sw/+8v9XSahtZ85XygnyO6Ql",
+	"+hPIIeGmu+ZMc43lNepvPwY2+dcPV9EmV3t1iboqVvIwYi555nxll2cvLs6upv999v9DL1TQSD5Pohu+",
+	"nkTjSeRUfbLiTt+do6JET/gkiifBBT9tN1aFg1hoeJfgnVUXosC4xQUthGzyealdXpJVNyhjTivho7Sv",
+	"KEJvQIR7aWHdeMkQjkYj1NQmksnu6iXA5S3PVcFjyjU8Hh06ZkpAJ08Vwa1GmoW1haufJdCR6uuGMSdC",
+	"HLuMyGeJup4zg928xpsxbggzHg7nwi7K60GqlsO6deNjdNeRKoPZhwSkIVzimfNf4Mrl51+ECJCbFYUR",
+	"nsqAWqcszylLy/CqbholKnEq2jORDTcc9DwXNXEtrto3A+oSTDG0CiOBkJTOcxDj4HNuJzKnYLMPLVnl",
+	"bzJSETMFupSboSsDPc1d4lg1pQtIE1VBiPCAVRPpBjNUTIcKqCnZKPOBt5En8kozaWjAVMnbIDa9CYDA",
+	"cQDDc9QsteRlONtVYY5wi7mCMliFJgb+KeWFpQJz0KgO0qtqzTWe4oIAGqXiIHnhys71r0KRIm9VuEww",
+	"nKJRuUhzlgEzNP0BwZCB1e7+Jo5scnQeNLOYesnQ3eIc0uDhmy+Q8t13yB8QJGmDKpw3vF1GyVk/gai+",
+	"+8570pGu3PualHAhPWQR7sUEs8cmRD/EA6hmEXEHvMU7icaDwSCehLu87vvdR+QJYNSSkycSJP9kEV8K",
+	"pq1gOU7hSkM69HbXSwx4/d2FDlwDQH6Oich+mY7Qq9iCU98Bl4LzAcOh58zyFVs7rFuq9AaWpa8/wD8V",
+	"PLV0o/owhuPRCBudfPoURhQG2eAY2BajwoErXvUI8Ey6Cr5MotiDyZ2D38bRaBTjPExCqAcTMGi7lNJW",
+	"Tzp24uTX3F0IXuFiCdhdZYA2ByCUeovZpY2KSq6g4PHoOOBr8745vjg5QD4BTLr8UjdchV40eXX/PXHb",
+	"Iezy4MGb6JvY47HbEbG/rpwyrQUFeiD5pe8dCf3zLPElqpzzDfkk108MqNVWO18YgeiM8gkZGCZdpY3e",
+	"IWLns2PIubUc2WIm5gK5ZtJH59cU/xskiAzJGFGbqgExkHzlqscgU8CRG+U3IBeSb9bZrPaBzwxbchDZ",
+	"oINjBa409OqMz4tpMChJd9Hb9bfG8APJO3CC+q8frrz/boxr44JOiEnoVhWaqatJrTcg5BQybq89uLBc",
+	"VVvn9N05Dn7D/bk6XQEm0WAwmEQxbGoR4c1dXb1rp8IQlne9ximQU/TSnIml3/d/8zWeyyvk7DEkL64u",
+	"pmdvrs6vzs8up6/Pfzqnp+8vXl++OH1DO4kh+dvqxkzRBYhfWJklz/3qA9cJ4t2BsGpOX/lwsOJ53ifS",
+	"GOK75GAAGzxYGHfjvs7fDJKAxFnlX9vyvY9bzvG407cdV+7pljd6Irfd0XHDcVy7fKFn+D05DbidkIFL",
+	"q5rIHUm1cchjdyzVgw/5bVbijujaYLgEggCrLN1cpFwa3tC4fjq/2lKvVMGli3sNlJ4PfSczxLZ1uCpq",
+	"6FtxbX14kwMt04JLVohoHD0djAZPnRWyIA17RylLfFWoriTx1xQQcfUauk6xGSpBruIzLguuoRkrR5dD",
+	"qTWXNl8fBP3WFarBXl572+jmhkU4Gn9/dNM1QX6FAbyX1dqqaMx1zuRNKHyCZ+g/0pgrVeYZijunndSX",
+	"B9xpuYqHQsnzLBpHLyuQNYsmN2sq74ydtsouD5vdNwshH41G36wOc6toZkfhXGRZqGhMovHnSVWrE7+h",
+	"JLq7S55Ds8ndXRJqorqycMKAK0W7yQboXLuUMCYrPWxDjxgMBh/vakUM4X8XR8ej490g9VAbVuVZqMPJ",
+	"wx22CriQGVoul0yvo3Hwc5iOdGHTQMVBFK7k/xo5UyT6iAN5NXU3Kf3MNRZzM6H6pK/LtmQ33FFBuuCs",
+	"AFbDlHvdBkU89Jy67qoxm+GcW++0INXhg1PyqVJKJjRPrUJFAqWGK82YxOBsFAPqpi6yRB3qaihA4/j6",
+	"L/jOTGRV+yUGlhsVrkhv1HFpGm3CV3OpOKMwYBjVr2wYEhPp5LlUQVJskZ6riBP9hrTSqrnzIK04TY80",
+	"XHUzie7ukiDPCaMrNEYYuSsOzFYFKhlgCcKgT+828H1mEdV7xEFClU7WVd/zIPbFrAJ9/Z4UROUkA3o7",
+	"e7mqEhnYvVe7kIfwdZOWQlSCaMmR3reXUbimJSuML2NEWVgI40bNF6vIHTBGu6rOJ3eGQGXcbyWDhTww",
+	"pOPK1UDN6E1cVzOoHQ/X3K64c6MvYz9DtyTsog2fBvRvIpPO8PR4XZkbWFFwpk1XSe7nlSSahXDOhrzC",
+	"coFckjE+kaEIFNJhHExsp9ETfWLRezeQy8P3voG6EoQj4E1pN5G7XA5/KGm3h8OM4NJGXdLGyFe3SxpS",
+	"qt5+9PtDKVwZabrP4/1tT4ynRypaBzORu58d8D9KQO8MHWPgkaTgjScyqf270/ck+7wh4/oMacChU1R9",
+	"H+pAn31To7QdVxllQydR0drElZOnDPgnllqfyImr8qbmguUzKmAn6xShcP+N7IeAjtQRUbmW8QcD+jyR",
+	"KZNSWbDshgNzfautJkOcHz2HB8jWTJkuPOjIG2TJcEU0xIl4htyP9DJswbNQXdXDj/A+fhzM6JHIxptV",
+	"v/6x+eABKD6fyLC3Ru6rQEL3Rz/nltQDtznHIL00dVAEStzyHF/Iiayo19ehIzWOzgXHMANo6klt7Sh3",
+	"N4w0p9KZsmY8E5k04EI+ScNtF0umZNM/CENu3iG8X+/xXCtuMtlfP9ZGQVPUClOL4H8z8wBzwIlBoWju",
+	"1DM8adW6hHH6DyI2egJ2s0p3c2U/ZUcYayDZSszx3rIdd0uSB4yaiey5dIdVTR/hp2g8M7rmdHnNcglW",
+	"HThyTJoXVtwc7y9eO4HhPDlmIr0p0ChlHi7kB7essx3MQq3IOFpSf+ewbOQ8KekCKB1XfTppkdr8Yaix",
+	"eS/kAXp0fNaFnugzf4BCJQdaGjddNFnpMBP5R6NJZ01uxOIqtAo4b1pY3yRDj0gbdOjRajcNXpTSYaab",
+	"kjIg0WPbTMMDJbcya1iWte+w1jHCiayChOH1AVShR6VdyX9rQsxQe/rCNjVl3UMIPlFtmwi+Cf5uJDt2",
+	"/fTXb0g97SS8x1jxPvpWm/I7W/rsukl0F28Tw0QS3/R6a+tHJp5QCNQoGaqV+7jPFiU24pg+7jWR18SF",
+	"/jj0eFE6pN+gyd0k18id6Sa1U+82aAZqDF8yhBv43vhrNN6R5LwrCEPvVXJyysk255wKVkubSn5uXAH+",
+	"jbC0nWPUgaXIzcKW/tlH6JNxUG5sM1gHdr806EnVykFpeiyFkgc7nTohkIdrnHO745cU3Vm3f6HEBzy7",
+	"D3rjbMkKEhYsz3OnfbjATtgJ+AJQwSMV+58zcc1wBBfD6YVfO2klIGwhTsiviuLWb0buqD5TNxk2f1MS",
+	"S8z8Zni3kQF2P3sMCU9N8NdJT87bed/vV9Yu0F7bL3kwkeHXZ3ydbjzQifwXQfTXaPMhVhRaXTvNgSK/",
+	"1yxnMuXaQG9fTG/P0s5q+/UjHrX34dPb7VvxiKPk5RDoJKDiaNBLMEwAupReTLlmNJCrtl1HEsfD4eHR",
+	"f2AwcHA4/oxmyh0leWrRMC20Jz8q4RSNoz+P/jyK7ksaTt69vbhKBoQ+n3e1w3WffriE12x5nTG45gtB",
+	"RvuPpXSaEuouvSTjRa7WQ8uXRc4sH6zZMt/cBcZDP898v/c6P8/uBjkN2y91PviM93yUvBsoOWArs7nB",
+	"Vsf2TsOrUue+Ht7mVpqrfWJAZNB7egSIQ7qfMsNDxoQzcyhpolng1liW3iDEsPLCmlwGqrRFaQfOhJhX",
+	"PwcZlsTL/gpTNg47l4MAdb2qXxnxC6TT+FjhYJdfvGXvbTjCw0/Suvw3wivngUMTzOuePqDr1GYfuvbG",
+	"6zYeXGyq4kq25t87Sw4aSXIb6XH1MoImsb0Ox7ziSmLhZvNA4B6G/rfGkNB/eXkRb1I7dgk/fGeas3o6",
+	"v/t4938HAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

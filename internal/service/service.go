@@ -88,12 +88,22 @@ type Config struct {
 	Policy verdict.Policy
 	// Warninglists are the relay's own warninglists (WARNINGLISTS_DIR); nil for none.
 	Warninglists Warninglists
+	// FeedStates, when set, says where the public feeds (FEEDS) stand; /health shows it.
+	FeedStates func() []FeedState
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests
 	// ObserveRequest, when set, is told about every answered request (for metrics): its
 	// path, its outcome ("ok", an error code, or the HTTP status when not 200) and duration.
 	ObserveRequest func(path, outcome string, d time.Duration)
+}
+
+// FeedState is where one public feed stands, as /health says it.
+type FeedState struct {
+	Source                  string // the feed's source name, "MISP feed circl"
+	State                   string // "loading", "loaded" or "failing"
+	Events, Values, Skipped int
+	Updated                 time.Time // when the data served last changed; zero before
 }
 
 // Service implements gen.StrictServerInterface.
@@ -251,8 +261,32 @@ func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.He
 		return gen.Health200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
 	return gen.Health200JSONResponse{Data: &struct {
+		Feeds  *[]gen.FeedStatus          `json:"feeds,omitempty"`
 		Status gen.HealthResultDataStatus `json:"status"`
-	}{Status: gen.Ok}}, nil
+	}{Status: gen.Ok, Feeds: s.feedStates()}}, nil
+}
+
+// feedStates is what /health says of the public feeds; nil when there are none.
+func (s *Service) feedStates() *[]gen.FeedStatus {
+	if s.cfg.FeedStates == nil {
+		return nil
+	}
+	states := s.cfg.FeedStates()
+	if len(states) == 0 {
+		return nil
+	}
+	out := make([]gen.FeedStatus, 0, len(states))
+	for _, f := range states {
+		st := gen.FeedStatus{
+			Source: f.Source, State: gen.FeedStatusState(f.State), Events: f.Events, Values: f.Values,
+			Skipped: ptr(f.Skipped),
+		}
+		if !f.Updated.IsZero() {
+			st.Updated = ptr(f.Updated.UTC())
+		}
+		out = append(out, st)
+	}
+	return &out
 }
 
 // DeliberateObservables answers verdicts only.

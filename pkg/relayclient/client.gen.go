@@ -158,6 +158,27 @@ func (e ErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for FeedStatusState.
+const (
+	Failing FeedStatusState = "failing"
+	Loaded  FeedStatusState = "loaded"
+	Loading FeedStatusState = "loading"
+)
+
+// Valid indicates whether the value is a known member of the FeedStatusState enum.
+func (e FeedStatusState) Valid() bool {
+	switch e {
+	case Failing:
+		return true
+	case Loaded:
+		return true
+	case Loading:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HTTPErrorCode.
 const (
 	HTTPMethodNotAllowed HTTPErrorCode = 405
@@ -622,6 +643,36 @@ type ExternalReference struct {
 // ExternalReferences defines model for ExternalReferences.
 type ExternalReferences = []ExternalReference
 
+// FeedStatus Where one public MISP feed stands. Why a feed fails is in the relay's log.
+type FeedStatus struct {
+	// Events Events served.
+	Events int `json:"events"`
+
+	// Skipped Events of the feed's manifest not served (unreadable or over a cap).
+	Skipped *int `json:"skipped,omitempty"`
+
+	// Source The feed's name as answers give it in `source`.
+	//
+	// Example: MISP feed circl
+	Source string `json:"source"`
+
+	// State `loading` until the first load ends (lookups answer from the events loaded so far),
+	// `loaded` once the last load or refresh succeeded, `failing` when it did not (the last
+	// good data, if any, is still served).
+	State FeedStatusState `json:"state"`
+
+	// Updated When the data served last changed; absent before the first events.
+	Updated *time.Time `json:"updated,omitempty"`
+
+	// Values Attribute values indexed.
+	Values int `json:"values"`
+}
+
+// FeedStatusState `loading` until the first load ends (lookups answer from the events loaded so far),
+// `loaded` once the last load or refresh succeeded, `failing` when it did not (the last
+// good data, if any, is still served).
+type FeedStatusState string
+
 // HTTPError Body of a 404 (unknown path) or 405 (wrong method) answer.
 type HTTPError struct {
 	Code    HTTPErrorCode `json:"code"`
@@ -634,6 +685,10 @@ type HTTPErrorCode int
 // HealthResult defines model for HealthResult.
 type HealthResult struct {
 	Data *struct {
+		// Feeds The public MISP feeds (`FEEDS`) every tenant's lookups consult beside its MISP, in
+		// order, and where each stands; absent when the relay has none. A feed loading or
+		// failing does not fail the health check: lookups answer from what is loaded.
+		Feeds  *[]FeedStatus          `json:"feeds,omitempty"`
 		Status HealthResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
 	Errors *Errors `json:"errors,omitempty"`
@@ -1280,8 +1335,9 @@ type ClientInterface interface {
 	// Health Check the JWT and that MISP answers with this key.
 	//
 	// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-	// With a feed directory as `API_URL`, reports ok once the feed is loaded. XDR calls it when
-	// a module is saved. The request needs no body.
+	// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+	// (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
+	// needs no body.
 	//
 	// Corresponds with POST /health (the `Health` operationId).
 	Health(ctx context.Context, params *HealthParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1455,8 +1511,9 @@ func (c *Client) DeliberateObservables(ctx context.Context, params *DeliberateOb
 // Health Check the JWT and that MISP answers with this key.
 //
 // Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-// With a feed directory as `API_URL`, reports ok once the feed is loaded. XDR calls it when
-// a module is saved. The request needs no body.
+// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+// (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
+// needs no body.
 //
 // Corresponds with POST /health (the `Health` operationId).
 func (c *Client) Health(ctx context.Context, params *HealthParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2238,8 +2295,9 @@ type ClientWithResponsesInterface interface {
 	// HealthWithResponse Check the JWT and that MISP answers with this key.
 	//
 	// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-	// With a feed directory as `API_URL`, reports ok once the feed is loaded. XDR calls it when
-	// a module is saved. The request needs no body.
+	// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+	// (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
+	// needs no body.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3090,8 +3148,9 @@ func (c *ClientWithResponses) DeliberateObservablesWithResponse(ctx context.Cont
 // HealthWithResponse Check the JWT and that MISP answers with this key.
 //
 // Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-// With a feed directory as `API_URL`, reports ok once the feed is loaded. XDR calls it when
-// a module is saved. The request needs no body.
+// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+// (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
+// needs no body.
 //
 // Returns a wrapper object for the known response body format(s).
 //
