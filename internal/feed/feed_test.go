@@ -305,6 +305,7 @@ func TestSearchFullEvent(t *testing.T) {
 			Timestamp: time.Date(2024, 5, 14, 15, 20, 0, 0, time.UTC),
 			FirstSeen: time.Date(2024, 5, 13, 0, 0, 0, 0, time.UTC),
 			LastSeen:  time.Date(2024, 5, 15, 0, 0, 0, 0, time.UTC),
+			Comment:   "Trojan C2",
 		}},
 	}, {
 		UUID:        evHarvest,
@@ -324,6 +325,7 @@ func TestSearchFullEvent(t *testing.T) {
 			Value:     "198.51.100.23",
 			ToIDS:     true,
 			Timestamp: time.Date(2023, 11, 21, 8, 5, 10, 0, time.UTC),
+			Comment:   "Kit hosting, shared with earlier campaigns",
 		}},
 	}}
 	if diff := cmp.Diff(want, evs); diff != "" {
@@ -675,7 +677,9 @@ func TestLoadFieldForms(t *testing.T) {
 		value: "192.0.2.3", // deleted attribute
 	}, {
 		value: "192.0.2.4",
-		want:  []intel.Event{evA(intel.Attribute{Type: "ip-dst", Value: "192.0.2.4", ToIDS: true})},
+		want: []intel.Event{evA(intel.Attribute{Type: "ip-dst", Value: "192.0.2.4", ToIDS: true, Object: intel.Object{
+			Name: "ip-port", Relation: "ip", Members: []intel.ObjectMember{{Type: "ip-dst", Relation: "ip", Value: "192.0.2.4"}},
+		}})},
 	}, {
 		value: "192.0.2.5", // attribute of a deleted object
 	}, {
@@ -774,7 +778,7 @@ func TestCIRCLFixtures(t *testing.T) {
 		},
 		Attributes: []intel.Attribute{{
 			Type: "md5", Category: "Payload delivery", Value: "0749bae92ca336a02c83d126e04ec628",
-			ToIDS: true, Timestamp: time.Unix(1472480395, 0).UTC(),
+			ToIDS: true, Timestamp: time.Unix(1472480395, 0).UTC(), Comment: "Imported via the Freetext Import Tool",
 		}},
 	}}
 	if diff := cmp.Diff(want, got, ignoreEvidence); diff != "" {

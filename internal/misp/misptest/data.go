@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/mispjson"
 )
 
@@ -167,9 +168,10 @@ func (b *builder) addAttribute(ev *event, fa *mispjson.Attribute, pt passthrough
 	if a.uuid == "" {
 		a.uuid = newUUID()
 	}
-	// MISP splits composite types ("domain|ip", "filename|md5") into value1 and value2.
-	if strings.Contains(a.typ, "|") {
-		a.value1, a.value2, _ = strings.Cut(a.value, "|")
+	// MISP splits composite types ("domain|ip", "filename|md5", malware-sample) into value1
+	// and value2.
+	if v1, v2, ok := intel.Halves(a.typ, a.value); ok {
+		a.value1, a.value2 = v1, v2
 	}
 	b.attrs = append(b.attrs, a)
 }
