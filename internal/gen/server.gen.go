@@ -687,9 +687,12 @@ type IndicatorList struct {
 	Docs  []Indicator `json:"docs"`
 }
 
-// Judgement One per (observable, MISP event), from the event's decisive matched attribute under the
-// relay's policy (warninglists, tags, sightings, decay, threat level, IDS flag, trusted
-// organisations); `reason` says what decided it.
+// Judgement One per (observable, MISP event) whose matched attributes hold an indicator (not only
+// context: links, comments, a sample's file name), from the event's decisive matched
+// attribute under the relay's policy (warninglists, tags, sightings, decay, threat level,
+// IDS flag, trusted organisations); `reason` says what decided it, with the attribute's
+// comment. One more, with no event, for a value on a warninglist that no event judges
+// (`source` then says whose list: `MISP`, or `misp-relay warninglists` for the relay's own).
 type Judgement struct {
 	Confidence Confidence `json:"confidence"`
 
@@ -774,6 +777,33 @@ type ObservableTypeInput = string
 // Example: 198.51.100.7
 type ObservableValueInput = string
 
+// ObservedRelation CTIM's ObservedRelation: `source` is in relation `relation` with `related`, as `origin`
+// asserts. The relay writes `Resolved_To` (a domain or host name and its address),
+// `File_Name_Of` (a file name and a hash of the file) and `Related_To` (any other pair of
+// one MISP object's attributes); `relation_info` names the MISP attribute type or object
+// the relation comes from.
+type ObservedRelation struct {
+	// Origin Who asserts the relation (`MISP`).
+	Origin    string `json:"origin"`
+	OriginUri *URI   `json:"origin_uri,omitempty"`
+
+	// Related A CTIM observable. The type vocabulary is CTIM 1.1.13's closed list plus `sha512`,
+	// which this relay supports although CTIM 1.1.x does not list it.
+	Related Observable `json:"related"`
+
+	// Relation CTIM's open ObservableRelationType vocabulary (`Resolved_To`, `File_Name_Of`, `Related_To`, ...).
+	//
+	// Example: Resolved_To
+	Relation string `json:"relation"`
+
+	// RelationInfo Free-form details; the relay writes `misp_type` or `misp_object`.
+	RelationInfo *map[string]interface{} `json:"relation_info,omitempty"`
+
+	// Source A CTIM observable. The type vocabulary is CTIM 1.1.13's closed list plus `sha512`,
+	// which this relay supports although CTIM 1.1.x does not list it.
+	Source Observable `json:"source"`
+}
+
 // ObservedTime defines model for ObservedTime.
 type ObservedTime struct {
 	EndTime   *time.Time `json:"end_time,omitempty"`
@@ -855,8 +885,11 @@ type SchemaVersion = string
 // Severity defines model for Severity.
 type Severity string
 
-// Sighting One per (observable, MISP event), dated from the matched attributes, and one per
-// matched attribute MISP holds sightings of, with their count, dates and sources.
+// Sighting One per (observable, MISP event), dated from the matched attributes, its description
+// giving their category and their authors' comments, its `relations` what MISP links to
+// the observable (the other half of a composite attribute, the other attributes of its
+// object); and one per matched attribute MISP holds sightings of, with their count, dates
+// and sources.
 type Sighting struct {
 	Confidence  Confidence `json:"confidence"`
 	Count       int        `json:"count"`
@@ -871,6 +904,9 @@ type Sighting struct {
 	Internal     *bool         `json:"internal,omitempty"`
 	Observables  *[]Observable `json:"observables,omitempty"`
 	ObservedTime ObservedTime  `json:"observed_time"`
+
+	// Relations How MISP links other observables to this one; at most 10.
+	Relations *[]ObservedRelation `json:"relations,omitempty"`
 
 	// SchemaVersion Example: 1.1.5
 	SchemaVersion    SchemaVersion `json:"schema_version"`
@@ -946,7 +982,9 @@ type ValidTime struct {
 }
 
 // Verdict The relay's conclusion for one observable: its most severe judgement, or Common when the
-// value is on a warninglist, whatever event mentions it.
+// value is on a warninglist, whatever event mentions it (and even when no event does). An
+// observable that MISP's events mention only as context (a report's link, a sample's file
+// name) and no list names gets no verdict.
 type Verdict struct {
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition      `json:"disposition"`
@@ -2182,127 +2220,137 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H35c9s4svC/0sVvqyLPUIcdO29X+eGVJ/G8eJ5zlO3MzPcifyJMQhLWJMAFQCvarP/3r7oBXhJlyzk2",
-	"O1uvKhXxAHE0+u5G+1MQqyxXkktrgvGnIGeaZdxyTXevOEvt4sWCxzd4m3ATa5FboWQwDk7iheIJXLP4",
-	"BpiBKGGWRc9hKexCFRaEBbvgwKRZcg3CAINoQf1BjB3CjImUJxFwrZUeBGEgsNcFZwnXQRhIlvFg7KfQ",
-	"d3MIAxMveMZwMvwjy/IUm7BU3PIgDOwqx1tjtZDz4O7uLgw0/1vBjf1JJYLTit5eG65v2XXqbmMlLZcW",
-	"L1mepyJmuLjhXw2u8FNjtD9pPgvGwf8Z1uAaurdmWPd5JoytBxaaJ8HY6oK7JyZX0rhxX3O7UMkbZY/T",
-	"VC15ssNcqvViy4QH48PRURhk3Bg2x2VfLjhk1C0CWyoLzPUNM6VpKzwweALvz88GwV244/peXV6+O8FN",
-	"cktrY8FvWsl5OTCOxOBGqqWEnNkF9Pgt1yvgMsmVkBZnFr17e3EZwXVhIRoumY0XiZpHISwXIl5Qg/86",
-	"uYyAyQSiVyfHL6M9muobZX9WhfxMSB2uQ6oFC1gyB7EZjgBKErhwU7kewOkMVqoALi3XPKFX+E3GZMHS",
-	"dAV5ypnhHqlXqtBgcp6mQs5pEVavgM2ZkF8L4u9lE8A4HbwyoGZgF8JAouIi49IC05xmq2S6AiW5QUhW",
-	"cyA8fKHkTCRcxgQtLossGH8ITuVMBWFwppZBGLzmiSiyIAxeifkiwI2QPAjLWQRXG3QXBi+FyZURbr7r",
-	"bGMfXqScyRAO4DVLRSxUYUJ4CheFycu7Q3ihskzJEI7AD4QMws9vPzwIn4aH4VE9tpCWz4ltfOxjq/4t",
-	"08hADC6nMR0aOmjNsJpE+3E9nfZzN7H2swoW7bW/YVkLrOXgzRFbw1R93wfcE6lFvHjJLGERSxIai6Xv",
-	"tMq5tsTnZiw1fB1vTqQVdgWpMNaEwFm8gFxzg5hCGLJccAlSyT7PcrsaQDRMeCquuWaWD1XNNyPQ3BZa",
-	"GvdZdMt1ImJrItyivDGLT4GQCRKn0uYhjD8tWzoWGgZ/LZI5z0qxdN+nv5Qty081T4khmIXIH/z6vNG4",
-	"7MCI+cIKOX/w4wvfsPywBMVD3/3q2nlxUW2yuv4rj229yefcFKl9cJvbME88Ztw3fgOH7sKABPCDcz5x",
-	"rbqni+8eiY5vJYfrwgjJjfE6AETYc0TKQrpkKwPRjFmWdmCWY+w7zPgFNrxrsP91fnQMSALIAoFJYJKl",
-	"K2NBacDhECMhxucxUskA3qBAg4VKEwMMDI81t4Ogg0zdg5r4aSEdBN3SFT64t6FbXj3pq20wf6GSjiX9",
-	"ABEr7EJp8XfCbQfeaEzS4JffLsErBMetRk7zQuAvSab3/OhgLNPWQNRu7tS3MUR7g4n8ASIhb1kqEmB6",
-	"TuLHD3etkpVvC9TAfb3R+an//JeLt28gZ6tUsQQ0j7m45ckAor0QZ80kFF78sRg7cmPnXGfCGOw44VLw",
-	"JBrD69OLd/hJoVMTMzkQCjSfFcaL8Bu+gt7haH94OHrqV1BpAN1fO02WJ3A4OoSeE/fH706n78/PfAdW",
-	"KVQLVqV2YbZMg1neT0UmrJ8LMiyczcFfKlhariVLq43r6MXDtHc0GvmvkEOLmEMh2S0TKTLr7k9JSVjK",
-	"EKzIeAKorSvdgk6spOSx26mj0cHwaPR0eDQ63HsOSjemLAyS8Ap60evj36enb6Y/n53+16vLKCybWS6Z",
-	"tE8MtBtM352cTy9P3hy/uSzR55olJdii8bZNM8V1uc+9w2rdXVbFuKlcVjZJ1LQmIve1x6doDEyu7ALV",
-	"Np4aDj0m/ZaDXTBbKtVLvCaYGi4TEwKDy7MLGrbQHGdUKypBBxWSndOmlCAMNhA4CIMKHYMw2MAs6qaJ",
-	"JEEYdOx/EAYNwAZh0AGrIAyK+/SNSjoIy7PdxAQxXCFP3Qf7Va9Ma7aiTj+6uZ++NJvs6zTh0oqZ4Nor",
-	"tRyMKnSMWBcrnZjnTtF1ODgXt9xQI9oVfsulhffvT1+G+NCp8sxaLa4Ly+kF2ZrlWjL28YzLuV0E44PR",
-	"4Z9p3uWD/a18fXMl53zGdalIP0IMHgNZRohlanOp0HtxefoaNgbZ25SIrW5b6zoajUYdK+G+06kgo2rj",
-	"/YKZBW9v/IPQcJOfSq/5Pha4hU4fwq/356cbQrM5aqeoXAffI9B5/dOuVdfm2uP2/ieUjWoGzImUomHY",
-	"7SEHPRwdQW/ZMLD3PEfarg95zoMW7+FoVwMJ51/Z1245Gw6Kq7YOdb8Ws4P64jjxF2m4j/jEWGYL0wBQ",
-	"oG4eVsb8V13T/3Kd+fRlly5K5C6S5w0hu9TCcgNWM2kElxZEYqAXVffjSTEaPY1xALriffegKETiHkTE",
-	"LjaIMWcWkTsYB/+vV/c2+PEfC2tz85/j4XDw4zC2gg0/sP7frz708f8fWzf9D6P+X1h/1r/69PTZ3d6f",
-	"ujThyrT7DAMh57rJ1ns8Exa1JiVj97L0qu11kUTTt3HfNjW8IOvelkcy0p35CQq+5qe6xZoexZGoI5E8",
-	"9N3pS2yXa5UUMddrK9sfHRw+yJ1dT9Nbro2Hzb22Mf3+6hvj52g6Cbt68MOyHX6zUNpOt++IQ+TNmZJA",
-	"eEzbaaHFTqInDCybt+XHBhwfFJOodxvLshw/nymdMRuMka/xPr7qtCeFTfmOo6X5Q0u5PHvXZaRW/ppO",
-	"TZC01ilN8CH/Bra8xIbrLFUk5eI28Kk1QANTu9hv2130OFkQq8L5jjMhRVZkTWQvxSSyARXvriZU83lA",
-	"892QkwWp/zRW1zor39Zn8s5e7bcLG4x0L4SZVhkJGXrwxEDCY2HELYcMzSaeNJTmQiZkBfGJJJH0xECu",
-	"UhGvoLdkWgo5905FJI0QKvdZiJ2yFSrimjMLKb/laQinLy9glrJ5CFYXxvJkIpWeMymM88TtPYdIc2aU",
-	"jMCgF4hsLpxfwhMQ1tlYX4nZt13V933Y9Gq3v6z03R0/J8fwH0xw1Ii0ezjMCRyhSq6fsY+e4FCOVuQ3",
-	"6iI/hwC7MTzX9hEs/HtIsu0i6SGx+2gB9RnS5bNFRuWn/z4io4GWbWLuINAGMoZNhtHY0DUZ5DftXs78",
-	"LyKBqvl8ZQn0tkX3j3JskC1Tb9AAMPCKA8Ctitl1kTJNLkRqtz/YH+w/fWIgTpXhCYWpIE8LA5FZsKP9",
-	"gyicSBcjbjh/TJHnSluMF6CHb76oO/sIieLOZ0d9dcuNdXRmWT5F6BaW6+m8INyLsfkM5TvHd1mNT803",
-	"wpiC67WHhmvBUnwoTKymmUiq6yKe0l3C0WmHFypjAmfIMybS8nfqjWiRVE9M4XYnDGYi5eVc6BpdB0EY",
-	"LJSx/rHIuKAfQz85/Xf7jOzBeMqSRHNj8C45wv/NNGPxQkjuJpcVln8MwkDOZ0v3hK583yqRZirIW2dX",
-	"6/fTlF1zXIbS18KydCpV4nvNb0QNmVyrmBtT9qn5XBirV9Mbvmrerr/2KzX7Uzbn0rqOXadTWWTXtBVm",
-	"wfbdz8HRM3dxtH+AF8t46gDvPrSay2SaiVgr9wA9UWFQGK79jxtmG5Mr1jn74egvzx7g7N2RH9fZ/ZR4",
-	"KvPisRrhsWyQIjADv788dy5spAz4SdkFzASnuJbmdRwY3HQN9JYLYbnJWcz7FPilmZqJzJkxzdAOkwl1",
-	"YW5EniMlM8v13nOQCpRdcE2hFwrxkWdpAJer3HtwHVGXdDuRnrypOzGXSvPkPiLeTSvB4RwEm3u327e/",
-	"YnP/8efvXyky1nT26r0BqyBV6gaKfADHEtxOODbmYT2AYwuZMhb2R6MRXK8g4TNWpBZ6FSSfGMCwy9uf",
-	"Lk7Ofz3+6ezkYq/l+95tzRWsMvaxlCpNR0hl1XaBGJFUrt7OgvGHB3Qlt9U8afcS3IUbzsarB0UNSRkn",
-	"bxxKITANFDlhWbRlrIiSZJ5jHMhh6kRiP9CrSQVjMGOIkCFEIUQNFhqFMBgM9gix45jnFi0ombTRts5Z",
-	"I0bc1GwPHlAE0XE7V/0N5tOJmxu4hZCowfPEOOJ9DqbQGr2+GPWq6RsXYbXIMDh4zWdKcygMH7QWsP+X",
-	"Pw+O9gf7o9HgP4LwkayvnDZ3Gt/jtCcuvX62s3ZLMeZHfbPpCC476KJssqi+yJW9E0lWhtuZkDddbqUv",
-	"d0q3h3iswpcKeeNyAKtEihD4YD4AVoZMmY4XVUJiQzfcNOiZ5XOlxWMjUOu+wvvR0Fm/NVZrPutnwuR9",
-	"N9O+yPvriH5/h7WbbqdIV4WLaN2FD3orOy0jGrG98FJ/aQCxG2/r3KdHbjbiB2XAeF8P9KLysq9mEYWv",
-	"GFTGIfQintKVe2sVCGug8jdu7v+ufolmste0VATWBGvOZcPkaEWPfXClNXmXe9qY7yD45r7xxzusqftd",
-	"IPQZDm4953b3AdZtqOaWBFe7IfEW835zd1vrb831IQz/FzHUW0T3dW31cwqGJcdxyf0exb3LUJrPrCID",
-	"IWMYoJ5xXbL1mmU/h+hvBderPh0ZMBHEKuPuNICQEA1dd8nQajGfcx19ZxbvcZOYO0uSfknwQVg/I8D0",
-	"ndOIThT4NKQ+/tdp+jUh8EjcqiG5jW1JXqa/bNdYnRE2eKQy2fLnTr+O/bq+no4hunB2N4G5u+BrINXa",
-	"9txDMf8M3a1Jmt9Ed2sLlZZag/6wo6AV8Z9Mlj9OJoPGT2fw/qLh6v6c4wFh8EILK+LO3NcwKBOov3p4",
-	"C3X7pA5ybcS0TEhSXrmOJnKjgevOJfpWAS1Qs5CSCbFToYE4shvMUH9ONpmvGaHalEGd8ZJ/66yFMtWx",
-	"IR6ulaLjFC1WtrsUbgep1olReet0p8hFy5T93zSJL4lC/TNyHCrB/2WaaRtF1uJJjma7BE7rxMj3V0bL",
-	"6XxlRXSbM+8BvxRY7wkWZt1vJ6RjyD06t8QyzIkkSmGpe1Exbue0MyHQcg2Zd0LGaZHwZG/s0utzdN5h",
-	"GATzxEXeNzp2T/qJsf7K6PgfuIj6RXXrIjX/EHlE3blbfFHGXaJx82ndvNmkce06pr4KnUZj9xPij8Af",
-	"9Ku411lyhA8wruF/D46eRWEVI3NnLjBz1xmxGBSiEVxKIL7wKYGY356gBzNdMs37hlSFiNR8GmWPxqOA",
-	"UzQuL0J/UQLM3XiYOVOsX7VcLpQwfR+wYbJ8Q/1Wgato7G5KkGyfcLgx2VaqfTOyVUXSGnEw5xBxUa6t",
-	"YaEy8lZNL7jq8sNSAm0DkSmJ9vTd7SHU8bTTd7fPGrduSuAng/Mqr9+fn6Ea9fKIti0Ig4tXx/395s3B",
-	"0bPm7dH+QXlL822MgvOGct4dib4VXZ6+C8Lm3e2z5v3LEn7Vk1c1IKtnbuLV7euXR83bi1fH+2v3DtjN",
-	"Jw7q1ZMTD/7qwc8i5ZQsg9nHyM9bXgZkz8xH+uaac5wxObE7Vc1LZ4ee+6MQW3mv1QUPO9jUmrXrLbN4",
-	"oQwvDyO5eLWwBiL3oC+SaABvy6iXC62Vx7Kb0YENbbH6vq3Id5qvn234fUHcrMt8/OIQWr3o8HPNyWqX",
-	"v1deuSni2BOjOxL0ndPMURvbwdH8ANLU2TmPM9R+WyBxSHApAc6ceg4M6LCTnMM1HbgXBlTO5QCig6OD",
-	"o/5ovz/avxyNxvTvfyLIOJMGJB295B9zoZ3H47uEhTYA7M/yPhIwl40YbaxQPaHDXyh+lWzqRGPiJxTo",
-	"JX2H1051OmXnzoy7w9uUoUm0QSCVwKCRnxlSHqUDImXTYx8ovbakxnzX1MhqkdNvnaC4bh/4M9zfLJ3N",
-	"c7N2rlorja0xytV2hPsXsSBK9P+6BoS3hz+Ljd92e8BGg9G6Byxxrq/qp0fHWY77/8P6fx/0r37c+8/e",
-	"ZPLj+rM/PRguLmfQtbLf/KHUL5JQm86cL5QT5HeIC/QnkEPCDXfNmeYaj33Xdz+XbPKX3y6Dda726gJ1",
-	"VTxhbsRc8sT5yi5OXpyfXE7/++T/Qq882R19mgQ3fDUJxpPAqfpkxR2/O0VFiZ7wSRBOShf8tN1Y5Q5i",
-	"ZcO7aC/ELHJgLm5xThMhm3xeaJeXZNUNypjjSvgo7U+60xvK3CiPeNO88RwcHIxGqKlNJJPdp+qBy1ue",
-	"qpyHlGt4ONp3zJSATp4qgluNNAtrc1fXRaAj1dezYU6EOHYZkM8SdT1nBrtxjTdjXBdmPBzOhV0U14NY",
-	"ZcO6deMyuOtIlREmVgSkIVzgnvPf4dLl55+XESA3Kgoj3JUBtY5ZmlKWluFVPR9KVOJUTGIiG2446Hku",
-	"asJaXLVPBtSlQUJoFewAISmdZy/EzufcTmRKwWYfWrKKJuX8t1aBLuR66MpAT3OXOFYN6QLSRFVQRnjA",
-	"qol0nRkq8kCFfZRsHD/HA90TeamZNNRhrORtKTa9CYDAcQDDfdQstuRlONlW+Yhwi7lCB1gdIQT+Mea5",
-	"pcJH0Di13qtqIDWe4oQAGiWMIHrhyiH1L8viGd6qcJlgOESjoobmLAFmaPg9giEDq5nAekXYs0nRedDM",
-	"YupFQ3dqfEidl3f+4P4PPyB/QJDEDapw3vB2eQ9n/ZRE9cMP3pOOdOXe16SEE+khi3AvJpg9NiH6IR5A",
-	"tTSIO+BB00kwHgwG4aQ8buru766QJ4BRGSdPJEj+0SK+5ExbwVIcwpUsc+jtjpcY8Pq7Cx24BoD8HBOR",
-	"/TQdoVexBae+A04FxwOGXc+Z5Uu2cliXqfgGssJY+pB/zHls6dDvfgiHoxE2Ovr4sexRGGSDY2AbjAo7",
-	"rnjVI8Az6SpEMAlCDya3D34ZB6NRiOMwCWWdghKDNkt8bHxJ206c/JrjzLHMBAhDwO4qT7HeAaHUW8wu",
-	"bVT6cIWuDkeHJb42j0Tji6M95BPApMsvdd1V6EWDV0e0I7ccwi4PHjwsvY49HrsdETuxADHTWlCgB6Lf",
-	"+96R0D9NIl86xTnfkE9y/cSAWm60Iy1dWKIzyidkYJjkpPL39hE7nx1Cyq3lyBYTMRfINaM+Or+m+N8g",
-	"QmSIxojaVKWCgeRLV9UAmQL2XJoVqZpDKiRfr/9WrQOfGZZxEMmgg2OVXGno1RmfF9NgUJLzZL0uzBh+",
-	"InkHTlD/8tul99+NcW5c0A4xCd2qQjN1Nar1BoScQsbttQcXlqtqPhy/O8XOb7jfV6crwCQYDAaTIIR1",
-	"LaJ8c1dXldmqMJTTu17hEMgpenHKRObX/d98hfvyCjl7CNGLy/PpyZvL08vTk4vp2enrU3r6/vzs4sXx",
-	"G1pJCNFflzdmii5AvGFFEj33sy+5TineHQir5nTLh4MlT9M+kcYQ30V7A1jjwcK4Ch91/mYpCUicVf61",
-	"Dd/7uOUcDzt922Hlnm55oydy0x0dNhzHtcsXeobfk9OAyykzcGlWE7klqTYs89gdS/XgQ36bFLgiOjZY",
-	"HgJBgFWWbipiLg1vaFyvTy831CuVc+niXgOl50P/kRli2zpcFTT0rbC2PrzJgZZpziXLRTAOng5Gg6fO",
-	"ClmQhr2lxBq+ylVXkvgZBUQoCGK6drEZKkGu4jMuc66hGStHl0OhNZc2Xe2V+i0yOUO8yGtva5+5bhGO",
-	"xp8fXXdNkF9hAO9lNbcqGnOdMnnj01VoD/0l9blURZqguHPaSX14wO2Wq8QllDxNgnHwsgJZs5hns9bn",
-	"1thpqxzosPn5eoHOg9Hoq9UHbRVz6yjoiCwLFY1JMP40qWrI4R1Koru76Dk0m9zdRWWtPleuSBhwJRLX",
-	"2QDta5cSxmSlh63pEYPB4OquVsQQ/ndhcDg63A5SD7VhVUGEPjh6+IONGiNkhhZZxvQqGJd+DtORLmwa",
-	"qDgIyiP5HwJnigRX2JFXU7eT0q9cY5EhU1ZF8/WCMnbDHRXEC85yYDVMuddtUMRDz6nrrkqoGc659U4L",
-	"Uh1+c0r+jPMEEqF5bBUqEig1XMmwKARnoxhQN66eBc6DPhAovFmCZ2Nqy0tY2vWJrPibMGAYVUdrmgNO",
-	"KEtVsvsN+nGVV4JviPCt2i4PIrxT10hNVTeT4O4uKoUyoWWFi3gW3J1TYLaqfsYA61uVSvF2K92nB1Ex",
-	"MeykLAHHuorHod1gRZpWRPI9yYBqlZU46ozeqgRZybO97oSMgK+aBFGGFoggHP18fUGDc8pYbsAV+6VU",
-	"KoRxo3CLVWTTj9E4qpPCnTZfWegbGV1lMhcSY+UvoGb0JqxLEtTeg2tul9z5wrPQj9Atzrpow+fy/JsI",
-	"lhPcPV6XfQWW55xp01Xv9XklTmZlTGZN6AyAojloUU8kJmYUuSE6DEs72anlRJ9YUdl15JLpvYFfl3Nw",
-	"BLwusiZym9/gDyWydvB6EVzaqEsqFTnctok0yrfbjX5/KoSrUUqHcrzT7Inx9OjVwl5U+16n70kueSOD",
-	"mpmhkAn/OHStWZr6UlOkupWlpVA8T+RWRjGApihsC0Dn18PdxSJ+skbLiYwaUyK3k+G2i2Apn/APQq7N",
-	"Y2L3S0WP02GTBD9c1XpfkxELU8P930wDxDTfSeBxFRFiEjh0RkbeKZV6UtUq2t49dOTOJuwmCYWxBqKN",
-	"1AvvD9lyeiB6QG2dyJ4LaC9r8iiL4MdMSmXhmtPxJMslWLXnhFnUPJLgxnh/fua4ibPVDZZJ4BJYs4hq",
-	"eeS6dLw5xdIs1JLU34y+dy6pRlaLks5F3nGYo5MUqc0fhhibmf8PkKNjey64QNf8AQKVHGhq3HSRZCXg",
-	"JvKPRpLO0liLtlRoVeK8aWF9kww9Iq3RoUer7TR4XkiHmW5IynFDn1wz0QqU3MidYEnSPqVYR4EmsgoD",
-	"la/3oAouKe2KDVtTRoW0py9sU1PWPYTgU5E2ieCr4O9aOlvXHx35htTTTrN6jInn4yu1nbe1pc+fmgR3",
-	"4SYxTCTxTa/UtMpbP6Egl1EShKv+6z37G5TYiFT5yMZEXhMX+uPQ43nhkH6NJreTXCM7opvUjr1N2XTF",
-	"G54xhBv4r7EOvvcyONMbYehdDk5OOdnmPBelStumkl8bhzy/EZa2s0g6sBS5Wbmkf/YW+nQLlBubDNaB",
-	"3U+NtJpmlkHTJyWU3Ntq8ZehGpzjnNstf8PJ7XW7NroPaXVv9NreUtRTWLA8TZ324Vz35UrAl/gp3RWh",
-	"L6TummEPzkvfK+ust0LMG4hTZtAEYeuvVW2pL1I3GTb/mhUWEflmeLeW43M/eyxTWprgr9NanCvsvr+c",
-	"VfvHem2n1d5ElnXv6VCA29CJ/BdB9DM0+RArcq2uneZAsb1rljIZc22gtyumt0dp5y19uMKt9l5aert5",
-	"7hlxlP7okzDgy19BL0JHMOhCejHlmlFHrp5yHSsaD4f7B/+B4Z7B/vgTWiV3lManRcO00J78qEhPMA7+",
-	"PPrzKLgvLTR69/b8MhoQ+nza1g7nffzbBZyx7DphcM0XglxePxfSaUqou/SihOepWg0tz/KUWT5YsSxd",
-	"XwVGvD7N/HfvdXqa3A1S6rZf6HTwCU9yKHk3UHLAlmZ9ga0P2ystXxU69RXP1pfSnO0TAyKB3tMDQBzS",
-	"/ZgZXsbEnZlDYfFmCVNjWXyDEMOz9SvyGKjC5oUdOBNiXv0hqnJKvOgvMSi/3zkdBKj7qszxKZdAu3FV",
-	"4WCX07Rl7615Scs/hucynAivnHsGTTCve3rfjFObfXDSG6+beHC+roor2Rp/5zwoaKRBrSVA1dMoNYnN",
-	"eTjmFVYSCxeblgTuYej/ygkS+u8vz8N1asdPyj+5Y5qjejq/u7r7/wMA",
+	"7H39c9s4kui/0sW3VZFnqA879tyu8sOVJ/FcPJdJUrYzmXeRnwiTkIQ1BfAA0I426//9VTdAEpQoW04y",
+	"l5mtq0rFIoXPRn93o/UpStWyUJJLa6Lxp6hgmi255ZqeXnKW28XzBU+v8THjJtWisELJaBydpAvFM7hi",
+	"6TUwA0nGLEuewa2wC1VaEBbsggOT5pZrEAYYJAsaD1IcEGZM5DxLgGut9CCKI4GjLjjLuI7iSLIlj8Z+",
+	"CX23hjgy6YIvGS6Gf2TLIscmLBc3PIojuyrw0Vgt5Dy6u7uLI83/u+TG/qgywWlHb64M1zfsKnePqZKW",
+	"S4sfWVHkImW4ueHfDe7wUzDbXzSfRePo/wwbcA3dt2bYjPlKGNtMLDTPorHVJXdvTKGkcfP+wu1CZa+V",
+	"Pc5zdcuzHdZS7xdbZjwaH46O4mjJjWFz3PbFgsOShkVgS2WBubFhpjQdhQcGz+Dd2atBdBfvuL+XFxdv",
+	"T/CQ3NbaWPBeKzmvJsaZGFxLdSuhYHYBPX7D9Qq4zAolpMWVJW/fnF8kcFVaSIa3zKaLTM2TGG4XIl1Q",
+	"g/84uUiAyQySlyfHL5I9WuprZX9SpfxMSB2uQ6oFC7hlDmIznAGUJHDhoXI9gNMZrFQJXFqueUZfYZ8l",
+	"kyXL8xUUOWeGe6ReqVKDKXieCzmnTVi9AjZnQn4tiL+TIYBxOfjJgJqBXQgDmUrLJZcWmOa0WiXzFSjJ",
+	"DUKyXgPh4XMlZyLjMiVocVkuo/GH6FTOVBRHr9RtFEe/8EyUyyiOXor5IsKDkDyKq1VElxt0F0cvhCmU",
+	"EW6962xjH57nnMkYDuAXlotUqNLE8BTOS1NUT4fwXC2XSsZwBH4iZBB+ffvxQfw0PoyPmrmFtHxObONj",
+	"H1v1b5hGBmJwO8FyaOqotcJ6Ee3XzXLa793C2u9qWLT3/potW2CtJg9nbE1Tj30fcE+kFuniBbOERSzL",
+	"aC6Wv9Wq4NoSn5ux3PB1vDmRVtgV5MJYEwNn6QIKzQ1iCmHI7YJLkEr2+bKwqwEkw4zn4oprZvlQNXwz",
+	"Ac1tqaVx3ZIbrjORWpPgERXBKj5FQmZInEqbhzD+tGrpWGgc/b3M5nxZiaX7uv5ctay6ap4TQzALUTzY",
+	"+yxoXA1gxHxhhZw/2PncN6w6VqB4qN+vrp0XF/Uhq6u/89Q2h3zGTZnbB4+5DfPMY8Z98wc4dBdHJIAf",
+	"XPOJa9W9XPzukej4RnK4Ko2Q3BivA0CCIyekLOS3bGUgmTHL8g7Mcox9hxU/x4Z3Aftf50fHgCSALBCY",
+	"BCZZvjIWlAacDjESUnyfIpUM4DUKNFioPDPAwPBUczuIOsjUvWiInzbSQdAtXeGD+zZ222sWfbkN5s9V",
+	"1rGl7yBhpV0oLf5BuO3Am4xJGvz8/gK8QnDcauQ0LwT+Lcn0np8djGXaGkjazZ36NoZkbzCR30Ei5A3L",
+	"RQZMz0n8+OmuVLbybYEauN4bg5/67j+fv3kNBVvlimWgecrFDc8GkOzFuGomofTij6U4kJu74HopjMGB",
+	"My4Fz5Ix/HJ6/ha7lDo3KZMDoUDzWWm8CL/mK+gdjvaHh6Onfge1BtDd22myPIPD0SH0nLg/fns6fXf2",
+	"yg9glUK1YFVpF2bLMpjl/VwshfVrQYaFqzn4Ww1Ly7VkeX1wHaN4mPaORiPfCzm0SDmUkt0wkSOz7u5K",
+	"SsKtjMGKJc8AtXWlW9BJlZQ8dSd1NDoYHo2eDo9Gh3vPQOlgycIgCa+gl/xy/Nv09PX0p1en//HyIomr",
+	"ZpZLJu0TA+0G07cnZ9OLk9fHry8q9LliWQW2ZLzt0Ex5VZ1z77Ded5dVMQ6Vy9omSUJrInG9PT4lY2By",
+	"ZReotvHccOgx6Y8c7ILZSqm+xc8EU8NlZmJgcPHqnKYtNccVNYpK1EGFZOe0KSWKow0EjuKoRscojjYw",
+	"i4YJkSSKo47zj+IoAGwURx2wiuKovE/fqKWDsHy5m5gghivkqeuwX4/KtGYrGvSjW/vpC7PJvk4zLq2Y",
+	"Ca69UsvBqFKniHWp0pl55hRdh4NzccMNNaJT4TdcWnj37vRFjC+dKs+s1eKqtJy+IFuz2suSfXzF5dwu",
+	"ovHB6PCvtO7qxf5Wvr65kzM+47pSpB8hBo+BLCPEMrW5Veg9vzj9BTYm2duUiK1hW/s6Go1GHTvhftCp",
+	"IKNq4/sFMwvePvgHoeEWP5Ve830scEudP4Rf785ON4RmOGunqFwH3yPQeb1r164bc+1xZ/8jykY1A+ZE",
+	"ShkYdnvIQQ9HR9C7DQzsPc+RtutDnvOgxXs42tVAwvXX9rXbzoaD4rKtQ92vxeygvjhO/EUa7iO6GMts",
+	"aQIARer6YWXM9+pa/pfrzKcvunRRIneRPQuE7K0WlhuwmkkjuLQgMgO9pH4eT8rR6GmKE9An3ncvylJk",
+	"7kVC7GKDGAtmEbmjcfT/es1og+//ubC2MP8+Hg4H3w9TK9jwA+v/4/JDH///vvXQ/zDq/431Z/3LT09/",
+	"uNv7S5cmXJt2n2EgFFyHbL3Hl8Ki1qRk6r6svGp7XSQR+jbuO6bAC7LubXkkI92Zn6DgC7vqFmt6FEei",
+	"gUT2UL/TF9iu0CorU67XdrY/Ojh8kDu7kaY3XBsPm3ttY/r7q2+M3dF0Enb1YMeqHfZZKG2n20/EIfLm",
+	"SkkgPKbttNRiJ9ETR5bN2/JjA44PiknUu41lywK7z5ReMhuNka/xPn7VaU8Km/MdZ8uLh7Zy8eptl5Fa",
+	"+2s6NUHSWqe0wIf8G9jyAhuus1SRVZvbwKfWBAGmdrHftrvocbIgVaXzHS+FFMtyGSJ7JSaRDah0dzWh",
+	"Xs8Dmu+GnCxJ/ae5uvZZ+7Y+k3f2Gr9dHDDSPbhdKMNhiRYSzxr92JBrA5iEGhWgJ5XzEE4kOd4/2jHk",
+	"Ql6bGFK1xMWRFWTI6f7EwEzkHFC32IthptWSRBlN+8RAxlNhxE099UTWc0MpMx5Yl08MFCoX6Qp6t0xL",
+	"IefedYkEGEPtpItxULZCdV9zZiHnNzyPJ/L0xTnMcjaPweqSXP1Kz5kUxvn79p5BojkzSiZg0NdElh2u",
+	"L+MZCBuT1dg2H56YifR7HgDCeKk09w2lcpuMfRTkhuUlByWBQbB8Z0tWbYG8nGYie4ljQ4mzWfx68Iiw",
+	"0xgSPDtnVidLYYq+Vw0CuCRBnMdBT91Kb49+JcHYduvf1zGMALR71rbBjt3Jif4nE7IN0e0eOnTCWahK",
+	"Qi7ZR8+cUOeoWdWoi1U5NN5NOLi2jxB330LqbxffD6kojxbmnyGJP1u81jGNbyNeA7RsE3MHgQbIGIcM",
+	"IzjQNXntD+1eKfYHkdb1er6ytH7TovtHOYHI7msOaAAYpMYJ4Eal7KrMmSZ3K7XbH+wP9p8+MZDmyvCM",
+	"ZAQUeWkgMQt2tH+QxBPp4umBo8yURaG0xdgKekPni2awj5Ap7vybNJawXXJjHZ3ZspgidEvL9XReEu6l",
+	"2HyGmgPH75YNPoXfCGNKrtdeGq4Fy/GlMKmaLkVWfy7TKT1lHB2c+EEtmcAV8iUTefV36h0OIqvfmNKd",
+	"ThyhWlKthT6jmyWKo4Uy1r8WSy7oj6E/Bf138wPZzumUZZnmxuBTdoT/m+mSpQshuVvcsrT8YxRHcj67",
+	"dW/okx9bZdJMBXk27Wr9eZqzK47bUPpKWJZPpcr8qMW1aCBTaJVyY6oxNZ8LY/Vqes1X4eP6136nZn/K",
+	"5lxaN7AbdCrL5RUdhVmwfffn4OgH9+Fo/wA/3KZTB3jX0Wous+lSpFq5F+i1i6PScO3/uGm2MblynbMf",
+	"jv72wwOcvTtK5ga7nxJPZVE+Vns+lgEpAjPw24sz5+5HyoAflV3ATHCKAWrexMzBLddA73YhLDcFS3mf",
+	"guS0UjORBTMmDIMxmdEQ5loUBVIys1zvPQOpQNkF1xSmonAoeeEGcLEqvLfbEXVFtxPpyZuGE3OpNM/u",
+	"I+LdtBKczkEwPLvd+v6KzX3nzz+/SmSs2Tf19wasglypayiLARxLcCfh2JiH9QCOLSyVsbA/Go3gagUZ",
+	"n7Eyt9CrIfnEAIao3vx4fnL26/GPr07O91pxgt32XMNqyT5WUiV0GtUegC4QI5LK1ZtZNP7wgK7kjppn",
+	"7VGiu3jDMXv5oKghKePkjUMpBKaBsiAsS7bMlVBC0TOMmTlMnUgcB3oNqWC8agwJMoQkhiRgoUkMg8Fg",
+	"jxA7TXmBthlSQgttm/w+YsShZnvwgCKITu656m8wn07c3MAthEQDnifGEe8zMKXW6CHHCGFD37gJq8US",
+	"A6lXfKY0h9LwQWsD+3/76+Bof7A/Gg3+LYofyfqqZfOsSlV5JDfD835iYH2UMdQ2pzAgJFRpM5BUn1zg",
+	"1D/zLIkpz1NpMRcymUhmDNfWhLjjfdXJGTcqv+HZ9EIl0GPg5DUoDShuyTvgTtwa8EixF09k8hMKZjT5",
+	"pm9m1LF2JlBzBhiUqoKC+N0evU/O3Ar9dBVOQsGEBjWbSCV9eNCxmCcmcHnsPWt2PBVyphKaMIgp1m2d",
+	"Rqa0H2YiK/ZBcEsV9kKXRxfjdWDbRLf3CwUektAarueM/nXf/U6uWjfZI+wgf8SPs1d1gJCdOKcKLqHp",
+	"U6HexZpe22vhSwxtNIhbx+tYR5u+gt6fAavW2W+nLavLDdL6SXPeR6sRMm6ZyE1H3Ib8NVOX2FS5b6YO",
+	"f5Igc6iRfY31u+tJrElXj2nB+dSDNge9XepyZ1o+zkzj0huCO5vRlPjzqD6b0blqgK7NkOvmi+KLO8n+",
+	"2kP0SsjrLl//l0cK21M81rJEV61zSdbZbTHwwXwArMpjYTpd1N7DwAjd9Bwyy+dKi8emBawHcO4nSOdm",
+	"a8hb81mfnJ5upX1R9Ncl6v0DNrGTndIPalxE9hk/GELqdMHQjO2NV4ZSAMRuvG0SUh952IgflJboXePQ",
+	"S6qPfTVLKKeAQe2Fgl7Cc/rkvrWK5HHt+d88/10doGEG7rSyONY0eBQNjQxopfRUnDNcvJPzwXoH0e8e",
+	"sHx8FJGG3wVCnxF11HNud59g3VkTHkl0uRsSb/Ejbp5ua/+ttT6E4X8Qj2CL6L6uU/CMMhSy4/QzVPfj",
+	"Or/Bp7uSJ2LJMGtoxnXF1huW/QyS/y65XvXpHpdJSCd1V7SEhGTohsuGVov5nOvkG7N4j5vE3FmW9SuC",
+	"j+LmHQGm77zTdM3L54b28b9OH1MIgUfiVgPJbWxL8sr82G4aO2/P4JFWaytwNP06jrL1/XRM0YWzuwnM",
+	"3QVfgFRrx3MPxfxP6G4haf4uultbqLTUGnS8H0WtNKzJ5Pb7yWQQ/OnMqDoPYmqfc2crjp5rYUXaeSEh",
+	"jqpbLV855yAG1O2zJidgM/sgJgUkGHYi5+IGNRm74EKDx6OVu1hHr1yKtXkS5CLgGLVFb5IgZZvSFsAq",
+	"Z7g363R+QOczWLB85pIy6aiNsEECQAxNw2bZ2FxYM5Hu3Pee0fqUh8fGNt1a3B2SOosB1KzJOMCtolxx",
+	"IDMTieM5EWu+ZkR/U5R2xpf/pTPiqjT6QMpdKUVX9VoceXdlou0kWecpyhvZO0V6WxZ5qFhvSqaX6jZE",
+	"coejqu0nJx1bSf4MWO0Qf6SXO3BDrrm5N7f6vwmDp3/kbL9a2/oyc6CN0GvZAo7DdEn51t3Jb28BVMv5",
+	"ytr/tlDNA1EHcjSb0CauozJCOjLv0Q1etsTbAUQpLF/zVruQjIkbQWZAyDQvM57tjd1FswLdqxjkxhtT",
+	"ougbnbo3/cxY/8no9J+4ieaL+tH59f8pioSGc4/4RRVVT8bh26Z52CT47AamsUqdJ2P3J8Y/Av8gb3Nf",
+	"L7MjfIFRa//34OiHJK4zINztQwoXkOcAgwU0g0uOxy/oE6eAQYbxqfyWad53eYwum45m2aP5KJ0gGVcf",
+	"Yv+hAph78DBz9m+/bnm7UML0fTieyeobGrdOS0jG7qECyfYFxxuLbV06C/MW6jyJIMvBeaFcDsPWoH+V",
+	"V1EvL7rsirLRVZIAkek6yenbm0NosiVO3978EDy6JYFfTB0OQvX07BXqri+O6NiiODp/edzfDx8Ojn4I",
+	"H4/2D6pHWm8wSx03ii7rdYZXXmq6PH0bxeHTzQ/h84sKfvWblw0g63du4fXjLy+Owsfzl8f7a88O2OEb",
+	"B/X6zYkHf/0CIyKUCon3cJCft1w7yJ6Zz+OYa85xxRSi7NTvL5zxf+YvBT4q4oFsas3F4M3hdKEMr67l",
+	"umwkUsTdi77IkgG8qXIaXOJEVaAkjP1u6LZ1/7b11Okz+Gxr+wuyIrps9i9OkGg2HX+uDV+f8re6YWXK",
+	"NPXE6C7HfuMLV6iN7eDdfwBpmtzLx1nH7xdIHBJcwpez/p4BA7r2K+dwRaVnhIuZDiA5ODo46o/2+6P9",
+	"i9FoTP/+K4ElZ9KARHEP/GMhtHMzfZNY3AaAfVWLRwLmIsjASRWqJ3QNGsWvkqFONCZ+QlYL6Tu8iWRQ",
+	"YryrnuLKmNgFn0iiDQLpWhJ+TC4BB0RKw8cxUHqBsE4bwNdVQRTfJlNYQAeO5UQ2a3Lp/Kh2PTGunakG",
+	"c9VRmAF/aQKzGTRHbv7EkI22cWliIunWBLFDqVwKk6RMhDm3Bl/5+iJdLoBvmpxfH8T0906RX7dhPER+",
+	"t4Rqz3Hb2dKtROpglsvtRPEHsXIqEv26Ro632T9L1Nx0u0ZHg9G6azRzPtH6T48unx73/4v1/zHoX36/",
+	"9++9yeT79Xd/eTCPoFpB187e+xISXyRFN91jXyjLyDeSlujzIKeJm+6KM801Fmlpnn6qWPnP7y+idc77",
+	"8hz1aawHY8Rc8sy5H89Pnp+dXEz/8+T/Qq+qw5J8mkTXfDWJxpPImSNkaR6/PUVljt7wSRRPqtjMtN1Y",
+	"FQ5iVcO7BJO9XOwKA1pntBDyG8xL7bKfrLpGOXhcC0ilfV0a+oZyB6uCLLRuvLUOB6MRsk90mHbXwAEu",
+	"b3iuCh5TtvvhaN8xUwI6+f4Ibg3SLKwtXBW2Kj0I+TlzYs6xy4ic2c2tLDev8aaWG8KMh8O5sIvyapCq",
+	"5bBpHXyM7jqSNTH/nYA0hHM8c/4bXLh7bmdVaNDNigITT2VArVOW55RPZnhdfY9cgJxKP4UyzEDPc1ET",
+	"NyK1fcOuKeQVQ6u8FghJCaV7MQ4+53Yinf/RxxytokXFzmOvQJdyPaZpoOfkYpi5gMgBRFVQhf7Ib+8G",
+	"M1SSicrwKRkUi8HrbhN5oZk0NGCq5E0l2r2ZgsBxAMNz1Cy15Ak52VankHCLubJEWMsoBv4x5YWlMoUQ",
+	"1Jjp1RULg7e4IICg4CAkz13xwv5FVerKWz4uBoFTBPWvNGcZMEPT7/kUSKuZwOqCOLLJ0cER5tH2kqGr",
+	"8TKkwasnX2bnu++QPyBI0oAqDI3cLsblLLSKqL77zgcnkK7c9w0p4UJ6yCLcFxPMX54Q/RAPoMpXxB2w",
+	"LMQkGg8Gg3hSFYdwz3eXyBPAqCUnbylI1JisgoJpK1iOU7gCow693TVNA97GcDEl1wCVJINXYfwyHaHX",
+	"QSdnYgAuBecDhkPPmeW3bOWwbqnSa1iWxlJH/rHgqaUSHfsxHI5G2Ojo48dqRGGQDY6BbTAqHLjmVY8A",
+	"z6SrbNAkij2Y3Dn4bRyMRjHOQxd2XVWhCoM2C3Jt9KRjJ05+xXHlWBQKhCFgdxWTWh+AUOoNqblNXS5X",
+	"lvJwdFjha1jABL842kM+AUy6EIUbrkYvmrwuqJK47RB2efBgaZN17PHY7YjYiQVImdaCG8LY3/re2dE/",
+	"zRJf6Mw5CJFPcu0uy663I/1fWKIzymhHfV1yMkt6+4idPxxCzq3lyBYzMRfINZM+Ouim+N/AZXyOEbWp",
+	"phQDyW9dDSJkCjhyZfrkao5WAV+v1lrvA98ZtuQgskEHx6q40tCrMz5hKmBQkvNsvYrbGH4keQdOUP/8",
+	"/sL7GMe4Ni5coFNCt6oQXp5IGr0h8VeXK+3BRTrrbOrjt6c4+DX35+p0BZhEg8FgEsWwrkVU39w1NeC2",
+	"KgzV8q5WOAVyil6aM7H0+/5PvsJzeYmcPYbk+cXZ9OT1xenF6cn59NXpL6f09t3Zq/Pnx69pJzEkf7+9",
+	"NlN0U+IDK7PkmV99xXUq8e5AWDenRz4c3PI87xNpDPG7BG3INg8WxtXjam4QVJKAxFntA9yID4xbDvy4",
+	"0/8e1y70lsd8Ijdd5nHg3G7c0tAz/J5kF9xOnW9PTE1uudYRVzepHEv14EN+m5WVJV1fQ0SA1dcQc5Fy",
+	"aXigcf1yerGhXqmCSxebGyg9H/pOZohtm5BaFOhbcWN9eJMDLdOCS1aIaBw9HYwGT50VsiANe0tBVPyq",
+	"UF3XlF5R0IYCNabrFMNwDnIVn4pbtCK3MblFSq25tPlqr9JvkclRMLfyCqx1c8MiHI2vw7DuPiF/xQDe",
+	"yXptdcToKmfy2ucx0Rn6jzTmrSrzDMWd006a62vutFzdTKHkaRaNoxc1yMLS22Fl7q3x3Vbx7mHYfb2c",
+	"9sFo9NWqebdKr3aUX0aWhYrGJBp/mtQVX/EJJdHdXfIMwiZ3d0nlSHLFBYUBV9B4nQ3QuXYpYUzWetia",
+	"HjEYDC7vGkUM4X8XR4ejw+0g9VAb1vW+qMPRwx02KoKRGVoul0yvonHl5zAdeeQmQMVBVBXQ+RA5UyS6",
+	"xIG8mrqdlH7lGksCmqqGqa/ut2TX3FFBuuCsANbAlHvdBkU89Jy67mp6m+GcW++0INXhvVPyZ5xnkAnN",
+	"U0tJRig1XIHPJPa+OwPq2lWfohtI2EGg8GYZ3s5sLC9h6dQnsuZvwoBhVMs0NAecUJaqYvcb9OPqpEW/",
+	"I8K3KrE9iPBOXSM1VV1Poru7pBLKhJY1LoJhK3dTjtm6VikDrEZZKcXbrXSfN0alP332F+kLrKvUK9oN",
+	"VuR5TSTfkgyosmiFoz5Nrco+q3i2152QEfBVSBBV+IMIwtHP1xc0uKYlK8hdrVcuOw1hHJRZs4ps+jEa",
+	"R81tAafN1xb6RqpfleWHxNhUDyoqJ3vsnPJt78EVt7fc+euXsZ+hW5x10YbPSPoXESwneHq8KdIOrCg4",
+	"06arOvuzWpzMqrjRmtAZAEWc0KKeSEweKQtDdBhXdrJTy4k+8fcP3EDuloU38JuySI6A10WWy0v804us",
+	"HbxeBJc26pJKRQ63bSKNMhh3o98fS+EqitNtLataIaVKLewlje91+o7kkjcyqJkZCpnxj0PXmuW5LwxJ",
+	"qltVCBLF80RuZRQDCEVhWwA6vx6eLpbclQ1aTmQSLIncTobbLoKlDM0/CbmG9wfvl4oep+OQBD9cNnpf",
+	"yIiFaeD+L6YBYv73JPK4iggxiRw6IyPvlEo9qRoVbe8eOnKXVnaThMJYf+m2lR7i/SFbrpUkD6itE9lz",
+	"Qffbhjyqn6xJmZTKwhWne2uWS7BqzwmzJLyr4uZ4d/bKcRNnqxss1MMlsLDkeVX0o3K8OcXSLNQtqb9L",
+	"6u9cUkHmjZLORd5xy6eTFKnNn4YYwyshD5CjY3suuECf+QMEKjnQ0rjpIslawE3kn40knaWxFm2p0arC",
+	"edPC+pAMPSKt0aFHq+00eFZKh5luSkpiQJ9cmAwGSm7kd7Asa19fbaJAE1mHgaqv96AOLintfhrAmioq",
+	"pD19YZuGsu4hBJ8utUkEXwV/11Luun4i7HeknnYq2GNMPB9faey8rS19jtckuos3iWEiiW96pab1YxRP",
+	"KMhllAThavV7z/4GJQaRKh/ZmMgr4kJ/Hno8Kx3Sr9HkdpILsiO6Se3Y25ShK97wJUO4ge+Nv1rjvQzO",
+	"9PYJRi6cSQ8k25znolJp21Tya3D793fC0nYWSQeWIjertvQ/fYQ+3QLlxiaDdWD3SyOtJswyCH1SQsm9",
+	"rRZ/FarBNc653fKLi+6s279k4kNa3Qe9drYU9RQWLM9zp3041321E/BF5ip3Rex/9sQ1wxGcl75X/SpK",
+	"K8S8gThVBk0Ut35bckuFq6bJMPztSSxj9bvh3VqOz/3ssUppCcHfpLU4V9h9v3PZ+Md6bafV3kRWv1JD",
+	"FxfcgU7kHwTRX6HJh1hRaHXlNAeK7V2xnMmUawO9XTG9PUs7b+nDJR6199LSt5sX4hFH6ScahQFfgBF6",
+	"CTqCQZfSiynXjAZyFZSaWNF4ONw/+DcM9wz2x5/QKrmjND4tAtNCe/KjMnHROPrr6K+j6L7U1eTtm7OL",
+	"ZEDo82lbO1z38ftzeMWWVxmDK74Q5PL6qZROU0LdpZdkvMjVamj5ssiZ5YMVW+bru8CI16eZ7/dO56fZ",
+	"3SCnYfulzgef8LaJkncDJQfs1qxvsNWxvdPqq1Lnvubm+lbC1T4xIDLoPT0AxCHdT5nhVUzcmTkUFg9L",
+	"gRvL0usnxlV1WpHHQJW2KO3AmRDzuqJUtSRe9m8xKL/fuRwEqOtVFwbzC6TTuKxxsMtp2rL31ryk1U/X",
+	"ugwnwivnnkETzOue3jfj1GYfnPTG6yYenK2r4kq25t85DwqCNKi1BKhmGZUmsbkOx7ziWmLhZvOKwD0M",
+	"/W+SIaH/9uIsXqd27FL9QJ4JZ/V0fnd59/8HAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
