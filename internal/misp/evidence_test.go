@@ -113,7 +113,8 @@ func TestSearchEvidenceRealFixture(t *testing.T) {
 		{
 			"56c42374-fdb8-4544-a218-41ffc0a8ab16", false, intel.AnalysisComplete, 1, "ec686712-d0a5-4dd8-8736-330da8abefa6", false,
 			[]string{"passivetotal:class=suspicious", "misp-galaxy:mitre-attack-pattern=T1210"},
-			intel.Sightings{}, "",
+			intel.Sightings{},
+			"",
 		},
 	}
 	if diff := cmp.Diff(want, gotEv); diff != "" {

@@ -31,30 +31,46 @@ func TestThreatLevelTable(t *testing.T) {
 		conf    map[pub]verdict.Confidence
 		reasons []string
 	}{
-		{"T1", 1, true, verdict.Malicious, verdict.SeverityHigh,
+		{
+			"T1", 1, true, verdict.Malicious, verdict.SeverityHigh,
 			map[pub]verdict.Confidence{complete: verdict.ConfidenceHigh, ongoing: verdict.ConfidenceMedium, draft: verdict.ConfidenceLow},
-			[]string{"Malicious: MISP event threat level High; flagged for IDS"}},
-		{"T2", 1, false, verdict.Suspicious, verdict.SeverityMedium,
+			[]string{"Malicious: MISP event threat level High; flagged for IDS"},
+		},
+		{
+			"T2", 1, false, verdict.Suspicious, verdict.SeverityMedium,
 			map[pub]verdict.Confidence{complete: verdict.ConfidenceHigh, ongoing: verdict.ConfidenceMedium, draft: verdict.ConfidenceLow},
-			[]string{"Suspicious: MISP event threat level High, capped at Suspicious: not flagged for IDS (to_ids false)"}},
-		{"T3", 2, true, verdict.Suspicious, verdict.SeverityMedium,
+			[]string{"Suspicious: MISP event threat level High, capped at Suspicious: not flagged for IDS (to_ids false)"},
+		},
+		{
+			"T3", 2, true, verdict.Suspicious, verdict.SeverityMedium,
 			map[pub]verdict.Confidence{complete: verdict.ConfidenceHigh, ongoing: verdict.ConfidenceMedium, draft: verdict.ConfidenceLow},
-			[]string{"Suspicious: MISP event threat level Medium; flagged for IDS"}},
-		{"T4", 2, false, verdict.Suspicious, verdict.SeverityLow,
+			[]string{"Suspicious: MISP event threat level Medium; flagged for IDS"},
+		},
+		{
+			"T4", 2, false, verdict.Suspicious, verdict.SeverityLow,
 			map[pub]verdict.Confidence{complete: verdict.ConfidenceHigh, ongoing: verdict.ConfidenceMedium, draft: verdict.ConfidenceLow},
-			[]string{"Suspicious: MISP event threat level Medium; not flagged for IDS"}},
-		{"T5", 3, true, verdict.Suspicious, verdict.SeverityLow,
+			[]string{"Suspicious: MISP event threat level Medium; not flagged for IDS"},
+		},
+		{
+			"T5", 3, true, verdict.Suspicious, verdict.SeverityLow,
 			map[pub]verdict.Confidence{complete: verdict.ConfidenceLow, ongoing: verdict.ConfidenceLow, draft: verdict.ConfidenceLow},
-			[]string{"Suspicious: MISP event threat level Low, flagged for IDS: weak evidence"}},
-		{"T6", 3, false, verdict.Unknown, verdict.SeverityUnknown,
+			[]string{"Suspicious: MISP event threat level Low, flagged for IDS: weak evidence"},
+		},
+		{
+			"T6", 3, false, verdict.Unknown, verdict.SeverityUnknown,
 			map[pub]verdict.Confidence{complete: verdict.ConfidenceLow, ongoing: verdict.ConfidenceLow, draft: verdict.ConfidenceLow},
-			[]string{"Unknown: MISP event threat level Low, not flagged for IDS: mentioned, not accused"}},
-		{"T7", 4, true, verdict.Suspicious, verdict.SeverityLow,
+			[]string{"Unknown: MISP event threat level Low, not flagged for IDS: mentioned, not accused"},
+		},
+		{
+			"T7", 4, true, verdict.Suspicious, verdict.SeverityLow,
 			map[pub]verdict.Confidence{complete: verdict.ConfidenceLow, ongoing: verdict.ConfidenceLow, draft: verdict.ConfidenceLow},
-			[]string{"Suspicious: MISP event threat level Undefined, flagged for IDS: weak evidence"}},
-		{"T8", 4, false, verdict.Unknown, verdict.SeverityUnknown,
+			[]string{"Suspicious: MISP event threat level Undefined, flagged for IDS: weak evidence"},
+		},
+		{
+			"T8", 4, false, verdict.Unknown, verdict.SeverityUnknown,
 			map[pub]verdict.Confidence{complete: verdict.ConfidenceLow, ongoing: verdict.ConfidenceLow, draft: verdict.ConfidenceLow},
-			[]string{"Unknown: MISP event threat level Undefined, not flagged for IDS: mentioned, not accused"}},
+			[]string{"Unknown: MISP event threat level Undefined, not flagged for IDS: mentioned, not accused"},
+		},
 	}
 	for _, tt := range tests {
 		for p, conf := range tt.conf {
@@ -188,7 +204,9 @@ func TestJudgeListed(t *testing.T) {
 		{"MISP's list", []intel.WarninglistHit{dnsList}, true, `Common: on MISP warninglist "List of known IPv4 public DNS resolvers".`},
 		{"the relay's list", []intel.WarninglistHit{relayDNS}, true, `Common: on the relay's warninglist "List of known IPv4 public DNS resolvers".`},
 		{
-			"with an advisory one", []intel.WarninglistHit{relayDNS, awsList}, true,
+			"with an advisory one",
+			[]intel.WarninglistHit{relayDNS, awsList},
+			true,
 			`Common: on the relay's warninglist "List of known IPv4 public DNS resolvers"; advisory: on the relay's warninglist "List of known Amazon AWS IP address ranges".`,
 		},
 	}
@@ -198,8 +216,10 @@ func TestJudgeListed(t *testing.T) {
 			t.Errorf("%s: %v %q, want %v %q", tt.name, ok, j.Reason, tt.ok, tt.reason)
 		}
 		if ok {
-			want := verdict.Judgement{Disposition: verdict.Common, Severity: verdict.SeverityLow, Confidence: verdict.ConfidenceHigh,
-				Rule: verdict.RuleWarninglist, Reason: tt.reason, Valid: defValid, ByMISP: tt.hits[0].Source == intel.ListMISP}
+			want := verdict.Judgement{
+				Disposition: verdict.Common, Severity: verdict.SeverityLow, Confidence: verdict.ConfidenceHigh,
+				Rule: verdict.RuleWarninglist, Reason: tt.reason, Valid: defValid, ByMISP: tt.hits[0].Source == intel.ListMISP,
+			}
 			if diff := cmp.Diff(want, j); diff != "" {
 				t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 			}
