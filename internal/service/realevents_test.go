@@ -3,11 +3,16 @@ package service_test
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/misp"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/service/servicetest"
 	"github.com/misp-relay/misp-relay/internal/testkit"
@@ -132,3 +137,62 @@ func checkRealEvents(t *testing.T, cfg servicetest.Config, obs []servicetest.Obs
 func moreComments(description string) bool { return strings.Count(description, `comment: "`) == 3 }
 
 var _ service.Warninglists = (*warninglist.Set)(nil)
+
+// TestRealEventsFeedAndMISP: the real events loaded into the fake MISP (which speaks MISP's
+// wire format and matches values as MISP does) give every observable the verdict the feed
+// gives; the same comparison against a real MISP belongs to the real-MISP suite, with
+// servicetest.
+func TestRealEventsFeedAndMISP(t *testing.T) {
+	dir := servicetest.RealEventsDir()
+	obs, err := servicetest.Observables(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []servicetest.Key
+	seen := map[servicetest.Key]bool{}
+	for _, o := range obs {
+		if k := (servicetest.Key{Type: o.Type, Value: o.Value}); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	store, err := feed.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events [][]byte
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") && e.Name() != "manifest.json" {
+			raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			events = append(events, raw)
+		}
+	}
+	srv := misptest.New(t, testMISPKey, events...)
+	client, err := misp.New(misp.Config{BaseURL: srv.URL, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFeed, err := servicetest.Answers(context.Background(), servicetest.Config{Backend: store}, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromMISP, err := servicetest.Answers(context.Background(), servicetest.Config{Backend: client, Key: testMISPKey}, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for _, k := range keys {
+		if f, m := fromFeed[k].Verdict, fromMISP[k].Verdict; f != m {
+			differ++
+			t.Errorf("%s %s: feed %q, MISP %q", k.Type, k.Value, f, m)
+		}
+	}
+	t.Logf("%d observables, %d answered by the feed, %d verdicts differ through MISP", len(keys), len(fromFeed), differ)
+}
