@@ -14,7 +14,7 @@
 // decided it.
 //
 // The package is pure: no I/O, no clock (the caller passes Now), no CTIM types. The README's
-// "Verdicts" section is the policy's table; verdict_test.go checks each row.
+// "Verdicts" section is the policy's table; verdict_test.go and table_test.go check each row.
 package verdict
 
 import (
@@ -227,9 +227,9 @@ func (p *Policy) decide(in *Input) decision {
 }
 
 // threatRow is the policy's table for an attribute no other evidence decides: the event's
-// threat level and the attribute's IDS flag (the README's "Threat level and IDS flag" table;
-// publication sets the confidence, see confidence). weak marks the rows whose evidence is
-// only a Low or Undefined event.
+// threat level and the attribute's IDS flag (rows T1 to T8 of the README's policy, checked by
+// TestThreatLevelTable; publication sets the confidence, see confidence). weak marks the rows
+// whose evidence is only a Low or Undefined event.
 func threatRow(level int, ids bool) (d Disposition, s Severity, weak bool) {
 	switch {
 	case level == 1: // Malicious; capped at Suspicious (Medium) when not for IDS
@@ -331,12 +331,15 @@ func Verdict(js []Judgement) int {
 	return best
 }
 
-// contextTypes are the attribute types that say where a value was reported or what it is
-// about, not what to detect: a report's URL or a VirusTotal permalink (link), free text, an
-// attached file. They give a sighting (the analyst sees the event), never a judgement.
-var contextTypes = map[string]bool{
-	"link": true, "comment": true, "text": true, "other": true,
-	"attachment": true, "email-attachment": true,
+// contextType reports whether attributes of type typ say where a value was reported or what
+// it is about, not what to detect: a report's URL or a VirusTotal permalink (link), free text,
+// an attached file. They give a sighting (the analyst sees the event), never a judgement.
+func contextType(typ string) bool {
+	switch typ {
+	case "link", "comment", "text", "other", "attachment", "email-attachment":
+		return true
+	}
+	return false
 }
 
 // Judged reports whether attribute a, found by value, is an indicator the policy judges, or
@@ -346,7 +349,7 @@ var contextTypes = map[string]bool{
 // A filename attribute of its own, flagged for IDS, is judged: its author made it a detection.
 func Judged(a *intel.Attribute, value string) bool {
 	switch {
-	case contextTypes[a.Type]:
+	case contextType(a.Type):
 		return false
 	case a.Type == "filename":
 		return a.ToIDS
