@@ -97,11 +97,12 @@ func sample8888(t *testing.T, env map[string]string) (disposition, reason, logs 
 		"SECRET_KEY": secret, "API_URL": "../../sample/feed", "WARNINGLISTS_DIR": "../../sample/warninglists", "LOG_FORMAT": "json",
 	}
 	maps.Copy(all, env)
-	var buf bytes.Buffer
+	var buf testkit.SyncBuffer
 	a, err := New(testkit.Env(all), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs = buf.String() // the start-up lines; request lines follow, written as answers end
 	srv := httptest.NewServer(a.Handler)
 	defer srv.Close()
 	tok, err := auth.Sign(secret, auth.Claims{Key: "sample"})
@@ -149,10 +150,10 @@ func sample8888(t *testing.T, env map[string]string) (disposition, reason, logs 
 		}
 		for _, j := range got.Data.Judgements.Docs {
 			if j.ID == v.JudgementID {
-				return v.DispositionName, j.Reason, buf.String()
+				return v.DispositionName, j.Reason, logs
 			}
 		}
-		return v.DispositionName, "", buf.String()
+		return v.DispositionName, "", logs
 	}
 	t.Fatal("no verdict for 8.8.8.8")
 	return "", "", ""
