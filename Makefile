@@ -40,6 +40,8 @@ run: build
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/observe/observables"; \
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables.json http://localhost:$(PORT)/refer/observables"; \
 	$(if $(FEEDS),echo "Public feeds (FEEDS=$(FEEDS)) load in the background: see the \"feed loading\" and \"feed loaded\" lines.";) \
+	echo "The verdict policy on an OSINT-style Low event and values only a warninglist knows (README, Verdicts):"; \
+	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables-policy.json http://localhost:$(PORT)/deliberate/observables"; \
 	echo; \
 	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" WARNINGLISTS_DIR="$(CURDIR)/sample/warninglists" MISP_UI_URL="$(MISP_UI_URL)" \
 	  FEEDS="$(FEEDS)" FEED_REFRESH="$(FEED_REFRESH)" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve

@@ -282,8 +282,10 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		// MaxInFlight's share for one tenant (MISP host, API key).
 		MaxInFlightPerTenant: cfg.maxInFlightPerTenant,
 	}
+	var lists *warninglist.Set
 	if cfg.warninglistsDir != "" {
-		lists, err := warninglist.Load(cfg.warninglistsDir)
+		var err error
+		lists, err = warninglist.Load(cfg.warninglistsDir)
 		if err != nil {
 			return nil, fmt.Errorf("WARNINGLISTS_DIR: %w", err)
 		}
@@ -292,6 +294,19 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		}
 		sc.Warninglists = lists
 		log.Info("warninglists loaded", "dir", cfg.warninglistsDir, "lists", len(lists.Lists()), "entries", lists.Entries())
+	}
+	if len(cfg.advisory) > 0 {
+		var loaded []warninglist.List
+		if lists != nil {
+			loaded = lists.Lists()
+		}
+		names, unknown := advisoryNames(cfg.advisory, loaded)
+		sc.Policy.Advisory = names
+		log.Info("advisory warninglists: named in reasons, never deciding", "lists", strings.Join(names, "; "))
+		if len(unknown) > 0 {
+			log.Warn("WARNINGLISTS_ADVISORY names lists WARNINGLISTS_DIR does not hold; they apply to MISP's lists of those names",
+				"names", strings.Join(unknown, "; "))
+		}
 	}
 	feeds, stopFeeds, err := startFeeds(cfg, userAgent, log)
 	if err != nil {

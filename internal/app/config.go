@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/verdict"
+	"github.com/misp-relay/misp-relay/internal/warninglist"
 )
 
 // config is every setting of `relay serve`, read from the environment once at start-up.
@@ -70,6 +72,10 @@ type config struct {
 	// feedHTTP fetches feeds; nil means the relay's usual upstream client. Not an
 	// environment setting: tests trust their TLS server with it.
 	feedHTTP *http.Client
+	// advisory is WARNINGLISTS_ADVISORY: warninglists (a directory of WARNINGLISTS_DIR, or a
+	// list's name, MISP's lists included) named in reasons but never deciding; resolved to
+	// names once the lists are loaded (advisoryNames).
+	advisory []string
 	// readHeaderTimeout is not an environment setting; tests shorten it.
 	readHeaderTimeout time.Duration
 	// redisClock is the shared cache breaker's clock (nil: time.Now); tests drive it.
@@ -186,6 +192,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	c.policy.TrustedOrgs = verdict.ParseOrgs(getenv("TRUSTED_ORGS"))
+	c.advisory = verdict.ParseOrgs(getenv("WARNINGLISTS_ADVISORY")) // the same syntax: comma-separated names
 	if c.feeds, err = parseFeeds(getenv("FEEDS")); err != nil {
 		return c, err
 	}
@@ -267,6 +274,29 @@ func redactFeed(s string) string {
 		return u.String()
 	}
 	return s
+}
+
+// advisoryNames resolves WARNINGLISTS_ADVISORY against the relay's loaded lists: an item that
+// is a list's directory (lists/<dir>/list.json) or name (any case) becomes that list's name;
+// any other item is kept as a name, for MISP's own lists, and returned in unknown so that
+// start-up can say it matched none of the relay's.
+func advisoryNames(items []string, lists []warninglist.List) (names, unknown []string) {
+	for _, item := range items {
+		name, found := item, false
+		for _, l := range lists {
+			if strings.EqualFold(l.Dir, item) || strings.EqualFold(l.Name, item) {
+				name, found = l.Name, true
+				break
+			}
+		}
+		if !found {
+			unknown = append(unknown, item)
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return names, unknown
 }
 
 // feedDir tells whether API_URL names a local MISP feed directory (a path or a file:// URL)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,19 +57,52 @@ func TestPolicyConfigErrors(t *testing.T) {
 }
 
 // TestSampleWarninglists is what make run shows: the sample feed with the sample warninglists
-// answers 8.8.8.8 Common, naming the list, and logs what it loaded.
+// answers 8.8.8.8 Common, naming the relay's list, and logs what it loaded.
 func TestSampleWarninglists(t *testing.T) {
+	disp, reason, logs := sample8888(t, nil)
+	if !strings.Contains(logs, `"msg":"warninglists loaded"`) || !strings.Contains(logs, `"entries":62754`) {
+		t.Errorf("start-up log: %s", logs)
+	}
+	if disp != "Common" || !strings.Contains(reason, `on the relay's warninglist "List of known IPv4 public DNS resolvers"`) {
+		t.Errorf("8.8.8.8 is %s: %q; want Common by the relay's list", disp, reason)
+	}
+}
+
+// TestAdvisoryWarninglists: WARNINGLISTS_ADVISORY names lists (by directory or name) that are
+// named in the reason but never decide; a name no loaded list has is kept for MISP's lists
+// and said at start-up.
+func TestAdvisoryWarninglists(t *testing.T) {
+	for _, item := range []string{"public-dns-v4", "list of known ipv4 public dns resolvers"} {
+		disp, reason, logs := sample8888(t, map[string]string{"WARNINGLISTS_ADVISORY": item + ", List of known Amazon AWS IP address ranges"})
+		if disp != "Malicious" || !strings.Contains(reason, `advisory: on the relay's warninglist "List of known IPv4 public DNS resolvers"`) {
+			t.Errorf("%s: 8.8.8.8 is %s: %q; want the High event's Malicious, the list named as advisory", item, disp, reason)
+		}
+		if !strings.Contains(logs, `"msg":"advisory warninglists: named in reasons, never deciding","lists":"List of known IPv4 public DNS resolvers; List of known Amazon AWS IP address ranges"`) ||
+			!strings.Contains(logs, `"names":"List of known Amazon AWS IP address ranges"`) {
+			t.Errorf("%s: start-up log: %s", item, logs)
+		}
+	}
+	cfg, err := loadConfig(testkit.Env(map[string]string{"WARNINGLISTS_ADVISORY": " amazon-aws ,, cloudflare "}))
+	if err != nil || !slices.Equal(cfg.advisory, []string{"amazon-aws", "cloudflare"}) {
+		t.Errorf("advisory = %q, %v", cfg.advisory, err)
+	}
+}
+
+// sample8888 serves the sample feed with the sample warninglists (and env) and returns the
+// verdict of 8.8.8.8, its judgement's reason and the start-up log.
+func sample8888(t *testing.T, env map[string]string) (disposition, reason, logs string) {
+	t.Helper()
 	const secret = "test-secret"
-	var logs bytes.Buffer
-	a, err := New(testkit.Env(map[string]string{
+	all := map[string]string{
 		"SECRET_KEY": secret, "API_URL": "../../sample/feed", "WARNINGLISTS_DIR": "../../sample/warninglists", "LOG_FORMAT": "json",
-	}), &logs)
+	}
+	maps.Copy(all, env)
+	var buf testkit.SyncBuffer
+	a, err := New(testkit.Env(all), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), `"msg":"warninglists loaded"`) || !strings.Contains(logs.String(), `"entries":62754`) {
-		t.Errorf("start-up log: %s", logs.String())
-	}
+	logs = buf.String() // the start-up lines; request lines follow, written as answers end
 	srv := httptest.NewServer(a.Handler)
 	defer srv.Close()
 	tok, err := auth.Sign(secret, auth.Claims{Key: "sample"})
@@ -109,22 +144,17 @@ func TestSampleWarninglists(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	var found bool
 	for _, v := range got.Data.Verdicts.Docs {
 		if v.Observable["value"] != "8.8.8.8" {
 			continue
 		}
-		found = true
-		if v.DispositionName != "Common" {
-			t.Errorf("8.8.8.8 is %s, want Common", v.DispositionName)
-		}
 		for _, j := range got.Data.Judgements.Docs {
-			if j.ID == v.JudgementID && !strings.Contains(j.Reason, `on MISP warninglist "List of known IPv4 public DNS resolvers"`) {
-				t.Errorf("reason %q", j.Reason)
+			if j.ID == v.JudgementID {
+				return v.DispositionName, j.Reason, logs
 			}
 		}
+		return v.DispositionName, "", logs
 	}
-	if !found {
-		t.Error("no verdict for 8.8.8.8")
-	}
+	t.Fatal("no verdict for 8.8.8.8")
+	return "", "", ""
 }

@@ -23,8 +23,10 @@ import (
 //	attribute = str(Type) str(Category) str(Value) byte(ToIDS: 0 or 1)
 //	            time(Timestamp) time(FirstSeen) time(LastSeen)
 //	            str(UUID) uvarint(count) str(tag)* uvarint(count) hit* sightings
-//	            uvarint(count) decay*
-//	hit       = str(List) str(Match) str(Category) str(Value)
+//	            uvarint(count) decay* str(Comment) object
+//	object    = str(Name) str(Relation) uvarint(count) member*
+//	member    = str(Type) str(Relation) str(Value)
+//	hit       = uvarint(Source) str(List) str(Match) str(Category) str(Value)
 //	sightings = uvarint(Seen) uvarint(FalsePositive) uvarint(Expiration)
 //	            time(First) time(Last) time(Expires) uvarint(count) str(source)*
 //	decay     = str(Model) float64(Score, 8 bytes little-endian IEEE 754) byte(Decayed: 0 or 1)
@@ -34,6 +36,7 @@ import (
 // (Version 2 added what the verdict policy reads: the creator's UUID, publication and
 // analysis, the attribute's UUID, own tags, warninglist hits, sightings and decay scores.
 // Version 3 added a hit's Value: which half of a composite attribute MISP found listed.
+// Version 4 added the attribute's comment and object, and a hit's Source.
 // TestCodecCoversEveryField fails when a field is added to the intel types and not here.)
 //
 // Its version is that of the envelope around it (see seal.go): a change here is a new
@@ -95,6 +98,15 @@ func appendEvidence(b []byte, a *intel.Attribute) []byte {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(d.Score))
 		b = appendBool(b, d.Decayed)
 	}
+	b = appendString(b, a.Comment)
+	b = appendString(b, a.Object.Name)
+	b = appendString(b, a.Object.Relation)
+	b = binary.AppendUvarint(b, uint64(len(a.Object.Members)))
+	for _, m := range a.Object.Members {
+		b = appendString(b, m.Type)
+		b = appendString(b, m.Relation)
+		b = appendString(b, m.Value)
+	}
 	return b
 }
 
@@ -103,6 +115,7 @@ func appendEvidence(b []byte, a *intel.Attribute) []byte {
 func appendHits(b []byte, hits []intel.WarninglistHit) []byte {
 	b = binary.AppendUvarint(b, uint64(len(hits)))
 	for _, h := range hits {
+		b = binary.AppendUvarint(b, uint64(max(h.Source, 0))) //nolint:gosec // not negative
 		b = appendString(b, h.List)
 		b = appendString(b, h.Match)
 		b = appendString(b, h.Category)
@@ -145,8 +158,8 @@ func appendTime(b []byte, t time.Time) []byte {
 // reused afterwards.
 func decodeEvents(b []byte) ([]intel.Event, error) {
 	d := decoder{b: b}
-	// Every event takes at least 11 bytes, every attribute 18, every hit 4, every decay score
-	// 10 and every string 1: a count larger than what is left could not be honest, and is
+	// Every event takes at least 11 bytes, every attribute 22, every hit 5, every decay score
+	// 10, every object member 3 and every string 1: a count larger than what is left could not be honest, and is
 	// refused before anything is allocated.
 	n := d.count(11)
 	var events []intel.Event
@@ -165,7 +178,7 @@ func decodeEvents(b []byte) ([]intel.Event, error) {
 		e.Published = d.bool()
 		e.Analysis = intel.Analysis(d.int())
 		e.Tags = d.strings()
-		if n := d.count(18); n > 0 {
+		if n := d.count(22); n > 0 {
 			e.Attributes = make([]intel.Attribute, n)
 			for j := range e.Attributes {
 				a := &e.Attributes[j]
@@ -210,6 +223,16 @@ func (d *decoder) evidence(a *intel.Attribute) {
 			sc.Decayed = d.bool()
 		}
 	}
+	a.Comment = d.string()
+	a.Object.Name = d.string()
+	a.Object.Relation = d.string()
+	if n := d.count(3); n > 0 {
+		a.Object.Members = make([]intel.ObjectMember, n)
+		for i := range a.Object.Members {
+			m := &a.Object.Members[i]
+			m.Type, m.Relation, m.Value = d.string(), d.string(), d.string()
+		}
+	}
 }
 
 // decodeHits reads what appendHits wrote, and nothing else.
@@ -227,13 +250,14 @@ func decodeHits(b []byte) ([]intel.WarninglistHit, error) {
 
 // hits reads what appendHits wrote.
 func (d *decoder) hits() []intel.WarninglistHit {
-	n := d.count(4) // a hit takes at least 4 bytes
+	n := d.count(5) // a hit takes at least 5 bytes
 	if n == 0 {
 		return nil
 	}
 	hits := make([]intel.WarninglistHit, n)
 	for i := range hits {
 		h := &hits[i]
+		h.Source = intel.ListSource(d.smallCount())
 		h.List, h.Match, h.Category, h.Value = d.string(), d.string(), d.string(), d.string()
 	}
 	return hits

@@ -35,11 +35,11 @@ import (
 
 // entryVersion is the first byte of every value and part of every key: changing the encoding
 // means bumping it, and relays of different versions then never read each other's entries.
-const entryVersion = 3
+const entryVersion = 4
 
 // keyPrefix starts every key the relay writes, so that operators can tell them apart in a
 // shared Redis (and count or delete them with SCAN misp-relay:*).
-const keyPrefix = "misp-relay:v3:" // v and entryVersion
+const keyPrefix = "misp-relay:v4:" // v and entryVersion
 
 const (
 	nonceSize = 12
@@ -51,9 +51,9 @@ const (
 var errUnsealed = errors.New("cache: shared cache entry does not open")
 
 // sharedKey is the Redis key of one lookup of kind ("search", "warninglist") by the tenant
-// (base, apiKey): misp-relay:v3:<kind>:<SHA-256, hex>. Every field is length-prefixed, so that
+// (base, apiKey): misp-relay:v4:<kind>:<SHA-256, hex>. Every field is length-prefixed, so that
 // no two different lookups hash the same input; the kind is also in clear, so that operators
-// can count entries by kind (SCAN misp-relay:v3:search:*).
+// can count entries by kind (SCAN misp-relay:v4:search:*).
 func sharedKey(base, apiKey, kind string, parts ...string) string {
 	h := sha256.New()
 	field := func(s string) {

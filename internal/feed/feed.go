@@ -193,24 +193,51 @@ func parseEvent(b []byte, path, key string) (event, error) {
 	}
 
 	ev := event{meta: w.Intel()}
-	add := func(as []mispjson.Attribute) {
+	// add appends the attributes of as that restSearch would return: it leaves deleted
+	// attributes out by default; feeds normally omit them, but a feed exported with them must
+	// not resurrect them.
+	add := func(as []mispjson.Attribute, object *intel.Object) {
 		for i := range as {
 			a := &as[i]
-			// restSearch leaves deleted attributes out by default; feeds normally omit them,
-			// but a feed exported with them must not resurrect them.
 			if a.Deleted.Value() || a.Value.Text() == "" {
 				continue
 			}
-			ev.attrs = append(ev.attrs, a.Intel())
+			ia := a.Intel()
+			if object != nil {
+				ia.Object.Name, ia.Object.Members = object.Name, object.Members
+			}
+			ev.attrs = append(ev.attrs, ia)
 		}
 	}
-	add(w.Attribute)
-	for _, o := range w.Object {
+	add(w.Attribute, nil)
+	for i := range w.Object {
+		o := &w.Object[i]
 		if !o.Deleted.Value() {
-			add(o.Attribute)
+			add(o.Attribute, objectOf(o))
 		}
 	}
 	return ev, nil
+}
+
+// objectOf is what the relay keeps of a feed object: its name and its attributes (the first
+// intel.MaxObjectMembers), shared by all of them, so that a sighting can relate a file's name
+// to its hashes or a URL to its host. MISP's attributes search cannot tell this: only a feed,
+// which holds whole events, gives it.
+func objectOf(o *mispjson.Object) *intel.Object {
+	obj := &intel.Object{Name: strings.TrimSpace(o.Name.Text())}
+	for i := range o.Attribute {
+		a := &o.Attribute[i]
+		if a.Deleted.Value() || a.Value.Text() == "" {
+			continue
+		}
+		if len(obj.Members) == intel.MaxObjectMembers {
+			break
+		}
+		obj.Members = append(obj.Members, intel.ObjectMember{
+			Type: a.Type.Text(), Relation: strings.TrimSpace(a.ObjectRelation.Text()), Value: a.Value.Text(),
+		})
+	}
+	return obj
 }
 
 // fileError names the file in a load error while keeping the cause for errors.Is
@@ -232,14 +259,12 @@ func decodeError(path string, err error) error {
 }
 
 // valueKeys returns the match keys an attribute is found under. MISP stores a composite value
-// ("a|b" for a type containing '|', such as domain|ip or filename|sha256) split on the first
-// '|' into value1 and value2 and matches a search against either; every other value is only
-// value1, even when it contains a '|'.
+// ("a|b" of a type such as domain|ip, filename|sha256 or malware-sample: intel.Composite)
+// split on the first '|' into value1 and value2 and matches a search against either; every
+// other value is only value1, even when it contains a '|'.
 func valueKeys(typ, value string) []string {
-	if composite(typ) {
-		if v1, v2, ok := strings.Cut(value, "|"); ok {
-			return nonEmpty(matchKey(v1), matchKey(v2))
-		}
+	if v1, v2, ok := intel.Halves(typ, value); ok {
+		return nonEmpty(matchKey(v1), matchKey(v2))
 	}
 	return nonEmpty(matchKey(value))
 }

@@ -28,6 +28,7 @@ const (
 	evCobalt   = "473ef501-ffb0-4455-b006-b22fc85966a2" // threat level 2, 2024-03-02
 	evHarvest  = "2d109a65-d18a-421c-b6ff-7f06b4a1ee7d" // threat level 3, 2023-11-20
 	evScanning = "8106141a-c75c-4628-8b96-77b5a60640cd" // threat level 4, 2023-08-09, no tags
+	evLoader   = "55ea9e0c-8f26-4c8e-9ec5-cf25fb94fef9" // threat level 3, 2024-02-20, OSINT-style
 
 	md5Scan     = "512b717ec0e848ba311281fb4ab6d48d"
 	sha1Trojan  = "e17c44c90e3d5241deb09c910d45fb10f5058a30"
@@ -84,7 +85,7 @@ func hits(evs []intel.Event) []hit {
 
 func TestLoadSample(t *testing.T) {
 	s := loadSample(t)
-	if got, want := s.Len(), 4; got != want {
+	if got, want := s.Len(), 5; got != want {
 		t.Errorf("Len() = %d, want %d", got, want)
 	}
 	if got := s.Dir(); got != sampleFeed {
@@ -213,7 +214,10 @@ func TestSearch(t *testing.T) {
 	}, {
 		name: "port half matches too, as in MISP",
 		q:    intel.Query{Value: "8443"},
-		want: []hit{{evCobalt, 2, []string{"ip-dst|port=203.0.113.45|8443"}}},
+		want: []hit{
+			{evCobalt, 2, []string{"ip-dst|port=203.0.113.45|8443"}},
+			{evLoader, 3, []string{"hostname|port=update-check.example.net|8443", "port=8443"}},
+		},
 	}, {
 		name: "whole composite value matches nothing",
 		q:    intel.Query{Value: "203.0.113.45|8443"},
@@ -305,6 +309,7 @@ func TestSearchFullEvent(t *testing.T) {
 			Timestamp: time.Date(2024, 5, 14, 15, 20, 0, 0, time.UTC),
 			FirstSeen: time.Date(2024, 5, 13, 0, 0, 0, 0, time.UTC),
 			LastSeen:  time.Date(2024, 5, 15, 0, 0, 0, 0, time.UTC),
+			Comment:   "Trojan C2",
 		}},
 	}, {
 		UUID:        evHarvest,
@@ -324,6 +329,7 @@ func TestSearchFullEvent(t *testing.T) {
 			Value:     "198.51.100.23",
 			ToIDS:     true,
 			Timestamp: time.Date(2023, 11, 21, 8, 5, 10, 0, time.UTC),
+			Comment:   "Kit hosting, shared with earlier campaigns",
 		}},
 	}}
 	if diff := cmp.Diff(want, evs); diff != "" {
@@ -452,8 +458,9 @@ func TestSampleCoverage(t *testing.T) {
 		}
 	}
 	for _, typ := range []string{
-		"ip-src", "ip-dst", "ip-dst|port", "domain", "domain|ip", "hostname", "url",
-		"md5", "sha1", "sha256", "sha512", "email-src", "filename", "filename|sha256",
+		"ip-src", "ip-dst", "ip-dst|port", "domain", "domain|ip", "hostname", "hostname|port", "url",
+		"md5", "sha1", "sha256", "sha512", "email-src", "filename", "filename|sha256", "filename|md5",
+		"malware-sample", "link",
 	} {
 		if !attrTypes[typ] {
 			t.Errorf("sample feed has no %s attribute", typ)
@@ -675,7 +682,9 @@ func TestLoadFieldForms(t *testing.T) {
 		value: "192.0.2.3", // deleted attribute
 	}, {
 		value: "192.0.2.4",
-		want:  []intel.Event{evA(intel.Attribute{Type: "ip-dst", Value: "192.0.2.4", ToIDS: true})},
+		want: []intel.Event{evA(intel.Attribute{Type: "ip-dst", Value: "192.0.2.4", ToIDS: true, Object: intel.Object{
+			Name: "ip-port", Relation: "ip", Members: []intel.ObjectMember{{Type: "ip-dst", Relation: "ip", Value: "192.0.2.4"}},
+		}})},
 	}, {
 		value: "192.0.2.5", // attribute of a deleted object
 	}, {
@@ -774,7 +783,7 @@ func TestCIRCLFixtures(t *testing.T) {
 		},
 		Attributes: []intel.Attribute{{
 			Type: "md5", Category: "Payload delivery", Value: "0749bae92ca336a02c83d126e04ec628",
-			ToIDS: true, Timestamp: time.Unix(1472480395, 0).UTC(),
+			ToIDS: true, Timestamp: time.Unix(1472480395, 0).UTC(), Comment: "Imported via the Freetext Import Tool",
 		}},
 	}}
 	if diff := cmp.Diff(want, got, ignoreEvidence); diff != "" {

@@ -69,11 +69,13 @@ const (
 	flagFirstSeen
 	flagLastSeen
 	flagTags
-	flagExtra // warnings, sightings or decay scores, as JSON (rare in feeds)
+	flagExtra // a comment, an object, warnings, sightings or decay scores, as JSON
 )
 
-// extra is what a record keeps of the rarely present parts of an attribute.
+// extra is what a record keeps of the parts of an attribute that many attributes lack.
 type extra struct {
+	Comment   string                 `json:"c,omitempty"`
+	Object    *intel.Object          `json:"o,omitempty"`
 	Warnings  []intel.WarninglistHit `json:"w,omitempty"`
 	Sightings *intel.Sightings       `json:"s,omitempty"`
 	Decay     []intel.DecayScore     `json:"d,omitempty"`
@@ -147,11 +149,14 @@ func appendRecord(buf []byte, in *interner, a *intel.Attribute) ([]byte, error) 
 	if len(a.Tags) > 0 {
 		flags |= flagTags
 	}
-	x := extra{Warnings: a.Warnings, Decay: a.Decay}
+	x := extra{Comment: a.Comment, Warnings: a.Warnings, Decay: a.Decay}
+	if a.Object.Name != "" || a.Object.Relation != "" || a.Object.Members != nil {
+		x.Object = &a.Object
+	}
 	if !isZeroSightings(&a.Sightings) {
 		x.Sightings = &a.Sightings
 	}
-	if x.Warnings != nil || x.Decay != nil || x.Sightings != nil {
+	if x.Comment != "" || x.Object != nil || x.Warnings != nil || x.Decay != nil || x.Sightings != nil {
 		flags |= flagExtra
 	}
 	body = append(body, flags)
@@ -336,7 +341,10 @@ func decode(b []byte, names []string) (intel.Attribute, bool) {
 		if err := json.Unmarshal(r.bytes(r.uvarint()), &x); err != nil {
 			return a, false
 		}
-		a.Warnings, a.Decay = x.Warnings, x.Decay
+		a.Comment, a.Warnings, a.Decay = x.Comment, x.Warnings, x.Decay
+		if x.Object != nil {
+			a.Object = *x.Object
+		}
 		if x.Sightings != nil {
 			a.Sightings = *x.Sightings
 		}

@@ -742,9 +742,12 @@ type IndicatorList struct {
 	Docs  []Indicator `json:"docs"`
 }
 
-// Judgement One per (observable, MISP event), from the event's decisive matched attribute under the
-// relay's policy (warninglists, tags, sightings, decay, threat level, IDS flag, trusted
-// organisations); `reason` says what decided it.
+// Judgement One per (observable, MISP event) whose matched attributes hold an indicator (not only
+// context: links, comments, a sample's file name), from the event's decisive matched
+// attribute under the relay's policy (warninglists, tags, sightings, decay, threat level,
+// IDS flag, trusted organisations); `reason` says what decided it, with the attribute's
+// comment. One more, with no event, for a value on a warninglist that no event judges
+// (`source` then says whose list: `MISP`, or `misp-relay warninglists` for the relay's own).
 type Judgement struct {
 	Confidence Confidence `json:"confidence"`
 
@@ -829,6 +832,33 @@ type ObservableTypeInput = string
 // Example: 198.51.100.7
 type ObservableValueInput = string
 
+// ObservedRelation CTIM's ObservedRelation: `source` is in relation `relation` with `related`, as `origin`
+// asserts. The relay writes `Resolved_To` (a domain or host name and its address),
+// `File_Name_Of` (a file name and a hash of the file) and `Related_To` (any other pair of
+// one MISP object's attributes); `relation_info` names the MISP attribute type or object
+// the relation comes from.
+type ObservedRelation struct {
+	// Origin Who asserts the relation (`MISP`).
+	Origin    string `json:"origin"`
+	OriginUri *URI   `json:"origin_uri,omitempty"`
+
+	// Related A CTIM observable. The type vocabulary is CTIM 1.1.13's closed list plus `sha512`,
+	// which this relay supports although CTIM 1.1.x does not list it.
+	Related Observable `json:"related"`
+
+	// Relation CTIM's open ObservableRelationType vocabulary (`Resolved_To`, `File_Name_Of`, `Related_To`, ...).
+	//
+	// Example: Resolved_To
+	Relation string `json:"relation"`
+
+	// RelationInfo Free-form details; the relay writes `misp_type` or `misp_object`.
+	RelationInfo *map[string]interface{} `json:"relation_info,omitempty"`
+
+	// Source A CTIM observable. The type vocabulary is CTIM 1.1.13's closed list plus `sha512`,
+	// which this relay supports although CTIM 1.1.x does not list it.
+	Source Observable `json:"source"`
+}
+
 // ObservedTime defines model for ObservedTime.
 type ObservedTime struct {
 	EndTime   *time.Time `json:"end_time,omitempty"`
@@ -910,8 +940,11 @@ type SchemaVersion = string
 // Severity defines model for Severity.
 type Severity string
 
-// Sighting One per (observable, MISP event), dated from the matched attributes, and one per
-// matched attribute MISP holds sightings of, with their count, dates and sources.
+// Sighting One per (observable, MISP event), dated from the matched attributes, its description
+// giving their category and their authors' comments, its `relations` what MISP links to
+// the observable (the other half of a composite attribute, the other attributes of its
+// object); and one per matched attribute MISP holds sightings of, with their count, dates
+// and sources.
 type Sighting struct {
 	Confidence  Confidence `json:"confidence"`
 	Count       int        `json:"count"`
@@ -926,6 +959,9 @@ type Sighting struct {
 	Internal     *bool         `json:"internal,omitempty"`
 	Observables  *[]Observable `json:"observables,omitempty"`
 	ObservedTime ObservedTime  `json:"observed_time"`
+
+	// Relations How MISP links other observables to this one; at most 10.
+	Relations *[]ObservedRelation `json:"relations,omitempty"`
 
 	// SchemaVersion Example: 1.1.5
 	SchemaVersion    SchemaVersion `json:"schema_version"`
@@ -1001,7 +1037,9 @@ type ValidTime struct {
 }
 
 // Verdict The relay's conclusion for one observable: its most severe judgement, or Common when the
-// value is on a warninglist, whatever event mentions it.
+// value is on a warninglist, whatever event mentions it (and even when no event does). An
+// observable that MISP's events mention only as context (a report's link, a sample's file
+// name) and no list names gets no verdict.
 type Verdict struct {
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition      `json:"disposition"`
@@ -2237,138 +2275,147 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17c9s4sij+Vbr426rIM9TDjp2zq/xxypN4Trwnk6RsZzK/M8oVYRKSsKYAHgC0os36u9/qBsCHRNly",
-	"ktnZ2bpVqVgi8Wz0uxutz1GqloWSXFoTjT9HBdNsyS3X9O0VZ7ldvFjw9Aa/ZtykWhRWKBmNo7N0oXgG",
-	"1yy9AWYgyZhlyXNYCbtQpQVhwS44MGlWXIMwwCBZ0HiQ4oAwYyLnWQJca6UHURwJHHXBWcZ1FEeSLXk0",
-	"9kvouzXEkUkXfMlwMfwTWxY5NmG5uOVRHNl1gV+N1ULOo7u7uzjS/H9LbuwPKhOcdvT22nB9y65z9zVV",
-	"0nJp8SMrilykDDc3/JvBHX5uzPYnzWfROPr/hjW4hu6tGdZjvhbG1hMLzbNobHXJ3RNTKGncvD9xu1DZ",
-	"G2VP81yteLbHWqr9YsuMR+Pj0UkcLbkxbI7bvlpwWNKwCGypLDA3NsyUpqPwwOAZvL94PYju4j339+rq",
-	"6t0ZHpLbWhsLPmgl52FinInBjVQrCQWzC+jxW67XwGVWKCEtrix59/byKoHr0kIyXDGbLjI1T2JYLUS6",
-	"oAb/dXaVAJMZJK/OTl8mB7TUN8r+qEr5hZA63oRUCxawYg5iM5wBlCRw4aFyPYDzGaxVCVxarnlGr7DP",
-	"ksmS5fkaipwzwz1Sr1WpwRQ8z4Wc0yasXgObMyG/FcTfyyaAcTn4yYCagV0IA5lKyyWXFpjmtFol8zUo",
-	"yQ1CsloD4eELJWci4zIlaHFZLqPxr9G5nKkojl6rVRRHP/FMlMsojl6J+SLCg5A8isMqoo9bdBdHL4Up",
-	"lBFuvZts4xBe5JzJGI7gJ5aLVKjSxPAULktThG/H8EItl0rGcAJ+ImQQfn2H8VH8ND6OT+q5hbR8Tmzj",
-	"Ux9b9W+ZRgZicDuN5dDUUWuF1SLaj+vltJ+7hbWfVbBo7/0NW7bAGiZvztiaphr7PuCeSS3SxUtmCYtY",
-	"ltFcLH+nVcG1JT43Y7nhm3hzJq2wa8iFsSYGztIFFJobxBTCkNWCS5BK9vmysOsBJMOM5+Kaa2b5UNV8",
-	"MwHNbamlcd2SW64zkVqT4BEVjVV8joTMkDiVNg9h/Hlo6VhoHP2tzOZ8GcTSfV3/GlqGrprnxBDMQhQP",
-	"9r5oNA4DGDFfWCHnD3a+9A1DxwCKh/r97Np5cVEdsrr+G09tfcgX3JS5ffCY2zDPPGbcN38Dh+7iiATw",
-	"g2s+c626l4vvHomObyWH69IIyY3xOgAkOHJCykK+YmsDyYxZlndglmPse6z4BTa8a7D/TX50CkgCyAKB",
-	"SWCS5WtjQWnA6RAjIcXnKVLJAN6gQIOFyjMDDAxPNbeDqINM3YOa+GkjHQTd0hV+dW9jt7160R93wfyF",
-	"yjq29B0krLQLpcXfCbcdeJMxSYO/frgCrxCctho5zQuBvyKZ3vOzg7FMWwNJu7lT38aQHAwm8jtIhLxl",
-	"uciA6TmJHz/dtcrWvi1QA9d7a/Bz3/2vl2/fQMHWuWIZaJ5yccuzASQHMa6aSSi9+GMpDuTmLrheCmNw",
-	"4IxLwbNkDD+dX77DLqXOTcrkQCjQfFYaL8Jv+Bp6x6PD4fHoqd9BpQF093aaLM/geHQMPSfuT9+dT99f",
-	"vPYDWKVQLVgH7cLsWAazvJ+LpbB+LciwcDVHf6lgabmWLK8OrmMUD9PeyWjkeyGHFimHUrJbJnJk1t1d",
-	"SUlYyRisWPIMUFtXugWdVEnJU3dSJ6Oj4cno6fBkdHzwHJRuLFkYJOE19JKfTn+Znr+Z/vj6/L9eXSVx",
-	"aGa5ZNI+MdBuMH13djG9Ontz+uYqoM81ywLYkvGuQzPldTjn3nG17y6rYtxULiubJGlaE4nr7fEpGQOT",
-	"a7tAtY3nhkOPSX/kYBfMBqV6hZ8JpobLzMTA4Or1JU1bao4rqhWVqIMKyc5pU0oUR1sIHMVRhY5RHG1h",
-	"Fg3TRJIojjrOP4qjBmCjOOqAVRRH5X36RiUdhOXL/cQEMVwhz12Hw2pUpjVb06Cf3NrPX5pt9nWecWnF",
-	"THDtlVoORpU6RaxLlc7Mc6foOhyci1tuqBGdCr/l0sL79+cvY3zoVHlmrRbXpeX0gmzNsJcl+/Say7ld",
-	"ROOj0fGfad3hweFOvr69kws+4zoo0o8Qg6dAlhFimdreKvReXJ3/BFuTHGxLxNawrX2djEajjp1wP+hU",
-	"kFG19X7BzIK3D/5BaLjFT6XXfB8L3FLnD+HX+4vzLaHZnLVTVG6C7xHovNm1a9c/cp5dWmZL88jD/7Dg",
-	"moOSHIryOhepQ+EZ5xnKRZmZAXxYrIG5R0iuBvmQkDUPfmIgV/NtdCA66CCuM3rujNsMuy2FFEtkV6Mt",
-	"awoP9EYUBc92juPpE9f3xCCLEjNuLHFKNwX0Sqk5y5AbkVaF+hODlBUHe8xOB7s9+VU9JR46MONZtSF2",
-	"AMIijBLXnbTH2ltUgzgVOs27dDdjme2YNUGdRMh5AqW0IncbF9pYwBeA4gB6uVI3ZRHWAzOtltTQnQe1",
-	"xNNF+a0P4olM3JMEFGqg2DJnYUQnlDU3CzBlmnKe8SxGnVjktAyy2ISFTGQE8V7oPpFzpTJAUyAGMUPJ",
-	"FiPiGCvy3B/Mhqjye4viyC0oiiM/T6dUKIuM2S68+BB4Lk4ecIC2lC6YnPPsObBrMjqv+Uxp3oCiAxGe",
-	"1kzpJbPROMJJ+qildB3TLcvLDt4XnVbc3rUAITP+6WFs7+QqUUCHOJBUNXEXq6k9N4/jBD+gmqxmwJx2",
-	"WTZ8PAeIB8ejE+itGr62A49hu00jf7Lo/Doe7esrwfVXrja3nS1f5ce2OXW/QbOHJeOUsq8ydh/RBUnf",
-	"dLOUTSZsoJf8eHb28jI5AOfIrPTZQOapkrhsuOZGZMh4DHWPQciJVDrjOiYv4Io4PTldHGevyGC14A12",
-	"DgtyRUo+gFPHpTxhgtIT6SkSMsW9w5J5PtTU68bQxYRWXol15O2Ify8R2JBuePDsU1DrnnXI/0oKBr6i",
-	"bh42en2vLtz4et/E+csum5/UKpE9b0B+pYXlBqxm0gg8GUEIUH0fT8rR6GmKE9An3ncPylJk7kHiRNqm",
-	"0lMwa7nGef9Prx5t8P0/FtYW5j/Hw+Hg+2FqBRv+yvp///hrH///vvWl/+uo/xfWn/U/fn767O7gT13s",
-	"sHKhfYEjpuC6qT73+FJYyzMnlPBliF4cdPGbpg/5vmNqeJs3vdqPVFj31tvQwGh21S0V8FGaHw0ksof6",
-	"nb/EdoVWWZlyvbGzw9HR8YNasBtpesu18bC51wdJf3/2jbE7siph1w92DO2wz0JpO919Ig6Rt1da6Wf7",
-	"tp2WWuyl4seRZfO2nr4FxwfNEdQcjGXLghj/XkqFFTbne86WFw9t5er1uy5nYOUX79StyDswpQU+5EfG",
-	"llfYcJOliixsbgufWhM0MLWL/bbd8o8TtKkqXYyu0rkOu3T8TKX7m2PVeh7wMGwpISW5WWiurn1WMYQv",
-	"5J29Oj4SNxjpQbxhADwxkPFUGDRSluie4lnDOVHKjLxNfCKDbVeoXKRr6K2YlkLOffAGSSOGKkwR46Bs",
-	"jQ4PzZmFnN/yPIbzl5cwy9k8BqtLY3mGGsmcSWFcxOPgOSSaM6NkAga97aQi4PrQRBHW6QjfiNm3Q4L3",
-	"dWxGD9s9K7/Cnt0pAPcHExw1Iu2fduAEjlCB6y/ZJ09wKEfvN7EdAuzH8FzbR7Dw30OS7RZJD4ndRwuo",
-	"L5AuXywyqnjo7yMyGmjZJuYOAm0gY9xkGI0D3ZBB/tDu5cz/IhKoWs83lkBvW3T/KAcy2TL1AQ0AbVmc",
-	"AG5Vyq7LnGkK1VC7w8Hh4PDpEwNprgyal8JYKPLSQGIW7OTwKIkn0uXiNJzspiwKpS3GZTGSMl/Ug32q",
-	"rVEaq1tubKIzWxZThG5puZ7OS8K9FJvPUL5zfLes8an5RhhTcr3x0HAtWI4PhUnVdCmy6nOZTulbxjE4",
-	"gh/UkglcIV8ykYe/U++hEFn1xJTudOJoJnIe1kKf0S8TxdFCGesfiyUX9MfQn4L+u31G9mA6ZVmmuTH4",
-	"LTvB/810ydKFkNwtblla/imKIzmfrdwT+uTHVpk0U0FREbve/D7N2TXHbSh9LSzLp1JlftTiRtSQKbRK",
-	"uTFhTM3nwli9nt7wdfPr5mu/U3M4ZXMurRvYDTqV5fKajsIs2KH7c3TyzH04OTzCD6t06gDvOlrNZTZd",
-	"ilQr9wA9/nFUGq79HzfNLiZXbnL249Ffnj3A2bsj7G6w+ynxXBblYzXCU9kgRWAGfnl54UKFSBnwg7IL",
-	"mAlO+QOa1/k24JZroLdaCMtNwVLepwQbWqmZyIIZ0wyhM5nREN5FDzmzXB88B6lA2QXXFOKmVApy2w3g",
-	"al34SJkj6kC3E+nJm4YTc6k0z+4j4v20EpzOQbB5dvv1/Rmb+85ffn5BZGzo7NV7A1aRrwzKYgCnEtxJ",
-	"ODbmYT2AUwtLZSwcjkYjuF5DxmeszL23PejpGN5++8Pl2cXPpz+8Prs8GOzrXdvEtraLrekIqazaLhAj",
-	"ksr121k0/vUBXckdNc/ao0R38ZYn9+ODooakjJM3DqUQmAbKgrAs2TFXQsmIzzEq4TB1InEc6NWkgrHu",
-	"MSTIEJIYkgYLTWIYDAYHhNhpyguLFpTM2mhbR3uIETc126MHFEH0is9Vf4v5dOJmpxe5Bs8T44j3OZhS",
-	"a3Spo/O2pm/chNViueRZiIaUhrfDVYd/+fPg5HBwOBoN/iOKH8n6wrK50/gepz1x6fWzvbVbyuV5VJ9t",
-	"R3AYoIuyyaL6qjjBXiRZGW6vhbzpcit9vVO6PcVjFb5cyBuXa10lrMXAB/MBsJCawnS6qBK/G7rhtkHP",
-	"LJ8rLR4b6d/0Fd6Phs76rbFa81l/KUzRdyvti6K/iej3D1i76fbKKKhwEa27+EFvZadlRDO2Nx70lwYQ",
-	"u/G2zjF95GEjflCmoff1QC8JH/tqllBskEFlHEIv4Tl9cm+topBU5W/cPv99/RLNpNppUAQ2BGvBZcPk",
-	"aGXp+OBKa/Eux7+x3kH0m/vGH++wpuH3gdAXOLj1nNv9J9i0oZpHEn3cD4l3mPfbp9vaf2utD2H4v4ih",
-	"3iK6b2urX1AwLDtNA/d7FPcOoTSfwUoGwpJh9H+GsVrH1muW/RyS/y25XvfpapZJIFVL7m5dYY7L0A2X",
-	"Da0W8znXye/M4j1uEnNnWdYPBB/F9TMCTN85jejmlk/37ON/naZfEwKPxK0akrvYluQhjWm3xuqMsMEj",
-	"lcmWP3f6bezXzf10TNGFs/sJzP0FXwOpNo7nHor5Z+huTdL8TXS3tlBpqTXoDzuJWhH/yWT1/WQyaPzp",
-	"DN5fNlzdX3INK45eaGFF2nnHII7CRZVvHt6iLLA6yLUV0zIu/UW5gSZyq4Ebzl2oqAJaoGYxJW3joEID",
-	"cWQ3maHxnGwy3zJCtS2DOuMl/9ZZCyGlvCEerpWia2stVra/FG4HqTaJUXnrdK/IRcuU/X9pEl8Thfpn",
-	"5DhUgv/rNNM2imzEkxzNdgmc1s28318ZDcv5xoroLmfeA34psN4TLMym305Ix5B7lKrIlphwSpTCcvei",
-	"YtzOaWdioO0aMu+ETPMy49nB2F1jKtB5h2EQvI8jir7RqXvSz4z1n4xO/4GbqF9UX12k5h+iSGg49xVf",
-	"hLhLMm4+rZs3mzQ+u4FprFLnydj9ifGPwD/oV3Gvl9kJPsC4hv97dPIsiasYmbvbhjcknBGLQSGawaUE",
-	"4gufEoj3iDL0YOYrpnnfkKqQkJpPsxzQfBRwSsbhQ+w/BIC5Lx5mzhTrVy1XCyVM3wdsmAxvaNwqcJWM",
-	"3ZcAkt0LjrcW28oTb0a2qkhaIw7mHCIuyrUzLBQib9Xyoo9dfljKTm4gMmUon7+7PYY6nnb+7vZZ46tb",
-	"EvjF4LrC5/cXr1GNenlCxxbF0eWr0/5h88vRybPm15PDo/CV1tuYBdcNYd0dWdQVXZ6/i+Lmt9tnze8v",
-	"A/yqJ69qQFbP3MKrrz+9PGl+vXx1erjx3QG7+cRBvXpy5sFfPfhR5JySZTC1G/l5y8uQRXHEfKRvrjnH",
-	"FZMTu1PVvHJ26IW/craT91pd8riDTW1Yu94ySxfK8HDp08WrhTWQuAd9kSUDeBuiXi60FspfNKMDW9pi",
-	"1b+tyHear19s+H1F3KzLfPzqEFq96fhLzcnqlP85SfvbeeV0IcYRo7t6+TunmaM2toej+QGkqbNzHn2R",
-	"TAKT4FICnDn1HBjQpVI5h2sqbCIMqILLASRHJ0cn/dFhf3R4NRqN6d//JLDkTBqQdMWdfyqEdh6P3yUs",
-	"tAVgXzPhkYC5asRoU4XqCV2yRfGrZFMnGhM/oUAv6Tu8dqrTbWZXm6O6rTGRRBsEUgkMGvmZMeVROiBS",
-	"Nj2OgdJrR2rM75oaWW1y+lsnKG7aB75Wxm+Wzua5WTtXrZXG1pjl426E+xexIAL6f1sDwtvDX8TGb7s9",
-	"YKPBaNMDljnXV/WnR9dZTvv/w/p/H/Q/fn/wn73J5PvNZ396MFwcVtC1sw/+8v9XSahtZ85XygnyO6Ql",
-	"+hPIIeGmu+ZMc43lNepvPwY2+dcPV9EmV3t1iboqVvIwYi555nxll2cvLs6upv999v9DL1TQSD5Pohu+",
-	"nkTjSeRUfbLiTt+do6JET/gkiifBBT9tN1aFg1hoeJfgnVUXosC4xQUthGzyealdXpJVNyhjTivho7Sv",
-	"KEJvQIR7aWHdeMkQjkYj1NQmksnu6iXA5S3PVcFjyjU8Hh06ZkpAJ08Vwa1GmoW1haufJdCR6uuGMSdC",
-	"HLuMyGeJup4zg928xpsxbggzHg7nwi7K60GqlsO6deNjdNeRKoPZhwSkIVzimfNf4Mrl51+ECJCbFYUR",
-	"nsqAWqcszylLy/CqbholKnEq2jORDTcc9DwXNXEtrto3A+oSTDG0CiOBkJTOcxDj4HNuJzKnYLMPLVnl",
-	"bzJSETMFupSboSsDPc1d4lg1pQtIE1VBiPCAVRPpBjNUTIcKqCnZKPOBt5En8kozaWjAVMnbIDa9CYDA",
-	"cQDDc9QsteRlONtVYY5wi7mCMliFJgb+KeWFpQJz0KgO0qtqzTWe4oIAGqXiIHnhys71r0KRIm9VuEww",
-	"nKJRuUhzlgEzNP0BwZCB1e7+Jo5scnQeNLOYesnQ3eIc0uDhmy+Q8t13yB8QJGmDKpw3vF1GyVk/gai+",
-	"+8570pGu3PualHAhPWQR7sUEs8cmRD/EA6hmEXEHvMU7icaDwSCehLu87vvdR+QJYNSSkycSJP9kEV8K",
-	"pq1gOU7hSkM69HbXSwx4/d2FDlwDQH6Oich+mY7Qq9iCU98Bl4LzAcOh58zyFVs7rFuq9AaWpa8/wD8V",
-	"PLV0o/owhuPRCBudfPoURhQG2eAY2BajwoErXvUI8Ey6Cr5MotiDyZ2D38bRaBTjPExCqAcTMGi7lNJW",
-	"Tzp24uTX3F0IXuFiCdhdZYA2ByCUeovZpY2KSq6g4PHoOOBr8745vjg5QD4BTLr8UjdchV40eXX/PXHb",
-	"Iezy4MGb6JvY47HbEbG/rpwyrQUFeiD5pe8dCf3zLPElqpzzDfkk108MqNVWO18YgeiM8gkZGCZdpY3e",
-	"IWLns2PIubUc2WIm5gK5ZtJH59cU/xskiAzJGFGbqgExkHzlqscgU8CRG+U3IBeSb9bZrPaBzwxbchDZ",
-	"oINjBa409OqMz4tpMChJd9Hb9bfG8APJO3CC+q8frrz/boxr44JOiEnoVhWaqatJrTcg5BQybq89uLBc",
-	"VVvn9N05Dn7D/bk6XQEm0WAwmEQxbGoR4c1dXb1rp8IQlne9ximQU/TSnIml3/d/8zWeyyvk7DEkL64u",
-	"pmdvrs6vzs8up6/Pfzqnp+8vXl++OH1DO4kh+dvqxkzRBYhfWJklz/3qA9cJ4t2BsGpOX/lwsOJ53ifS",
-	"GOK75GAAGzxYGHfjvs7fDJKAxFnlX9vyvY9bzvG407cdV+7pljd6Irfd0XHDcVy7fKFn+D05DbidkIFL",
-	"q5rIHUm1cchjdyzVgw/5bVbijujaYLgEggCrLN1cpFwa3tC4fjq/2lKvVMGli3sNlJ4PfSczxLZ1uCpq",
-	"6FtxbX14kwMt04JLVohoHD0djAZPnRWyIA17RylLfFWoriTx1xQQcfUauk6xGSpBruIzLguuoRkrR5dD",
-	"qTWXNl8fBP3WFarBXl572+jmhkU4Gn9/dNM1QX6FAbyX1dqqaMx1zuRNKHyCZ+g/0pgrVeYZijunndSX",
-	"B9xpuYqHQsnzLBpHLyuQNYsmN2sq74ydtsouD5vdNwshH41G36wOc6toZkfhXGRZqGhMovHnSVWrE7+h",
-	"JLq7S55Ds8ndXRJqorqycMKAK0W7yQboXLuUMCYrPWxDjxgMBh/vakUM4X8XR8ej490g9VAbVuVZqMPJ",
-	"wx22CriQGVoul0yvo3Hwc5iOdGHTQMVBFK7k/xo5UyT6iAN5NXU3Kf3MNRZzM6H6pK/LtmQ33FFBuuCs",
-	"AFbDlHvdBkU89Jy67qoxm+GcW++0INXhg1PyqVJKJjRPrUJFAqWGK82YxOBsFAPqpi6yRB3qaihA4/j6",
-	"L/jOTGRV+yUGlhsVrkhv1HFpGm3CV3OpOKMwYBjVr2wYEhPp5LlUQVJskZ6riBP9hrTSqrnzIK04TY80",
-	"XHUzie7ukiDPCaMrNEYYuSsOzFYFKhlgCcKgT+828H1mEdV7xEFClU7WVd/zIPbFrAJ9/Z4UROUkA3o7",
-	"e7mqEhnYvVe7kIfwdZOWQlSCaMmR3reXUbimJSuML2NEWVgI40bNF6vIHTBGu6rOJ3eGQGXcbyWDhTww",
-	"pOPK1UDN6E1cVzOoHQ/X3K64c6MvYz9DtyTsog2fBvRvIpPO8PR4XZkbWFFwpk1XSe7nlSSahXDOhrzC",
-	"coFckjE+kaEIFNJhHExsp9ETfWLRezeQy8P3voG6EoQj4E1pN5G7XA5/KGm3h8OM4NJGXdLGyFe3SxpS",
-	"qt5+9PtDKVwZabrP4/1tT4ynRypaBzORu58d8D9KQO8MHWPgkaTgjScyqf270/ck+7wh4/oMacChU1R9",
-	"H+pAn31To7QdVxllQydR0drElZOnDPgnllqfyImr8qbmguUzKmAn6xShcP+N7IeAjtQRUbmW8QcD+jyR",
-	"KZNSWbDshgNzfautJkOcHz2HB8jWTJkuPOjIG2TJcEU0xIl4htyP9DJswbNQXdXDj/A+fhzM6JHIxptV",
-	"v/6x+eABKD6fyLC3Ru6rQEL3Rz/nltQDtznHIL00dVAEStzyHF/Iiayo19ehIzWOzgXHMANo6klt7Sh3",
-	"N4w0p9KZsmY8E5k04EI+ScNtF0umZNM/CENu3iG8X+/xXCtuMtlfP9ZGQVPUClOL4H8z8wBzwIlBoWju",
-	"1DM8adW6hHH6DyI2egJ2s0p3c2U/ZUcYayDZSszx3rIdd0uSB4yaiey5dIdVTR/hp2g8M7rmdHnNcglW",
-	"HThyTJoXVtwc7y9eO4HhPDlmIr0p0ChlHi7kB7essx3MQq3IOFpSf+ewbOQ8KekCKB1XfTppkdr8Yaix",
-	"eS/kAXp0fNaFnugzf4BCJQdaGjddNFnpMBP5R6NJZ01uxOIqtAo4b1pY3yRDj0gbdOjRajcNXpTSYaab",
-	"kjIg0WPbTMMDJbcya1iWte+w1jHCiayChOH1AVShR6VdyX9rQsxQe/rCNjVl3UMIPlFtmwi+Cf5uJDt2",
-	"/fTXb0g97SS8x1jxPvpWm/I7W/rsukl0F28Tw0QS3/R6a+tHJp5QCNQoGaqV+7jPFiU24pg+7jWR18SF",
-	"/jj0eFE6pN+gyd0k18id6Sa1U+82aAZqDF8yhBv43vhrNN6R5LwrCEPvVXJyysk255wKVkubSn5uXAH+",
-	"jbC0nWPUgaXIzcKW/tlH6JNxUG5sM1gHdr806EnVykFpeiyFkgc7nTohkIdrnHO745cU3Vm3f6HEBzy7",
-	"D3rjbMkKEhYsz3OnfbjATtgJ+AJQwSMV+58zcc1wBBfD6YVfO2klIGwhTsiviuLWb0buqD5TNxk2f1MS",
-	"S8z8Zni3kQF2P3sMCU9N8NdJT87bed/vV9Yu0F7bL3kwkeHXZ3ydbjzQifwXQfTXaPMhVhRaXTvNgSK/",
-	"1yxnMuXaQG9fTG/P0s5q+/UjHrX34dPb7VvxiKPk5RDoJKDiaNBLMEwAupReTLlmNJCrtl1HEsfD4eHR",
-	"f2AwcHA4/oxmyh0leWrRMC20Jz8q4RSNoz+P/jyK7ksaTt69vbhKBoQ+n3e1w3WffriE12x5nTG45gtB",
-	"RvuPpXSaEuouvSTjRa7WQ8uXRc4sH6zZMt/cBcZDP898v/c6P8/uBjkN2y91PviM93yUvBsoOWArs7nB",
-	"Vsf2TsOrUue+Ht7mVpqrfWJAZNB7egSIQ7qfMsNDxoQzcyhpolng1liW3iDEsPLCmlwGqrRFaQfOhJhX",
-	"PwcZlsTL/gpTNg47l4MAdb2qXxnxC6TT+FjhYJdfvGXvbTjCw0/Suvw3wivngUMTzOuePqDr1GYfuvbG",
-	"6zYeXGyq4kq25t87Sw4aSXIb6XH1MoImsb0Ox7ziSmLhZvNA4B6G/rfGkNB/eXkRb1I7dgk/fGeas3o6",
-	"v/t4938HAA==",
+	"7L17c9s4sij+VVD8bVXkGephx87ZVf445Uk8J56TSVK2M5nfGeWKMAlJWFMADwBa0Wb93W91N8CHRNly",
+	"JrMzs3WrUrFIgng0+t2N5uco1ctCK6Gcjcafo4IbvhROGLx6JXjuFi8WIr2By0zY1MjCSa2icXSWLrTI",
+	"2DVPbxi3LMm448lztpJuoUvHpGNuIRhXdiUMk5ZxliywP5ZCh2zGZS6yhAljtBlEcSSh14XgmTBRHCm+",
+	"FNHYT6FPc4gjmy7EksNkxCe+LHJownN5K6I4cusCLq0zUs2ju7u7ODLif0th3Xc6kwJX9PbaCnPLr3O6",
+	"TLVyQjn4yYsilymHxQ3/bmGFnxuj/cWIWTSO/r9hDa4hPbXDus/X0rp6YGlEFo2dKQXdsYVWlsb9UbiF",
+	"zt5od5rneiWyPeZSrRdaZiIaH49O4mgprOVzWPbVQrAldgvAVtoxTn2zmTa4FR4YImPvL14Port4z/W9",
+	"urp6dwabREtrY8EHo9U8DAwjcXaj9EqxgrsF64lbYdZMqKzQUjmYWfLu7eVVwq5Lx5Lhirt0kel5ErPV",
+	"QqYLbPBfZ1cJ4ypjyauz05fJAU71jXbf61J9IaSONyHVggVbcYLYDEZgWiG4YFOFGbDzGVvrkgnlhBEZ",
+	"PoJ3llyVPM/XrMgFt8Ij9VqXhtlC5LlUc1yEM2vG51yqrwXx96oJYJgO/LJMz5hbSMsynZZLoRzjRuBs",
+	"tcrXTCthAZLVHBAPX2g1k5lQKUJLqHIZjX+JztVMR3H0Wq+iOPpRZLJcRnH0Ss4XEWyEAmLzs4g+btFd",
+	"HL2UttBW0nw32cYhe5ELrmJ2xH7kuUylLm3MnrLL0hbh6pi90MulVjE7YX4gYBB+fofxUfw0Po5P6rGl",
+	"cmKObONTH1r1b7kBBmJhOY3p4NBRa4bVJNq36+m079PE2vcqWLTX/oYvW2ANgzdHbA1T9X0fcM+Ukeni",
+	"JXeIRTzLcCyevzO6EMYhn5vx3IpNvDlTTro1y6V1NmaCpwtWGGEBUxBDVguhmNKqL5aFWw9YMsxELq+F",
+	"4U4Mdc03E2aEK42y9FpyK0wmU2cT2KKiMYvPkVQZEKc29iGMPw8tiYXG0d/LbC6WQSzd9+oPoWV41Ygc",
+	"GYJdyOLBty8ajUMHVs4XTqr5gy9f+obhxQCKh977idp5cVFtsr7+u0hdvckXwpa5e3Cb2zDPPGbcN34D",
+	"h+7iCAXwg3M+o1bd04Vnj0THt0qw69JKJaz1OgBLoOcElYV8xdeWJTPueN6BWcTY95jxC2h412D/m/zo",
+	"lAEJAAtkXDGueL62jmnDYDjASJbC/RSoZMDegEBjC51nlnFmRWqEG0QdZEo3auLHhXQQdEtX+IWexrS8",
+	"etIfd8H8hc46lvQNS3jpFtrIfyBuE3iTMUqDHz5cMa8QnLYakeYFwF+hTO/50Zl13DjLknZzUt/GLDkY",
+	"TNQ3LJHqlucyY9zMUfz44a51tvZtGTagt7c6P/ev/3D59g0r+DrXPGNGpELeimzAkoMYZs0VK7344yl0",
+	"RGMXwiyltdBxJpQUWTJmP55fvoNXSpPblKuB1MyIWWm9CL8Ra9Y7Hh0Oj0dP/QoqDaD7bdJkRcaOR8es",
+	"R+L+9N359P3Fa9+B0xrUgnXQLuyOaXAn+rlcSufnAgwLZnP0twqWThjF82rjOnrxMO2djEb+LeDQMhWs",
+	"VPyWyxyYdferqCSsVMycXIqMgbauTQs6qVZKpLRTJ6Oj4cno6fBkdHzwnGnTmLK0QMJr1kt+PP15ev5m",
+	"+v3r8/96dZXEoZkTiiv3xLJ2g+m7s4vp1dmb0zdXAX2ueRbAlox3bZotr8M+946rdXdZFeOmclnZJEnT",
+	"mkjobY9PyZhxtXYLUNtEbgXrceW3nLkFd0GpXsFvhKkVKrMx4+zq9SUOWxoBM6oVlaiDCtHOaVMKMLdN",
+	"BI7iqEJHYC+bmIXdNJEkiqOO/Y/iqAHYKI46YBXFUXmfvlFJB+nEcj8xgQxXqnN64bDqlRvD19jpJ5r7",
+	"+Uu7zb7OM6GcnElhvFIrmNWlSQHrUm0y+5wUXcLBubwVFhvhrohboRx7//78ZQw3SZXnzhl5XTqBD9DW",
+	"DGtZ8k+vhZq7RTQ+Gh3/Fecdbhzu5OvbK7kQM2GCIv0IMXjK0DICLNPbS2W9F1fnP7KtQQ62JWKr29a6",
+	"TkajUcdKhO90KtGo2nq+4HYh2hv/IDRo8lPlNd/HArc0+UP49f7ifEtoNkftFJWb4HsEOm9tb8eqvxci",
+	"u3TclfaRm/9hIYxgWglWlNe5TAmFZ0JkIBdVZgfsw2LNON0CcrXAh6SqefATy3I930YHpIMO4jrD+2Tc",
+	"ZvDaUiq5BHY12rKmYENvZFGIbGc/nj5hfk8ssCg5E9Yhp6QhWK9URvAMuBFqVaA/cZby4mCP0XFjtwe/",
+	"qoeETWfcelZtkR0w6QBGCb2O2mPtLapBnEqT5l26m3XcdYyagE4i1TxhpXIyp4VLYx2DBwzEAevlWt+U",
+	"RZgPmxm9xIa0H9gSdhfktzmIJyqhOwnTKiVzPeehRxLKRtgFs2WaCpGJLAadWOY4DbTYpGOZzBDivfD6",
+	"RM21zhiYAjGTM5BsMSCOdTLP/cZsiCq/tiiOaEJRHPlxOqVCWWTcdeHFh8BzYfCAA7ikdMHVXGTPGb9G",
+	"o/NazLQRDSgSiGC3ZtosuYvGYMyIPmgpXdt0y/Oyg/dFpxW3pxZMqkx8ehjbO7lKFNAhDiRVDdzFamrP",
+	"zeM4wXegJusZ46Rdlg0fzwHgwfHohPVWDV/bgcew3aaR31lwfh2P9vWVwPwrVxstZ8tX+bFtTt1v0Oxh",
+	"yZBS9quM3Ue8AqRvu1nKJhO2rJd8f3b28jI5YOTIrPTZQOapVjBtdi2szIDxWHw9ZlJNlDaZMDF6AVfI",
+	"6dHpQpy9IoPVQjTYOVugK1KJATslLuUJk2kzUZ4iWaaFd1hyz4eaet2YdTGhlVdiibyJ+PcSgQ3pBhvP",
+	"PwW17lmH/K+kYOAr+uZho9e/1YUbv943cf6yy+ZHtUpmzxuQXxnphGXOcGUl7IxEBKiux5NyNHqawgD4",
+	"S/TpRlnKjG4kJNI2lZ6COycMjPt/enVvg2//uXCusP85Hg4H3w5TJ/nwF97/x8df+vD/t62L/i+j/t94",
+	"f9b/+Pnps7uDv3Sxw8qF9gWOmEKYpvrcE0vpnMhIKMHDEL046OI3TR/yfdvU8DZverUfqbDurbeBgdF8",
+	"1bRUwEdpftiRzB567/wltCuMzspUmI2VHY6Ojh/Ugqmn6a0w1sPmXh8k/v3JN4bXgVVJt37wxdAO3llo",
+	"46a7d4QQeXumlX62b9tpaeReKn4cOT5v6+lbcHzQHAHNwTq+LJDx76VUOOlysedoefHQUq5ev+tyBlZ+",
+	"8U7dCr0DU5zgQ35kaHkFDTdZqszC4rbwqTVAA1O72G/bLf84QZvqkmJ0lc512KXjZzrd3xyredz9HoYt",
+	"JaRENwuO1bXOKobwhbyzV8dH4gYjPWCrhbaCLcETJbLaD2HRhcy4YhUqsJ7SFImZKAxwfnJjlkt1Y2OW",
+	"6iVMDr1NFg2ZJ5bNZC7Q/DmIN8yMJ5ZlIpVW3lZDT1Q1NitVJkzLgix0LtM16624UVLNfYgICDBmVTAk",
+	"hk75GtwqRnDHcnEr8niizl9eslnO5zFzpsSQqjZzrqSluMrBc5YYwa1WCbPg00dFBOYHhpB0MXrn2m6a",
+	"J3ai/JoHDGC81Eb4hkrTImMfbUZlnGnFOGtMn3x2oS3DaJKdqF6wCck35OcDWwQvjVkCe0fuy2QpbdH3",
+	"qkEDLkkjnk7Q0yvljamvJBjb4dP7XmxGWttvVj6YPV/HYOWfTMjWRLd/igYJZ6mDhFzyT545gc5xvzuC",
+	"0Hg/4UBtHyHufg+pv1t8P6SiPFqYf4Ek/mLxWsWOfx/x2kDLNjF3EGgDGeMmw2hs6Ia89pt2rxT7g0jr",
+	"Wqp+XWn9tkX3j3K2o91Xb9CAgd0PA7BbnfLrMucGw1rY7nBwODh8+sSyNNcWTHEQLEVeWpbYBT85PEri",
+	"iaK8pUZAwpZFoY2DGDZEneaLurNPteWOfUnXJTc20ZkviylAt3TCTOcl4l4KzWegOQh4tqzxqflEWlsK",
+	"s3HTCiM5+D1TaVM9Xcqs+l2mU7zKBASS4IdecgkzFEsu8/B36r05Mqvu2JJ2J45ALQlzwd/gw4LIk7bO",
+	"35ZLIfGPxT8F/nf7DG3ndMqzzAhr4So7gf/tdMnThVSCJrcsnfgUxZGaz1Z0B3/5vnWm7FRiBMmtN6+n",
+	"Ob8WsAxtrqXj+VTpzPda3MgaMoXRqbA29GnEXFpn1tMbsW5ebj72K7WHUz4XylHH1OlUlctr3Aq74If0",
+	"5+jkGf04OTyCH6t0SoCnF50RKpsuZWo03YDoSByVVhj/h4bZxeTKTc5+PPrbswc4e3c2AnV2PyWeq6J8",
+	"rPZ8qhqkyLhlP7+8oLAqUAb7TrsFm0mBuRZG1LlJjKZrWW+1kE7Ygqeij8lIOFM7UQW3tpluwFWGXfhw",
+	"Bsu5E+bgOVOaabcQBtMBMO0EXZwDdrUufFSRiDrQ7UR58sbu5FxpI7L7iHg/rQSGIwg2926/d3+C5v7l",
+	"L9+/IDI27JvquWVOo1+RlcWAnSpGO0FszMN6wE4dW2rr2OFoNGLXa5aJGS9zH5kI+jKkArz97vLs4qfT",
+	"716fXR4M9vVEbmJb2x3ZdBpVHoAuEAOSqvXbWTT+5QFdibZaZO1eort4y+v98UFRg1KG5A2hFADTsrJA",
+	"LEt2jJVg4uZziOAQpk4U9MN6NalAXsCYJcAQkpglDRaaxGwwGBwgYqepKByYoCpro20dGUNG3NRsjx5Q",
+	"BCGCMNf9LebTiZudHvcaPE8sEe9zZktjIPwAju6avmERzsjlUmQhclRa0Q7tHf7tr4OTw8HhaDT4jyh+",
+	"JOsL0xZZSAl8JDeD/X5i2WYv4yoO6UO3IT2RJeEXJaj4a5ElMebTayPnUiUTxa0Vxtkm7nhfdXIhrM5v",
+	"RTa90gnrcUbymmnDQNz64CjsuLPMIwUGHb8HwQwm3/TtDF+snAnYnEMYYlEFd2UuDvB+ckEz9MMFnGQF",
+	"l4bp2URp5dMwiMU8sQ2Xx8HzesVTqWY6wQEbuRtVW9LItPHdTFRgHwi3VMNb4PLoYrwEtq7ApGYekqzV",
+	"XY+M/k3f/V6uWhrsEXaQ3+LH2aumgZCdOKcLoVj9TkC9qw29ttfCl5i10SBubS+xjjZ9Nd7+Ali19n43",
+	"bTlTbpHW90aIPliNLBMOsiA64jbor5lSAmlw30wJf5JGhmYt+2rrd9+d2JCuHtMa+xPXQeOw0bulriDT",
+	"8nFmmlDeENzbjMYEy0e9sx2dCx10LQZdN78qeLuX7K88RK+luuny9f/6SGF7iMdaluCqJZdklUUcMzGY",
+	"DxgP+YLcpIvKe9gwQrc9h9yJuTbyselXmwGc+wmS3Gw1eRsx66PTk2bal0V/U6Le32EdO9krzavCRWCf",
+	"8YMhpE4XDI7YXngwlBpA7MbbOvH/kZsN+IHp3941znpJ+NnXswQTNjirvFCsl4gcf9FTp1EeV57/7f3f",
+	"1wHaPOkwDRbHhgYPoqGWAa3UycA5m5MnOd+Y7yD6zQOWj48iYvf7QOgLoo5mLtz+A2w6a5pbEn3cD4l3",
+	"+BG3d7e1/tZcH8LwP4hHsEV0X9cpeIEZCtlp+gWq+2mV3+CPFaAnYskhJWsmTGDrNct+zpL/LYVZ9/G8",
+	"rE1QJ6WjsFKxZEjdZUNn5HwuTPI7s3iPm8jceZb1A8FHcX0PAdMn7zQep/U5+H34r9PH1ITAI3GrhuQu",
+	"tqVEMD92m8bk7Rk80mptBY6mX8dRtrmejiG6cHY/gbm/4Gsg1cb23EMx/wrdrUmav4nu1hYqLbUGHO8n",
+	"USsNazJZfTuZDBp/OjOqLhsxtS85GxtHL4x0Mu08+BVH4fTgV845iBmm5tY5AdvZBzEqII1uJ2oub0GT",
+	"cQshDfN4tKYDzHiLjrLYJ41cBOijsuht0jgag2kLzGky3Ot5kh+QfAYLns8o4xW32krXSACIWd2wnjY0",
+	"l85OFO37wXOcn/bw2FomzYXO6lVZDEzP6owDWCrIFQKZnSjoj0Ss/ZoR/W1R2hlf/rfOiAvHlRpS7lpr",
+	"PBLd4sj7KxNtJ8kmT9HeyN4r0tuyyJuK9bZkeqVXTSQnHNVtPznq2FqJ54xXDvFHerkbbsgNN/f2Uv9f",
+	"wuD5Hznbr9K2fp050EbojWwB4jBdUr51Rv33twAqofd1tf9doZoHog7oaLZNm7iKykhFZN7DpH2+1GrO",
+	"kFJ4vuGtppCMjWtBZplUaV5mIjsY04HeAtyrEOSGk6my6FuT0p1+Zp3/ZU36T1hE/aC6JL/+P2WRYHd0",
+	"CQ9CVD0ZN+/WzZtNGr+pY+yrNHkypj8x/JHwB3gbPV5mJ3ADotb+79HJsySuMiDolDeGC9BzAMECHIGS",
+	"4+EB/hIYMMggPpWvuBF9ymOkbDoc5QDHw3SCZBx+xP5HABhdeJiR/duvWq4WWtq+D8dzFZ5gv1VaQjKm",
+	"iwCS3ROOtybbOjHVzFuo8iQaWQ7khaIchp1B/5BXUU0v+tgVZcNzOg1ExrM65+9uj1mdLXH+7vZZ45Km",
+	"xPxkqnAQqKcXr0F3fXmC2wZFSF6d9g+bF0cnz5qXJ4dH4RLn2xilihtFH6t5Ns8TVXR5/i6Km1e3z5rX",
+	"LwP8qjuvakBW92ji1eWPL0+al5evTg83rgnYzTsE9erOmQd/dQMiIpgKCYecgJ+3XDvAnrnP45gbIWDG",
+	"GKLs1O+vyPi/8IevHxXxADa14WLw5nC60FaE8geUjYSKON3oyywZsLchp4ESJ0IhqGbsd0u3rd5vW0+d",
+	"PoMvtrZ/RVZEl83+qxMk6kXHX2rDV7v8rzm+tn3CCo+GEjFSEYLf+cAVaGN7ePcfQJo69/LRR6oV44pR",
+	"whdZf88ZZ1heQc3ZNZb4khQzHbDk6OTopD867I8Or0ajMf77n4QtBVeWKRD3THwqpCE30+8Si9sCsK8e",
+	"9EjAXDUycFIN6gmWmwDxq1VTJxojP0GrBfUdUUcyMDGeqlRV5xYnCmkDQbqRhB+jS4CAiGn40AdILyYd",
+	"aQNwm3qqUvUzDYXK2KmaqHpOlM4PatcTS+1s6IyqUHHL/KEJyGYwArg5HNOU6mbr0MRE4akJZIdKUwqT",
+	"wkyEuXAWbvk6Tl0ugN81Ob/aiOlvnSK/acN4iPxmCdWe47azpVuJ1I1RPu4mij+IlRNI9OsaOd5m/yJR",
+	"c9vtGh0NRpuu0Yx8otWfHh4+Pe3/D+//Y9D/+O3Bf/Ymk2837/3lwTyCMIOulX3wpXp+lRTddo/9SlmG",
+	"vpG0BJ8HOk1ouGvBjTBQDKu++j6w8h8+XEWbnPfVJejTUHfLyrkSGbkfL89eXJxdTf/77P9nvVDvKvk8",
+	"iW7EehKNJxGZI2hpnr47B2UO74hJFE9CbGbabqwLglhoeJdAshfFriCgdYETQb/BvDSU/eT0DcjB00pA",
+	"auPrf+ETJsMp8jBvKAnAjkYjYJ/gMO2uNcaEuhW5LkSM2e7Ho0Nipgh09P0h3GqkWThXULXLkB4E/JyT",
+	"mCN2GaEzuz6VReNab2pRF3Y8HM6lW5TXg1Qvh3Xrxs/oriNZU9pUI5CG7BL2XPzMruic20UIDdKoIDBh",
+	"VwbYOuV5jvlkVlRVTtEFKLDEXlOGWdbzXNTGtUhtn7CrCybGrFXGkEmFCaUHMXQ+F26iyP/oY45O+7oD",
+	"6LHXzJRqM6ZpWY/kYjNzAZCDIVWxEPpDvz11ZrH0HZY71apRlAuOu03UleHKYoepVrdBtHszBYBDAIN9",
+	"NDx16Ak521UPFnGLU/k3qBkXM/EpFYXDcrCsUcurV1WGbdyFCTHWKOzKkhdUJLZ/FUoKesuHYhAwRKPO",
+	"oBE8Y9zi8Ac+BdIZqrYAPdscHBzNPNpeMqSaC0PsPFz5cmbffAP8AUCSNqjCYs/toodkoQWi+uYbH5wA",
+	"uqLnNSnBRHrAIujBBPKXJ0g/yAOwwiByh1RncGswGMSTUHmDru8+Ak9gVi8FekuZAo3JaVZw4yTPYQgq",
+	"5EzoTcc0LfM2BsWUqAEoSRaOwvhpEqFXQScyMRhMBcZjHLqecydWfE1Yt9TpDVuWvlqQ+FSI1GH9k8OY",
+	"HY9G0Ojk06fQo7TABseMbzEq6LjiVY8Az6SrPNskij2YaB/8Mo5GoxjGwQO7VL0tYNB24cOtN3HbkZNf",
+	"CyrfsYLJIrC7ivZtdoAo9RbV3Lr+IZX/PR4dB3xtVoeBBycHwCcYVxSioO4q9MLBq2o1CS0HscuDB+rG",
+	"bGKPx24iYhILLOXGSGERY3/ue2dH/zxLfEFJchACnxSGDstutvNljJDOMKMd9HVFdbF6h4Cdz45ZLpwT",
+	"wBYzOZfANZM+OOim8N+AMj7HgNpYu48zJVZU6w2YAvTcKJYFVoHYrIpdrQPuWb4UTGaDDo4VuNLQqzM+",
+	"YarBoBRWjmlXyxyz71DeMRLUP3y48j7GMcxNSAp0KtatKjQPTyS13pD4o8tBe6BIZ5VNffruHDq/EX5f",
+	"SVdgk2gwGEyimG1qEeHJXV1rc6fCEKZ3vYYhgFP00pzLpV/3f4s17Msr4OwxS15cXUzP3lydX52fXU5f",
+	"n/94jnffX7y+fHH6BlcSs+Tvqxs7XWjy7PIyS5772QeuE8Q7gbBqjpdiOFiJPO8jaQzhWQI2ZJsHS0v1",
+	"ceoTBEESoDirfIBb8YFxy4Efd/rf48qF3vKYT9S2yzxuOLdrtzTrWXFPsgssp8q3R6amdhzriMNJKmKp",
+	"HnzAb7MyWNLVMUQAWHUMMZepUFY0NK4fz6+21CtdCEWxuYE286F/yQ6hbR1Sixr6VlxbH97kAMu0EIoX",
+	"MhpHTwejwVOyQhaoYe8oPA2PCt11TOk1Bm2oulLXLjbDOVqJkIpbtCK3MbpFSmOEcvn6IOi3VFYO3vLa",
+	"28Zr1C3A0fo6DJvuE/RXDNh7Vc2tihhd51zdhDJlsIf+J/a50mWegbgj7aQ+vka7RfWJpVbnWTSOXlYg",
+	"a37ioPkFhJ3x3dZHEobN1zc/W3A0Gn21rya0Slx3lLkHlgWKxiQaf55UlbXhCiTR3V3ynDWb3N0lwZFE",
+	"RVylZVQ4fpMN4L52KWFcVXrYhh4xGAw+3tWKGMD/Lo6OR8e7QeqhNqyKqeELJw+/sFVuDc3QcrnkZh2N",
+	"g5/DduSR2wYqDqJQQOeXiEyR6CN05NXU3aT0kzBQetWGWtG+iuqS3wiignQheMF4DVPhdRsQ8axH6jp9",
+	"O8EO58J5pwWqDh9Iyce6Zpk0InWYZARSgwopJ7H33Vmmb+qSiPhCXbuMYT++Whs8w8oevlJbzHhudSjt",
+	"sVF1rWm0SV97reKM0jLLsdp0w5CYKJLnSgdJsUV6VL8u+g1ppVUh70FaIU0PNVx9M4nu7pIgzxGjKzQG",
+	"GNEhO+6qctKcQcHgoE/vNvB9yhlWZ/aJY6hq8K5q3AexLz0Z6Ov3pCAs/hzQ22e4hcS1wO692gU8RKyb",
+	"tBQiJ0hLRHpfX0bBnJa8sL7oICa2AYwbFdqcRnfAGOyq+qABGQKVcb+VJRgSBIGO68JDRfDPx+TPbzse",
+	"roVbCXL1L2M/Qrck7KINn8z0byKTzmD3RP0dDcaLQnBjuz6g8bySRLMQctqQV1DcVyg0xicqlGwEOoyD",
+	"iU0aPdInfKKGOqIDGt43UFdUIgLelHaU0vinl3Z7OMwQLm3URW0MfXW7pCEmP+5Hv9+Vkj76gAe9nG5F",
+	"o6jELESX6CNB/hNC+IxqfQUeiQreeKKS2r87fY+yzxsy9M4QOxySourfwRfwt29qtXHjKuttSBIVrE2Y",
+	"OXrKmPjE4fwsshCYlZDt5FvVLLpFk0P7IaAjvgioXMv4gwH+nqiUK6Udc/xGVHW4wlKTIYwPnsMDYGu2",
+	"TBcedOgNcmi4AhrCQCID7od6GbQQWaiF7uGHeB8/DmZ4S2bjzRqd/9y88QAUn09UWFsjnVg2ApYhaEiL",
+	"IwbppSlBkWFymef4Uk1URb2+amyd6wx92AFr6klt7Sino2dGYKFrVTOeiUoacEGfpBWuiyVj+u6fhCE3",
+	"D5fer/d4rhU3mewvH2ujoClqpa1F8L+ZeQCHA5BBgWju1DM8adW6hCX9BxAbPAG7WSUdadpP2ZHW+SPZ",
+	"reQh7y3bcegoecComagepWSsavoIH47zzOha4KlGJxRz+oDIMWmeZKIx3l+8JoFBnhw7Ud4UaHx4JJSE",
+	"CW5Zsh3sQq/QOFri++SwbORlaUUBlI4zYJ20iG3+NNTYPDD0AD0Sn6XQE/4WD1CoEgynJmwXTVY6zET9",
+	"2WiSrMmNWFyFVgHnbQvrm2ToEWmDDj1a7abBi1IRZtKQmOICHttmqiDTaiv7h2dZ+3BzHSOcqCpIGB4f",
+	"sCr0qA19oMfZEDM0nr6gTU1Z9xCCT6bbJoKvgr8bCZldH+r8DamnnSj4GCveR99qU35nS58BOInu4m1i",
+	"mCjkm15vbX0S6gmGQK1W4dsiPu6zRYmNOKaPe03UNXKhPw89XpSE9Bs0uZvkGrkz3aR26t0GzUCNFUsO",
+	"cGP+bfh2nHckkXfFp59RsBsvULaRcypYLW0q+alxNvw3wtJ2jlEHlgI3C0v6V2+hT8YBubHNYAnsfmpQ",
+	"TbmVg9L0WEqtDnY6dUIgD+Y4F27Hd49pr9vfE/MBz+6N3thbtIKkY07kOWkfFNgJK2G+BGHwSMX+42PU",
+	"DHqgGE4vfJuslYCwhTghvyqKW1943lH/rG4ybH4BGoqc/WZ4t5EBdj97DAlPTfDXSU/k7bzva9O1C7TX",
+	"9kseTFT4Vpz/qgZs6ET9QRD9Ndh8gBWF0dekOWDk95rnXKXCWNbbF9Pbo7Sz2n75CFvtffj4dLtcAuAo",
+	"ejkkOAmwPCfrJRAmYKZUXkxRM+yI6mvVkcTxcHh49B8QDBwcjj8X2rg7TPI0smFaGE9+WEQwGkd/Hf11",
+	"FN2X2Jy8e3txlQwQfT7vagfzPv1wyV7z5XXG2bVYSDTavy8VaUqgu/SSTBS5Xg+dWBY5d2Kw5st8cxUQ",
+	"D/088++9N/l5djfIsdt+afLBZziLpNXdQKsBX9nNBbZebK80PCpN7iuybi6lOdsnlsmM9Z4eMcAh00+5",
+	"FSFjgswcTJpoFoq3jqc3TyzV/Fqjy0CXrijdgEyIeVVvLExJlP0VpGwcdk4HAEpvVWXj/ARxNz5WONjl",
+	"F2/ZexuO8PABecp/Q7wiDxyYYF739AFdUpt96Nobr9t4cLGpimvVGn/vLDnWSJLbSI+rpxE0ie15EPOK",
+	"K4kFi80DgXsY+i+DAqH//PIi3qR2eCV8ptY2R/V0fvfx7v8OAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

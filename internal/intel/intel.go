@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Query is one observable lookup.
@@ -66,6 +68,12 @@ type Attribute struct {
 	FirstSeen time.Time // zero when unset
 	LastSeen  time.Time // zero when unset
 	UUID      string    // "" when absent
+	// Comment is the author's comment on the attribute, cleaned by CleanComment (bounded, no
+	// control characters); "" when none. Authors write there what the value is ("C2",
+	// "Potential false-positive but included in the OSINT report"): the analyst reads it.
+	Comment string
+	// Object is the MISP object the attribute belongs to; its zero value when none.
+	Object Object
 	// Tags are the attribute's own tag names, in MISP's order. Tags MISP copies from the
 	// event (includeEventTags marks them "inherited") are left out: they are Event.Tags.
 	Tags []string
@@ -78,9 +86,47 @@ type Attribute struct {
 	Decay []DecayScore
 }
 
+// Object is what a backend knows of the MISP object an attribute belongs to. MISP groups the
+// attributes that describe one thing in an object (a "file" object: its name and hashes; a
+// "url" object: the URL, its host and address), and the analyst wants to see them together.
+type Object struct {
+	// Name is the object's template name ("file", "url", "ip-port"); "" when not told: MISP's
+	// attributes search gives an attribute's object_relation but not its object's name.
+	Name string
+	// Relation is the attribute's object_relation ("sha256", "ip", "dst-port").
+	Relation string
+	// Members are the object's attributes, the attribute itself included, in MISP's order, at
+	// most MaxObjectMembers: what a backend holding whole events (a feed) knows; nil from a
+	// backend that sees matched attributes only (MISP's attributes search). The attributes of
+	// one object share the slice: it is never written once made.
+	Members []ObjectMember
+}
+
+// ObjectMember is one attribute of an object, as relations need it.
+type ObjectMember struct {
+	Type, Relation, Value string
+}
+
+// MaxObjectMembers bounds Object.Members: real objects have a few attributes (a file
+// object's name, size and hashes); a thousand is a broken or hostile event, and relations
+// name a few.
+const MaxObjectMembers = 32
+
+// ListSource says whose warninglist a hit is on: analysts and operators act differently on
+// MISP's lists (enabled in MISP, for every user) and on the relay's own (WARNINGLISTS_DIR).
+type ListSource int
+
+// The sources of warninglist hits; the zero value is MISP, which is where every hit the
+// backends decode comes from.
+const (
+	ListMISP  ListSource = iota // MISP said so: restSearch's warnings or warninglists/checkValue
+	ListRelay                   // one of the relay's own lists (WARNINGLISTS_DIR)
+)
+
 // WarninglistHit says that a value is on a warninglist: one of MISP's (from restSearch's
 // warnings or warninglists/checkValue) or one of the relay's own (WARNINGLISTS_DIR).
 type WarninglistHit struct {
+	Source   ListSource
 	List     string // the list's name, e.g. "List of known IPv4 public DNS resolvers"
 	Match    string // the entry that matched, e.g. "8.8.8.8/32"; "" when not told
 	Category string // "false_positive" or "known" when MISP says; "" otherwise
@@ -97,28 +143,115 @@ type WarninglistHit struct {
 // half it is about counts for neither. For any other attribute, every hit is about its one
 // value, which is the value it was found by.
 func (a *Attribute) WarningsAbout(value string) []WarninglistHit {
-	composite := strings.Contains(a.Type, "|") || a.Type == "malware-sample" // filename|md5
-	if !composite || !strings.Contains(a.Value, "|") || len(a.Warnings) == 0 {
+	if !Composite(a.Type) || !strings.Contains(a.Value, "|") || len(a.Warnings) == 0 {
 		return a.Warnings
 	}
 	var out []WarninglistHit
 	for _, h := range a.Warnings {
-		if h.Value != "" && sameValue(h.Value, value) {
+		if h.Value != "" && SameValue(h.Value, value) {
 			out = append(out, h)
 		}
 	}
 	return out
 }
 
-// sameValue compares two spellings of a value: letter case aside, or as IP addresses.
-func sameValue(x, y string) bool {
+// SameValue compares two spellings of a value as MISP matches them: letter case and
+// surrounding spaces aside, or as the same IP address.
+func SameValue(x, y string) bool {
 	x, y = strings.TrimSpace(x), strings.TrimSpace(y)
 	if strings.EqualFold(x, y) {
 		return true
 	}
+	if !strings.ContainsAny(x, ".:") || !strings.ContainsAny(y, ".:") {
+		return false // no address: spare the parsing (this runs per matched attribute)
+	}
 	a, errA := netip.ParseAddr(x)
 	b, errB := netip.ParseAddr(y)
 	return errA == nil && errB == nil && a.Unmap() == b.Unmap()
+}
+
+// Composite reports whether MISP stores values of type typ in two halves, value1 and value2,
+// and matches a search against either: every type whose name holds a '|' (domain|ip,
+// hostname|port, ip-dst|port, filename|<hash>, regkey|value, ...) and malware-sample, whose
+// value is "<file name>|<md5>" (MISP's Attribute::getCompositeTypes).
+func Composite(typ string) bool {
+	return typ == "malware-sample" || strings.Contains(typ, "|")
+}
+
+// Halves splits a composite attribute's value at its first '|' into the two halves MISP
+// stores; ok is false for a type that is not composite or a value without a '|' (MISP
+// refuses such values; a feed may hold one, and it is then one value).
+func Halves(typ, value string) (first, second string, ok bool) {
+	if !Composite(typ) {
+		return "", "", false
+	}
+	if first, second, ok = strings.Cut(value, "|"); !ok {
+		return "", "", false
+	}
+	return first, second, true
+}
+
+// HalfTypes names the attribute types of a composite type's halves: "domain|ip" is a domain
+// and an ip-dst, "filename|md5" a filename and an md5, malware-sample a filename and an md5,
+// "ip-src|port" an ip-src and a port. ok is false for a type that is not composite.
+func HalfTypes(typ string) (first, second string, ok bool) {
+	switch typ {
+	case "malware-sample":
+		return "filename", "md5", true
+	case "domain|ip":
+		return "domain", "ip-dst", true
+	}
+	return strings.Cut(typ, "|")
+}
+
+// MaxComment bounds a cleaned comment, in characters: "no more than a short sentence's
+// worth", as a judgement's reason and a sighting's description quote it beside the rest.
+const MaxComment = 160
+
+// CleanComment makes an author's comment fit to quote in an answer: invalid UTF-8, control
+// and format characters (which could break a line or reorder the text an analyst reads) are
+// dropped, white space runs become one space, and a comment longer than MaxComment
+// characters is cut at a word boundary and ends with "…".
+func CleanComment(s string) string {
+	if s == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(min(len(s), 4*MaxComment))
+	n, space := 0, false
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError, unicode.Is(unicode.Cf, r):
+			continue
+		case unicode.IsSpace(r), unicode.IsControl(r):
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			n++
+			space = false
+		}
+		if n == MaxComment {
+			return cutAtWord(b.String())
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
+
+// cutAtWord ends s, a comment cut at MaxComment characters, at its last space when one is in
+// its second half (else where it was cut), with "…".
+func cutAtWord(s string) string {
+	s = strings.TrimRight(s, " ")
+	if i := strings.LastIndexByte(s, ' '); i > len(s)/2 {
+		s = strings.TrimRight(s[:i], " ,;:.")
+	} else {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s + "…"
 }
 
 // Sightings summarises the sightings MISP holds for an attribute (includeSightings), by type.
@@ -176,14 +309,6 @@ type Backend interface {
 	// Writable tells whether AddSighting can succeed, so that actions which would certainly
 	// fail are not offered.
 	Writable() bool
-}
-
-// Composite reports whether MISP stores values of type typ in two halves, value1 and value2,
-// and matches a search against either: every type whose name holds a '|' (domain|ip,
-// hostname|port, ip-dst|port, filename|<hash>, regkey|value, ...) and malware-sample, whose
-// value is "<file name>|<md5>" (MISP's Attribute::getCompositeTypes).
-func Composite(typ string) bool {
-	return typ == "malware-sample" || strings.Contains(typ, "|")
 }
 
 // Result is the answer to one Query of a Lookup.

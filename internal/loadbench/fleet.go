@@ -280,7 +280,7 @@ func fleetHit(ctx context.Context, res result, relays []*relayUnderTest, fake *f
 func entrySize(ctx context.Context, addr string) (mean int64, n int, err error) {
 	c := goredis.NewClient(&goredis.Options{Addr: addr, DisableIdentity: true})
 	defer func() { _ = c.Close() }()
-	keys, _, err := c.Scan(ctx, 0, "misp-relay:v3:search:*", 300).Result()
+	keys, _, err := c.Scan(ctx, 0, "misp-relay:v4:search:*", 300).Result()
 	if err != nil {
 		return 0, 0, err
 	}

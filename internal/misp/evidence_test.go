@@ -23,11 +23,11 @@ import (
 )
 
 // ignoreEvidence leaves out of a comparison the evidence the verdict policy reads (attribute
-// UUID, own tags, warninglist hits, sightings, decay; event creator UUID, publication,
-// analysis), for tests about other fields. The tests below check those.
+// UUID, own tags, warninglist hits, sightings, decay, comment, object; event creator UUID,
+// publication, analysis), for tests about other fields. The tests below check those.
 var ignoreEvidence = cmp.Options{
 	cmpopts.IgnoreFields(intel.Event{}, "OrgUUID", "Published", "Analysis"),
-	cmpopts.IgnoreFields(intel.Attribute{}, "UUID", "Tags", "Warnings", "Sightings", "Decay"),
+	cmpopts.IgnoreFields(intel.Attribute{}, "UUID", "Tags", "Warnings", "Sightings", "Decay", "Comment", "Object"),
 }
 
 // evidenceServer serves body to every request and records the request bodies.
@@ -95,23 +95,26 @@ func TestSearchEvidenceRealFixture(t *testing.T) {
 		ToIDS     bool
 		Tags      []string
 		Sightings intel.Sightings
+		Comment   string
 	}
 	var gotEv []evidence
 	for _, e := range got {
 		a := e.Attributes[0]
-		gotEv = append(gotEv, evidence{e.OrgUUID, e.Published, e.Analysis, len(e.Tags), a.UUID, a.ToIDS, a.Tags, a.Sightings})
+		gotEv = append(gotEv, evidence{e.OrgUUID, e.Published, e.Analysis, len(e.Tags), a.UUID, a.ToIDS, a.Tags, a.Sightings, a.Comment})
 	}
 	want := []evidence{
 		{
 			"5cf66e53-b5f8-43e7-be9a-49880a3b4631", false, intel.AnalysisInitial, 13, "5e6b336e-5224-445f-b1b3-457dd7dd9f6d", true,
 			[]string{"Test1", "misp-galaxy:financial-fraud=Scam"}, // the 13 inherited ones are the event's
 			intel.Sightings{Seen: 1, First: time.Unix(1625043306, 0).UTC(), Last: time.Unix(1625043306, 0).UTC(), Sources: []string{"ORGNAME"}},
+			"",
 		},
-		{"56c42374-fdb8-4544-a218-41ffc0a8ab16", false, intel.AnalysisComplete, 2, "f6b054cf-3dbb-4c7b-aab1-a37193e5e841", true, nil, intel.Sightings{}},
+		{"56c42374-fdb8-4544-a218-41ffc0a8ab16", false, intel.AnalysisComplete, 2, "f6b054cf-3dbb-4c7b-aab1-a37193e5e841", true, nil, intel.Sightings{}, ""},
 		{
 			"56c42374-fdb8-4544-a218-41ffc0a8ab16", false, intel.AnalysisComplete, 1, "ec686712-d0a5-4dd8-8736-330da8abefa6", false,
 			[]string{"passivetotal:class=suspicious", "misp-galaxy:mitre-attack-pattern=T1210"},
 			intel.Sightings{},
+			"",
 		},
 	}
 	if diff := cmp.Diff(want, gotEv); diff != "" {
@@ -369,5 +372,43 @@ func TestSearchSightingsOverTheAttributeCap(t *testing.T) {
 	}
 	if n := len(searches()); n != 4 {
 		t.Errorf("%d searches in all, want 4", n)
+	}
+}
+
+// TestSearchCommentAndObject: an attribute's comment (cleaned) and object_relation come
+// through MISP's attributes search; its object's name and other attributes do not (MISP's
+// attributes scope gives Object{id,distribution,sharing_group_id} only).
+func TestSearchCommentAndObject(t *testing.T) {
+	event := []byte(`{"Event":{"uuid":"33333333-3333-4333-8333-333333333333","info":"C2","date":"2024-01-02","threat_level_id":"3",
+	 "Orgc":{"name":"CIRCL","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f"},
+	 "Attribute":[{"type":"ip-dst","category":"Network activity","value":"198.51.100.8","to_ids":false,
+	   "comment":"Potential false-positive\nbut included in the OSINT report"}],
+	 "Object":[{"name":"ip-port","Attribute":[
+	   {"type":"ip-dst","category":"Network activity","value":"198.51.100.9","to_ids":true,"object_relation":"ip","comment":"C2"},
+	   {"type":"port","category":"Network activity","value":"443","object_relation":"dst-port"}]}]}}`)
+	srv := misptest.New(t, testKey, event)
+	c := newClient(t, srv.URL)
+	type seen struct {
+		Value, Comment string
+		Object         intel.Object
+	}
+	var got []seen
+	for _, v := range []string{"198.51.100.8", "198.51.100.9"} {
+		evs, err := c.Search(context.Background(), testKey, intel.Query{Value: v, Types: []string{"ip-dst"}, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			for _, a := range e.Attributes {
+				got = append(got, seen{a.Value, a.Comment, a.Object})
+			}
+		}
+	}
+	want := []seen{
+		{"198.51.100.8", "Potential false-positive but included in the OSINT report", intel.Object{}},
+		{"198.51.100.9", "C2", intel.Object{Relation: "ip"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -95,6 +95,7 @@ type EventHeader struct {
 
 // Object is a MISP object of a feed event: a group of attributes.
 type Object struct {
+	Name         String      `json:"name"`
 	Distribution String      `json:"distribution"`
 	Deleted      Bool        `json:"deleted"`
 	Attribute    []Attribute `json:"Attribute"`
@@ -134,6 +135,8 @@ func (a *Attribute) Intel() intel.Attribute {
 		Timestamp: EpochSeconds(a.Timestamp.Text()),
 		FirstSeen: SeenTime(a.FirstSeen.Text()),
 		LastSeen:  SeenTime(a.LastSeen.Text()),
+		Comment:   intel.CleanComment(a.Comment.Text()),
+		Object:    intel.Object{Relation: strings.TrimSpace(a.ObjectRelation.Text())},
 		Tags:      ownTagNames(a.Tag.All()),
 		Warnings:  warnings(a.Warnings.All()),
 		Sightings: a.Sighting.Summary(),
@@ -242,6 +245,9 @@ func (e *Event) Check() error {
 		if err := o.Deleted.Err(); err != nil {
 			return err
 		}
+		if err := o.Name.Err(); err != nil {
+			return err
+		}
 		for i := range o.Attribute {
 			if err := o.Attribute[i].check(); err != nil {
 				return err
@@ -264,7 +270,7 @@ func (e *EventHeader) check() error {
 }
 
 func (a *Attribute) check() error {
-	for _, f := range []String{a.UUID, a.Type, a.Category, a.Value, a.Timestamp, a.FirstSeen, a.LastSeen} {
+	for _, f := range []String{a.UUID, a.Type, a.Category, a.Value, a.Comment, a.ObjectRelation, a.Timestamp, a.FirstSeen, a.LastSeen} {
 		if err := f.Err(); err != nil {
 			return err
 		}

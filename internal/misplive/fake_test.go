@@ -19,7 +19,7 @@ import (
 // fakeLists are the entries of the enabled warninglists that the seeded values hit, as the
 // real MISP's lists hold them (the whole lists hold tens of thousands of entries).
 var fakeLists = map[string][]string{
-	"List of known IPv4 public DNS resolvers": {"8.8.8.8/32"},
+	"List of known IPv4 public DNS resolvers": {"8.8.8.8/32", "8.8.4.4/32"},
 	"List of RFC 1918 CIDR blocks":            {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"},
 	"List of known hashes for empty files":    {"d41d8cd98f00b204e9800998ecf8427e"},
 }

@@ -73,9 +73,17 @@ var expectations = []struct {
 	{observable{"domain", "sighted.relay-test.example"}, "Malicious", "MISP event threat level High"},
 	{observable{"email", "victim@relay-test.example"}, "Suspicious", "MISP event threat level Medium"},
 	{observable{"email", "cfo@relay-test.example"}, "Suspicious", "MISP event threat level Medium"},
-	// Row 5: the threat level of a Low and an Undefined event.
-	{observable{"ip", "192.0.2.45"}, "Common", "MISP event threat level Low"},
-	{observable{"domain", "undefined.relay-test.example"}, "Unknown", "MISP event threat level Undefined"},
+	// Rows T5 and T7: an IDS-flagged attribute of a Low or Undefined event is Suspicious,
+	// never Common (the threat level is the author's worry, not evidence of harmlessness);
+	// the author's comment is in the reason.
+	{observable{"ip", "192.0.2.45"}, "Suspicious", `comment: "Potential false-positive but included in the OSINT report"`},
+	{observable{"domain", "undefined.relay-test.example"}, "Suspicious", "MISP event threat level Undefined"},
+	// Row 0: context is reported, not judged: a link, and the file-name half of a sample.
+	{observable{"url", "https://www.virustotal.com/gui/file/" + sha256Of("sha256 sample")}, "", ""},
+	{observable{"file_name", "conhost.exe"}, "", ""},
+	{observable{"file_name", "dropper.exe"}, "", ""},
+	// Row 1 for a value no event holds: MISP's checkValue answers alone.
+	{observable{"ip", "8.8.4.4"}, "Common", `on MISP warninglist "List of known IPv4 public DNS resolvers"`},
 	{observable{"domain", "nothing.relay-test.example"}, "", ""},
 }
 

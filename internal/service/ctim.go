@@ -15,8 +15,11 @@ import (
 
 // CTIM constants of the MISP relay.
 const (
-	schemaVersion     = "1.1.5"
-	ctimSource        = "MISP"
+	schemaVersion = "1.1.5"
+	ctimSource    = "MISP"
+	// relayListsSource is the source of a judgement made by the relay's own warninglists
+	// (WARNINGLISTS_DIR) alone, so that it is not taken for MISP's.
+	relayListsSource  = "misp-relay warninglists"
 	judgementPriority = 85
 	// relevance is how long a non-hash judgement holds: MISP knowledge about IPs, domains and
 	// URLs goes stale, hashes do not.
@@ -149,10 +152,17 @@ func ctimValid(v verdict.Interval) gen.ValidTime {
 }
 
 // verdictOnly adds the observable's verdict (deliberate): the same judgements as observe,
-// without the entities. events must be non-empty.
+// without the entities. events may be empty: a value on a warninglist has a verdict anyway.
 func (m mapper) verdictOnly(b *bundle, o observable, events []intel.Event) {
-	js, _ := m.judge(o, events)
-	v := js[verdict.Verdict(js)]
+	js, _, hits := m.judge(o, events)
+	var v verdict.Judgement
+	if i := verdict.Verdict(js); i >= 0 {
+		v = js[i]
+	} else if l, ok := m.listed(o, hits); ok {
+		v = l
+	} else {
+		return
+	}
 	d, name := dispositionOf(v.Disposition)
 	b.verdicts = append(b.verdicts, gen.Verdict{
 		Type:            gen.VerdictTypeVerdict,
@@ -163,16 +173,19 @@ func (m mapper) verdictOnly(b *bundle, o observable, events []intel.Event) {
 	})
 }
 
-// observe adds everything observe returns for one observable: per event a judgement, a
-// "found in MISP event" sighting, a sighting per matched attribute MISP holds sightings of,
-// the event's indicator (once per response) and the relationships to it; and the verdict,
-// pointing at the judgement it follows. events must be sorted by severity and non-empty.
+// observe adds everything observe returns for one observable: per event a "found in MISP
+// event" sighting (with what MISP links to the observable), a judgement when the event holds
+// the observable as an indicator (not only as context), a sighting per matched attribute MISP
+// holds sightings of, the event's indicator (once per response) and the relationships to
+// it; and the verdict, pointing at the judgement it follows. A value no event judges gets
+// the judgement of the warninglists it is on, if any (listedOnly). events must be sorted by
+// severity.
 func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 	if b.indicatorAt == nil {
 		b.indicatorAt = map[string]int{}
 		b.refs = map[string]*gen.ExternalReferences{}
 	}
-	js, attrs := m.judge(o, events)
+	js, attrs, hits := m.judge(o, events)
 	chosen := verdict.Verdict(js)
 	defValid := m.validTime(o)
 	sharedValid := ctimValid(defValid) // most judgements keep it: one copy per observable
@@ -180,62 +193,78 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 	for i := range events {
 		e := &events[i]
 		jd := &js[i]
-		a := attrs[i]
+		a := attrs[i] // nil: the event mentions o only as context
+		shown := a
+		if shown == nil && len(e.Attributes) > 0 {
+			shown = &e.Attributes[0]
+		}
 		sourceURI := m.eventURI(*e)
-		tlp := tlpOf(a.Tags)
+		var tlp *gen.TLP
+		if shown != nil {
+			tlp = tlpOf(shown.Tags)
+		}
 		if tlp == nil {
 			tlp = tlpOf(e.Tags)
 		}
 		indicatorID := transientPrefix + "indicator-" + e.UUID
-		ids := externalIDs(e.UUID, a.UUID)
+		attrUUID := ""
+		if shown != nil {
+			attrUUID = shown.UUID
+		}
+		ids := externalIDs(e.UUID, attrUUID)
 		refs := b.refs[e.UUID]
 		if refs == nil {
 			refs = m.externalRefs(*e, sourceURI)
 			b.refs[e.UUID] = refs
 		}
-		valid := sharedValid
-		if jd.Valid != defValid {
-			valid = ctimValid(jd.Valid)
-		}
 
-		disp, name := dispositionOf(jd.Disposition)
-		j := gen.Judgement{
-			Id:                 transientID("judgement"),
-			Type:               gen.JudgementTypeJudgement,
-			SchemaVersion:      schemaVersion,
-			Observable:         o.ctim(),
-			Disposition:        disp,
-			DispositionName:    name,
-			Priority:           judgementPriority,
-			Confidence:         gen.Confidence(jd.Confidence),
-			Severity:           gen.Severity(jd.Severity),
-			ValidTime:          valid,
-			Source:             ctimSource,
-			SourceUri:          sourceURI,
-			Reason:             ptr(clip(jd.Reason, maxReason)),
-			ReasonUri:          sourceURI,
-			ExternalIds:        &ids.ids,
-			ExternalReferences: refs,
-			Tlp:                tlp,
-		}
-		b.judgements = append(b.judgements, j)
-		if i == chosen {
-			verdictOf = gen.Verdict{
-				Type:            gen.VerdictTypeVerdict,
-				Disposition:     disp,
-				DispositionName: &name,
-				Observable:      o.ctim(),
-				ValidTime:       j.ValidTime,
-				JudgementId:     &j.Id,
+		judgementID := ""
+		if a != nil {
+			valid := sharedValid
+			if jd.Valid != defValid {
+				valid = ctimValid(jd.Valid)
+			}
+			disp, name := dispositionOf(jd.Disposition)
+			j := gen.Judgement{
+				Id:                 transientID("judgement"),
+				Type:               gen.JudgementTypeJudgement,
+				SchemaVersion:      schemaVersion,
+				Observable:         o.ctim(),
+				Disposition:        disp,
+				DispositionName:    name,
+				Priority:           judgementPriority,
+				Confidence:         gen.Confidence(jd.Confidence),
+				Severity:           gen.Severity(jd.Severity),
+				ValidTime:          valid,
+				Source:             ctimSource,
+				SourceUri:          sourceURI,
+				Reason:             ptr(clip(jd.Reason, maxReason)),
+				ReasonUri:          sourceURI,
+				ExternalIds:        &ids.ids,
+				ExternalReferences: refs,
+				Tlp:                tlp,
+			}
+			b.judgements = append(b.judgements, j)
+			judgementID = j.Id
+			if i == chosen {
+				verdictOf = gen.Verdict{
+					Type:            gen.VerdictTypeVerdict,
+					Disposition:     disp,
+					DispositionName: &name,
+					Observable:      o.ctim(),
+					ValidTime:       j.ValidTime,
+					JudgementId:     &j.Id,
+				}
 			}
 		}
 
-		s := m.sighting(o, *e, sourceURI, tlp)
+		s := m.sighting(o, *e, a, sourceURI, tlp)
 		s.ExternalIds, s.ExternalReferences = &ids.ids, refs
 		b.sightings = append(b.sightings, s)
-		b.relationships = append(b.relationships,
-			relationship(sightingOf, s.Id, indicatorID),
-			relationship(elementOf, j.Id, indicatorID))
+		b.relationships = append(b.relationships, relationship(sightingOf, s.Id, indicatorID))
+		if judgementID != "" {
+			b.relationships = append(b.relationships, relationship(elementOf, judgementID, indicatorID))
+		}
 		for k := range e.Attributes {
 			if seen := &e.Attributes[k]; seen.Sightings.Seen > 0 {
 				ms := m.mispSighting(o, *e, seen, sourceURI, tlp, refs)
@@ -251,5 +280,48 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 			b.indicators = append(b.indicators, m.indicator(*e, indicatorID, sourceURI, &ids.eventOnly, refs))
 		}
 	}
-	b.verdicts = append(b.verdicts, verdictOf)
+	if chosen >= 0 {
+		b.verdicts = append(b.verdicts, verdictOf)
+		return
+	}
+	m.listedOnly(b, o, hits)
+}
+
+// listedOnly adds the judgement and verdict of a value no event judges but a warninglist
+// names (mapper.listed): a public resolver, an RFC 1918 address or the empty file's hash is
+// worth telling the analyst even when no event mentions it. Its source says whose list
+// decided: MISP's, or the relay's own; it has no event to link to.
+func (m mapper) listedOnly(b *bundle, o observable, hits []intel.WarninglistHit) {
+	jd, ok := m.listed(o, hits)
+	if !ok {
+		return
+	}
+	source := relayListsSource
+	if jd.ByMISP {
+		source = ctimSource
+	}
+	disp, name := dispositionOf(jd.Disposition)
+	j := gen.Judgement{
+		Id:              transientID("judgement"),
+		Type:            gen.JudgementTypeJudgement,
+		SchemaVersion:   schemaVersion,
+		Observable:      o.ctim(),
+		Disposition:     disp,
+		DispositionName: name,
+		Priority:        judgementPriority,
+		Confidence:      gen.Confidence(jd.Confidence),
+		Severity:        gen.Severity(jd.Severity),
+		ValidTime:       ctimValid(jd.Valid),
+		Source:          source,
+		Reason:          ptr(clip(jd.Reason, maxReason)),
+	}
+	b.judgements = append(b.judgements, j)
+	b.verdicts = append(b.verdicts, gen.Verdict{
+		Type:            gen.VerdictTypeVerdict,
+		Disposition:     disp,
+		DispositionName: &name,
+		Observable:      o.ctim(),
+		ValidTime:       j.ValidTime,
+		JudgementId:     &j.Id,
+	})
 }

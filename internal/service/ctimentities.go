@@ -11,18 +11,61 @@ import (
 	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
-func (m mapper) sighting(o observable, e intel.Event, sourceURI *string, tlp *gen.TLP) gen.Sighting {
+// sighting is the "Found in MISP event" sighting of o in e. judged is the attribute the
+// event's judgement rests on, nil when the event mentions o only as context; the description
+// gives its category (else the first matched attribute's), says when the mention is context
+// only, and quotes the matched attributes' comments (each already bounded, see
+// intel.CleanComment; at most maxComments of them). Its relations are what MISP links to o.
+func (m mapper) sighting(o observable, e intel.Event, judged *intel.Attribute, sourceURI *string, tlp *gen.TLP) gen.Sighting {
 	start, end := m.observedTime(e)
+	shown := judged
+	if shown == nil && len(e.Attributes) > 0 {
+		shown = &e.Attributes[0]
+	}
 	category := "Unknown"
-	if len(e.Attributes) > 0 && e.Attributes[0].Category != "" {
-		category = e.Attributes[0].Category
+	if shown != nil && shown.Category != "" {
+		category = shown.Category
+	}
+	var b strings.Builder
+	b.Grow(64)
+	b.WriteString("Category: ")
+	b.WriteString(category)
+	if judged == nil && shown != nil {
+		b.WriteString("; reported as context, not judged (")
+		b.WriteString(shown.Type)
+		b.WriteString(")")
+	}
+	comments := 0
+	for i := range e.Attributes {
+		c := e.Attributes[i].Comment
+		if c == "" || comments == maxComments || sameCommentBefore(e.Attributes[:i], c) {
+			continue
+		}
+		comments++
+		b.WriteString("; comment: ")
+		b.WriteString(strconv.Quote(c))
 	}
 	sg := newSighting(o, start, end, sourceURI, tlp)
 	sg.Count = max(len(e.Attributes), 1)
 	sg.Title = ptr(clip("Found in MISP event: "+e.Info, maxTitle))
-	sg.Description = ptr(clip("Category: "+category, maxDescription))
+	sg.Description = ptr(clip(b.String(), maxDescription))
 	sg.Timestamp = timePtr(e.Timestamp)
+	sg.Relations = m.relations(o, &e, sourceURI)
 	return sg
+}
+
+// maxComments bounds the comments a sighting quotes: a value matched by many attributes of
+// one event (a hash in several file objects) would otherwise repeat their comments.
+const maxComments = 3
+
+// sameCommentBefore reports whether an attribute in prev has comment c.
+func sameCommentBefore(prev []intel.Attribute, c string) bool {
+	for i := range prev {
+		if prev[i].Comment == c {
+			return true
+		}
+	}
+	return false
 }
 
 // newSighting holds what every CTIM sighting the relay makes has in common: o seen from start

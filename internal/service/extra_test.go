@@ -86,9 +86,15 @@ func TestCIRCLEvents(t *testing.T) {
 	if ind["producer"] != "CIRCL" || ind["tlp"] != "white" || ind["title"] != "Ransomware - Xorist" {
 		t.Errorf("indicator = %v", ind)
 	}
-	v := data["verdicts"].(map[string]any)["docs"].([]any)[0].(map[string]any)
-	if v["disposition_name"] != "Common" { // threat_level_id 3
-		t.Errorf("verdict = %v, want Common", v)
+	// The URL is a VirusTotal permalink (a link attribute, External analysis): context, so a
+	// sighting of the event and its indicator, but no judgement and no verdict.
+	if data["verdicts"] != nil || data["judgements"] != nil {
+		t.Errorf("a link was judged: %v", data)
+	}
+	s := data["sightings"].(map[string]any)["docs"].([]any)[0].(map[string]any)
+	if d := s["description"].(string); !strings.Contains(d, "reported as context, not judged (link)") ||
+		!strings.Contains(d, `comment: "Imported via the Freetext Import Tool - Xchecked via VT: b3c4ae25`) {
+		t.Errorf("sighting description %q", d)
 	}
 }
 

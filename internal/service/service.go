@@ -331,8 +331,8 @@ func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe 
 			errs = append(errs, r.err)
 			continue
 		}
-		if len(r.events) == 0 {
-			continue
+		if len(r.events) == 0 && m.lists == nil && len(m.checked[obs[i].Value]) == 0 {
+			continue // nothing known of the value: no event, and no warninglist to ask
 		}
 		sortBySeverity(r.events)
 		if observe {

@@ -144,8 +144,10 @@ func TestObserveSeveralEvents(t *testing.T) {
 	if first["disposition_name"] != "Malicious" || first["observable"].(map[string]any)["value"] != "evil.example" {
 		t.Errorf("verdict for evil.example = %v, want Malicious from the most severe event", first)
 	}
-	if second := verdicts[1].(map[string]any); second["disposition_name"] != "Common" {
-		t.Errorf("verdict for the email = %v, want Common", second)
+	// The email is in the Low event, not flagged for IDS: mentioned, not accused (a Low
+	// threat level never makes a value Common).
+	if second := verdicts[1].(map[string]any); second["disposition_name"] != "Unknown" {
+		t.Errorf("verdict for the email = %v, want Unknown", second)
 	}
 	judgements := data["judgements"].(map[string]any)["docs"].([]any)
 	if id := first["judgement_id"]; id != judgements[0].(map[string]any)["id"] {
@@ -176,7 +178,7 @@ func TestDeliberate(t *testing.T) {
 	want := mustJSON(t, `{"data":{"verdicts":{"count":2,"docs":[
 	 {"type":"verdict","disposition":2,"disposition_name":"Malicious","observable":{"type":"sha256","value":"`+sha256v+`"},
 	  "valid_time":{"start_time":"2026-01-01T00:00:00Z","end_time":"2525-01-01T00:00:00Z"}},
-	 {"type":"verdict","disposition":5,"disposition_name":"Unknown","observable":{"type":"md5","value":"`+strings.ToUpper(md5v)+`"},
+	 {"type":"verdict","disposition":3,"disposition_name":"Suspicious","observable":{"type":"md5","value":"`+strings.ToUpper(md5v)+`"},
 	  "valid_time":{"start_time":"2026-01-01T00:00:00Z","end_time":"2525-01-01T00:00:00Z"}}]}}}`)
 	if diff := cmp.Diff(want, any(body)); diff != "" {
 		t.Errorf("deliberate (-want +got):\n%s", diff)

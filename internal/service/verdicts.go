@@ -66,31 +66,65 @@ func (s *Service) checkWarninglists(ctx context.Context, t tenant, obs []observa
 	}
 }
 
-// judge applies the policy to each event: every matched attribute is judged and the event's
-// judgement is its decisive attribute's, returned beside it. Deliberate and observe both call
+// judge applies the policy to each event: every matched attribute that is an indicator is
+// judged and the event's judgement is its decisive attribute's, returned beside it; an event
+// that mentions o only as context (a link, a sample's file name) has the zero judgement and a
+// nil attribute. hits are the warninglists o's value is on. Deliberate and observe both call
 // it, so they agree.
-func (m mapper) judge(o observable, events []intel.Event) ([]verdict.Judgement, []*intel.Attribute) {
+func (m mapper) judge(o observable, events []intel.Event) (js []verdict.Judgement, attrs []*intel.Attribute, hits []intel.WarninglistHit) {
 	p := m.policy
 	if p == nil {
 		p = &verdict.Policy{}
 	}
-	hits := m.valueHits(o, events)
+	hits = m.valueHits(o, events)
 	valid := m.validTime(o)
-	js := make([]verdict.Judgement, len(events))
-	attrs := make([]*intel.Attribute, len(events))
+	js = make([]verdict.Judgement, len(events))
+	attrs = make([]*intel.Attribute, len(events))
 	for i := range events {
 		e := &events[i]
-		j, k := p.JudgeEvent(e, hits, m.now, valid)
-		if k < 0 {
-			// No matched attribute to judge (backends always give one): the event's threat
-			// level alone, as the original relay did.
+		if len(e.Attributes) == 0 {
+			// No matched attribute at all (backends always give one): the event's threat
+			// level alone, as for an attribute flagged for IDS.
 			a := &intel.Attribute{ToIDS: true}
 			js[i], attrs[i] = p.Judge(verdict.Input{Event: e, Attribute: a, Warnings: hits, Now: m.now, Valid: valid}), a
 			continue
 		}
-		js[i], attrs[i] = j, &e.Attributes[k]
+		if j, k := p.JudgeEvent(e, o.Value, hits, m.now, valid); k >= 0 {
+			js[i], attrs[i] = j, &e.Attributes[k]
+		}
 	}
-	return js, attrs
+	return js, attrs, hits
+}
+
+// listed is the judgement of a value no event judges, by the warninglists it is on alone
+// (verdict.Policy.JudgeListed): hits are valueHits' (the request's MISP check, MISP's
+// warnings, the relay's lists for the matched types), to which the relay's own lists for
+// every attribute type o is searched among are added, as no matched attribute says which.
+func (m mapper) listed(o observable, hits []intel.WarninglistHit) (verdict.Judgement, bool) {
+	p := m.policy
+	if p == nil {
+		p = &verdict.Policy{}
+	}
+	if m.lists != nil {
+		for _, t := range o.kind.mispTypes {
+			for _, h := range m.lists.Lookup(t, o.Value) {
+				if !hasList(hits, h) {
+					hits = append(hits[:len(hits):len(hits)], h)
+				}
+			}
+		}
+	}
+	return p.JudgeListed(hits, m.validTime(o))
+}
+
+// hasList reports whether hits already name h's list, said by the same source.
+func hasList(hits []intel.WarninglistHit, h intel.WarninglistHit) bool {
+	for _, x := range hits {
+		if x.List == h.List && x.Source == h.Source {
+			return true
+		}
+	}
+	return false
 }
 
 // valueHits gathers every warninglist the observable's value is said to be on: MISP's

@@ -24,8 +24,10 @@ import (
 const (
 	dnsListName = "List of known IPv4 public DNS resolvers"
 	dnsReason   = `on MISP warninglist "List of known IPv4 public DNS resolvers"`
-	uuidDNS     = "7d3c1b2a-0e9f-4a8b-9c7d-6e5f4a3b2c1d"
-	uuidOther   = "8e4d2c3b-1f0a-4b9c-8d7e-7f6a5b4c3d2e"
+	// relayDNSReason is the reason the relay's own copy of the list gives (WARNINGLISTS_DIR).
+	relayDNSReason = `on the relay's warninglist "List of known IPv4 public DNS resolvers"`
+	uuidDNS        = "7d3c1b2a-0e9f-4a8b-9c7d-6e5f4a3b2c1d"
+	uuidOther      = "8e4d2c3b-1f0a-4b9c-8d7e-7f6a5b4c3d2e"
 )
 
 // dnsEvent is a High-threat event that lists 8.8.8.8, flagged for IDS or not.
@@ -193,7 +195,7 @@ func TestFeedWithWarninglists(t *testing.T) {
 	body := `[{"type":"ip","value":"8.8.8.8"},{"type":"ip","value":"198.51.100.23"}]`
 	data := answerOf(t, h, "/observe/observables", body)
 	v, j := verdictFor(t, data, "8.8.8.8")
-	if v["disposition_name"] != "Common" || !strings.Contains(j["reason"].(string), dnsReason) {
+	if v["disposition_name"] != "Common" || !strings.Contains(j["reason"].(string), relayDNSReason) || strings.Contains(j["reason"].(string), "MISP warninglist") {
 		t.Errorf("8.8.8.8: verdict %v, reason %q", v, j["reason"])
 	}
 	if v, _ := verdictFor(t, data, "198.51.100.23"); v["disposition_name"] != "Malicious" {
@@ -259,11 +261,13 @@ func TestRealSightings(t *testing.T) {
 			if v["disposition_name"] != "Common" || vt["end_time"] != "2019-02-27T07:52:48Z" || vt["start_time"] != "2019-02-27T07:52:48Z" {
 				t.Errorf("expired value: %v, valid_time %v", v, vt)
 			}
-			// One sighting, no false positive: the threat level decides.
-			want := map[string]string{"": "Common", "1": "Malicious"}[level]
+			// One sighting, no false positive: the threat level and the IDS flag decide. As
+			// exported (Low), an IDS value is Suspicious on weak evidence, never Common.
+			want := map[string]string{"": "Suspicious", "1": "Malicious"}[level]
+			wantConf := map[string]string{"": "Low", "1": "High"}[level]
 			v, j = verdictFor(t, data, "ooiasjdnqjwbeasdasd.com")
-			if v["disposition_name"] != want || j["confidence"] != "High" {
-				t.Errorf("sighted value: %v (confidence %v), want %s", v, j["confidence"], want)
+			if v["disposition_name"] != want || j["confidence"] != wantConf {
+				t.Errorf("sighted value: %v (confidence %v), want %s (%s)", v, j["confidence"], want, wantConf)
 			}
 			// Its MISP sighting is a CTIM sighting of its own.
 			var found bool

@@ -19,12 +19,13 @@ func (p *Policy) explain(in *Input, d decision) Judgement {
 	if d.decayed {
 		decayed = decayedScores(a.Decay)
 	}
+	decidedLists, advisoryLists := p.listsOf(in.Warnings, a.WarningsAbout(a.Value))
 	var r reason
 	r.start(d.disp)
 	switch d.rule {
 	case RuleWarninglist:
-		lists := listNames(in.Warnings, a.WarningsAbout(a.Value))
-		r.decided("on MISP warninglist", plural(len(lists)), " ", quoteAll(lists))
+		r.decided(decidedLists.phrase())
+		j.ByMISP = len(decidedLists.misp) > 0
 	case RuleBenignTag:
 		r.decided("attribute tag ", strconv.Quote(d.benign), " is a benign tag")
 	case RuleFalsePositives:
@@ -35,8 +36,15 @@ func (p *Policy) explain(in *Input, d decision) Judgement {
 		r.decided("decayed in MISP (", decayPhrase(decayed), ")")
 	case RuleTag:
 		r.decided(d.tagWhere, " tag ", strconv.Quote(d.tag), " is a ", tagKind(d.tagDisp), " tag")
-	default:
+	case RuleThreatLevel:
 		r.decided("MISP event threat level ", threatLabel(ev.ThreatLevel))
+		if d.weak {
+			if a.ToIDS {
+				r.decided(", flagged for IDS: weak evidence")
+			} else {
+				r.decided(", not flagged for IDS: mentioned, not accused")
+			}
+		}
 	}
 	if d.idsCap {
 		r.capped("not flagged for IDS (to_ids false)")
@@ -49,7 +57,7 @@ func (p *Policy) explain(in *Input, d decision) Judgement {
 	if d.rule != RuleThreatLevel {
 		r.also("MISP event threat level ", threatLabel(ev.ThreatLevel))
 	}
-	if !d.idsCap {
+	if !d.idsCap && !d.weak {
 		if a.ToIDS {
 			r.also("flagged for IDS")
 		} else {
@@ -86,9 +94,19 @@ func (p *Policy) explain(in *Input, d decision) Judgement {
 			r.also("created by ", orgName(ev), ", not a trusted organisation")
 		}
 	}
+	if !advisoryLists.empty() {
+		r.also("advisory: ", advisoryLists.phrase())
+	}
+	if a.Comment != "" {
+		r.also("comment: ", strconv.Quote(a.Comment))
+	}
 	j.Reason = r.sentence()
-	j.Severity = severityOf(j.Disposition)
+	j.Severity = d.sev
 	j.Confidence = confidence(ev, a)
+	if d.weak && d.rule == RuleThreatLevel {
+		// A Low or Undefined event is weak evidence, however confident its author.
+		j.Confidence = ConfidenceLow
+	}
 
 	// An expiration sighting ends the judgement's validity; the start moves back with it
 	// when that date has passed, so the interval stays valid.
@@ -196,17 +214,51 @@ func confidenceTag(tag string) (Confidence, bool) {
 	return "", false
 }
 
-// listNames merges the names of the lists, without repeats, in order.
-func listNames(groups ...[]intel.WarninglistHit) []string {
-	var out []string
+// lists are warninglist names by whose lists they are: a reason says "MISP warninglist"
+// only when MISP said so (restSearch's warnings, checkValue), and names the relay's own
+// (WARNINGLISTS_DIR) differently, so an operator knows where to look.
+type lists struct{ misp, relay []string }
+
+func (l lists) empty() bool { return len(l.misp) == 0 && len(l.relay) == 0 }
+
+// phrase writes `on MISP warninglist "A" and on the relay's warninglists "B" and "C"`.
+func (l lists) phrase() string {
+	var parts []string
+	if len(l.misp) > 0 {
+		parts = append(parts, "on MISP warninglist"+plural(len(l.misp))+" "+quoteAll(l.misp))
+	}
+	if len(l.relay) > 0 {
+		parts = append(parts, "on the relay's warninglist"+plural(len(l.relay))+" "+quoteAll(l.relay))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// listsOf sorts the names of the hits' lists into those that decide and the advisory ones,
+// each name once (under MISP when MISP named it too), in order.
+func (p *Policy) listsOf(groups ...[]intel.WarninglistHit) (decided, advisory lists) {
 	for _, g := range groups {
 		for _, h := range g {
-			if n := strings.TrimSpace(h.List); n != "" && !slices.Contains(out, n) {
-				out = append(out, n)
+			n := strings.TrimSpace(h.List)
+			if n == "" {
+				continue
+			}
+			l := &decided
+			if p.advisory(n) {
+				l = &advisory
+			}
+			switch {
+			case slices.Contains(l.misp, n):
+			case h.Source == intel.ListRelay:
+				if !slices.Contains(l.relay, n) {
+					l.relay = append(l.relay, n)
+				}
+			default:
+				l.misp = append(l.misp, n)
+				l.relay = slices.DeleteFunc(l.relay, func(x string) bool { return x == n })
 			}
 		}
 	}
-	return out
+	return decided, advisory
 }
 
 func decayedScores(ds []intel.DecayScore) []intel.DecayScore {

@@ -80,6 +80,20 @@ type Policy struct {
 	// TrustedOrgs are creator organisations (names or UUIDs, compared ignoring case) whose
 	// events may be Malicious; empty means every organisation is trusted (TRUSTED_ORGS).
 	TrustedOrgs []string
+	// Advisory are the names of warninglists (compared ignoring case) that are named in the
+	// reason but never decide (WARNINGLISTS_ADVISORY): cloud and CDN ranges, VPN exits,
+	// dynamic DNS, where attackers live too. They apply to MISP's lists and the relay's alike.
+	Advisory []string
+}
+
+// advisory reports whether the list named name is an advisory one.
+func (p *Policy) advisory(name string) bool {
+	for _, a := range p.Advisory {
+		if strings.EqualFold(a, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseOrgs reads TRUSTED_ORGS: comma-separated organisation names or UUIDs.

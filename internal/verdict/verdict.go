@@ -3,13 +3,18 @@
 //
 // MISP's threat level alone is a poor verdict: it is set once per event, for the event's
 // worst content, while an event also mentions resolvers, sinkholes and victims. The policy
-// therefore weighs, per matched attribute and in this order, warninglists, benign tags,
-// sightings (false positives, expiration), MISP's decay score, malicious and suspicious tags,
-// and only then the event's threat level, and caps the result by the IDS flag and the
-// creator organisation's trust. Every judgement carries one sentence saying what decided it.
+// therefore judges only the attributes that are indicators (not the links, comments and file
+// names that give context: Judged), and weighs, per matched attribute and in this order,
+// warninglists, benign tags, sightings (false positives, expiration), MISP's decay score,
+// malicious and suspicious tags, and only then the event's threat level with the IDS flag,
+// and caps the result by the IDS flag and the creator organisation's trust. Common and Clean
+// come only from evidence about the value (a warninglist, a benign tag, false-positive
+// reports), never from a threat level: "Low" says how much the event's author worries, not
+// that a C2 address it lists is harmless. Every judgement carries one sentence saying what
+// decided it.
 //
 // The package is pure: no I/O, no clock (the caller passes Now), no CTIM types. The README's
-// "Verdicts" section is the policy's table; verdict_test.go checks each row.
+// "Verdicts" section is the policy's table; verdict_test.go and table_test.go check each row.
 package verdict
 
 import (
@@ -48,7 +53,7 @@ func (d Disposition) String() string {
 
 // rank orders dispositions for a verdict, most severe first: Malicious, Suspicious, Common,
 // Clean, Unknown. Common and Clean are both statements about the value and beat Unknown,
-// which says nothing.
+// which says nothing. Among equal dispositions the higher severity comes first (severityRank).
 func rank(d Disposition) int {
 	switch d {
 	case Malicious:
@@ -61,6 +66,30 @@ func rank(d Disposition) int {
 		return 3
 	}
 	return 4
+}
+
+// severityRank orders severities, highest first.
+func severityRank(s Severity) int {
+	switch s {
+	case SeverityHigh:
+		return 0
+	case SeverityMedium:
+		return 1
+	case SeverityLow:
+		return 2
+	case SeverityNone:
+		return 3
+	}
+	return 4
+}
+
+// before reports whether a judgement of disposition d and severity s goes before one of e
+// and t in a verdict: more severe disposition, then higher severity.
+func before(d Disposition, s Severity, e Disposition, t Severity) bool {
+	if rank(d) != rank(e) {
+		return rank(d) < rank(e)
+	}
+	return severityRank(s) < severityRank(t)
 }
 
 // Severity is CTIM's severity name.
@@ -94,7 +123,7 @@ const (
 	RuleExpired                        // 3: an expiration sighting in the past → Unknown
 	RuleDecayed                        // 4: MISP's decay model says decayed → Unknown
 	RuleTag                            // 5: a MALICIOUS_TAGS / SUSPICIOUS_TAGS tag
-	RuleThreatLevel                    // 5: the event's threat level
+	RuleThreatLevel                    // 5: the event's threat level and the IDS flag
 )
 
 // Interval is a validity: Start to End.
@@ -104,6 +133,9 @@ type Interval struct{ Start, End time.Time }
 type Input struct {
 	Event     *intel.Event     // the attribute's event (its Attributes are not read)
 	Attribute *intel.Attribute // the matched attribute
+	// Value is the observable's value the attribute was found by (which half of a composite
+	// attribute it is about); "" judges the attribute as a whole.
+	Value string
 	// Warnings are the warninglists the observable's value is on, whoever said so (MISP's
 	// checkValue, another attribute's warnings, the relay's own lists); the attribute's own
 	// Warnings count too, but those about one half of a composite attribute do not (they may
@@ -114,7 +146,8 @@ type Input struct {
 	Valid    Interval // the validity the judgement has unless an expiration sighting ends it
 }
 
-// Judgement is what the policy concludes about one attribute.
+// Judgement is what the policy concludes about one attribute. Its zero value (Rule 0) is no
+// judgement: Verdict skips it.
 type Judgement struct {
 	Disposition Disposition
 	Severity    Severity
@@ -126,14 +159,19 @@ type Judgement struct {
 	Valid  Interval
 	// Capped is true when the IDS flag or the organisation's trust lowered the disposition.
 	Capped bool
+	// ByMISP is true when a warninglist decided (RuleWarninglist) and MISP named one of the
+	// lists that decide; false when only the relay's own lists did, or no list decided.
+	ByMISP bool
 }
 
 // decision is what the rules conclude, before any sentence is written: deciding is cheap,
 // explaining is not, and an event's judgement explains only its decisive attribute.
 type decision struct {
 	disp           Disposition
+	sev            Severity
 	rule           Rule
-	listed         bool   // on a warninglist
+	weak           bool   // decided by a Low or Undefined threat level: weak evidence
+	listed         bool   // on a warninglist that decides (not an advisory one)
 	benign         string // the benign tag, when there is one
 	isBenign       bool
 	expired        bool
@@ -150,7 +188,7 @@ func (p *Policy) decide(in *Input) decision {
 	ev, a := in.Event, in.Attribute
 	s := a.Sightings
 	var d decision
-	d.listed = named(in.Warnings) || named(a.WarningsAbout(a.Value))
+	d.listed = p.decisive(in.Warnings) || p.decisive(a.WarningsAbout(a.Value))
 	d.benign, d.isBenign = p.Benign.first(a.Tags)
 	d.expired = !s.Expires.IsZero() && !s.Expires.After(in.Now)
 	for _, sc := range a.Decay {
@@ -171,7 +209,8 @@ func (p *Policy) decide(in *Input) decision {
 	case d.isTag:
 		d.disp, d.rule = d.tagDisp, RuleTag
 	default:
-		d.disp, d.rule = threatDisposition(ev.ThreatLevel), RuleThreatLevel
+		d.disp, d.sev, d.weak = threatRow(ev.ThreatLevel, a.ToIDS)
+		d.rule = RuleThreatLevel
 	}
 	// Caps, last: a value MISP says is not for detection, or an event of an organisation not
 	// trusted, can be Suspicious at most.
@@ -179,22 +218,44 @@ func (p *Policy) decide(in *Input) decision {
 	d.idsCap = !a.ToIDS && d.disp == Malicious
 	d.orgCap = !d.trusted && d.disp == Malicious
 	if d.idsCap || d.orgCap {
-		d.disp = Suspicious
+		d.disp, d.sev = Suspicious, SeverityMedium
+	}
+	if d.sev == "" {
+		d.sev = severityOf(d.disp)
 	}
 	return d
 }
 
-// named reports whether one of the hits names its list.
-func named(hits []intel.WarninglistHit) bool {
+// threatRow is the policy's table for an attribute no other evidence decides: the event's
+// threat level and the attribute's IDS flag (rows T1 to T8 of the README's policy, checked by
+// TestThreatLevelTable; publication sets the confidence, see confidence). weak marks the rows
+// whose evidence is only a Low or Undefined event.
+func threatRow(level int, ids bool) (d Disposition, s Severity, weak bool) {
+	switch {
+	case level == 1: // Malicious; capped at Suspicious (Medium) when not for IDS
+		return Malicious, SeverityHigh, false
+	case level == 2 && ids:
+		return Suspicious, SeverityMedium, false
+	case level == 2:
+		return Suspicious, SeverityLow, false
+	case ids: // Low, Undefined, or a level MISP does not define
+		return Suspicious, SeverityLow, true
+	}
+	return Unknown, SeverityUnknown, true
+}
+
+// decisive reports whether one of the hits names a list that decides: a named list that is
+// not advisory.
+func (p *Policy) decisive(hits []intel.WarninglistHit) bool {
 	for _, h := range hits {
-		if strings.TrimSpace(h.List) != "" {
+		if n := strings.TrimSpace(h.List); n != "" && !p.advisory(n) {
 			return true
 		}
 	}
 	return false
 }
 
-// Judge applies the policy to one attribute.
+// Judge applies the policy to one attribute, as an indicator (see Judged).
 func (p *Policy) Judge(in Input) Judgement {
 	if in.Event == nil {
 		in.Event = &intel.Event{}
@@ -205,40 +266,100 @@ func (p *Policy) Judge(in Input) Judgement {
 	return p.explain(&in, p.decide(&in))
 }
 
-// JudgeEvent judges each of ev's attributes and returns the judgement of the decisive one
-// (chosen as Verdict chooses) and its index; -1 and a zero Judgement when ev has none.
-func (p *Policy) JudgeEvent(ev *intel.Event, warnings []intel.WarninglistHit, now time.Time, valid Interval) (Judgement, int) {
+// JudgeEvent judges each of ev's attributes that is an indicator for value (Judged) and
+// returns the judgement of the decisive one (chosen as Verdict chooses) and its index; -1 and
+// a zero Judgement when none is: an event that mentions value only as context (a report's
+// link, a sample's file name) gives the analyst a sighting, not a judgement.
+func (p *Policy) JudgeEvent(ev *intel.Event, value string, warnings []intel.WarninglistHit, now time.Time, valid Interval) (Judgement, int) {
 	best := -1
 	var bestD decision
 	for i := range ev.Attributes {
-		in := Input{Event: ev, Attribute: &ev.Attributes[i], Warnings: warnings, Now: now, Valid: valid}
+		a := &ev.Attributes[i]
+		if !Judged(a, value) {
+			continue
+		}
+		in := Input{Event: ev, Attribute: a, Value: value, Warnings: warnings, Now: now, Valid: valid}
 		d := p.decide(&in)
 		if best < 0 || (d.rule == RuleWarninglist && bestD.rule != RuleWarninglist) ||
-			(bestD.rule != RuleWarninglist && rank(d.disp) < rank(bestD.disp)) {
+			(bestD.rule != RuleWarninglist && before(d.disp, d.sev, bestD.disp, bestD.sev)) {
 			best, bestD = i, d
 		}
 	}
 	if best < 0 {
 		return Judgement{}, -1
 	}
-	in := Input{Event: ev, Attribute: &ev.Attributes[best], Warnings: warnings, Now: now, Valid: valid}
+	in := Input{Event: ev, Attribute: &ev.Attributes[best], Value: value, Warnings: warnings, Now: now, Valid: valid}
 	return p.explain(&in, bestD), best
+}
+
+// JudgeListed judges a value by the warninglists it is on alone, for a value no event judges
+// (none mentions it, or only as context): a public resolver, an RFC 1918 address or the
+// empty file's hash is worth saying so even when no event lists it. ok is false when no list
+// that decides names it (advisory lists never do).
+func (p *Policy) JudgeListed(hits []intel.WarninglistHit, valid Interval) (Judgement, bool) {
+	if !p.decisive(hits) {
+		return Judgement{}, false
+	}
+	var r reason
+	r.start(Common)
+	decided, advisory := p.listsOf(hits)
+	r.decided(decided.phrase())
+	if !advisory.empty() {
+		r.also("advisory: ", advisory.phrase())
+	}
+	return Judgement{
+		Disposition: Common, Severity: SeverityLow, Confidence: ConfidenceHigh,
+		Rule: RuleWarninglist, Reason: r.sentence(), Valid: valid, ByMISP: len(decided.misp) > 0,
+	}, true
 }
 
 // Verdict returns the index of the judgement an observable's verdict follows: the first one
 // decided by a warninglist (it is about the value itself, whichever event mentions it), else
-// the most severe, the first among equals. -1 when js is empty.
+// the most severe (disposition, then severity), the first among equals; zero judgements are
+// skipped. -1 when there is none.
 func Verdict(js []Judgement) int {
 	best := -1
 	for i, j := range js {
-		if j.Rule == RuleWarninglist {
+		switch {
+		case j.Rule == 0:
+		case j.Rule == RuleWarninglist:
 			return i
-		}
-		if best < 0 || rank(j.Disposition) < rank(js[best].Disposition) {
+		case best < 0 || before(j.Disposition, j.Severity, js[best].Disposition, js[best].Severity):
 			best = i
 		}
 	}
 	return best
+}
+
+// contextType reports whether attributes of type typ say where a value was reported or what
+// it is about, not what to detect: a report's URL or a VirusTotal permalink (link), free text,
+// an attached file. They give a sighting (the analyst sees the event), never a judgement.
+func contextType(typ string) bool {
+	switch typ {
+	case "link", "comment", "text", "other", "attachment", "email-attachment":
+		return true
+	}
+	return false
+}
+
+// Judged reports whether attribute a, found by value, is an indicator the policy judges, or
+// context it only reports: context types (link, comment, text, other, attachments), the file
+// name half of a filename|<hash> or malware-sample attribute (the name a sample ran under,
+// conhost.exe or runas.exe, is not the sample), and a filename attribute not flagged for IDS.
+// A filename attribute of its own, flagged for IDS, is judged: its author made it a detection.
+func Judged(a *intel.Attribute, value string) bool {
+	switch {
+	case contextType(a.Type):
+		return false
+	case a.Type == "filename":
+		return a.ToIDS
+	}
+	if name, hash, ok := intel.Halves(a.Type, a.Value); ok {
+		if first, _, _ := intel.HalfTypes(a.Type); first == "filename" && value != "" {
+			return !intel.SameValue(name, value) || intel.SameValue(hash, value)
+		}
+	}
+	return true
 }
 
 // tagVerdict applies MALICIOUS_TAGS and SUSPICIOUS_TAGS: the attribute's own tags beat the
@@ -277,18 +398,4 @@ func (p *Policy) trusted(ev *intel.Event) (trusted, known bool) {
 		}
 	}
 	return false, known
-}
-
-// threatDisposition is the original relay's mapping: 1 High → Malicious, 2 Medium →
-// Suspicious, 3 Low → Common, anything else → Unknown.
-func threatDisposition(level int) Disposition {
-	switch level {
-	case 1:
-		return Malicious
-	case 2:
-		return Suspicious
-	case 3:
-		return Common
-	}
-	return Unknown
 }

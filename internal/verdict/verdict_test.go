@@ -16,6 +16,8 @@ var (
 	weekOn   = now.Add(7 * 24 * time.Hour)
 	defValid = verdict.Interval{Start: now, End: weekOn}
 	dnsList  = intel.WarninglistHit{List: "List of known IPv4 public DNS resolvers", Match: "8.8.8.8/32"}
+	relayDNS = intel.WarninglistHit{Source: intel.ListRelay, List: "List of known IPv4 public DNS resolvers", Match: "8.8.8.8/32"}
+	awsList  = intel.WarninglistHit{Source: intel.ListRelay, List: "List of known Amazon AWS IP address ranges", Match: "3.0.0.0/9"}
 )
 
 const (
@@ -76,12 +78,19 @@ func TestJudgeRules(t *testing.T) {
 			name: "Medium → Suspicious", event: event(func(e *intel.Event) { e.ThreatLevel = 2 }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel,
 			reasons: []string{"threat level Medium"},
 		},
-		{name: "Low → Common", event: event(func(e *intel.Event) { e.ThreatLevel = 3 }), want: verdict.Common, rule: verdict.RuleThreatLevel},
 		{
-			name: "Undefined → Unknown", event: event(func(e *intel.Event) { e.ThreatLevel = 4 }), want: verdict.Unknown, rule: verdict.RuleThreatLevel,
-			reasons: []string{"threat level Undefined"},
+			name: "Low, IDS → Suspicious, never Common", event: event(func(e *intel.Event) { e.ThreatLevel = 3 }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel,
+			reasons: []string{"Suspicious: MISP event threat level Low, flagged for IDS: weak evidence"}, absent: []string{"; flagged for IDS"},
 		},
-		{name: "out-of-range level → Unknown", event: event(func(e *intel.Event) { e.ThreatLevel = 0 }), want: verdict.Unknown, rule: verdict.RuleThreatLevel},
+		{
+			name: "Undefined, IDS → Suspicious", event: event(func(e *intel.Event) { e.ThreatLevel = 4 }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel,
+			reasons: []string{"threat level Undefined, flagged for IDS: weak evidence"},
+		},
+		{
+			name: "Undefined, not IDS → Unknown", event: event(func(e *intel.Event) { e.ThreatLevel = 4 }), attr: attr(func(a *intel.Attribute) { a.ToIDS = false }),
+			want: verdict.Unknown, rule: verdict.RuleThreatLevel, reasons: []string{"threat level Undefined, not flagged for IDS: mentioned, not accused"},
+		},
+		{name: "out-of-range level, IDS → as Undefined", event: event(func(e *intel.Event) { e.ThreatLevel = 0 }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel},
 
 		// Rule 1: warninglists beat everything, and are named.
 		{
@@ -246,8 +255,47 @@ func TestJudgeRules(t *testing.T) {
 		},
 		{
 			name: "untrusted, not Malicious: said, not capped", policy: policy(func(p *verdict.Policy) { p.TrustedOrgs = []string{"Example CERT"} }),
-			event: event(func(e *intel.Event) { e.ThreatLevel = 3 }), want: verdict.Common, rule: verdict.RuleThreatLevel,
+			event: event(func(e *intel.Event) { e.ThreatLevel = 3 }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel,
 			reasons: []string{`created by "CIRCL", not a trusted organisation`}, absent: []string{"capped"},
+		},
+
+		// Whose list, advisory lists, the author's words.
+		{
+			name: "the relay's own list is named as the relay's", hits: []intel.WarninglistHit{relayDNS},
+			want: verdict.Common, rule: verdict.RuleWarninglist,
+			reasons: []string{`Common: on the relay's warninglist "List of known IPv4 public DNS resolvers"`}, absent: []string{"MISP warninglist"},
+		},
+		{
+			name: "MISP's and the relay's lists, each named as whose", hits: []intel.WarninglistHit{relayDNS, {List: "List of RFC 5735 CIDR blocks"}},
+			want: verdict.Common, rule: verdict.RuleWarninglist,
+			reasons: []string{`Common: on MISP warninglist "List of RFC 5735 CIDR blocks" and on the relay's warninglist "List of known IPv4 public DNS resolvers"`},
+		},
+		{
+			name: "a list both name is MISP's", hits: []intel.WarninglistHit{relayDNS, dnsList},
+			want: verdict.Common, rule: verdict.RuleWarninglist,
+			reasons: []string{`Common: on MISP warninglist "List of known IPv4 public DNS resolvers";`}, absent: []string{"relay's"},
+		},
+		{
+			name: "an advisory list does not decide, and is named", policy: policy(func(p *verdict.Policy) { p.Advisory = []string{"list of known amazon aws ip address ranges"} }),
+			hits: []intel.WarninglistHit{awsList},
+			want: verdict.Malicious, rule: verdict.RuleThreatLevel,
+			reasons: []string{`advisory: on the relay's warninglist "List of known Amazon AWS IP address ranges"`}, absent: []string{"Common"},
+		},
+		{
+			name: "advisory beside a list that decides", policy: policy(func(p *verdict.Policy) { p.Advisory = []string{awsList.List} }),
+			hits: []intel.WarninglistHit{awsList, dnsList},
+			want: verdict.Common, rule: verdict.RuleWarninglist,
+			reasons: []string{`Common: on MISP warninglist "List of known IPv4 public DNS resolvers";`, `advisory: on the relay's warninglist "List of known Amazon AWS IP address ranges"`},
+		},
+		{
+			name: "MISP's own list can be advisory too", policy: policy(func(p *verdict.Policy) { p.Advisory = []string{dnsList.List} }),
+			attr: attr(func(a *intel.Attribute) { a.Warnings = []intel.WarninglistHit{dnsList} }),
+			want: verdict.Malicious, rule: verdict.RuleThreatLevel, reasons: []string{`advisory: on MISP warninglist "List of known IPv4 public DNS resolvers"`},
+		},
+		{
+			name: "the author's comment", attr: attr(func(a *intel.Attribute) { a.Comment = "Potential false-positive but included in the OSINT report" }),
+			event: event(func(e *intel.Event) { e.ThreatLevel = 3 }), want: verdict.Suspicious, rule: verdict.RuleThreatLevel,
+			reasons: []string{`; comment: "Potential false-positive but included in the OSINT report".`},
 		},
 	}
 	for _, tt := range tests {
@@ -298,11 +346,11 @@ func TestSeverity(t *testing.T) {
 		case verdict.Suspicious:
 			ev = event(func(e *intel.Event) { e.ThreatLevel = 2 })
 		case verdict.Common:
-			ev = event(func(e *intel.Event) { e.ThreatLevel = 3 })
+			ev, a = event(), attr(func(a *intel.Attribute) { a.Sightings = intel.Sightings{FalsePositive: 1} })
 		case verdict.Clean:
 			ev, a = event(), attr(func(a *intel.Attribute) { a.Tags = []string{"misp:benign"} })
 		case verdict.Unknown:
-			ev = event(func(e *intel.Event) { e.ThreatLevel = 4 })
+			ev, a = event(func(e *intel.Event) { e.ThreatLevel = 4 }), attr(func(a *intel.Attribute) { a.ToIDS = false })
 		}
 		j := policy().Judge(verdict.Input{Event: ev, Attribute: a, Now: now, Valid: defValid})
 		if j.Disposition != d || j.Severity != want {
@@ -459,7 +507,7 @@ func TestJudgeEvent(t *testing.T) {
 			*attr(func(a *intel.Attribute) { a.UUID = "ids" }),
 		}
 	})
-	j, i := p.JudgeEvent(ev, nil, now, defValid)
+	j, i := p.JudgeEvent(ev, "198.51.100.7", nil, now, defValid)
 	if i != 2 || j.Disposition != verdict.Malicious || !strings.Contains(j.Reason, "flagged for IDS") {
 		t.Errorf("decisive attribute %d, %v %q; want the IDS one, Malicious", i, j.Disposition, j.Reason)
 	}
@@ -472,11 +520,11 @@ func TestJudgeEvent(t *testing.T) {
 		t.Errorf("Verdict over Judge = %d (%+v), JudgeEvent = %d (%+v)", got, js[got], i, j)
 	}
 	// A value-level warninglist hit makes the first attribute decisive.
-	j, i = p.JudgeEvent(ev, []intel.WarninglistHit{dnsList}, now, defValid)
+	j, i = p.JudgeEvent(ev, "198.51.100.7", []intel.WarninglistHit{dnsList}, now, defValid)
 	if i != 0 || j.Rule != verdict.RuleWarninglist {
 		t.Errorf("with a hit: attribute %d, rule %d", i, j.Rule)
 	}
-	if _, i := p.JudgeEvent(event(), nil, now, defValid); i != -1 {
+	if _, i := p.JudgeEvent(event(), "198.51.100.7", nil, now, defValid); i != -1 {
 		t.Errorf("no attributes: %d", i)
 	}
 }

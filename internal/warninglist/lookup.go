@@ -17,11 +17,9 @@ func (s *Set) Lookup(attrType, value string) []intel.WarninglistHit {
 		return nil
 	}
 	var hits []intel.WarninglistHit
-	if strings.Contains(attrType, "|") || attrType == "malware-sample" {
-		if a, b, ok := strings.Cut(value, "|"); ok {
-			hits = s.lookup(hits, attrType, a)
-			return s.lookup(hits, attrType, b)
-		}
+	if a, b, ok := intel.Halves(attrType, value); ok {
+		hits = s.lookup(hits, attrType, a)
+		return s.lookup(hits, attrType, b)
 	}
 	return s.lookup(hits, attrType, value)
 }
@@ -134,5 +132,5 @@ func (s *Set) hit(hits []intel.WarninglistHit, r ref) []intel.WarninglistHit {
 			return hits
 		}
 	}
-	return append(hits, intel.WarninglistHit{List: l.Name, Match: r.text, Category: l.Category})
+	return append(hits, intel.WarninglistHit{Source: intel.ListRelay, List: l.Name, Match: r.text, Category: l.Category})
 }

@@ -83,7 +83,7 @@ func TestLoadSample(t *testing.T) {
 		t.Errorf("warnings on the sample lists: %q", w)
 	}
 	hits := s.Lookup("ip-dst", "8.8.8.8")
-	want := []intel.WarninglistHit{{List: dnsV4, Match: "8.8.8.8"}}
+	want := []intel.WarninglistHit{{Source: intel.ListRelay, List: dnsV4, Match: "8.8.8.8"}}
 	if diff := cmp.Diff(want, hits); diff != "" {
 		t.Errorf("8.8.8.8 (-want +got):\n%s", diff)
 	}
@@ -147,7 +147,7 @@ func TestLookup(t *testing.T) {
 func TestLookupMatch(t *testing.T) {
 	s := loadAll(t)
 	got := s.Lookup("ip-dst", "10.9.8.7")
-	want := []intel.WarninglistHit{{List: rfc1918, Match: "10.0.0.0/8"}, {List: rfc5735, Match: "10.0.0.0/8"}}
+	want := []intel.WarninglistHit{{Source: intel.ListRelay, List: rfc1918, Match: "10.0.0.0/8"}, {Source: intel.ListRelay, List: rfc5735, Match: "10.0.0.0/8"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("hits (-want +got):\n%s", diff)
 	}

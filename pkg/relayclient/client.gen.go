@@ -738,9 +738,12 @@ type IndicatorList struct {
 	Docs  []Indicator `json:"docs"`
 }
 
-// Judgement One per (observable, MISP event), from the event's decisive matched attribute under the
-// relay's policy (warninglists, tags, sightings, decay, threat level, IDS flag, trusted
-// organisations); `reason` says what decided it.
+// Judgement One per (observable, MISP event) whose matched attributes hold an indicator (not only
+// context: links, comments, a sample's file name), from the event's decisive matched
+// attribute under the relay's policy (warninglists, tags, sightings, decay, threat level,
+// IDS flag, trusted organisations); `reason` says what decided it, with the attribute's
+// comment. One more, with no event, for a value on a warninglist that no event judges
+// (`source` then says whose list: `MISP`, or `misp-relay warninglists` for the relay's own).
 type Judgement struct {
 	Confidence Confidence `json:"confidence"`
 
@@ -825,6 +828,33 @@ type ObservableTypeInput = string
 // Example: 198.51.100.7
 type ObservableValueInput = string
 
+// ObservedRelation CTIM's ObservedRelation: `source` is in relation `relation` with `related`, as `origin`
+// asserts. The relay writes `Resolved_To` (a domain or host name and its address),
+// `File_Name_Of` (a file name and a hash of the file) and `Related_To` (any other pair of
+// one MISP object's attributes); `relation_info` names the MISP attribute type or object
+// the relation comes from.
+type ObservedRelation struct {
+	// Origin Who asserts the relation (`MISP`).
+	Origin    string `json:"origin"`
+	OriginUri *URI   `json:"origin_uri,omitempty"`
+
+	// Related A CTIM observable. The type vocabulary is CTIM 1.1.13's closed list plus `sha512`,
+	// which this relay supports although CTIM 1.1.x does not list it.
+	Related Observable `json:"related"`
+
+	// Relation CTIM's open ObservableRelationType vocabulary (`Resolved_To`, `File_Name_Of`, `Related_To`, ...).
+	//
+	// Example: Resolved_To
+	Relation string `json:"relation"`
+
+	// RelationInfo Free-form details; the relay writes `misp_type` or `misp_object`.
+	RelationInfo *map[string]interface{} `json:"relation_info,omitempty"`
+
+	// Source A CTIM observable. The type vocabulary is CTIM 1.1.13's closed list plus `sha512`,
+	// which this relay supports although CTIM 1.1.x does not list it.
+	Source Observable `json:"source"`
+}
+
 // ObservedTime defines model for ObservedTime.
 type ObservedTime struct {
 	EndTime   *time.Time `json:"end_time,omitempty"`
@@ -906,8 +936,11 @@ type SchemaVersion = string
 // Severity defines model for Severity.
 type Severity string
 
-// Sighting One per (observable, MISP event), dated from the matched attributes, and one per
-// matched attribute MISP holds sightings of, with their count, dates and sources.
+// Sighting One per (observable, MISP event), dated from the matched attributes, its description
+// giving their category and their authors' comments, its `relations` what MISP links to
+// the observable (the other half of a composite attribute, the other attributes of its
+// object); and one per matched attribute MISP holds sightings of, with their count, dates
+// and sources.
 type Sighting struct {
 	Confidence  Confidence `json:"confidence"`
 	Count       int        `json:"count"`
@@ -922,6 +955,9 @@ type Sighting struct {
 	Internal     *bool         `json:"internal,omitempty"`
 	Observables  *[]Observable `json:"observables,omitempty"`
 	ObservedTime ObservedTime  `json:"observed_time"`
+
+	// Relations How MISP links other observables to this one; at most 10.
+	Relations *[]ObservedRelation `json:"relations,omitempty"`
 
 	// SchemaVersion Example: 1.1.5
 	SchemaVersion    SchemaVersion `json:"schema_version"`
@@ -997,7 +1033,9 @@ type ValidTime struct {
 }
 
 // Verdict The relay's conclusion for one observable: its most severe judgement, or Common when the
-// value is on a warninglist, whatever event mentions it.
+// value is on a warninglist, whatever event mentions it (and even when no event does). An
+// observable that MISP's events mention only as context (a report's link, a sample's file
+// name) and no list names gets no verdict.
 type Verdict struct {
 	// Disposition 1 Clean, 2 Malicious, 3 Suspicious, 4 Common, 5 Unknown.
 	Disposition     Disposition      `json:"disposition"`
