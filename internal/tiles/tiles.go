@@ -73,16 +73,20 @@ type span struct {
 	nBuckets int
 }
 
-// spanOf computes period's windows at now. The end is now truncated to the minute, so that
-// every answer of one minute describes the same window (and a cached answer is exact for its
-// minute); the buckets partition the window exactly, so the bars add up to the period's
-// count.
+// spanOf computes period's windows at now. The buckets are whole UTC hours (24 hours) or
+// days (the others), so a bar is a calendar hour or day: the window ends at the end of the
+// current bucket (the next full hour, or the next UTC midnight) and the last bar is the
+// bucket in progress. The buckets partition the window exactly, so the bars add up to the
+// period's count, and every answer of one bucket describes the same window.
 func spanOf(p Period, now time.Time) (span, error) {
 	for _, s := range periodSpecs {
 		if s.p != p {
 			continue
 		}
-		end := now.UTC().Truncate(time.Minute)
+		end := now.UTC().Truncate(s.bucket) // time.Truncate counts from UTC midnight of year 1
+		if end.Before(now) {
+			end = end.Add(s.bucket)
+		}
 		cur := Window{From: end.Add(-s.span), To: end}
 		return span{
 			period: p, cur: cur, prev: Window{From: cur.From.Add(-s.span), To: cur.From},
