@@ -248,136 +248,136 @@ func (e JudgementType) Valid() bool {
 
 // Defines values for ObservableType.
 const (
-	AmpComputerGuid       ObservableType = "amp_computer_guid"
-	CertificateCommonName ObservableType = "certificate_common_name"
-	CertificateIssuer     ObservableType = "certificate_issuer"
-	CertificateSerial     ObservableType = "certificate_serial"
-	CiscoMid              ObservableType = "cisco_mid"
-	CiscoUcId             ObservableType = "cisco_uc_id"
-	Device                ObservableType = "device"
-	Domain                ObservableType = "domain"
-	Email                 ObservableType = "email"
-	EmailMessageid        ObservableType = "email_messageid"
-	EmailSubject          ObservableType = "email_subject"
-	FileName              ObservableType = "file_name"
-	FilePath              ObservableType = "file_path"
-	Hostname              ObservableType = "hostname"
-	Imei                  ObservableType = "imei"
-	Imsi                  ObservableType = "imsi"
-	Ip                    ObservableType = "ip"
-	Ipv6                  ObservableType = "ipv6"
-	MacAddress            ObservableType = "mac_address"
-	Md5                   ObservableType = "md5"
-	MsMachineId           ObservableType = "ms_machine_id"
-	Mutex                 ObservableType = "mutex"
-	NgfwId                ObservableType = "ngfw_id"
-	NgfwName              ObservableType = "ngfw_name"
-	OdnsIdentity          ObservableType = "odns_identity"
-	OdnsIdentityLabel     ObservableType = "odns_identity_label"
-	OrbitalNodeId         ObservableType = "orbital_node_id"
-	PkiSerial             ObservableType = "pki_serial"
-	ProcessName           ObservableType = "process_name"
-	RegistryKey           ObservableType = "registry_key"
-	RegistryName          ObservableType = "registry_name"
-	RegistryPath          ObservableType = "registry_path"
-	S1AgentId             ObservableType = "s1_agent_id"
-	SerialNumber          ObservableType = "serial_number"
-	Sha1                  ObservableType = "sha1"
-	Sha256                ObservableType = "sha256"
-	Sha512                ObservableType = "sha512"
-	SwcDeviceId           ObservableType = "swc_device_id"
-	TrendMicroId          ObservableType = "trend_micro_id"
-	Url                   ObservableType = "url"
-	User                  ObservableType = "user"
-	UserAgent             ObservableType = "user_agent"
+	ObservableTypeAmpComputerGuid       ObservableType = "amp_computer_guid"
+	ObservableTypeCertificateCommonName ObservableType = "certificate_common_name"
+	ObservableTypeCertificateIssuer     ObservableType = "certificate_issuer"
+	ObservableTypeCertificateSerial     ObservableType = "certificate_serial"
+	ObservableTypeCiscoMid              ObservableType = "cisco_mid"
+	ObservableTypeCiscoUcId             ObservableType = "cisco_uc_id"
+	ObservableTypeDevice                ObservableType = "device"
+	ObservableTypeDomain                ObservableType = "domain"
+	ObservableTypeEmail                 ObservableType = "email"
+	ObservableTypeEmailMessageid        ObservableType = "email_messageid"
+	ObservableTypeEmailSubject          ObservableType = "email_subject"
+	ObservableTypeFileName              ObservableType = "file_name"
+	ObservableTypeFilePath              ObservableType = "file_path"
+	ObservableTypeHostname              ObservableType = "hostname"
+	ObservableTypeImei                  ObservableType = "imei"
+	ObservableTypeImsi                  ObservableType = "imsi"
+	ObservableTypeIp                    ObservableType = "ip"
+	ObservableTypeIpv6                  ObservableType = "ipv6"
+	ObservableTypeMacAddress            ObservableType = "mac_address"
+	ObservableTypeMd5                   ObservableType = "md5"
+	ObservableTypeMsMachineId           ObservableType = "ms_machine_id"
+	ObservableTypeMutex                 ObservableType = "mutex"
+	ObservableTypeNgfwId                ObservableType = "ngfw_id"
+	ObservableTypeNgfwName              ObservableType = "ngfw_name"
+	ObservableTypeOdnsIdentity          ObservableType = "odns_identity"
+	ObservableTypeOdnsIdentityLabel     ObservableType = "odns_identity_label"
+	ObservableTypeOrbitalNodeId         ObservableType = "orbital_node_id"
+	ObservableTypePkiSerial             ObservableType = "pki_serial"
+	ObservableTypeProcessName           ObservableType = "process_name"
+	ObservableTypeRegistryKey           ObservableType = "registry_key"
+	ObservableTypeRegistryName          ObservableType = "registry_name"
+	ObservableTypeRegistryPath          ObservableType = "registry_path"
+	ObservableTypeS1AgentId             ObservableType = "s1_agent_id"
+	ObservableTypeSerialNumber          ObservableType = "serial_number"
+	ObservableTypeSha1                  ObservableType = "sha1"
+	ObservableTypeSha256                ObservableType = "sha256"
+	ObservableTypeSha512                ObservableType = "sha512"
+	ObservableTypeSwcDeviceId           ObservableType = "swc_device_id"
+	ObservableTypeTrendMicroId          ObservableType = "trend_micro_id"
+	ObservableTypeUrl                   ObservableType = "url"
+	ObservableTypeUser                  ObservableType = "user"
+	ObservableTypeUserAgent             ObservableType = "user_agent"
 )
 
 // Valid indicates whether the value is a known member of the ObservableType enum.
 func (e ObservableType) Valid() bool {
 	switch e {
-	case AmpComputerGuid:
+	case ObservableTypeAmpComputerGuid:
 		return true
-	case CertificateCommonName:
+	case ObservableTypeCertificateCommonName:
 		return true
-	case CertificateIssuer:
+	case ObservableTypeCertificateIssuer:
 		return true
-	case CertificateSerial:
+	case ObservableTypeCertificateSerial:
 		return true
-	case CiscoMid:
+	case ObservableTypeCiscoMid:
 		return true
-	case CiscoUcId:
+	case ObservableTypeCiscoUcId:
 		return true
-	case Device:
+	case ObservableTypeDevice:
 		return true
-	case Domain:
+	case ObservableTypeDomain:
 		return true
-	case Email:
+	case ObservableTypeEmail:
 		return true
-	case EmailMessageid:
+	case ObservableTypeEmailMessageid:
 		return true
-	case EmailSubject:
+	case ObservableTypeEmailSubject:
 		return true
-	case FileName:
+	case ObservableTypeFileName:
 		return true
-	case FilePath:
+	case ObservableTypeFilePath:
 		return true
-	case Hostname:
+	case ObservableTypeHostname:
 		return true
-	case Imei:
+	case ObservableTypeImei:
 		return true
-	case Imsi:
+	case ObservableTypeImsi:
 		return true
-	case Ip:
+	case ObservableTypeIp:
 		return true
-	case Ipv6:
+	case ObservableTypeIpv6:
 		return true
-	case MacAddress:
+	case ObservableTypeMacAddress:
 		return true
-	case Md5:
+	case ObservableTypeMd5:
 		return true
-	case MsMachineId:
+	case ObservableTypeMsMachineId:
 		return true
-	case Mutex:
+	case ObservableTypeMutex:
 		return true
-	case NgfwId:
+	case ObservableTypeNgfwId:
 		return true
-	case NgfwName:
+	case ObservableTypeNgfwName:
 		return true
-	case OdnsIdentity:
+	case ObservableTypeOdnsIdentity:
 		return true
-	case OdnsIdentityLabel:
+	case ObservableTypeOdnsIdentityLabel:
 		return true
-	case OrbitalNodeId:
+	case ObservableTypeOrbitalNodeId:
 		return true
-	case PkiSerial:
+	case ObservableTypePkiSerial:
 		return true
-	case ProcessName:
+	case ObservableTypeProcessName:
 		return true
-	case RegistryKey:
+	case ObservableTypeRegistryKey:
 		return true
-	case RegistryName:
+	case ObservableTypeRegistryName:
 		return true
-	case RegistryPath:
+	case ObservableTypeRegistryPath:
 		return true
-	case S1AgentId:
+	case ObservableTypeS1AgentId:
 		return true
-	case SerialNumber:
+	case ObservableTypeSerialNumber:
 		return true
-	case Sha1:
+	case ObservableTypeSha1:
 		return true
-	case Sha256:
+	case ObservableTypeSha256:
 		return true
-	case Sha512:
+	case ObservableTypeSha512:
 		return true
-	case SwcDeviceId:
+	case ObservableTypeSwcDeviceId:
 		return true
-	case TrendMicroId:
+	case ObservableTypeTrendMicroId:
 		return true
-	case Url:
+	case ObservableTypeUrl:
 		return true
-	case User:
+	case ObservableTypeUser:
 		return true
-	case UserAgent:
+	case ObservableTypeUserAgent:
 		return true
 	default:
 		return false
@@ -531,6 +531,138 @@ func (e TLP) Valid() bool {
 	case Red:
 		return true
 	case White:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDataCacheScope.
+const (
+	TileDataCacheScopeNone TileDataCacheScope = "none"
+	TileDataCacheScopeOrg  TileDataCacheScope = "org"
+	TileDataCacheScopeUser TileDataCacheScope = "user"
+)
+
+// Valid indicates whether the value is a known member of the TileDataCacheScope enum.
+func (e TileDataCacheScope) Valid() bool {
+	switch e {
+	case TileDataCacheScopeNone:
+		return true
+	case TileDataCacheScopeOrg:
+		return true
+	case TileDataCacheScopeUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDataKeyType.
+const (
+	Timestamp TileDataKeyType = "timestamp"
+)
+
+// Valid indicates whether the value is a known member of the TileDataKeyType enum.
+func (e TileDataKeyType) Valid() bool {
+	switch e {
+	case Timestamp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDefinitionId.
+const (
+	MispAttributeTypes TileDefinitionId = "misp-attribute-types"
+	MispLatestEvents   TileDefinitionId = "misp-latest-events"
+	MispSummary        TileDefinitionId = "misp-summary"
+	MispThreatLevels   TileDefinitionId = "misp-threat-levels"
+	MispTopTags        TileDefinitionId = "misp-top-tags"
+)
+
+// Valid indicates whether the value is a known member of the TileDefinitionId enum.
+func (e TileDefinitionId) Valid() bool {
+	switch e {
+	case MispAttributeTypes:
+		return true
+	case MispLatestEvents:
+		return true
+	case MispSummary:
+		return true
+	case MispThreatLevels:
+		return true
+	case MispTopTags:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDefinitionType.
+const (
+	DonutGraph       TileDefinitionType = "donut_graph"
+	Markdown         TileDefinitionType = "markdown"
+	MetricGroup      TileDefinitionType = "metric_group"
+	VerticalBarChart TileDefinitionType = "vertical_bar_chart"
+)
+
+// Valid indicates whether the value is a known member of the TileDefinitionType enum.
+func (e TileDefinitionType) Valid() bool {
+	switch e {
+	case DonutGraph:
+		return true
+	case Markdown:
+		return true
+	case MetricGroup:
+		return true
+	case VerticalBarChart:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileMetricValueUnit.
+const (
+	Integer    TileMetricValueUnit = "integer"
+	Percentage TileMetricValueUnit = "percentage"
+)
+
+// Valid indicates whether the value is a known member of the TileMetricValueUnit enum.
+func (e TileMetricValueUnit) Valid() bool {
+	switch e {
+	case Integer:
+		return true
+	case Percentage:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TilePeriod.
+const (
+	Last24Hours TilePeriod = "last_24_hours"
+	Last30Days  TilePeriod = "last_30_days"
+	Last60Days  TilePeriod = "last_60_days"
+	Last7Days   TilePeriod = "last_7_days"
+	Last90Days  TilePeriod = "last_90_days"
+)
+
+// Valid indicates whether the value is a known member of the TilePeriod enum.
+func (e TilePeriod) Valid() bool {
+	switch e {
+	case Last24Hours:
+		return true
+	case Last30Days:
+		return true
+	case Last60Days:
+		return true
+	case Last7Days:
+		return true
+	case Last90Days:
 		return true
 	default:
 		return false
@@ -997,6 +1129,159 @@ type SupportedObservableType string
 // TLP defines model for TLP.
 type TLP string
 
+// TileBar One bucket of a `vertical_bar_chart`; `value` is the sum of `values`.
+type TileBar struct {
+	// Key The bucket's start
+	Key    int64  `json:"key"`
+	Label  string `json:"label"`
+	Value  int    `json:"value"`
+	Values []struct {
+		Key   string `json:"key"`
+		Value int    `json:"value"`
+	} `json:"values"`
+}
+
+// TileData One tile's figures over a period. `observed_time` is the period (its end is the end of
+// the current hour or UTC day), `valid_time` how long the figures are served again, from
+// the end of the period. `data` takes the shape of the tile's type: `metric_group` a list
+// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
+// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
+type TileData struct {
+	// CacheScope Who XDR may show a cached copy to.
+	CacheScope TileDataCacheScope `json:"cache_scope"`
+	Data       TileData_Data      `json:"data"`
+	HideLegend *bool              `json:"hide_legend,omitempty"`
+
+	// KeyType `vertical_bar_chart`: what a bar's `key` is (its bucket's start, Unix milliseconds).
+	KeyType *TileDataKeyType `json:"key_type,omitempty"`
+
+	// Keys `vertical_bar_chart`: the series each bar is split into.
+	Keys *[]TileKey `json:"keys,omitempty"`
+
+	// Labels `donut_graph`: the names of the segments, one list per ring; a segment's `key` indexes the first.
+	Labels       *[][]string   `json:"labels,omitempty"`
+	ObservedTime TileTimeRange `json:"observed_time"`
+	ValidTime    TileTimeRange `json:"valid_time"`
+}
+
+// TileDataCacheScope Who XDR may show a cached copy to.
+type TileDataCacheScope string
+
+// TileDataData0 defines model for TileData.Data.0.
+type TileDataData0 = []TileMetric
+
+// TileDataData1 defines model for TileData.Data.1.
+type TileDataData1 = []TileBar
+
+// TileDataData2 defines model for TileData.Data.2.
+type TileDataData2 = []TileDonutSlice
+
+// TileDataData3 defines model for TileData.Data.3.
+type TileDataData3 = []string
+
+// TileData_Data defines model for TileData.Data.
+type TileData_Data struct {
+	union json.RawMessage
+}
+
+// TileDataKeyType `vertical_bar_chart`: what a bar's `key` is (its bucket's start, Unix milliseconds).
+type TileDataKeyType string
+
+// TileDataRequest The tile and the period asked for. Unknown keys are refused.
+type TileDataRequest struct {
+	// Period One of `TilePeriod`; another is an `invalid argument`.
+	//
+	// Example: last_7_days
+	Period string `json:"period"`
+
+	// TileId One of the ids `/tiles` lists; another is an `invalid argument`.
+	//
+	// Example: misp-summary
+	TileId string `json:"tile_id"`
+}
+
+// TileDataResult defines model for TileDataResult.
+type TileDataResult struct {
+	// Data One tile's figures over a period. `observed_time` is the period (its end is the end of
+	// the current hour or UTC day), `valid_time` how long the figures are served again, from
+	// the end of the period. `data` takes the shape of the tile's type: `metric_group` a list
+	// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
+	// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
+	Data   *TileData `json:"data,omitempty"`
+	Errors *Errors   `json:"errors,omitempty"`
+}
+
+// TileDefinition A dashboard tile, as Cisco's relays define one.
+type TileDefinition struct {
+	// DefaultPeriod A period ending with the current hour (`last_24_hours`, in hours) or the current UTC day (the others, in days).
+	DefaultPeriod    TilePeriod         `json:"default_period"`
+	Description      string             `json:"description"`
+	Id               TileDefinitionId   `json:"id"`
+	Periods          []TilePeriod       `json:"periods"`
+	ShortDescription string             `json:"short_description"`
+	Tags             []string           `json:"tags"`
+	Title            string             `json:"title"`
+	Type             TileDefinitionType `json:"type"`
+}
+
+// TileDefinitionId defines model for TileDefinition.Id.
+type TileDefinitionId string
+
+// TileDefinitionType defines model for TileDefinition.Type.
+type TileDefinitionType string
+
+// TileDonutSlice One segment of a `donut_graph`; `key` indexes `labels[0]`.
+type TileDonutSlice struct {
+	Key   int `json:"key"`
+	Value int `json:"value"`
+}
+
+// TileKey defines model for TileKey.
+type TileKey struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
+}
+
+// TileMetric One figure of a `metric_group`; `tooltip` gives the period before for comparison.
+type TileMetric struct {
+	Icon      string              `json:"icon"`
+	Label     string              `json:"label"`
+	Tooltip   *string             `json:"tooltip,omitempty"`
+	Value     int                 `json:"value"`
+	ValueUnit TileMetricValueUnit `json:"value_unit"`
+}
+
+// TileMetricValueUnit defines model for TileMetric.ValueUnit.
+type TileMetricValueUnit string
+
+// TilePeriod A period ending with the current hour (`last_24_hours`, in hours) or the current UTC day (the others, in days).
+type TilePeriod string
+
+// TileRequest The tile asked for. Unknown keys are refused.
+type TileRequest struct {
+	// TileId Example: misp-summary
+	TileId string `json:"tile_id"`
+}
+
+// TileResult defines model for TileResult.
+type TileResult struct {
+	// Data A dashboard tile, as Cisco's relays define one.
+	Data   *TileDefinition `json:"data,omitempty"`
+	Errors *Errors         `json:"errors,omitempty"`
+}
+
+// TileTimeRange defines model for TileTimeRange.
+type TileTimeRange struct {
+	EndTime   time.Time `json:"end_time"`
+	StartTime time.Time `json:"start_time"`
+}
+
+// TilesResult defines model for TilesResult.
+type TilesResult struct {
+	Data   *[]TileDefinition `json:"data,omitempty"`
+	Errors *Errors           `json:"errors,omitempty"`
+}
+
 // TriggerRequest The `query-params` of the chosen action plus its `action-id`. Other keys are allowed and ignored.
 type TriggerRequest struct {
 	// ActionId Example: misp-add-sighting
@@ -1111,6 +1396,12 @@ type RespondObservablesJSONRequestBody = ObservableList
 // RespondTriggerJSONRequestBody defines body for RespondTrigger for application/json ContentType.
 type RespondTriggerJSONRequestBody = TriggerRequest
 
+// TileJSONRequestBody defines body for Tile for application/json ContentType.
+type TileJSONRequestBody = TileRequest
+
+// TileDataJSONRequestBody defines body for TileData for application/json ContentType.
+type TileDataJSONRequestBody = TileDataRequest
+
 // Getter for additional properties for TriggerRequest. Returns the specified
 // element and whether it was found
 func (a TriggerRequest) Get(fieldName string) (value interface{}, found bool) {
@@ -1203,6 +1494,120 @@ func (a TriggerRequest) MarshalJSON() ([]byte, error) {
 	return json.Marshal(object)
 }
 
+// AsTileDataData0 returns the union data inside the TileData_Data as a TileDataData0
+func (t TileData_Data) AsTileDataData0() (TileDataData0, error) {
+	var body TileDataData0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData0 overwrites any union data inside the TileData_Data as the provided TileDataData0
+func (t *TileData_Data) FromTileDataData0(v TileDataData0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData0 performs a merge with any union data inside the TileData_Data, using the provided TileDataData0
+func (t *TileData_Data) MergeTileDataData0(v TileDataData0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData1 returns the union data inside the TileData_Data as a TileDataData1
+func (t TileData_Data) AsTileDataData1() (TileDataData1, error) {
+	var body TileDataData1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData1 overwrites any union data inside the TileData_Data as the provided TileDataData1
+func (t *TileData_Data) FromTileDataData1(v TileDataData1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData1 performs a merge with any union data inside the TileData_Data, using the provided TileDataData1
+func (t *TileData_Data) MergeTileDataData1(v TileDataData1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData2 returns the union data inside the TileData_Data as a TileDataData2
+func (t TileData_Data) AsTileDataData2() (TileDataData2, error) {
+	var body TileDataData2
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData2 overwrites any union data inside the TileData_Data as the provided TileDataData2
+func (t *TileData_Data) FromTileDataData2(v TileDataData2) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData2 performs a merge with any union data inside the TileData_Data, using the provided TileDataData2
+func (t *TileData_Data) MergeTileDataData2(v TileDataData2) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData3 returns the union data inside the TileData_Data as a TileDataData3
+func (t TileData_Data) AsTileDataData3() (TileDataData3, error) {
+	var body TileDataData3
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData3 overwrites any union data inside the TileData_Data as the provided TileDataData3
+func (t *TileData_Data) FromTileDataData3(v TileDataData3) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData3 performs a merge with any union data inside the TileData_Data, using the provided TileDataData3
+func (t *TileData_Data) MergeTileDataData3(v TileDataData3) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t TileData_Data) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *TileData_Data) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// DeliberateObservables Verdicts for the observables MISP knows.
@@ -1223,6 +1628,15 @@ type ServerInterface interface {
 	// RespondTrigger Run one response action.
 	// (POST /respond/trigger)
 	RespondTrigger(w http.ResponseWriter, r *http.Request)
+	// Tiles The dashboard tiles this module offers.
+	// (POST /tiles)
+	Tiles(w http.ResponseWriter, r *http.Request)
+	// Tile One tile's definition.
+	// (POST /tiles/tile)
+	Tile(w http.ResponseWriter, r *http.Request)
+	// TileData One tile's data for a period.
+	// (POST /tiles/tile-data)
+	TileData(w http.ResponseWriter, r *http.Request)
 	// Version The relay's version (no envelope, no authentication).
 	// (POST /version)
 	Version(w http.ResponseWriter, r *http.Request)
@@ -1268,6 +1682,24 @@ func (_ Unimplemented) RespondObservables(w http.ResponseWriter, r *http.Request
 // RespondTrigger Run one response action.
 // (POST /respond/trigger)
 func (_ Unimplemented) RespondTrigger(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// Tiles The dashboard tiles this module offers.
+// (POST /tiles)
+func (_ Unimplemented) Tiles(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// Tile One tile's definition.
+// (POST /tiles/tile)
+func (_ Unimplemented) Tile(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// TileData One tile's data for a period.
+// (POST /tiles/tile-data)
+func (_ Unimplemented) TileData(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1367,6 +1799,48 @@ func (siw *ServerInterfaceWrapper) RespondTrigger(w http.ResponseWriter, r *http
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RespondTrigger(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// Tiles operation middleware
+func (siw *ServerInterfaceWrapper) Tiles(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.Tiles(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// Tile operation middleware
+func (siw *ServerInterfaceWrapper) Tile(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.Tile(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// TileData operation middleware
+func (siw *ServerInterfaceWrapper) TileData(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.TileData(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1561,6 +2035,15 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/respond/trigger", wrapper.RespondTrigger)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/tiles", wrapper.Tiles)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/tiles/tile", wrapper.Tile)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/tiles/tile-data", wrapper.TileData)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/version", wrapper.Version)
@@ -1875,6 +2358,155 @@ func (response RespondTrigger405JSONResponse) VisitRespondTriggerResponse(w http
 	return err
 }
 
+type TilesRequestObject struct {
+}
+
+type TilesResponseObject interface {
+	VisitTilesResponse(w http.ResponseWriter) error
+}
+
+type Tiles200JSONResponse TilesResult
+
+func (response Tiles200JSONResponse) VisitTilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Tiles404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Tiles404JSONResponse) VisitTilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Tiles405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Tiles405JSONResponse) VisitTilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TileRequestObject struct {
+	Body *TileJSONRequestBody
+}
+
+type TileResponseObject interface {
+	VisitTileResponse(w http.ResponseWriter) error
+}
+
+type Tile200JSONResponse TileResult
+
+func (response Tile200JSONResponse) VisitTileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Tile404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Tile404JSONResponse) VisitTileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Tile405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Tile405JSONResponse) VisitTileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TileDataRequestObject struct {
+	Body *TileDataJSONRequestBody
+}
+
+type TileDataResponseObject interface {
+	VisitTileDataResponse(w http.ResponseWriter) error
+}
+
+type TileData200JSONResponse TileDataResult
+
+func (response TileData200JSONResponse) VisitTileDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TileData404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response TileData404JSONResponse) VisitTileDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TileData405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response TileData405JSONResponse) VisitTileDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VersionRequestObject struct {
 }
 
@@ -1994,6 +2626,15 @@ type StrictServerInterface interface {
 	// RespondTrigger Run one response action.
 	// (POST /respond/trigger)
 	RespondTrigger(ctx context.Context, request RespondTriggerRequestObject) (RespondTriggerResponseObject, error)
+	// Tiles The dashboard tiles this module offers.
+	// (POST /tiles)
+	Tiles(ctx context.Context, request TilesRequestObject) (TilesResponseObject, error)
+	// Tile One tile's definition.
+	// (POST /tiles/tile)
+	Tile(ctx context.Context, request TileRequestObject) (TileResponseObject, error)
+	// TileData One tile's data for a period.
+	// (POST /tiles/tile-data)
+	TileData(ctx context.Context, request TileDataRequestObject) (TileDataResponseObject, error)
 	// Version The relay's version (no envelope, no authentication).
 	// (POST /version)
 	Version(ctx context.Context, request VersionRequestObject) (VersionResponseObject, error)
@@ -2220,6 +2861,92 @@ func (sh *strictHandler) RespondTrigger(w http.ResponseWriter, r *http.Request) 
 	}
 }
 
+// Tiles operation middleware
+func (sh *strictHandler) Tiles(w http.ResponseWriter, r *http.Request) {
+	var request TilesRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.Tiles(ctx, request.(TilesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Tiles")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TilesResponseObject); ok {
+		if err := validResponse.VisitTilesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// Tile operation middleware
+func (sh *strictHandler) Tile(w http.ResponseWriter, r *http.Request) {
+	var request TileRequestObject
+
+	var body TileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.Tile(ctx, request.(TileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Tile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TileResponseObject); ok {
+		if err := validResponse.VisitTileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// TileData operation middleware
+func (sh *strictHandler) TileData(w http.ResponseWriter, r *http.Request) {
+	var request TileDataRequestObject
+
+	var body TileDataJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.TileData(ctx, request.(TileDataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TileData")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TileDataResponseObject); ok {
+		if err := validResponse.VisitTileDataResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Version operation middleware
 func (sh *strictHandler) Version(w http.ResponseWriter, r *http.Request) {
 	var request VersionRequestObject
@@ -2275,147 +3002,172 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17c9s4sij+VVD8bVXkGephx87ZVf445Uk8J56TSVK2M5nfGeWKMAlJWFMADwBa0Wb93W91N8CHRNly",
-	"JrMzs3WrUrFIgng0+t2N5uco1ctCK6Gcjcafo4IbvhROGLx6JXjuFi8WIr2By0zY1MjCSa2icXSWLrTI",
-	"2DVPbxi3LMm448lztpJuoUvHpGNuIRhXdiUMk5ZxliywP5ZCh2zGZS6yhAljtBlEcSSh14XgmTBRHCm+",
-	"FNHYT6FPc4gjmy7EksNkxCe+LHJownN5K6I4cusCLq0zUs2ju7u7ODLif0th3Xc6kwJX9PbaCnPLr3O6",
-	"TLVyQjn4yYsilymHxQ3/bmGFnxuj/cWIWTSO/r9hDa4hPbXDus/X0rp6YGlEFo2dKQXdsYVWlsb9UbiF",
-	"zt5od5rneiWyPeZSrRdaZiIaH49O4mgprOVzWPbVQrAldgvAVtoxTn2zmTa4FR4YImPvL14Port4z/W9",
-	"urp6dwabREtrY8EHo9U8DAwjcXaj9EqxgrsF64lbYdZMqKzQUjmYWfLu7eVVwq5Lx5Lhirt0kel5ErPV",
-	"QqYLbPBfZ1cJ4ypjyauz05fJAU71jXbf61J9IaSONyHVggVbcYLYDEZgWiG4YFOFGbDzGVvrkgnlhBEZ",
-	"PoJ3llyVPM/XrMgFt8Ij9VqXhtlC5LlUc1yEM2vG51yqrwXx96oJYJgO/LJMz5hbSMsynZZLoRzjRuBs",
-	"tcrXTCthAZLVHBAPX2g1k5lQKUJLqHIZjX+JztVMR3H0Wq+iOPpRZLJcRnH0Ss4XEWyEAmLzs4g+btFd",
-	"HL2UttBW0nw32cYhe5ELrmJ2xH7kuUylLm3MnrLL0hbh6pi90MulVjE7YX4gYBB+fofxUfw0Po5P6rGl",
-	"cmKObONTH1r1b7kBBmJhOY3p4NBRa4bVJNq36+m079PE2vcqWLTX/oYvW2ANgzdHbA1T9X0fcM+Ukeni",
-	"JXeIRTzLcCyevzO6EMYhn5vx3IpNvDlTTro1y6V1NmaCpwtWGGEBUxBDVguhmNKqL5aFWw9YMsxELq+F",
-	"4U4Mdc03E2aEK42y9FpyK0wmU2cT2KKiMYvPkVQZEKc29iGMPw8tiYXG0d/LbC6WQSzd9+oPoWV41Ygc",
-	"GYJdyOLBty8ajUMHVs4XTqr5gy9f+obhxQCKh977idp5cVFtsr7+u0hdvckXwpa5e3Cb2zDPPGbcN34D",
-	"h+7iCAXwg3M+o1bd04Vnj0THt0qw69JKJaz1OgBLoOcElYV8xdeWJTPueN6BWcTY95jxC2h412D/m/zo",
-	"lAEJAAtkXDGueL62jmnDYDjASJbC/RSoZMDegEBjC51nlnFmRWqEG0QdZEo3auLHhXQQdEtX+IWexrS8",
-	"etIfd8H8hc46lvQNS3jpFtrIfyBuE3iTMUqDHz5cMa8QnLYakeYFwF+hTO/50Zl13DjLknZzUt/GLDkY",
-	"TNQ3LJHqlucyY9zMUfz44a51tvZtGTagt7c6P/ev/3D59g0r+DrXPGNGpELeimzAkoMYZs0VK7344yl0",
-	"RGMXwiyltdBxJpQUWTJmP55fvoNXSpPblKuB1MyIWWm9CL8Ra9Y7Hh0Oj0dP/QoqDaD7bdJkRcaOR8es",
-	"R+L+9N359P3Fa9+B0xrUgnXQLuyOaXAn+rlcSufnAgwLZnP0twqWThjF82rjOnrxMO2djEb+LeDQMhWs",
-	"VPyWyxyYdferqCSsVMycXIqMgbauTQs6qVZKpLRTJ6Oj4cno6fBkdHzwnGnTmLK0QMJr1kt+PP15ev5m",
-	"+v3r8/96dZXEoZkTiiv3xLJ2g+m7s4vp1dmb0zdXAX2ueRbAlox3bZotr8M+946rdXdZFeOmclnZJEnT",
-	"mkjobY9PyZhxtXYLUNtEbgXrceW3nLkFd0GpXsFvhKkVKrMx4+zq9SUOWxoBM6oVlaiDCtHOaVMKMLdN",
-	"BI7iqEJHYC+bmIXdNJEkiqOO/Y/iqAHYKI46YBXFUXmfvlFJB+nEcj8xgQxXqnN64bDqlRvD19jpJ5r7",
-	"+Uu7zb7OM6GcnElhvFIrmNWlSQHrUm0y+5wUXcLBubwVFhvhrohboRx7//78ZQw3SZXnzhl5XTqBD9DW",
-	"DGtZ8k+vhZq7RTQ+Gh3/Fecdbhzu5OvbK7kQM2GCIv0IMXjK0DICLNPbS2W9F1fnP7KtQQ62JWKr29a6",
-	"TkajUcdKhO90KtGo2nq+4HYh2hv/IDRo8lPlNd/HArc0+UP49f7ifEtoNkftFJWb4HsEOm9tb8eqvxci",
-	"u3TclfaRm/9hIYxgWglWlNe5TAmFZ0JkIBdVZgfsw2LNON0CcrXAh6SqefATy3I930YHpIMO4jrD+2Tc",
-	"ZvDaUiq5BHY12rKmYENvZFGIbGc/nj5hfk8ssCg5E9Yhp6QhWK9URvAMuBFqVaA/cZby4mCP0XFjtwe/",
-	"qoeETWfcelZtkR0w6QBGCb2O2mPtLapBnEqT5l26m3XcdYyagE4i1TxhpXIyp4VLYx2DBwzEAevlWt+U",
-	"RZgPmxm9xIa0H9gSdhfktzmIJyqhOwnTKiVzPeehRxLKRtgFs2WaCpGJLAadWOY4DbTYpGOZzBDivfD6",
-	"RM21zhiYAjGTM5BsMSCOdTLP/cZsiCq/tiiOaEJRHPlxOqVCWWTcdeHFh8BzYfCAA7ikdMHVXGTPGb9G",
-	"o/NazLQRDSgSiGC3ZtosuYvGYMyIPmgpXdt0y/Oyg/dFpxW3pxZMqkx8ehjbO7lKFNAhDiRVDdzFamrP",
-	"zeM4wXegJusZ46Rdlg0fzwHgwfHohPVWDV/bgcew3aaR31lwfh2P9vWVwPwrVxstZ8tX+bFtTt1v0Oxh",
-	"yZBS9quM3Ue8AqRvu1nKJhO2rJd8f3b28jI5YOTIrPTZQOapVjBtdi2szIDxWHw9ZlJNlDaZMDF6AVfI",
-	"6dHpQpy9IoPVQjTYOVugK1KJATslLuUJk2kzUZ4iWaaFd1hyz4eaet2YdTGhlVdiibyJ+PcSgQ3pBhvP",
-	"PwW17lmH/K+kYOAr+uZho9e/1YUbv943cf6yy+ZHtUpmzxuQXxnphGXOcGUl7IxEBKiux5NyNHqawgD4",
-	"S/TpRlnKjG4kJNI2lZ6COycMjPt/enVvg2//uXCusP85Hg4H3w5TJ/nwF97/x8df+vD/t62L/i+j/t94",
-	"f9b/+Pnps7uDv3Sxw8qF9gWOmEKYpvrcE0vpnMhIKMHDEL046OI3TR/yfdvU8DZverUfqbDurbeBgdF8",
-	"1bRUwEdpftiRzB567/wltCuMzspUmI2VHY6Ojh/Ugqmn6a0w1sPmXh8k/v3JN4bXgVVJt37wxdAO3llo",
-	"46a7d4QQeXumlX62b9tpaeReKn4cOT5v6+lbcHzQHAHNwTq+LJDx76VUOOlysedoefHQUq5ev+tyBlZ+",
-	"8U7dCr0DU5zgQ35kaHkFDTdZqszC4rbwqTVAA1O72G/bLf84QZvqkmJ0lc512KXjZzrd3xyredz9HoYt",
-	"JaRENwuO1bXOKobwhbyzV8dH4gYjPWCrhbaCLcETJbLaD2HRhcy4YhUqsJ7SFImZKAxwfnJjlkt1Y2OW",
-	"6iVMDr1NFg2ZJ5bNZC7Q/DmIN8yMJ5ZlIpVW3lZDT1Q1NitVJkzLgix0LtM16624UVLNfYgICDBmVTAk",
-	"hk75GtwqRnDHcnEr8niizl9eslnO5zFzpsSQqjZzrqSluMrBc5YYwa1WCbPg00dFBOYHhpB0MXrn2m6a",
-	"J3ai/JoHDGC81Eb4hkrTImMfbUZlnGnFOGtMn3x2oS3DaJKdqF6wCck35OcDWwQvjVkCe0fuy2QpbdH3",
-	"qkEDLkkjnk7Q0yvljamvJBjb4dP7XmxGWttvVj6YPV/HYOWfTMjWRLd/igYJZ6mDhFzyT545gc5xvzuC",
-	"0Hg/4UBtHyHufg+pv1t8P6SiPFqYf4Ek/mLxWsWOfx/x2kDLNjF3EGgDGeMmw2hs6Ia89pt2rxT7g0jr",
-	"Wqp+XWn9tkX3j3K2o91Xb9CAgd0PA7BbnfLrMucGw1rY7nBwODh8+sSyNNcWTHEQLEVeWpbYBT85PEri",
-	"iaK8pUZAwpZFoY2DGDZEneaLurNPteWOfUnXJTc20ZkviylAt3TCTOcl4l4KzWegOQh4tqzxqflEWlsK",
-	"s3HTCiM5+D1TaVM9Xcqs+l2mU7zKBASS4IdecgkzFEsu8/B36r05Mqvu2JJ2J45ALQlzwd/gw4LIk7bO",
-	"35ZLIfGPxT8F/nf7DG3ndMqzzAhr4So7gf/tdMnThVSCJrcsnfgUxZGaz1Z0B3/5vnWm7FRiBMmtN6+n",
-	"Ob8WsAxtrqXj+VTpzPda3MgaMoXRqbA29GnEXFpn1tMbsW5ebj72K7WHUz4XylHH1OlUlctr3Aq74If0",
-	"5+jkGf04OTyCH6t0SoCnF50RKpsuZWo03YDoSByVVhj/h4bZxeTKTc5+PPrbswc4e3c2AnV2PyWeq6J8",
-	"rPZ8qhqkyLhlP7+8oLAqUAb7TrsFm0mBuRZG1LlJjKZrWW+1kE7Ygqeij8lIOFM7UQW3tpluwFWGXfhw",
-	"Bsu5E+bgOVOaabcQBtMBMO0EXZwDdrUufFSRiDrQ7UR58sbu5FxpI7L7iHg/rQSGIwg2926/d3+C5v7l",
-	"L9+/IDI27JvquWVOo1+RlcWAnSpGO0FszMN6wE4dW2rr2OFoNGLXa5aJGS9zH5kI+jKkArz97vLs4qfT",
-	"716fXR4M9vVEbmJb2x3ZdBpVHoAuEAOSqvXbWTT+5QFdibZaZO1eort4y+v98UFRg1KG5A2hFADTsrJA",
-	"LEt2jJVg4uZziOAQpk4U9MN6NalAXsCYJcAQkpglDRaaxGwwGBwgYqepKByYoCpro20dGUNG3NRsjx5Q",
-	"BCGCMNf9LebTiZudHvcaPE8sEe9zZktjIPwAju6avmERzsjlUmQhclRa0Q7tHf7tr4OTw8HhaDT4jyh+",
-	"JOsL0xZZSAl8JDeD/X5i2WYv4yoO6UO3IT2RJeEXJaj4a5ElMebTayPnUiUTxa0Vxtkm7nhfdXIhrM5v",
-	"RTa90gnrcUbymmnDQNz64CjsuLPMIwUGHb8HwQwm3/TtDF+snAnYnEMYYlEFd2UuDvB+ckEz9MMFnGQF",
-	"l4bp2URp5dMwiMU8sQ2Xx8HzesVTqWY6wQEbuRtVW9LItPHdTFRgHwi3VMNb4PLoYrwEtq7ApGYekqzV",
-	"XY+M/k3f/V6uWhrsEXaQ3+LH2aumgZCdOKcLoVj9TkC9qw29ttfCl5i10SBubS+xjjZ9Nd7+Ali19n43",
-	"bTlTbpHW90aIPliNLBMOsiA64jbor5lSAmlw30wJf5JGhmYt+2rrd9+d2JCuHtMa+xPXQeOw0bulriDT",
-	"8nFmmlDeENzbjMYEy0e9sx2dCx10LQZdN78qeLuX7K88RK+luuny9f/6SGF7iMdaluCqJZdklUUcMzGY",
-	"DxgP+YLcpIvKe9gwQrc9h9yJuTbyselXmwGc+wmS3Gw1eRsx66PTk2bal0V/U6Le32EdO9krzavCRWCf",
-	"8YMhpE4XDI7YXngwlBpA7MbbOvH/kZsN+IHp3941znpJ+NnXswQTNjirvFCsl4gcf9FTp1EeV57/7f3f",
-	"1wHaPOkwDRbHhgYPoqGWAa3UycA5m5MnOd+Y7yD6zQOWj48iYvf7QOgLoo5mLtz+A2w6a5pbEn3cD4l3",
-	"+BG3d7e1/tZcH8LwP4hHsEV0X9cpeIEZCtlp+gWq+2mV3+CPFaAnYskhJWsmTGDrNct+zpL/LYVZ9/G8",
-	"rE1QJ6WjsFKxZEjdZUNn5HwuTPI7s3iPm8jceZb1A8FHcX0PAdMn7zQep/U5+H34r9PH1ITAI3GrhuQu",
-	"tqVEMD92m8bk7Rk80mptBY6mX8dRtrmejiG6cHY/gbm/4Gsg1cb23EMx/wrdrUmav4nu1hYqLbUGHO8n",
-	"USsNazJZfTuZDBp/OjOqLhsxtS85GxtHL4x0Mu08+BVH4fTgV845iBmm5tY5AdvZBzEqII1uJ2oub0GT",
-	"cQshDfN4tKYDzHiLjrLYJ41cBOijsuht0jgag2kLzGky3Ot5kh+QfAYLns8o4xW32krXSACIWd2wnjY0",
-	"l85OFO37wXOcn/bw2FomzYXO6lVZDEzP6owDWCrIFQKZnSjoj0Ss/ZoR/W1R2hlf/rfOiAvHlRpS7lpr",
-	"PBLd4sj7KxNtJ8kmT9HeyN4r0tuyyJuK9bZkeqVXTSQnHNVtPznq2FqJ54xXDvFHerkbbsgNN/f2Uv9f",
-	"wuD5Hznbr9K2fp050EbojWwB4jBdUr51Rv33twAqofd1tf9doZoHog7oaLZNm7iKykhFZN7DpH2+1GrO",
-	"kFJ4vuGtppCMjWtBZplUaV5mIjsY04HeAtyrEOSGk6my6FuT0p1+Zp3/ZU36T1hE/aC6JL/+P2WRYHd0",
-	"CQ9CVD0ZN+/WzZtNGr+pY+yrNHkypj8x/JHwB3gbPV5mJ3ADotb+79HJsySuMiDolDeGC9BzAMECHIGS",
-	"4+EB/hIYMMggPpWvuBF9ymOkbDoc5QDHw3SCZBx+xP5HABhdeJiR/duvWq4WWtq+D8dzFZ5gv1VaQjKm",
-	"iwCS3ROOtybbOjHVzFuo8iQaWQ7khaIchp1B/5BXUU0v+tgVZcNzOg1ExrM65+9uj1mdLXH+7vZZ45Km",
-	"xPxkqnAQqKcXr0F3fXmC2wZFSF6d9g+bF0cnz5qXJ4dH4RLn2xilihtFH6t5Ns8TVXR5/i6Km1e3z5rX",
-	"LwP8qjuvakBW92ji1eWPL0+al5evTg83rgnYzTsE9erOmQd/dQMiIpgKCYecgJ+3XDvAnrnP45gbIWDG",
-	"GKLs1O+vyPi/8IevHxXxADa14WLw5nC60FaE8geUjYSKON3oyywZsLchp4ESJ0IhqGbsd0u3rd5vW0+d",
-	"PoMvtrZ/RVZEl83+qxMk6kXHX2rDV7v8rzm+tn3CCo+GEjFSEYLf+cAVaGN7ePcfQJo69/LRR6oV44pR",
-	"whdZf88ZZ1heQc3ZNZb4khQzHbDk6OTopD867I8Or0ajMf77n4QtBVeWKRD3THwqpCE30+8Si9sCsK8e",
-	"9EjAXDUycFIN6gmWmwDxq1VTJxojP0GrBfUdUUcyMDGeqlRV5xYnCmkDQbqRhB+jS4CAiGn40AdILyYd",
-	"aQNwm3qqUvUzDYXK2KmaqHpOlM4PatcTS+1s6IyqUHHL/KEJyGYwArg5HNOU6mbr0MRE4akJZIdKUwqT",
-	"wkyEuXAWbvk6Tl0ugN81Ob/aiOlvnSK/acN4iPxmCdWe47azpVuJ1I1RPu4mij+IlRNI9OsaOd5m/yJR",
-	"c9vtGh0NRpuu0Yx8otWfHh4+Pe3/D+//Y9D/+O3Bf/Ymk2837/3lwTyCMIOulX3wpXp+lRTddo/9SlmG",
-	"vpG0BJ8HOk1ouGvBjTBQDKu++j6w8h8+XEWbnPfVJejTUHfLyrkSGbkfL89eXJxdTf/77P9nvVDvKvk8",
-	"iW7EehKNJxGZI2hpnr47B2UO74hJFE9CbGbabqwLglhoeJdAshfFriCgdYETQb/BvDSU/eT0DcjB00pA",
-	"auPrf+ETJsMp8jBvKAnAjkYjYJ/gMO2uNcaEuhW5LkSM2e7Ho0Nipgh09P0h3GqkWThXULXLkB4E/JyT",
-	"mCN2GaEzuz6VReNab2pRF3Y8HM6lW5TXg1Qvh3Xrxs/oriNZU9pUI5CG7BL2XPzMruic20UIDdKoIDBh",
-	"VwbYOuV5jvlkVlRVTtEFKLDEXlOGWdbzXNTGtUhtn7CrCybGrFXGkEmFCaUHMXQ+F26iyP/oY45O+7oD",
-	"6LHXzJRqM6ZpWY/kYjNzAZCDIVWxEPpDvz11ZrH0HZY71apRlAuOu03UleHKYoepVrdBtHszBYBDAIN9",
-	"NDx16Ak521UPFnGLU/k3qBkXM/EpFYXDcrCsUcurV1WGbdyFCTHWKOzKkhdUJLZ/FUoKesuHYhAwRKPO",
-	"oBE8Y9zi8Ac+BdIZqrYAPdscHBzNPNpeMqSaC0PsPFz5cmbffAP8AUCSNqjCYs/toodkoQWi+uYbH5wA",
-	"uqLnNSnBRHrAIujBBPKXJ0g/yAOwwiByh1RncGswGMSTUHmDru8+Ak9gVi8FekuZAo3JaVZw4yTPYQgq",
-	"5EzoTcc0LfM2BsWUqAEoSRaOwvhpEqFXQScyMRhMBcZjHLqecydWfE1Yt9TpDVuWvlqQ+FSI1GH9k8OY",
-	"HY9G0Ojk06fQo7TABseMbzEq6LjiVY8Az6SrPNskij2YaB/8Mo5GoxjGwQO7VL0tYNB24cOtN3HbkZNf",
-	"CyrfsYLJIrC7ivZtdoAo9RbV3Lr+IZX/PR4dB3xtVoeBBycHwCcYVxSioO4q9MLBq2o1CS0HscuDB+rG",
-	"bGKPx24iYhILLOXGSGERY3/ue2dH/zxLfEFJchACnxSGDstutvNljJDOMKMd9HVFdbF6h4Cdz45ZLpwT",
-	"wBYzOZfANZM+OOim8N+AMj7HgNpYu48zJVZU6w2YAvTcKJYFVoHYrIpdrQPuWb4UTGaDDo4VuNLQqzM+",
-	"YarBoBRWjmlXyxyz71DeMRLUP3y48j7GMcxNSAp0KtatKjQPTyS13pD4o8tBe6BIZ5VNffruHDq/EX5f",
-	"SVdgk2gwGEyimG1qEeHJXV1rc6fCEKZ3vYYhgFP00pzLpV/3f4s17Msr4OwxS15cXUzP3lydX52fXU5f",
-	"n/94jnffX7y+fHH6BlcSs+Tvqxs7XWjy7PIyS5772QeuE8Q7gbBqjpdiOFiJPO8jaQzhWQI2ZJsHS0v1",
-	"ceoTBEESoDirfIBb8YFxy4Efd/rf48qF3vKYT9S2yzxuOLdrtzTrWXFPsgssp8q3R6amdhzriMNJKmKp",
-	"HnzAb7MyWNLVMUQAWHUMMZepUFY0NK4fz6+21CtdCEWxuYE286F/yQ6hbR1Sixr6VlxbH97kAMu0EIoX",
-	"MhpHTwejwVOyQhaoYe8oPA2PCt11TOk1Bm2oulLXLjbDOVqJkIpbtCK3MbpFSmOEcvn6IOi3VFYO3vLa",
-	"28Zr1C3A0fo6DJvuE/RXDNh7Vc2tihhd51zdhDJlsIf+J/a50mWegbgj7aQ+vka7RfWJpVbnWTSOXlYg",
-	"a37ioPkFhJ3x3dZHEobN1zc/W3A0Gn21rya0Slx3lLkHlgWKxiQaf55UlbXhCiTR3V3ynDWb3N0lwZFE",
-	"RVylZVQ4fpMN4L52KWFcVXrYhh4xGAw+3tWKGMD/Lo6OR8e7QeqhNqyKqeELJw+/sFVuDc3QcrnkZh2N",
-	"g5/DduSR2wYqDqJQQOeXiEyR6CN05NXU3aT0kzBQetWGWtG+iuqS3wiignQheMF4DVPhdRsQ8axH6jp9",
-	"O8EO58J5pwWqDh9Iyce6Zpk0InWYZARSgwopJ7H33Vmmb+qSiPhCXbuMYT++Whs8w8oevlJbzHhudSjt",
-	"sVF1rWm0SV97reKM0jLLsdp0w5CYKJLnSgdJsUV6VL8u+g1ppVUh70FaIU0PNVx9M4nu7pIgzxGjKzQG",
-	"GNEhO+6qctKcQcHgoE/vNvB9yhlWZ/aJY6hq8K5q3AexLz0Z6Ov3pCAs/hzQ22e4hcS1wO692gU8RKyb",
-	"tBQiJ0hLRHpfX0bBnJa8sL7oICa2AYwbFdqcRnfAGOyq+qABGQKVcb+VJRgSBIGO68JDRfDPx+TPbzse",
-	"roVbCXL1L2M/Qrck7KINn8z0byKTzmD3RP0dDcaLQnBjuz6g8bySRLMQctqQV1DcVyg0xicqlGwEOoyD",
-	"iU0aPdInfKKGOqIDGt43UFdUIgLelHaU0vinl3Z7OMwQLm3URW0MfXW7pCEmP+5Hv9+Vkj76gAe9nG5F",
-	"o6jELESX6CNB/hNC+IxqfQUeiQreeKKS2r87fY+yzxsy9M4QOxySourfwRfwt29qtXHjKuttSBIVrE2Y",
-	"OXrKmPjE4fwsshCYlZDt5FvVLLpFk0P7IaAjvgioXMv4gwH+nqiUK6Udc/xGVHW4wlKTIYwPnsMDYGu2",
-	"TBcedOgNcmi4AhrCQCID7od6GbQQWaiF7uGHeB8/DmZ4S2bjzRqd/9y88QAUn09UWFsjnVg2ApYhaEiL",
-	"IwbppSlBkWFymef4Uk1URb2+amyd6wx92AFr6klt7Sino2dGYKFrVTOeiUoacEGfpBWuiyVj+u6fhCE3",
-	"D5fer/d4rhU3mewvH2ujoClqpa1F8L+ZeQCHA5BBgWju1DM8adW6hCX9BxAbPAG7WSUdadpP2ZHW+SPZ",
-	"reQh7y3bcegoecComagepWSsavoIH47zzOha4KlGJxRz+oDIMWmeZKIx3l+8JoFBnhw7Ud4UaHx4JJSE",
-	"CW5Zsh3sQq/QOFri++SwbORlaUUBlI4zYJ20iG3+NNTYPDD0AD0Sn6XQE/4WD1CoEgynJmwXTVY6zET9",
-	"2WiSrMmNWFyFVgHnbQvrm2ToEWmDDj1a7abBi1IRZtKQmOICHttmqiDTaiv7h2dZ+3BzHSOcqCpIGB4f",
-	"sCr0qA19oMfZEDM0nr6gTU1Z9xCCT6bbJoKvgr8bCZldH+r8DamnnSj4GCveR99qU35nS58BOInu4m1i",
-	"mCjkm15vbX0S6gmGQK1W4dsiPu6zRYmNOKaPe03UNXKhPw89XpSE9Bs0uZvkGrkz3aR26t0GzUCNFUsO",
-	"cGP+bfh2nHckkXfFp59RsBsvULaRcypYLW0q+alxNvw3wtJ2jlEHlgI3C0v6V2+hT8YBubHNYAnsfmpQ",
-	"TbmVg9L0WEqtDnY6dUIgD+Y4F27Hd49pr9vfE/MBz+6N3thbtIKkY07kOWkfFNgJK2G+BGHwSMX+42PU",
-	"DHqgGE4vfJuslYCwhTghvyqKW1943lH/rG4ybH4BGoqc/WZ4t5EBdj97DAlPTfDXSU/k7bzva9O1C7TX",
-	"9kseTFT4Vpz/qgZs6ET9QRD9Ndh8gBWF0dekOWDk95rnXKXCWNbbF9Pbo7Sz2n75CFvtffj4dLtcAuAo",
-	"ejkkOAmwPCfrJRAmYKZUXkxRM+yI6mvVkcTxcHh49B8QDBwcjj8X2rg7TPI0smFaGE9+WEQwGkd/Hf11",
-	"FN2X2Jy8e3txlQwQfT7vagfzPv1wyV7z5XXG2bVYSDTavy8VaUqgu/SSTBS5Xg+dWBY5d2Kw5st8cxUQ",
-	"D/088++9N/l5djfIsdt+afLBZziLpNXdQKsBX9nNBbZebK80PCpN7iuybi6lOdsnlsmM9Z4eMcAh00+5",
-	"FSFjgswcTJpoFoq3jqc3TyzV/Fqjy0CXrijdgEyIeVVvLExJlP0VpGwcdk4HAEpvVWXj/ARxNz5WONjl",
-	"F2/ZexuO8PABecp/Q7wiDxyYYF739AFdUpt96Nobr9t4cLGpimvVGn/vLDnWSJLbSI+rpxE0ie15EPOK",
-	"K4kFi80DgXsY+i+DAqH//PIi3qR2eCV8ptY2R/V0fvfx7v8OAA==",
+	"7L19c9s2tjD+VTD87UzklpLl1M7uKn/ccRP31t00yThOs79b5RFhEpawpgBeALSjzfq7P3POAUhQomw5",
+	"L9t255nJxCKJd5z3c3DwMcn1stJKKGeTycek4oYvhRMGn34UvHSLZwuRX8FjIWxuZOWkVskkOckXWhTs",
+	"gudXjFuWFdzx7Cm7kW6ha8ekY24hGFf2RhgmLeMsW2B7LIcG2SWXpSgyJozRZpSkiYRWF4IXwiRpovhS",
+	"JBM/hCGNIU1svhBLDoMRH/iyKqEIL+W1SNLErSp4tM5INU9ub2/TxIj/rYV13+tCCpzRqwsrzDW/KOkx",
+	"18oJ5eAnr6pS5hwmt/8PCzP8GPX2JyMuk0ny/+23y7VPX+1+2+YLaV3bsTSiSCbO1ILe2EorS/3+LNxC",
+	"Fy+1Oy5LfSOKHcbSzBdKFiKZHI6P0mQprOVzmPb5QrAlNguLrbRjnNpml9rgVvjFEAV7e/ZilNymO87v",
+	"x/Pz1yewSTS1LhS8M1rNQ8fQE2dXSt8oVnG3YANxLcyKCVVUWioHI8tev3pznrGL2rFs/4a7fFHoeZay",
+	"m4XMF1jgv0/OM8ZVwbIfT46fZ3s41Jfa/aBr9Ykrdbi+Up21YDecVuwSemBa4XLBpgozYqeXbKVrJpQT",
+	"RhT4Ceosuap5Wa5YVQpuhQfqla4Ns5UoS6nmOAlnVozPuVRfasXfqniBYTjwyzJ9ydxCWlbovF4K5Rg3",
+	"AkerVbliWgkLK9mMAeHwmVaXshAqx9USql4mk1+TU3WpkzR5oW+SNPlZFLJeJmnyo5wvEtgIJZI0jCJ5",
+	"v4F3afJc2kpbSeNdJxsH7FkpuErZY/YzL2UudW1T9h17U9sqPB2yZ3q51CplR8x3BATCj+8gfZx+lx6m",
+	"R23fUjkxR7LxYQilhtfcAAGxMJ1oONh10hlhM4ju63Y43fc0sO67Zi26c3/Jl51lDZ3HPXa6adq+a3FP",
+	"lJH54jl3CEW8KLAvXr42uhLGIZ275KUV63Bzopx0K1ZK62zKBM8XrDLCAqQghNwshGJKq6FYVm41Ytl+",
+	"IUp5IQx3Yl+3dDNjRrjaKEvVsmthCpk7m8EWVdEoPiZSFYCc2tj7IP40lCQSmib/qIu5WAa2dFfVn0LJ",
+	"UNWIEgmCXcjq3tpnUeHQgJXzhZNqfm/lN75gqBiW4r56v1A5zy6aTdYX/xC5azf5TNi6dPduc3fNCw8Z",
+	"d/UfwdBtmiADvnfMJ1Sqf7jw7YHg+EoJdlFbqYS1XgZgGbScobBQ3vCVZdkld7zsgSwi7DuM+BkUvI3I",
+	"/zo9OmaAAkACGVeMK16urGPaMOgOIJLl8D4HLBmxl8DQ2EKXhWWcWZEb4UZJD5rSixb5cSI9CN2RFX6l",
+	"rylNrx30+21r/kwXPVP6hmW8dgtt5D8Rtml5swlyg5/enTMvEBx3CpHkBYt/gzx94Htn1nHjLMu6xUl8",
+	"m7BsbzRV37BMqmteyoJxM0f247u70MXKl2VYgGpvNH7qq//05tVLVvFVqXnBjMiFvBbFiGV7KYyaK1Z7",
+	"9sdzaIj6roRZSmuh4UIoKYpswn4+ffMaqtSmtDlXI6mZEZe19Sz8SqzY4HB8sH84/s7PoJEA+muTJCsK",
+	"djg+ZANi98evT2dvz174BpzWIBasgnRhtwyDOzEs5VI6PxYgWDCax39t1tIJo3jZbFxPK35NB0fjsa8F",
+	"FFrmgtWKX3NZArHur4pCwo1KmZNLUTCQ1rXprE6ulRI57dTR+PH+0fi7/aPx4d5Tpk00ZGkBhVdskP18",
+	"/PfZ6cvZDy9O//vH8ywNxZxQXLlHlnULzF6fnM3OT14evzwP4HPBi7Bs2WTbptn6Iuzz4LCZd59WMYmF",
+	"y0YnyWJtIqPaHp6yCeNq5RYgtonSCjbgym85cwvuglB9A79xTa1QhU0ZZ+cv3mC3tREwolZQSXqwEPWc",
+	"LqYkabIBwEmaNOCYpMkGZGEzMZAkadKz/0maRAubpEnPWiVpUt8lbzTcQTqx3I1NIMGV6pQqHDStcmP4",
+	"Chv9QGM/fW43yddpIZSTl1IYL9QKZnVtcoC6XJvCPiVBl2BwLq+FxUK4K+JaKMfevj19nsJLEuW5c0Ze",
+	"1E7gB9Q1w1yW/MMLoeZukUwejw//guMOLw620vXNmZyJS2GCIP0ANnjMUDMCKNObU2WDZ+enP7ONTvY2",
+	"OWKn2c68jsbjcc9MhG90JlGp2vi+4HYhuht/72rQ4GfKS74PXdzalPfB19uz0w2mGffayyrXl+8B4Lxe",
+	"tW/WPwhRvHHc1faBm/9uIYxgWglW1RelzAmEL4UogC+qwo7Yu8WKcXoF6GqZtEyqlgY/sqzU801wQDzo",
+	"Qa4TfE/KbQHVllLJJZCr8YY2BRt6JatKFFvb8fgJ43tkgUTJS2EdUkrqgg1qZQQvgBqhVAXyE2c5r/Z2",
+	"6B03drPz87ZL2HTGrSfVFskBkw7WKKPqKD221qJ2iXNp8rJPdrOOu55eM5BJpJpnrFZOljRxaaxj8IEB",
+	"O2CDUuurugrjYZdGL7Eg7QeWhN0F/m320qnK6E3GNEigULLkoUViykbYBbN1ngtRiCIFmViWOAzU2KRj",
+	"hSxwxQeh+lTNtS4YqAIpk5fA2VIAHOtkWfqNWWNVfm5JmtCAkjTx/fRyhboquOuDi3eB5kLnAQZwSvmC",
+	"q7konjJ+gUrnhbjURkSrSEsEu3WpzZK7ZALKjBiClNK3Tde8rHtoX3LcUHsqwaQqxIf7ob2XqiQBHNKA",
+	"Uk3HfaSmtdw8jBJ8D2KyvmScpMs6svHsARwcjo/Y4Cayte15CNuuGvmdBePX4XhXWwmMvzG10XQ2bJXv",
+	"u+rU3QrNDpoMCWWfpew+oAqgvu0nKetE2LJB9sPJyfM32R4jQ2YjzwY0z7WCYbMLYWUhmHQWq6dMqqnS",
+	"phAmRSvgDVJ6NLoQZW/Q4GYhInLOFmiKVGLEjolKecRk2kyVx0hWaOENltzToVium7A+InTjhVhCb0L+",
+	"nVhgxN1g4/mHINY96eH/DRcMdEVf3a/0+lp9sPH5tonT5306P4pVsngarfyNkU5Y5gxXVsLOSASA5nky",
+	"rcfj73LoAH+JIb2oa1nQi4xY2rrQU3HnhIF+/8+gbW307b8WzlX2vyb7+6Nv93Mn+f6vfPjP978O4f9v",
+	"Ow/DX8fDv/Lh5fD9x++e3O79qY8cNia0TzDEVMLE4vNALKUD7RSZEnwM3ou9PnoT25Dv2qbI2rxu1X6g",
+	"wLqz3AYKRlzVdETAB0l+2JAs7qt3+hzKVUYXdS7M2swOxo8P75WCqaXZtTDWr82dNkj8+4svDNWBVEm3",
+	"urdiKAd1Ftq42fYdIUDeHGkjn+1adlYbuZOInyaOz7ty+sY63quOgORgHV9WSPh3EiqcdKXYsbeyum8q",
+	"5y9e9xkDG7t4r2yF1oEZDvA+OzKUPIeC6yRVFmFyG/DU6SCC1D7y2zXLP4zR5romH10jcx30yfiFzndX",
+	"x5rx3GNh2BBCajSzYF9982x8CJ9IOwetfySNCOkeu1loK9gSLFGiaO0QFk3IjCvWgAIbAEMHl8pUoYPz",
+	"g5uwUqorm7JcL2FwaG2yqMg8suxSlgLVn710Tc14ZFkhcmnlddP1VDV9s1oVwnQ0yEqXMl+xwQ03Sqq5",
+	"dxEBAqascYak0ChfgVnFCO5YKa5FmU7V6fM37LLk85Q5U6NLVZs5V9KSX2XvKcuM4FarjFmw6aMgAuMD",
+	"RUi6FK1zXTPNIztVfs4jBmu81Eb4gkrTJFPvbUZhnGnFOIuGTza7UJahN8lO1SDohGQb8uOBLYJKE5bB",
+	"3pH5MltKWw29aBCtSxb502n19I3yytQXYoxd9+ldFWNPa7dmY4PZsTo6K/9gTLZFut1DNIg5Sx045JJ/",
+	"8MQJZI67zREExrsxByr7AHb3W3D97ez7PhHlwcz8EzjxJ7PXxnf827DXCCy7yNyDoBEwpjHBiDZ0jV/7",
+	"TbuTi/1OuHUzni/MrV918P5BxnbU+9oNGjHQ+6EDdq1zflGX3KBbC8sdjA5GB989siwvtQVVXFrHqrK2",
+	"LLMLfnTwOEuniuKWIoeEratKGwc+bPA6zRdtYx9azR3bkq6Pb6yDM19WM1jd2gkzm9cIezkUvwTJQcC3",
+	"ZQtP8RdpbS3M2ksrjOQlvJQ217OlLJrfdT7Dp0KAIwl+6CWXMEKx5LIMf2femiOL5o2taXfSBMSSMBb8",
+	"DTasJE0W2jr/Wi6FxD8W/1T43/UT1J3zGS8KI6yFp+II/rezJc8XUgka3LJ24kOSJmp+eUNv8JdvWxfK",
+	"ziR6kNxq/XlW8gsB09DmQjpezpQufKvVlWxXpjI6F9aGNo2YS+vManYlVvHj+mc/U3sw43OhHDVMjc5U",
+	"vbzArbALfkB/Hh89oR9HB4/hx00+o4Wnis4IVcyWMjeaXoB3JE1qK4z/Q91sI3L1OmU/HP/1yT2UvT8a",
+	"gRq7GxNPVVU/VHo+VhEqMm7Z35+fkVsVMIN9r92CXUqBsRZGtLFJjIZr2eBmIZ2wFc/FEIORcKR2qipu",
+	"bRxuACY4aMK7M1jJnTB7T5nSTLuFMBgOgGEnaOIcsfNV5b2KhNQBb6fKozc2J+dKG1HchcS7SSXQHa1g",
+	"vHe71f0FivvKn75/gWWs6TfNd8ucRrsiq6sRO1aMdoLImF/rETt2bKmtYwfj8ZhdrFghLnldes9EkJch",
+	"FODV929Ozn45/v7FyZu90a6WyHVo65ojY6NRYwHoW2IAUrV6dZlMfr1HVqKtFkW3leQ23bB6v7+X1SCX",
+	"IX5DIAWLaVldIZRlW/rKMHDzKXhwCFKnCtphgxZVIC5gwjIgCFnKsoiEZikbjUZ7CNh5LirQzQATOmDb",
+	"esaQEMeS7eN7BEHwIMz1cIP49MJmr8W9XZ5HlpD3KbO1MeB+AEN3i98wCWfkEgJWvOeotqLr2jv4619G",
+	"Rwejg/F49OckfSDpC8MWRQgJfCA1g/1+ZNl6K5PGD+ldtyE8kWXhFwWo+GdRZCnG02sj51JlU8WtFcbZ",
+	"GHa8rTo7E1aX16KYneuMDTgjfs20YcBuvXMUdtxZ5oECnY4/AGMGlW/26hIrNsYELM7BDbFonLuyFHv4",
+	"PjujEfruAkyyikvD9OVUaeXDMIjEPLKRyWPvaTvjmVSXOsMOo9iNpixJZNr4ZqYqkA9ct1xDLTB59BFe",
+	"WrY+x6RmfiVZp7kBKf3rtvudTLXU2QP0IL/FD9NXTQSQvTCnK6FYWyeA3vmaXDvowEvKumCQdraXSEcX",
+	"v6Lan7BWnb3fjlvO1Buo9YMRYghaIyuE47K0PX4btNfMKIA0mG9mBD9ZFKHZ8r5W+911J9a4q4e0aH/S",
+	"1mkcNno71xWkWj5MTRPKK4I7q9EYYPmgOpveudBA32TQdPNZztudeH9jIXoh1VWfrf/zPYXdLh6qWYKp",
+	"lkySTRRxysRoPmI8xAtyky8a62GkhG5aDrkTc23kQ8Ov1h04dyMkmdla9DbicohGTxrpUFbDdY56d4Ot",
+	"72SnMK8GFoF8pve6kHpNMNhjd+JBUYoWsR9u28D/B242wAeGf3vTOBtk4edQX2YYsMFZY4Vig0yU+Iu+",
+	"Oo38uLH8b+7/rgbQ+KTDLGgcaxI8sIaWB3RCJwPljAdPfD4a7yj56g7Lh3sRsfldVugTvI5mLtzuHawb",
+	"a+ItSd7vBsRb7Iibu9uZf2es90H478Qi2EG6L2sUPMMIheI4/wTR/biJb/DHCtASseQQknUpTCDrLcl+",
+	"yrL/rYVZDfG8rM1QJqWjsFKxbJ+aK/adkfO5MNlvTOI9bCJx50UxDAifpO07XJghWafxOK2PwR/Cf702",
+	"pngFHghb7UpuI1tKBPVju2pM1p7RA7XWjuNo9mUMZevz6emiD2Z3Y5i7M74IqNa25w6M+XfIbjFqfhXZ",
+	"rctUOmINGN6Pkk4Y1nR68+10Oor+9EZUvYl8ap9yNjZNnhnpZN578CtNwunBLxxzkDIMzW1jAjajD1IU",
+	"QKJmp2our0GScQshDfNwtKIDzPiKjrLYR1EsArTRaPQ2i47GYNgCc5oU93acZAckm8GCl5cU8YpbbaWL",
+	"AgBS1hZshw3FpbNTRfu+9xTHp/16bEyTxkJn9ZooBqYv24gDmCrwFVoyO1XQHrFY+yU9+pustNe//B8d",
+	"EReOK0Vc7kJrPBLdoci7CxNdI8k6TdFeyd7J09vRyGPBepMz/ahvYiAnGNVdOznK2FqJp4w3BvEHWrkj",
+	"M+SamXtzqv8vYPD09xzt10hbn6cOdAF6LVqAKEwfl++cUf/tNYAwnC8s/W9z1dzjdUBDs4114sYrIxWh",
+	"+QCD9vkSjl4gpvByzVpNLhmbtozMMqnysi5EsTehA70VmFfByQ0nU2U1tCanN8PCOv/LmvxfMIn2Q/NI",
+	"dv1/ySrD5ugRPgSvejaJ37bF4yLRb2oY26pNmU3oTwp/JPwB2kafl8URvACvtf/7+OhJljYREHTKG90F",
+	"aDkAZwH2QMHx8MEHx4PDoAD/VHnDjRhSHCNF02Eve9gfhhNkk/Aj9T/CgtGDXzPSf4dNyZuFlnbo3fFc",
+	"hS/YbhOWkE3oISzJ9gGnG4PtnJiK4xaaOIkoyoGsUBTDsNXpH+IqmuEl7/u8bHhOJwJkPKtz+vr6kLXR",
+	"Eqevr59EjzQk5gfTuINAPD17AbLr8yPctiRN3vx4PDyIHx4fPYkfjw4eh0ccb9RL4zdK3jfjjM8TNXh5",
+	"+jpJ46frJ/Hz87B+zZsf24Vs3tHAm8efnx/Fj29+PD5Ye6bFjt/QqjdvTvzyNy/AI4KhkHDICeh5x7QD",
+	"5Jn7OI65EQJGjC7KXvn+XJbie/5peTHyK+FIOob8KqhDzC64meULblz2lGWoVKJLkQ7GL6E0ve3LxAKR",
+	"K5OPyVslP7ClLEtpRa7hgGkyUXVZpj1UkgbxyFKKhvhUnlTuyWHSxwoovqbPjtHq2XeKwO2ZvoabPIBh",
+	"+Vneo/3vNJQ1BkSRP3do8ndxL6ocYo+okTtPEQLkfEKGHwAdJ31w+Lw2wobjtpUwUkMajY4Q0YAPfWYD",
+	"6SwTqgiv4Sd4deF3XhsjlGMLXRumDXt7/owVfLWXsqwNT8zYQt+wUpMi2QwCI2+wW8qERfHqU9X2EY1i",
+	"5DPJMcevvHPYLnjVmIP8BGHNJixbCmdkPpsbXVcZ4xiPMlWACrCGP+PXLO1FIl+ahcLfc5OxAXnir8TK",
+	"elP4lViRVxEd54VWtZvNDa8WGw08h29vSpmLph3ccwvJS7IlN1eQdSOuVkq1RdHk+ULMbK4r0e/JDvZJ",
+	"CwsOx6lR9c11tWJOR7myEkUmCW3mIXasj1Q15yibuJidhLl2jSNhOon3JNnQVh7QNBDPqN3NPfys1tvt",
+	"ijuJNvjO1repEknY543awFEWshCzUsyFKvr14ABtPafPe0B4QjYXzi64gSQrV2KFOI2I3KXfKdug/Xsx",
+	"nLTKUx98AD7sOiSfO08KS+ddL7iBMdmqxGP5BJ4779LfxKpPuyfE6hlSjKA0Fgoy8dTDirm3XmklfECv",
+	"MAzm+ZTx8LldSzw5bttD6p2x7261/yzjBCwDGCbO4Pz8wyLY16r2Wq1bjbITZx6TIE8g7mJVZz7FzMM4",
+	"1rkn6MHQGDgRt1eUuHIU8v9BhCZxEp8QaFPGobpbfQlIo19jmQwsh2S5kZZx1ZO9qhv5UnLrZn+eFXxl",
+	"H+5tgAnO5PaBwbxlYVm2DyVthmBpHzpE8tzXyyU3q4eOcQ0u/EK2I797479SkrrQwZdxEGBr4lIq+Un+",
+	"wYLbxYXmpkBwxQC9Z9Lm+pG3G1gIdZUKk7n05ebBMNhZC6H3TZzg9Is4/CKYgEc6vTfE03s2vGxsGRjM",
+	"2bx2uhriMVz/XHInrBv6RBh9jIJmuLs5qDvXO3NG9Zsc70G99TPE91PqHWNY1o18a0JPr6zSlS0aQeFB",
+	"ZsF+x9/m2rRbka6Dn1+WrUjdykUPVz88A/Wqa8yMn66xVC8b/zp+v11d3UFX/MJ6XBA5vobe2SjHD6HF",
+	"se64bcBeBH/4bpGC5jero0o9xWyGpZNVFmVY89zZx1+D5Q5QmhtptdrcRJkTjn7iQqSJH8Fn2xNmtZKu",
+	"e/6eCiCS5EK5bmqabWiYI1716vHUxbYNer1FMjkOKyp8uHs4Cd3RtgcZih+PD2fwCFH9UuEXuxfyLIby",
+	"XiuP/KwWS4Pg0hH3Oy0m6ZqAg0/fjTuPT7qPf/WP2wxfnysPfooAGAlaX0Uuuk8c+rqiUCu8fDGBqFUN",
+	"/khRyGnb/7adsF8/qGVzT758VMs5hY/di0t9MfOASmtBal7XyBfaipBAl86zYigHvRjKIhuxV+FUHKFc",
+	"uEogPj20gX5N/R4EXI86++R4rc84V9cX9fXZR+zaSaefGgXW7PK/JwHaZo4uTC5I7hxKY/sbp+wCf/4O",
+	"8eH3AE17ev/BSTkV44rRkWGKHwLbECboVXN2gZdESDp1M2LZ46PHR8PxwXB8cD4eT/Df/2RsKbiyTGG6",
+	"cPGhkoYCFX8TOrqxwD7//Ccw53CGM9fg4MaExSAGahV71SdITzDuBT3moo2Fx9QqdM9Bk/luqhA3cEnX",
+	"0rikaOCkRcRELtCG1Moy6cifDK/D1QW+TKHhqgt2rKaqHRMlhAHH/SNL5WxojO4x4Jb5tDtwHs6IShtM",
+	"9CfV1UbananCvDtIDpUmM6JCM+NcOAuv/E0Afbb93zS9S7MRs6+dZGVdQfYr8tVScniK28230UnFEfXy",
+	"fjtS/E7iZAKKftkwGR/19Ums5ro/uHY8Gq8H1xYUVdv8GWD6wuPh//DhP0fD99/u/ddgOv12/d2f7pUB",
+	"wwj6ZvbOJ3v/LC66AZify8swui6vjXQrDLuj7i4EN8LAdQrt0w+BlP/07jxZp7w/voGIDLi5wcq5EgUp",
+	"im9Onp2dnM/+dvL/s0G4MSH7OAWTwTSZTBMKaMFYpePXpyDM4RsxTdJpiO6fdQvrilYsFLxFryedfgCX",
+	"4xkOBCPP5rWh87NOXwEfPG4YpDb+Bgn8wmTIQxrGDUll2ePxGMgnhNz231bBhLoWpa5EivlSDscHRExx",
+	"0dFrhuvWAs3CuYruSwoHTIGec2JzRC4TDIdu83pRv9YH61ATdrK/P5duUV+Mcr3cb0tHP5PbnuP+YA7G",
+	"Rdpnb2DPxd/ZOWVKOwuHS6hXYJiwKyMsnfOyROuKFc09WRhEKvCSlpiHWTbwVNSmLUvt5mhrr9xJWeci",
+	"HCYVpiTYS6HxuXBTRRGs/tSK0z5zLbpiNDO1Wj8VY9mA+GJ89g2AgyFWsXB4BCO/qTGLl6fghVlaRdc6",
+	"QMK0qTo3XFlsMNfqOrB2r6bA4tCCwT4anjuMpTvZdqMYwhanC0Tg1pGUiQ+5qBxeKMai2yAGzd1i0VsY",
+	"EGPR1WAse0bXjA3Pw6U0XvMh6wp0Ed1UYwQHtxV2v+cP0TtD+XqhZVtyu+hkYhhk+5S1dx8bD0/+Qoxv",
+	"vgH6AEuSR1hhseXutTmkoQWk+uYbH94OeEXfW1SCgQyARNCHKXj6p4g/SAPwjhqkDpC1eZpMRqNROg25",
+	"m+n59j3QBGb1UqDLmCmQmJxmFTdO8hK6oAAOAm9K9GeZ1zHoVAIVACHJQjIlP0xC9ObYAqkYDIYC/TEO",
+	"Tc+5Ezd8RVC31PkVW9Y+37z4UIncYQbtg5QdjsdQ6OjDh9CitEAGJ4xvECpouKFVD1iead8FH9Mk9ctE",
+	"++Cn8Xg8TqEfTPlIjrwAQZuevY2auO1IyS8EJYC+gcHiYvdd+7LeAILUKxRz2xt06AK5w/FhgNc4vzh8",
+	"ONoDOtH4Iam5Bryw8ybfeUbTQejyywOZx9ehx0M3ITGxBZZzg9ECALF/H3pjx/C0yPyVROTGBzopDKVb",
+	"XC/nE+EjnmFOFJDXyRnHBgcAnU8OWSmcQ3toIecSqGY2hMigGfw3opwBEwBtvP2FMyVu6LYQIArQcnTd",
+	"AgburN+r2MwD3lm+FEwWox6KFajSvhdnfJxRRKAU5h7v3rc0Yd8jv2PEqH96d+6jVCcwNiFxh7hi/aJC",
+	"nH4na+WGzCe/DNIDnZVp8nEcvz6Fxq+E31eSFdg0GY1G0yRl61JE+HLb3ta0VWAIw7tYQRdAKQZ5yeXS",
+	"z/tvYgX78iNQ9pRlz87PZicvz0/PT0/ezF6c/nyKb9+evXjz7PglziRl2T9uruxsoSk2mNdF9tSPPlCd",
+	"wN5pCZvi+Cj2RzeiLIeIGvvwLQMdskuDpaUM620OmsAJkJ01UaQbEeaTTgh42hvBnTZB2J2Y66naDLpO",
+	"o/DoNrCZDay447gkTKfJ2IJETW1JDJSGXFxEUv3yAb0t6qBJN4nsYMGaRHbgNVRWRBLXz6fnG+KVroSi",
+	"0x0jbeb7vpLdh7JxJFUrb6Wt9uFVDtBMK6F4JZNJ8t1oPPqOtJAFSthbri6ET5XuS3T1AsP+KT9/3y7G",
+	"BwI0+jkxmUPVOfuTolmEXDHlai/It3QxCdTy0ttaNWoW1tH6TL7r5hO0V4AnpBlbc+bgouTqKlx0AXvo",
+	"f2KbN7ouC2B3JJ20CdBot+iGO6nVaZFMkufNksWX5MZ36G49IdS5Znc/rr5+8e3j8fiL3bvbuSSx56JU",
+	"IFkgaEyTycdpczcjPAEnur0FJ2dU5PY2C4YkugZMWkZXj66TAdzXPiGMq0YOW5MjRqPR+9tWEIP1v02T",
+	"w/Hh9iX1q7bfXMeBFY7ur7BxYQeqod4DNgl2DtuTicRGoDgKcQKTXxNSRZL30JAXU7ej0i/CyMvAB396",
+	"d+7v4VpiOC9gQb4QvGK8XVPhZRtg8WxA4jrdvmv358J5owWKDu9IyMebMQppRO7wmCpwDbqKL0u97c4y",
+	"fdVeqoMV2tsvGLbj7/uAb5gb2t/1kTJeWh2SQ6/d2xErbdLf3tFQRmmZ5XhfYaRITBXxc6UDp9hAPboB",
+	"JfmKuNK5Y+VeXCFJDyVcfTVNbm+zwM8RohswhjWiNG3cNRcSQjRq0cjT2xV8f2gZvbn+6DGKGrzvPse9",
+	"1F9eFPDrt8QgvD4wgLcPXQxHnwO592IX0BCxinEpeE4Qlwj1vjyPgjEteWX9tTV4NBrWOLrjw2k0B0xA",
+	"r2pT1ZAi0Cj3G+fMwxFzwOM2dX0V7PMp2fO7hocL4W4EmfqXqe+hnxP24YY/DvsfwpNOYPdEexMz41Ul",
+	"uLF9VzA/bTjRZXA5rfEruB5OKFTGpypc+gN4mAYVmyR6xE+45JwaohQ/3jbQ5uQnBF7ndnQo/g/P7XYw",
+	"mOG6dEEXpTG01W3jhnh8fjf8/b6WdG0wpgpzuuONorg48C7RNfP+Enr8RrdFBBqJAt5kqrLWvjt7i7zP",
+	"KzJUZx8b3CdB1dfBCvjbF7XauEkT+r9PHBW0TRg5WsqY+MAhAyOSEBiVkN30DSq+toEGh/pDAEesCKDc",
+	"8vi9Ef6eqpwrpR2e9GlucghTzfahf7Ac7jGpwH608EuH1iCHiiuAIXQkCqB+KJdBCVGE2zT9+iHcpw9b",
+	"M3wli8n6LU//Wn9xzyo+naowtyghhYwclsFpSJMjAum5Ka0iw+PJnuJLNVUN9vp7x9psGdCGHbFYTupK",
+	"R1gAFw7i+lRLeKYqi9YFbZJWuD6SjAkg/iAEOU5PeLfc46lWGhPZX9+3SkHMaqVtWfB/mHrwCs/FqCtk",
+	"zb1yhketVpawJP8AYIMlYDuppKRYuwk70jqf1LMTPOStZVvSVmX3KDVTNaCQjJsWP1JGKfw9MboQmBfP",
+	"CcWc3iN0zOJcWNTH27MXxDDIkmOnyqsC0dXVIal4MMuS7gBH9lA5WmJ9MlhGcVlakQOlJ4tYLy5imT8M",
+	"NsYpp+7BR6Kz5HrC3+IeDFWC4dCE7cPJRoaZqj8aTpI2ueaLa8AqwLztQH2Mhh6Q1vDQg9V2HDyrFUEm",
+	"dYkhLmCxjUMFmVYb0T+8KLrpMVsf4VQ1TsLweY81rkdt6Ip3Z4PP0Hj8gjItZt2BCD6YbhMJvgj8rgVk",
+	"3nYjFJypxdfEnm6g4EO0eO99a1X5rSV9BOA0uU03kWGqkG56uVWbaEvwIBS3WoXbqb3fZwMTIz+m93tN",
+	"1QVSoT8OPp7VBPRrOLkd5fBg333Mjg6ZXvsI+KKJLYZbSOModnQRbBzlQk9B32Gutrg/zdW86BznAv/A",
+	"y9hQhVuE3HKqyN6FilAP6mHE9de0XsUh3TsxjXbxYsaxFRZ3gLup+r0wgu5RRJ+8yBsgMV1ph/Q3pWNI",
+	"xP+3g+Oxt2HhNd7NSuIZWn8EInsaO5Jlsf2MKnuJ8lYEQL3g87XodXQS5d9NrNsDIXeDbD/EboXWNI4f",
+	"kN7pE3YCKYcEa/YfSt/wOT3aNdgNgochbm8LGNsrgmG0RT+ywX1nmNeGIZpXiGKvURr6kqe0594o8mGq",
+	"Gv8+tpv6S8GZXdCaF+tG8tYYMmInpC9BqSivJTfgjFVNopYmNFoaljWGhYwNPOeN7tOH212eRuktL1a+",
+	"XsEd7GvAZRibzxJSCRPGTFdoXoobtpQKhzKI07nsbaP2eC7766FsnFDgN0Db6Fj7LqhL7BrePAxz0w20",
+	"JdMBwYCNgn68UPYHsyIErOaOe0DzGX7uQO4oyPh+3hQiWqxYclhs5mtHggy5oXycPkUFNmLNnUzplygN",
+	"+1cCtW4wdg+kAbcPU/p376SPWgYFe1MTpWX3Q4OLizvBurFrV2q1t9X7FSKeYIxz0bPZJ/lCe0dyRh7M",
+	"IfreQmRY/0av7S2ai6VjTpQlmWkoAibMhPnb/oLrjsIQQzHEPwx2GaCRaz1ScwNwQiA6hqMYvhROGLv1",
+	"qrG2iHfR4vzwPrGvBndrofL3kDgfGR4vfxsdTm5hltGCUHCUN11n62xw0HXg7pEyqWuHW+E3dKp+J4D+",
+	"AozjABWV0RdkYsEQuQtecpULY9lgV0jv9tIN///1PWy1D3bAr5s3EwCMauXlfLoJEzRCcJqYWnl9noph",
+	"Q3SVVRtyNdnfP3j8Z4iaGh1MPlbauFs8DWNkZIM1LkpUkkySv4z/Mk7uOgGWvX51dp6NEHw+bisH4z5+",
+	"94a94MuLgrMLsZDo3fihVmRSAiPPICtEVerVvhPLCnTS0Yovy/VZQODYx0tf760pT4vbUYnNDmtTjj4a",
+	"MZda3Y60GvEbuz7BTsXuTMOn2pT+8tP1qcSjfWRB3Rl895gBDJlhzq0IoaVkD8bo0vhOdut4fvXI0vVa",
+	"K/St6NpVtRuRrXXeXO0VhiTq4Q1o5ge9w4EFpVrNDW1+gLgb7xsY7Asg6BjG1yIGfDyuPyiAcEWuSrBV",
+	"eyOdj3wj+6KP8fNW/k04OFu3WWrV6X/n4wQsOk2wdo6gHUYwuWyOg4hX2nAsmGwZENyvIcHrABD978/P",
+	"0nVshypE6LWxca8ez3uQALVz3x7KQUFvH7SZ8o3IhbxGr14jH+110guBfOhTDCF2425E/TfNQoa5/zsA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

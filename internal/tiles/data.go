@@ -65,8 +65,10 @@ type Slice struct {
 	Value int `json:"value"`
 }
 
-// Bounds of the tiles' lists.
+// Bounds of the tiles' lists, and of the calls one tile makes at once: a dashboard asks for
+// every tile together, and its counts must leave the MISP's slots to lookups.
 const (
+	maxCalls  = 2
 	maxTags   = 10
 	maxLatest = 10
 )
@@ -113,6 +115,7 @@ func summary(ctx context.Context, src Source, key string, sp span) ([]Metric, er
 	}
 	cur, prev := make([]int, len(figures)), make([]int, len(figures))
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxCalls)
 	for i, f := range figures {
 		g.Go(func() (err error) { cur[i], err = f.count(gctx, sp.cur); return err })
 		g.Go(func() (err error) { prev[i], err = f.count(gctx, sp.prev); return err })
@@ -232,6 +235,7 @@ func attributeTypes(ctx context.Context, src Source, key string, sp span, d *Dat
 	counts := make([]int, len(groups))
 	var all int
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxCalls)
 	for i, grp := range groups[:len(groups)-1] {
 		g.Go(func() (err error) {
 			counts[i], err = src.CountAttributes(gctx, key, AttributeFilter{Window: sp.cur, IDSOnly: true, Types: grp.Types})
