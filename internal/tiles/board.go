@@ -86,8 +86,15 @@ func (b *Board) Data(ctx context.Context, r Request) (*Data, error) {
 	if b != nil {
 		ttl = b.ttl
 	}
-	d.ObservedTime = TimeRange{StartTime: iso(sp.cur.From), EndTime: iso(sp.cur.To)}
-	d.ValidTime = TimeRange{StartTime: iso(sp.cur.To), EndTime: iso(sp.cur.To.Add(ttl))}
+	// The period observed ends now, within its last (partial) bucket; the figures hold from
+	// now for as long as the Board serves them again.
+	now := r.Now.UTC().Truncate(time.Second)
+	end := sp.cur.To
+	if now.Before(end) {
+		end = now
+	}
+	d.ObservedTime = TimeRange{StartTime: iso(sp.cur.From), EndTime: iso(end)}
+	d.ValidTime = TimeRange{StartTime: iso(now), EndTime: iso(now.Add(ttl))}
 	// The figures are the tenant's (its MISP, seen with its key): XDR must not show them to
 	// another organisation.
 	d.CacheScope = "org"

@@ -391,9 +391,13 @@ func TestBoardCaches(t *testing.T) {
 	if _, err := b.Data(context.Background(), later); err != nil || src.calls.Load() == calls {
 		t.Errorf("an answer older than the TTL was served")
 	}
-	want := TimeRange{StartTime: "2026-12-08T00:00:00Z", EndTime: "2026-12-08T00:01:00Z"}
+	want := TimeRange{StartTime: "2026-12-07T14:30:00Z", EndTime: "2026-12-07T14:31:00Z"}
 	if diff := cmp.Diff(want, first.ValidTime); diff != "" {
 		t.Errorf("valid_time (-want +got):\n%s", diff)
+	}
+	// The period observed ends now, not at the end of today's bucket.
+	if diff := cmp.Diff(TimeRange{StartTime: "2026-12-01T00:00:00Z", EndTime: "2026-12-07T14:30:00Z"}, first.ObservedTime); diff != "" {
+		t.Errorf("observed_time (-want +got):\n%s", diff)
 	}
 }
 

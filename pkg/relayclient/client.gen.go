@@ -1137,9 +1137,9 @@ type TileBar struct {
 	} `json:"values"`
 }
 
-// TileData One tile's figures over a period. `observed_time` is the period (its end is the end of
-// the current hour or UTC day), `valid_time` how long the figures are served again, from
-// the end of the period. `data` takes the shape of the tile's type: `metric_group` a list
+// TileData One tile's figures over a period. `observed_time` is the period (from the start of its
+// first hour or UTC day to now), `valid_time` how long the figures are served again (from
+// now, a few minutes). `data` takes the shape of the tile's type: `metric_group` a list
 // of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
 // `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
 type TileData struct {
@@ -1198,9 +1198,9 @@ type TileDataRequest struct {
 
 // TileDataResult defines model for TileDataResult.
 type TileDataResult struct {
-	// Data One tile's figures over a period. `observed_time` is the period (its end is the end of
-	// the current hour or UTC day), `valid_time` how long the figures are served again, from
-	// the end of the period. `data` takes the shape of the tile's type: `metric_group` a list
+	// Data One tile's figures over a period. `observed_time` is the period (from the start of its
+	// first hour or UTC day to now), `valid_time` how long the figures are served again (from
+	// now, a few minutes). `data` takes the shape of the tile's type: `metric_group` a list
 	// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
 	// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
 	Data   *TileData `json:"data,omitempty"`
