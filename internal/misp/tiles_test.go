@@ -77,10 +77,14 @@ func TestTileCallsAgainstMISPTest(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []tiles.EventMeta{
-		{UUID: "11111111-1111-4111-8111-111111111111", Info: "One", Org: "CIRCL", Date: "2027-01-15", Timestamp: time.Unix(tileT+1000, 0),
-			ThreatLevel: 1, AttributeCount: 2, Tags: []string{`misp-galaxy:threat-actor="Sofacy"`, "tlp:amber"}},
-		{UUID: "22222222-2222-4222-8222-222222222222", Info: "Two", Org: "CERT.be", Date: "2027-01-15", Timestamp: time.Unix(tileT+2000, 0),
-			ThreatLevel: 2, AttributeCount: 1},
+		{
+			UUID: "11111111-1111-4111-8111-111111111111", Info: "One", Org: "CIRCL", Date: "2027-01-15", Timestamp: time.Unix(tileT+1000, 0),
+			ThreatLevel: 1, AttributeCount: 2, Tags: []string{`misp-galaxy:threat-actor="Sofacy"`, "tlp:amber"},
+		},
+		{
+			UUID: "22222222-2222-4222-8222-222222222222", Info: "Two", Org: "CERT.be", Date: "2027-01-15", Timestamp: time.Unix(tileT+2000, 0),
+			ThreatLevel: 2, AttributeCount: 1,
+		},
 	}
 	if diff := cmp.Diff(want, events); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
@@ -112,27 +116,42 @@ func TestTileCallFailures(t *testing.T) {
 		kind   error
 		detail string
 	}{
-		{"count: a login page", "/events/restSearch", misptest.Raw(http.StatusOK, "text/html", "<html><title>Users - MISP</title></html>"),
-			func(c *misp.Client) error { _, err := c.CountEvents(context.Background(), testKey, w); return err }, misp.ErrUnexpected, "HTML"},
-		{"count: not a number", "/attributes/restSearch", misptest.Raw(http.StatusOK, "application/json", `{"response":{"Attribute":[]}}`),
+		{
+			"count: a login page", "/events/restSearch", misptest.Raw(http.StatusOK, "text/html", "<html><title>Users - MISP</title></html>"),
+			func(c *misp.Client) error { _, err := c.CountEvents(context.Background(), testKey, w); return err }, misp.ErrUnexpected, "HTML",
+		},
+		{
+			"count: not a number", "/attributes/restSearch", misptest.Raw(http.StatusOK, "application/json", `{"response":{"Attribute":[]}}`),
 			func(c *misp.Client) error {
 				_, err := c.CountAttributes(context.Background(), testKey, tiles.AttributeFilter{Window: w})
 				return err
-			}, misp.ErrUnexpected, "not a number"},
-		{"count: MISP failed", "/attributes/restSearch", misptest.Error(http.StatusInternalServerError, "boom"),
+			}, misp.ErrUnexpected, "not a number",
+		},
+		{
+			"count: MISP failed", "/attributes/restSearch", misptest.Error(http.StatusInternalServerError, "boom"),
 			func(c *misp.Client) error {
 				_, err := c.CountAttributes(context.Background(), testKey, tiles.AttributeFilter{Window: w})
 				return err
-			}, misp.ErrServer, ""},
-		{"sightings: over the answer cap", "/sightings/restSearch",
+			}, misp.ErrServer, "",
+		},
+		{
+			"sightings: over the answer cap", "/sightings/restSearch",
 			misptest.Raw(http.StatusOK, "application/json", `{"response": [`+strings.Repeat(`{"Sighting":{"id":"1","type":"0"}},`, 200)+`{}]}`),
-			func(c *misp.Client) error { _, err := c.CountSightings(context.Background(), testKey, w); return err }, misp.ErrUnexpected, "MISP_MAX_ANSWER_BYTES"},
-		{"sightings: no response", "/sightings/restSearch", misptest.Raw(http.StatusOK, "application/json", `{"name":"x"}`),
-			func(c *misp.Client) error { _, err := c.CountSightings(context.Background(), testKey, w); return err }, misp.ErrUnexpected, `no "response"`},
-		{"events: more than the pages hold", "", misptest.Answer{},
-			func(c *misp.Client) error { _, err := c.Events(context.Background(), testKey, w); return err }, misp.ErrUnexpected, "more than 2 events"},
-		{"events: not an event", "/events/restSearch", misptest.Raw(http.StatusOK, "application/json", `{"response": [{"Attribute":{}}]}`),
-			func(c *misp.Client) error { _, err := c.Events(context.Background(), testKey, w); return err }, misp.ErrUnexpected, `no "Event"`},
+			func(c *misp.Client) error { _, err := c.CountSightings(context.Background(), testKey, w); return err }, misp.ErrUnexpected, "MISP_MAX_ANSWER_BYTES",
+		},
+		{
+			"sightings: no response", "/sightings/restSearch", misptest.Raw(http.StatusOK, "application/json", `{"name":"x"}`),
+			func(c *misp.Client) error { _, err := c.CountSightings(context.Background(), testKey, w); return err }, misp.ErrUnexpected, `no "response"`,
+		},
+		{
+			"events: more than the pages hold", "",
+			misptest.Answer{},
+			func(c *misp.Client) error { _, err := c.Events(context.Background(), testKey, w); return err }, misp.ErrUnexpected, "more than 2 events",
+		},
+		{
+			"events: not an event", "/events/restSearch", misptest.Raw(http.StatusOK, "application/json", `{"response": [{"Attribute":{}}]}`),
+			func(c *misp.Client) error { _, err := c.Events(context.Background(), testKey, w); return err }, misp.ErrUnexpected, `no "Event"`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,8 +39,11 @@ type tileSeed struct {
 
 func tileSeeds() []tileSeed {
 	return []tileSeed{
-		{"tiles: E1 High", "1", "2001-03-10", tilesNow.Add(-30 * time.Minute), []string{`misp-galaxy:threat-actor="Sofacy"`, "tlp:amber"},
-			[][2]string{{"ip-dst", "ids"}, {"md5", "ids"}, {"domain", ""}}},
+		{
+			"tiles: E1 High", "1", "2001-03-10", tilesNow.Add(-30 * time.Minute),
+			[]string{`misp-galaxy:threat-actor="Sofacy"`, "tlp:amber"},
+			[][2]string{{"ip-dst", "ids"}, {"md5", "ids"}, {"domain", ""}},
+		},
 		{"tiles: E2 Medium", "2", "2001-03-08", tilesNow.Add(-60 * time.Hour), []string{"tlp:amber"}, [][2]string{{"url", "ids"}, {"email-src", "ids"}}},
 		{"tiles: E3 Low", "3", "2001-02-18", tilesNow.Add(-20 * 24 * time.Hour), []string{`misp-galaxy:malware="Emotet"`}, [][2]string{{"mutex", "ids"}}},
 		{"tiles: E4 Undefined", "4", "2001-01-19", tilesNow.Add(-50 * 24 * time.Hour), nil, [][2]string{{"sha256", "ids"}}},

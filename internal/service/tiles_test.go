@@ -125,8 +125,10 @@ func TestTileDataEveryTileAndPeriod(t *testing.T) {
 	}
 	last := d["data"].([]any)[23].(map[string]any)
 	wantBar := map[string]any{"key": float64(fixedNow.Add(-time.Hour).UnixMilli()), "label": "Dec 31 23:00", "value": float64(1), "values": []any{
-		map[string]any{"key": "high", "value": float64(1)}, map[string]any{"key": "medium", "value": float64(0)},
-		map[string]any{"key": "low", "value": float64(0)}, map[string]any{"key": "undefined", "value": float64(0)},
+		map[string]any{"key": "high", "value": float64(1)},
+		map[string]any{"key": "medium", "value": float64(0)},
+		map[string]any{"key": "low", "value": float64(0)},
+		map[string]any{"key": "undefined", "value": float64(0)},
 	}}
 	if diff := cmp.Diff(wantBar, last); diff != "" {
 		t.Errorf("last bar (-want +got):\n%s", diff)

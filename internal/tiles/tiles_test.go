@@ -84,8 +84,10 @@ const day = 24 * time.Hour
 func sample() *memSource {
 	return &memSource{
 		events: []EventMeta{
-			{UUID: "a", Info: "APT | phishing [x]", Org: "CIRCL", Date: "2026-12-07", Timestamp: ago(30 * time.Minute), ThreatLevel: 1, AttributeCount: 12,
-				Tags: []string{`misp-galaxy:threat-actor="Sofacy"`, "tlp:amber"}},
+			{
+				UUID: "a", Info: "APT | phishing [x]", Org: "CIRCL", Date: "2026-12-07", Timestamp: ago(30 * time.Minute), ThreatLevel: 1, AttributeCount: 12,
+				Tags: []string{`misp-galaxy:threat-actor="Sofacy"`, "tlp:amber"},
+			},
 			{UUID: "b", Info: "Botnet C2", Org: "CERT.be", Date: "2026-12-07", Timestamp: ago(3 * time.Hour), ThreatLevel: 2, AttributeCount: 3, Tags: []string{"tlp:amber"}},
 			{UUID: "c", Info: "Spam", Org: "CIRCL", Date: "2026-12-05", Timestamp: ago(2 * day), ThreatLevel: 3, Tags: []string{`misp-galaxy:malware="Emotet"`, "tlp:amber"}},
 			{UUID: "d", Info: "Old", Org: "CIRCL", Date: "2026-11-27", Timestamp: ago(10 * day), ThreatLevel: 4},
@@ -176,8 +178,10 @@ func TestSummary(t *testing.T) {
 			}
 			for i, m := range ms {
 				sp, _ := spanOf(tt.p, now)
-				want := Metric{Icon: ms[i].Icon, Label: []string{"Events", "Attributes", "IDS attributes", "Sightings"}[i], Value: tt.cur[i], ValueUnit: "integer",
-					Tooltip: tooltip(tt.cur[i], tt.prev[i], sp.words)}
+				want := Metric{
+					Icon: ms[i].Icon, Label: []string{"Events", "Attributes", "IDS attributes", "Sightings"}[i], Value: tt.cur[i], ValueUnit: "integer",
+					Tooltip: tooltip(tt.cur[i], tt.prev[i], sp.words),
+				}
 				if diff := cmp.Diff(want, m); diff != "" {
 					t.Errorf("metric %d (-want +got):\n%s", i, diff)
 				}

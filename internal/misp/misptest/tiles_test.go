@@ -46,18 +46,24 @@ func TestTileCalls(t *testing.T) {
 		{"events metadata", "/events/restSearch", `{"returnFormat":"json","metadata":true,"timestamp":[1706918400,1706918400]}`, "application/json; charset=UTF-8", `{"response": [` + e2 + `]}`, "1"},
 		{"events metadata, second page", "/events/restSearch", `{"metadata":true,"limit":1,"page":2}`, "application/json; charset=UTF-8", `{"response": [` + e2 + `]}`, "1"},
 		{"events metadata, none", "/events/restSearch", `{"metadata":true,"timestamp":[1,2]}`, "application/json; charset=UTF-8", `{"response": []}`, "0"},
-		{"sightings of a window, type 0", "/sightings/restSearch", `{"returnFormat":"json","from":1706918400,"to":1706918700,"type":"0"}`, "application/json; charset=UTF-8",
+		{
+			"sightings of a window, type 0", "/sightings/restSearch", `{"returnFormat":"json","from":1706918400,"to":1706918700,"type":"0"}`, "application/json; charset=UTF-8",
 			`{"response": [{"Sighting":{"id":"1","attribute_id":"1","event_id":"1","org_id":"1","date_sighting":"1706918500","uuid":"*","source":"s","type":"0","value":"Evil.Example",` +
 				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}},` +
 				`{"Sighting":{"id":"2","attribute_id":"4","event_id":"2","org_id":"1","date_sighting":"1706918500","uuid":"*","source":"s","type":"0","value":"evil.example",` +
-				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}}]}`, "0"},
-		{"sightings, both ends included", "/sightings/restSearch", `{"from":1706918600,"to":1706918600}`, "application/json; charset=UTF-8",
+				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}}]}`, "0",
+		},
+		{
+			"sightings, both ends included", "/sightings/restSearch", `{"from":1706918600,"to":1706918600}`, "application/json; charset=UTF-8",
 			`{"response": [{"Sighting":{"id":"3","attribute_id":"1","event_id":"1","org_id":"1","date_sighting":"1706918600","uuid":"*","source":"s","type":"1","value":"Evil.Example",` +
 				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}},` +
 				`{"Sighting":{"id":"4","attribute_id":"4","event_id":"2","org_id":"1","date_sighting":"1706918600","uuid":"*","source":"s","type":"1","value":"evil.example",` +
-				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}}]}`, "0"},
-		{"sightings, no count format", "/sightings/restSearch", `{"returnFormat":"count","from":1,"to":2}`, "application/json",
-			mispError("Invalid output format.", "/sightings/restSearch"), ""},
+				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}}]}`, "0",
+		},
+		{
+			"sightings, no count format", "/sightings/restSearch", `{"returnFormat":"count","from":1,"to":2}`, "application/json",
+			mispError("Invalid output format.", "/sightings/restSearch"), "",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
