@@ -1127,7 +1127,7 @@ type TLP string
 
 // TileBar One bucket of a `vertical_bar_chart`; `value` is the sum of `values`.
 type TileBar struct {
-	// Key The bucket's start
+	// Key The bucket's start, Unix milliseconds.
 	Key    int64  `json:"key"`
 	Label  string `json:"label"`
 	Value  int    `json:"value"`
