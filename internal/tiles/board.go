@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Defaults of BoardConfig.
@@ -24,12 +26,24 @@ type BoardConfig struct {
 
 // Board answers tile data, caching each answer per tenant for TTL. A nil *Board caches
 // nothing. It is safe for concurrent use.
+//
+// XDR's dashboard asks for all its tiles at once, and three of them read the same events: a
+// Board lists a tenant's events of a window once for all three (one MISP search, shared by
+// the concurrent askers and kept for TTL), and computes one tile once for concurrent askers.
 type Board struct {
 	ttl time.Duration
 	max int
 
+	flight singleflight.Group // by tile key, and by event-list key
+
 	mu      sync.Mutex
 	entries map[string]cached
+	lists   map[string]cachedList
+}
+
+type cachedList struct {
+	events  []EventMeta
+	expires time.Time
 }
 
 type cached struct {
@@ -45,7 +59,7 @@ func NewBoard(cfg BoardConfig) *Board {
 	if cfg.Entries <= 0 {
 		cfg.Entries = DefaultEntries
 	}
-	return &Board{ttl: cfg.TTL, max: cfg.Entries, entries: map[string]cached{}}
+	return &Board{ttl: cfg.TTL, max: cfg.Entries, entries: map[string]cached{}, lists: map[string]cachedList{}}
 }
 
 // Request is one tile-data question.
@@ -78,10 +92,30 @@ func (b *Board) Data(ctx context.Context, r Request) (*Data, error) {
 	if d, ok := b.get(ck, r.Now); ok {
 		return d, nil
 	}
-	d, err := compute(ctx, r.Source, r.Key, r.Tile, sp, r.UI)
+	if b == nil {
+		d, err := compute(ctx, r.Source, r.Key, r.Tile, sp, r.UI)
+		if err != nil {
+			return nil, err
+		}
+		return b.finish(d, sp, r, ck), nil
+	}
+	// Concurrent askers of one tile share one computation (under the first one's context).
+	v, err, _ := b.flight.Do("tile\x00"+ck, func() (any, error) {
+		src := &sharedEvents{Source: r.Source, b: b, tenant: r.Tenant, now: r.Now}
+		d, err := compute(ctx, src, r.Key, r.Tile, sp, r.UI)
+		if err != nil {
+			return nil, err
+		}
+		return b.finish(d, sp, r, ck), nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	return v.(*Data), nil
+}
+
+// finish stamps d's times and scope and caches it.
+func (b *Board) finish(d *Data, sp span, r Request, ck string) *Data {
 	ttl := DefaultTTL
 	if b != nil {
 		ttl = b.ttl
@@ -99,7 +133,45 @@ func (b *Board) Data(ctx context.Context, r Request) (*Data, error) {
 	// another organisation.
 	d.CacheScope = "org"
 	b.put(ck, d, r.Now)
-	return d, nil
+	return d
+}
+
+// sharedEvents is a tenant's Source whose event lists the Board shares between tiles.
+type sharedEvents struct {
+	Source
+	b      *Board
+	tenant string
+	now    time.Time
+}
+
+// maxLists bounds the event lists a Board keeps (each up to a period's events).
+const maxLists = 256
+
+func (s *sharedEvents) Events(ctx context.Context, key string, w Window) ([]EventMeta, error) {
+	lk := s.tenant + "\x00" + w.From.UTC().Format(time.RFC3339) + "\x00" + w.To.UTC().Format(time.RFC3339)
+	s.b.mu.Lock()
+	l, ok := s.b.lists[lk]
+	s.b.mu.Unlock()
+	if ok && s.now.Before(l.expires) {
+		return l.events, nil
+	}
+	v, err, _ := s.b.flight.Do("events\x00"+lk, func() (any, error) {
+		events, err := s.Source.Events(ctx, key, w)
+		if err != nil {
+			return nil, err
+		}
+		s.b.mu.Lock()
+		defer s.b.mu.Unlock()
+		if len(s.b.lists) >= maxLists {
+			clear(s.b.lists)
+		}
+		s.b.lists[lk] = cachedList{events: events, expires: s.now.Add(s.b.ttl)}
+		return events, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]EventMeta), nil
 }
 
 func iso(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ type memSource struct {
 	events []EventMeta
 	attrs  []attr
 	calls  atomic.Int64
+	lists  atomic.Int64 // calls of Events
 	err    error
 }
 
@@ -67,6 +69,7 @@ func (m *memSource) CountSightings(_ context.Context, _ string, w Window) (int, 
 
 func (m *memSource) Events(_ context.Context, _ string, w Window) ([]EventMeta, error) {
 	m.calls.Add(1)
+	m.lists.Add(1)
 	var out []EventMeta
 	for _, e := range m.events {
 		if w.Contains(e.Timestamp) {
@@ -449,5 +452,41 @@ func TestDefinitions(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{Summary, ThreatLevels, AttributeTypes, TopTags, LatestEvents}, ids); diff != "" {
 		t.Errorf("ids (-want +got):\n%s", diff)
+	}
+}
+
+// TestBoardSharesEventLists: the three tiles drawn from the events list them once per
+// tenant and window, whether asked one after the other or all at once (the race detector
+// watches the sharing).
+func TestBoardSharesEventLists(t *testing.T) {
+	b := NewBoard(BoardConfig{})
+	src := sample()
+	ask := func(tenant, tile string) {
+		_, err := b.Data(context.Background(), Request{Tenant: tenant, Source: src, Tile: tile, Period: Last30Days, Now: now})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for _, tile := range []string{ThreatLevels, TopTags, LatestEvents} {
+		ask("t1", tile)
+	}
+	if n := src.lists.Load(); n != 1 {
+		t.Errorf("one after the other: %d event lists, want 1", n)
+	}
+	var wg sync.WaitGroup
+	for _, tile := range []string{ThreatLevels, TopTags, LatestEvents, ThreatLevels, TopTags, LatestEvents} {
+		wg.Go(func() { ask("t2", tile) })
+	}
+	wg.Wait()
+	if n := src.lists.Load(); n != 2 {
+		t.Errorf("all at once, another tenant: %d event lists in all, want 2", n)
+	}
+	// Each tile's answer is the one a Board without sharing gives.
+	for _, tile := range []string{ThreatLevels, TopTags, LatestEvents} {
+		shared, _ := b.Data(context.Background(), Request{Tenant: "t2", Source: src, Tile: tile, Period: Last30Days, Now: now})
+		alone, _ := (*Board)(nil).Data(context.Background(), Request{Tenant: "t2", Source: sample(), Tile: tile, Period: Last30Days, Now: now})
+		if diff := cmp.Diff(alone, shared); diff != "" {
+			t.Errorf("%s (-alone +shared):\n%s", tile, diff)
+		}
 	}
 }
