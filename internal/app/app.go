@@ -319,6 +319,9 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	if len(feeds) > 0 {
 		sc.FeedStates = func() []service.FeedState { return feedStates(feeds) }
 	}
+	for _, f := range feeds {
+		sc.TileFeeds = append(sc.TileFeeds, f) // the dashboard tiles add them to each tenant's MISP
+	}
 	var own intel.Source
 	var ownBase string
 	switch dir, isFeed := feedDir(cfg.apiURL); {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,76 @@ func TestTilesAsMISP(t *testing.T) {
 	// The test means something only if the periods hold events.
 	if diff := cmp.Diff(map[string]bool{"last_24_hours": true, "last_7_days": true, "last_30_days": true, "last_60_days": true, "last_90_days": true}, nonEmpty); diff != "" {
 		t.Errorf("periods with High or Medium events (-want +got):\n%s", diff)
+	}
+}
+
+// TestSourceTilesAsStore: a public feed (Source, over HTTPS and from a directory) draws the
+// same tiles as the Store of the same files, every tile and period, for the sample and a
+// generated feed; before its first load it answers unavailable, not figures of part of it.
+func TestSourceTilesAsStore(t *testing.T) {
+	sample := genFeed{}
+	entries, err := os.ReadDir(sampleFeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(sampleFeed, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sample[e.Name()] = b
+	}
+	for name, f := range map[string]genFeed{"sample": sample, "generated": newGenFeed(t, 7, 16, 25, 200)} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			f.writeDir(t, dir)
+			store, err := feed.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, srv := newFeedServer(t, f)
+			overHTTPS := newSource(t, srv, feed.Limits{})
+			fromDir, err := feed.NewSource(feed.SourceConfig{Name: "dir", Location: "file://" + dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fromDir.CountEvents(t.Context(), "", tiles.Window{To: time.Now()}); err == nil || !strings.Contains(err.Error(), "still loading") {
+				t.Errorf("before its load: %v", err)
+			}
+			for _, s := range []*feed.Source{overHTTPS, fromDir} {
+				if err := s.Refresh(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The moment: an hour after the feed's newest event.
+			all, err := store.Events(t.Context(), "", tiles.Window{From: time.Unix(0, 0), To: time.Unix(1<<40, 0)})
+			if err != nil || len(all) == 0 {
+				t.Fatalf("%d events, %v", len(all), err)
+			}
+			var newest time.Time
+			for _, e := range all {
+				if e.Timestamp.After(newest) {
+					newest = e.Timestamp
+				}
+			}
+			now := newest.Add(time.Hour)
+			for _, d := range tiles.Definitions() {
+				for _, p := range tiles.AllPeriods() {
+					ask := func(src tiles.Source) *tiles.Data {
+						got, err := (*tiles.Board)(nil).Data(t.Context(), tiles.Request{Source: src, Tile: d.ID, Period: p, Now: now})
+						if err != nil {
+							t.Fatalf("%s %s: %v", d.ID, p, err)
+						}
+						return got
+					}
+					want := ask(store)
+					for _, s := range []*feed.Source{overHTTPS, fromDir} {
+						if diff := cmp.Diff(want, ask(s)); diff != "" {
+							t.Errorf("%s %s %s: (-store +source):\n%s", s.Name(), d.ID, p, diff)
+						}
+					}
+				}
+			}
+		})
 	}
 }

@@ -92,8 +92,9 @@ type Config struct {
 	// FeedStates, when set, says where the public feeds (FEEDS) stand; /health shows it.
 	FeedStates func() []FeedState
 	// Tiles draws the dashboard tiles (tiles.go) and caches them per tenant; nil caches
-	// nothing.
-	Tiles *tiles.Board
+	// nothing. TileFeeds are the public feeds (FEEDS) every tenant's tiles add to its MISP's.
+	Tiles     *tiles.Board
+	TileFeeds []tiles.Source
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests

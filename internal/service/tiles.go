@@ -19,7 +19,8 @@ import (
 // The dashboard endpoints (/tiles, /tiles/tile, /tiles/tile-data): thin handlers over
 // package tiles. A tile's data comes from the tenant's backend (the token's MISP, or
 // API_URL's MISP or feed), asked with the tenant's key, inside the request's tenant share
-// and deadline like a lookup; Config.Tiles caches the answers per tenant.
+// and deadline like a lookup, plus the public feeds (Config.TileFeeds); Config.Tiles caches
+// the answers per tenant.
 
 // Tiles lists the tile definitions.
 func (s *Service) Tiles(context.Context, gen.TilesRequestObject) (gen.TilesResponseObject, error) {
@@ -57,9 +58,13 @@ func (s *Service) TileData(ctx context.Context, req gen.TileDataRequestObject) (
 	case t.backend == nil:
 		return fail(errNoBackend)
 	}
+	src := tileSource(t.backend)
+	if src != nil && len(s.cfg.TileFeeds) > 0 {
+		src = tiles.Combine(append([]tiles.Source{src}, s.cfg.TileFeeds...)...)
+	}
 	id := tenantIDOf(claimsFrom(ctx))
 	d, err := s.cfg.Tiles.Data(ctx, tiles.Request{
-		Tenant: hex.EncodeToString(id[:]), Key: t.key, Source: tileSource(t.backend), UI: t.ui,
+		Tenant: hex.EncodeToString(id[:]), Key: t.key, Source: src, UI: t.ui,
 		Tile: req.Body.TileId, Period: tiles.Period(req.Body.Period), Now: s.cfg.Now(),
 	})
 	if err != nil {

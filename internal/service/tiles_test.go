@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/misp-relay/misp-relay/internal/cache"
+	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
@@ -239,5 +242,44 @@ func TestTileBodyMessages(t *testing.T) {
 		if code != string(gen.ErrorCodeInvalidArgument) || msg != "Invalid JSON payload received. "+tt.want {
 			t.Errorf("%s %s: %s: %s\nwant %s", tt.path, tt.body, code, msg, tt.want)
 		}
+	}
+}
+
+// TestTileDataWithPublicFeeds: the public feeds' events add to the tenant's MISP's.
+func TestTileDataWithPublicFeeds(t *testing.T) {
+	h := newHarness(t, options{})
+	srv := misptest.New(t, testMISPKey, tileSeed()...)
+	client, err := misp.New(misp.Config{BaseURL: srv.URL, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A feed holding one event of the seed again, and one of its own, changed an hour ago.
+	dir := t.TempDir()
+	for _, raw := range [][]byte{tileSeed()[0], tileEvent("44444444-4444-4444-8444-444444444444", "Feed", "1", fixedNow.Add(-time.Hour), nil, [2]string{"sha1", "ids"})} {
+		var ev struct{ Event struct{ UUID string } }
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ev.Event.UUID+".json"), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifest := `{"11111111-1111-4111-8111-111111111111":{},"44444444-4444-4444-8444-444444444444":{}}`
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := feed.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.serve(service.Config{Backend: client, TileFeeds: []tiles.Source{store}, Now: func() time.Time { return fixedNow }})
+	_, body := h.post("/tiles/tile-data", `{"tile_id":"misp-summary","period":"last_24_hours"}`)
+	var got []float64
+	for _, m := range body["data"].(map[string]any)["data"].([]any) {
+		got = append(got, m.(map[string]any)["value"].(float64))
+	}
+	// MISP: 1 event, 3 attributes, 2 for IDS; the feed: 2 events, 4 attributes, 3 for IDS.
+	if diff := cmp.Diff([]float64{3, 7, 5, 0}, got); diff != "" {
+		t.Errorf("summary (-want +got):\n%s", diff)
 	}
 }

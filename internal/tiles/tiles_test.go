@@ -490,3 +490,41 @@ func TestBoardSharesEventLists(t *testing.T) {
 		}
 	}
 }
+
+func TestCombine(t *testing.T) {
+	a, b := sample(), sample()
+	b.events = b.events[:2]
+	b.attrs = b.attrs[:1]
+	both := Combine(a, b)
+	for _, tt := range []struct {
+		tile string
+		want any
+	}{
+		{Summary, []int{5, 7, 6, 4}},
+		{LatestEvents, 6}, // head, then a, a, b... (High a, High a, Medium b, Medium b)
+	} {
+		d := data(t, both, tt.tile, Last7Days)
+		switch got := d.Data.(type) {
+		case []Metric:
+			var vals []int
+			for _, m := range got {
+				vals = append(vals, m.Value)
+			}
+			if diff := cmp.Diff(tt.want, vals); diff != "" {
+				t.Errorf("summary (-want +got):\n%s", diff)
+			}
+		case []string:
+			if len(got) != tt.want {
+				t.Errorf("latest events: %d lines, want %d", len(got), tt.want)
+			}
+		}
+	}
+	failing := sample()
+	failing.err = errors.New("down")
+	if _, err := (*Board)(nil).Data(context.Background(), Request{Source: Combine(a, failing), Tile: Summary, Period: Last7Days, Now: now}); err == nil {
+		t.Error("a failing source gave figures")
+	}
+	if Combine(a) != Source(a) {
+		t.Error("Combine of one source is not that source")
+	}
+}
