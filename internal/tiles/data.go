@@ -335,7 +335,7 @@ func latestEvents(ctx context.Context, src Source, key string, sp span, ui strin
 	}
 	for _, e := range picked {
 		info := mdCell(e.Info)
-		if ui != "" && e.UUID != "" {
+		if ui != "" && isUUID(e.UUID) { // anything else in the link could end it and start another
 			info = "[" + info + "](" + strings.TrimRight(ui, "/") + "/events/view/" + e.UUID + ")"
 		}
 		lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s | %d |",
@@ -358,4 +358,24 @@ func mdCell(s string) string {
 		s = string(r[:119]) + "…"
 	}
 	return strings.NewReplacer(`\`, `\\`, "|", `\|`, "[", `\[`, "]", `\]`, "<", "&lt;", ">", "&gt;", "`", "\\`", "*", `\*`, "_", `\_`).Replace(s)
+}
+
+// isUUID reports whether s is a UUID in its textual form, the only thing the relay puts in
+// a link after /events/view/.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range []byte(s) {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }

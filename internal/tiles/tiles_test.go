@@ -88,14 +88,14 @@ func sample() *memSource {
 	return &memSource{
 		events: []EventMeta{
 			{
-				UUID: "a", Info: "APT | phishing [x]", Org: "CIRCL", Date: "2026-12-07", Timestamp: ago(30 * time.Minute), ThreatLevel: 1, AttributeCount: 12,
+				UUID: "aaaaaaaa-0000-4000-8000-000000000001", Info: "APT | phishing [x]", Org: "CIRCL", Date: "2026-12-07", Timestamp: ago(30 * time.Minute), ThreatLevel: 1, AttributeCount: 12,
 				Tags: []string{`misp-galaxy:threat-actor="Sofacy"`, "tlp:amber"},
 			},
-			{UUID: "b", Info: "Botnet C2", Org: "CERT.be", Date: "2026-12-07", Timestamp: ago(3 * time.Hour), ThreatLevel: 2, AttributeCount: 3, Tags: []string{"tlp:amber"}},
-			{UUID: "c", Info: "Spam", Org: "CIRCL", Date: "2026-12-05", Timestamp: ago(2 * day), ThreatLevel: 3, Tags: []string{`misp-galaxy:malware="Emotet"`, "tlp:amber"}},
-			{UUID: "d", Info: "Old", Org: "CIRCL", Date: "2026-11-27", Timestamp: ago(10 * day), ThreatLevel: 4},
-			{UUID: "e", Info: "Older high", Org: "CIRCL", Date: "2026-10-28", Timestamp: ago(40 * day), ThreatLevel: 1, AttributeCount: 1},
-			{UUID: "f", Info: "Oldest", Org: "CIRCL", Date: "2026-09-23", Timestamp: ago(75 * day), ThreatLevel: 0},
+			{UUID: "bbbbbbbb-0000-4000-8000-000000000002", Info: "Botnet C2", Org: "CERT.be", Date: "2026-12-07", Timestamp: ago(3 * time.Hour), ThreatLevel: 2, AttributeCount: 3, Tags: []string{"tlp:amber"}},
+			{UUID: "cccccccc-0000-4000-8000-000000000003", Info: "Spam", Org: "CIRCL", Date: "2026-12-05", Timestamp: ago(2 * day), ThreatLevel: 3, Tags: []string{`misp-galaxy:malware="Emotet"`, "tlp:amber"}},
+			{UUID: "dddddddd-0000-4000-8000-000000000004", Info: "Old", Org: "CIRCL", Date: "2026-11-27", Timestamp: ago(10 * day), ThreatLevel: 4},
+			{UUID: "eeeeeeee-0000-4000-8000-000000000005", Info: "Older high", Org: "CIRCL", Date: "2026-10-28", Timestamp: ago(40 * day), ThreatLevel: 1, AttributeCount: 1},
+			{UUID: "ffffffff-0000-4000-8000-000000000006", Info: "Oldest", Org: "CIRCL", Date: "2026-09-23", Timestamp: ago(75 * day), ThreatLevel: 0},
 		},
 		attrs: []attr{
 			{ts: ago(time.Hour), ids: true, typ: "ip-dst", seen: []time.Time{ago(time.Hour), ago(2 * day)}},
@@ -336,9 +336,9 @@ func TestTopTags(t *testing.T) {
 
 func TestLatestEvents(t *testing.T) {
 	head := []string{"| Threat | Event | Organisation | Date | Changed | Attributes |", "| --- | --- | --- | --- | --- | ---: |"}
-	a := `| High | [APT \| phishing \[x\]](https://misp.example/events/view/a) | CIRCL | 2026-12-07 | 2026-12-07 14:00 | 12 |`
-	b := "| Medium | [Botnet C2](https://misp.example/events/view/b) | CERT.be | 2026-12-07 | 2026-12-07 11:30 | 3 |"
-	e := "| High | [Older high](https://misp.example/events/view/e) | CIRCL | 2026-10-28 | 2026-10-28 14:30 | 1 |"
+	a := `| High | [APT \| phishing \[x\]](https://misp.example/events/view/aaaaaaaa-0000-4000-8000-000000000001) | CIRCL | 2026-12-07 | 2026-12-07 14:00 | 12 |`
+	b := "| Medium | [Botnet C2](https://misp.example/events/view/bbbbbbbb-0000-4000-8000-000000000002) | CERT.be | 2026-12-07 | 2026-12-07 11:30 | 3 |"
+	e := "| High | [Older high](https://misp.example/events/view/eeeeeeee-0000-4000-8000-000000000005) | CIRCL | 2026-10-28 | 2026-10-28 14:30 | 1 |"
 	tests := []struct {
 		p    Period
 		want []string
@@ -526,5 +526,17 @@ func TestCombine(t *testing.T) {
 	}
 	if Combine(a) != Source(a) {
 		t.Error("Combine of one source is not that source")
+	}
+}
+
+// TestLatestEventsLinksOnlyUUIDs: a MISP sending something else as an event's uuid gets no
+// link, so nothing it sends can end the link and start another.
+func TestLatestEventsLinksOnlyUUIDs(t *testing.T) {
+	src := &memSource{events: []EventMeta{
+		{UUID: "x) [click](https://evil.example", Info: "Hostile", Org: "O", Date: "2026-12-07", Timestamp: ago(time.Hour), ThreatLevel: 1},
+	}}
+	want := "| High | Hostile | O | 2026-12-07 | 2026-12-07 13:30 | 0 |"
+	if got := data(t, src, LatestEvents, Last24Hours).Data.([]string)[2]; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
