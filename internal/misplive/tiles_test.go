@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +135,29 @@ func drawAll(t *testing.T, src tiles.Source, key, ui string) map[string]*tiles.D
 	return out
 }
 
-func testTiles(t *testing.T, api *mispAPI, mispURL, key, org string) {
+// tileIDField and tileBlanks blank in the tiles' MISP answers what the fake cannot know:
+// database ids, the creator's e-mail address, and the clusters of the galaxies a MISP has
+// installed (the fake knows none).
+var (
+	tileIDField = regexp.MustCompile(`"(id|orgc_id|org_id|attribute_id|event_id)":"[0-9]+"`)
+	tileBlanks  = []*regexp.Regexp{
+		regexp.MustCompile(`"event_creator_email":"[^"]*"`),
+		regexp.MustCompile(`"Galaxy":\[.*?\],"CryptographicKey"`),
+	}
+)
+
+func blankTileAnswer(s string) string {
+	s = tileIDField.ReplaceAllString(s, `"$1":"*"`)
+	for _, re := range tileBlanks {
+		s = re.ReplaceAllStringFunc(s, func(m string) string {
+			k, _, _ := strings.Cut(m, ":")
+			return k + ":*"
+		})
+	}
+	return s
+}
+
+func testTiles(t *testing.T, api *mispAPI, mispURL, key, org, orgUUID string) {
 	uuids, raws := seedTileEvents(t, api)
 	client, err := misp.New(misp.Config{BaseURL: mispURL, PageSize: 2}) // pages of 2: paging is exercised
 	if err != nil {
@@ -235,6 +258,42 @@ func testTiles(t *testing.T, api *mispAPI, mispURL, key, org string) {
 		}
 		if diff := cmp.Diff(want, real[tiles.LatestEvents+" "+string(tiles.Last90Days)].Data); diff != "" {
 			t.Errorf("latest events (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("misptest answers the tiles' calls as MISP does", func(t *testing.T) {
+		srv, err := misptest.NewServer(key, raws...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		srv.Organisation(org, orgUUID)
+		fake := newMISPAPI(srv.URL, key)
+		from, to := tilesNow.Add(-101*24*time.Hour).Unix(), tilesNow.Add(time.Hour).Unix()
+		window := []int64{from, to}
+		for _, c := range []struct {
+			path string
+			body map[string]any
+		}{
+			{"/events/restSearch", map[string]any{"returnFormat": "count", "timestamp": window}},
+			{"/events/restSearch", map[string]any{"returnFormat": "count", "timestamp": []int64{tilesNow.Add(-time.Hour).Unix(), to}}},
+			{"/attributes/restSearch", map[string]any{"returnFormat": "count", "timestamp": window}},
+			{"/attributes/restSearch", map[string]any{"returnFormat": "count", "timestamp": window, "to_ids": 1}},
+			{"/attributes/restSearch", map[string]any{"returnFormat": "count", "timestamp": window, "to_ids": 1, "type": []string{"md5", "sha256", "url"}}},
+			{"/events/restSearch", map[string]any{"returnFormat": "json", "metadata": true, "timestamp": window, "limit": 2, "page": 1}},
+			{"/events/restSearch", map[string]any{"returnFormat": "json", "metadata": true, "timestamp": window, "limit": 2, "page": 3}},
+			{"/events/restSearch", map[string]any{"returnFormat": "json", "metadata": true, "timestamp": window, "limit": 2, "page": 4}},
+			{"/sightings/restSearch", map[string]any{"returnFormat": "json", "from": from, "to": to, "type": "0"}},
+			{"/sightings/restSearch", map[string]any{"returnFormat": "json", "from": from, "to": to}},
+		} {
+			realStatus, realBody := api.call(t, http.MethodPost, c.path, c.body)
+			fakeStatus, fakeBody := fake.call(t, http.MethodPost, c.path, c.body)
+			if realStatus != fakeStatus {
+				t.Errorf("%s %v: HTTP %d from MISP, %d from misptest", c.path, c.body, realStatus, fakeStatus)
+			}
+			if diff := cmp.Diff(blankTileAnswer(string(realBody)), blankTileAnswer(string(fakeBody))); diff != "" {
+				t.Errorf("%s %v (-MISP +misptest):\n%s", c.path, c.body, diff)
+			}
 		}
 	})
 

@@ -91,7 +91,7 @@ func writeCount(w http.ResponseWriter, n int, list string) {
 	_, _ = w.Write([]byte(strconv.Itoa(n)))
 }
 
-// writeResponseList answers {"response": [...]} with MISP's spacing.
+// writeResponseList answers {"response": [...]} with MISP's spacing and final newline.
 func writeResponseList(w http.ResponseWriter, count int, disposition string, items [][]byte) {
 	w.Header().Set("X-Result-Count", strconv.Itoa(count))
 	w.Header().Set("X-Export-Module-Used", "json")
@@ -104,7 +104,7 @@ func writeResponseList(w http.ResponseWriter, count int, disposition string, ite
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(`{"response": [`))
 	_, _ = w.Write(bytes.Join(items, []byte(",")))
-	_, _ = w.Write([]byte(`]}`))
+	_, _ = w.Write([]byte("]}\n")) // MISP ends these answers with a newline
 }
 
 // countAttributes answers attributes/restSearch with returnFormat "count".

@@ -43,22 +43,22 @@ func TestTileCalls(t *testing.T) {
 		{"attributes for IDS of types", "/attributes/restSearch", `{"returnFormat":"count","to_ids":1,"type":["md5","ip-dst"]}`, "text/plain; charset=UTF-8", "2", "2"},
 		{"events count", "/events/restSearch", `{"returnFormat":"count","timestamp":[1704153600,1704153600]}`, "text/plain; charset=UTF-8", "1", "1"},
 		{"events count, none", "/events/restSearch", `{"returnFormat":"count","timestamp":[1,2]}`, "text/plain; charset=UTF-8", "0", "0"},
-		{"events metadata", "/events/restSearch", `{"returnFormat":"json","metadata":true,"timestamp":[1706918400,1706918400]}`, "application/json; charset=UTF-8", `{"response": [` + e2 + `]}`, "1"},
-		{"events metadata, second page", "/events/restSearch", `{"metadata":true,"limit":1,"page":2}`, "application/json; charset=UTF-8", `{"response": [` + e2 + `]}`, "1"},
-		{"events metadata, none", "/events/restSearch", `{"metadata":true,"timestamp":[1,2]}`, "application/json; charset=UTF-8", `{"response": []}`, "0"},
+		{"events metadata", "/events/restSearch", `{"returnFormat":"json","metadata":true,"timestamp":[1706918400,1706918400]}`, "application/json; charset=UTF-8", `{"response": [` + e2 + "]}\n", "1"},
+		{"events metadata, second page", "/events/restSearch", `{"metadata":true,"limit":1,"page":2}`, "application/json; charset=UTF-8", `{"response": [` + e2 + "]}\n", "1"},
+		{"events metadata, none", "/events/restSearch", `{"metadata":true,"timestamp":[1,2]}`, "application/json; charset=UTF-8", "{\"response\": []}\n", "0"},
 		{
 			"sightings of a window, type 0", "/sightings/restSearch", `{"returnFormat":"json","from":1706918400,"to":1706918700,"type":"0"}`, "application/json; charset=UTF-8",
 			`{"response": [{"Sighting":{"id":"1","attribute_id":"1","event_id":"1","org_id":"1","date_sighting":"1706918500","uuid":"*","source":"s","type":"0","value":"Evil.Example",` +
 				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}},` +
 				`{"Sighting":{"id":"2","attribute_id":"4","event_id":"2","org_id":"1","date_sighting":"1706918500","uuid":"*","source":"s","type":"0","value":"evil.example",` +
-				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}}]}`, "0",
+				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}}]}` + "\n", "0",
 		},
 		{
 			"sightings, both ends included", "/sightings/restSearch", `{"from":1706918600,"to":1706918600}`, "application/json; charset=UTF-8",
 			`{"response": [{"Sighting":{"id":"3","attribute_id":"1","event_id":"1","org_id":"1","date_sighting":"1706918600","uuid":"*","source":"s","type":"1","value":"Evil.Example",` +
 				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}},` +
 				`{"Sighting":{"id":"4","attribute_id":"4","event_id":"2","org_id":"1","date_sighting":"1706918600","uuid":"*","source":"s","type":"1","value":"evil.example",` +
-				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}}]}`, "0",
+				`"Organisation":{"id":"1","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f","name":"ORGNAME"}}}]}` + "\n", "0",
 		},
 		{
 			"sightings, no count format", "/sightings/restSearch", `{"returnFormat":"count","from":1,"to":2}`, "application/json",
