@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/gen"
+	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -282,4 +284,46 @@ func TestTileDataWithPublicFeeds(t *testing.T) {
 	if diff := cmp.Diff([]float64{3, 7, 5, 0}, got); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}
+}
+
+// stallingTiles is a backend whose tiles hold in Events until released (or their request
+// ends), and whose lookups answer at once: a tenant's MISP slow on dashboards.
+type stallingTiles struct {
+	*stallingMISP
+	tiles.Source
+}
+
+func (s *stallingTiles) Events(ctx context.Context, key string, w tiles.Window) ([]tiles.EventMeta, error) {
+	s.entered <- key
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+	}
+	return nil, nil
+}
+
+// TestTileCallsCountAgainstTheShare: a tile request whose MISP stalls holds one of its
+// tenant's share like a lookup: past the share the tenant is told it is busy, and another
+// tenant's lookups are served.
+func TestTileCallsCountAgainstTheShare(t *testing.T) {
+	h := newHarness(t, options{})
+	m := newStallingMISP(t, 8)
+	backend := struct {
+		intel.Backend
+		*stallingTiles
+	}{m.backend(), &stallingTiles{stallingMISP: m}}
+	h.serve(service.Config{MaxInFlight: 2, Backend: backend, Tiles: tiles.NewBoard(tiles.BoardConfig{})})
+	a, b := hs256(t, "tenant-A-key"), hs256(t, "tenant-B-key")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.do(http.MethodPost, "/tiles/tile-data", http.Header{"Authorization": {a}}, `{"tile_id":"misp-latest-events","period":"last_7_days"}`)
+	}()
+	if got := <-m.entered; got != "tenant-A-key" {
+		t.Fatalf("the tile asked with key %q", got)
+	}
+	wantBusy(t, "tenant A's lookup while its tile stalls", h.observeAs(a, quickLookup), msgOwnShareBusy)
+	wantServed(t, "tenant B while A's tile stalls", h.observeAs(b, quickLookup))
+	m.unblock()
+	<-done
 }
