@@ -104,6 +104,7 @@ func TestRealMISP(t *testing.T) {
 
 	t.Run("fake answers as MISP", func(t *testing.T) { testFakeAgrees(t, bin, api, s) })
 	t.Run("a batch answers each value as alone", func(t *testing.T) { testBatchAsAlone(t, api) })
+	t.Run("real events: the verdicts of feed mode", func(t *testing.T) { testRealEvents(t, api) })
 
 	t.Run("health", func(t *testing.T) {
 		got := r.post(t, token, "/health", nil, secrets...)
