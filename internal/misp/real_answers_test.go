@@ -55,8 +55,10 @@ func TestRealMISPAnswers(t *testing.T) {
 		var s []summary
 		for _, e := range r.Events {
 			for _, a := range e.Attributes {
-				s = append(s, summary{e.UUID[:8], []string{"", "High", "Medium", "Low", "Undefined"}[e.ThreatLevel], a.Value,
-					len(e.Tags), len(a.Warnings), a.Sightings.Seen, a.Sightings.FalsePositive, len(a.Decay) > 0})
+				s = append(s, summary{
+					e.UUID[:8], []string{"", "High", "Medium", "Low", "Undefined"}[e.ThreatLevel], a.Value,
+					len(e.Tags), len(a.Warnings), a.Sightings.Seen, a.Sightings.FalsePositive, len(a.Decay) > 0,
+				})
 			}
 		}
 		sums = append(sums, s)
