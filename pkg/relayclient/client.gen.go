@@ -808,7 +808,11 @@ type ObservableInput struct {
 	// Example: ip
 	Type ObservableTypeInput `json:"type"`
 
-	// Value The observable's value; surrounding whitespace is trimmed before use.
+	// Value The observable's value; surrounding whitespace is trimmed before use. A value longer than
+	// 4096 characters is accepted and skipped, as an unsupported type is (no lookup, no link,
+	// no action), so that one such value does not fail the request's other observables; the
+	// request body as a whole is bounded by the relay's `MAX_BODY_BYTES`.
+	//
 	//
 	// Example: 198.51.100.7
 	Value ObservableValueInput `json:"value"`
@@ -823,7 +827,10 @@ type ObservableList = []ObservableInput
 // Example: ip
 type ObservableTypeInput = string
 
-// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use.
+// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use. A value longer than
+// 4096 characters is accepted and skipped, as an unsupported type is (no lookup, no link,
+// no action), so that one such value does not fail the request's other observables; the
+// request body as a whole is bounded by the relay's `MAX_BODY_BYTES`.
 //
 // Example: 198.51.100.7
 type ObservableValueInput = string
@@ -1005,10 +1012,8 @@ type TriggerRequest struct {
 	// Example: ip
 	ObservableType ObservableTypeInput `json:"observable_type"`
 
-	// ObservableValue The observable's value; surrounding whitespace is trimmed before use.
-	//
-	// Example: 198.51.100.7
-	ObservableValue      ObservableValueInput   `json:"observable_value"`
+	// ObservableValue The observable's value, as the action's `query-params` gave it; surrounding whitespace is trimmed before use.
+	ObservableValue      string                 `json:"observable_value"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
