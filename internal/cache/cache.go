@@ -14,6 +14,7 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
@@ -205,6 +206,13 @@ func (c *Cache) Lookup(ctx context.Context, key string, qs []intel.Query) []inte
 // the wrapped backend, all of the backend's in one Lookup.
 func (c *Cache) ask(ctx context.Context, key string, qs []intel.Query, led []int, keys []string, calls []*call) {
 	defer func() {
+		// This runs in a goroutine of its own: a panic in the backend would end the process.
+		// Every waiting lookup gets it as an error instead (never cached).
+		if v := recover(); v != nil {
+			for _, cl := range calls {
+				cl.events, cl.err = nil, fmt.Errorf("lookup panicked: %v", v)
+			}
+		}
 		c.mu.Lock()
 		for j, i := range led {
 			delete(c.inflight, keys[i])
