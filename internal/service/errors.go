@@ -27,6 +27,10 @@ type configError struct{ msg string }
 
 func (e *configError) Error() string { return e.msg }
 
+// ConfigError is a relay setting that keeps a request from being served, said to the caller
+// as msg (code "unknown"): for Config.Sources' errors that are not the token's fault.
+func ConfigError(msg string) error { return &configError{msg} }
+
 // healthCheckError is /watchdog called without its Health-Check header.
 type healthCheckError struct{}
 
