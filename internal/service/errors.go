@@ -48,8 +48,13 @@ func codeOf(err error) (gen.ErrorCode, string) {
 		ia *invalidArgument
 		ce *configError
 		ue *upstream.Error
+		se *sourceError
 	)
 	switch {
+	case errors.As(err, &se):
+		// One source of several failed: its own code, and the message names it.
+		code, msg := codeOf(se.err)
+		return code, se.source + ": " + msg
 	case errors.Is(err, errHealthCheck):
 		return gen.ErrorCodeHealthCheckFailed, err.Error()
 	case errors.As(err, new(busyError)):
