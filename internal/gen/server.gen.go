@@ -588,11 +588,15 @@ type EnrichData struct {
 	Verdicts      *VerdictList      `json:"verdicts,omitempty"`
 }
 
-// EnrichResult defines model for EnrichResult.
+// EnrichResult What the tenant's sources said (`data`) and what failed (`errors`): both when some
+// sources or lookups failed and others answered, `errors` alone when every source failed.
 type EnrichResult struct {
 	// Data Entity lists, each present only when non-empty. `/deliberate/observables` returns only `verdicts`.
-	Data   *EnrichData `json:"data,omitempty"`
-	Errors *Errors     `json:"errors,omitempty"`
+	Data *EnrichData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // Error One business error. `type` is always `fatal`.
@@ -629,7 +633,8 @@ type ErrorType string
 // * `unknown`: anything else (an answer that is not what MISP sends, a TLS failure).
 type ErrorCode string
 
-// Errors defines model for Errors.
+// Errors What failed, once each. When a tenant has several sources, the message of a source's
+// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 type Errors = []Error
 
 // ExternalIDs Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
@@ -695,6 +700,9 @@ type HealthResult struct {
 		Feeds  *[]FeedStatus          `json:"feeds,omitempty"`
 		Status HealthResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -867,8 +875,11 @@ type ObservedTime struct {
 
 // ReferResult defines model for ReferResult.
 type ReferResult struct {
-	Data   *[]ReferenceLink `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]ReferenceLink `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // ReferenceLink A link for an analyst, e.g. a MISP search for the observable.
@@ -930,8 +941,11 @@ type RespondActionId string
 
 // RespondResult defines model for RespondResult.
 type RespondResult struct {
-	Data   *[]RespondAction `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]RespondAction `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // SchemaVersion Example: 1.1.5
@@ -1021,6 +1035,9 @@ type TriggerResult struct {
 	Data *struct {
 		Status TriggerResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -1074,7 +1091,10 @@ type VersionResult struct {
 
 // WatchdogResult defines model for WatchdogResult.
 type WatchdogResult struct {
-	Data   *string `json:"data,omitempty"`
+	Data *string `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -2275,147 +2295,160 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17c9s4sij+VVD8bVXkGephx87ZVf445Uk8J56TSVK2M5nfGeWKMAlJWFMADwBa0Wb93W91N8CHRNly",
-	"JrMzs3WrUrFIgng0+t2N5uco1ctCK6Gcjcafo4IbvhROGLx6JXjuFi8WIr2By0zY1MjCSa2icXSWLrTI",
-	"2DVPbxi3LMm448lztpJuoUvHpGNuIRhXdiUMk5ZxliywP5ZCh2zGZS6yhAljtBlEcSSh14XgmTBRHCm+",
-	"FNHYT6FPc4gjmy7EksNkxCe+LHJownN5K6I4cusCLq0zUs2ju7u7ODLif0th3Xc6kwJX9PbaCnPLr3O6",
-	"TLVyQjn4yYsilymHxQ3/bmGFnxuj/cWIWTSO/r9hDa4hPbXDus/X0rp6YGlEFo2dKQXdsYVWlsb9UbiF",
-	"zt5od5rneiWyPeZSrRdaZiIaH49O4mgprOVzWPbVQrAldgvAVtoxTn2zmTa4FR4YImPvL14Port4z/W9",
-	"urp6dwabREtrY8EHo9U8DAwjcXaj9EqxgrsF64lbYdZMqKzQUjmYWfLu7eVVwq5Lx5Lhirt0kel5ErPV",
-	"QqYLbPBfZ1cJ4ypjyauz05fJAU71jXbf61J9IaSONyHVggVbcYLYDEZgWiG4YFOFGbDzGVvrkgnlhBEZ",
-	"PoJ3llyVPM/XrMgFt8Ij9VqXhtlC5LlUc1yEM2vG51yqrwXx96oJYJgO/LJMz5hbSMsynZZLoRzjRuBs",
-	"tcrXTCthAZLVHBAPX2g1k5lQKUJLqHIZjX+JztVMR3H0Wq+iOPpRZLJcRnH0Ss4XEWyEAmLzs4g+btFd",
-	"HL2UttBW0nw32cYhe5ELrmJ2xH7kuUylLm3MnrLL0hbh6pi90MulVjE7YX4gYBB+fofxUfw0Po5P6rGl",
-	"cmKObONTH1r1b7kBBmJhOY3p4NBRa4bVJNq36+m079PE2vcqWLTX/oYvW2ANgzdHbA1T9X0fcM+Ukeni",
-	"JXeIRTzLcCyevzO6EMYhn5vx3IpNvDlTTro1y6V1NmaCpwtWGGEBUxBDVguhmNKqL5aFWw9YMsxELq+F",
-	"4U4Mdc03E2aEK42y9FpyK0wmU2cT2KKiMYvPkVQZEKc29iGMPw8tiYXG0d/LbC6WQSzd9+oPoWV41Ygc",
-	"GYJdyOLBty8ajUMHVs4XTqr5gy9f+obhxQCKh977idp5cVFtsr7+u0hdvckXwpa5e3Cb2zDPPGbcN34D",
-	"h+7iCAXwg3M+o1bd04Vnj0THt0qw69JKJaz1OgBLoOcElYV8xdeWJTPueN6BWcTY95jxC2h412D/m/zo",
-	"lAEJAAtkXDGueL62jmnDYDjASJbC/RSoZMDegEBjC51nlnFmRWqEG0QdZEo3auLHhXQQdEtX+IWexrS8",
-	"etIfd8H8hc46lvQNS3jpFtrIfyBuE3iTMUqDHz5cMa8QnLYakeYFwF+hTO/50Zl13DjLknZzUt/GLDkY",
-	"TNQ3LJHqlucyY9zMUfz44a51tvZtGTagt7c6P/ev/3D59g0r+DrXPGNGpELeimzAkoMYZs0VK7344yl0",
-	"RGMXwiyltdBxJpQUWTJmP55fvoNXSpPblKuB1MyIWWm9CL8Ra9Y7Hh0Oj0dP/QoqDaD7bdJkRcaOR8es",
-	"R+L+9N359P3Fa9+B0xrUgnXQLuyOaXAn+rlcSufnAgwLZnP0twqWThjF82rjOnrxMO2djEb+LeDQMhWs",
-	"VPyWyxyYdferqCSsVMycXIqMgbauTQs6qVZKpLRTJ6Oj4cno6fBkdHzwnGnTmLK0QMJr1kt+PP15ev5m",
-	"+v3r8/96dZXEoZkTiiv3xLJ2g+m7s4vp1dmb0zdXAX2ueRbAlox3bZotr8M+946rdXdZFeOmclnZJEnT",
-	"mkjobY9PyZhxtXYLUNtEbgXrceW3nLkFd0GpXsFvhKkVKrMx4+zq9SUOWxoBM6oVlaiDCtHOaVMKMLdN",
-	"BI7iqEJHYC+bmIXdNJEkiqOO/Y/iqAHYKI46YBXFUXmfvlFJB+nEcj8xgQxXqnN64bDqlRvD19jpJ5r7",
-	"+Uu7zb7OM6GcnElhvFIrmNWlSQHrUm0y+5wUXcLBubwVFhvhrohboRx7//78ZQw3SZXnzhl5XTqBD9DW",
-	"DGtZ8k+vhZq7RTQ+Gh3/Fecdbhzu5OvbK7kQM2GCIv0IMXjK0DICLNPbS2W9F1fnP7KtQQ62JWKr29a6",
-	"TkajUcdKhO90KtGo2nq+4HYh2hv/IDRo8lPlNd/HArc0+UP49f7ifEtoNkftFJWb4HsEOm9tb8eqvxci",
-	"u3TclfaRm/9hIYxgWglWlNe5TAmFZ0JkIBdVZgfsw2LNON0CcrXAh6SqefATy3I930YHpIMO4jrD+2Tc",
-	"ZvDaUiq5BHY12rKmYENvZFGIbGc/nj5hfk8ssCg5E9Yhp6QhWK9URvAMuBFqVaA/cZby4mCP0XFjtwe/",
-	"qoeETWfcelZtkR0w6QBGCb2O2mPtLapBnEqT5l26m3XcdYyagE4i1TxhpXIyp4VLYx2DBwzEAevlWt+U",
-	"RZgPmxm9xIa0H9gSdhfktzmIJyqhOwnTKiVzPeehRxLKRtgFs2WaCpGJLAadWOY4DbTYpGOZzBDivfD6",
-	"RM21zhiYAjGTM5BsMSCOdTLP/cZsiCq/tiiOaEJRHPlxOqVCWWTcdeHFh8BzYfCAA7ikdMHVXGTPGb9G",
-	"o/NazLQRDSgSiGC3ZtosuYvGYMyIPmgpXdt0y/Oyg/dFpxW3pxZMqkx8ehjbO7lKFNAhDiRVDdzFamrP",
-	"zeM4wXegJusZ46Rdlg0fzwHgwfHohPVWDV/bgcew3aaR31lwfh2P9vWVwPwrVxstZ8tX+bFtTt1v0Oxh",
-	"yZBS9quM3Ue8AqRvu1nKJhO2rJd8f3b28jI5YOTIrPTZQOapVjBtdi2szIDxWHw9ZlJNlDaZMDF6AVfI",
-	"6dHpQpy9IoPVQjTYOVugK1KJATslLuUJk2kzUZ4iWaaFd1hyz4eaet2YdTGhlVdiibyJ+PcSgQ3pBhvP",
-	"PwW17lmH/K+kYOAr+uZho9e/1YUbv943cf6yy+ZHtUpmzxuQXxnphGXOcGUl7IxEBKiux5NyNHqawgD4",
-	"S/TpRlnKjG4kJNI2lZ6COycMjPt/enVvg2//uXCusP85Hg4H3w5TJ/nwF97/x8df+vD/t62L/i+j/t94",
-	"f9b/+Pnps7uDv3Sxw8qF9gWOmEKYpvrcE0vpnMhIKMHDEL046OI3TR/yfdvU8DZverUfqbDurbeBgdF8",
-	"1bRUwEdpftiRzB567/wltCuMzspUmI2VHY6Ojh/Ugqmn6a0w1sPmXh8k/v3JN4bXgVVJt37wxdAO3llo",
-	"46a7d4QQeXumlX62b9tpaeReKn4cOT5v6+lbcHzQHAHNwTq+LJDx76VUOOlysedoefHQUq5ev+tyBlZ+",
-	"8U7dCr0DU5zgQ35kaHkFDTdZqszC4rbwqTVAA1O72G/bLf84QZvqkmJ0lc512KXjZzrd3xyredz9HoYt",
-	"JaRENwuO1bXOKobwhbyzV8dH4gYjPWCrhbaCLcETJbLaD2HRhcy4YhUqsJ7SFImZKAxwfnJjlkt1Y2OW",
-	"6iVMDr1NFg2ZJ5bNZC7Q/DmIN8yMJ5ZlIpVW3lZDT1Q1NitVJkzLgix0LtM16624UVLNfYgICDBmVTAk",
-	"hk75GtwqRnDHcnEr8niizl9eslnO5zFzpsSQqjZzrqSluMrBc5YYwa1WCbPg00dFBOYHhpB0MXrn2m6a",
-	"J3ai/JoHDGC81Eb4hkrTImMfbUZlnGnFOGtMn3x2oS3DaJKdqF6wCck35OcDWwQvjVkCe0fuy2QpbdH3",
-	"qkEDLkkjnk7Q0yvljamvJBjb4dP7XmxGWttvVj6YPV/HYOWfTMjWRLd/igYJZ6mDhFzyT545gc5xvzuC",
-	"0Hg/4UBtHyHufg+pv1t8P6SiPFqYf4Ek/mLxWsWOfx/x2kDLNjF3EGgDGeMmw2hs6Ia89pt2rxT7g0jr",
-	"Wqp+XWn9tkX3j3K2o91Xb9CAgd0PA7BbnfLrMucGw1rY7nBwODh8+sSyNNcWTHEQLEVeWpbYBT85PEri",
-	"iaK8pUZAwpZFoY2DGDZEneaLurNPteWOfUnXJTc20ZkviylAt3TCTOcl4l4KzWegOQh4tqzxqflEWlsK",
-	"s3HTCiM5+D1TaVM9Xcqs+l2mU7zKBASS4IdecgkzFEsu8/B36r05Mqvu2JJ2J45ALQlzwd/gw4LIk7bO",
-	"35ZLIfGPxT8F/nf7DG3ndMqzzAhr4So7gf/tdMnThVSCJrcsnfgUxZGaz1Z0B3/5vnWm7FRiBMmtN6+n",
-	"Ob8WsAxtrqXj+VTpzPda3MgaMoXRqbA29GnEXFpn1tMbsW5ebj72K7WHUz4XylHH1OlUlctr3Aq74If0",
-	"5+jkGf04OTyCH6t0SoCnF50RKpsuZWo03YDoSByVVhj/h4bZxeTKTc5+PPrbswc4e3c2AnV2PyWeq6J8",
-	"rPZ8qhqkyLhlP7+8oLAqUAb7TrsFm0mBuRZG1LlJjKZrWW+1kE7Ygqeij8lIOFM7UQW3tpluwFWGXfhw",
-	"Bsu5E+bgOVOaabcQBtMBMO0EXZwDdrUufFSRiDrQ7UR58sbu5FxpI7L7iHg/rQSGIwg2926/d3+C5v7l",
-	"L9+/IDI27JvquWVOo1+RlcWAnSpGO0FszMN6wE4dW2rr2OFoNGLXa5aJGS9zH5kI+jKkArz97vLs4qfT",
-	"716fXR4M9vVEbmJb2x3ZdBpVHoAuEAOSqvXbWTT+5QFdibZaZO1eort4y+v98UFRg1KG5A2hFADTsrJA",
-	"LEt2jJVg4uZziOAQpk4U9MN6NalAXsCYJcAQkpglDRaaxGwwGBwgYqepKByYoCpro20dGUNG3NRsjx5Q",
-	"BCGCMNf9LebTiZudHvcaPE8sEe9zZktjIPwAju6avmERzsjlUmQhclRa0Q7tHf7tr4OTw8HhaDT4jyh+",
-	"JOsL0xZZSAl8JDeD/X5i2WYv4yoO6UO3IT2RJeEXJaj4a5ElMebTayPnUiUTxa0Vxtkm7nhfdXIhrM5v",
-	"RTa90gnrcUbymmnDQNz64CjsuLPMIwUGHb8HwQwm3/TtDF+snAnYnEMYYlEFd2UuDvB+ckEz9MMFnGQF",
-	"l4bp2URp5dMwiMU8sQ2Xx8HzesVTqWY6wQEbuRtVW9LItPHdTFRgHwi3VMNb4PLoYrwEtq7ApGYekqzV",
-	"XY+M/k3f/V6uWhrsEXaQ3+LH2aumgZCdOKcLoVj9TkC9qw29ttfCl5i10SBubS+xjjZ9Nd7+Ali19n43",
-	"bTlTbpHW90aIPliNLBMOsiA64jbor5lSAmlw30wJf5JGhmYt+2rrd9+d2JCuHtMa+xPXQeOw0bulriDT",
-	"8nFmmlDeENzbjMYEy0e9sx2dCx10LQZdN78qeLuX7K88RK+luuny9f/6SGF7iMdaluCqJZdklUUcMzGY",
-	"DxgP+YLcpIvKe9gwQrc9h9yJuTbyselXmwGc+wmS3Gw1eRsx66PTk2bal0V/U6Le32EdO9krzavCRWCf",
-	"8YMhpE4XDI7YXngwlBpA7MbbOvH/kZsN+IHp3941znpJ+NnXswQTNjirvFCsl4gcf9FTp1EeV57/7f3f",
-	"1wHaPOkwDRbHhgYPoqGWAa3UycA5m5MnOd+Y7yD6zQOWj48iYvf7QOgLoo5mLtz+A2w6a5pbEn3cD4l3",
-	"+BG3d7e1/tZcH8LwP4hHsEV0X9cpeIEZCtlp+gWq+2mV3+CPFaAnYskhJWsmTGDrNct+zpL/LYVZ9/G8",
-	"rE1QJ6WjsFKxZEjdZUNn5HwuTPI7s3iPm8jceZb1A8FHcX0PAdMn7zQep/U5+H34r9PH1ITAI3GrhuQu",
-	"tqVEMD92m8bk7Rk80mptBY6mX8dRtrmejiG6cHY/gbm/4Gsg1cb23EMx/wrdrUmav4nu1hYqLbUGHO8n",
-	"USsNazJZfTuZDBp/OjOqLhsxtS85GxtHL4x0Mu08+BVH4fTgV845iBmm5tY5AdvZBzEqII1uJ2oub0GT",
-	"cQshDfN4tKYDzHiLjrLYJ41cBOijsuht0jgag2kLzGky3Ot5kh+QfAYLns8o4xW32krXSACIWd2wnjY0",
-	"l85OFO37wXOcn/bw2FomzYXO6lVZDEzP6owDWCrIFQKZnSjoj0Ss/ZoR/W1R2hlf/rfOiAvHlRpS7lpr",
-	"PBLd4sj7KxNtJ8kmT9HeyN4r0tuyyJuK9bZkeqVXTSQnHNVtPznq2FqJ54xXDvFHerkbbsgNN/f2Uv9f",
-	"wuD5Hznbr9K2fp050EbojWwB4jBdUr51Rv33twAqofd1tf9doZoHog7oaLZNm7iKykhFZN7DpH2+1GrO",
-	"kFJ4vuGtppCMjWtBZplUaV5mIjsY04HeAtyrEOSGk6my6FuT0p1+Zp3/ZU36T1hE/aC6JL/+P2WRYHd0",
-	"CQ9CVD0ZN+/WzZtNGr+pY+yrNHkypj8x/JHwB3gbPV5mJ3ADotb+79HJsySuMiDolDeGC9BzAMECHIGS",
-	"4+EB/hIYMMggPpWvuBF9ymOkbDoc5QDHw3SCZBx+xP5HABhdeJiR/duvWq4WWtq+D8dzFZ5gv1VaQjKm",
-	"iwCS3ROOtybbOjHVzFuo8iQaWQ7khaIchp1B/5BXUU0v+tgVZcNzOg1ExrM65+9uj1mdLXH+7vZZ45Km",
-	"xPxkqnAQqKcXr0F3fXmC2wZFSF6d9g+bF0cnz5qXJ4dH4RLn2xilihtFH6t5Ns8TVXR5/i6Km1e3z5rX",
-	"LwP8qjuvakBW92ji1eWPL0+al5evTg83rgnYzTsE9erOmQd/dQMiIpgKCYecgJ+3XDvAnrnP45gbIWDG",
-	"GKLs1O+vyPi/8IevHxXxADa14WLw5nC60FaE8geUjYSKON3oyywZsLchp4ESJ0IhqGbsd0u3rd5vW0+d",
-	"PoMvtrZ/RVZEl83+qxMk6kXHX2rDV7v8rzm+tn3CCo+GEjFSEYLf+cAVaGN7ePcfQJo69/LRR6oV44pR",
-	"whdZf88ZZ1heQc3ZNZb4khQzHbDk6OTopD867I8Or0ajMf77n4QtBVeWKRD3THwqpCE30+8Si9sCsK8e",
-	"9EjAXDUycFIN6gmWmwDxq1VTJxojP0GrBfUdUUcyMDGeqlRV5xYnCmkDQbqRhB+jS4CAiGn40AdILyYd",
-	"aQNwm3qqUvUzDYXK2KmaqHpOlM4PatcTS+1s6IyqUHHL/KEJyGYwArg5HNOU6mbr0MRE4akJZIdKUwqT",
-	"wkyEuXAWbvk6Tl0ugN81Ob/aiOlvnSK/acN4iPxmCdWe47azpVuJ1I1RPu4mij+IlRNI9OsaOd5m/yJR",
-	"c9vtGh0NRpuu0Yx8otWfHh4+Pe3/D+//Y9D/+O3Bf/Ymk2837/3lwTyCMIOulX3wpXp+lRTddo/9SlmG",
-	"vpG0BJ8HOk1ouGvBjTBQDKu++j6w8h8+XEWbnPfVJejTUHfLyrkSGbkfL89eXJxdTf/77P9nvVDvKvk8",
-	"iW7EehKNJxGZI2hpnr47B2UO74hJFE9CbGbabqwLglhoeJdAshfFriCgdYETQb/BvDSU/eT0DcjB00pA",
-	"auPrf+ETJsMp8jBvKAnAjkYjYJ/gMO2uNcaEuhW5LkSM2e7Ho0Nipgh09P0h3GqkWThXULXLkB4E/JyT",
-	"mCN2GaEzuz6VReNab2pRF3Y8HM6lW5TXg1Qvh3Xrxs/oriNZU9pUI5CG7BL2XPzMruic20UIDdKoIDBh",
-	"VwbYOuV5jvlkVlRVTtEFKLDEXlOGWdbzXNTGtUhtn7CrCybGrFXGkEmFCaUHMXQ+F26iyP/oY45O+7oD",
-	"6LHXzJRqM6ZpWY/kYjNzAZCDIVWxEPpDvz11ZrH0HZY71apRlAuOu03UleHKYoepVrdBtHszBYBDAIN9",
-	"NDx16Ak521UPFnGLU/k3qBkXM/EpFYXDcrCsUcurV1WGbdyFCTHWKOzKkhdUJLZ/FUoKesuHYhAwRKPO",
-	"oBE8Y9zi8Ac+BdIZqrYAPdscHBzNPNpeMqSaC0PsPFz5cmbffAP8AUCSNqjCYs/toodkoQWi+uYbH5wA",
-	"uqLnNSnBRHrAIujBBPKXJ0g/yAOwwiByh1RncGswGMSTUHmDru8+Ak9gVi8FekuZAo3JaVZw4yTPYQgq",
-	"5EzoTcc0LfM2BsWUqAEoSRaOwvhpEqFXQScyMRhMBcZjHLqecydWfE1Yt9TpDVuWvlqQ+FSI1GH9k8OY",
-	"HY9G0Ojk06fQo7TABseMbzEq6LjiVY8Az6SrPNskij2YaB/8Mo5GoxjGwQO7VL0tYNB24cOtN3HbkZNf",
-	"CyrfsYLJIrC7ivZtdoAo9RbV3Lr+IZX/PR4dB3xtVoeBBycHwCcYVxSioO4q9MLBq2o1CS0HscuDB+rG",
-	"bGKPx24iYhILLOXGSGERY3/ue2dH/zxLfEFJchACnxSGDstutvNljJDOMKMd9HVFdbF6h4Cdz45ZLpwT",
-	"wBYzOZfANZM+OOim8N+AMj7HgNpYu48zJVZU6w2YAvTcKJYFVoHYrIpdrQPuWb4UTGaDDo4VuNLQqzM+",
-	"YarBoBRWjmlXyxyz71DeMRLUP3y48j7GMcxNSAp0KtatKjQPTyS13pD4o8tBe6BIZ5VNffruHDq/EX5f",
-	"SVdgk2gwGEyimG1qEeHJXV1rc6fCEKZ3vYYhgFP00pzLpV/3f4s17Msr4OwxS15cXUzP3lydX52fXU5f",
-	"n/94jnffX7y+fHH6BlcSs+Tvqxs7XWjy7PIyS5772QeuE8Q7gbBqjpdiOFiJPO8jaQzhWQI2ZJsHS0v1",
-	"ceoTBEESoDirfIBb8YFxy4Efd/rf48qF3vKYT9S2yzxuOLdrtzTrWXFPsgssp8q3R6amdhzriMNJKmKp",
-	"HnzAb7MyWNLVMUQAWHUMMZepUFY0NK4fz6+21CtdCEWxuYE286F/yQ6hbR1Sixr6VlxbH97kAMu0EIoX",
-	"MhpHTwejwVOyQhaoYe8oPA2PCt11TOk1Bm2oulLXLjbDOVqJkIpbtCK3MbpFSmOEcvn6IOi3VFYO3vLa",
-	"28Zr1C3A0fo6DJvuE/RXDNh7Vc2tihhd51zdhDJlsIf+J/a50mWegbgj7aQ+vka7RfWJpVbnWTSOXlYg",
-	"a37ioPkFhJ3x3dZHEobN1zc/W3A0Gn21rya0Slx3lLkHlgWKxiQaf55UlbXhCiTR3V3ynDWb3N0lwZFE",
-	"RVylZVQ4fpMN4L52KWFcVXrYhh4xGAw+3tWKGMD/Lo6OR8e7QeqhNqyKqeELJw+/sFVuDc3QcrnkZh2N",
-	"g5/DduSR2wYqDqJQQOeXiEyR6CN05NXU3aT0kzBQetWGWtG+iuqS3wiignQheMF4DVPhdRsQ8axH6jp9",
-	"O8EO58J5pwWqDh9Iyce6Zpk0InWYZARSgwopJ7H33Vmmb+qSiPhCXbuMYT++Whs8w8oevlJbzHhudSjt",
-	"sVF1rWm0SV97reKM0jLLsdp0w5CYKJLnSgdJsUV6VL8u+g1ppVUh70FaIU0PNVx9M4nu7pIgzxGjKzQG",
-	"GNEhO+6qctKcQcHgoE/vNvB9yhlWZ/aJY6hq8K5q3AexLz0Z6Ov3pCAs/hzQ22e4hcS1wO692gU8RKyb",
-	"tBQiJ0hLRHpfX0bBnJa8sL7oICa2AYwbFdqcRnfAGOyq+qABGQKVcb+VJRgSBIGO68JDRfDPx+TPbzse",
-	"roVbCXL1L2M/Qrck7KINn8z0byKTzmD3RP0dDcaLQnBjuz6g8bySRLMQctqQV1DcVyg0xicqlGwEOoyD",
-	"iU0aPdInfKKGOqIDGt43UFdUIgLelHaU0vinl3Z7OMwQLm3URW0MfXW7pCEmP+5Hv9+Vkj76gAe9nG5F",
-	"o6jELESX6CNB/hNC+IxqfQUeiQreeKKS2r87fY+yzxsy9M4QOxySourfwRfwt29qtXHjKuttSBIVrE2Y",
-	"OXrKmPjE4fwsshCYlZDt5FvVLLpFk0P7IaAjvgioXMv4gwH+nqiUK6Udc/xGVHW4wlKTIYwPnsMDYGu2",
-	"TBcedOgNcmi4AhrCQCID7od6GbQQWaiF7uGHeB8/DmZ4S2bjzRqd/9y88QAUn09UWFsjnVg2ApYhaEiL",
-	"IwbppSlBkWFymef4Uk1URb2+amyd6wx92AFr6klt7Sino2dGYKFrVTOeiUoacEGfpBWuiyVj+u6fhCE3",
-	"D5fer/d4rhU3mewvH2ujoClqpa1F8L+ZeQCHA5BBgWju1DM8adW6hCX9BxAbPAG7WSUdadpP2ZHW+SPZ",
-	"reQh7y3bcegoecComagepWSsavoIH47zzOha4KlGJxRz+oDIMWmeZKIx3l+8JoFBnhw7Ud4UaHx4JJSE",
-	"CW5Zsh3sQq/QOFri++SwbORlaUUBlI4zYJ20iG3+NNTYPDD0AD0Sn6XQE/4WD1CoEgynJmwXTVY6zET9",
-	"2WiSrMmNWFyFVgHnbQvrm2ToEWmDDj1a7abBi1IRZtKQmOICHttmqiDTaiv7h2dZ+3BzHSOcqCpIGB4f",
-	"sCr0qA19oMfZEDM0nr6gTU1Z9xCCT6bbJoKvgr8bCZldH+r8DamnnSj4GCveR99qU35nS58BOInu4m1i",
-	"mCjkm15vbX0S6gmGQK1W4dsiPu6zRYmNOKaPe03UNXKhPw89XpSE9Bs0uZvkGrkz3aR26t0GzUCNFUsO",
-	"cGP+bfh2nHckkXfFp59RsBsvULaRcypYLW0q+alxNvw3wtJ2jlEHlgI3C0v6V2+hT8YBubHNYAnsfmpQ",
-	"TbmVg9L0WEqtDnY6dUIgD+Y4F27Hd49pr9vfE/MBz+6N3thbtIKkY07kOWkfFNgJK2G+BGHwSMX+42PU",
-	"DHqgGE4vfJuslYCwhTghvyqKW1943lH/rG4ybH4BGoqc/WZ4t5EBdj97DAlPTfDXSU/k7bzva9O1C7TX",
-	"9kseTFT4Vpz/qgZs6ET9QRD9Ndh8gBWF0dekOWDk95rnXKXCWNbbF9Pbo7Sz2n75CFvtffj4dLtcAuAo",
-	"ejkkOAmwPCfrJRAmYKZUXkxRM+yI6mvVkcTxcHh49B8QDBwcjj8X2rg7TPI0smFaGE9+WEQwGkd/Hf11",
-	"FN2X2Jy8e3txlQwQfT7vagfzPv1wyV7z5XXG2bVYSDTavy8VaUqgu/SSTBS5Xg+dWBY5d2Kw5st8cxUQ",
-	"D/088++9N/l5djfIsdt+afLBZziLpNXdQKsBX9nNBbZebK80PCpN7iuybi6lOdsnlsmM9Z4eMcAh00+5",
-	"FSFjgswcTJpoFoq3jqc3TyzV/Fqjy0CXrijdgEyIeVVvLExJlP0VpGwcdk4HAEpvVWXj/ARxNz5WONjl",
-	"F2/ZexuO8PABecp/Q7wiDxyYYF739AFdUpt96Nobr9t4cLGpimvVGn/vLDnWSJLbSI+rpxE0ie15EPOK",
-	"K4kFi80DgXsY+i+DAqH//PIi3qR2eCV8ptY2R/V0fvfx7v8OAA==",
+	"7H1/cxs3luBXQfVtlcikSVGKlJ2h/thSbGWtWSd2SXI8t6GPDXWDJEZNgAugJXM8qrpPcx/sPsnVew/o",
+	"RpMtiXKcSbJ1VS6LbOLnw/v9Hl5/SnK9XGkllLPJ+FOy4oYvhRMGv70SvHSLFwuR38DXQtjcyJWTWiXj",
+	"5CxfaFGwa57fMG5ZVnDHsxN2J91CV45Jx9xCMK7snTBMWsZZtsDxWA4DshmXpSgyJozRZpikiYRRF4IX",
+	"wiRpovhSJGO/hAGtIU1svhBLDosRH/lyVUITXspbkaSJW6/gq3VGqnlyf3+fJkb8VyWs+04XUuCO3lxb",
+	"YW75dUlfc62cUA4+8tWqlDmHze3/zcIOP0Wz/YsRs2Sc/I/9Blz79Kvdb8Z8La1rJpZGFMnYmUrQE7vS",
+	"ytK8Pwi30MWP2p2Wpb4TxQ5rqfcLLQuRjI9Gx2myFNbyOWz7aiHYEocFYCvtGKex2UwbPAoPDFGwdxev",
+	"h8l9uuP+Xl1dvT2DQ6KttbHgvdFqHiaGmTi7UfpOsRV3C9YTt8KsmVDFSkvlYGXZ2zeXVxm7rhzL9u+4",
+	"yxeFnmcpu1vIfIEN/v3sKmNcFSx7dXb6MuvjUn/U7ntdqc+E1NEmpFqwYHecIDaDGZhWCC44VGGG7HzG",
+	"1rpiQjlhRIE/QZ8lVxUvyzVblYJb4ZF6rSvD7EqUpVRz3IQza8bnXKovBfF3KgYwLAc+WaZnzC2kZYXO",
+	"q6VQjnEjcLValWumlbAAyXoNiIcvtJrJQqgcoSVUtUzGPyfnaqaTNHmt75I0+UEUslomafJKzhcJHIQC",
+	"YvOrSD5s0V2avJR2pa2k9W6yjQP2ohRcpeyQ/cBLmUtd2ZR9wy4ruwrfjtgLvVxqlbJj5icCBuHXd5Ae",
+	"pt+kR+lxM7dUTsyRbXwcQKvBLTfAQCxsJ1oOTp20Vlgvov24WU77OS2s/ayGRXvvP/JlC6xh8njG1jT1",
+	"2I8B90wZmS9ecodYxIsC5+LlW6NXwjjkczNeWrGJN2fKSbdmpbTOpkzwfMFWRljAFMSQu4VQTGk1EMuV",
+	"Ww9Ztl+IUl4Lw53Y1w3fzJgRrjLKUrfsVphC5s5mcESraBWfEqkKIE5t7FMYfx5aEgtNk79VxVwsg1h6",
+	"rOtfQsvQ1YgSGYJdyNWTvS+ixmEAK+cLJ9X8yc6XvmHoGEDxVL+fqJ0XF/Uh6+u/idw1h3whbFW6Zx7z",
+	"+wUnyeuE4srtWWZ1ZXJhmeWyYD2S033kTXfQluQw62UoiG3WH7Nr7RaED1YvxUSFEbRhpdY31cqGXjCK",
+	"dgthrJf0okhZGInxUitBA5EgoIF85+FEbWFM4fH6MehFFHCfJjTXk32oVTew4bdnQvmNEuy6slIJa70G",
+	"wzIYOUNVp7zja8uyGXe87KALEks7rPgFNLyPhNcmNz1lQMDAwBlXjCterq2Dc4LpgJ5YDs9zoPEh+xFO",
+	"gS10WVjGmRW5EW6YdDAZetCwLtxIBztqaTo/068pba9Z9IeHYP5CFx1b+oplvHILbeTfkTIJvNkYkfov",
+	"76+YV2dOW41IbwTg36FG0vOzM+u4cZZl7eaEgWOW9YcT9RXLpLrlpSwYN3MUnn66a12sfVuGDaj31uDn",
+	"vvtfLt/8yFZ8XWpeMCNyIW9FMWRZP4VVc8UqL7x5DgPR3CthltJaGLgQSooiG7Mfzi/fQpfKlDbnaig1",
+	"M2JWWa+A3Ig16x2NDvaPRt/4HdT6S3fvQJ3saHTEeqSsnL49n767eO0HcFqDUrMOupF9YBnciUEpl9L5",
+	"tQC7hdUc/rmGpRNG8bI+uI5RAtM5Ho18L5AvMhesUvyWyxJETXdXVHHuVMqcXIqCga2hTQs6uVZK5HRS",
+	"x6PD/ePRN/vHo6P+CdMmWrK0QMJr1st+OP3r9PzH6fevz//91VWWhmY1B203mL49u5henf14+uNVQJ9r",
+	"XgSwZeOHDs1W1+Gce0f1vrtsonGsGtcWVRbbQhn19viUjRlXa7cApVOUVrAeV/7ImQMm700CZPgIUytU",
+	"YVPG2dXrS5y2MqJPHDkQfQcVopXWphRgbpsInKRJjY7AXjYxC4eJkSRJk47zT9IkAmySJh2wStKkekxb",
+	"qqVDh5SkEVKmgX2CQjRk70FWcX/ybMEts8AzeRmkaIpHGehfzxj3v+zZifJwZNdiLpXFg2PSWQaqKKAZ",
+	"AH4p7epw6G2UoTbzMRsOh1nKFEyEzW/E2h+FdGK5m2xDKSHVOXU4qEHBjeFrhMRHAvj5yw5wnBdCOTmT",
+	"wng7QgRRbUSuTWFPyLYgwpnLW2GxEe5I3Arl2Lt35y8ROGQ9ceeMvK6cwB+G8V6W/ONroeZukYwPR0d/",
+	"wnWHBwcPCqPtnVyImTDBdnmG7D5laIwCaejtrbLei6vzH9jWJP1tMd4atrWv49Fo1LET4QedSrRjt35f",
+	"cLugoWtgPQkNWvxUeWPjucCtTPkUfr27ON+S9PGsnfJ9E3ztXT2KzlvH27Hr74UoLh13lX22eiyMYFoJ",
+	"tqquS5kTCs+EKECYq8ICD1gzTo+AoC0wT6kawbFnWann2+iAdNBBXGf4nPwJBXRbSiWXwGNHWwYsHOiN",
+	"XK1E8eA4nj5hfXsW+KqcCeuQvdMUrFcpI3gBLBRVQeArnOV81d9hdjzY7cmvmimRm/Gg8FtkB0w6gFFG",
+	"3VHlbRx0DYhzafKyS+G0jruOWTNQpKSaZ6xSTpa0cWmsY/ADAxnGesEk8fJuZvQSG9J5YEs4XVA6TD+d",
+	"qIyeZMT3oWXJw4ikSRhhF8xWeS5EgQYN4AEuA20Z6VghC4R4L3SfqLnWBQP7JWVyBuI4BcSxTpalP5gN",
+	"+er3lqQJLShJEz9PpyirVgV3XXjxPvBcmDzgAG4pX3A1F8UJ49do51+LmTYigiKBCE5rps2Su2QMFpgY",
+	"gGrVdUy3vKw6eF9yWnN7asGkKsTHp7G9k6skAR3SQFL1xF2spnGWPY8TfAe6PQpwVImryK3WBzw4Gh2z",
+	"3l3k3ux7DHvYnvMnC/7Go9Gu7ilYf+3dpO1suYc/tG3Ax62wHcwv0iR39C90W+jP6AKkb7tZyiYTtqyX",
+	"fX929vIy63uXQa2EBzLPtYJls2thZSFQYYLuKZNqorQphEm9c0MYUus8Z6/J4G4hInaOWp7SSgzZKXEp",
+	"T5hMG1Lp4HOhhfcRc8+HYmV0zLqY0J3XvIm8n6HRRdINDp5/DGrdtx3yv5aCga/om6ctdd+rCzd+uUPl",
+	"/GWXowLVKlmcRJC/M9IJy5zhyko4GYkIUH8fT6rR6JscJsBPYkAPqkoW9CAjkbap9Ky4c8LAvP+r14w2",
+	"/PofC+dW9t/G+/vDr/dzJ/n+z3zw9w8/D+D/r1tfBj+PBn/mg9ngw6dvvr3v/0sXO6y9lp/hPVoJE6vP",
+	"PbGUzomChBL8GAJG/S5+E7vtHzumyMG/GUh4psK6s94GBkbc1bRUwGdpfjiQLJ7qd/4S2q2MLqpcmI2d",
+	"HYwOj57Ugmmk6a0w1sPmUbcv/v3JN4buwKqkWz/ZMbSDPgtt3PThEyFE3l5prZ/t2nZaGbmTip8mjs/b",
+	"evoWHJ80R0BzsI4vV8j4d1IqnHSl2HG2cvXUVq5ev+3yYNahiE7dCl0aU1zgU657aHkFDTdZqizC5rbw",
+	"qTVBhKld7LcdCXmeoM11RWHRWuc66NLxC53vbo41PO5xD8OWElKhbwjn6tpnHbb5TN7Za0JSacRI++xu",
+	"oa1gS3CfiaLxQ1j0ezOuWI0KrKc0Bb8mCmPKH92YlVLd2JTlegmLQxeZRUNmz7KZLAWaP/10w8zYs6wQ",
+	"ubTytp56ouq5WaUKYVoW5EqXMl+z3h03Sqq5j8oBAaasjj+lMChfg1vFCO5YKW5FmU7U+ctLNiv5PGXO",
+	"VBjF1mbOlbQUyuqfsMwIbrXKmIVABCoisD4whKRLyTPVctOA+8rvecgAxktthG+oNG0y9QF+VMaZVoyz",
+	"aPnkaAxtGQbw7ET1gk1IviG/Hjgi6DRm6BUjn2sGvrGBVw0iuGRRCgNBT9+pflf46LMFYzti/VjHOLjd",
+	"7ln7YHbsjvHhP5iQbYhu96wYEs5SBwm55B89cwKd43F3BKHxbsKB2j5D3P0WUv9h8f2UivJsYf4Zkviz",
+	"xWsdrv9txGuElm1i7iDQCBnTmGFEB7ohr/2hPSrFfifSupGqX1Zav2nR/bOc7Wj3NQc0ZGD3wwTsVuf8",
+	"uiq5wVgctjsYHgwPvtmzLC+1BVMcBMuqrCzL7IIfHxxm6URRqlgUkLDVaqWNg8A7hMrmi2awj43ljmNJ",
+	"1yU3NtGZL1dTgG7lhJnOK8S9HJrPQHMQ8Nuywaf4F2ltJczGQyuM5OD3zKXN9XQpi/pzlU/xWyEg+gUf",
+	"9JJLWKFYclmGv1PvzZFF/cRWdDppAmpJWAt+Bh8WhMu0df6xXAqJfyz+WeF/t9+i7ZxPeVEYYS18K47h",
+	"fztd8nwhlaDFLSsnPiZpouazO3qCn/zYulB2KjGC5Nab36clvxawDW2upePlVOnCj7q6kQ1kVkbnwtow",
+	"phFzaZ1ZT2/EOv66+bPfqT2Y8rlQjgamQaeqWl7jUdgFP6A/h8ff0ofjg0P4cJdPCfDU0RmhiulS5kbT",
+	"A4iOpEllhfF/aJqHmFy1ydmPRn/+9gnO3p1CQYM9TonnalU9V3s+VREpMm7ZX19eUCwYKIN9p92CzaTA",
+	"BBEjmnQwRsu1rHe3kE7YFc/FAPO/cKV2olbc2jhHgqsCh/DhDFZyJ0z/hClNCUOYw4C5MujiHLKr9cpH",
+	"FYmoA91OlCdvHE7OlTbduUOBiHfTSmA6gmB8drv1/Qma+86ff35BZGzYN/XvljmNfkVWrYbsVDE6CWJj",
+	"HtZDdurYUlvHDkajEbtes0LMeFX6yETQlyF/4c13l2cXP51+9/rssj/c1RO5iW1td2TsNKo9AF0gBiRV",
+	"6zezZPzzE7oSHbUo2qMk9+mW1/vDk6IGpQzJG0IpAKZl1QqxLHtgrgxzZU8ggkOYOlEwDus1pALJDGOW",
+	"AUPIUpZFLDRLIZrfR8TOc7FyPkeuhbZNZAwZcazZHj6hCEIEYa4HW8ynEzc7Pe4NePYsEe8Js5UxEH4A",
+	"R3dD37AJZ+RyKYoQOaqsaIf2Dv78p+HxwfBgNBr+a5I+k/WFZYsiZGE+k5vBee9ZtjnKuI5D+tBtyAhl",
+	"WfhEWTX+uyiyFK8waCPnUmUTxa0VxtkYd7yvOrsQVpe3ophe6Yz1OCN5zbRhIG59cBRO3FnmkQKDjt+D",
+	"YAaTb/pmhh1rZwI25xCGWNTBXVkKStHMLmiFfrqAk2zFpWF6NlFa+TQMYjF7NnJ59E+aHU+lmukMJ4xy",
+	"N+q2pJFp44eZqMA+EG65hl7g8uhivAS2rsCkZh6SrDUcpcJs+e53ctXSZM+wg/wRP89eNRFCduKcXgnF",
+	"mj4B9a429NpeC19S1kaDtHW8xDra9BX1/gxYtc7+Ydpyptoire+NEAOwGlkhHGRBdMRt0F8zpazX4L6Z",
+	"Ev5kUVppI/sa63fXk9iQrh7TovNJm6BxOOiHpa4g0/J5ZppQ3hDc2YzGrNBn9dmOzoUBujaDrptfFLzd",
+	"SfbXHqLXUt10+fp/eaSwPcVzLUtw1ZJLsk59TpkYzoeMhyRHbvJF7T2MjNBtzyF3Yq6NfG761WYA53GC",
+	"JDdbQ95GzAbo9KSVDuRqsClRHx+wiZ3slOZV4yKwz/TJEFKnCwZnbG88GEoRELvxtrlr8czDBvzAnHXv",
+	"Gme9LHwc6FmGCRuc1V4ouM1Q4if61WmUx7Xnf/v8d3WAxpdLpsHi2NDgQTQ0MqCVOhk4Z7x4kvPReofJ",
+	"rx6wfH4UEYffBUKfEXU0c+F2n2DTWRMfSfJhNyR+wI+4fbqt/bfW+hSG/048gi2i+7JOwQvMUChO889Q",
+	"3U/r/AZ/FwI9EUsOKVkzYQJbb1j2Ccv+qxJmPcAryjZDnZRuH0vFsn0arth3Rs7nwmS/MYv3uInMnRfF",
+	"IBB8kjbPEDAD8k7jDWZ/cWAA/3X6mGIIPBO3Gkg+xLaUCObHw6YxeXuGz7RaW4Gj6ZdxlG3up2OKLpzd",
+	"TWDuLvgipNo4nkco5p+hu8Wk+avobm2h0lJrwPF+nLTSsCaTu68nk2H0pzOj6jKKqX3OdeQ0eWGkk3nn",
+	"bbU0CRc2v3DOQcowNbfJCdjOPkhRAYmGnai5vAVNxi2ENMzj0ZrujOMjun9j96JcBBijtuhtFt3nwbQF",
+	"5jQZ7s06yQ9IPoMFL2eU8YpHbaWLEgBS1jRslg3NpbMTRefeP8H1aQ+PrW3SWuiCYZ3FwPSsyTiArYJc",
+	"IZDZiYLx/N2aLxnR3xalnfHl/9YZceGOVSTlrrXGW+gtjry7MtF2kmzyFO2N7J0ivS2LPFastyXTK30X",
+	"IznhqG77yVHH1kqcMF47xJ/p5Y7ckBtu7u2t/v+EwfPfc7ZfrW39MnOgjdAb2QLEYbqkfKsswG9vAdRC",
+	"78tq/w+Fap6IOqCj2cY2cR2VkYrIvIdJ+3yp1by+ftn2VlNIxqaNILNMqrysClH0x3QLeQXuVQhyw3Va",
+	"uRpYk9OTQWGd/2RN/g/YRPND/ZX8+v+QqwyHo6/wQ4iqZ+P4adM8bhJ9poFxrMqU2Zj+pPBHwh/gbfTz",
+	"sjiGBxC19n8Pj7/N0joDgq6mY7gAPQcQLMAZKDkefsBPAgMGBcSnyjtuxIDyGCmbDmfp43yYTpCNw4fU",
+	"fwgAoy8eZmT/DuqWdwst7cCH47kKv+C4dVpCNqYvASQPLzjdWmzrxlSct1DnSURZDuSFohyGB4P+Ia+i",
+	"Xl7yoSvKhvd0IkTGuzrnb2+PWJMtcf729tvoKy2J+cXU4SBQTy9eg+768hiPDeq+vDodHMRfDo+/jb8e",
+	"HxyGr7jeaJY6bpR8qNcZ3yeq6fL8bZLG326/jb+/DPCrn7xqAFk/o4XXX394eRx/vXx1erDxnYAdPyGo",
+	"10/OPPjrBxARwVRIuOQE/Lzl2gH2zH0ex9wIASvGEGWnfn9Fxv+FvzH+rIgHsKkNF4M3h/OFtiLUbKBs",
+	"JFTE6cFAFtmQvQk5DZQ4EWpvxbHfLd227t+2njp9Bp9tbf+CrIgum/0XJ0g0m04/14avT/mfc31t+4YV",
+	"Xg0lYqQb/7/xhSvQxnbw7j+BNE3u5bOvVCvGFaOEL7L+ThhnWBNCzdk1VlWTFDMdsuzw+PB4MDoYjA6u",
+	"RqMx/vvPjC0FV9YXQRAfV9KQm+k3icVtAdgXbHomYK6iDJxcg3qCNTJA/GoV60Rj5CdotaC+I5pIBibG",
+	"U2Gw+t7iRCFtIEg3kvBTdAkQEDENH8YA6cWkI20AHtNIdap+oaE2HDtVE9WsidL5Qe3as9TOhsGo8Be3",
+	"zF+agGwGI4CbwzVNqW62Lk1MFN6aQHaoNKUwKcxEmAtn4ZEvndVZE+q3TM6vD2L6a6fIb9owHiK/WkK1",
+	"57jtbOlWInU0y4eHieJ3YuUEEv2yRo632T9L1Nx2u0ZHw9Gma7Qgn2j9p4eXT08H/8kHfx8OPnzd/7fe",
+	"ZPL15rN/eTKPIKyga2fvfX2hXyRFt91jv1CWoW8kr8DngU4Tmu5acCMMVPBqvn0fWPlf3l8lm5z31SXo",
+	"01AszMq5EgW5Hy/PXlycXU3/4+x/sl4o0pV9miQ3Yj1JxpOEzBG0NE/fnoMyh0/EJEknITYzbTfWK4JY",
+	"aHifQbIXxa4goHWBC0G/wbwylP3k9A3IwdNaQGrji5bhL0yGW+Rh3VASgB2ORsA+wWHaXSCNCXUrSr0S",
+	"KWa7H40OiJki0NH3h3BrkGbh3IoKjIb0IODnnMQcscsEndnNrSya13pTi4aw4/39uXSL6nqY6+V+0zr6",
+	"mNx3JGtKm2sE0j67hDMXf2VXdM/tIoQGaVYQmHAqQ2yd87LEfDIr6sKy6AIUWBcwlmGW9TwXtWkjUts3",
+	"7JoalSlrVY5kUmFCaT+FwefCTRT5H33M0WlfdwA99pqZSm3GNC3rkVyMMxcAORhSFQuhP/Tb02AW6/Vh",
+	"hVmtokpicN1toq4MVxYHzLW6DaLdmykAHAIYnKPhuUNPyNlDJXgRtzjVrINCdykTH3OxcliBl0UFyHp1",
+	"Md7oKSyIsaiWLsteUF3ewVWog+gtH4pBwBRRcUQjeMG4xen7PgXSGaq2ACPbEhwccR5tL9unmgv7OHj4",
+	"5muwffUV8AcASR5RhcWR25UayUILRPXVVz44AXQVClcGUoKF9IBF0A8TyF+eIP0gD8CyiMgdcl3Ao+Fw",
+	"mE5C5Q36fv8BeAIW0kRvKVOgMTnNVtw4yUuYgmpyEnrTNU3LvI1BMSVqAEqShaswfplE6HXQiUwMBkuB",
+	"+RiHoefciTu+Jqxb6vyGLStfLUh8XIncYf2Tg5QdjUbQ6PjjxzCitMAGx4xvMSoYuOZVzwDPpKum3CRJ",
+	"PZjoHPw2DkejFObBC7tUci5g0Ha1xq2eeOzIya8Fle+4g8UisLsqDW4OgCj1BtXcpmgjVVw+Gh0FfI2r",
+	"w8APx33gE4wrClHQcDV64eR1tZqMtoPY5cEDdWM2scdjNxExiQWWc2OksIixfx14Z8fgvMh8FUxyEAKf",
+	"FIYuy26282WMkM4wox30dUV1sXoHgJ3fHrFSOCeALRZyLoFrZgNw0E3hvyFlfI4BtbHgIGdK3FGtN2AK",
+	"MHJULAusArFZiLzeBzyzfCmYLIYdHCtwpX2vzviEqYhBKawc0y7xOWbfobxjJKj/8v7K+xjHsDYhKdCp",
+	"WLeqEF+eyBq9IfNXl4P2QJHOOpv69O05DH4j/LmSrsAmyXA4nCQp29Qiwi/3TYHQBxWGsLzrNUwBnKKX",
+	"l1wu/b7/Q6zhXF4BZ09Z9uLqYnr249X51fnZ5fT1+Q/n+PTdxevLF6c/4k5Slv3t7sZOF5o8u7wqshO/",
+	"+sB1gngnENbN8avYH96JshwgaezDbxnYkG0eLC3Vx2luEARJ4Hn2pa8sDCfqGaLHcjv86it2WuNKrBTh",
+	"4qSzWyWOx2QdMzwNctIR7MjW7NXggb/Tw4z93//9f/yX4wyrg2a+Jmq2Z0MknvKabQbjIsT3bD8qdFhf",
+	"6KdKRhtFjFLwBDJubzBKjsVdhuwMwhtNriJqdaxREGix0oVtxYXV4iqScRFJ2NRGmbXshK1KLontwG9Z",
+	"U/goqm8JJE+DE1eTCqemy9RUCiCq2hyXQoKB62pI/pzG8UsfiDruQkFqXyfaclmk5EWFuYVyZo1bDMJ3",
+	"JUwYGqaj2dNQ14G4Y6vEZlPDMVSn620U0yRWDttH4t+sRY0l/qKFtwtYo+ZVu6u3QlnjVqwp7QwVpXW0",
+	"pxXcmajt6E4axWGaCArrWfFIXhZ6b8LVEJS/6oEbSGm49EfS31M6qAZFFZw+4YDxTQ71jdlS5kJZERkH",
+	"P5xfbVkCeiV8uXBAy33fye5D2yb6m0SmQdoYyt46BifKSii+ksk4+WY4Gn5DBvMCjcEHytLDTyvddaPu",
+	"NcYXqQLv9iGGyGMLKbxG7cmkF2qM2YbuJwop/cQXGPPdVE5SDoi+nYdDXX1DcgdWxgjlyrXXJojr0YUe",
+	"b7UAKbTua4aJ4GBsymYawgw+iajpRKVFtHcCmnUo4L5nIyNoyN6pBh4+nHpdcnUTavjBqvxHZC13uioL",
+	"4DykuhsxUf5yJyEIlRyXWp0XyTh5WZ9S/M6V+JUsD2Y/tN7ash9333yPyuFo9MVe49Kqud/x3g0Q6KCG",
+	"T5Lxp0ld6h++gZ52f5+dsLjJ/X0W3KxUl1laRm+yYKfhGIHaqMQc3hWz3otu1szphgkpvsT+Lg0176LT",
+	"to3+T/z1ZKK2+JufHhoFC6ikgndtcf2ArYQ+h9oJ0db3h8Phh/vGYAJMuE+To9HRw4frz2+/LnqIHY6f",
+	"7rBVFhEOyVbLJTfrZBz8kbbjvofHYCSbYRIKXf2ckMsg+QADeXPyYT7ykzBQItmGQvSeGSz5jSBRli8E",
+	"XzHewBREMbCCHlnU9EYZuz8XzvsV8WrCRCEPafGcvZrh1FrDezLXUcAX0ojcYbqgbXSW1HvhLdM32ImS",
+	"AbFHU4aQBorVlYlq6StWhyo9GwUUY/+L9GUUa8khQbJjtfvIJzBRpJorHZS+LT5BpSiTX5GwW8UunyRs",
+	"MtrQWNU3k+T+PguqOSJ9jekAI7ovG71DgzMoWB5M44d9dT57FKvDB/YNVgPvehtAP/VVZAMJDicKzzDO",
+	"jbEpomBE7TUv0bMOXuJZyURlHXvOTrw43Bhyi4H8htSOVfADKXpdPSTDelkatEOJWmBM9yEai3Tvs7ye",
+	"o0wQUXSphL9EmUg71IIlX1k/HGbbwklEZSOdRh/luHX5CfrxiaoNiq3U5ZC1DMfbVENbhaBh2rqtS87Q",
+	"a+HuBKjPbiGW5F7hD6kpjebBOhWPLvtnN+snXKwm64SWQU5Z9MciBtRTvjtvqo9NfZZVUyMqg1IU3ilB",
+	"XLXfxZ58auh/Ex0GIS+aF0ExvloJbmzXG6BOas1lFgL4G/qNf10CvSMofjFQGhyWkQUI71ijgei6m2dI",
+	"TX268EqWoOQCqnHX2GeNsdgwscffqdCvFaZgg06CZ67jlUgpW2lr5TW80+rTfdY/IaA8rUxN1LO0KfaH",
+	"UqZ2iJvgRtvcAnVSDNk8pGxhDvxuLPe7StILi4DSmdOtpASqNA5JBvR6Pv/yPvyNSj7W5hGYMuOJypow",
+	"3/QdKk7en0V99nHAfbqQ6/tgB/zsm1pt3LhOft4ndUxqNYaVY8CEiY88dxOFTBtWJWT7DoaKay/S4tA2",
+	"D3SEHYEGid2D1tUf4ueJyrlS2jHHb0RdjjFsNduH+SGA1AfWaat84UGHQQGHXhRAQ5hIFCCwkAFDC1GE",
+	"V2J4+CHBps+DGT6SxXizVPM/Nh88AcWTiQp7i26VyChvJeSO0OZIJHlNjKDIMMfYC2nwhNVsJzKkiCPA",
+	"GBZMMy+m77YULJrOY2Go3kxVx+leC9Yex8oeQhS+qjh7d95vq+5thb2ke81G4FsUVMOHJyqLoI0BLytc",
+	"l4TCuyF/EPkUVy54XBP3vDCNZc7PHxqbOtY3pG10sS4uPFF/WDYM7tca4ToVTk+wjU5oSQ0CcgHf3cMM",
+	"mO7L7qb1Sut8vY9WZqoPxTxwozXrtMR1fc90otrGLtnnwXnbKGbh5bCe7V0LvEbvhGJOn4RaD42yMFFO",
+	"R+8dBoWyiB3MfeIVWXzblpb67uI1STNy4dqJ8jZu9EavULYshA7JKLYLWDnoxtifgmpR7jBsGiz9jnvK",
+	"nSSNbf4wRB1fan2CrEkIUHoEfhZPELoSDJcm7KMK1kT90Uib3CQb+SI1WgXSsS3iianZI9IGOXu0epiU",
+	"LyrlYx04pSeP63Wczs602spQJf9kVICjyWOZqEDx9c9YcoNUZ6TOtg1cMyjbaGboZcFX5DkbEmDMRBEl",
+	"wmgNDT5CMj41fJtcvgimb1wv6HrT969IZ+209+c4snwuSePNerClz2efJPfpNtlMFGpFXv1uvZVxL9jk",
+	"4U1ZPk7ndZ8NT1VYj6Kkb2KO+sa7HUDGnUQe7b3wfkIi7oiT+9cY1/agpSyqLUYRpQL51JGJukYm+cdh",
+	"FxcV0eQGy3iYI0Tpp92c4NR7yeIothVLDnBjvje8M9Y7cMmr6TO4KV8Mv6CwJqdwsPjapPlTVF7lVyKN",
+	"dppuB2lcUcQEt/TPPkKfzwpibZv/E9j90uCFBK00zjiYILXqP+jDDLkwsMa56Djss3yhfeii/R5RnzPU",
+	"fdAbZ4sWpHTMibIk5YgCzmEnzFfxDQ7Y1L90lJrBCBRb7oV3krZy+LYQJ6QoY/TX8KVwwtgHS4g2TbzH",
+	"H/eHdUJ/NbzbSKJ+nCeHnOEY/E3eMEUZut8Huxl66LXjAf2JCu+I9S+mggOdqN8Jor8GyxawYmX0NSk2",
+	"mDx1zUuucmEs6+2K6e1Z2onhP3+Ao/YxNvx1u+IQ4Ch6iCQ4WLDCNetlEMFjplJeNlIzHIhKVDYZDuP9",
+	"/YPDf4UkheHB+BMIqnu8J2FkZEAZT35YhzcZJ38a/WmUPHY3KHv75uIqGyL6fHqoHaz79P0le82X1wVn",
+	"12Ih0eHxfaVIkQONqZcVYlXq9b4Ty1XJnRiu+bLc3AXkaXya+X7vTHle3A9LHHZQmXL4Ca7zanU/1GrI",
+	"7+zmBlsd2zsNP1Wm9EXNN7cSr3bPMvC+fnPIAIfMIOdWhKRDssIw7zB+14p1PL/Zs1Q2c42OEV25VeWG",
+	"ZOHM65KdYUmiGtxB1uNB53IAoNSrrrzqF4in8aHGwa4wUEcSiY8+FbX5SSnkiFfkvQQL0em4PCFp9T6l",
+	"xpvo23hwsWkpaNWaf+dEcxblmW9kmDfLCJrE9jqIeaW1xKIIjCdwD0P/RnAg9L++vEg3qR26hNfT23hW",
+	"T+f3H+7/3wA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
