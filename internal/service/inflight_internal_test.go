@@ -12,15 +12,19 @@ import (
 // (api.example) or the token's host, named after intel.MISPBase.
 func idOf(c auth.Claims) tenantID {
 	s := &Service{cfg: Config{Sources: func(c auth.Claims) ([]intel.Source, error) {
-		host := c.Host
-		if host == "" {
-			host = "https://api.example"
+		var out []intel.Source
+		for _, m := range c.MISPs() {
+			host := m.Host
+			if host == "" {
+				host = "https://api.example"
+			}
+			base, hostport, err := intel.MISPBase(host)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, intel.Source{Name: "MISP " + hostport, UI: base, Key: m.Key})
 		}
-		base, hostport, err := intel.MISPBase(host)
-		if err != nil {
-			return nil, err
-		}
-		return []intel.Source{{Name: "MISP " + hostport, UI: base, Key: c.Key}}, nil
+		return out, nil
 	}}}
 	return s.tenantFor(c).id
 }
@@ -42,6 +46,7 @@ func TestTenantIDs(t *testing.T) {
 		{"key as host", auth.Claims{Key: "k"}, auth.Claims{Host: "k"}, false},
 		{"the host spelt otherwise", auth.Claims{Host: "https://MISP.Example.org./", Key: "k"}, auth.Claims{Host: "misp.example.org", Key: "k"}, true},
 		{"the key spelt otherwise", auth.Claims{Key: "K"}, auth.Claims{Key: "k"}, false},
+		{"two MISPs or one", auth.Claims{Key: "k", OtherMISPs: []auth.MISP{{Host: "b.example", Key: "k"}}}, auth.Claims{Key: "k"}, false},
 	} {
 		if got := idOf(tc.a) == idOf(tc.b); got != tc.same {
 			t.Errorf("%s: same tenant = %v, want %v", tc.name, got, tc.same)

@@ -52,12 +52,16 @@ func (s *Service) ownSource(c auth.Claims) ([]intel.Source, error) {
 	return []intel.Source{{Name: ctimSource, Backend: s.cfg.Backend, Key: c.Key, UI: s.cfg.UIURL}}, nil
 }
 
-// tenantIDOf names a tenant by a hash of what it asks: each source's name, link base and key
+// tenantIDOf names a tenant by a hash of its token's key and what it asks: each source's
+// name, link base and key
 // (names and bases come out of intel.MISPBase, so every spelling of one MISP is one tenant),
 // each prefixed with its length so that no two lists give the same input. A token whose
 // sources could not be resolved is named by its claims' MISPs, normalised the same way.
 func tenantIDOf(c auth.Claims, sources []intel.Source) tenantID {
 	h := sha256.New()
+	// The token's own key first: tenants of a relay of feeds alone ask the same sources with
+	// no key, and are still one tenant per key.
+	writeLenPrefixed(h, c.Key)
 	if len(sources) > 0 {
 		for _, src := range sources {
 			for _, part := range []string{src.Name, src.UI, src.Key} {
