@@ -256,3 +256,24 @@ func TestReportToEverySourceHoldingIt(t *testing.T) {
 	}
 	h.noKeys()
 }
+
+// TestHealthLeavesFeedsOut: /health pings the tenant's MISPs only: a feed still loading is
+// not a failure (and a lookup answers from what it has, nothing yet, without an error).
+func TestHealthLeavesFeedsOut(t *testing.T) {
+	h := newHarness(t, allEvents())
+	one := misptest.New(t, keyOne, eventHigh)
+	loading, err := feed.NewSource(feed.SourceConfig{Name: "circl", Location: "../../sample/feed"}) // never run: loading
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.serveSources(mispSource(t, "MISP one.example", one.URL, keyOne), intel.Source{Name: loading.Name(), Backend: loading})
+	_, got := h.post("/health", ``)
+	if got["errors"] != nil || got["data"].(map[string]any)["status"] != "ok" {
+		t.Errorf("health with a feed loading: %v", got)
+	}
+	_, got = h.post("/observe/observables", `[{"type":"domain","value":"evil.example"}]`)
+	if got["errors"] != nil || len(entities(got, "judgements")) != 1 {
+		t.Errorf("observe with a feed loading: %v", got)
+	}
+	h.noKeys()
+}

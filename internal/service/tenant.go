@@ -2,6 +2,7 @@ package service
 
 import (
 	"crypto/sha256"
+	"slices"
 	"strings"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
@@ -35,6 +36,7 @@ func (s *Service) tenantFor(c auth.Claims) *tenant {
 	if t.err != nil {
 		t.sources = nil
 	}
+	t.sources = slices.Clone(t.sources) // the request's own: it renames them
 	t.id = tenantIDOf(c, t.sources)
 	if len(t.sources) == 1 {
 		// A tenant with one source answers as a single-MISP relay always has.
