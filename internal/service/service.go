@@ -1,6 +1,7 @@
 // Package service implements the relay's API (the strict server interface generated from
-// api/openapi.yaml): it filters the observables XDR sends, looks them up in the tenant's
-// intel.Backend, maps what MISP knows to CTIM, and runs the response actions. errors.go is the
+// api/openapi.yaml): it filters the observables XDR sends, looks them up in every source of
+// the tenant at once (tenant.go, fanout.go: its MISPs, then the feeds, each an intel.Source),
+// maps what they know to CTIM, and runs the response actions. errors.go is the
 // one place where a failure becomes the XDR error envelope.
 //
 // It owns the HTTP contract (handler.go: routing, validation, authentication first, limits,
