@@ -269,7 +269,6 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 			Secret: cfg.secret, JWKSHosts: cfg.jwksHosts, Audience: cfg.audience, UserAgent: userAgent, Log: log,
 		}),
 		UIURL:          cfg.uiURL,
-		BackendForHost: pool.get,
 		URLScanKey:     cfg.urlscanKey,
 		EntitiesLimit:  cfg.entitiesLimit,
 		MaxBodyBytes:   cfg.maxBodyBytes,
@@ -358,6 +357,8 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		return nil, fmt.Errorf("URLSCAN_API_URL / URLSCAN_VISIBILITY: %w", err)
 	}
 	sc.Scanner = scanner
+	a := &App{Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers, own: own, ownBase: ownBase, feeds: feeds}
+	sc.Sources = a.Sources
 	svc, err := service.New(sc)
 	if err != nil {
 		return nil, err
@@ -366,10 +367,8 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{
-		Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers,
-		own: own, ownBase: ownBase, feeds: feeds,
-	}, nil
+	a.Handler = h
+	return a, nil
 }
 
 // warmTimeout bounds the start-up's wait for Redis.

@@ -588,11 +588,15 @@ type EnrichData struct {
 	Verdicts      *VerdictList      `json:"verdicts,omitempty"`
 }
 
-// EnrichResult defines model for EnrichResult.
+// EnrichResult What the tenant's sources said (`data`) and what failed (`errors`): both when some
+// sources or lookups failed and others answered, `errors` alone when every source failed.
 type EnrichResult struct {
 	// Data Entity lists, each present only when non-empty. `/deliberate/observables` returns only `verdicts`.
-	Data   *EnrichData `json:"data,omitempty"`
-	Errors *Errors     `json:"errors,omitempty"`
+	Data *EnrichData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // Error One business error. `type` is always `fatal`.
@@ -629,7 +633,8 @@ type ErrorType string
 // * `unknown`: anything else (an answer that is not what MISP sends, a TLS failure).
 type ErrorCode string
 
-// Errors defines model for Errors.
+// Errors What failed, once each. When a tenant has several sources, the message of a source's
+// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 type Errors = []Error
 
 // ExternalIDs Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
@@ -695,6 +700,9 @@ type HealthResult struct {
 		Feeds  *[]FeedStatus          `json:"feeds,omitempty"`
 		Status HealthResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -874,8 +882,11 @@ type ObservedTime struct {
 
 // ReferResult defines model for ReferResult.
 type ReferResult struct {
-	Data   *[]ReferenceLink `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]ReferenceLink `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // ReferenceLink A link for an analyst, e.g. a MISP search for the observable.
@@ -937,8 +948,11 @@ type RespondActionId string
 
 // RespondResult defines model for RespondResult.
 type RespondResult struct {
-	Data   *[]RespondAction `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]RespondAction `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // SchemaVersion Example: 1.1.5
@@ -1026,6 +1040,9 @@ type TriggerResult struct {
 	Data *struct {
 		Status TriggerResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -1079,7 +1096,10 @@ type VersionResult struct {
 
 // WatchdogResult defines model for WatchdogResult.
 type WatchdogResult struct {
-	Data   *string `json:"data,omitempty"`
+	Data *string `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -2280,149 +2300,162 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1rc9s4suhfQfFuVeQZ6mHHztlVPpzyJJ4T78kkKduZzJ5RrgiTkIQ1BfAAoBVt1v/9VncDfEiULWcy",
-	"OzNbtyoViySIR6Pf3Wh+jlK9LLQSytlo/DkquOFL4YTBq1eC527xYiHSG7jMhE2NLJzUKhpHZ+lCi4xd",
-	"8/SGccuSjDuePGcr6Ra6dEw65haCcWVXwjBpGWfJAvtjKXTIZlzmIkuYMEabQRRHEnpdCJ4JE8WR4ksR",
-	"jf0U+jSHOLLpQiw5TEZ84ssihyY8l7ciiiO3LuDSOiPVPLq7u4sjI/63FNZ9pzMpcEVvr60wt/w6p8tU",
-	"KyeUg5+8KHKZcljc8O8WVvi5MdqfjJhF4+j/DGtwDempHdZ9vpbW1QNLI7Jo7Ewp6I4ttLI07g/CLXT2",
-	"RrvTPNcrke0xl2q90DIT0fh4dBJHS2Etn8OyrxaCLbFbALbSjnHqm820wa3wwBAZe3/xehDdxXuu79XV",
-	"1bsz2CRaWhsLPhit5mFgGImzG6VXihXcLVhP3AqzZkJlhZbKwcySd28vrxJ2XTqWDFfcpYtMz5OYrRYy",
-	"XWCD/zq7ShhXGUtenZ2+TA5wqm+0+16X6gshdbwJqRYs2IoTxGYwAtMKwQWbKsyAnc/YWpdMKCeMyPAR",
-	"vLPkquR5vmZFLrgVHqnXujTMFiLPpZrjIpxZMz7nUn0tiL9XTQDDdOCXZXrG3EJalum0XArlGDcCZ6tV",
-	"vmZaCQuQrOaAePhCq5nMhEoRWkKVy2j8c3SuZjqKo9d6FcXRDyKT5TKKo1dyvohgIxQQm59F9HGL7uLo",
-	"pbSFtpLmu8k2DtmLXHAVsyP2A89lKnVpY/aUXZa2CFfH7IVeLrWK2QnzAwGD8PM7jI/ip/FxfFKPLZUT",
-	"c2Qbn/rQqn/LDTAQC8tpTAeHjlozrCbRvl1Pp32fJta+V8GivfY3fNkCaxi8OWJrmKrv+4B7poxMFy+5",
-	"QyziWYZj8fyd0YUwDvncjOdWbOLNmXLSrVkurbMxEzxdsMIIC5iCGLJaCMWUVn2xLNx6wJJhJnJ5LQx3",
-	"YqhrvpkwI1xplKXXklthMpk6m8AWFY1ZfI6kyoA4tbEPYfx5aEksNI7+XmZzsQxi6b5X/xpahleNyJEh",
-	"2IUsHnz7otE4dGDlfOGkmj/48qVvGF4MoHjovR+pnRcX1Sbr67+L1NWbfCFsmbsHt7kN88xjxn3jN3Do",
-	"Lo5QAD845zNq1T1dePZIdHyrBLsurVTCWq8DsAR6TlBZyFd8bVky447nHZhFjH2PGb+AhncN9r/Jj04Z",
-	"kACwQMYV44rna+uYNgyGA4xkKdxPgUoG7A0INLbQeWYZZ1akRrhB1EGmdKMmflxIB0G3dIWf6WlMy6sn",
-	"/XEXzF/orGNJ37CEl26hjfwH4jaBNxmjNPjrhyvmFYLTViPSvAD4K5TpPT86s44bZ1nSbk7q25glB4OJ",
-	"+oYlUt3yXGaMmzmKHz/ctc7Wvi3DBvT2Vufn/vW/Xr59wwq+zjXPmBGpkLciG7DkIIZZc8VKL/54Ch3R",
-	"2IUwS2ktdJwJJUWWjNkP55fv4JXS5DblaiA1M2JWWi/Cb8Sa9Y5Hh8Pj0VO/gkoD6H6bNFmRsePRMeuR",
-	"uD99dz59f/Had+C0BrVgHbQLu2Ma3Il+LpfS+bkAw4LZHP2lgqUTRvG82riOXjxMeyejkX8LOLRMBSsV",
-	"v+UyB2bd/SoqCSsVMyeXImOgrWvTgk6qlRIp7dTJ6Gh4Mno6PBkdHzxn2jSmLC2Q8Jr1kh9Of5qev5l+",
-	"//r8v15dJXFo5oTiyj2xrN1g+u7sYnp19ub0zVVAn2ueBbAl412bZsvrsM+942rdXVbFuKlcVjZJ0rQm",
-	"Enrb41MyZlyt3QLUNpFbwXpc+S1nbsFdUKpX8BthaoXKbMw4u3p9icOWRsCMakUl6qBCtHPalALMbROB",
-	"oziq0BHYyyZmYTdNJIniqGP/ozhqADaKow5YRXFU3qdvVNJBOrHcT0wgw5XqnF44rHrlxvA1dvqJ5n7+",
-	"0m6zr/NMKCdnUhiv1ApmdWlSwLpUm8w+J0WXcHAub4XFRrgr4lYox96/P38Zw01S5blzRl6XTuADtDXD",
-	"Wpb802uh5m4RjY9Gx3/GeYcbhzv5+vZKLsRMmKBIP0IMnjK0jADL9PZSWe/F1fkPbGuQg22J2Oq2ta6T",
-	"0WjUsRLhO51KNKq2ni+4XYj2xj8IDZr8VHnN97HALU3+EH69vzjfEprNUTtF5Sb4HoHOW9vbservhcgu",
-	"HXelfeTmf1gII5hWghXldS5TQuGZEBnIRZXZAfuwWDNOt4BcLfAhqWoe/MSyXM+30QHpoIO4zvA+GbcZ",
-	"vLaUSi6BXY22rCnY0BtZFCLb2Y+nT5jfEwssSs6EdcgpaQjWK5URPANuhFoV6E+cpbw42GN03Njtwa/q",
-	"IWHTGbeeVVtkB0w6gFFCr6P2WHuLahCn0qR5l+5mHXcdoyagk0g1T1ipnMxp4dJYx+ABA3HAernWN2UR",
-	"5sNmRi+xIe0HtoTdBfltDuKJSuhOwrRKyVzPeeiRhLIRdsFsmaZCZCKLQSeWOU4DLTbpWCYzhHgvvD5R",
-	"c60zBqZAzOQMJFsMiGOdzHO/MRuiyq8tiiOaUBRHfpxOqVAWGXddePEh8FwYPOAALildcDUX2XPGr9Ho",
-	"vBYzbUQDigQi2K2ZNkvuojEYM6IPWkrXNt3yvOzgfdFpxe2pBZMqE58exvZOrhIFdIgDSVUDd7Ga2nPz",
-	"OE7wHajJesY4aZdlw8dzAHhwPDphvVXD13bgMWy3aeR3Fpxfx6N9fSUw/8rVRsvZ8lV+bJtT9xs0e1gy",
-	"pJT9ImP3Ea8A6dtulrLJhC3rJd+fnb28TA4YOTIrfTaQeaoVTJtdCyszYDwWX4+ZVBOlTSZMjF7AFXJ6",
-	"dLoQZ6/IYLUQDXbOFuiKVGLATolLecJk2kyUp0iWaeEdltzzoaZeN2ZdTGjllVgibyL+vURgQ7rBxvNP",
-	"Qa171iH/KykY+Iq+edjo9W914cYv902cv+yy+VGtktnzBuRXRjphmTNcWQk7IxEBquvxpByNnqYwAP4S",
-	"fbpRljKjGwmJtE2lp+DOCQPj/t9e3dvg238unCvsf46Hw8G3w9RJPvyZ9//x8ec+/P9t66L/86j/F96f",
-	"9T9+fvrs7uBPXeywcqF9gSOmEKapPvfEUjonMhJK8DBELw66+E3Th3zfNjW8zZte7UcqrHvrbWBgNF81",
-	"LRXwUZofdiSzh947fwntCqOzMhVmY2WHo6PjB7Vg6ml6K4z1sLnXB4l/f/SN4XVgVdKtH3wxtIN3Ftq4",
-	"6e4dIUTenmmln+3bdloauZeKH0eOz9t6+hYcHzRHQHOwji8LZPx7KRVOulzsOVpePLSUq9fvupyBlV+8",
-	"U7dC78AUJ/iQHxlaXkHDTZYqs7C4LXxqDdDA1C7223bLP07QprqkGF2lcx126fiZTvc3x2oed7+HYUsJ",
-	"KdHNgmN1rbOKIXwh7+zV8ZG4wUgP2GqhrWBL8ESJrPZDWHQhM65YhQqspzRFYiYKA5yf3JjlUt3YmKV6",
-	"CZNDb5NFQ+aJZTOZCzR/DuINM+OJZZlIpZW31dATVY3NSpUJ07IgC53LdM16K26UVHMfIgICjFkVDImh",
-	"U74Gt4oR3LFc3Io8nqjzl5dslvN5zJwpMaSqzZwraSmucvCcJUZwq1XCLPj0URGB+YEhJF2M3rm2m+aJ",
-	"nSi/5gEDGC+1Eb6h0rTI2EebURlnWjHOGtMnn11oyzCaZCeqF2xC8g35+cAWwUtjlsDekfsyWUpb9L1q",
-	"0IBL0oinE/T0Snlj6isJxnb49L4Xm5HW9puVD2bP1zFY+QcTsjXR7Z+iQcJZ6iAhl/yTZ06gc9zvjiA0",
-	"3k84UNtHiLvfQurvFt8PqSiPFuZfIIm/WLxWsePfRrw20LJNzB0E2kDGuMkwGhu6Ia/9pt0rxX4n0rqW",
-	"ql9XWr9t0f2jnO1o99UbNGBg98MA7Fan/LrMucGwFrY7HBwODp8+sSzNtQVTHARLkZeWJXbBTw6Pknii",
-	"KG+pEZCwZVFo4yCGDVGn+aLu7FNtuWNf0nXJjU105stiCtAtnTDTeYm4l0LzGWgOAp4ta3xqPpHWlsJs",
-	"3LTCSA5+z1TaVE+XMqt+l+kUrzIBgST4oZdcwgzFkss8/J16b47Mqju2pN2JI1BLwlzwN/iwIPKkrfO3",
-	"5VJI/GPxT4H/3T5D2zmd8iwzwlq4yk7gfztd8nQhlaDJLUsnPkVxpOazFd3BX75vnSk7lRhBcuvN62nO",
-	"rwUsQ5tr6Xg+VTrzvRY3soZMYXQqrA19GjGX1pn19Easm5ebj/1K7eGUz4Vy1DF1OlXl8hq3wi74If05",
-	"OnlGP04Oj+DHKp0S4OlFZ4TKpkuZGk03IDoSR6UVxv+hYXYxuXKTsx+P/vLsAc7enY1And1PieeqKB+r",
-	"PZ+qBikybtlPLy8orAqUwb7TbsFmUmCuhRF1bhKj6VrWWy2kE7bgqehjMhLO1E5Uwa1tphtwlWEXPpzB",
-	"cu6EOXjOlGbaLYTBdABMO0EX54BdrQsfVSSiDnQ7UZ68sTs5V9qI7D4i3k8rgeEIgs292+/dH6G5f/nL",
-	"9y+IjA37pnpumdPoV2RlMWCnitFOEBvzsB6wU8eW2jp2OBqN2PWaZWLGy9xHJoK+DKkAb7+7PLv48fS7",
-	"12eXB4N9PZGb2NZ2RzadRpUHoAvEgKRq/XYWjX9+QFeirRZZu5foLt7yen98UNSglCF5QygFwLSsLBDL",
-	"kh1jJZi4+RwiOISpEwX9sF5NKpAXMGYJMIQkZkmDhSYxGwwGB4jYaSoKByaoytpoW0fGkBE3NdujBxRB",
-	"iCDMdX+L+XTiZqfHvQbPE0vE+5zZ0hgIP4Cju6ZvWIQzcrkUWYgclRa95Pgay7WaU6qGmijgdBBvMjx1",
-	"wtgtAHg2EFPgkJWBqEVGuoC0YI17N3rM4KdUN/FEKe3zjg5iZjUZmVoJCM8t/ES2ffM+++KJpR1sLBoz",
-	"GcRE+RaULAVzAqM0x3lcAyhgzeuWzYn5NN+9ffm36Xd/uzq7TDb38vAvfx6cHA4OR6PBf0QPqvO0YSIL",
-	"yZCP5OOA6U8s2+xlXEVgfdA6JGayJPyi1Bx/LbIEdyTRRs6lSiaKWyuMs02q8V765EJYnd+KbHqlE9bj",
-	"jDQVpg0DRcOHhQHXnWWeHDDc+j2oJGDsTt/O8MXKjYLNOQRgFlVYW+biAO8nFzRDP1ygRlZwaZieTRRg",
-	"AaVaIXN9YhvOnoPn9YqnUs10ggM2slaqtoR/2vhuJipsOsIt1fAWOHu6RA6BrSskq5mHJGt11yN3x2bU",
-	"Yi8nNQ32CAvQb/HjLHXTQMhOnNOFUKx+J6De1YZG32vhS8zaaBC3tpeYZjtpoPH2F8Cqtfe7acuZcou0",
-	"vjdC9MFeZplwkP/REbFCT9WUUmeD42pK+JM0clNrqV/b/fvuxIZe4TGtsT9xHS4PG71b3xBkVD/OQBXK",
-	"m8B7OxAwtfRR72zHJUMHXYtBp9UvClvvpfVUvrHXUt10RTl+eYy0PcRjbWqQjeSMrfKnYyYG8wHjIVOS",
-	"m3RR+U0b5ve2z5Q7MddGPjbxbDN0dT9BkoOxJm8jZn1099JM+7LoP06A1lGjvRLcKlwE9hk/GDzrdD7h",
-	"iO2FBxOxAcRuvK2PPDxyswE/MPHdBwVYLwk/+3qWYKoKZ5X/jfUSkeMveuo0yuMq5rG9//u6fptnPKbB",
-	"1tqwXUA01DKglTQaOGdz8iTnG/MdRL96qPbx8VPsfh8IfUG81cyF23+ATTdVc0uij/sh8Q4P6vbuttbf",
-	"mutDGP478YW2iO7rukMvMDcjO02/QHU/rTI7vGGDPpglh2S0mTCBrdcs+zlL/rcUZt3Hk8I2QZ2UDgFL",
-	"xZIhdZcNnZHzuTDJb8ziPW4ic+dZ1g8EH8X1PQRMn/zyeJDYnz7ow3+d3rUmBB6JWzUkd7EtJYL5sdsp",
-	"QH6uwSPt9VbIbPp1XISb6+kYogtn9xOY+wu+BlJtbM89FPOv0N2apPmr6G5todJSayDkcBK1EtAmk9W3",
-	"k8mg8aczl+yyEU38klPBcfTCSCfTziNvcRTOTX7lbIuYYVJynQ2xnXcRowLS6Hai5vIWNBm3ENIwj0dr",
-	"OrqNt+gQj33SyMKAPiqL3iaNQ0GYsMGcJsO9nid5QMlnsOD5jHJ9cautdI3Uh5jVDetpQ3Pp7ETRvh88",
-	"x/lpD4+tZdJc6JRilb/B9KzOtYClglwhkNmJgv5IxNqvmcuwLUo7I+v/1rmA4aBWQ8pda42HwVsceX9l",
-	"ou0k2eQp2hvZe8W4WxZ5U7Helkyv9KqJ5FvOTDrBJC3g5XPGq1DAI/37DTfkhoN/e6n/P1Xy/Pec51hp",
-	"W7/MHGgj9EaeBHGYLinfOp3/21sAldD7utr/riDVA/EWdDTbpk1cxaOkIjLv4XEFvtRqzpBSeL7hraZg",
-	"lI1rQWaZVGleZiI7GNNR5gLcqxDehzO5suhbk9Kdfmad/2VN+k9YRP2guiS//j9lkWB3dAkPQj5BMm7e",
-	"rZs3mzR+U8fYV2nyZEx/Yvgj4Q/wNnq8zE7gBsTr/d+jk2dJXOV+0Pl2DBeg5wCCBTgCHQuAB/hLYMAg",
-	"g8hcvuJG9CmDk/IIcZQDHA8TKZJx+BH7HwFgdOFhRvZvv2q5Wmhp+z4RgavwBPutEjKSMV0EkOyecLw1",
-	"2dZZsWbGRpUh0sjvIC8UZW/sTHcIGSXV9KKPXfFFPKHUQGQ8pXT+7vaY1Xki5+9unzUuaUrMT6YKB4F6",
-	"evEadNeXJ7htUH7l1Wn/sHlxdPKseXlyeBQucb6NUaq4UfSxmmfzJFVFl+fvorh5dfusef0ywK+686oG",
-	"ZHWPJl5d/vDypHl5+er0cOOagN28Q1Cv7px58Fc3ICKCSaBwvAv4ecu1A+yZ+wyWuRECZozB2U79/oqM",
-	"/wt/7PxREQ9gUxsuBm8OpwttRSj8QHlYqIjTjb7MkgF7G7I5KGUklMBqRr23dNvq/bb11Okz+GJr+xfk",
-	"g3TZ7PuE0jGYCoCjBT6xm3Cdczwr+8iQexT/Mo9BDe74S70HFX79a44Mbp9qw+O4xAao8MNvfMgN9MA9",
-	"4goPoGud7/roY+yKccUoyY7szueMMyxpoeaUw8AkRWsHLDk6OTrpjw77o8Or0WiM//4nYUvBlWUKC+yI",
-	"T4U05OD6TaKAWwD2FZseCZirRsZGqkExwhIfIPi1apLsGDkZ2kuoaYk6hoKHEagyWHVWdKKQNhCkGwcf",
-	"YnRGEBDx6AP0AXKTSUd6CNymnqrjEZmG4nDsVE1UPSfKbgGF74mldjZ0RpW/uGX+oArkURgBcuSJpVSZ",
-	"zYMqE4UnVZARYzqNF8qWzYWzcMvXzupyPvymByKqjZj+2scSNq0nD5FfLYndc9x2hnoreb0xysfdRPE7",
-	"sa8CiX5d88p7C75I1Nx2O2VHg9GmUzYjb2z1p4cHfk/7/8P7/xj0P3578J+9yeTbzXt/ejCDIcyga2Uf",
-	"fHmkXyRFtx1zv1CWoVcmLcHbgu4aGu5acCMMFCCrr74PrPyvH66iTc776hI0eah1ZuVciYwcn5dnLy7O",
-	"rqb/ffY31gs1xpLPk+hGrCfReBKRIYQ27um7c1Aj8Y6YRPEkRIWm7ca6IIiFhncJpJlR1AxCaRc4EfRY",
-	"zEtDeVdO34AcPK0EpDa+5ho+YTKc3A/zhjIM7Gg0AvYJrtru+m5MqFuR60LEmH94PDokZopAR68jwq1G",
-	"moVzBVUYDYlJwM85iTlilxG60euTcDSu9UYedWHHw+FcukV5PUj1cli3bvyM7joSZKVNNQJpyC5hz8VP",
-	"7IrOFl6EoCSNCgITdmWArVOe56jYWlFVlkXno8Cyhk0ZZlnPc1Eb1yK1faqxLlIZs1bpSCYVJvEexND5",
-	"XLiJIs+nj3Y67Ws9YKxAM1OqzWiqZT2Si82cCUAOhlTFQtARIwbUmcVyg1hiVqtGITQ4YjhRV4Yrix2m",
-	"Wt0G0e4NJAAOAQz20fDUoQ/mbFcNXsQtTiX3IPU0ZuJTKgqHJXhZo35ar6rG27gLE2KsUUyXJS+oMG//",
-	"KpRx9DYXRT9giEZtRyN4xrjF4Q988qUzVOECerY5uFaaqbu9ZEh1LobYebjyJeS++Qb4A4AkbVCFxZ7b",
-	"hSbJNgxE9c03PiwCdEXPa1KCifSARdCDCeSMT5B+kAdgVUfkDqnO4NZgMIgnodoJXd99BJ7ArF4K9NMy",
-	"BRqT06zgxkmewxBUPJvQm47GWuZtDIpmUQNQkiwcP/LTJEKvwl1kYjCYCozHOHQ9506s+JqwbqnTG7Ys",
-	"fYUm8akQqcOaM4cxOx6NoNHJp0+hR2mBDY4Z32JU0HHFqx4BnklXSbxJFHsw0T74ZRyNRjGMg4ekqWJe",
-	"wKDtYpNbb+K2Iye/FlQyZQWTRWB3FUrc7ABR6i2quXXNSSq5fDw6DvjarMgDD04OgE8wrig4Qt1V6IWD",
-	"VxWCEloOYpcHD9Tq2cQej91ExCQWWMqNkcIixv7U926W/nmW+CKe5JoEPikMHVDebOdLRyGd4SkC0NcV",
-	"1SLrHQJ2PjtmuXBOAFvM5FwC10z64Bqcwn8DyjUdA2pjvUTOlFhRfT1gCtBzo0AZWAVisxJ5tQ64Z/lS",
-	"MJkNOjhW4EpDr874VK0Gg1JYraddoXTMvkN5x0hQ//XDlfdujmFuQlKIVbFuVaGVbF/rDYk/Lh60B4qx",
-	"Vnncp+/OofMb4feVdAU2iQaDwSSK2aYWEZ7c1fVNdyoMYXrXaxgCOEUvzblc+nX/t1jDvrwCzh6z5MXV",
-	"xfTszdX51fnZ5fT1+Q/nePf9xevLF6dvcCUxS/6+urHThSafMi+z5LmffeA6QbwTCKvmeCmGg5XI8z6S",
-	"xhCeJWBDtnmwtFSTqHYhBUmA4qzyPm5FJsat0EHc6fmPK+d9y1c/UdvO+rjhVq8d4qxnxT1pNrCcKtMf",
-	"mZracZQmDqfXiKV68AG/zcpgSVcHQwBg1dHPXKZCWdHQuH44v9pSr3QhFEUFB9rMh/4lO4S2dTAvauhb",
-	"cW19eJMDLNNCKF7IaBw9HYwGT8kKWaCGvaPYNzwqdNfRsNcYLqKKVl272Awk4REZSgIuWjHjGN0ipTFC",
-	"uXx9EPRbKuUHb3ntbeM16hbgaH3ti033CforBux9fbKnilVd51zdhNJwsIf+J/a50mWegbgj7aQ+Mki7",
-	"RTWhpVbnWTSOXlYga35WovnViZ2R5daHKYbN1zc/FXE0Gn21L1W0yop3fFoAWBYoGpNo/HlSVTOHK5BE",
-	"d3fJc9ZscneXBEcSFc6VllGx/k02gPvapYRxVelhG3rEYDD4eFcrYgD/uzg6Hh3vBqmH2rAqYIcvnDz8",
-	"wlaJOzRDy+WSm3U0Dn4O25HBbhuoOIhC0aKfIzJFoo/QkVdTd5PSj8JAuVsb6nP7yrVLfiOICtKF4AXj",
-	"NUyF121AxLMeqev0vQo7nAvnnRaoOnwgJR9ryWXSiNRhehNIDSpencTed2eZvqnLUOILdb04hv34Cnnw",
-	"DKup+Op4MeO51aGcykalu6bRJn29u4ozSsssxwrfDUNiokieKx0kxRbpUc3A6FeklVZVwgdphTQ91HD1",
-	"zSS6u0uCPEeMrtAYYERRFu6qEt6cQZHmoE/vNvB9shtWxPYpa6hq8K4K6AexL/cZ6Ou3pCAsuB3Q2+fW",
-	"hZS5wO692gU8RKybtBQiJ0hLRHpfX0bBnJa8sL7QI6bUAYwbVfGcRnfAGOyq+ogDGQKVcb+VnxhSE4GO",
-	"62JPRfDPx+EEaNPxcC3cSpCrfxn7EbolYRdt+DSqfxOZdAa7J+pvlzBeFIIb2/XRkueVJJqFkNOGvIKC",
-	"ykKhMT5RoUwm0GEcTGzS6JE+4bNA1BEdDfG+gbqKFRHwprSjZMo/vLTbw2GGcGmjLmpj6KvbJQ0x7XI/",
-	"+v2ulPShDTxi5nQrGkVlfSG6RB9m8p9twmdUXy3wSFTwxhOV1P7d6XuUfd6QoXeG2OGQFFX/Dr6Av31T",
-	"q40bV/l2Q5KoYG3CzNFTxsQnDid3kYXArIRsp/2qZqGzRqg+oCO+CKhcy/iDAf6eqJQrpR1z/EZUtc/C",
-	"UpMhjA+ewwNga3gmnftwHB5W11YgGsJAIgPuh3oZtBBZqD/v4Yd4Hz8OZnhLZuPNuqj/3LzxABSfT1RY",
-	"WyORWTYCliFoSIsjBumlKUGRYVqb5/hSTVRFvb5Sb51lDX3YAWvqSW3tKKdDb0ZgcXFVM56JShpwQZ+k",
-	"Fa6LJWPi8B+EITePtd6v93iuFTeZ7M8fa6OgKWqlrUXwv5l5AMcSkEGBaO7UMzxp1bqEJf0HEBs8AbtZ",
-	"JR2m2k/Zkdb5w+CttCXvLdtx3Cl5wKiZqB6lZKxq+ggf6/PM6FrgeUonFHP6gMgxaZ6hojHeX7wmgUGe",
-	"HDtR3hRofOwllOEJblmyHexCr9A4WuL75LBsZIRpRQGUjtNnnbSIbf4w1Ng8qvQAPRKfpdAT/hYPUKgS",
-	"DKcmbBdNVjrMRP3RaJKsyY1YXIVWAedtC+ubZOgRaYMOPVrtpsGLUjVT7jDFBWu3NJIUmVZb2T88y9rH",
-	"qusY4URVQcLw+IBVoUdt6KNIzoaYofH0BW1qyrqHEHwy3TYRfBX83UgF7fo46q9IPe1EwcdY8T76Vpvy",
-	"O1v6DMBJdBdvE8NEId/0emvrM1xPMARqtQrfc/Fxny1KbMQxfdxroq6RC/1x6PGiJKTfoMndJNfInekm",
-	"tVPvNmgGaqxYcoAb82/D9/q8I4m8Kz79jILdeIGyjZxTwWppU8mPjVPpvxKWtnOMOrAUuFlY0r96C30y",
-	"DsiNbQZLYPdTw5pZzRyUpscSambtdOqEQB7McS7cjm9N0163v+HmA57dG72xt2gFScecyHPSPiiwE1bC",
-	"fNnH4JGK/QffqBn0QDGcXvgeXCsBYQtxQn5VFLe+qr2j5lzdZNj86jYUlvvV8G4jA+x+9hgSnprgr5Oe",
-	"yNt53xe+axdor+2XPJio8H0+/yUT2NCJ+p0g+muw+QArCqOvSXPAyO81z7lKhaFScXthenuUdlbbzx9h",
-	"q70PH59uF2oAHEUvhwQnAZZEZb0EwgTMlMqLKWqGHVFlrzqSOB4OD4/+A4KBg8Px50Ibd4dJnkY2TAvj",
-	"yQ8LN0bj6M+jP4+i+xKbk3dvL66SAaLP513tYN6nHy7Za768zji7FguJRvv3pSJNCXSXXpKJItfroRPL",
-	"IudODNZ8mW+uAuKhn2f+vfcmP8/uBjl22y9NPvgMp6C0uhtoNeAru7nA1ovtlYZHpcl9FdzNpTRn+8Qy",
-	"mbHe0yMGOGT6KbciZEyQmYNJE83i/Nbx9OaJpWpja3QZ6NIVpRuQCTGvKp2FKYmyv4KUjcPO6QBA6a2q",
-	"YJ2fIO7GxwoHu/ziLXtvwxEePtpP+W+IV+SBAxPM654+oEtqsw9de+N1Gw8uNlVxrVrj750lxxpJchvp",
-	"cfU0giaxPQ9iXnElsWCxeSBwD0P/NVYg9J9eXsSb1A6vhE8D2+aons7vPt79vwEA",
+	"7L39chs3sij+Kqj5bZXIZEhRipSzS/1xSrGVY+1xYpckx7sn9I8DzYAkVkOAB8BI5npVdZ/mPth9klvd",
+	"DcxgyJFEOc5mc+pWuSxyiM9Gf3ej51OS6+VKK6GcTcafkhU3fCmcMPjtleClW7xYiPwGvhbC5kaunNQq",
+	"GSdn+UKLgl3z/IZxy7KCO56dsDvpFrpyTDrmFoJxZe+EYdIyzrIFjsdyGJDNuCxFkTFhjDbDJE0kjLoQ",
+	"vBAmSRPFlyIZ+yUMaA1pYvOFWHJYjPjIl6sSmvBS3ookTdx6BV+tM1LNk/v7+zQx4r8rYd13upACd/Tm",
+	"2gpzy69L+ppr5YRy8JGvVqXMOWxu/28Wdvgpmu0PRsyScfL/7Tfg2qdf7X4z5mtpXTOxNKJIxs5Ugp7Y",
+	"lVaW5v1BuIUuftTutCz1nSh2WEu9X2hZiGR8NDpOk6Wwls9h21cLwZY4LABbacc4jc1m2uBReGCIgr27",
+	"eD1M7tMd9/fq6urtGRwSba2NBe+NVvMwMczE2Y3Sd4qtuFuwnrgVZs2EKlZaKgcry96+ubzK2HXlWLZ/",
+	"x12+KPQ8S9ndQuYLbPAfZ1cZ46pg2auz05dZH5f6o3bf60p9JqSONiHVggW74wSxGczAtEJwwaEKM2Tn",
+	"M7bWFRPKCSMK/An6LLmqeFmu2aoU3AqP1GtdGWZXoiylmuMmnFkzPudSfSmIv1MxgGE58MkyPWNuIS0r",
+	"dF4thXKMG4Gr1apcM62EBUjWa0A8fKHVTBZC5QgtoaplMv45OVcznaTJa32XpMkPopDVMkmTV3K+SOAg",
+	"FBCbX0XyYYvu0uSltCttJa13k20csBel4Cplh+wHXspc6sqm7Bt2WdlV+HbEXujlUquUHTM/ETAIv76D",
+	"9DD9Jj1Kj5u5pXJijmzj4wBaDW65AQZiYTvRcnDqpLXCehHtx81y2s9pYe1nNSzae/+RL1tgDZPHM7am",
+	"qcd+DLhnysh88ZI7xCJeFDgXL98avRLGIZ+b8dKKTbw5U066NSuldTZlgucLtjLCAqYghtwthGJKq4FY",
+	"rtx6yLL9QpTyWhjuxL5u+GbGjHCVUZa6ZbfCFDJ3NoMjWkWr+JRIVQBxamOfwvjz0JJYaJr8rSrmYhnE",
+	"0mNd/xxahq5GlMgQ7EKunux9ETUOA1g5Xzip5k92vvQNQ8cAiqf6/UTtvLioD1lf/03krjnkC2Gr0j3z",
+	"mN8vOEleJxRXbs8yqyuTC8sslwXrkZzuI2+6g7Ykh1kvQ0Fss/6YXWu3IHyweikmKoygDSu1vqlWNvSC",
+	"UbRbCGO9pBdFysJIjJdaCRqIBAEN5DsPJ2oLYwqP149BL6KA+zShuZ7sQ626gQ2/PRPKb5Rg15WVSljr",
+	"NRiWwcgZqjrlHV9bls2442UHXZBY2mHFL6DhfSS8NrnpKQMCBgbOuGJc8XJtHZwTTAf0xHJ4ngOND9mP",
+	"cApsocvCMs6syI1ww6SDydCDhnXhRjrYUUvT+Zl+TWl7zaI/PATzF7ro2NJXLOOVW2gj/46USeDNxojU",
+	"f35/xbw6c9pqRHojAP8ONZKen51Zx42zLGs3Jwwcs6w/nKivWCbVLS9lwbiZo/D0013rYu3bMmxAvbcG",
+	"P/fd/3z55ke24utS84IZkQt5K4ohy/oprJorVnnhzXMYiOZeCbOU1sLAhVBSFNmY/XB++Ra6VKa0OVdD",
+	"qZkRs8p6BeRGrFnvaHSwfzT6xu+g1l+6ewfqZEejI9YjZeX07fn03cVrP4DTGpSaddCN7APL4E4MSrmU",
+	"zq8F2C2s5vBPNSydMIqX9cF1jBKYzvFo5HuBfJG5YJXit1yWIGq6u6KKc6dS5uRSFAxsDW1a0Mm1UiKn",
+	"kzoeHe4fj77ZPx4d9U+YNtGSpQUSXrNe9sPpX6bnP06/f33+H6+usjQ0qzlou8H07dnF9Orsx9MfrwL6",
+	"XPMigC0bP3RotroO59w7qvfdZRONY9W4tqiy2BbKqLfHp2zMuFq7BSidorSC9bjyR84cMHlvEiDDR5ha",
+	"oQqbMs6uXl/itJURfeLIgeg7qBCttDalAHPbROAkTWp0BPayiVk4TIwkSZp0nH+SJhFgkzTpgFWSJtVj",
+	"2lItHTqkJI2QMg3sExSiIXsPsor7k2cLbpkFnsnLIEVTPMpA/3rGuP9lz06UhyO7FnOpLB4ck84yUEUB",
+	"zQDwS2lXh0Nvowy1mY/ZcDjMUqZgImx+I9b+KKQTy91kG0oJqc6pw0ENCm4MXyMkPhLAz192gOO8EMrJ",
+	"mRTG2xEiiGojcm0Ke0K2BRHOXN4Ki41wR+JWKMfevTt/icAh64k7Z+R15QT+MIz3suQfXws1d4tkfDg6",
+	"+iOuOzw4eFAYbe/kQsyECbbLM2T3KUNjFEhDb2+V9V5cnf/Atibpb4vx1rCtfR2PRqOOnQg/6FSiHbv1",
+	"+4LbBQ1dA+tJaNDip8obG88FbmXKp/Dr3cX5lqSPZ+2U75vga+/qUXTeOt6OXX8vRHHpuKvss9VjYQTT",
+	"SrBVdV3KnFB4JkQBwlwVFnjAmnF6BARtgXlK1QiOPctKPd9GB6SDDuI6w+fkTyig21IquQQeO9oyYOFA",
+	"b+RqJYoHx/H0Cevbs8BX5UxYh+ydpmC9ShnBC2ChqAoCX+Es56v+DrPjwW5PftVMidyMB4XfIjtg0gGM",
+	"MuqOKm/joGtAnEuTl10Kp3XcdcyagSIl1TxjlXKypI1LYx2DHxjIMNYLJomXdzOjl9iQzgNbwumC0mH6",
+	"6URl9CQjvg8tSx5GJE3CCLtgtspzIQo0aAAPcBloy0jHClkgxHuh+0TNtS4Y2C8pkzMQxykgjnWyLP3B",
+	"bMhXv7ckTWhBSZr4eTpFWbUquOvCi/eB58LkAQdwS/mCq7koThi/Rjv/Wsy0EREUCURwWjNtltwlY7DA",
+	"xABUq65juuVl1cH7ktOa21MLJlUhPj6N7Z1cJQnokAaSqifuYjWNs+x5nOA70O1RgKNKXEVutT7gwdHo",
+	"mPXuIvdm32PYw/acP1nwNx6NdnVPwfpr7yZtZ8s9/KFtAz5uhe1gfpEmuaN/odtCf0YXIH3bzVI2mbBl",
+	"vez7s7OXl1nfuwxqJTyQea4VLJtdCysLgQoTdE+ZVBOlTSFM6p0bwpBa5zl7TQZ3CxGxc9TylFZiyE6J",
+	"S3nCZNqQSgefCy28j5h7PhQro2PWxYTuvOZN5P0MjS6SbnDw/GNQ677tkP+1FAx8Rd88ban7Xl248csd",
+	"KucvuxwVqFbJ4iSC/J2RTljmDFdWwslIRID6+3hSjUbf5DABfhIDelBVsqAHGYm0TaVnxZ0TBub9/3vN",
+	"aMOv/7FwbmX/fby/P/x6P3eS7//MB3//8PMA/v+69WXw82jwJz6YDT58+ubb+/4futhh7bX8DO/RSphY",
+	"fe6JpXROFCSU4McQMOp38ZvYbf/YMUUO/s1AwjMV1p31NjAw4q6mpQI+S/PDgWTxVL/zl9BuZXRR5cJs",
+	"7OxgdHj0pBZMI01vhbEeNo+6ffHvT74xdAdWJd36yY6hHfRZaOOmD58IIfL2Smv9bNe208rInVT8NHF8",
+	"3tbTt+D4pDkCmoN1fLlCxr+TUuGkK8WOs5Wrp7Zy9fptlwezDkV06lbo0pjiAp9y3UPLK2i4yVJlETa3",
+	"hU+tCSJM7WK/7UjI8wRtrisKi9Y610GXjl/ofHdzrOFxj3sYtpSQCn1DOFfXPuuwzWfyzl4TkkojRtpn",
+	"dwttBVuC+0wUjR/Cot+bccVqVGA9pSn4NVEYU/7oxqyU6samLNdLWBy6yCwaMnuWzWQp0Pzppxtmxp5l",
+	"hcillbf11BNVz80qVQjTsiBXupT5mvXuuFFSzX1UDggwZXX8KYVB+RrcKkZwx0pxK8p0os5fXrJZyecp",
+	"c6bCKLY2c66kpVBW/4RlRnCrVcYsBCJQEYH1gSEkXUqeqZabBtxXfs9DBjBeaiN8Q6Vpk6kP8KMyzrRi",
+	"nEXLJ0djaMswgGcnqhdsQvIN+fXAEUGnMUOvGPlcM/CNDbxqEMEli1IYCHr6TvW7wkefLRjbEevHOsbB",
+	"7XbP2gezY3eMD//OhGxDdLtnxZBwljpIyCX/6JkT6ByPuyMIjXcTDtT2GeLut5D6D4vvp1SUZwvzz5DE",
+	"ny1e63D9byNeI7RsE3MHgUbImMYMIzrQDXntD+1RKfYvIq0bqfplpfWbFt0/y9mOdl9zQEMGdj9MwG51",
+	"zq+rkhuMxWG7g+HB8OCbPcvyUlswxUGwrMrKsswu+PHBYZZOFKWKRQEJW61W2jgIvEOobL5oBvvYWO44",
+	"lnRdcmMTnflyNQXoVk6Y6bxC3Muh+Qw0BwG/LRt8in+R1lbCbDy0wkgOfs9c2lxPl7KoP1f5FL8VAqJf",
+	"8EEvuYQViiWXZfg79d4cWdRPbEWnkyagloS14GfwYUG4TFvnH8ulkPjH4p8V/nf7LdrO+ZQXhRHWwrfi",
+	"GP630yXPF1IJWtyycuJjkiZqPrujJ/jJj60LZacSI0huvfl9WvJrAdvQ5lo6Xk6VLvyoqxvZQGZldC6s",
+	"DWMaMZfWmfX0Rqzjr5s/+53agymfC+VoYBp0qqrlNR6FXfAD+nN4/C19OD44hA93+ZQATx2dEaqYLmVu",
+	"ND2A6EiaVFYY/4emeYjJVZuc/Wj0p2+f4OzdKRQ02OOUeK5W1XO151MVkSLjlv3l5QXFgoEy2HfaLdhM",
+	"CkwQMaJJB2O0XMt6dwvphF3xXAww/wtXaidqxa2NcyS4KnAIH85gJXfC9E+Y0pQwhDkMmCuDLs4hu1qv",
+	"fFSRiDrQ7UR58sbh5Fxp0507FIh4N60EpiMIxme3W9+foLnv/PnnF0TGhn1T/26Z0+hXZNVqyE4Vo5Mg",
+	"NuZhPWSnji21dexgNBqx6zUrxIxXpY9MBH0Z8hfefHd5dvHT6Xevzy77w109kZvY1nZHxk6j2gPQBWJA",
+	"UrV+M0vGPz+hK9FRi6I9SnKfbnm9PzwpalDKkLwhlAJgWlatEMuyB+bKMFf2BCI4hKkTBeOwXkMqkMww",
+	"ZhkwhCxlWcRCsxSi+X1E7DwXK+dz5Fpo20TGkBHHmu3hE4ogRBDmerDFfDpxs9Pj3oBnzxLxnjBbGQPh",
+	"B3B0N/QNm3BGLpeiCJGjyqKXHLuxUqs55ZeoiQJOB/Emw3MnjN0CgGcDKQUOWRWIWhSkC0gL1rh3o6cM",
+	"Pkp1k06U0j5Zqp8yq8nI1EpAeG7hF7Ltm/cpI3uWTjDaNGYyiInyLSjDC9YERmmJ67gGUMCe1y2bE5OA",
+	"vnvz8q/T7/56dXaZbZ7lwZ/+ODw+GB6MRsN/S55U5+nARBHyT5/JxwHT9yzbHGVcR2B90DrkwrIsfKJ8",
+	"Iv9dFBmeSKaNnEuVTRS3VhhnY6rxXvrsQlhd3opieqUz1uOMNBWmDQNFw4eFAdedZZ4cMNz6PagkYOxO",
+	"38ywY+1GweYcAjCLOqwtS0HJqdkFrdBPF6iRrbg0TM8mCrCA8sOQue7ZyNnTP2l2PJVqpjOcMMpaqdsS",
+	"/mnjh5mocOgIt1xDL3D2dIkcAltXSFYzD0nWGo6SgLaiFjs5qWmyZ1iA/oifZ6mbCCE7cU6vhGJNn4B6",
+	"Vxsafa+FLylro0HaOl5imu2kgaj3Z8CqdfYP05Yz1RZpfW+EGIC9zArhIP+jI2KFnqop5fsGx9WU8CeL",
+	"Emobqd/Y/buexIZe4TEtOp+0CZeHg35Y3xBkVD/PQBXKm8A7OxAwH/ZZfbbjkmGArs2g0+oXha130npq",
+	"39hrqW66ohy/PEbanuK5NjXIRnLG1knfKRPD+ZDxkN7JTb6o/aaR+b3tM+VOzLWRz0082wxdPU6Q5GBs",
+	"yNuI2QDdvbTSgVwNnidAm6jRTgluNS4C+0yfDJ51Op9wxvbGg4kYAbEbb5tbJs88bMAPzNb3QQHWy8LH",
+	"gZ5lmKrCWe1/g3scJX6iX51GeVzHPLbPf1fXb3ytZhpsrQ3bBURDIwNaSaOBc8aLJzkfrXeY/Oqh2ufH",
+	"T3H4XSD0GfFWMxdu9wk23VTxkSQfdkPiBzyo26fb2n9rrU9h+L+IL7RFdF/WHXqBuRnFaf4Zqvtpndnh",
+	"DRv0wSw5JKPNhAlsvWHZJyz770qY9QAvZ9sMdVK6dy0Vy/ZpuGLfGTmfC5P9xize4yYyd14Ug0DwSdo8",
+	"Q8AMyC+Pd7f9lYkB/NfpXYsh8EzcaiD5ENtSIpgfDzsFyM81fKa93gqZTb+Mi3BzPx1TdOHsbgJzd8EX",
+	"IdXG8TxCMf8M3S0mzV9Fd2sLlZZaAyGH46SVgDaZ3H09mQyjP525ZJdRNPFzLmKnyQsjncw77+mlSbiq",
+	"+oWzLVKGSclNNsR23kWKCkg07ETN5S1oMm4hpGEej9Z0Wx4f0c0juxdlYcAYtUVvs+gmEyZsMKfJcG/W",
+	"SR5Q8hkseDmjXF88aitdlPqQsqZhs2xoLp2dKDr3/gmuT3t4bG2T1kJXK+v8DaZnTa4FbBXkCoHMThSM",
+	"528Vfclchm1R2hlZ/x+dCxhul0VS7lprvH/f4si7KxNtJ8kmT9HeyN4pxt2yyGPFelsyvdJ3MZJvOTPp",
+	"BpO0gJcnjNehgGf69yM35IaDf3ur/y9V8vxfOc+x1rZ+mTnQRuiNPAniMF1SvlUQ4be3AGqh92W1/4eC",
+	"VE/EW9DRbGObuI5HSUVk3sPrCnyp1by+eNr2VlMwyqaNILNMqrysClH0x3T/egXuVQjvw0ViuRpYk9OT",
+	"QWGd/2RN/g/YRPND/ZX8+v+QqwyHo6/wQ8gnyMbx06Z53CT6TAPjWJUpszH9SeGPhD/A2+jnZXEMDyBe",
+	"7/8eHn+bpXXuB13Kx3ABeg4gWIAz0LUA+AE/CQwYFBCZK++4EQPK4KQ8Qpylj/NhIkU2Dh9S/yEAjL54",
+	"mJH9O6hb3i20tAOfiMBV+AXHrRMysjF9CSB5eMHp1mJbd8XijI06QyTK7yAvFGVvPJjuEDJK6uUlH7ri",
+	"i3hDKUJkvKV0/vb2iDV5Iudvb7+NvtKSmF9MHQ4C9fTiNeiuL4/x2KDizavTwUH85fD42/jr8cFh+Irr",
+	"jWap40bJh3qd8U2qmi7P3yZp/O322/j7ywC/+smrBpD1M1p4/fWHl8fx18tXpwcb3wnY8ROCev3kzIO/",
+	"fgAREUwChetdwM9brh1gz9xnsMyNELBiDM526vdXZPxf+Lvyz4p4AJvacDF4czhfaCtCtQrKw0JFnB4M",
+	"ZJEN2ZuQzUEpI6HqWBz13tJt6/5t66nTZ/DZ1vYvyAfpstl3CaVjMBUARxvcs5twnXO8K/vMkHuS/jKP",
+	"QQPu9HO9BzV+/XOuDG7fasPruMQGqMrCb3zJDfTAHeIKT6Brk+/67GvsinHFKMmO7M4TxhnW4VBzymFg",
+	"kqK1Q5YdHh8eD0YHg9HB1Wg0xn//lbGl4Mr6whPi40oacnD9JlHALQD7IlnPBMxVlLGRa1CMsC4JCH6t",
+	"YpIdIydDewk1LdHEUPAyAhVjq++KThTSBoJ04+JDis4IAiJefYAxQG4y6UgPgcc0Un09otBQj4+dqolq",
+	"1kTZLaDw7VlqZ8NgVGyNW+YvqkAehREgR/YspcpsXlSZKLypgowY02m8ULZsLpyFR75cWWcdrt/yQkR9",
+	"ENNf+1rCpvXkIfKrJbF7jtvOUG8lr0ezfHiYKP5F7KtAol/WvPLegs8SNbfdTtnRcLTplC3IG1v/6eGF",
+	"39PBf/HB34eDD1/3/703mXy9+ewPT2YwhBV07ey9r+n0i6TotmPuF8oy9MrkFXhb0F1D010LboSBqmnN",
+	"t+8DK//z+6tkk/O+ugRNHgq0WTlXoiDH5+XZi4uzq+l/nv2V9UJhtOzTJLkR60kyniRkCKGNe/r2HNRI",
+	"fCImSToJUaFpu7FeEcRCw/sM0swoagahtAtcCHos5pWhvCunb0AOntYCUhtfKA5/YTLc3A/rhjIM7HA0",
+	"AvYJrtruonRMqFtR6pVIMf/waHRAzBSBjl5HhFuDNAvnVlTUNSQmAT/nJOaIXSboRm9uwtG81ht5NIQd",
+	"7+/PpVtU18NcL/eb1tHH5L4jQVbaXCOQ9tklnLn4C7uiu4UXIShJs4LAhFMZYuuclyUqtlbUxXzR+Siw",
+	"FmMswyzreS5q00aktm81NnVBU9aq1smkwiTefgqDz4WbKPJ8+min077WA8YKNDOV2oymWtYjuRjnTABy",
+	"MKQqFoKOGDGgwSzWSMSqvlpF1dvgiuFEXRmuLA6Ya3UbRLs3kAA4BDA4R8Nzhz6Ys4fKHiNucaoTCKmn",
+	"KRMfc7FyWPWYRUXfenUB5OgpLIixqH4xy15QLeTBVag96W0uin7AFFFBSiN4wbjF6fs++dIZqnABI9sS",
+	"XCtx6m4v26c6F/s4ePjm69599RXwBwBJHlGFxZHb1THJNgxE9dVXPiwCdBWKhQZSgoX0gEXQDxPIGZ8g",
+	"/SAPwFKUyB1yXcCj4XCYTkK1E/p+/wF4AhYvRT8tU6AxOc1W3DjJS5iC6qASetPVWMu8jUHRLGoASpKF",
+	"60d+mUTodbiLTAwGS4H5GIeh59yJO74mrFvq/IYtK1+hSXxcidxhzZmDlB2NRtDo+OPHMKK0wAbHjG8x",
+	"Khi45lXPAM+kq47fJEk9mOgc/DYOR6MU5sFL0lTmL2DQdoXMrZ547MjJrwWVTLmDxSKwu6o7bg6AKPUG",
+	"1dymUCZVuT4aHQV8jSvywA/HfeATjCsKjtBwNXrh5HWFoIy2g9jlwQO1ejaxx2M3ETGJBZZzY6SwiLF/",
+	"GXg3y+C8yHzlUXJNAp8Uhi4ob7bzpaOQzvAWAejrimqR9Q4AO789YqVwTgBbLORcAtfMBuAanMJ/Q8o1",
+	"HQNqY5FHzpS4o/p6wBRg5KhAGVgFYrP4e70PeGb5UjBZDDs4VuBK+16d8alaEYNSWK2nXVZ1zL5DecdI",
+	"UP/5/ZX3bo5hbUJSiFWxblWhlWzf6A2Zvy4etAeKsdZ53Kdvz2HwG+HPlXQFNkmGw+EkSdmmFhF+uW+K",
+	"sj6oMITlXa9hCuAUvbzkcun3/Z9iDefyCjh7yrIXVxfTsx+vzq/Ozy6nr89/OMen7y5eX744/RF3krLs",
+	"b3c3drrQ5FPmVZGd+NUHrhPEO4Gwbo5fxf7wTpTlAEljH37LwIZs82BpqSZR40IKksDz7EtfzRlO1DNE",
+	"j+V2+NVX7LTGlVgpwsVJZ7fKSo/JOmZ4GuQeJNiRrdmrwQN/p4cZ+z//63/7L8cZVmTNfB3abM+GHADK",
+	"qLYZjIsQ37P9qLhkwBJfPWqjcFQKPkjG7Q3G57GgzpCdQWClyZJErY41CgItVrqwrbiYXVy5My7cCZva",
+	"KG2XnbBVySWxHfgta4pNRTVFgeRpcOJqUuHUdIGdyi9ElbLj8lMw8OYtl3H8og2ijrtQBNzX5rZcFin5",
+	"b2FuoZxZ4xaD8F0JE4aG6Wj2NNTSIO7YKmva1M0MFQF7GwVMiZXD9pH4N+t/4xWhaOHtouGoedWO8q0g",
+	"2rgV5Uo7g1RpHWdqhZUmajuulEYRoCZ2w3pWPJIRht6bcCkF5a964NZXGi5akvT3lA6qQVEFp084YHx7",
+	"Rn1LuZS5UFZExsEP51dbloBeCV+iHdBy33ey+9C2iTsnkWmQNoayt47BibISiq9kMk6+GY6G35DBvEBj",
+	"8IFXAcBPK911i/E1Rjap6vH2IYaYZwspvEbtyaQX6rrZhu4nCin9xBd1891UTlIOiL6dAURdfUNyB1bG",
+	"COXKtdcmiOvRVSJvtQAptO7IhongYGzKZhoCHD59qelE5Vy0dwKadSiav2cjI2jI3m3ce7Mpuy65ugl1",
+	"E2FV/iOyljtdlQVwHlLdjZgof5OOEITKvEutzotknLysTyl+z038GpwH8y5ab8rZj7tvvrvmcDT6Yq/O",
+	"ab3noONdJyDQQQ2fJONPk/r1CvAN9LT7++yExU3u77PgZqVa2NIyensIOw3HCNRGZf3wlpr1XnSzZk43",
+	"TEjxJfZ3aagzGJ22bfR/4q8nE7XF3/z00ChYQCUVGWyL6wdsJfQ51E6Itr4/HA4/3DcGE2DCfZocjY4e",
+	"Plx/fvt1oUnscPx0h61SlHBItlouuVkn4+CPtB03TTwGI9kMk1Bc7OeEXAbJBxjIm5MP85GfhIGy1DYU",
+	"//fMYMlvBImyfCH4ivEGpiCKgRX0yKKmt/jY/blw3q+IlyImCnlIi+fs1Qyn1hrek7mOAr6QRuQOExVt",
+	"o7Ok3gtvmb7BTpSGiD2a0o80UKyuTFRLX7E6VEbaKFoZ+1+kL11ZSw4Jkh3fMBD5BCaKVHOlg9K3xSeo",
+	"/GfyKxJ2q8Dok4RNRhsaq/pmktzfZ0E1R6SvMR1gRAHT6L0lnEGR+GAaP+yr83mrWJE/sG+wGnjXGxj6",
+	"qa/cG0hwOFF4hnFWjk0RBSNqr3mJnnXwEs9KJirr2HN24sXhxpBbDOQ3pHZ880AgRa+rhzRcL0uDdihR",
+	"C4zpPkRjke59ftlzlAkiii6V8JcoE2mHWrDkK+uHwzxfOImoVKfT6KMct65dQT8+UbVBsZU0HfKl4Xib",
+	"CnSrEDRMW/eEyRl6LdydAPXZLcSS3Cv8ITWl0TxYp+LRZf/sZv2EK91kndAyyCmL/ljEgHrKd+dNxbep",
+	"z+9q6nJlUP7DOyWIq/a72JNPSv0fosMg5EXz8i3GVyvBje1669ZJrbnMQgB/Q7/xr6ig9zLFL2NKg8My",
+	"sgDhvXY0EF208wypqQkYXoMTlFxANe4a+6wxFhsm9vh7LPq1whRs0EnwzHW8hiplK22tvIb3iH26z/on",
+	"BJSnlamJepY2xX5XytQOcRPcaJtboE6KIZuHlC3Mvt+N5X5XSXpJFFA6c7qVlEDV3SHJgF6J6F+YiL9R",
+	"mc3aPAJTZjxRWRPmm75Dxcn7s6jPPg64T1eBfR/sgJ99U6uNG9dp1/ukjkmtxrByDJgw8ZHnbqKQacOq",
+	"hGzf/lBxvcsoYyvQEXYEGiR2D1pXf4ifJyrnSmnHHL8RdQnMsNVsH+aHAFIfWCeWJuE+KwNrlmgrEA1h",
+	"IlGAwEIGDC1EEV5D4uGHBJs+D2b4SBbjzfLY/9h88AQUTyYq7C26zyKjvJWQO0KbI5HkNTGCIsPsZi+k",
+	"wRNWs53IkCKOAGNYMM28mL7bUrBoOo+FoWI2VXqnGzVY7x1righR+Eru7N15v626txX2km5UG4FvrlAN",
+	"H56oLII2BryscF0SCm+l/E7kU1wz4XFN3PPCNJY5P39obOpY35C20cW6uPBE/W7ZMLhfa4TrVDg9wTY6",
+	"oSU1CMgFfHcPM2C6qbub1iut85VGWjmxPhTzwF3arNMS1/UN14lqG7tknwfnbaOYhRfyerZ3LfACvxOK",
+	"OX0Sqkw0ysJEOR296xkUyiJ2MPeJV2TxPV9a6ruL1yTNyIVrJ8rbuNFb1EKpuBA6JKPYLmDloBtjfwqq",
+	"RVnLsGmw9DtuSHeSNLb53RB1fJ32CbImIUDpEfhZPEHoSjBcmrCPKlgT9XsjbXKTbOSL1GgVSMe2iCem",
+	"Zo9IG+Ts0ephUr6oVJwW7snjeh0n0jOttjJUyT8Zlf5o8lgmKlB8/TMW+yDVGamzbQPXDMo2mhl6WfC1",
+	"hM6GBBgzUUSJMFpDg4+QjE8N3yaXL4LpGxcbut6u/ivSWTvt/TmOLJ9L0nizHmzp89knyX26TTYThVqR",
+	"V79bb8LcCzZ5eDuZj9N53WfDUxXWoyjpm5ijvvFuB5BxJ5FHey+8E5KIO+Lk/tXRtT1oKYtqi1FEqUA+",
+	"dWSirpFJ/n7YxUVFNLnBMh7mCFH6aTcnOPVesjiKbcWSA9yY7w3v6fUOXPJq+gxuyhfDLyisySkcLL42",
+	"af4UFXb5lUijnabbQRpXFDHBLf2zj9Dns4JY2+b/BHa/NCw7GadxxsEEKDv5oA8z5MLAGuei47DP8oX2",
+	"oYv2u1t9zlD3QW+cLVqQ0jEnypKUIwo4h50wXzk5OGBT/6JXagYjUGy5F94D28rh20KckKKM0V/Dl8IJ",
+	"Yx8s29o08R5/3B/WZv3V8G4jifpxnhxyhmPwN3nDFGXofgfvZuih144H9CcqvJfXvwwMDnSi/kUQ/TVY",
+	"toAVK6OvSbHB5KlrXnKVC0PVVnfC9PYs7cTwnz/AUfsYG/66XesIcBQ9RBIcLFhVnPUyiOAxUykvG6kZ",
+	"DkTFMZsMh/H+/sHhv0GSwvBg/AkE1T3ekzAyMqCMJz+sfZyMkz+O/jhKHrsblL19c3GVDRF9Pj3UDtZ9",
+	"+v6SvebL64Kza7GQ6PD4vlKkyIHG1MsKsSr1et+J5arkTgzXfFlu7gLyND7NfL93pjwv7oclDjuoTDn8",
+	"BBeJtbofajXkd3Zzg62O7Z2GnypT+kLym1uJV7tnGXhfvzlkgENmkHMrQtIhWWGYdxi/38Y6nt/sWSrY",
+	"uUbHiK7cqnJDsnDmdbHQsCRRDe4g6/GgczkAUOpV13z1C8TT+FDjYFcYqCOJxEefitr8pBRyxCvyXoKF",
+	"6HRcGJG0ep9S4030bTy42LQUtGrNv3OiOYvyzDcyzJtlBE1iex3EvNJaYlEExhO4h6F/CzsQ+l9eXqSb",
+	"1A5diNFrY+NZPZ3ff7j/vwMA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -584,11 +584,15 @@ type EnrichData struct {
 	Verdicts      *VerdictList      `json:"verdicts,omitempty"`
 }
 
-// EnrichResult defines model for EnrichResult.
+// EnrichResult What the tenant's sources said (`data`) and what failed (`errors`): both when some
+// sources or lookups failed and others answered, `errors` alone when every source failed.
 type EnrichResult struct {
 	// Data Entity lists, each present only when non-empty. `/deliberate/observables` returns only `verdicts`.
-	Data   *EnrichData `json:"data,omitempty"`
-	Errors *Errors     `json:"errors,omitempty"`
+	Data *EnrichData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // Error One business error. `type` is always `fatal`.
@@ -625,7 +629,8 @@ type ErrorType string
 // * `unknown`: anything else (an answer that is not what MISP sends, a TLS failure).
 type ErrorCode string
 
-// Errors defines model for Errors.
+// Errors What failed, once each. When a tenant has several sources, the message of a source's
+// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 type Errors = []Error
 
 // ExternalIDs Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
@@ -691,6 +696,9 @@ type HealthResult struct {
 		Feeds  *[]FeedStatus          `json:"feeds,omitempty"`
 		Status HealthResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -870,8 +878,11 @@ type ObservedTime struct {
 
 // ReferResult defines model for ReferResult.
 type ReferResult struct {
-	Data   *[]ReferenceLink `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]ReferenceLink `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // ReferenceLink A link for an analyst, e.g. a MISP search for the observable.
@@ -933,8 +944,11 @@ type RespondActionId string
 
 // RespondResult defines model for RespondResult.
 type RespondResult struct {
-	Data   *[]RespondAction `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]RespondAction `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // SchemaVersion Example: 1.1.5
@@ -1022,6 +1036,9 @@ type TriggerResult struct {
 	Data *struct {
 		Status TriggerResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -1075,7 +1092,10 @@ type VersionResult struct {
 
 // WatchdogResult defines model for WatchdogResult.
 type WatchdogResult struct {
-	Data   *string `json:"data,omitempty"`
+	Data *string `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -1355,9 +1375,11 @@ type ClientInterface interface {
 
 	// DeliberateObservablesWithBody Verdicts for the observables MISP knows.
 	//
-	// Looks each supported observable up in MISP (one search per observable, concurrently) and
-	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-	// types, blank values and values MISP would misread are skipped.
+	// Looks the supported observables up in every source of the tenant (its MISPs, then the
+	// feeds; each source once for all the observables, the sources concurrently) and answers
+	// one verdict per observable a source knows, following the verdict policy over every
+	// source's judgements. Unsupported types, blank values and values MISP would misread are
+	// skipped.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1366,9 +1388,11 @@ type ClientInterface interface {
 
 	// DeliberateObservables Verdicts for the observables MISP knows.
 	//
-	// Looks each supported observable up in MISP (one search per observable, concurrently) and
-	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-	// types, blank values and values MISP would misread are skipped.
+	// Looks the supported observables up in every source of the tenant (its MISPs, then the
+	// feeds; each source once for all the observables, the sources concurrently) and answers
+	// one verdict per observable a source knows, following the verdict policy over every
+	// source's judgements. Unsupported types, blank values and values MISP would misread are
+	// skipped.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1377,8 +1401,9 @@ type ClientInterface interface {
 
 	// Health Check the JWT and that MISP answers with this key.
 	//
-	// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-	// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+	// Verifies the JWT, then makes one cheap authenticated call (`GET /servers/getVersion`) to
+	// each of the tenant's MISPs, at once. With a feed directory as `API_URL`, reports ok once
+	// the feed is loaded. With public feeds
 	// (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
 	// needs no body.
 	//
@@ -1387,9 +1412,12 @@ type ClientInterface interface {
 
 	// ObserveObservablesWithBody Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
-	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-	// judgement and a sighting per (observable, event), one indicator per event, the
-	// relationships between them, and a verdict per observable.
+	// Looks each supported observable up in every source of the tenant (its MISPs, then the
+	// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+	// sighting per (observable, event), one indicator per event, the relationships between
+	// them, and a verdict per observable over every source's judgements. Each judgement and
+	// sighting names its source in `source` and its reason, and links into that source's UI
+	// (`source_uri`, `reason_uri`; none for a feed).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1398,9 +1426,12 @@ type ClientInterface interface {
 
 	// ObserveObservables Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
-	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-	// judgement and a sighting per (observable, event), one indicator per event, the
-	// relationships between them, and a verdict per observable.
+	// Looks each supported observable up in every source of the tenant (its MISPs, then the
+	// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+	// sighting per (observable, event), one indicator per event, the relationships between
+	// them, and a verdict per observable over every source's judgements. Each judgement and
+	// sighting names its source in `source` and its reason, and links into that source's UI
+	// (`source_uri`, `reason_uri`; none for a feed).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1416,7 +1447,8 @@ type ClientInterface interface {
 	// linked to the events found,
 	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 	// a value MISP holds in no event gets no link, and a failed lookup is reported in
-	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+	// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+	// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes any type of body and a specified content type.
@@ -1433,7 +1465,8 @@ type ClientInterface interface {
 	// linked to the events found,
 	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 	// a value MISP holds in no event gets no link, and a failed lookup is reported in
-	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+	// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+	// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes a body of the `application/json` content type.
@@ -1443,8 +1476,9 @@ type ClientInterface interface {
 
 	// RespondObservablesWithBody The response actions available for these observables.
 	//
-	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+	// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+	// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
 	// `/respond/trigger`.
 	//
@@ -1455,8 +1489,9 @@ type ClientInterface interface {
 
 	// RespondObservables The response actions available for these observables.
 	//
-	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+	// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+	// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
 	// `/respond/trigger`.
 	//
@@ -1468,7 +1503,8 @@ type ClientInterface interface {
 	// RespondTriggerWithBody Run one response action.
 	//
 	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
-	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+	// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+	// domain to urlscan.io.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1478,7 +1514,8 @@ type ClientInterface interface {
 	// RespondTrigger Run one response action.
 	//
 	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
-	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+	// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+	// domain to urlscan.io.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1511,9 +1548,11 @@ type ClientInterface interface {
 
 // DeliberateObservablesWithBody Verdicts for the observables MISP knows.
 //
-// Looks each supported observable up in MISP (one search per observable, concurrently) and
-// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-// types, blank values and values MISP would misread are skipped.
+// Looks the supported observables up in every source of the tenant (its MISPs, then the
+// feeds; each source once for all the observables, the sources concurrently) and answers
+// one verdict per observable a source knows, following the verdict policy over every
+// source's judgements. Unsupported types, blank values and values MISP would misread are
+// skipped.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1532,9 +1571,11 @@ func (c *Client) DeliberateObservablesWithBody(ctx context.Context, params *Deli
 
 // DeliberateObservables Verdicts for the observables MISP knows.
 //
-// Looks each supported observable up in MISP (one search per observable, concurrently) and
-// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-// types, blank values and values MISP would misread are skipped.
+// Looks the supported observables up in every source of the tenant (its MISPs, then the
+// feeds; each source once for all the observables, the sources concurrently) and answers
+// one verdict per observable a source knows, following the verdict policy over every
+// source's judgements. Unsupported types, blank values and values MISP would misread are
+// skipped.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1553,8 +1594,9 @@ func (c *Client) DeliberateObservables(ctx context.Context, params *DeliberateOb
 
 // Health Check the JWT and that MISP answers with this key.
 //
-// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+// Verifies the JWT, then makes one cheap authenticated call (`GET /servers/getVersion`) to
+// each of the tenant's MISPs, at once. With a feed directory as `API_URL`, reports ok once
+// the feed is loaded. With public feeds
 // (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
 // needs no body.
 //
@@ -1573,9 +1615,12 @@ func (c *Client) Health(ctx context.Context, params *HealthParams, reqEditors ..
 
 // ObserveObservablesWithBody Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
-// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-// judgement and a sighting per (observable, event), one indicator per event, the
-// relationships between them, and a verdict per observable.
+// Looks each supported observable up in every source of the tenant (its MISPs, then the
+// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+// sighting per (observable, event), one indicator per event, the relationships between
+// them, and a verdict per observable over every source's judgements. Each judgement and
+// sighting names its source in `source` and its reason, and links into that source's UI
+// (`source_uri`, `reason_uri`; none for a feed).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1594,9 +1639,12 @@ func (c *Client) ObserveObservablesWithBody(ctx context.Context, params *Observe
 
 // ObserveObservables Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
-// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-// judgement and a sighting per (observable, event), one indicator per event, the
-// relationships between them, and a verdict per observable.
+// Looks each supported observable up in every source of the tenant (its MISPs, then the
+// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+// sighting per (observable, event), one indicator per event, the relationships between
+// them, and a verdict per observable over every source's judgements. Each judgement and
+// sighting names its source in `source` and its reason, and links into that source's UI
+// (`source_uri`, `reason_uri`; none for a feed).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1622,7 +1670,8 @@ func (c *Client) ObserveObservables(ctx context.Context, params *ObserveObservab
 // linked to the events found,
 // `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 // a value MISP holds in no event gets no link, and a failed lookup is reported in
-// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes any type of body and a specified content type.
@@ -1649,7 +1698,8 @@ func (c *Client) ReferObservablesWithBody(ctx context.Context, params *ReferObse
 // linked to the events found,
 // `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 // a value MISP holds in no event gets no link, and a failed lookup is reported in
-// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes a body of the `application/json` content type.
@@ -1669,8 +1719,9 @@ func (c *Client) ReferObservables(ctx context.Context, params *ReferObservablesP
 
 // RespondObservablesWithBody The response actions available for these observables.
 //
-// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 // when a urlscan.io key is available. XDR shows them and sends the chosen one to
 // `/respond/trigger`.
 //
@@ -1691,8 +1742,9 @@ func (c *Client) RespondObservablesWithBody(ctx context.Context, params *Respond
 
 // RespondObservables The response actions available for these observables.
 //
-// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 // when a urlscan.io key is available. XDR shows them and sends the chosen one to
 // `/respond/trigger`.
 //
@@ -1714,7 +1766,8 @@ func (c *Client) RespondObservables(ctx context.Context, params *RespondObservab
 // RespondTriggerWithBody Run one response action.
 //
 // Runs the action named by `action-id` on one observable: adds a sighting (or a false
-// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+// domain to urlscan.io.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1734,7 +1787,8 @@ func (c *Client) RespondTriggerWithBody(ctx context.Context, params *RespondTrig
 // RespondTrigger Run one response action.
 //
 // Runs the action named by `action-id` on one observable: adds a sighting (or a false
-// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+// domain to urlscan.io.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2315,9 +2369,11 @@ type ClientWithResponsesInterface interface {
 
 	// DeliberateObservablesWithBodyWithResponse Verdicts for the observables MISP knows.
 	//
-	// Looks each supported observable up in MISP (one search per observable, concurrently) and
-	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-	// types, blank values and values MISP would misread are skipped.
+	// Looks the supported observables up in every source of the tenant (its MISPs, then the
+	// feeds; each source once for all the observables, the sources concurrently) and answers
+	// one verdict per observable a source knows, following the verdict policy over every
+	// source's judgements. Unsupported types, blank values and values MISP would misread are
+	// skipped.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2326,9 +2382,11 @@ type ClientWithResponsesInterface interface {
 
 	// DeliberateObservablesWithResponse Verdicts for the observables MISP knows.
 	//
-	// Looks each supported observable up in MISP (one search per observable, concurrently) and
-	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-	// types, blank values and values MISP would misread are skipped.
+	// Looks the supported observables up in every source of the tenant (its MISPs, then the
+	// feeds; each source once for all the observables, the sources concurrently) and answers
+	// one verdict per observable a source knows, following the verdict policy over every
+	// source's judgements. Unsupported types, blank values and values MISP would misread are
+	// skipped.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2337,8 +2395,9 @@ type ClientWithResponsesInterface interface {
 
 	// HealthWithResponse Check the JWT and that MISP answers with this key.
 	//
-	// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-	// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+	// Verifies the JWT, then makes one cheap authenticated call (`GET /servers/getVersion`) to
+	// each of the tenant's MISPs, at once. With a feed directory as `API_URL`, reports ok once
+	// the feed is loaded. With public feeds
 	// (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
 	// needs no body.
 	//
@@ -2349,9 +2408,12 @@ type ClientWithResponsesInterface interface {
 
 	// ObserveObservablesWithBodyWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
-	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-	// judgement and a sighting per (observable, event), one indicator per event, the
-	// relationships between them, and a verdict per observable.
+	// Looks each supported observable up in every source of the tenant (its MISPs, then the
+	// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+	// sighting per (observable, event), one indicator per event, the relationships between
+	// them, and a verdict per observable over every source's judgements. Each judgement and
+	// sighting names its source in `source` and its reason, and links into that source's UI
+	// (`source_uri`, `reason_uri`; none for a feed).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2360,9 +2422,12 @@ type ClientWithResponsesInterface interface {
 
 	// ObserveObservablesWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
-	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-	// judgement and a sighting per (observable, event), one indicator per event, the
-	// relationships between them, and a verdict per observable.
+	// Looks each supported observable up in every source of the tenant (its MISPs, then the
+	// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+	// sighting per (observable, event), one indicator per event, the relationships between
+	// them, and a verdict per observable over every source's judgements. Each judgement and
+	// sighting names its source in `source` and its reason, and links into that source's UI
+	// (`source_uri`, `reason_uri`; none for a feed).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2378,7 +2443,8 @@ type ClientWithResponsesInterface interface {
 	// linked to the events found,
 	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 	// a value MISP holds in no event gets no link, and a failed lookup is reported in
-	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+	// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+	// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -2395,7 +2461,8 @@ type ClientWithResponsesInterface interface {
 	// linked to the events found,
 	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 	// a value MISP holds in no event gets no link, and a failed lookup is reported in
-	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+	// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+	// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -2405,8 +2472,9 @@ type ClientWithResponsesInterface interface {
 
 	// RespondObservablesWithBodyWithResponse The response actions available for these observables.
 	//
-	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+	// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+	// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
 	// `/respond/trigger`.
 	//
@@ -2417,8 +2485,9 @@ type ClientWithResponsesInterface interface {
 
 	// RespondObservablesWithResponse The response actions available for these observables.
 	//
-	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+	// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+	// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
 	// `/respond/trigger`.
 	//
@@ -2430,7 +2499,8 @@ type ClientWithResponsesInterface interface {
 	// RespondTriggerWithBodyWithResponse Run one response action.
 	//
 	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
-	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+	// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+	// domain to urlscan.io.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2440,7 +2510,8 @@ type ClientWithResponsesInterface interface {
 	// RespondTriggerWithResponse Run one response action.
 	//
 	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
-	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+	// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+	// domain to urlscan.io.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3156,9 +3227,11 @@ func (r WatchdogHeadResponse) ContentType() string {
 
 // DeliberateObservablesWithBodyWithResponse Verdicts for the observables MISP knows.
 //
-// Looks each supported observable up in MISP (one search per observable, concurrently) and
-// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-// types, blank values and values MISP would misread are skipped.
+// Looks the supported observables up in every source of the tenant (its MISPs, then the
+// feeds; each source once for all the observables, the sources concurrently) and answers
+// one verdict per observable a source knows, following the verdict policy over every
+// source's judgements. Unsupported types, blank values and values MISP would misread are
+// skipped.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3173,9 +3246,11 @@ func (c *ClientWithResponses) DeliberateObservablesWithBodyWithResponse(ctx cont
 
 // DeliberateObservablesWithResponse Verdicts for the observables MISP knows.
 //
-// Looks each supported observable up in MISP (one search per observable, concurrently) and
-// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-// types, blank values and values MISP would misread are skipped.
+// Looks the supported observables up in every source of the tenant (its MISPs, then the
+// feeds; each source once for all the observables, the sources concurrently) and answers
+// one verdict per observable a source knows, following the verdict policy over every
+// source's judgements. Unsupported types, blank values and values MISP would misread are
+// skipped.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3190,8 +3265,9 @@ func (c *ClientWithResponses) DeliberateObservablesWithResponse(ctx context.Cont
 
 // HealthWithResponse Check the JWT and that MISP answers with this key.
 //
-// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+// Verifies the JWT, then makes one cheap authenticated call (`GET /servers/getVersion`) to
+// each of the tenant's MISPs, at once. With a feed directory as `API_URL`, reports ok once
+// the feed is loaded. With public feeds
 // (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
 // needs no body.
 //
@@ -3208,9 +3284,12 @@ func (c *ClientWithResponses) HealthWithResponse(ctx context.Context, params *He
 
 // ObserveObservablesWithBodyWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
-// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-// judgement and a sighting per (observable, event), one indicator per event, the
-// relationships between them, and a verdict per observable.
+// Looks each supported observable up in every source of the tenant (its MISPs, then the
+// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+// sighting per (observable, event), one indicator per event, the relationships between
+// them, and a verdict per observable over every source's judgements. Each judgement and
+// sighting names its source in `source` and its reason, and links into that source's UI
+// (`source_uri`, `reason_uri`; none for a feed).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3225,9 +3304,12 @@ func (c *ClientWithResponses) ObserveObservablesWithBodyWithResponse(ctx context
 
 // ObserveObservablesWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
-// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-// judgement and a sighting per (observable, event), one indicator per event, the
-// relationships between them, and a verdict per observable.
+// Looks each supported observable up in every source of the tenant (its MISPs, then the
+// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+// sighting per (observable, event), one indicator per event, the relationships between
+// them, and a verdict per observable over every source's judgements. Each judgement and
+// sighting names its source in `source` and its reason, and links into that source's UI
+// (`source_uri`, `reason_uri`; none for a feed).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3249,7 +3331,8 @@ func (c *ClientWithResponses) ObserveObservablesWithResponse(ctx context.Context
 // linked to the events found,
 // `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 // a value MISP holds in no event gets no link, and a failed lookup is reported in
-// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -3272,7 +3355,8 @@ func (c *ClientWithResponses) ReferObservablesWithBodyWithResponse(ctx context.C
 // linked to the events found,
 // `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 // a value MISP holds in no event gets no link, and a failed lookup is reported in
-// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -3288,8 +3372,9 @@ func (c *ClientWithResponses) ReferObservablesWithResponse(ctx context.Context, 
 
 // RespondObservablesWithBodyWithResponse The response actions available for these observables.
 //
-// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 // when a urlscan.io key is available. XDR shows them and sends the chosen one to
 // `/respond/trigger`.
 //
@@ -3306,8 +3391,9 @@ func (c *ClientWithResponses) RespondObservablesWithBodyWithResponse(ctx context
 
 // RespondObservablesWithResponse The response actions available for these observables.
 //
-// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 // when a urlscan.io key is available. XDR shows them and sends the chosen one to
 // `/respond/trigger`.
 //
@@ -3325,7 +3411,8 @@ func (c *ClientWithResponses) RespondObservablesWithResponse(ctx context.Context
 // RespondTriggerWithBodyWithResponse Run one response action.
 //
 // Runs the action named by `action-id` on one observable: adds a sighting (or a false
-// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+// domain to urlscan.io.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3341,7 +3428,8 @@ func (c *ClientWithResponses) RespondTriggerWithBodyWithResponse(ctx context.Con
 // RespondTriggerWithResponse Run one response action.
 //
 // Runs the action named by `action-id` on one observable: adds a sighting (or a false
-// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+// domain to urlscan.io.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
