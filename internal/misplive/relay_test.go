@@ -209,6 +209,7 @@ func TestRealMISP(t *testing.T) {
 	// Cost before faults: the faults trip the relay's circuit breaker for a while.
 	t.Run("what MISP costs", func(t *testing.T) { measureCost(t, api, r, p, token, obs) })
 	t.Run("faults", func(t *testing.T) { testFaults(t, bin, r, p, mispURL, key, s.readOnlyKey) })
+	t.Run("sources: the MISP and a feed, one failing", func(t *testing.T) { testSources(t, bin, p, mispURL, key) })
 }
 
 // verdictsOf returns each observable's verdict and the reason of the judgement it points at.
