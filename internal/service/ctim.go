@@ -121,6 +121,9 @@ type mapper struct {
 	// warninglists/checkValue answer for this request's values (nil: none).
 	lists   Warninglists
 	checked map[string][]intel.WarninglistHit
+	// listedBy names, for a tenant of several sources, the MISP whose warninglists hold each
+	// value of checked (nil otherwise).
+	listedBy map[string]string
 }
 
 func newMapper(now time.Time, uiURL string) mapper {
@@ -331,7 +334,7 @@ func (m mapper) listedOnly(b *bundle, o observable, hits []intel.WarninglistHit)
 	}
 	source := relayListsSource
 	if jd.ByMISP {
-		source = ctimSource
+		source = cmp.Or(m.listedBy[o.Value], ctimSource)
 	}
 	disp, name := dispositionOf(jd.Disposition)
 	j := gen.Judgement{

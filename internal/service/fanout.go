@@ -124,23 +124,27 @@ func mergeAnswers(t *tenant, answers []answer, i int) (m merged, errs []error) {
 	return m, errs
 }
 
-// mergeChecked puts the sources' MISP warninglist answers together, each hit once.
-func mergeChecked(answers []answer) map[string][]intel.WarninglistHit {
-	var out map[string][]intel.WarninglistHit
+// mergeChecked puts the sources' MISP warninglist answers together, each hit once, and, for a
+// tenant of several sources, names for each value the first MISP whose lists hold it: the
+// source of a judgement its lists alone decide.
+func mergeChecked(t *tenant, answers []answer) (checked map[string][]intel.WarninglistHit, by map[string]string) {
 	for _, a := range answers {
 		for v, hits := range a.checked {
-			if out == nil {
-				if len(answers) == 1 {
-					return a.checked
+			if checked == nil {
+				if len(answers) == 1 && !t.multi() {
+					return a.checked, nil
 				}
-				out = map[string][]intel.WarninglistHit{}
+				checked, by = map[string][]intel.WarninglistHit{}, map[string]string{}
+			}
+			if _, ok := by[v]; !ok && len(hits) > 0 {
+				by[v] = t.sources[a.at].Name
 			}
 			for _, h := range hits {
-				if !slices.Contains(out[v], h) {
-					out[v] = append(out[v], h)
+				if !slices.Contains(checked[v], h) {
+					checked[v] = append(checked[v], h)
 				}
 			}
 		}
 	}
-	return out
+	return checked, by
 }

@@ -277,3 +277,41 @@ func TestHealthLeavesFeedsOut(t *testing.T) {
 	}
 	h.noKeys()
 }
+
+// TestListedOnlyNamesTheMISP: a value no event holds but one MISP's warninglists hold gets its
+// Common judgement from that MISP by name, not from "MISP" in general.
+func TestListedOnlyNamesTheMISP(t *testing.T) {
+	h := newHarness(t, allEvents())
+	one := misptest.New(t, keyOne, eventLow)
+	two := misptest.New(t, keyTwo, eventHigh)
+	two.Warninglist("List of known IPv4 public DNS resolvers", "8.8.8.0/24")
+	h.serveSources(mispSource(t, "MISP one.example", one.URL, keyOne), mispSource(t, "MISP two.example", two.URL, keyTwo))
+	_, got := h.post("/observe/observables", `[{"type":"ip","value":"8.8.8.8"}]`)
+	judgements := entities(got, "judgements")
+	if len(judgements) != 1 || judgements[0]["source"] != "MISP two.example" || judgements[0]["disposition_name"] != "Common" {
+		t.Errorf("judgements %v, want one Common from MISP two.example", judgements)
+	}
+}
+
+// TestRelationsNameTheirSource: a sighting's relations say which source related the two
+// observables (origin), as the sighting does.
+func TestRelationsNameTheirSource(t *testing.T) {
+	h := newHarness(t, allEvents())
+	one := misptest.New(t, keyOne, eventLow)
+	two := misptest.New(t, keyTwo, eventHigh) // evil.example|203.0.113.5, a domain|ip
+	h.serveSources(mispSource(t, "MISP one.example", one.URL, keyOne), mispSource(t, "MISP two.example", two.URL, keyTwo))
+	_, got := h.post("/observe/observables", `[{"type":"ip","value":"203.0.113.5"}]`)
+	found := 0
+	for _, sg := range entities(got, "sightings") {
+		rels, _ := sg["relations"].([]any)
+		for _, r := range rels {
+			found++
+			if origin := r.(map[string]any)["origin"]; origin != sg["source"] || origin != "MISP two.example" {
+				t.Errorf("relation %v of a sighting from %v", r, sg["source"])
+			}
+		}
+	}
+	if found == 0 {
+		t.Errorf("no relation in %v", entities(got, "sightings"))
+	}
+}

@@ -325,7 +325,8 @@ func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe 
 	// One warninglist check per MISP source, for all the values, while the searches run.
 	answers := s.askAll(ctx, t, obs, t.limit, true, nil)
 	m := newMapper(s.cfg.Now(), "")
-	m.policy, m.lists, m.checked = &s.cfg.Policy, s.cfg.Warninglists, mergeChecked(answers)
+	m.policy, m.lists = &s.cfg.Policy, s.cfg.Warninglists
+	m.checked, m.listedBy = mergeChecked(t, answers)
 	m.sources = t.sources
 	answered := false
 	for _, a := range answers {
