@@ -4,7 +4,9 @@
 //
 // Entries are keyed by (MISP base URL, SHA-256 of the API key, attribute types, value, limit):
 // two tenants with different keys never share an entry, because MISP filters what a key may
-// see. Errors are never cached. Concurrent identical lookups share one upstream call.
+// see. Errors are never cached. Concurrent identical lookups share one upstream call, and the
+// queries of one Lookup that the cache lacks go to the wrapped backend in one Lookup (one
+// restSearch for a MISP), each still cached apart.
 //
 // A relay run as many instances (Lambda, replicas) can add a second level shared by all of
 // them (Shared, over a Store such as Redis): on a miss of the in-process cache, one lookup
