@@ -270,7 +270,6 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 			Secret: cfg.secret, JWKSHosts: cfg.jwksHosts, Audience: cfg.audience, UserAgent: userAgent, Log: log,
 		}),
 		UIURL:          cfg.uiURL,
-		BackendForHost: pool.get,
 		URLScanKey:     cfg.urlscanKey,
 		EntitiesLimit:  cfg.entitiesLimit,
 		MaxBodyBytes:   cfg.maxBodyBytes,
@@ -319,9 +318,6 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	if len(feeds) > 0 {
 		sc.FeedStates = func() []service.FeedState { return feedStates(feeds) }
 	}
-	for _, f := range feeds {
-		sc.TileFeeds = append(sc.TileFeeds, f) // the dashboard tiles add them to each tenant's MISP
-	}
 	var own intel.Source
 	var ownBase string
 	switch dir, isFeed := feedDir(cfg.apiURL); {
@@ -364,6 +360,8 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		return nil, fmt.Errorf("URLSCAN_API_URL / URLSCAN_VISIBILITY: %w", err)
 	}
 	sc.Scanner = scanner
+	a := &App{Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers, own: own, ownBase: ownBase, feeds: feeds}
+	sc.Sources = a.Sources
 	svc, err := service.New(sc)
 	if err != nil {
 		return nil, err
@@ -372,10 +370,8 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{
-		Handler: h, Metrics: m.Handler(), Log: log, cfg: cfg, timeouts: tm, pool: pool, closers: closers,
-		own: own, ownBase: ownBase, feeds: feeds,
-	}, nil
+	a.Handler = h
+	return a, nil
 }
 
 // warmTimeout bounds the start-up's wait for Redis.

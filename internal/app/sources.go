@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -81,6 +80,8 @@ func feedStates(feeds []*feed.Source) []service.FeedState {
 //
 // Each MISP is the pool's client for its base URL, whose caches (in-process and Redis) are
 // keyed by that base URL and the key: one source's entries are never served for another.
+// It is service.Config.Sources: the service calls it once per request, where the token is
+// checked, and asks the sources concurrently.
 func (a *App) Sources(c auth.Claims) ([]intel.Source, error) {
 	var out []intel.Source
 	seen := map[string]string{} // base URL → the claim naming it
@@ -123,4 +124,4 @@ func (a *App) Sources(c auth.Claims) ([]intel.Source, error) {
 }
 
 // errNoSources is an HS256 token naming no MISP on a relay with neither API_URL nor FEEDS.
-var errNoSources = errors.New("the relay has nothing to ask: set API_URL to your MISP base URL (or a MISP feed directory), or FEEDS to public MISP feeds")
+var errNoSources = service.ConfigError("The relay has nothing to ask: set API_URL to your MISP base URL (or a MISP feed directory), or FEEDS to public MISP feeds.")

@@ -4,7 +4,9 @@
 //
 // Entries are keyed by (MISP base URL, SHA-256 of the API key, attribute types, value, limit):
 // two tenants with different keys never share an entry, because MISP filters what a key may
-// see. Errors are never cached. Concurrent identical lookups share one upstream call.
+// see. Errors are never cached. Concurrent identical lookups share one upstream call, and the
+// queries of one Lookup that the cache lacks go to the wrapped backend in one Lookup (one
+// restSearch for a MISP), each still cached apart.
 //
 // A relay run as many instances (Lambda, replicas) can add a second level shared by all of
 // them (Shared, over a Store such as Redis): on a miss of the in-process cache, one lookup
@@ -16,6 +18,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -205,6 +208,13 @@ func (c *Cache) Lookup(ctx context.Context, key string, qs []intel.Query) []inte
 // the wrapped backend, all of the backend's in one Lookup.
 func (c *Cache) ask(ctx context.Context, key string, qs []intel.Query, led []int, keys []string, calls []*call) {
 	defer func() {
+		// This runs in a goroutine of its own: a panic in the backend would end the process.
+		// Every waiting lookup gets it as an error instead (never cached).
+		if v := recover(); v != nil {
+			for _, cl := range calls {
+				cl.events, cl.err = nil, fmt.Errorf("lookup panicked: %v", v)
+			}
+		}
 		c.mu.Lock()
 		for j, i := range led {
 			delete(c.inflight, keys[i])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -287,5 +288,27 @@ func TestSightingsPassThrough(t *testing.T) {
 	}
 	if n := f.sightings.Load(); n != 2 {
 		t.Errorf("%d sightings reached MISP, want 2", n)
+	}
+}
+
+// TestPanicInTheBackendIsAnError: the backend is asked in a goroutine of the cache's own, where
+// a panic would end the process; every lookup waiting for it gets an error instead, not cached.
+func TestPanicInTheBackendIsAnError(t *testing.T) {
+	var calls atomic.Int64
+	b := &inteltest.Backend{SearchFn: func(context.Context, string, intel.Query) ([]intel.Event, error) {
+		if calls.Add(1) == 1 {
+			panic("boom")
+		}
+		return []intel.Event{{UUID: "e"}}, nil
+	}}
+	c := cache.New(b, cache.Config{BaseURL: "https://misp.example", TTL: time.Minute})
+	r := c.Lookup(context.Background(), "k", []intel.Query{{Value: "a"}, {Value: "b"}})
+	for i, res := range r {
+		if res.Err == nil || !strings.Contains(res.Err.Error(), "panicked") {
+			t.Errorf("query %d: %+v, want the panic as an error", i, res)
+		}
+	}
+	if r := c.Lookup(context.Background(), "k", []intel.Query{{Value: "a"}})[0]; r.Err != nil || len(r.Events) != 1 {
+		t.Errorf("after the panic: %+v, want the backend asked again (errors are not cached)", r)
 	}
 }

@@ -720,11 +720,15 @@ type EnrichData struct {
 	Verdicts      *VerdictList      `json:"verdicts,omitempty"`
 }
 
-// EnrichResult defines model for EnrichResult.
+// EnrichResult What the tenant's sources said (`data`) and what failed (`errors`): both when some
+// sources or lookups failed and others answered, `errors` alone when every source failed.
 type EnrichResult struct {
 	// Data Entity lists, each present only when non-empty. `/deliberate/observables` returns only `verdicts`.
-	Data   *EnrichData `json:"data,omitempty"`
-	Errors *Errors     `json:"errors,omitempty"`
+	Data *EnrichData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // Error One business error. `type` is always `fatal`.
@@ -761,7 +765,8 @@ type ErrorType string
 // * `unknown`: anything else (an answer that is not what MISP sends, a TLS failure).
 type ErrorCode string
 
-// Errors defines model for Errors.
+// Errors What failed, once each. When a tenant has several sources, the message of a source's
+// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 type Errors = []Error
 
 // ExternalIDs Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
@@ -827,6 +832,9 @@ type HealthResult struct {
 		Feeds  *[]FeedStatus          `json:"feeds,omitempty"`
 		Status HealthResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -944,7 +952,11 @@ type ObservableInput struct {
 	// Example: ip
 	Type ObservableTypeInput `json:"type"`
 
-	// Value The observable's value; surrounding whitespace is trimmed before use.
+	// Value The observable's value; surrounding whitespace is trimmed before use. A value longer than
+	// 4096 characters is accepted and skipped, as an unsupported type is (no lookup, no link,
+	// no action), so that one such value does not fail the request's other observables; the
+	// request body as a whole is bounded by the relay's `MAX_BODY_BYTES`.
+	//
 	//
 	// Example: 198.51.100.7
 	Value ObservableValueInput `json:"value"`
@@ -959,7 +971,10 @@ type ObservableList = []ObservableInput
 // Example: ip
 type ObservableTypeInput = string
 
-// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use.
+// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use. A value longer than
+// 4096 characters is accepted and skipped, as an unsupported type is (no lookup, no link,
+// no action), so that one such value does not fail the request's other observables; the
+// request body as a whole is bounded by the relay's `MAX_BODY_BYTES`.
 //
 // Example: 198.51.100.7
 type ObservableValueInput = string
@@ -999,8 +1014,11 @@ type ObservedTime struct {
 
 // ReferResult defines model for ReferResult.
 type ReferResult struct {
-	Data   *[]ReferenceLink `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]ReferenceLink `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // ReferenceLink A link for an analyst, e.g. a MISP search for the observable.
@@ -1062,8 +1080,11 @@ type RespondActionId string
 
 // RespondResult defines model for RespondResult.
 type RespondResult struct {
-	Data   *[]RespondAction `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]RespondAction `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // SchemaVersion Example: 1.1.5
@@ -1207,8 +1228,11 @@ type TileDataResult struct {
 	// now, a few minutes). `data` takes the shape of the tile's type: `metric_group` a list
 	// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
 	// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
-	Data   *TileData `json:"data,omitempty"`
-	Errors *Errors   `json:"errors,omitempty"`
+	Data *TileData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // TileDefinition A dashboard tile, as Cisco's relays define one.
@@ -1266,8 +1290,11 @@ type TileRequest struct {
 // TileResult defines model for TileResult.
 type TileResult struct {
 	// Data A dashboard tile, as Cisco's relays define one.
-	Data   *TileDefinition `json:"data,omitempty"`
-	Errors *Errors         `json:"errors,omitempty"`
+	Data *TileDefinition `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // TileTimeRange defines model for TileTimeRange.
@@ -1278,8 +1305,11 @@ type TileTimeRange struct {
 
 // TilesResult defines model for TilesResult.
 type TilesResult struct {
-	Data   *[]TileDefinition `json:"data,omitempty"`
-	Errors *Errors           `json:"errors,omitempty"`
+	Data *[]TileDefinition `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // TriggerRequest The `query-params` of the chosen action plus its `action-id`. Other keys are allowed and ignored.
@@ -1294,10 +1324,8 @@ type TriggerRequest struct {
 	// Example: ip
 	ObservableType ObservableTypeInput `json:"observable_type"`
 
-	// ObservableValue The observable's value; surrounding whitespace is trimmed before use.
-	//
-	// Example: 198.51.100.7
-	ObservableValue      ObservableValueInput   `json:"observable_value"`
+	// ObservableValue The observable's value, as the action's `query-params` gave it; surrounding whitespace is trimmed before use.
+	ObservableValue      string                 `json:"observable_value"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -1306,6 +1334,9 @@ type TriggerResult struct {
 	Data *struct {
 		Status TriggerResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -1359,7 +1390,10 @@ type VersionResult struct {
 
 // WatchdogResult defines model for WatchdogResult.
 type WatchdogResult struct {
-	Data   *string `json:"data,omitempty"`
+	Data *string `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -3002,172 +3036,187 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L19c9s2tjD+VTD87UzklpLl1M7uyn/ccRP31t00yThOu79b5RFhEpawpgBeALSj7fq7P3POAUhQomw5",
-	"L9t255nJxCKJd5z3c3Dwa5LrZaWVUM4mk1+Tihu+FE4YfPpe8NItni9Efg2PhbC5kZWTWiWT5DRfaFGw",
-	"S55fM25ZVnDHs2N2K91C145Jx9xCMK7srTBMWsZZtsD2WA4NsisuS1FkTBijzShJEwmtLgQvhEnSRPGl",
-	"SCZ+CEMaQ5rYfCGWHAYjPvBlVUIRXsobkaSJW1XwaJ2Rap7c3d2liRH/WwvrvtWFFDij15dWmBt+WdJj",
-	"rpUTysFPXlWlzDlMbv8fFmb4a9Tbn4y4SibJ/7ffLtc+fbX7bZsvpXVtx9KIIpk4Uwt6YyutLPX7o3AL",
-	"XbzS7qQs9a0odhhLM18oWYhkcjg+SpOlsJbPYdoXC8GW2CwsttKOcWqbXWmDW+EXQxTs3fnLUXKX7ji/",
-	"7y8u3pzCJtHUulDws9FqHjqGnji7VvpWsYq7BRuIG2FWTKii0lI5GFn25vXbi4xd1o5l+7fc5YtCz7OU",
-	"3S5kvsAC/316kTGuCpZ9f3ryItvDob7S7jtdq49cqcP1leqsBbvltGJX0APTCpcLNlWYETu7YitdM6Gc",
-	"MKLAT1BnyVXNy3LFqlJwKzxQr3RtmK1EWUo1x0k4s2J8zqX6XCv+TsULDMOBX5bpK+YW0rJC5/VSKMe4",
-	"ETharcoV00pYWMlmDAiHz7W6koVQOa6WUPUymfySnKkrnaTJS32bpMmPopD1MkmT7+V8kcBGKJGkYRTJ",
-	"+w28S5MX0lbaShrvOtk4YM9LwVXKnrIfeSlzqWubsm/Y29pW4emQPdfLpVYpO2K+IyAQfnwH6dP0m/Qw",
-	"PWr7lsqJOZKND0MoNbzhBgiIhelEw8Guk84Im0F0X7fD6b6ngXXfNWvRnfsrvuwsa+g87rHTTdP2fYt7",
-	"qozMFy+4QyjiRYF98fKN0ZUwDuncFS+tWIebU+WkW7FSWmdTJni+YJURFiAFIeR2IRRTWg3FsnKrEcv2",
-	"C1HKS2G4E/u6pZsZM8LVRlmqlt0IU8jc2Qy2qIpG8WsiVQHIqY19COLPQkkioWnyj7qYi2VgS/dV/SGU",
-	"DFWNKJEg2IWsHqx9HhUODVg5Xzip5g9WfusLhophKR6q9xOV8+yi2WR9+Q+Ru3aTz4WtS/fgNnfXvPCQ",
-	"cV//EQzdpQky4AfHfEql+ocL3x4Jjq+VYJe1lUpY62UAlkHLGQoL5S1fWZZdccfLHsgiwr7DiJ9DwbuI",
-	"/K/ToxMGKAAkkHHFuOLlyjqmDYPuACJZDu9zwJIRewUMjS10WVjGmRW5EW6U9KApvWiRHyfSg9AdWeEX",
-	"+prS9NpBv9+25s910TOlr1jGa7fQRv4TYZuWN5sgN/jh5wvmBYKTTiGSvGDxb5GnD3zvzDpunGVZtziJ",
-	"bxOW7Y2m6iuWSXXDS1kwbubIfnx3l7pY+bIMC1DtjcbPfPUf3r5+xSq+KjUvmBG5kDeiGLFsL4VRc8Vq",
-	"z/54Dg1R35UwS2ktNFwIJUWRTdiPZ2/fQJXalDbnaiQ1M+Kqtp6FX4sVGxyOD/YPx9/4GTQSQH9tkmRF",
-	"wQ7Hh2xA7P7kzdns3flL34DTGsSCVZAu7JZhcCeGpVxK58cCBAtG8/SvzVo6YRQvm43racWv6eBoPPa1",
-	"gELLXLBa8RsuSyDW/VVRSLhVKXNyKQoG0ro2ndXJtVIip506Gj/dPxp/s380Ptw7ZtpEQ5YWUHjFBtmP",
-	"J3+fnb2afffy7L+/v8jSUMwJxZV7Ylm3wOzN6fns4vTVyauLAD6XvAjLlk22bZqtL8M+Dw6befdpFZNY",
-	"uGx0kizWJjKq7eEpmzCuVm4BYpsorWADrvyWM7fgLgjVt/Ab19QKVdiUcXbx8i12WxsBI2oFlaQHC1HP",
-	"6WJKkiYbAJykSQOOSZpsQBY2EwNJkiY9+5+kSbSwSZr0rFWSJvV98kbDHaQTy93YBBJcqc6owkHTKjeG",
-	"r7DRDzT2sxd2k3ydFUI5eSWF8UKtYFbXJgeoy7Up7DEJugSDc3kjLBbCXRE3Qjn27t3ZixRekijPnTPy",
-	"snYCP6CuGeay5B9eCjV3i2TydHz4Fxx3eHGwla5vzuRcXAkTBOlHsMEThpoRQJnenCobPL84+5FtdLK3",
-	"yRE7zXbmdTQej3tmInyjM4lK1cb3BbcL0d34B1eDBj9TXvJ97OLWpnwIvt6dn20wzbjXXla5vnyPAOf1",
-	"qn2z/k6I4q3jrraP3PyfF8IIppVgVX1ZypxA+EqIAviiKuyI/bxYMU6vAF0tk5ZJ1dLgJ5aVer4JDogH",
-	"Pch1iu9JuS2g2lIquQRyNd7QpmBDr2VViWJrOx4/YXxPLJAoeSWsQ0pJXbBBrYzgBVAjlKpAfuIs59Xe",
-	"Dr3jxm52ftF2CZvOuPWk2iI5YNLBGmVUHaXH1lrULnEuTV72yW7WcdfTawYyiVTzjNXKyZImLo11DD4w",
-	"YAdsUGp9XVdhPOzK6CUWpP3AkrC7wL/NXjpVGb3JmAYJFEqWPLRITNkIu2C2znMhClGkIBPLEoeBGpt0",
-	"rJAFrvggVJ+qudYFA1UgZfIKOFsKgGOdLEu/MWusys8tSRMaUJImvp9erlBXBXd9cPFzoLnQeYABnFK+",
-	"4GouimPGL1HpvBRX2ohoFWmJYLeutFlyl0xAmRFDkFL6tumGl3UP7UtOGmpPJZhUhfjwMLT3UpUkgEMa",
-	"UKrpuI/UtJabx1GCb0FM1leMk3RZRzaePYCDw/ERG9xGtrY9D2HbVSO/s2D8OhzvaiuB8TemNprOhq3y",
-	"fVedul+h2UGTIaHsk5TdR1QB1Lf9JGWdCFs2yL47PX3xNttjZMhs5NmA5rlWMGx2KawsBJPOYvWUSTVV",
-	"2hTCpGgFvEVKj0YXouwNGtwuRETO2QJNkUqM2AlRKY+YTJup8hjJCi28wZJ7OhTLdRPWR4RuvRBL6E3I",
-	"vxMLjLgbbDz/EMS6Zz38v+GCga7o64eVXl+rDzY+3TZx9qJP50exShbH0crfGumEZc5wZSXsjEQAaJ4n",
-	"03o8/iaHDvCXGNKLupYFvciIpa0LPRV3Thjo9/8M2tZGX/9r4Vxl/2uyvz/6ej93ku//wof/fP/LEP7/",
-	"uvMw/GU8/CsfXg3f//rNs7u9P/WRw8aE9hGGmEqYWHweiKV0oJ0iU4KPwXux10dvYhvyfdsUWZvXrdqP",
-	"FFh3lttAwYirmo4I+CjJDxuSxUP1zl5Aucroos6FWZvZwfjp4YNSMLU0uxHG+rW51waJf3/yhaE6kCrp",
-	"Vg9WDOWgzkIbN9u+IwTImyNt5LNdy85qI3cS8dPE8XlXTt9YxwfVEZAcrOPLCgn/TkKFk64UO/ZWVg9N",
-	"5eLlmz5jYGMX75Wt0DowwwE+ZEeGkhdQcJ2kyiJMbgOeOh1EkNpHfrtm+ccx2lzX5KNrZK6DPhm/0Pnu",
-	"6lgzngcsDBtCSI1mFuyrb56ND+Ejaeeg9Y+kESHdY7cLbQVbgiVKFK0dwqIJmXHFGlBgA2Do4FKZKnRw",
-	"fnATVkp1bVOW6yUMDq1NFhWZJ5ZdyVKg+rOXrqkZTywrRC6tvGm6nqqmb1arQpiOBlnpUuYrNrjlRkk1",
-	"9y4iQMCUNc6QFBrlKzCrGMEdK8WNKNOpOnvxll2VfJ4yZ2p0qWoz50pa8qvsHbPMCG61ypgFmz4KIjA+",
-	"UISkS9E61zXTPLFT5ec8YrDGS22EL6g0TTL13mYUxplWjLNo+GSzC2UZepPsVA2CTki2IT8e2CKoNGEZ",
-	"7B2ZL7OltNXQiwbRumSRP51WT98qr0x9JsbYdZ/eVzH2tHZrNjaYHaujs/IPxmRbpNs9RIOYs9SBQy75",
-	"B0+cQOa43xxBYLwbc6Cyj2B3vwXX386+HxJRHs3MP4ITfzR7bXzHvw17jcCyi8w9CBoBYxoTjGhD1/i1",
-	"37R7udjvhFs34/nM3Pp1B+8fZWxHva/doBEDvR86YDc655d1yQ26tbDcwehgdPDNE8vyUltQxaV1rCpr",
-	"yzK74EcHT7N0qihuKXJI2LqqtHHgwwav03zRNvah1dyxLen6+MY6OPNlNYPVrZ0ws3mNsJdD8SuQHAR8",
-	"W7bwFH+R1tbCrL20wkhewktpcz1byqL5XeczfCoEOJLgh15yCSMUSy7L8HfmrTmyaN7YmnYnTUAsCWPB",
-	"32DDStJkoa3zr+VSSPxj8U+F/908Q905n/GiMMJaeCqO4H87W/J8IZWgwS1rJz4kaaLmV7f0Bn/5tnWh",
-	"7EyiB8mt1p9nJb8UMA1tLqXj5UzpwrdaXct2ZSqjc2FtaNOIubTOrGbXYhU/rn/2M7UHMz4XylHD1OhM",
-	"1ctL3Aq74Af05+nRM/pxdPAUftzmM1p4quiMUMVsKXOj6QV4R9KktsL4P9TNNiJXr1P2w/Ffnz1A2fuj",
-	"Eaix+zHxTFX1Y6XnExWhIuOW/f3FOblVATPYt9ot2JUUGGthRBubxGi4lg1uF9IJW/FcDDEYCUdqp6ri",
-	"1sbhBmCCgya8O4OV3Amzd8yUZtothMFwAAw7QRPniF2sKu9VJKQOeDtVHr2xOTlX2ojiPiTeTSqB7mgF",
-	"473bre5PUNxX/vj9CyxjTb9pvlvmNNoVWV2N2IlitBNExvxaj9iJY0ttHTsYj8fscsUKccXr0nsmgrwM",
-	"oQCvv317ev7TybcvT9/ujXa1RK5DW9ccGRuNGgtA3xIDkKrV66tk8ssDshJttSi6rSR36YbV+/2DrAa5",
-	"DPEbAilYTMvqCqEs29JXhoGbx+DBIUidKmiHDVpUgbiACcuAIGQpyyISmqVsNBrtIWDnuahANwNM6IBt",
-	"6xlDQhxLtk8fEATBgzDXww3i0wubvRb3dnmeWELeY2ZrY8D9AIbuFr9hEs7IJQSseM9RbUXXtXfw17+M",
-	"jg5GB+Px6M9J+kjSF4YtihAS+EhqBvv9xLL1ViaNH9K7bkN4IsvCLwpQ8c+iyFKMp9dGzqXKpopbK4yz",
-	"Mex4W3V2Lqwub0Qxu9AZG3BG/Jppw4Ddeuco7LizzAMFOh2/A8YMKt/s9RVWbIwJWJyDG2LROHdlKfbw",
-	"fXZOI/TdBZhkFZeG6aup0sqHYRCJeWIjk8fecTvjmVRXOsMOo9iNpixJZNr4ZqYqkA9ct1xDLTB59BFe",
-	"WrY+x6RmfiVZp7kBKf3rtvudTLXU2SP0IL/Fj9NXTQSQvTCnK6FYWyeA3sWaXDvowEvKumCQdraXSEcX",
-	"v6LaH7FWnb3fjlvO1Buo9Z0RYghaIyuE47K0PX4btNfMKIA0mG9mBD9ZFKHZ8r5W+911J9a4q4e0aH/S",
-	"1mkcNno71xWkWj5OTRPKK4I7q9EYYPmoOpveudBA32TQdPNJztudeH9jIXop1XWfrf/TPYXdLh6rWYKp",
-	"lkySTRRxysRoPmI8xAtyky8a62GkhG5aDrkTc23kY8Ov1h049yMkmdla9DbiaohGTxrpUFbDdY56f4Ot",
-	"72SnMK8GFoF8pg+6kHpNMNhjd+JBUYoWsR9u28D/R242wAeGf3vTOBtk4edQX2UYsMFZY4Vig0yU+Iu+",
-	"Oo38uLH8b+7/rgbQ+KTDLGgcaxI8sIaWB3RCJwPljAdPfD4a7yj54g7Lx3sRsfldVugjvI5mLtzuHawb",
-	"a+ItSd7vBsRb7Iibu9uZf2esD0H478Qi2EG6z2sUPMcIheIk/wjR/aSJb/DHCtASseQQknUlTCDrLck+",
-	"Ztn/1sKshnhe1mYok9JRWKlYtk/NFfvOyPlcmOw3JvEeNpG486IYBoRP0vYdLsyQrNN4nNbH4A/hv14b",
-	"U7wCj4StdiW3kS0lgvqxXTUma8/okVprx3E0+zyGsvX59HTRB7O7MczdGV8EVGvbcw/G/Dtktxg1v4js",
-	"1mUqHbEGDO9HSScMazq9/Xo6HUV/eiOq3kY+tY85G5smz410Mu89+JUm4fTgZ445SBmG5rYxAZvRBykK",
-	"IFGzUzWXNyDJuIWQhnk4WtEBZnxFR1nskygWAdpoNHqbRUdjMGyBOU2KeztOsgOSzWDByyuKeMWtttJF",
-	"AQApawu2w4bi0tmpon3fO8bxab8eG9OksdBZvSaKgemrNuIApgp8hZbMThW0RyzWfk6P/iYr7fUv/0dH",
-	"xIXjShGXu9Qaj0R3KPLuwkTXSLJOU7RXsnfy9HY08liw3uRM3+vbGMgJRnXXTo4ytlbimPHGIP5IK3dk",
-	"hlwzc29O9f8FDJ79nqP9Gmnr09SBLkCvRQsQhenj8p0z6r+9BhCG85ml/22umge8DmhotrFO3HhlpCI0",
-	"H2DQPl/C0QvEFF6uWavJJWPTlpFZJlVe1oUo9iZ0oLcC8yo4ueFkqqyG1uT0ZlhY539Zk/8LJtF+aB7J",
-	"rv8vWWXYHD3Ch+BVzybx27Z4XCT6TQ1jW7Upswn9SeGPhD9A2+jzsjiCF+C19n+fHj3L0iYCgk55o7sA",
-	"LQfgLMAeKDgePvjgeHAYFOCfKm+5EUOKY6RoOuxlD/vDcIJsEn6k/kdYMHrwa0b677ApebvQ0g69O56r",
-	"8AXbbcISsgk9hCXZPuB0Y7CdE1Nx3EITJxFFOZAVimIYtjr9Q1xFM7zkfZ+XDc/pRICMZ3XO3twcsjZa",
-	"4uzNzbPokYbE/GAadxCIp+cvQXZ9cYTblqTJ2+9Phgfxw9OjZ/Hj0cHT8IjjjXpp/EbJ+2ac8XmiBi/P",
-	"3iRp/HTzLH5+EdavefN9u5DNOxp48/jji6P48e33Jwdrz7TY8Rta9ebNqV/+5gV4RDAUEg45AT3vmHaA",
-	"PHMfxzE3QsCI0UXZK99fyFJ8yz8uL0Z+LRxJx5BfBXWI2SU3s3zBjcuOWYZKJboU6WD8EkrT275MLBC5",
-	"0ksLqasnlhIxpOydkh/YUpaltCLXcAQ1Po8nlXt2mPQxAYqs6bNgtBr2vcJve5qv4SOPYFV+fg/o/TsN",
-	"ZY31UMzPPTr8fXyLKoeoI2rk3vODADMfkdsHgMZJHxY+r42w4aBtJYzUkECjIz40gEOf2aBRFhEMGkWL",
-	"DmYudG2YNuzdxXNW8BVzmil9u5eyrI1MzNhC37JSkw7ZjAKDbrBfSoJFPU2V0rcpnmu+ZUup0D088ink",
-	"mOPX3itsF7xq7EB+frBkE5YthTMyn82NrquMcQxEmSrAAVjCH/FrlvZijy/NQuFvucnYgFzw12JlvQ38",
-	"WqzInYge80Kr2s3mhleLjQZewLe3pcxF0w5uuYWsJdmSm2tItxFXK6XaomHyfCFmNteV6HdhB8OkheWG",
-	"c9So8+a6gm2JkmQlimwR2sxD0FgfjWoOUDYBMTtJce0aR1J0Eu9JsqGmPKJpoJpRu5t7+Emtt9sVdxJt",
-	"8L2tb9MhkrDPG7WBlSxkIWalmAtV9CvAAdp6jp33gPCEjC2cXXID2VWuxQpReiCdfZik78Vw0mpNffAB",
-	"+LDrkHzSPCksHXS95AbGZKsSz+MTeO68S38Tqz61nhCrZ0gxgtJYKLrEUw8r5t5spZXwkbzCMJjnMePh",
-	"c7uWeGTctqfTO2Pf3Vz/SVYJWAawSJzDwfnHha6vVe01V7eqZCfAPCZBnkDcx6nOfW6ZxzGsC0/Qg4Ux",
-	"MCJurylj5Sgk/oPQTOIjPhPQpnBDdbc6EZBGv8EyGZgMyWQjLeOqJ21VN+Sl5NbN/jwr+Mo+3s0AE5zJ",
-	"7QODecvCsmwfStoMwdI+dojksq+XS25Wjx3jGlz4hWxHfv/Gf6HsdKGDz+MZwNbElVTyoxyDBbeLS81N",
-	"geCKkXnPpc31E28wsBDjKhVmcelLyoPxr7MWQh+aOMHpZ/H0RTABj3Rsb4jH9mx42RgxMIqzee10NcTz",
-	"t/655E5YN/QZMPoYBc1wdztQd673JovqtzU+gHrrh4cfptQ7Bq+sW/fWhJ5eWaUrWzSCwqPsgf0ev821",
-	"abciXQc/vyxbkbqVix6vfXgG6nXWmBkfr7FULxv/Mn6/XU/dQVX8zGpcEDm+hNrZ6MaPocWx6rhtwF4E",
-	"f/xukXrmN6ujSh1jGsPSySqLUqt57uwDr8FkByjNjbRabW6izAlHP3Ih0sSP4JPNCbNaSdc9eE8FEEly",
-	"oVw3J802NMwRr3rVeOpi2wa92SKZnIQVFT7OPRyBzmtjhPIq9yBD8ePp4QweIZxfKvxi90KCxVA+qOat",
-	"g9ViaRBcOuJ+p8UkXRNw8OmbcefxWffxr/5xm8XrU+XBjxEAI0Hri8hFD4lDX1YUaoWXzyYQtarBHyn8",
-	"OG3737YT9stHs2zuyecPZ7mguLEHcakvWB5QaS06zesa+UJbETLn0kFWjOGgF0NZZCP2OhyHI5QLdwjE",
-	"x4Y20K+p34OA6+FmHx2o9QkH6vrCvT75bF076fRjw7+aXf73ZD7bTM6FWQXJj0P5a3/jXF3gyN8hMPwB",
-	"oGmP7T86G6diXDE6K0yBQ2Abwsy8as4u8XYIScdtRix7evT0aDg+GI4PLsbjCf77n4wtBVeWKcwTLj5U",
-	"0lCE4m9CRzcW2Cee/wjmHA5v5ho825ipGMRArWJ3+gTpCQa8oKtctEHwmFOFLjhoUt5NFeIGLula/pYU",
-	"DZy0iJjBBdqQWlkmHTmS4XW4s8CXKTS6EU7UVLVjokww4LF/YqmcDY3RBQbcMp9vBw7CGVFpgxn+pLre",
-	"yLczVZhwB8mh0mRGVGhmnAtn4ZW/AqDPtv+b5nVpNmL2pbOrrCvIfkW+WC4OT3G7iTY6OTiiXt5vR4rf",
-	"SYBMQNHPGx/jw70+itXc9EfVjkfj9ajagsJpmz8DzFt4MvwfPvznaPj+673/GkynX6+/+9ODMmAYQd/M",
-	"fvZZ3j+Ji24A5qfyMgyry2sj3Qrj7ai7S8GNMHCPQvv0XSDlP/x8kaxT3u/fQigGXNlg5VyJghTFt6fP",
-	"z08vZn87/f/ZIFyVkP06BZPBNJlME4pkwSClkzdnIMzhGzFN0mkI6591C+uKViwUvEOvJx17AJfjOQ4E",
-	"Q87mtaGDs05fAx88aRikNv7qCPzCZEhAGsYN2WTZ0/EYyCfE2vZfU8GEuhGlrkSKiVIOxwdETHHR0WuG",
-	"69YCzcK5ii5KCidLgZ5zYnNELhOMg24TelG/1kfpUBN2sr8/l25RX45yvdxvS0c/k7uec/5gDsZF2mdv",
-	"Yc/F39kFpUg7D6dKqFdgmLArIyyd87JE64oVzQVZGD0q8HaWmIdZNvBU1KYtS+0mZ2vv2klZ5wYcJhXm",
-	"IthLofG5cFNFoav+uIrTPmUtumI0M7VaPw5j2YD4YnzoDYCDIVaxcGoEQ76pMYu3puBNWVpF9zlAprSp",
-	"ujBcWWww1+omsHavpsDi0ILBPhqeOwyiO912lRjCFqebQ+C6kZSJD7moHN4kxqJrIAbNpWLRWxgQY9Gd",
-	"YCx7TveLDS/CbTRe8yHrCnQRXVFjBAe3FXa/50/PO0OJeqFlW3K76KRgGGT7lK53HxsPT/4mjK++AvoA",
-	"S5JHWGGx5e59OaShBaT66isf1w54Rd9bVIKBDIBE0IcpePqniD9IA/ByGqQOkK55mkxGo1E6DUmb6fnu",
-	"PdAEZvVSoMuYKZCYnGYVN07yErqgAA4Cb8rwZ5nXMeg4AhUAIclCFiU/TEL0OATF1SCUFQL6YxyannMn",
-	"bvmKoG6p82u2rH2iefGhErnD1NkHKTscj6HQ0YcPoUVpgQxOGN8gVNBwQ6sesTzTvps9pknql4n2wU/j",
-	"6XicQj+Y65EceQGCNj17GzVx25GSXwrK/HwLg8XF7rvvZb0BBKnXKOa2V+fQzXGH48MAr3FicfhwtAd0",
-	"ovFDUnMNeGHnTaLzjKaD0OWXB1KOr0OPh25CYmILLOcGowUAYv8+9MaO4VmR+buIyI0PdFIYyrO4Xs5n",
-	"wEc8w2QoIK+TM44NDgA6nx2yUjiH9tBCziVQzWwIkUEz+G9EyQImANp47QtnStzSNSFAFKDl6J4FDNxZ",
-	"v1CxmQe8s3wpmCxGPRQrUKV9L874OKOIQClMOt69aGnCvkV+x4hR//DzhQ9PncDYhMQd4or1iwpx3p2s",
-	"lRsyn/UySA90SKZJxHHy5gwavxZ+X0lWYNNkNBpNk5StSxHhy117TdNWgSEM73IFXQClGOQll0s/77+J",
-	"FezL90DZU5Y9vzifnb66OLs4O307e3n24xm+fXf+8u3zk1c4k5Rl/7i9trOFpqBgXhfZsR99oDqBvdMS",
-	"NsXxUeyPbkVZDhE19uFbBjpklwZLS6nV2+QzgRMgO2vCRzdCyyed2O+0N3Q7baKvO8HWU7UZbZ1GcdFt",
-	"RDMbWHHPOUmYTpOqBYma2pIRKA1JuIik+uUDelvUQZNuMtjBgjUZ7MBrqKyIJK4fzy42xCtdCUXHOkba",
-	"zPd9JbsPZeNIqlbeSlvtw6scoJlWQvFKJpPkm9F49A1pIQuUsLfcWQifKt2X4eolxvtTYv6+XYxPAmj0",
-	"c2IWh6pz6CdFswi5YsrVXpBv6UYSqOWlt7Vq1Cyso/UpfNfNJ2ivAE9IM7bmsMFlydV1uOEC9tD/xDZv",
-	"dV0WwO5IOmkzn9Fu0dV2UquzIpkkL5oli2/HjS/P3Xo0qHO/7n5cff3G26fj8We7cLdzO2LPDalAskDQ",
-	"mCaTX6fNpYzwBJzo7g6cnFGRu7ssGJLo/i9pGd05uk4GcF/7hDCuGjlsTY4YjUbv71pBDNb/Lk0Ox4fb",
-	"l9Sv2n5zDwdWOHq4wsZNHaiGeg/YJNg5bE8KEhuB4ijECUx+SUgVSd5DQ15M3Y5KPwkjrwIf/OHnC38B",
-	"1xLDeQEL8oXgFePtmgov2wCLZwMS1+naXbs/F84bLVB0+JmEfLwSo5BG5A7PpwLXoDv4stTb7izT1+1t",
-	"OlihvfaCYTv+og/4hkmh/SUfKeOl1SEr9NqFHbHSJv21HQ1llJZZjhcVRorEVBE/Vzpwig3Uo6tPki+I",
-	"K53LVR7EFZL0UMLV19Pk7i4L/BwhugFjWCPKz8ZdcxMhRKMWjTy9XcH3p5XRm+vPHKOowfsuctxL/a1F",
-	"Ab9+SwzCewMDePvQxXDmOZB7L3YBDRGrGJeC5wRxiVDv8/MoGNOSV9bfV4NnomGNo8s9nEZzwAT0qjZH",
-	"DSkCjXK/ccA8nC0HPG5z1lfBPp+SPb9reLgU7laQqX+Z+h76OWEfbvhzsP8hPOkUdk+0VzAzXlWCG9t3",
-	"9/Jxw4mugstpjV/BvXBCoTI+VeG2H8DDNKjYJNEjfsLt5tQQ5fbxtoE2GT8h8Dq3o9Pwf3hut4PBDNel",
-	"C7oojaGtbhs3xHPzu+Hvt7Wk+4IxR5jTHW8UxcWBd4nul/e3z+M3uiYi0EgU8CZTlbX23dk75H1ekaE6",
-	"+9jgPgmqvg5WwN++qNXGTZrQ/33iqKBtwsjRUsbEBw6pF5GEwKiE7OZtUPF9DTQ41B8COGJFAOWWx++N",
-	"8PdU5Vwp7fCkT3OFQ5hqtg/9g+Vwj0kF9qOFXzq0BjlUXAEMoSNRAPVDuQxKiCJco+nXD+E+fdya4StZ",
-	"TNavd/rX+osHVvF4qsLcokwUMnJYBqchTY4IpOemtIoMzyV7ii/VVDXY6y8ca9NkQBt2xGI5qSsdYQFc",
-	"OIjrUy3hmaosWhe0SVrh+kgyZn74gxDkOC/h/XKPp1ppTGR/ed8qBTGrlbZlwf9h6sFrPBejrpE198oZ",
-	"HrVaWcKS/AOADZaA7aSSsmHtJuxI63w2z07wkLeWbclXlT2g1EzVgEIyblv8SBnl7vfE6FJgQjwnFHN6",
-	"j9Axi5NgUR/vzl8SwyBLjp0qrwpEd1aHbOLBLEu6AxzZQ+VoifXJYBnFZWlFDpSe9GG9uIhl/jDYGOea",
-	"egAfic6S6wl/iwcwVAmGQxO2DycbGWaq/mg4Sdrkmi+uAasA87YD9TEaekBaw0MPVttx8LxWBJnUJYa4",
-	"gMU2DhVkWm1E//Ci6ObFbH2EU9U4CcPnPda4HrWhu92dDT5D4/ELyrSYdQ8i+GC6TST4LPC7FpB5141Q",
-	"cKYWXxJ7uoGCj9HivfetVeW3lvQRgNPkLt1EhqlCuunlVm2iLcGDUNxqFa6l9n6fDUyM/Jje7zVVl0iF",
-	"/jj4eF4T0K/h5HaUw4N9DzE7OmR64yPgiya2GK4fjaPY0UWwcZQLPQV9h7na4v40V/Oic5wL/AOvYkMV",
-	"bhFyy6kiexcqQj2ohxHXX9J6FYd078Q02sWLGcdWWNwB7qbq98IIukcRfdYib4DEPKUd0t+UjiER/98O",
-	"jifehoX3dzcriWdo/RGI7Dh2JMti+xlV9grlrQiAesHnS9Hr6CTKv5tYtwdC7gfZfojdCq1pHD8gvdMn",
-	"7ARSDgnW7D+UvuFzerRrsBsED0Pc3hYwttcEw2iLfmKD+84wrw1DNK8QxV6jNPTlTmnPvVHkw1Q1/n1s",
-	"N/W3gTO7oDUv1o3krTFkxE5JX4JSUUJLbsAZq5o8LU1otDQsawwLGRt4zhtdpA/XuhxHeS0vV75ewR3s",
-	"a8BlGJvPElIJE8ZMd2dG6VfYIE7msreN2uO57C+HsnFCgd8AbaNj7bugLrFrePM4zE030JZMBwQDNgr6",
-	"8ULZH8yKELCaO+4BzWchuge5oyDjh3lTiGixYslhsZmvHQky5IbycfoUFdiINfcypZ+i/OtfCNS6wdg9",
-	"kAbcPkzp372TPmoZFOxNTZSW3Q8NbizuBOvGrl2p1d5W71eIeIIxzkXPZp/mC+0dyRl5MIfoewuRYf0b",
-	"vba3aC6WjjlRlmSmoQiYMBPmr/kLrjsKQwzFEP8w2GWARq71SM0NwAmB6BiOYvhSOGHs1jvG2iLeRYvz",
-	"w4vEvhjcrYXKP0DifGR4vPxtdDi5hVlGC0LBUd50na2zwUHXgbtHyqSuHW6F39Cp+p0A+kswjgNUVEZf",
-	"kokFQ+QueclVLoxlg10hvdtLN/z/l/ew1T7YAb9uXkkAMKqVl/PpCkzQCMFpYmrl9Xkqhg3RHVZtyNVk",
-	"f//g6Z8hamp0MPm10sbd4WkYIyMbrHFRopJkkvxl/Jdxct8JsOzN6/OLbITg8+u2cjDuk5/fspd8eVlw",
-	"dikWEr0b39WKTEpg5BlkhahKvdp3YlmBTjpa8WW5PgsIHPv1ytd7Z8qz4m5UYrPD2pSjX42YS63uRlqN",
-	"+K1dn2CnYnem4VNtSn/r6fpU4tE+saDuDL55ygCGzDDnVoTQUrIHY3RpfBm7dTy/fmLpXq0V+lZ07ara",
-	"jcjWOm/u9ApDEvXwFjTzg97hwIJSreZqNj9A3I33DQz2BRB0DONrEQM+HtcfFEC4Ilcl2Kq9kc5HvpF9",
-	"0cf4eSv/Jhycr9sster0v/NxAhadJlg7R9AOI5hcNsdBxCttOBZMtgwI7teQ4HUAiP73F+fpOrZDFSL0",
-	"2ti4V4/nPUiA2rlvD+WgoLcP2hT5RuRC3qBXr5GP9jrphUA+9CmGELtxN6L+m2Yhw9z/HQA=",
+	"7L3rchs5kij8Koj6NsJkT5Gi3JJ3hvqxobbV2+p12w5Z7p7dpj8WVAWRGBUBLoCSzPEo4jzNebDzJCcy",
+	"E6hCkUWJ9GW6e+NEOCyyiMI175nI/JjkerHUSihnk/HHZMkNXwgnDH77QfDSzZ/PRX4DXwthcyOXTmqV",
+	"jJOzfK5Fwa54fsO4ZVnBHc9O2J10c105Jh1zc8G4snfCMGkZZ9kc+2M5dMiuuSxFkTFhjDbDJE0k9DoX",
+	"vBAmSRPFFyIZ+ykMaA5pYvO5WHCYjPjAF8sSmvBS3ookTdxqCV+tM1LNkvv7+zQx4r8rYd13upACV/T6",
+	"ygpzy69K+ppr5YRy8JEvl6XMOSzu4G8WVvgxGu1fjLhOxsn/d9Bs1wH9ag+aPl9K65qBpRFFMnamEvTE",
+	"LrWyNO5Pws118Uq707LUd6LYYS71eqFlIZLx0eg4TRbCWj6DZV/OBVtgt7DZSjvGqW92rQ0ehd8MUbB3",
+	"Fy+HyX264/p+uLx8cwaHREtrQ8EvRqtZGBhG4uxG6TvFltzNWU/cCrNiQhVLLZWDmWVvXr+9zNhV5Vh2",
+	"cMddPi/0LEvZ3Vzmc2zw72eXGeOqYNkPZ6cvsj5O9ZV23+tKfeJOHa3vVGsv2B2nHbuGEZhWuF1wqMIM",
+	"2fk1W+mKCeWEEQX+BO8suKp4Wa7YshTcCg/UK10ZZpeiLKWa4SKcWTE+41J9qR1/p+INhunAJ8v0NXNz",
+	"aVmh82ohlGPcCJytVuWKaSUs7GQ9B4TD51pdy0KoHHdLqGqRjH9NztW1TtLkpb5L0uQnUchqkaTJD3I2",
+	"T+AglEjSMIvk/QbepckLaZfaSprvOtk4ZM9LwVXKnrKfeClzqSubsm/Z28ouw7cj9lwvFlql7Jj5gYBA",
+	"+Pkdpk/Tb9Oj9LgZWyonZkg2Pgyg1eCWGyAgFpYTTQeHTlozrCfRftxMp/2cJtZ+Vu9Fe+2v+KK1rWHw",
+	"eMTWMHXfD23umTIyn7/gDqGIFwWOxcs3Ri+FcUjnrnlpxTrcnCkn3YqV0jqbMsHzOVsaYQFSEELu5kIx",
+	"pdVALJZuNWTZQSFKeSUMd+JAN3QzY0a4yihLr2W3whQydzaDI1pGs/iYSFUAcmpjH4P489CSSGia/K0q",
+	"ZmIR2NJDr/4YWoZXjSiRINi5XD769kXUOHRg5WzupJo9+vJb3zC8GLbisfd+pnaeXdSHrK/+JnLXHPKF",
+	"sFXp9jzmX+acOK8Tiiv3xDKrK5MLyyyXBesRn+4jbbqDtsSHWS9DRmyz/phdaTcneLB6ISYq9KANK7W+",
+	"qZY2vAW9aDcXxnpOL4qUhZ4YL7US1BExAurIvzycqA2IKTxcP7R7EQbcpwmN9eg71Kp7s+G3PXf5tRLs",
+	"qrJSCWu9BMMy6DlDUae84yvLsmvueNmBF8SWdpjxc2h4HzGvdWp6ygCBgYAzrhhXvFxZB+cEwwE+sRye",
+	"54DjQ/YKToHNdVlYxpkVuRFumHQQGXrQkC5cSAc5akk6v9KvKS2vmfT7bXv+XBcdS/qGZbxyc23k3xEz",
+	"aXuzMQL1j79cMi/OnLYakdwIm3+HEknPj86s48ZZlrWbEwSOWdYfTtQ3LJPqlpeyYNzMkHn64a50sfJt",
+	"GTagtzc6P/ev//j29Su25KtS84IZkQt5K4ohy/opzJorVnnmzXPoiMZeCrOQ1kLHhVBSFNmY/XT+9g28",
+	"UpnS5lwNpWZGXFfWCyA3YsV6R6PDg6PRt34FtfzS/XbATnY0OmI9ElZO35xP31289B04rUGoWQXZyG6Z",
+	"BndiUMqFdH4uQG5hNk//Uu+lE0bxsj64jl4C0TkejfxbwF9kLlil+C2XJbCa7ldRxLlTKXNyIQoGuoY2",
+	"rd3JtVIip5M6Hj09OB59e3A8OuqfMG2iKUsLKLxiveyn079Oz19Nv395/u8/XGZpaFZT0HaD6Zuzi+nl",
+	"2avTV5cBfK54EbYtG287NFtdhXPuHdXr7tKJxrFoXGtUWawLZfS2h6dszLhauTkInaK0gvW48kfOHBB5",
+	"rxIgwcc9tUIVNmWcXb58i8NWRvSJIgek78BC1NLamJKkyQYAJ2lSg2OSJhuQhd3EQJKkScf5J2kSbWyS",
+	"Jh17laRJ9ZC0VHOHDi5JPaRMA/kEgWjIfgFexf3Jszm3zALN5GXgoikeZcB/fc24/+WJnSi/j+xKzKSy",
+	"eHBMOstAFAUwg41fSLt8OvQ6ylCb2ZgNh8MsZQoGwuY3YuWPQjqx2I23IZeQ6pxeOKy3ghvDV7gTH2jD",
+	"z190bMd5IZST11IYr0eIwKqNyLUp7AnpFoQ4M3krLDbCFYlboRx79+78BW4OaU/cOSOvKifwh2G8lgX/",
+	"8FKomZsn46ejoz/jvMODw63MaHMlF+JamKC77MG7Txkqo4AaenOprPf88vwntjFIf5ONt7ptret4NBp1",
+	"rET4TqcS9diN3+fczqnrerMe3Q2a/FR5ZWPfza1M+Rh8vbs43+D08aid/H19+9qrehCc11/tWvX3QhRv",
+	"HXeV3Vs8FkYwrQRbVlelzAmEr4UogJmrwgINWDFOjwChLZOWSdUwjieWlXq2CQ6IBx3IdYbPyZ5QwGsL",
+	"qeQCaOxoQ4GFA72Ry6Uotvbj8RPm98QCXZXXwjok7zQE61XKCF4ACUVREOgKZzlf9ncYHQ92c/DLZkik",
+	"ZjwI/BbJAZMO9iij11HkbQx0zRbn0uRll8BpHXcdo2YgSEk1y1ilnCxp4dJYx+AHBjyM9YJK4vndtdEL",
+	"bEjngS3hdEHoMP10ojJ6khHdh5YlDz2SJGGEnTNb5bkQBSo0AAc4DdRlpGOFLHDHe+H1iZppXTDQX1Im",
+	"r4EdpwA41smy9Aezxl/92pI0oQklaeLH6WRl1bLgrgsufgk0FwYPMIBLyudczURxwvgV6vlX4lobEe0i",
+	"bRGc1rU2C+6SMWhgYgCiVdcx3fKy6qB9yWlN7akFk6oQHx6H9k6qkgRwSANK1QN3kZrGWLYfJfgOZHtk",
+	"4CgSV5FZrQ9wcDQ6Zr27yLzZ9xC2XZ/zJwv2xqPRruYpmH9t3aTlbJiH37d1wIe1sB3UL5Ikd7QvdGvo",
+	"e7wCqG+7Sco6Ebasl31/dvbibdb3JoNaCA9onmsF02ZXwspCoMAEr6dMqonSphAm9cYNYUis85S9RoO7",
+	"uYjIOUp5SisxZKdEpTxiMm1IpIPPhRbeRsw9HYqF0THrIkJ3XvIm9N5Doou4Gxw8/xDEumcd/L/mgoGu",
+	"6JvHNXX/VhdsfL5B5fxFl6ECxSpZnEQ7f2ekE5Y5w5WVcDISAaD+Pp5Uo9G3OQyAn8SAHlSVLOhBRixt",
+	"XehZcueEgXH//17T2/BP/5g7t7T/Nj44GP7pIHeSH/zKB39//+sA/v9T68vg19HgL3xwPXj/8dtn9/1/",
+	"6SKHtdXyE6xHS2Fi8bknFtKBSo1MCX4MDqN+F72JzfYPHVNk4F93JOwpsO4st4GCEb9qWiLgXpIfdiSL",
+	"x947fwHtlkYXVS7M2soOR0+PHpWCqafprTDW782DZl/8+7NvDK8DqZJu9eiLoR28M9fGTbefCAHy5kxr",
+	"+WzXttPKyJ1E/DRxfNaW0zf28VF1BCQH6/hiiYR/J6HCSVeKHUcrl48t5fLlmy4LZu2K6JSt0KQxxQk+",
+	"ZrqHlpfQcJ2kyiIsbgOeWgNEkNpFftuekP0Yba4rcovWMtdhl4xf6Hx3dayezyMWhg0hpELbEI7Vtc7a",
+	"bfOJtLPXuKTSiJD22d1cW8EWYD4DB0WQTC3avRlXrAYF1gOGDl6siUKf8gc3ZqVUNzZluV7A5NBEZlGR",
+	"eWLZtSwFqj/9dE3NeGJZIXJp5W099ETVY7NKFcK0NMilLmW+Yr07bpRUM++VAwRMWe1/SqFTvgKzihHc",
+	"sVLcijKdqPMXb9l1yWcpc6ZCL7Y2M66kJVdW/4RlRnCrVcYsOCJQEIH5gSIkXUqWqZaZBsxXfs1DBnu8",
+	"0Eb4hkrTIlPv4EdhnGnFOIumT4bG0JahA89OVC/ohGQb8vOBI4KXxgytYmRzzcA2NvCiQbQvWRTCQLun",
+	"71S/y330yYyx7bF+6MXYud1+s7bB7Pg6+of/YEy2Qbrdo2KIOUsdOOSCf/DECWSOh80RBMa7MQdquwe7",
+	"+y24/nb2/ZiIsjcz/wRO/MnstXbX/zbsNQLLNjJ3IGgEjGlMMKIDXePX/tAe5GK/E25dz+cLc+vXLbzf",
+	"y9iOel9zQEMGej8MwG51zq+qkhv0xWG7w+Hh8PDbJ5blpbagikvr2LKsLMvsnB8fPs3SiaJQscghYavl",
+	"UhsHjndwlc3mTWcfGs0d+5Kui2+sgzNfLKewu5UTZjqrEPZyaH4NkoOA3xYNPMW/SGsrYdYeWmEkL+Gh",
+	"tLmeLmRRf67yKX4rBHi/4INecAkzFAsuy/B36q05sqif2IpOJ01ALAlzwc9gw0rSZK6t84/lQkj8Y/HP",
+	"Ev+7fYa6cz7lRWGEtfCtOIb/7XTB87lUgia3qJz4kKSJml3f0RP85PvWhbJTiR4kt1r/Pi35lYBlaHMl",
+	"HS+nShe+1+WNbHZmaXQurA19GjGT1pnV9Eas4q/rP/uV2sMpnwnlqGPqdKqqxRUehZ3zQ/rz9PgZfTg+",
+	"fAof7vIpbTy96IxQxXQhc6PpAXhH0qSywvg/NMw2IletU/aj0V+ePULZu0MoqLOHMfFcLat9pedTFaEi",
+	"45b99cUF+YIBM9h32s3ZtRQYIGJEEw7GaLqW9e7m0gm75LkYYPwXztRO1JJbG8dIgAkOuvDuDFZyJ0z/",
+	"hClNAUMYw4CxMmjiHLLL1dJ7FQmpA95OlEdv7E7OlDbdsUMBiXeTSmA42sH47HZ792do7l/+9PMLLGNN",
+	"v6l/t8xptCuyajlkp4rRSRAZ83s9ZKeOLbR17HA0GrGrFSvENa9K75kI8jLEL7z+7u3Zxc+n3708e9sf",
+	"7mqJXIe2tjkyNhrVFoCuLQYgVavX18n410dkJTpqUbR7Se7TDav3+0dZDXIZ4jcEUrCZllVLhLJsy1gZ",
+	"xsqegAeHIHWioB/Wa1AFghnGLAOCkKUsi0holoI3v4+Anedi6XyMXAtsG88YEuJYsn36iCAIHoSZHmwQ",
+	"n07Y7LS4N9vzxBLynjBbGQPuBzB0N/gNi3BGLiDKxnuOKotWcnyNlVrNKL5ETRRQOvA3GZ47YezGBngy",
+	"kJLjkFUBqUVBsoC0oI17M3oKVAIU8XSilPbBUv2UWU1KplYC3HNzP5FN27wPGXli6QSjRWMkg5go34Ii",
+	"vGBOoJSWOI8r2ApY86qlc2IQ0HevX/zn9Lv/vDx7m62f5eFf/jw8PhwejkbDf00eFefpwEQR4k/3pOMA",
+	"6U8sW+9lXHtgvdM6xMKyLHyieCL/XRQZnkimjZxJlU0Ut1YYZ2Os8Vb67EJYXd6KYnqpM9bjjCQVpg0D",
+	"QcO7hQHWnWUeHdDd+j2IJKDsTl9f44u1GQWbc3DAzGu3tiwFBadmFzRDP1zARrbk0jB9PVEABRQfhsT1",
+	"iY2MPf2TZsVTqa51hgNGUSt1W4I/bXw3ExUOHfct1/AWGHu6WA5tW5dLVjO/k6zVHQUBbXgtdjJS02B7",
+	"aID+iPfT1E0EkJ0wp5dCseadAHqXaxJ9rwUvKWuDQdo6XiKa7aCB6O1P2KvW2W/HLWeqDdT63ggxAH2Z",
+	"FcJxWdoOjxVaqqYU7xsMV1OCnywKqG24fqP373oSa3KFh7TofNLGXR4Oeru8IUip3k9BFcqrwDsbEDAe",
+	"dq93Nv2SoYOuxaDR6rPc1jtJPbVt7KVUN11ejs/3kbaH2FenBt5Ixtg66DtlYjgbMh7CO7nJ57XdNFK/",
+	"N22m3ImZNnLfwLN119XDCEkGxga9jbgeoLmXZjqQy8F+DLTxGu0U4FbDIpDP9FHnWafxCUdsLzyoiNEm",
+	"dsNtc8tkz8MG+MBofe8UYL0sfBzo6wxDVTir7W9wj6PET/Sr08iPa5/H5vnvavqNr9VMg661prsAa2h4",
+	"QCtoNFDOePLE56P5DpOv7qrd33+K3e+yQ5/gbzUz4XYfYN1MFR9J8n43IN5iQd083db6W3N9DMJ/J7bQ",
+	"FtJ9WXPoBcZmFKf5J4jup3Vkh1ds0Aaz4BCMdi1MIOsNyT5h2X9XwqwGeDnbZiiT0r1rqVh2QN0VB87I",
+	"2UyY7Dcm8R42kbjzohgEhE/S5hluzIDs8nh321+ZGMB/nda1eAf2hK1mJ7eRLSWC+rHdKEB2ruGe+nrL",
+	"ZTb9MibC9fV0DNEFs7sxzN0ZXwRUa8fzAMb8M2S3GDW/iuzWZiotsQZcDsdJKwBtMrn702QyjP50xpK9",
+	"jbyJn3IRO02eG+lk3nlPL03CVdUvHG2RMgxKbqIhNuMuUhRAom4naiZvQZJxcyEN83C0otvy+IhuHtkn",
+	"URQG9FFr9DaLbjJhwAZzmhT3Zp5kASWbwZyX1xTri0dtpYtCH1LWNGymDc2lsxNF594/wflpvx8by6S5",
+	"0NXKOn6D6esm1gKWCnyFtsxOFPTnbxV9yViGTVba6Vn/Hx0LGG6XRVzuSmu8f9+iyLsLE20jyTpN0V7J",
+	"3snH3dLIY8F6kzP9oO9iIN8wZtINJmkBLk8Yr10Be9r3IzPkmoF/c6n/L1Ty/Pcc51hLW5+nDrQBei1O",
+	"gihMF5dvJUT47TWAMJ0vLP1vc1I94m9BQ7ONdeLaHyUVoXkPryvwBVw6CRdP29ZqckbZtGFklkmVl1Uh",
+	"iv6Y7l8vwbwK7n24SCyXA2tyejIorPOfrMn/AYtofqi/kl3/H3KZYXf0FX4I8QTZOH7aNI+bRJ+pY+yr",
+	"MmU2pj8p/JHwB2gb/bwojuEB+Ov936fHz7K0jv2gS/noLkDLATgLcAS6FgA/4CeBDoMCPHPlHTdiQBGc",
+	"FEeIo/RxPAykyMbhQ+o/hA2jL37PSP8d1C3v5lragQ9E4Cr8gv3WARnZmL6ELdk+4XRjsq27YnHERh0h",
+	"EsV3kBWKoje2hjuEiJJ6esn7Lv8i3lCKABlvKZ2/uT1iTZzI+ZvbZ9FXmhLzk6ndQSCeXrwE2fXFMR5b",
+	"kiZvfzgdHMZfnh4/i78eHz4NX3G+0Si13yh5X88zvklV4+X5mySNv90+i7+/CPtXP/mh2cj6GU28/vrT",
+	"i+P469sfTg/XvtNmx09o1+snZ3776wfgEcEgULjeBfS8ZdoB8sx9BMvMCAEzRudsp3x/KUvxHf+0NCb5",
+	"jXAkHUMyH9QhplfcTMGd67ITlqFSiS5FymOwgNb0tCvtD8TsdNJCGgpS0jhuXMreKfmBLWRZSityDZdv",
+	"45uIUrlnR0kXE6CYoi4LRqNhPyj8NvcYaz6yB6vy63tE799pKmush6KdHtDhH+Jb9HKIt6JOHrw5CTDz",
+	"CYmkAGic9AHxs8oIG64YL4WRGvKdtMSHGnDoZ9arlUUEg1rRoiupc10Zpg17d/mcFXzFnGZK3/VTljUx",
+	"mRmb6zuMP/A+Y5oFhhvhuJRxjUaCEIK7FG9037GFVOgeHvp8hczxG+8VtnO+rO1Afn2wZWOWLYQzMp/O",
+	"jK6WGeMYgjNRgAOwhT/hr1naiT2+NQuNv+MmYz1ywd+IlfU28BuxIncieswLrSo3nRm+nG908AJ+e1vK",
+	"XNT94JFbSDKTLbi5gewo8WulVFs0TJ7PxdTmeim6XdjBMGlhu+EGOeq8uV7CsUQZ2RJFtghtZiFcrotG",
+	"1VdH61CgnaS4Zo8jKTqJzyTZUFP26BqoZtTv5hl+Vu/NccWDRAf8YO/bdIgknPPG28BK5rIQ01LMhCq6",
+	"FeAAbZun3gXCYzK2cHbFDcTB3IgVonRPOvs4Se/HcNJoTV3wAfiw65R8hkYpLF3xveIG5mSXpXRMKgLP",
+	"nU/pP8SqS60nxOqYUoygNBeKLvHUw4qZN1tpJXwMszAM1nnCePi52Uu8LG+be/mtue9urv8sqwRsA1gk",
+	"Lriaif2C9tde7TRXN6pkK7Q+JkGeQDzEqS58KqD9GNalJ+jBwhgYEbc3lB51GLJMQlAq8RGfuGlTuKF3",
+	"tzoRkEa/wTYZmAzJZCMx6G0zy1g75KXk1k3/dVrwld3fzQALnMrtE4N1y8Ky7ABa2gzB0u47RXLZV4sF",
+	"N6t957gGF34jm5k/fPCf4Td4lEZ/sVSC2Ju4lkp+kmOw4HZ+pbkpEFwxMu+5tLl+4g0GFqJ7pcL8NV3p",
+	"iDDyd9pA6GMLJzj9Ip6+CCbgK11YHOCFRRse1kYMjF+tHzu9HODNY/+95E5YN/C5P7oYBa1wdztQe60P",
+	"psnqtjU+gnrr16Yfp9Q7Bq+sW/fWhJ5OWaUtW9SCwl72wG6P3+beNEeRroOf35atSN3IRftrH56Bep01",
+	"ZsYnayzVy8a/jt5v11N3UBW/sBoXRI6voXbWuvE+tDhWHbdN2Ivg+58WqWf+sFqq1AlmnSydXGZRUjnP",
+	"nX3IOZjsAKW5kVarzUOUOeHoJ25EmvgZfLY5YVop6dopB6gBIkkulGtn49mGhjniVacaT0NsO6A3WyST",
+	"07Cjwkf4h8vfeWWMUF7l7mUofjw9msJXm6VMKvzF9kM+zNA+qOaNg9ViaxBcWuJ+q8ckXRNw8Nu3o9bX",
+	"Z+2vf/Fft1m8Plce/BQBMBK0vopc9Jg49HVFoUZ4+WICUaMa/JHCj9Nm/G0nYb9+NMvmmXz5cJZLiht7",
+	"FJe6guUBldai07yukc+1FSHRMV3hxRgOejCQRTZkr8NFQEK5ULAivjC1gX71+x0IuB5u9smBWp9xlbAr",
+	"3GuXW1go7cPG0QKf2PV9nXFMs7jnba0k/bxgs2a7008NPKvh65+TbW4zIRpmciQPEiXo/Y3zo0EIwQ4h",
+	"6Y+Aa5MqYe8MqIpxxeh+NoUsgVUKUzirGV1/Y5Iu+gxZ9vT46fFgdDgYHV6ORmP8918ZWwiurM9ZLD4s",
+	"paHYyN+Egm9ssK+v8AliQbjsl2vwqWNKaxBAtYpRdoyUDENt0EkvmvB7zGNDdTzqNIMThbiBW7qWMydF",
+	"0yptImbNgT6kVpZJRy5seBxKc/g2hUYHxqmaqGZOdDESYgWeWGpnQ2dUp4Nb5nMcwRU8I5baYFZFuGW5",
+	"nuNoojDJERJivInp/bmWzYSz8MhXuugs4fBb5tKpD2L6tTParKvmfke+Wv4TT3HbyU1aeU+iUd5vR4rf",
+	"SWhOQNEvG5njA80+idXcdsfzjoaj9XjeggJ56z89zBV5OvgvPvj7cPD+T/1/600mf1p/9i+PSp9hBl0r",
+	"+8WXA/gsLroBmJ/LyzCgL6+MdCuM9KPhrgQ3wkDBjebb94GU//jLZbJOeX94C0EgUNvDypkSBamob8+e",
+	"X5xdTv/j7D9ZL9TUyD5OwFgxScaThGJoMDzq9M05iJH4REySdBIuFEzbjfWSdiw0vEd/K124AGfnBU4E",
+	"g91mlaEru07fAB88rRmkNr7GCP7CZEj6GuYNGXzZ09EIyCdE+XbXM2FC3YpSL0WKV9ePRodETHHT0V+H",
+	"+9YAzdy5JdUDC3dagZ5zYnNELhOMwG6SqNG41scHURd2fHAwk25eXQ1zvThoWkcfk/uO3ApgiMZNOmBv",
+	"4czFX9klpaW7CPdZaFRgmHAqQ2yd87JEwdaKug4cxq0KLOMT8zDLep6K2rRhqe2EeE1JqZS1Cj0xqTD/",
+	"Qz+FzmfCTRQFzfqLMk77NMHoBNLMVGr9Io5lPeKL8XU7AA6GWMXCfRUMNqfOLJbXwYJwWkWFPyA73URd",
+	"Gq4sdphrdRtYu1eQYHNow+AcDc8dhu+dbauYh7DFqcQMZC1ImfiQi6XDgnksqhfSq2vnRU9hQoxFpe9Y",
+	"9pzK6A0uQ9kir3ORXQeGiGoZGcHBYYbD9/29fWcoOTL0bEtu562sD73sgFIkH2Dn4ZsvmfLNN0AfYEvy",
+	"CCss9twurES6YUCqb77xEfWAV6HOVEAlmEgPSAT9MIEYgwniD9IArGKE1AFSZE+S8XA4TCchUTZ9v38P",
+	"NAHrXqGzmimQmJxmS26c5CUMQaEjBN6UVdEyr2PQRQhqAEKSrWw9TUL0OPjFVSCUFQLGYxy6nnEn7viK",
+	"oG6h8xu2qHxyf/FhKXKH6coPU3Y0GkGj4w8fQo/SAhkcM75BqKDjmlbtsT2TrhIwkyT120Tn4JfxdDRK",
+	"YRzMr0kuxABBmz7FjTfx2JGSXwnKtn0Hk8XN7ioMtN4BgtRrFHObGktUIPFodBTgNU7mDj8c94FO1B5Q",
+	"6q4GLxy8Ti6f0XIQuvz2QJr3dejx0E1ITGyB5dxgnAJA7F8H3swyOC8yX7SKAgiATgpDuS3X2/mqA4hn",
+	"mIAG5HVyA7LeIUDnsyNWCufQElvImQSqmQ0gJmkK/w0pTcEYQBvrA3GmxB2VZgGiAD1HtS0wZGi9bmi9",
+	"Dnhm+UIwWQw7KFagSgdenPERThGBUpjovV2Ra8y+Q37HiFH/+MslfhDZGOYmJJ4QV6xbVGjlaWnkhsxn",
+	"Gg3SA13PqVOAnL45h85vhD9XkhXYJBkOh5MkZetSRPjlvqnntVVgCNO7WsEQQCl6ecnlwq/7P8QKzuUH",
+	"oOwpy55fXkzPXl2eX56fvZ2+PP/pHJ++u3j59vnpK1xJyrK/3d3Y6VxTODKviuzEzz5QncDeaQvr5vhV",
+	"HAzvRFkOEDUO4LcMdMg2DZaW0tk3JqTACTzNfusLAcKJeoLoodwOv/mGndawEgtFODnp7EZFwjFpxwxP",
+	"g8yDtHeka/bq7YG/06cZ+z//63/7L8cZFvPKfAmz7ImtgzswGYfNoF/c8Se2H9UlClDiCw+s1RxIwQbp",
+	"3QKYZygXQ3YG8UXNBXuU6lgjINBkpQvLiuugxEWf4ppPsKi1qijZCVuWXBLZgd+ypk5BVI4KUJ46J6om",
+	"FQ5NuU8pc29UZDGuXAAdrydIGsc1mgk77kL9SF/W0XJZpGS/hbGFcmaFSwzMdylM6BqGo9HTkIaZqGOr",
+	"IlZTcikUk+mt1b4iUg7LR+RfLx1pQ0Cpn3i73iRKXnWM9cb9i3HrgkTaeb8hra8otG4kTNTmlYQ0ujzQ",
+	"hP2znhUPXCZG603IZ4T8V21JGJaGHH3E/T2mg2hQVMHoEw4YCy/XCS7Bta6siJSDn84vNzQBvRS+uieA",
+	"5YF/yR5A2zjcsFEN0kZR9toxGFGWQvGlTMbJt8PR8FtSmOeoDG6pIgs/LXVXAryXeCmGAs03DzFcl2kB",
+	"hb6O0aQXSoLYBu8nCjH9xNcD8a+pnLgcIH378ii96huSOZCcn+XKSxNE9SgLlddaABVieAul4fBgLGTP",
+	"BgeHv/navESZwLU3AppVqLf6xEZKEHgo2ynTbMquSq5uQskdmJX/iKTlTldlAZSHRHcjJsonYSMAoQqh",
+	"UqvzIhknL+pTikukxxXUt17ZaxVZP4hfXy97/nQ0+mJV11slcjvKZANDBzF8kow/TurKvPAN5LT7ewg+",
+	"iJrc32fBzEplFKVlVHianYZjBGyjijCY4Mx6K7rBIPWaCCm+wPddGkrURKdtG/mf6OvJRG3QNz88NAoa",
+	"UEn1adrseouuhDaH2gjRlveHw+H7+0ZhAki4T5Oj0dH2w/Xnd1DXKMIXjh9/YaOKERxS8JGPgz3SdiQp",
+	"8hCMaDMMkUTjXxMyGSTvoSOvTm6nIz8LI6+DvPrjL5eeGCww4B+wNp8LvmS82VNgxUAKeqRRUwF4ezAT",
+	"ztsVMZ/ORCENadGcJzXBqaWGX0hdRwZfSCNyh3fcbSOzpN4Kb5m+wZfoBju+0VQNoo5icWWiWvKK1SGp",
+	"/lq9o9j+In3Vo5pzSODsWJw2sglMFInmSgehb4NOUOWo5Csidqs21aOITUobKqv6ZpLc32dBNEegryEd",
+	"9ogcplHJawhpL2rVeLutzqc8wJCQQL5Ba+BdxXv7qS/6FlBwOFF4hvGFTh8aHmF7TUsgiHiDlnhSMlFZ",
+	"x5qzE88O17rcICC/IbZj0dqAil5WDxkcPC8N0qFEKTDG++CNRbz38eT7CBOEFF0i4ecIE2mHWLDgS+u7",
+	"wxQRcBJRlSen0UY5bmXsgvf4RNUKxUa+jZBqA463KV6yDE7DtJVikoyhV8LdCRCf3VwsyLzCt4kpjeTB",
+	"OgWPLv1nN+0nZAMl7YSmQUZZtMciBNRDvjtvioVM/dXgpqRDdoI12nwFEtj/fhd58vkM/ofIMLjz3k+P",
+	"Tli+XApuLHl0vbjiM3Sf1JLLdXDgr8k3vroxlfSP6/inwWAZaYB33PqOKEebJ0hNOZlQQT0IuQBq3DX6",
+	"WaMsNkTs4RLI/VpgCjroJFjmvBgOuijr0WRTttTWyqtyxbKP91n/hDblcWFqovaSptgfSpjawW+CC21T",
+	"C5RJ0WWzTdjCxC27kdzvKlmiiRIwnTndCkqgwGwIMnBoG9IqLtUK8FerR6DKjCcqa9x803coOHl7Fr1z",
+	"gB0eUBZJ/w6+gJ99U6uNG9d3zw5IHJNajWHm6DBh4gOH3L9ItGFWQrYTB6m4VFIUsRXwCF8EHCRyD1JX",
+	"f4ifJyrnSmmHV03r6klhqdkBjA8OpD6TirJacx+VgemutRUIhjCQKIBhIQGGFqIIFaz9/iHCpvvtGT6S",
+	"xXi9suI/1h88sosnExXWFqVCklHcSogdocURS/KSGO0i4CmJxCABq4mqyU6kSBFFgD4sqGaeTd9tCFg0",
+	"nIfCUGyRioRSMiYsFYrpqEHgpiKg7N15vy26twX2kpJxGoHh6qqhwxOVRbuNDi8rXBeHwoRGfxD+FKfb",
+	"fVgS97QwjXnOr+8bnTqWN6RtZLEuKjxRf1gy/FqJBuA6BU6PsI1MaEkMAnQB2912AkxJHneTeqV1Pkl1",
+	"KybWu2K2pGHMOjVxXV8fnKi2skv6eTDeNoJZyqhAjyd7VwJzvzqhmNMnIUFxIyxMlNPBkivJIFzEBuY+",
+	"0YosThFJU3138ZK4GZlw7UR5Hbfxw9dVRoLrkJRiuNCOMsEC3yenWhS1DIsGTb8juWYnSmObPwxSx5kY",
+	"H0FrYgIUHoGfxSOIrgTDqQn7oIA1UX801CYzyVq8SA1WAXVsC3libPaAtIbOHqy2o/JFpeKwcI8eV6s4",
+	"kJ5ptRGhSvbJKGt0E8cyUQHj658xTzSJzoidbR24JlC2kczQymKrqwVWe6AAGDNRhInQW4ODD6CMDw3f",
+	"RJcvAulrFxvu2/F2zlTia+JZO+x9H0OWjyVprFlbW/p49klyn26izUShVOTFb22iI3kSdHImSQD3fjov",
+	"+6xZqsJ8FAV9E3HUN97sADzuJLJoP2F+VoTcESVPyRBT64OWoqg2CEUUCuRDRybqConkH4dcXFSEk2sk",
+	"YztFwFv5j7F0yhBx66+vFfXFIHBhx1fQ0HW5cQ8bPZhdN7Gb5v4qdv2gdRcb/JavYgMxHhGy/4kiOzOe",
+	"Zwe+43Wpr2k1ju9j7cTTms2L+dpWWNwB7ibq98Kn2nkEfMpBb/jHJOMtzlS3jiER/98OjqfeZAsA2ewk",
+	"2q79/cXsJI7FksX2BBPsFQqQEQB1gs/XYhLRNdJ/NodobnM+DLLdELsVWtM4BE9613A4CaQcErxIfyit",
+	"yifkavZgNwgehND3LWBsfagB+oC8YoOyktf54UIM2Jpr1agr8VlzaZ2CByeqDpHDftMgSNk57Xmx7pxq",
+	"DElDdkZaIbSKslGjX1eqOslaHRwkDctqo0zGep7dl9w6qMemZgKq0Z1ESamprpk0mId6OFEBl2FuPsXX",
+	"Upgw56DX1bnTWC/OxNbfRu0xqcrXQ9k4G9BvgLZRTppdUJfYNTzZD3PTDbQlAwnBgI3iZlsy1x8Oq7nj",
+	"HtBoZQ8hd3RP53HeFML9rFhw2Gzm344EGXL/+qtuFFhfizUPMqWfo+IpXwnU2veZOiDtkkJLcEn/7JP0",
+	"F39A/99UlGnb/dSwtGN83yWOuoDSjludvSFoGOY4Ex2HfZbPtY/xyChyYICu5hBc3X3Qa2eLpnbpmBNl",
+	"SVYkiswLK2G+OnHwVFMkf2iG+IdBeD3UlNcvO2wATrjLhWFyhi+EE8ZuLY3aNPGhEbg+rH/61eBu7bbZ",
+	"IyTOX66Kt7+5YEXhGCyjDaH4Ym/2z9bZYK8dONEnDVZXFJDqD3SifieA/hJcAAAVS6OvyAKEUeZXvOQq",
+	"F4Yqmu4E6e1R2jfofn0PR+2DkfDXzXpCAKNaeTmfKneDRggOJ1Mpb0SgZtgRFaBsQkHHBweHT/8VojmH",
+	"h+OPoNHf44VSIyNLs3FRlrFknPx59OdR8tAl6uzN64vLbIjg83FbO5j36S9v2Uu+uCo4uxJziZ6h7ytF",
+	"Fi8wLfWyQixLvTpwYrEEnXS44otyfRUQ0Prx2r/3zpTnxf2wxG4HlSmHH42YSa3uh1oN+Z1dX2DrxfZK",
+	"w0+VKX2x9vWlxLN9YkHd6X37lAEMmUHOrQi3M8hcjRc0+mnrLlB+88RSUcwVepB05ZaVG5IpeFYX5AxT",
+	"EtXgDjTzw87pwIbSW3VdVT9BPI33NQx2xct0RNv6MJ2ittPTXTuEK3Lzgind6bj4IJk/feyx92VswsHF",
+	"uklVq9b4O9/IY9GFvLWreM00gsllcx5EvNKaY1Goikdwv4cErz1A9L++uEjXsR1eIUKvjY1H9XjegQSo",
+	"nfv+UA4KenuvqW9jRC7kLflEgnzUb+UGBPnQ5wdE7MbTiMavu4X0sP93AA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -20,9 +20,10 @@ import (
 //   - its events are capped at its own Limit, and once its cap is reached it takes what it
 //     would have taken alone (attributes of the events it holds, up to the first attribute of
 //     another event, or the end of that page);
-//   - the batch pages on while any query may still get more; queries still open when the
-//     pages run out (MaxPages full pages: a value in thousands of attributes crowding the
-//     others out) are asked again alone, with their own pages;
+//   - a page holds PageSize attributes per value (up to 10,000), so the first page usually
+//     holds every answer; the batch pages on while any query may still get more; queries still
+//     open when the pages run out (MaxPages full pages: a value in thousands of attributes
+//     crowding the others out) are asked again alone, with their own pages;
 //   - a batch whose answer goes over MISP_MAX_ANSWER_BYTES, or holds an attribute over
 //     MISP_MAX_ATTRIBUTE_BYTES, is split in two and each half asked, down to single queries,
 //     which fail or retry without sightings as a lookup alone does;
@@ -78,7 +79,8 @@ func (c *Client) searchBatch(ctx context.Context, key string, qs []intel.Query, 
 	slotCtx, done, err := c.begin(ctx, op, key)
 	var res pagesResult
 	if err == nil {
-		res, err = c.searchPages(slotCtx, op, key, b.values(), b.types(), b, true)
+		values := b.values()
+		res, err = c.searchPages(slotCtx, op, key, values, b.types(), b, true, c.batchPage(len(values)))
 		done()
 	}
 	switch {
@@ -110,6 +112,15 @@ func (c *Client) searchBatch(ctx context.Context, key string, qs []intel.Query, 
 	}
 	wg.Wait()
 }
+
+// maxBatchPage bounds the attributes of one page of a request's search: what 50 pages of a
+// lookup alone read at most.
+const maxBatchPage = DefaultMaxPages * DefaultPageSize
+
+// batchPage is the page size of a search for n values: a page for each, as each would get
+// asked alone, so that a request's first page usually holds every answer (one round trip), up
+// to maxBatchPage.
+func (c *Client) batchPage(n int) int { return max(c.pageSize, min(c.pageSize*n, maxBatchPage)) }
 
 // batch is the sink of a search for several queries: one collector per query.
 type batch struct {

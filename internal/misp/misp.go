@@ -9,7 +9,8 @@
 // relay's caches; MISP's JSON is read with package mispjson, shared with the feed.
 //
 // Files: misp.go (configuration and construction), transport.go (one HTTP call: slots,
-// breaker, retry), search.go (restSearch and its streaming decode), calls.go (version and
+// breaker, retry), batch.go (a request's values in one restSearch, each given its own answer),
+// search.go (restSearch and its streaming decode), calls.go (version and
 // sightings), warninglists.go (warninglists/checkValue), tiles.go (the dashboard tiles'
 // counts and event lists), errors.go (mapping answers and transport failures to errors).
 package misp

@@ -55,13 +55,13 @@ func (c *Client) searchOne(ctx context.Context, key string, q intel.Query) (_ []
 	}
 	defer done()
 	col := newCollector(q.Limit)
-	res, err := c.searchPages(ctx, op, key, q.Value, typesOf(q.Types), col, true)
+	res, err := c.searchPages(ctx, op, key, q.Value, typesOf(q.Types), col, true, c.pageSize)
 	if res.bigAttribute {
 		// An attribute over MISP_MAX_ATTRIBUTE_BYTES: its sightings, which MISP lists one
 		// by one (thousands on values sensors report), are the likely cause. Ask once more
 		// without them: the verdicts lose the sighting counts, the lookup still answers.
 		col = newCollector(q.Limit)
-		_, err = c.searchPages(ctx, op, key, q.Value, typesOf(q.Types), col, false)
+		_, err = c.searchPages(ctx, op, key, q.Value, typesOf(q.Types), col, false, c.pageSize)
 	}
 	if err != nil {
 		return nil, err
@@ -95,8 +95,9 @@ type pagesResult struct {
 	bigAttribute, bigAnswer bool
 }
 
-// searchPages reads the pages of one search (value is a string or a list) into s.
-func (c *Client) searchPages(ctx context.Context, op, key string, value any, types []string, s sink, sightings bool) (pagesResult, error) {
+// searchPages reads the pages of one search (value is a string or a list) into s, pageSize
+// attributes a page.
+func (c *Client) searchPages(ctx context.Context, op, key string, value any, types []string, s sink, sightings bool, pageSize int) (pagesResult, error) {
 	budget := c.maxAnswer // shared by the pages: it bounds what one search can hold
 	withSightings := 0
 	if sightings {
@@ -107,16 +108,16 @@ func (c *Client) searchPages(ctx context.Context, op, key string, value any, typ
 			ReturnFormat: "json", Value: value, Type: types,
 			IncludeContext: 1, IncludeEventTags: 1,
 			IncludeWarninglistHits: 1, IncludeSightings: withSightings, IncludeDecayScore: 1,
-			Limit: c.pageSize, Page: page,
+			Limit: pageSize, Page: page,
 		})
 		if err != nil {
 			return pagesResult{}, c.fail(op, 0, ErrUnexpected, "cannot encode the search: "+err.Error(), key)
 		}
-		res, err := c.searchPage(ctx, op, key, body, s, &budget)
+		res, err := c.searchPage(ctx, op, key, body, s, &budget, pageSize)
 		if err != nil {
 			return pagesResult{bigAttribute: res.bigAttribute, bigAnswer: res.bigAnswer}, err
 		}
-		if res.stopped || res.overflow || res.attributes < c.pageSize || s.enough() {
+		if res.stopped || res.overflow || res.attributes < pageSize || s.enough() {
 			return pagesResult{}, nil
 		}
 	}
@@ -135,7 +136,7 @@ type pageResult struct {
 
 // searchPage fetches one restSearch page and feeds its attributes to col, reading at most
 // *budget bytes of it (and taking what it read from the budget).
-func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, col sink, budget *int64) (pageResult, error) {
+func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, col sink, budget *int64, pageSize int) (pageResult, error) {
 	resp, err := c.doIdempotent(ctx, op, key, http.MethodPost, "/attributes/restSearch", body)
 	if err != nil {
 		return pageResult{}, err
@@ -146,7 +147,7 @@ func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, co
 	if err != nil {
 		return pageResult{}, err
 	}
-	res, err := c.readAttributes(dec, col)
+	res, err := c.readAttributes(dec, col, pageSize)
 	if err != nil {
 		var big *sizeError
 		isBig := errors.As(err, &big)
@@ -166,7 +167,7 @@ func (c *Client) searchPage(ctx context.Context, op, key string, body []byte, co
 
 // readAttributes walks {"response":{"Attribute":[...]}} (or {"response":[]}) token by token
 // and decodes one attribute at a time.
-func (c *Client) readAttributes(dec *json.Decoder, col sink) (pageResult, error) {
+func (c *Client) readAttributes(dec *json.Decoder, col sink, pageSize int) (pageResult, error) {
 	var res pageResult
 	if err := expectDelim(dec, '{', "the answer is not a JSON object"); err != nil {
 		return res, err
@@ -214,7 +215,7 @@ func (c *Client) readAttributes(dec *json.Decoder, col sink) (pageResult, error)
 				// attribute per iteration would escape to the heap through the interface.
 				a := new(mispjson.Attribute)
 				for dec.More() {
-					if res.attributes == c.pageSize {
+					if res.attributes == pageSize {
 						res.overflow = true
 						return res, nil
 					}

@@ -31,10 +31,10 @@ var mispTypes = map[string][]string{
 
 // testBatchAsAlone checks MISP's list semantics as the relay relies on them: one restSearch
 // with every seeded value as a list (exact matches, composite halves, letter case, IPv6
-// spellings, each value's type filter, paging with pages of 3 attributes) gives each value
+// spellings, each value's type filter, paging (a page size of 1, so a batch of 40 values reads pages of 40 attributes) gives each value
 // the events it gets asked alone, with the same attributes.
 func testBatchAsAlone(t *testing.T, api *mispAPI) {
-	c, err := misp.New(misp.Config{BaseURL: api.base, Timeout: time.Minute, PageSize: 3})
+	c, err := misp.New(misp.Config{BaseURL: api.base, Timeout: time.Minute, PageSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,7 @@ func TestRealMISP(t *testing.T) {
 
 	t.Run("fake answers as MISP", func(t *testing.T) { testFakeAgrees(t, bin, api, s) })
 	t.Run("a batch answers each value as alone", func(t *testing.T) { testBatchAsAlone(t, api) })
+	t.Run("real events: the verdicts of feed mode", func(t *testing.T) { testRealEvents(t, api) })
 
 	t.Run("health", func(t *testing.T) {
 		got := r.post(t, token, "/health", nil, secrets...)
@@ -212,6 +213,7 @@ func TestRealMISP(t *testing.T) {
 	// Cost before faults: the faults trip the relay's circuit breaker for a while.
 	t.Run("what MISP costs", func(t *testing.T) { measureCost(t, api, r, p, token, obs) })
 	t.Run("faults", func(t *testing.T) { testFaults(t, bin, r, p, mispURL, key, s.readOnlyKey) })
+	t.Run("sources: the MISP and a feed, one failing", func(t *testing.T) { testSources(t, bin, p, mispURL, key) })
 }
 
 // verdictsOf returns each observable's verdict and the reason of the judgement it points at.

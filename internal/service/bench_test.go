@@ -183,7 +183,7 @@ func BenchmarkMapperObserve(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var bd bundle
-		m.observe(&bd, o, events)
+		m.observe(&bd, o, events, nil)
 	}
 }
 
@@ -197,9 +197,9 @@ func BenchmarkEncodeObserveAnswer(b *testing.B) {
 		events := benchEvents(i*20, 20, 3)
 		sortBySeverity(events)
 		o := supported([]gen.ObservableInput{{Type: "ip", Value: fmt.Sprintf("198.51.100.%d", i+1)}})[0]
-		m.observe(&bd, o, events)
+		m.observe(&bd, o, events, nil)
 	}
-	res := gen.ObserveObservables200JSONResponse(enrichResult(context.Background(), bd.data(), nil))
+	res := gen.ObserveObservables200JSONResponse(enrichResult(context.Background(), bd.data(), nil, false))
 	var size bytes.Buffer
 	if err := json.NewEncoder(&size).Encode(res); err != nil {
 		b.Fatal(err)

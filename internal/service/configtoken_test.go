@@ -38,12 +38,12 @@ func TestConfigurationTokens(t *testing.T) {
 		Verifier: auth.New(auth.Config{
 			Secret: testSecret, JWKSHosts: []string{jwksHost}, Audience: audience, HTTPClient: jwks.Client(),
 		}),
-		BackendForHost: func(host string) (intel.Backend, string, error) {
+		Sources: hostSources(nil, "https://should-not-be-used.example", func(host string) (intel.Backend, string, error) {
 			if host != tenantMISP.URL {
 				return nil, "", &auth.Error{Reason: "HOST " + host + " is not allowed: set MISP_ALLOWED_HOSTS to trust it"}
 			}
 			return tenantClient, tenantMISP.URL, nil
-		},
+		}),
 	})
 	sign := func(claims jwt.MapClaims) string { return "Bearer " + testkit.SignRS256(t, key, kid, claims) }
 	claims := func(host string, limit any) jwt.MapClaims {

@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,6 +109,11 @@ func (b *bundle) data() *gen.EnrichData {
 type mapper struct {
 	now   time.Time // UTC, whole seconds: one instant for the whole response
 	uiURL string    // base of links for people; "" means no source_uri
+	// source names where the events mapped come from, in every entity's source
+	// (ctimSource, "MISP", for a tenant of one source); sources are the tenant's, when
+	// events come from several (see at).
+	source  string
+	sources []intel.Source
 	// policy judges each matched attribute; nil means the zero policy (no tag settings,
 	// every organisation trusted).
 	policy *verdict.Policy
@@ -115,10 +121,31 @@ type mapper struct {
 	// warninglists/checkValue answer for this request's values (nil: none).
 	lists   Warninglists
 	checked map[string][]intel.WarninglistHit
+	// listedBy names, for a tenant of several sources, the MISP whose warninglists hold each
+	// value of checked (nil otherwise).
+	listedBy map[string]string
 }
 
 func newMapper(now time.Time, uiURL string) mapper {
-	return mapper{now: now.UTC().Truncate(time.Second), uiURL: strings.TrimRight(uiURL, "/")}
+	return mapper{now: now.UTC().Truncate(time.Second), uiURL: strings.TrimRight(uiURL, "/"), source: ctimSource}
+}
+
+// at is m for the events of the tenant's source i: its name and its UI's links.
+func (m mapper) at(i int) mapper {
+	if i < 0 || i >= len(m.sources) {
+		return m
+	}
+	m.source, m.uiURL = m.sources[i].Name, strings.TrimRight(m.sources[i].UI, "/")
+	return m
+}
+
+// reason is a judgement's reason as the tenant reads it: naming its source when there are
+// several.
+func (m mapper) reason(r string) string {
+	if len(m.sources) > 1 {
+		r = m.source + ": " + r
+	}
+	return clip(r, maxReason)
 }
 
 func transientID(kind string) string { return transientPrefix + kind + "-" + uuid.NewString() }
@@ -179,8 +206,8 @@ func (m mapper) verdictOnly(b *bundle, o observable, events []intel.Event) {
 // holds sightings of, the event's indicator (once per response) and the relationships to
 // it; and the verdict, pointing at the judgement it follows. A value no event judges gets
 // the judgement of the warninglists it is on, if any (listedOnly). events must be sorted by
-// severity.
-func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
+// severity; from gives the place of each one's source in m.sources (nil: all from one).
+func (m mapper) observe(b *bundle, o observable, events []intel.Event, from []int) {
 	if b.indicatorAt == nil {
 		b.indicatorAt = map[string]int{}
 		b.refs = map[string]*gen.ExternalReferences{}
@@ -193,12 +220,16 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 	for i := range events {
 		e := &events[i]
 		jd := &js[i]
+		em, place := m, 0
+		if from != nil {
+			em, place = m.at(from[i]), from[i]
+		}
 		a := attrs[i] // nil: the event mentions o only as context
 		shown := a
 		if shown == nil && len(e.Attributes) > 0 {
 			shown = &e.Attributes[0]
 		}
-		sourceURI := m.eventURI(*e)
+		sourceURI := em.eventURI(*e)
 		var tlp *gen.TLP
 		if shown != nil {
 			tlp = tlpOf(shown.Tags)
@@ -207,15 +238,20 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 			tlp = tlpOf(e.Tags)
 		}
 		indicatorID := transientPrefix + "indicator-" + e.UUID
+		refKey := e.UUID
+		if place > 0 { // one event in two sources is two indicators, each with its links
+			indicatorID += "-" + strconv.Itoa(place+1)
+			refKey += "\x00" + strconv.Itoa(place)
+		}
 		attrUUID := ""
 		if shown != nil {
 			attrUUID = shown.UUID
 		}
 		ids := externalIDs(e.UUID, attrUUID)
-		refs := b.refs[e.UUID]
+		refs := b.refs[refKey]
 		if refs == nil {
-			refs = m.externalRefs(*e, sourceURI)
-			b.refs[e.UUID] = refs
+			refs = em.externalRefs(*e, sourceURI)
+			b.refs[refKey] = refs
 		}
 
 		judgementID := ""
@@ -236,9 +272,9 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 				Confidence:         gen.Confidence(jd.Confidence),
 				Severity:           gen.Severity(jd.Severity),
 				ValidTime:          valid,
-				Source:             ctimSource,
+				Source:             em.source,
 				SourceUri:          sourceURI,
-				Reason:             ptr(clip(jd.Reason, maxReason)),
+				Reason:             ptr(em.reason(jd.Reason)),
 				ReasonUri:          sourceURI,
 				ExternalIds:        &ids.ids,
 				ExternalReferences: refs,
@@ -258,7 +294,7 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 			}
 		}
 
-		s := m.sighting(o, *e, a, sourceURI, tlp)
+		s := em.sighting(o, *e, a, sourceURI, tlp)
 		s.ExternalIds, s.ExternalReferences = &ids.ids, refs
 		b.sightings = append(b.sightings, s)
 		b.relationships = append(b.relationships, relationship(sightingOf, s.Id, indicatorID))
@@ -267,7 +303,7 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 		}
 		for k := range e.Attributes {
 			if seen := &e.Attributes[k]; seen.Sightings.Seen > 0 {
-				ms := m.mispSighting(o, *e, seen, sourceURI, tlp, refs)
+				ms := em.mispSighting(o, *e, seen, sourceURI, tlp, refs)
 				b.sightings = append(b.sightings, ms)
 				b.relationships = append(b.relationships, relationship(sightingOf, ms.Id, indicatorID))
 			}
@@ -277,7 +313,7 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event) {
 			mergeIndicator(&b.indicators[at], *e)
 		} else {
 			b.indicatorAt[indicatorID] = len(b.indicators)
-			b.indicators = append(b.indicators, m.indicator(*e, indicatorID, sourceURI, &ids.eventOnly, refs))
+			b.indicators = append(b.indicators, em.indicator(*e, indicatorID, sourceURI, &ids.eventOnly, refs))
 		}
 	}
 	if chosen >= 0 {
@@ -298,7 +334,7 @@ func (m mapper) listedOnly(b *bundle, o observable, hits []intel.WarninglistHit)
 	}
 	source := relayListsSource
 	if jd.ByMISP {
-		source = ctimSource
+		source = cmp.Or(m.listedBy[o.Value], ctimSource)
 	}
 	disp, name := dispositionOf(jd.Disposition)
 	j := gen.Judgement{

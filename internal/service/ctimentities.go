@@ -45,7 +45,7 @@ func (m mapper) sighting(o observable, e intel.Event, judged *intel.Attribute, s
 		b.WriteString("; comment: ")
 		b.WriteString(strconv.Quote(c))
 	}
-	sg := newSighting(o, start, end, sourceURI, tlp)
+	sg := newSighting(o, start, end, m.source, sourceURI, tlp)
 	sg.Count = max(len(e.Attributes), 1)
 	sg.Title = ptr(clip("Found in MISP event: "+e.Info, maxTitle))
 	sg.Description = ptr(clip(b.String(), maxDescription))
@@ -69,9 +69,9 @@ func sameCommentBefore(prev []intel.Attribute, c string) bool {
 }
 
 // newSighting holds what every CTIM sighting the relay makes has in common: o seen from start
-// to end, as MISP (sourceURI) says, under tlp. The caller sets the count, title, description
+// to end, as source (sourceURI) says, under tlp. The caller sets the count, title, description
 // and timestamp.
-func newSighting(o observable, start, end time.Time, sourceURI *string, tlp *gen.TLP) gen.Sighting {
+func newSighting(o observable, start, end time.Time, source string, sourceURI *string, tlp *gen.TLP) gen.Sighting {
 	observables := []gen.Observable{o.ctim()}
 	return gen.Sighting{
 		Id:            transientID("sighting"),
@@ -80,7 +80,7 @@ func newSighting(o observable, start, end time.Time, sourceURI *string, tlp *gen
 		ObservedTime:  gen.ObservedTime{StartTime: start, EndTime: &end},
 		Confidence:    gen.ConfidenceHigh,
 		Observables:   &observables,
-		Source:        ptr(ctimSource),
+		Source:        ptr(source),
 		SourceUri:     sourceURI,
 		Tlp:           tlp,
 	}
@@ -125,7 +125,7 @@ func (m mapper) indicator(e intel.Event, id string, sourceURI *string, ids *gen.
 		Producer:           clip(cmp.Or(strings.TrimSpace(e.Org), ctimSource), maxTitle),
 		Confidence:         ptr(gen.ConfidenceHigh),
 		Severity:           ptr(threatOf(e.ThreatLevel).severity),
-		Source:             ptr(ctimSource),
+		Source:             ptr(m.source),
 		SourceUri:          sourceURI,
 		ExternalIds:        ids,
 		ExternalReferences: refs,
@@ -276,7 +276,7 @@ type refBox struct {
 // repeated on each judgement, sighting and indicator.)
 func (m mapper) externalRefs(e intel.Event, sourceURI *string) *gen.ExternalReferences {
 	b := &refBox{id: e.UUID}
-	b.arr[0] = gen.ExternalReference{SourceName: ctimSource, ExternalId: &b.id, Url: sourceURI}
+	b.arr[0] = gen.ExternalReference{SourceName: m.source, ExternalId: &b.id, Url: sourceURI}
 	b.refs = b.arr[:]
 	return &b.refs
 }
@@ -297,7 +297,7 @@ func (m mapper) mispSighting(o observable, e intel.Event, a *intel.Attribute, so
 	if s.FalsePositive > 0 {
 		desc += "; " + count(s.FalsePositive, "false positive", "false positives") + " reported"
 	}
-	sg := newSighting(o, start, end, sourceURI, tlp)
+	sg := newSighting(o, start, end, m.source, sourceURI, tlp)
 	sg.Count = s.Seen
 	sg.Title = ptr(clip("Sighted, as reported to MISP: "+e.Info, maxTitle))
 	sg.Description = ptr(clip(desc+".", maxDescription))

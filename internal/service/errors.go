@@ -27,6 +27,10 @@ type configError struct{ msg string }
 
 func (e *configError) Error() string { return e.msg }
 
+// ConfigError is a relay setting that keeps a request from being served, said to the caller
+// as msg (code "unknown"): for Config.Sources' errors that are not the token's fault.
+func ConfigError(msg string) error { return &configError{msg} }
+
 // healthCheckError is /watchdog called without its Health-Check header.
 type healthCheckError struct{}
 
@@ -44,8 +48,13 @@ func codeOf(err error) (gen.ErrorCode, string) {
 		ia *invalidArgument
 		ce *configError
 		ue *upstream.Error
+		se *sourceError
 	)
 	switch {
+	case errors.As(err, &se):
+		// One source of several failed: its own code, and the message names it.
+		code, msg := codeOf(se.err)
+		return code, se.source + ": " + msg
 	case errors.Is(err, errHealthCheck):
 		return gen.ErrorCodeHealthCheckFailed, err.Error()
 	case errors.As(err, new(busyError)):

@@ -39,6 +39,7 @@ const (
 // rejected body can be explained in the contract's words).
 type requestState struct {
 	claims      auth.Claims
+	tenant      *tenant // resolved from claims by admit
 	body        []byte
 	observables int // how many the body held, for the log line
 }
@@ -319,7 +320,8 @@ func (s *Service) admit(router routers.Router, listRoutes map[string]bool) func(
 					return
 				}
 				st.claims = claims
-				id := tenantIDOf(claims)
+				st.tenant = s.tenantFor(claims)
+				id := st.tenant.id
 				if err := s.inFlight.enter(id); err != nil {
 					writeEnvelope(w, r, err)
 					return

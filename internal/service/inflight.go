@@ -5,10 +5,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"io"
-	"strings"
 	"sync"
-
-	"github.com/misp-relay/misp-relay/internal/auth"
 )
 
 // DefaultMaxInFlight is Config.MaxInFlight's default (MAX_IN_FLIGHT).
@@ -37,30 +34,8 @@ var (
 	errTenantBusy error = busyError{own: true}
 )
 
-// tenantID names a tenant (one MISP and API key, as its token's claims give them: no host
-// means the relay's API_URL) by a hash, so the counts keep no API key.
+// tenantID names a tenant (see tenantIDOf) by a hash, so the counts keep no API key.
 type tenantID [sha256.Size]byte
-
-// tenantIDOf hashes the host and the key, each prefixed with its length, so that no two
-// (host, key) pairs give the same input. The host is folded as a MISP base URL is (no
-// scheme https://, no trailing slash or dot, lower case): its letter case alone would
-// otherwise give a tenant 2^n shares of one MISP, one per spelling of an n-letter name.
-func tenantIDOf(c auth.Claims) tenantID {
-	h := sha256.New()
-	for _, s := range []string{foldHost(c.Host), c.Key} {
-		writeLenPrefixed(h, s)
-	}
-	var id tenantID
-	h.Sum(id[:0])
-	return id
-}
-
-// foldHost is host as the tenant count compares it (see tenantIDOf).
-func foldHost(host string) string {
-	host = strings.ToLower(strings.TrimSpace(host))
-	host = strings.TrimPrefix(host, "https://")
-	return strings.TrimSuffix(strings.TrimRight(host, "/"), ".")
-}
 
 func writeLenPrefixed(h hash.Hash, s string) {
 	var n [binary.MaxVarintLen64]byte

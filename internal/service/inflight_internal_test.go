@@ -5,10 +5,32 @@ import (
 	"testing"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
-// TestTenantIDs: a tenant is its (host, key) pair and nothing else: neither half can be
-// shifted into the other, and the other claims do not make another tenant.
+// idOf is the tenant id of claims on a relay whose Sources are as the app's: API_URL's MISP
+// (api.example) or the token's host, named after intel.MISPBase.
+func idOf(c auth.Claims) tenantID {
+	s := &Service{cfg: Config{Sources: func(c auth.Claims) ([]intel.Source, error) {
+		var out []intel.Source
+		for _, m := range c.MISPs() {
+			host := m.Host
+			if host == "" {
+				host = "https://api.example"
+			}
+			base, hostport, err := intel.MISPBase(host)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, intel.Source{Name: "MISP " + hostport, UI: base, Key: m.Key})
+		}
+		return out, nil
+	}}}
+	return s.tenantFor(c).id
+}
+
+// TestTenantIDs: a tenant is what it asks (its sources and keys) and nothing else: no part
+// can be shifted into another, and the other claims do not make another tenant.
 func TestTenantIDs(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -24,8 +46,9 @@ func TestTenantIDs(t *testing.T) {
 		{"key as host", auth.Claims{Key: "k"}, auth.Claims{Host: "k"}, false},
 		{"the host spelt otherwise", auth.Claims{Host: "https://MISP.Example.org./", Key: "k"}, auth.Claims{Host: "misp.example.org", Key: "k"}, true},
 		{"the key spelt otherwise", auth.Claims{Key: "K"}, auth.Claims{Key: "k"}, false},
+		{"two MISPs or one", auth.Claims{Key: "k", OtherMISPs: []auth.MISP{{Host: "b.example", Key: "k"}}}, auth.Claims{Key: "k"}, false},
 	} {
-		if got := tenantIDOf(tc.a) == tenantIDOf(tc.b); got != tc.same {
+		if got := idOf(tc.a) == idOf(tc.b); got != tc.same {
 			t.Errorf("%s: same tenant = %v, want %v", tc.name, got, tc.same)
 		}
 	}
@@ -35,7 +58,7 @@ func TestTenantIDs(t *testing.T) {
 // and a tenant's entry goes when its last request leaves.
 func TestInFlightCounts(t *testing.T) {
 	f := newInFlight(3, 2)
-	a, b, c := tenantIDOf(auth.Claims{Key: "a"}), tenantIDOf(auth.Claims{Key: "b"}), tenantIDOf(auth.Claims{Key: "c"})
+	a, b, c := idOf(auth.Claims{Key: "a"}), idOf(auth.Claims{Key: "b"}), idOf(auth.Claims{Key: "c"})
 	for i, step := range []struct {
 		enter, leave *tenantID
 		want         error

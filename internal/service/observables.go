@@ -2,6 +2,7 @@ package service
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/intel"
@@ -53,9 +54,14 @@ func (o observable) ctim() gen.Observable {
 	return gen.Observable{Type: gen.ObservableType(o.Type), Value: o.Value}
 }
 
-// candidates filters the request's observables: unsupported types and blank values are
-// dropped, values are trimmed, and duplicates by (type, value) are removed keeping first-seen
-// order, so answers follow the input order.
+// maxValueLength is the longest value the relay looks up, in characters: the original relay's
+// limit, as a skip rather than a refusal, so that one such value in a batch does not fail the
+// others.
+const maxValueLength = 4096
+
+// candidates filters the request's observables: unsupported types, blank values and values
+// over maxValueLength are dropped, values are trimmed, and duplicates by (type, value) are
+// removed keeping first-seen order, so answers follow the input order.
 func candidates(in []gen.ObservableInput) []observable {
 	out := make([]observable, 0, len(in))
 	seen := make(map[[2]string]struct{}, len(in))
@@ -65,7 +71,7 @@ func candidates(in []gen.ObservableInput) []observable {
 			continue
 		}
 		v := strings.TrimSpace(o.Value)
-		if v == "" {
+		if v == "" || utf8.RuneCountInString(v) > maxValueLength {
 			continue
 		}
 		key := [2]string{o.Type, v}

@@ -148,14 +148,7 @@ func TestRealEventsFeedAndMISP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keys []servicetest.Key
-	seen := map[servicetest.Key]bool{}
-	for _, o := range obs {
-		if k := (servicetest.Key{Type: o.Type, Value: o.Value}); !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
-		}
-	}
+	keys := servicetest.Keys(obs)
 	store, err := feed.Load(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func (m mapper) relations(o observable, e *intel.Event, originURI *string) *[]ge
 			} else if oky && intel.SameValue(v2, o.Value) {
 				y = self
 			}
-			if okx && oky && !add(observedRelation(x, y, map[string]any{"misp_type": a.Type}, originURI)) {
+			if okx && oky && !add(observedRelation(m.source, x, y, map[string]any{"misp_type": a.Type}, originURI)) {
 				break
 			}
 		}
@@ -64,7 +64,7 @@ func (m mapper) relations(o observable, e *intel.Event, originURI *string) *[]ge
 				continue
 			}
 			info := map[string]any{"misp_object": a.Object.Name}
-			if !add(observedRelation(self, other, info, originURI)) {
+			if !add(observedRelation(m.source, self, other, info, originURI)) {
 				return &out
 			}
 		}
@@ -76,8 +76,9 @@ func (m mapper) relations(o observable, e *intel.Event, originURI *string) *[]ge
 }
 
 // observedRelation relates x and y in the direction CTIM's vocabulary reads: a host name
-// Resolved_To its address, a file name File_Name_Of its hash, otherwise x Related_To y.
-func observedRelation(x, y gen.Observable, info map[string]any, originURI *string) gen.ObservedRelation {
+// Resolved_To its address, a file name File_Name_Of its hash, otherwise x Related_To y; origin
+// is the source that said so.
+func observedRelation(origin string, x, y gen.Observable, info map[string]any, originURI *string) gen.ObservedRelation {
 	rel := relRelatedTo
 	switch {
 	case isHost(x.Type) && isAddress(y.Type):
@@ -89,7 +90,7 @@ func observedRelation(x, y gen.Observable, info map[string]any, originURI *strin
 	case y.Type == "file_name" && isHash(x.Type):
 		rel, x, y = relFileNameOf, y, x
 	}
-	return gen.ObservedRelation{Origin: ctimSource, OriginUri: originURI, Relation: rel, Source: x, Related: y, RelationInfo: &info}
+	return gen.ObservedRelation{Origin: origin, OriginUri: originURI, Relation: rel, Source: x, Related: y, RelationInfo: &info}
 }
 
 func isHost(t gen.ObservableType) bool    { return t == "domain" || t == "hostname" }

@@ -1,6 +1,7 @@
 // Package service implements the relay's API (the strict server interface generated from
-// api/openapi.yaml): it filters the observables XDR sends, looks them up in the tenant's
-// intel.Backend, maps what MISP knows to CTIM, and runs the response actions. errors.go is the
+// api/openapi.yaml): it filters the observables XDR sends, looks them up in every source of
+// the tenant at once (tenant.go, fanout.go: its MISPs, then the feeds, each an intel.Source),
+// maps what they know to CTIM, and runs the response actions. errors.go is the
 // one place where a failure becomes the XDR error envelope.
 //
 // It owns the HTTP contract (handler.go: routing, validation, authentication first, limits,
@@ -18,7 +19,10 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
@@ -44,10 +48,9 @@ const (
 	sightingSource        = "XDR"
 )
 
-// Config holds everything the service is built from. Backend answers requests whose token
-// names no MISP (the relay's API_URL: a MISP server or a feed, behind the cache); requests
-// with a configuration token naming a HOST use BackendForHost instead, and with neither a
-// lookup answers that API_URL is not configured.
+// Config holds everything the service is built from. A request asks its tenant's sources
+// (Sources: its MISPs, then the feeds), concurrently; without Sources, its one source is
+// Backend with the token's key, and a configuration token naming a HOST is refused.
 type Config struct {
 	Version string // the relay's semver, for /version
 	Secret  string // SECRET_KEY; "" makes every authenticated call fail with "<SECRET_KEY> is missing"
@@ -59,10 +62,12 @@ type Config struct {
 	// UIURL is where analysts' browsers reach MISP: refer links and every source_uri start
 	// with it. "" means no links (a feed without MISP_UI_URL).
 	UIURL string
-	// BackendForHost gives the MISP named by a configuration token's HOST claim (and the
-	// base of its links); it refuses hosts the relay may not call. nil: such tokens are
-	// refused.
-	BackendForHost func(host string) (intel.Backend, string, error)
+	// Sources gives what a request with the given verified claims asks, in order (the app's
+	// App.Sources: the token's MISPs, then the feeds), each named for answers and errors; an
+	// error (an *auth.Error for a host refused) fails every call that needs a source. It is
+	// called once per request, where the token is checked. nil: Backend and UIURL are the
+	// one source.
+	Sources func(auth.Claims) ([]intel.Source, error)
 
 	Scanner    Scanner
 	URLScanKey string // default urlscan.io key when the JWT has none
@@ -80,7 +85,7 @@ type Config struct {
 	MaxInFlight int
 	// MaxInFlightPerTenant bounds one tenant's requests served at once
 	// (MAX_IN_FLIGHT_PER_TENANT), within MaxInFlight, so a tenant whose MISP stalls cannot
-	// take every slot. A tenant is one (MISP host, API key) pair of the token's claims.
+	// take every slot. A tenant is what its token asks: its sources and its keys for them.
 	// Default DefaultMaxInFlightPerTenant(MaxInFlight); more than MaxInFlight is an error.
 	MaxInFlightPerTenant int
 
@@ -92,9 +97,8 @@ type Config struct {
 	// FeedStates, when set, says where the public feeds (FEEDS) stand; /health shows it.
 	FeedStates func() []FeedState
 	// Tiles draws the dashboard tiles (tiles.go) and caches them per tenant; nil caches
-	// nothing. TileFeeds are the public feeds (FEEDS) every tenant's tiles add to its MISP's.
-	Tiles     *tiles.Board
-	TileFeeds []tiles.Source
+	// nothing.
+	Tiles *tiles.Board
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests
@@ -173,51 +177,21 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, log: cfg.Log, inFlight: newInFlight(cfg.MaxInFlight, cfg.MaxInFlightPerTenant)}, nil
 }
 
-// tenant is what one request talks to: the relay's backend, or the MISP a configuration
-// token names in its HOST claim, with that token's entities limit.
-type tenant struct {
-	backend intel.Backend // nil: the relay has none for this request
-	ui      string        // base of links for people; "" for none
-	limit   int
-	key     string
-}
-
-// tenantOf resolves the request's MISP from its verified claims.
-func (s *Service) tenantOf(ctx context.Context) (tenant, error) {
-	c := claimsFrom(ctx)
-	t := tenant{backend: s.cfg.Backend, ui: s.cfg.UIURL, limit: s.cfg.EntitiesLimit, key: c.Key}
-	if c.EntitiesLimit > 0 {
-		t.limit = c.EntitiesLimit // the module's own Entities Limit, for this request only
-	}
-	if c.Host == "" {
-		return t, nil
-	}
-	if s.cfg.BackendForHost == nil {
-		return t, &configError{"This relay does not call the MISP a configuration token names: it serves its own API_URL."}
-	}
-	b, ui, err := s.cfg.BackendForHost(c.Host)
-	if err != nil {
-		return t, err
-	}
-	t.backend, t.ui = b, ui
-	return t, nil
-}
-
 // lookup is the answer for one observable.
 type lookup struct {
 	events []intel.Event
 	err    error
 }
 
-// searchAll looks the observables up in one Lookup of the tenant's backend (one restSearch
-// for a MISP, however many observables) and returns the answers in input order. One failure
-// does not fail the others.
-func (s *Service) searchAll(ctx context.Context, t tenant, obs []observable, limit int) (out []lookup) {
+// searchAll looks the observables up in one Lookup of src (one restSearch for a MISP,
+// however many observables) and returns the answers in input order. One failure does not
+// fail the others.
+func (s *Service) searchAll(ctx context.Context, src intel.Source, obs []observable, limit int) (out []lookup) {
 	out = make([]lookup, len(obs))
 	if len(obs) == 0 {
 		return out
 	}
-	if t.backend == nil {
+	if src.Backend == nil {
 		for i := range out {
 			out[i].err = errNoBackend
 		}
@@ -231,7 +205,7 @@ func (s *Service) searchAll(ctx context.Context, t tenant, obs []observable, lim
 	// goroutine, and the backend may run parts of the lookup in others.
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.ErrorContext(ctx, "panic in a lookup", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.log.ErrorContext(ctx, "panic in a lookup", "source", src.Name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			for i := range out {
 				out[i] = lookup{err: fmt.Errorf("lookup panicked: %v", v)}
 			}
@@ -243,7 +217,7 @@ func (s *Service) searchAll(ctx context.Context, t tenant, obs []observable, lim
 		}
 		return out
 	}
-	for i, r := range t.backend.Lookup(ctx, t.key, qs) {
+	for i, r := range src.Backend.Lookup(ctx, src.Key, qs) {
 		out[i] = lookup{events: r.Events, err: r.Err}
 		if ctx.Err() != nil && errors.Is(r.Err, ctx.Err()) {
 			out[i].err = errOutOfTime // a lookup the request stopped waiting for
@@ -252,23 +226,47 @@ func (s *Service) searchAll(ctx context.Context, t tenant, obs []observable, lim
 	return out
 }
 
-// Health checks the JWT (done by the validator) and that MISP accepts the key.
+// Health checks the JWT (done by admit) and that the tenant's MISPs accept their keys: every
+// MISP source is pinged, at once (a feed, loading or not, is not a failure: data.feeds says
+// how it stands). One failing is named in errors beside the status; all failing is the
+// errors alone.
 func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.HealthResponseObject, error) {
-	t, err := s.tenantOf(ctx)
-	switch {
-	case err != nil:
-	case t.backend == nil:
-		err = errNoBackend
-	default:
-		err = t.backend.Ping(ctx, t.key)
+	t := s.tenantOf(ctx)
+	if t.err != nil {
+		return gen.Health200JSONResponse{Errors: errorsOf(ctx, t.err)}, nil
 	}
-	if err != nil {
-		return gen.Health200JSONResponse{Errors: errorsOf(ctx, err)}, nil
+	var pinged []int
+	for i, src := range t.sources {
+		if src.Backend == nil || src.Backend.Writable() { // a feed has nothing to check: /health says how it stands
+			pinged = append(pinged, i)
+		}
+	}
+	errs := make([]error, len(pinged))
+	var wg sync.WaitGroup
+	for k, i := range pinged {
+		src := t.sources[i]
+		wg.Go(func() {
+			if src.Backend == nil {
+				errs[k] = errNoBackend
+				return
+			}
+			errs[k] = t.named(src, src.Backend.Ping(ctx, src.Key))
+		})
+	}
+	wg.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	if failed > 0 && failed == len(pinged) {
+		return gen.Health200JSONResponse{Errors: errorsOf(ctx, errs...)}, nil
 	}
 	return gen.Health200JSONResponse{Data: &struct {
 		Feeds  *[]gen.FeedStatus          `json:"feeds,omitempty"`
 		Status gen.HealthResultDataStatus `json:"status"`
-	}{Status: gen.Ok, Feeds: s.feedStates()}}, nil
+	}{Status: gen.Ok, Feeds: s.feedStates()}, Errors: errorsOf(ctx, errs...)}, nil
 }
 
 // feedStates is what /health says of the public feeds; nil when there are none.
@@ -314,108 +312,124 @@ func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) ([]
 	return candidates(in), nil
 }
 
+// enrich asks every source of the tenant at once and maps what they all said: the verdict
+// follows the policy over every source's judgements, and each entity names its source. One
+// source failing leaves the others' answer, plus an error naming it; every source failing
+// leaves the errors alone.
 func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe bool) gen.EnrichResult {
 	all, err := s.observables(ctx, in)
 	if err != nil {
 		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
 	}
 	obs := safeOnly(all)
-	t, err := s.tenantOf(ctx)
-	if err != nil {
-		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
+	t := s.tenantOf(ctx)
+	if t.err != nil {
+		return gen.EnrichResult{Errors: errorsOf(ctx, t.err)}
 	}
-	// One warninglist check per request, for all its values, while the searches run.
-	checked := s.checkWarninglists(ctx, t, obs)
-	results := s.searchAll(ctx, t, obs, t.limit)
-	m := newMapper(s.cfg.Now(), t.ui)
-	m.policy, m.lists, m.checked = &s.cfg.Policy, s.cfg.Warninglists, checked()
+	// One warninglist check per MISP source, for all the values, while the searches run.
+	answers := s.askAll(ctx, t, obs, t.limit, true, nil)
+	m := newMapper(s.cfg.Now(), "")
+	m.policy, m.lists = &s.cfg.Policy, s.cfg.Warninglists
+	m.checked, m.listedBy = mergeChecked(t, answers)
+	m.sources = t.sources
+	answered := false
+	for _, a := range answers {
+		answered = answered || a.ok()
+	}
 	var b bundle
 	var errs []error
-	for i, r := range results {
-		if r.err != nil {
-			errs = append(errs, r.err)
-			continue
+	for i := range obs {
+		found, failed := mergeAnswers(t, answers, i)
+		errs = append(errs, failed...)
+		if len(failed) == len(answers) {
+			continue // no source answered
 		}
-		if len(r.events) == 0 && m.lists == nil && len(m.checked[obs[i].Value]) == 0 {
+		if len(found.events) == 0 && m.lists == nil && len(m.checked[obs[i].Value]) == 0 {
 			continue // nothing known of the value: no event, and no warninglist to ask
 		}
-		sortBySeverity(r.events)
 		if observe {
-			m.observe(&b, obs[i], r.events)
+			m.observe(&b, obs[i], found.events, found.from)
 		} else {
-			m.verdictOnly(&b, obs[i], r.events)
+			m.verdictOnly(&b, obs[i], found.events)
 		}
 	}
-	return enrichResult(ctx, b.data(), errs)
+	return enrichResult(ctx, b.data(), errs, answered)
 }
 
 // enrichResult puts found data and failures together, as the contract allows: data is left
-// out only when there are errors and nothing was found.
-func enrichResult(ctx context.Context, d *gen.EnrichData, errs []error) gen.EnrichResult {
+// out only when there are errors, nothing was found and no source answered all its lookups.
+func enrichResult(ctx context.Context, d *gen.EnrichData, errs []error, answered bool) gen.EnrichResult {
 	res := gen.EnrichResult{Errors: errorsOf(ctx, errs...)}
-	if res.Errors == nil || *d != (gen.EnrichData{}) {
+	if res.Errors == nil || answered || *d != (gen.EnrichData{}) {
 		res.Data = d
 	}
 	return res
 }
 
-// ReferObservables links each supported observable to the MISP events that hold it. A value
+// ReferObservables links each supported observable to the events that hold it, in every
+// source of the tenant with a UI (its MISPs; a feed has none), in the sources' order. A value
 // without a slash needs no MISP call: MISP's event index filters on it exactly (see
 // searchLink). A value with one (a URL) cannot be put in such a link, so it is looked up (the
-// same cached search as /observe) and linked to the events found by their UUIDs; a value MISP
-// holds in no event gets no link.
+// same cached search as /observe) and linked to the events found by their UUIDs; a value a
+// MISP holds in no event gets no link into it.
 func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservablesRequestObject) (gen.ReferObservablesResponseObject, error) {
 	all, err := s.observables(ctx, *req.Body)
 	if err != nil {
 		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
 	obs := safeOnly(all) // a MISP search link for a value MISP misreads would mislead
-	t, err := s.tenantOf(ctx)
-	if err != nil {
-		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
+	t := s.tenantOf(ctx)
+	if t.err != nil {
+		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, t.err)}, nil
 	}
 	links := []gen.ReferenceLink{}
-	ui := newMapper(s.cfg.Now(), t.ui).uiURL
-	if ui == "" {
-		return gen.ReferObservables200JSONResponse{Data: &links}, nil
-	}
+	withUI := func(src intel.Source) bool { return newMapper(time.Time{}, src.UI).uiURL != "" }
 	var slashed []observable
 	for _, o := range obs {
 		if strings.Contains(o.Value, "/") {
 			slashed = append(slashed, o)
 		}
 	}
-	found := map[[2]string][]intel.Event{} // by type and value
 	var errs []error
+	found := map[int]map[[2]string][]intel.Event{} // by source, then type and value
 	if len(slashed) > 0 {
-		if t.backend == nil {
-			errs = append(errs, errNoBackend)
-		} else {
-			for i, r := range s.searchAll(ctx, t, slashed, t.limit) {
+		for _, a := range s.askAll(ctx, t, slashed, t.limit, false, withUI) {
+			found[a.at] = map[[2]string][]intel.Event{}
+			for i, r := range a.results {
 				if r.err != nil {
-					errs = append(errs, r.err)
+					errs = append(errs, t.named(t.sources[a.at], r.err))
 				}
-				found[[2]string{slashed[i].Type, slashed[i].Value}] = r.events
+				found[a.at][[2]string{slashed[i].Type, slashed[i].Value}] = r.events
 			}
 		}
 	}
-	for _, o := range obs {
-		var link string
-		if strings.Contains(o.Value, "/") {
-			link = eventsLink(ui, found[[2]string{o.Type, o.Value}])
-		} else {
-			link = searchLink(ui, o)
+	for at, src := range t.sources {
+		ui := newMapper(time.Time{}, src.UI).uiURL
+		if ui == "" {
+			continue
 		}
-		if link == "" || len(link) > maxURI {
-			continue // no event holds it, or CTIM caps URIs (a browser would not take it either)
+		for _, o := range obs {
+			var link string
+			if strings.Contains(o.Value, "/") {
+				link = eventsLink(ui, found[at][[2]string{o.Type, o.Value}])
+			} else {
+				link = searchLink(ui, o)
+			}
+			if link == "" || len(link) > maxURI {
+				continue // no event holds it, or CTIM caps URIs (a browser would not take it either)
+			}
+			id := "ref-misp-search-" + o.Type + "-" + o.Value
+			if at > 0 {
+				id += "-" + strconv.Itoa(at+1) // one id per link: the sources' places tell them apart
+			}
+			links = append(links, gen.ReferenceLink{
+				Id:          id,
+				Title:       "Search events with this " + o.kind.human,
+				Description: "Lookup events with this " + o.kind.human + " on " + src.Name,
+				Url:         link,
+				Categories:  []string{"Search", "MISP"},
+			})
 		}
-		links = append(links, gen.ReferenceLink{
-			Id:          "ref-misp-search-" + o.Type + "-" + o.Value,
-			Title:       "Search events with this " + o.kind.human,
-			Description: "Lookup events with this " + o.kind.human + " on MISP",
-			Url:         link,
-			Categories:  []string{"Search", "MISP"},
-		})
 	}
 	return gen.ReferObservables200JSONResponse{Data: &links, Errors: errorsOf(ctx, errs...)}, nil
 }
@@ -463,46 +477,48 @@ const (
 	titleScan          = "Scan with urlscan.io"
 )
 
-// RespondObservables lists the actions available: reporting to MISP for observables MISP
-// knows (not with a feed, which cannot be written to), and a urlscan.io scan for URLs and
-// domains when a urlscan.io key is available.
+// RespondObservables lists the actions available: reporting to MISP for observables a
+// writable source of the tenant (a MISP; a feed cannot be written to) holds, and a
+// urlscan.io scan for URLs and domains when a urlscan.io key is available.
 func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObservablesRequestObject) (gen.RespondObservablesResponseObject, error) {
 	claims := claimsFrom(ctx)
 	all, err := s.observables(ctx, *req.Body)
 	if err != nil {
 		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
 	}
-	t, err := s.tenantOf(ctx)
-	if err != nil {
-		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
+	t := s.tenantOf(ctx)
+	if t.err != nil {
+		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, t.err)}, nil
 	}
-	lookups := map[int]lookup{} // by index in all
-	if t.backend != nil && t.backend.Writable() {
-		// One event is enough to know MISP has the observable. A feed cannot be written to.
-		var safe []observable
-		var at []int
-		for i, o := range all {
-			if o.safe {
-				safe, at = append(safe, o), append(at, i)
-			}
+	// One event is enough to know a MISP has the observable.
+	var safe []observable
+	var at []int
+	for i, o := range all {
+		if o.safe {
+			safe, at = append(safe, o), append(at, i)
 		}
-		for j, r := range s.searchAll(ctx, t, safe, 1) {
-			lookups[at[j]] = r
+	}
+	held := map[int]bool{}   // by index in all: some writable source holds it
+	looked := map[int]bool{} // by index in all: some writable source was asked
+	var errs []error
+	for _, a := range s.askAll(ctx, t, safe, 1, false, writable) {
+		for j, r := range a.results {
+			looked[at[j]] = true
+			if r.err != nil {
+				errs = append(errs, t.named(t.sources[a.at], r.err))
+				continue
+			}
+			held[at[j]] = held[at[j]] || len(r.events) > 0
 		}
 	}
 	canScan := s.cfg.Scanner != nil && s.urlscanKey(claims) != ""
 	actions := []gen.RespondAction{}
-	var errs []error
 	for i, o := range all {
 		params := struct {
 			ObservableType  string `json:"observable_type"`
 			ObservableValue string `json:"observable_value"`
 		}{o.Type, o.Value}
-		switch r, looked := lookups[i]; {
-		case !looked:
-		case r.err != nil:
-			errs = append(errs, r.err)
-		case len(r.events) > 0:
+		if looked[i] && held[i] {
 			actions = append(actions,
 				gen.RespondAction{
 					Id: gen.MispAddSighting, Title: titleSighting,
@@ -526,6 +542,9 @@ func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObserva
 	return gen.RespondObservables200JSONResponse{Data: &actions, Errors: errorsOf(ctx, errs...)}, nil
 }
 
+// writable keeps the sources that can be reported to: MISPs, not feeds.
+func writable(src intel.Source) bool { return src.Backend != nil && src.Backend.Writable() }
+
 func (s *Service) urlscanKey(c auth.Claims) string {
 	if c.URLScanKey != "" {
 		return c.URLScanKey
@@ -533,57 +552,102 @@ func (s *Service) urlscanKey(c auth.Claims) string {
 	return s.cfg.URLScanKey
 }
 
-// RespondTrigger runs one action.
+// RespondTrigger runs one action. A report to MISP goes to every writable source of the
+// tenant that holds the value: it succeeds when one took it, the others' failures in errors.
 func (s *Service) RespondTrigger(ctx context.Context, req gen.RespondTriggerRequestObject) (gen.RespondTriggerResponseObject, error) {
-	err := s.trigger(ctx, req.Body)
+	ok, errs := s.trigger(ctx, req.Body)
 	status := gen.Success
-	if err != nil {
+	if !ok {
 		status = gen.Failure
+	}
+	for _, err := range errs {
 		s.log.InfoContext(ctx, "respond action failed", "action", req.Body.ActionId, "err", err)
 	}
 	return gen.RespondTrigger200JSONResponse{
 		Data: &struct {
 			Status gen.TriggerResultDataStatus `json:"status"`
 		}{Status: status},
-		Errors: errorsOf(ctx, err),
+		Errors: errorsOf(ctx, errs...),
 	}, nil
 }
 
-func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) error {
+// trigger runs the action; ok says whether it was done (somewhere), errs what failed.
+func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) (ok bool, errs []error) {
 	claims := claimsFrom(ctx)
 	switch gen.RespondActionId(body.ActionId) {
 	case gen.MispAddSighting, gen.MispAddFalsePositive:
-		t, err := s.tenantOf(ctx)
-		if err != nil {
-			return err
-		}
-		if t.backend == nil {
-			return errNoBackend
+		t := s.tenantOf(ctx)
+		if t.err != nil {
+			return false, []error{t.err}
 		}
 		o, err := triggerObservable(body)
 		if err != nil {
-			return err
+			return false, []error{err}
 		}
 		typ := intel.Sighting
 		if body.ActionId == string(gen.MispAddFalsePositive) {
 			typ = intel.FalsePositive
 		}
-		return t.backend.AddSighting(ctx, t.key, o.Value, typ, sightingSource)
+		return s.report(ctx, t, o, typ)
 	case gen.UrlscanScan:
 		obs := candidates([]gen.ObservableInput{{Type: body.ObservableType, Value: body.ObservableValue}})
 		if len(obs) == 0 || !obs[0].scannable() {
-			return &invalidArgument{fmt.Sprintf("urlscan.io scans URLs and domains, not %s %s.",
-				pyRepr(body.ObservableType), pyRepr(body.ObservableValue))}
+			return false, []error{&invalidArgument{fmt.Sprintf("urlscan.io scans URLs and domains, not %s %s.",
+				pyRepr(body.ObservableType), pyRepr(body.ObservableValue))}}
 		}
 		o := obs[0]
 		key := s.urlscanKey(claims)
 		if s.cfg.Scanner == nil || key == "" {
-			return &upstream.Error{Summary: "no usable urlscan.io API key", Op: "scan", Kind: upstream.ErrPermission, Detail: "add urlscan_key to the JWT or set URLSCAN_API_KEY"}
+			return false, []error{&upstream.Error{Summary: "no usable urlscan.io API key", Op: "scan", Kind: upstream.ErrPermission, Detail: "add urlscan_key to the JWT or set URLSCAN_API_KEY"}}
 		}
-		_, err := s.cfg.Scanner.Scan(ctx, key, o.Value)
-		return err
+		if _, err := s.cfg.Scanner.Scan(ctx, key, o.Value); err != nil {
+			return false, []error{err}
+		}
+		return true, nil
 	}
-	return &invalidArgument{"Unknown action-id " + pyRepr(body.ActionId) + "."}
+	return false, []error{&invalidArgument{"Unknown action-id " + pyRepr(body.ActionId) + "."}}
+}
+
+// report adds a sighting (or false positive) of o to the tenant's MISPs. A tenant of one
+// source reports to it (a feed says it cannot be written to). With several, those writable
+// sources that hold o take it, all at once; when none holds it (or it could not be asked),
+// every writable source is asked to, and says why not.
+func (s *Service) report(ctx context.Context, t *tenant, o observable, typ intel.SightingType) (bool, []error) {
+	if !t.multi() {
+		src := t.sources[0]
+		if src.Backend == nil {
+			return false, []error{errNoBackend}
+		}
+		if err := src.Backend.AddSighting(ctx, src.Key, o.Value, typ, sightingSource); err != nil {
+			return false, []error{err}
+		}
+		return true, nil
+	}
+	var targets []int
+	for _, a := range s.askAll(ctx, t, []observable{o}, 1, false, writable) {
+		if r := a.results[0]; r.err == nil && len(r.events) > 0 {
+			targets = append(targets, a.at)
+		}
+	}
+	if len(targets) == 0 {
+		for i, src := range t.sources {
+			if writable(src) {
+				targets = append(targets, i)
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return false, []error{intel.ErrReadOnly}
+	}
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for k, i := range targets {
+		src := t.sources[i]
+		wg.Go(func() { errs[k] = t.named(src, src.Backend.AddSighting(ctx, src.Key, o.Value, typ, sightingSource)) })
+	}
+	wg.Wait()
+	ok := slices.Contains(errs, nil)
+	return ok, slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
 // triggerObservable applies the same rules as lookups to the observable of an action.

@@ -625,7 +625,6 @@ func TestBodyValidation(t *testing.T) {
 		{"/respond/trigger", `{"action_id":"x","observable_type":"domain","observable_value":"cisco.com"}`, `{'action-id': ['Missing data for required field.']}`},
 		{"/respond/trigger", `{"action-id":"x","observable_type":"ip","observable_value":""}`, `{'observable_value': ['Field may not be blank.']}`},
 		{"/respond/trigger", `[]`, `{'_schema': ['Invalid input type.']}`},
-		{"/observe/observables", `[{"type":"url","value":"http://x/` + strings.Repeat("a", 4096) + `"}]`, `{0: {'value': ['Longer than maximum length 4096.']}}`},
 		{"/respond/trigger", `{"action-id":"x","observable_type":"` + strings.Repeat("t", 129) + `","observable_value":"x"}`, `{'observable_type': ['Longer than maximum length 128.']}`},
 	}
 	for _, tt := range tests {
@@ -643,5 +642,31 @@ func TestContentTypeIgnored(t *testing.T) {
 		`[{"type":"ip","value":"198.51.100.7"}]`)
 	if _, ok := got["data"].(map[string]any)["verdicts"]; !ok {
 		t.Errorf("text/plain body not read as JSON: %v", got)
+	}
+}
+
+// TestLongValueIsSkipped: a value longer than the relay looks up does not fail the request
+// (the spec has no maxLength for it): it is skipped like an unsupported type, never sent to
+// MISP, and the other observables are answered.
+func TestLongValueIsSkipped(t *testing.T) {
+	h := newHarness(t, allEvents())
+	long := "http://x/" + strings.Repeat("a", 4096)
+	body := `[{"type":"url","value":"` + long + `"},{"type":"ip","value":"198.51.100.7"}]`
+	_, got := h.post("/observe/observables", body)
+	if _, ok := got["errors"]; ok {
+		t.Fatalf("errors for a long value: %v", got)
+	}
+	verdicts := got["data"].(map[string]any)["verdicts"].(map[string]any)
+	if verdicts["count"] != 1.0 {
+		t.Errorf("verdicts %v, want the IP's only", verdicts)
+	}
+	for _, r := range h.misp.Requests() {
+		if strings.Contains(string(r.Body), strings.Repeat("a", 4096)) {
+			t.Errorf("the long value was sent to MISP: %s %s", r.Path, r.Body[:80])
+		}
+	}
+	_, refer := h.post("/refer/observables", body)
+	if _, ok := refer["errors"]; ok {
+		t.Errorf("refer: %v", refer)
 	}
 }

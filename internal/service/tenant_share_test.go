@@ -138,7 +138,7 @@ func TestTenantShares(t *testing.T) {
 		Verifier: auth.New(auth.Config{
 			Secret: testSecret, JWKSHosts: []string{jwks.Host}, Audience: audience, HTTPClient: jwks.Client(),
 		}),
-		BackendForHost: func(string) (intel.Backend, string, error) { return m.backend(), "", nil },
+		Sources: hostSources(m.backend(), "", func(string) (intel.Backend, string, error) { return m.backend(), "", nil }),
 	})
 	configToken := func(host, mispKey string) string {
 		return "Bearer " + testkit.SignRS256(t, key, kid, jwt.MapClaims{"AuthKey": mispKey, "HOST": host, "jwks_host": jwks.Host, "aud": audience})

@@ -17,10 +17,9 @@ import (
 )
 
 // The dashboard endpoints (/tiles, /tiles/tile, /tiles/tile-data): thin handlers over
-// package tiles. A tile's data comes from the tenant's backend (the token's MISP, or
-// API_URL's MISP or feed), asked with the tenant's key, inside the request's tenant share
-// and deadline like a lookup, plus the public feeds (Config.TileFeeds); Config.Tiles caches
-// the answers per tenant.
+// package tiles. A tile's data comes from every source of the tenant (its MISPs, then the
+// feeds: the sources lookups ask), each asked with its own key, inside the request's tenant
+// share and deadline like a lookup, summed; Config.Tiles caches the answers per tenant.
 
 // Tiles lists the tile definitions.
 func (s *Service) Tiles(context.Context, gen.TilesRequestObject) (gen.TilesResponseObject, error) {
@@ -51,20 +50,28 @@ func (s *Service) TileData(ctx context.Context, req gen.TileDataRequestObject) (
 	if _, err := tiles.DefinitionOf(req.Body.TileId); err != nil {
 		return fail(err)
 	}
-	t, err := s.tenantOf(ctx)
-	switch {
-	case err != nil:
-		return fail(err)
-	case t.backend == nil:
+	t := s.tenantOf(ctx)
+	if t.err != nil {
+		return fail(t.err)
+	}
+	// Every source of the tenant (its MISPs, then the feeds), each asked with its own key
+	// and linking to its own MISP.
+	var srcs []tiles.Source
+	for _, src := range t.sources {
+		if src.Backend == nil {
+			return fail(errNoBackend)
+		}
+		ts := tileSource(src.Backend)
+		if ts == nil {
+			return fail(tiles.ErrNoSource)
+		}
+		srcs = append(srcs, namedTiles{tiles.Keyed(ts, src.Key, src.UI), func(err error) error { return t.named(src, err) }})
+	}
+	if len(srcs) == 0 {
 		return fail(errNoBackend)
 	}
-	src := tileSource(t.backend)
-	if src != nil && len(s.cfg.TileFeeds) > 0 {
-		src = tiles.Combine(append([]tiles.Source{src}, s.cfg.TileFeeds...)...)
-	}
-	id := tenantIDOf(claimsFrom(ctx))
 	d, err := s.cfg.Tiles.Data(ctx, tiles.Request{
-		Tenant: hex.EncodeToString(id[:]), Key: t.key, Source: src, UI: t.ui,
+		Tenant: hex.EncodeToString(t.id[:]), Source: tiles.Combine(srcs...),
 		Tile: req.Body.TileId, Period: tiles.Period(req.Body.Period), Now: s.cfg.Now(),
 	})
 	if err != nil {
@@ -107,6 +114,33 @@ func tileSource(b intel.Backend) tiles.Source {
 		b = n.Next()
 	}
 	return nil
+}
+
+// namedTiles is one source of a tenant whose failures name it when the tenant has several,
+// as lookups' do.
+type namedTiles struct {
+	src   tiles.Source
+	named func(error) error
+}
+
+func (n namedTiles) CountEvents(ctx context.Context, key string, w tiles.Window) (int, error) {
+	c, err := n.src.CountEvents(ctx, key, w)
+	return c, n.named(err)
+}
+
+func (n namedTiles) CountAttributes(ctx context.Context, key string, f tiles.AttributeFilter) (int, error) {
+	c, err := n.src.CountAttributes(ctx, key, f)
+	return c, n.named(err)
+}
+
+func (n namedTiles) CountSightings(ctx context.Context, key string, w tiles.Window) (int, error) {
+	c, err := n.src.CountSightings(ctx, key, w)
+	return c, n.named(err)
+}
+
+func (n namedTiles) Events(ctx context.Context, key string, w tiles.Window) ([]tiles.EventMeta, error) {
+	events, err := n.src.Events(ctx, key, w)
+	return events, n.named(err)
 }
 
 // tileError words the tiles package's failures for the envelope.

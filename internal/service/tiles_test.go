@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/gen"
@@ -247,8 +248,9 @@ func TestTileBodyMessages(t *testing.T) {
 	}
 }
 
-// TestTileDataWithPublicFeeds: the public feeds' events add to the tenant's MISP's.
-func TestTileDataWithPublicFeeds(t *testing.T) {
+// TestTileDataOfSeveralSources: a tenant's tiles sum its sources (a MISP and a feed here),
+// each asked with its own key; an event links into its own source's MISP, a feed's to nothing.
+func TestTileDataOfSeveralSources(t *testing.T) {
 	h := newHarness(t, options{})
 	srv := misptest.New(t, testMISPKey, tileSeed()...)
 	client, err := misp.New(misp.Config{BaseURL: srv.URL, Timeout: 5 * time.Second})
@@ -274,7 +276,15 @@ func TestTileDataWithPublicFeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.serve(service.Config{Backend: client, TileFeeds: []tiles.Source{store}, Now: func() time.Time { return fixedNow }})
+	h.serve(service.Config{
+		Sources: func(c auth.Claims) ([]intel.Source, error) {
+			return []intel.Source{
+				{Name: "MISP misp.example", Backend: client, Key: c.Key, UI: "https://misp.example"},
+				{Name: "MISP feed f", Backend: store},
+			}, nil
+		},
+		Now: func() time.Time { return fixedNow },
+	})
 	_, body := h.post("/tiles/tile-data", `{"tile_id":"misp-summary","period":"last_24_hours"}`)
 	var got []float64
 	for _, m := range body["data"].(map[string]any)["data"].([]any) {
@@ -283,6 +293,27 @@ func TestTileDataWithPublicFeeds(t *testing.T) {
 	// MISP: 1 event, 3 attributes, 2 for IDS; the feed: 2 events, 4 attributes, 3 for IDS.
 	if diff := cmp.Diff([]float64{3, 7, 5, 0}, got); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
+	}
+	_, body = h.post("/tiles/tile-data", `{"tile_id":"misp-latest-events","period":"last_24_hours"}`)
+	want := []any{
+		"| Threat | Event | Organisation | Date | Changed | Attributes |",
+		"| --- | --- | --- | --- | --- | ---: |",
+		`| High | [Sofacy \| phishing](https://misp.example/events/view/11111111-1111-4111-8111-111111111111) | CIRCL | 2025-12-31 | 2025-12-31 23:30 | 3 |`,
+		`| High | Sofacy \| phishing | CIRCL | 2025-12-31 | 2025-12-31 23:30 | 3 |`,
+		"| High | Feed | CIRCL | 2025-12-31 | 2025-12-31 23:00 | 1 |",
+	}
+	if diff := cmp.Diff(want, body["data"].(map[string]any)["data"]); diff != "" {
+		t.Errorf("latest events (-want +got):\n%s", diff)
+	}
+	// The MISP was asked with the token's key (the harness's fake accepts no other).
+	if body["errors"] != nil {
+		t.Errorf("errors: %v", body["errors"])
+	}
+	// A failing source fails the tile (its figures would be part of the tenant's), named.
+	srv.Always("", misptest.Error(http.StatusInternalServerError, "boom"))
+	_, body = h.post("/tiles/tile-data", `{"tile_id":"misp-summary","period":"last_7_days"}`)
+	if code, msg := errorOf(t, body); code != string(gen.ErrorCodeInternalError) || !strings.HasPrefix(msg, "MISP misp.example: ") {
+		t.Errorf("a failing MISP: %s %q", code, msg)
 	}
 }
 

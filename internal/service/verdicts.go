@@ -29,8 +29,8 @@ type warninglistChecker interface {
 // the capability, or a check that fails, gives no hits: the failure is logged once for the
 // request (MISP lacking the endpoint must not fail lookups) and the verdicts rest on the
 // other warninglist evidence.
-func (s *Service) checkWarninglists(ctx context.Context, t tenant, obs []observable) func() map[string][]intel.WarninglistHit {
-	wc, ok := t.backend.(warninglistChecker)
+func (s *Service) checkWarninglists(ctx context.Context, src intel.Source, obs []observable) func() map[string][]intel.WarninglistHit {
+	wc, ok := src.Backend.(warninglistChecker)
 	if !ok || len(obs) == 0 {
 		return func() map[string][]intel.WarninglistHit { return nil }
 	}
@@ -53,10 +53,10 @@ func (s *Service) checkWarninglists(ctx context.Context, t tenant, obs []observa
 			}
 		}()
 		var err error
-		hits, err = wc.CheckWarninglists(ctx, t.key, values)
+		hits, err = wc.CheckWarninglists(ctx, src.Key, values)
 		if err != nil {
 			s.log.WarnContext(ctx, "MISP warninglist check failed; verdicts use MISP's attribute warnings and the relay's own warninglists only",
-				"values", len(values), "err", err)
+				"source", src.Name, "values", len(values), "err", err)
 			hits = nil
 		}
 	}()

@@ -69,7 +69,9 @@ type Request struct {
 	Tenant string
 	Key    string // the tenant's credential for Source
 	Source Source
-	UI     string // base of links into MISP; "" for none
+	// UI is the base of links into MISP for events whose source gives none (see Keyed);
+	// "" for none.
+	UI     string
 	Tile   string
 	Period Period
 	Now    time.Time

@@ -50,3 +50,37 @@ func (c combined) sum(f func(Source) (int, error)) (int, error) {
 	}
 	return total, nil
 }
+
+// Keyed is src asked with key whatever key its caller gives, its events linked under ui ("":
+// no links): one source of a tenant of several, each with its own key and MISP.
+func Keyed(src Source, key, ui string) Source { return keyed{src, key, ui} }
+
+type keyed struct {
+	src     Source
+	key, ui string
+}
+
+func (k keyed) CountEvents(ctx context.Context, _ string, w Window) (int, error) {
+	return k.src.CountEvents(ctx, k.key, w)
+}
+
+func (k keyed) CountAttributes(ctx context.Context, _ string, f AttributeFilter) (int, error) {
+	return k.src.CountAttributes(ctx, k.key, f)
+}
+
+func (k keyed) CountSightings(ctx context.Context, _ string, w Window) (int, error) {
+	return k.src.CountSightings(ctx, k.key, w)
+}
+
+func (k keyed) Events(ctx context.Context, _ string, w Window) ([]EventMeta, error) {
+	events, err := k.src.Events(ctx, k.key, w)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EventMeta, len(events))
+	for i, e := range events {
+		e.UI, e.Linked = k.ui, true
+		out[i] = e
+	}
+	return out, nil
+}

@@ -322,7 +322,8 @@ func latestEvents(ctx context.Context, src Source, key string, sp span, ui strin
 			picked = append(picked, e)
 		}
 	}
-	slices.SortFunc(picked, func(a, b EventMeta) int {
+	// Stable: an event several sources hold comes in the sources' order (the MISPs first).
+	slices.SortStableFunc(picked, func(a, b EventMeta) int {
 		return cmp.Or(cmp.Compare(a.ThreatLevel, b.ThreatLevel), b.Timestamp.Compare(a.Timestamp), strings.Compare(a.UUID, b.UUID))
 	})
 	picked = picked[:min(len(picked), maxLatest)]
@@ -335,8 +336,12 @@ func latestEvents(ctx context.Context, src Source, key string, sp span, ui strin
 	}
 	for _, e := range picked {
 		info := mdCell(e.Info)
-		if ui != "" && isUUID(e.UUID) { // anything else in the link could end it and start another
-			info = "[" + info + "](" + strings.TrimRight(ui, "/") + "/events/view/" + e.UUID + ")"
+		base := ui
+		if e.Linked {
+			base = e.UI // the event's own source's MISP, or none (a feed)
+		}
+		if base != "" && isUUID(e.UUID) { // anything else in the link could end it and start another
+			info = "[" + info + "](" + strings.TrimRight(base, "/") + "/events/view/" + e.UUID + ")"
 		}
 		lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s | %d |",
 			threatLevelKeys[levelIndex(e.ThreatLevel)].Label, info, mdCell(e.Org), mdCell(e.Date),

@@ -111,6 +111,10 @@ type EventMeta struct {
 	ThreatLevel    int
 	AttributeCount int
 	Tags           []string // event tag names; galaxy clusters are "misp-galaxy:..." tags
+	// UI is the base of links into the source holding the event, when Linked (set by
+	// Keyed; "" then means no link); otherwise the Request's UI is.
+	UI     string
+	Linked bool
 }
 
 // AttributeFilter selects the attributes CountAttributes counts.

@@ -716,11 +716,15 @@ type EnrichData struct {
 	Verdicts      *VerdictList      `json:"verdicts,omitempty"`
 }
 
-// EnrichResult defines model for EnrichResult.
+// EnrichResult What the tenant's sources said (`data`) and what failed (`errors`): both when some
+// sources or lookups failed and others answered, `errors` alone when every source failed.
 type EnrichResult struct {
 	// Data Entity lists, each present only when non-empty. `/deliberate/observables` returns only `verdicts`.
-	Data   *EnrichData `json:"data,omitempty"`
-	Errors *Errors     `json:"errors,omitempty"`
+	Data *EnrichData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // Error One business error. `type` is always `fatal`.
@@ -757,7 +761,8 @@ type ErrorType string
 // * `unknown`: anything else (an answer that is not what MISP sends, a TLS failure).
 type ErrorCode string
 
-// Errors defines model for Errors.
+// Errors What failed, once each. When a tenant has several sources, the message of a source's
+// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 type Errors = []Error
 
 // ExternalIDs Identifiers of the source records; this relay gives the MISP event UUID, then the attribute UUID.
@@ -823,6 +828,9 @@ type HealthResult struct {
 		Feeds  *[]FeedStatus          `json:"feeds,omitempty"`
 		Status HealthResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -940,7 +948,11 @@ type ObservableInput struct {
 	// Example: ip
 	Type ObservableTypeInput `json:"type"`
 
-	// Value The observable's value; surrounding whitespace is trimmed before use.
+	// Value The observable's value; surrounding whitespace is trimmed before use. A value longer than
+	// 4096 characters is accepted and skipped, as an unsupported type is (no lookup, no link,
+	// no action), so that one such value does not fail the request's other observables; the
+	// request body as a whole is bounded by the relay's `MAX_BODY_BYTES`.
+	//
 	//
 	// Example: 198.51.100.7
 	Value ObservableValueInput `json:"value"`
@@ -955,7 +967,10 @@ type ObservableList = []ObservableInput
 // Example: ip
 type ObservableTypeInput = string
 
-// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use.
+// ObservableValueInput The observable's value; surrounding whitespace is trimmed before use. A value longer than
+// 4096 characters is accepted and skipped, as an unsupported type is (no lookup, no link,
+// no action), so that one such value does not fail the request's other observables; the
+// request body as a whole is bounded by the relay's `MAX_BODY_BYTES`.
 //
 // Example: 198.51.100.7
 type ObservableValueInput = string
@@ -995,8 +1010,11 @@ type ObservedTime struct {
 
 // ReferResult defines model for ReferResult.
 type ReferResult struct {
-	Data   *[]ReferenceLink `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]ReferenceLink `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // ReferenceLink A link for an analyst, e.g. a MISP search for the observable.
@@ -1058,8 +1076,11 @@ type RespondActionId string
 
 // RespondResult defines model for RespondResult.
 type RespondResult struct {
-	Data   *[]RespondAction `json:"data,omitempty"`
-	Errors *Errors          `json:"errors,omitempty"`
+	Data *[]RespondAction `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // SchemaVersion Example: 1.1.5
@@ -1203,8 +1224,11 @@ type TileDataResult struct {
 	// now, a few minutes). `data` takes the shape of the tile's type: `metric_group` a list
 	// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
 	// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
-	Data   *TileData `json:"data,omitempty"`
-	Errors *Errors   `json:"errors,omitempty"`
+	Data *TileData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // TileDefinition A dashboard tile, as Cisco's relays define one.
@@ -1262,8 +1286,11 @@ type TileRequest struct {
 // TileResult defines model for TileResult.
 type TileResult struct {
 	// Data A dashboard tile, as Cisco's relays define one.
-	Data   *TileDefinition `json:"data,omitempty"`
-	Errors *Errors         `json:"errors,omitempty"`
+	Data *TileDefinition `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // TileTimeRange defines model for TileTimeRange.
@@ -1274,8 +1301,11 @@ type TileTimeRange struct {
 
 // TilesResult defines model for TilesResult.
 type TilesResult struct {
-	Data   *[]TileDefinition `json:"data,omitempty"`
-	Errors *Errors           `json:"errors,omitempty"`
+	Data *[]TileDefinition `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
 }
 
 // TriggerRequest The `query-params` of the chosen action plus its `action-id`. Other keys are allowed and ignored.
@@ -1290,10 +1320,8 @@ type TriggerRequest struct {
 	// Example: ip
 	ObservableType ObservableTypeInput `json:"observable_type"`
 
-	// ObservableValue The observable's value; surrounding whitespace is trimmed before use.
-	//
-	// Example: 198.51.100.7
-	ObservableValue      ObservableValueInput   `json:"observable_value"`
+	// ObservableValue The observable's value, as the action's `query-params` gave it; surrounding whitespace is trimmed before use.
+	ObservableValue      string                 `json:"observable_value"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -1302,6 +1330,9 @@ type TriggerResult struct {
 	Data *struct {
 		Status TriggerResultDataStatus `json:"status"`
 	} `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -1355,7 +1386,10 @@ type VersionResult struct {
 
 // WatchdogResult defines model for WatchdogResult.
 type WatchdogResult struct {
-	Data   *string `json:"data,omitempty"`
+	Data *string `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
 	Errors *Errors `json:"errors,omitempty"`
 }
 
@@ -1779,9 +1813,11 @@ type ClientInterface interface {
 
 	// DeliberateObservablesWithBody Verdicts for the observables MISP knows.
 	//
-	// Looks each supported observable up in MISP (one search per observable, concurrently) and
-	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-	// types, blank values and values MISP would misread are skipped.
+	// Looks the supported observables up in every source of the tenant (its MISPs, then the
+	// feeds; each source once for all the observables, the sources concurrently) and answers
+	// one verdict per observable a source knows, following the verdict policy over every
+	// source's judgements. Unsupported types, blank values and values MISP would misread are
+	// skipped.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1790,9 +1826,11 @@ type ClientInterface interface {
 
 	// DeliberateObservables Verdicts for the observables MISP knows.
 	//
-	// Looks each supported observable up in MISP (one search per observable, concurrently) and
-	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-	// types, blank values and values MISP would misread are skipped.
+	// Looks the supported observables up in every source of the tenant (its MISPs, then the
+	// feeds; each source once for all the observables, the sources concurrently) and answers
+	// one verdict per observable a source knows, following the verdict policy over every
+	// source's judgements. Unsupported types, blank values and values MISP would misread are
+	// skipped.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1801,8 +1839,9 @@ type ClientInterface interface {
 
 	// Health Check the JWT and that MISP answers with this key.
 	//
-	// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-	// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+	// Verifies the JWT, then makes one cheap authenticated call (`GET /servers/getVersion`) to
+	// each of the tenant's MISPs, at once. With a feed directory as `API_URL`, reports ok once
+	// the feed is loaded. With public feeds
 	// (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
 	// needs no body.
 	//
@@ -1811,9 +1850,12 @@ type ClientInterface interface {
 
 	// ObserveObservablesWithBody Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
-	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-	// judgement and a sighting per (observable, event), one indicator per event, the
-	// relationships between them, and a verdict per observable.
+	// Looks each supported observable up in every source of the tenant (its MISPs, then the
+	// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+	// sighting per (observable, event), one indicator per event, the relationships between
+	// them, and a verdict per observable over every source's judgements. Each judgement and
+	// sighting names its source in `source` and its reason, and links into that source's UI
+	// (`source_uri`, `reason_uri`; none for a feed).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1822,9 +1864,12 @@ type ClientInterface interface {
 
 	// ObserveObservables Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
-	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-	// judgement and a sighting per (observable, event), one indicator per event, the
-	// relationships between them, and a verdict per observable.
+	// Looks each supported observable up in every source of the tenant (its MISPs, then the
+	// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+	// sighting per (observable, event), one indicator per event, the relationships between
+	// them, and a verdict per observable over every source's judgements. Each judgement and
+	// sighting names its source in `source` and its reason, and links into that source's UI
+	// (`source_uri`, `reason_uri`; none for a feed).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1840,7 +1885,8 @@ type ClientInterface interface {
 	// linked to the events found,
 	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 	// a value MISP holds in no event gets no link, and a failed lookup is reported in
-	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+	// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+	// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes any type of body and a specified content type.
@@ -1857,7 +1903,8 @@ type ClientInterface interface {
 	// linked to the events found,
 	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 	// a value MISP holds in no event gets no link, and a failed lookup is reported in
-	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+	// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+	// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes a body of the `application/json` content type.
@@ -1867,8 +1914,9 @@ type ClientInterface interface {
 
 	// RespondObservablesWithBody The response actions available for these observables.
 	//
-	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+	// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+	// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
 	// `/respond/trigger`.
 	//
@@ -1879,8 +1927,9 @@ type ClientInterface interface {
 
 	// RespondObservables The response actions available for these observables.
 	//
-	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+	// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+	// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
 	// `/respond/trigger`.
 	//
@@ -1892,7 +1941,8 @@ type ClientInterface interface {
 	// RespondTriggerWithBody Run one response action.
 	//
 	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
-	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+	// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+	// domain to urlscan.io.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1902,7 +1952,8 @@ type ClientInterface interface {
 	// RespondTrigger Run one response action.
 	//
 	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
-	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+	// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+	// domain to urlscan.io.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1986,9 +2037,11 @@ type ClientInterface interface {
 
 // DeliberateObservablesWithBody Verdicts for the observables MISP knows.
 //
-// Looks each supported observable up in MISP (one search per observable, concurrently) and
-// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-// types, blank values and values MISP would misread are skipped.
+// Looks the supported observables up in every source of the tenant (its MISPs, then the
+// feeds; each source once for all the observables, the sources concurrently) and answers
+// one verdict per observable a source knows, following the verdict policy over every
+// source's judgements. Unsupported types, blank values and values MISP would misread are
+// skipped.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2007,9 +2060,11 @@ func (c *Client) DeliberateObservablesWithBody(ctx context.Context, params *Deli
 
 // DeliberateObservables Verdicts for the observables MISP knows.
 //
-// Looks each supported observable up in MISP (one search per observable, concurrently) and
-// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-// types, blank values and values MISP would misread are skipped.
+// Looks the supported observables up in every source of the tenant (its MISPs, then the
+// feeds; each source once for all the observables, the sources concurrently) and answers
+// one verdict per observable a source knows, following the verdict policy over every
+// source's judgements. Unsupported types, blank values and values MISP would misread are
+// skipped.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2028,8 +2083,9 @@ func (c *Client) DeliberateObservables(ctx context.Context, params *DeliberateOb
 
 // Health Check the JWT and that MISP answers with this key.
 //
-// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+// Verifies the JWT, then makes one cheap authenticated call (`GET /servers/getVersion`) to
+// each of the tenant's MISPs, at once. With a feed directory as `API_URL`, reports ok once
+// the feed is loaded. With public feeds
 // (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
 // needs no body.
 //
@@ -2048,9 +2104,12 @@ func (c *Client) Health(ctx context.Context, params *HealthParams, reqEditors ..
 
 // ObserveObservablesWithBody Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
-// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-// judgement and a sighting per (observable, event), one indicator per event, the
-// relationships between them, and a verdict per observable.
+// Looks each supported observable up in every source of the tenant (its MISPs, then the
+// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+// sighting per (observable, event), one indicator per event, the relationships between
+// them, and a verdict per observable over every source's judgements. Each judgement and
+// sighting names its source in `source` and its reason, and links into that source's UI
+// (`source_uri`, `reason_uri`; none for a feed).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2069,9 +2128,12 @@ func (c *Client) ObserveObservablesWithBody(ctx context.Context, params *Observe
 
 // ObserveObservables Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
-// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-// judgement and a sighting per (observable, event), one indicator per event, the
-// relationships between them, and a verdict per observable.
+// Looks each supported observable up in every source of the tenant (its MISPs, then the
+// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+// sighting per (observable, event), one indicator per event, the relationships between
+// them, and a verdict per observable over every source's judgements. Each judgement and
+// sighting names its source in `source` and its reason, and links into that source's UI
+// (`source_uri`, `reason_uri`; none for a feed).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2097,7 +2159,8 @@ func (c *Client) ObserveObservables(ctx context.Context, params *ObserveObservab
 // linked to the events found,
 // `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 // a value MISP holds in no event gets no link, and a failed lookup is reported in
-// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes any type of body and a specified content type.
@@ -2124,7 +2187,8 @@ func (c *Client) ReferObservablesWithBody(ctx context.Context, params *ReferObse
 // linked to the events found,
 // `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 // a value MISP holds in no event gets no link, and a failed lookup is reported in
-// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes a body of the `application/json` content type.
@@ -2144,8 +2208,9 @@ func (c *Client) ReferObservables(ctx context.Context, params *ReferObservablesP
 
 // RespondObservablesWithBody The response actions available for these observables.
 //
-// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 // when a urlscan.io key is available. XDR shows them and sends the chosen one to
 // `/respond/trigger`.
 //
@@ -2166,8 +2231,9 @@ func (c *Client) RespondObservablesWithBody(ctx context.Context, params *Respond
 
 // RespondObservables The response actions available for these observables.
 //
-// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 // when a urlscan.io key is available. XDR shows them and sends the chosen one to
 // `/respond/trigger`.
 //
@@ -2189,7 +2255,8 @@ func (c *Client) RespondObservables(ctx context.Context, params *RespondObservab
 // RespondTriggerWithBody Run one response action.
 //
 // Runs the action named by `action-id` on one observable: adds a sighting (or a false
-// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+// domain to urlscan.io.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2209,7 +2276,8 @@ func (c *Client) RespondTriggerWithBody(ctx context.Context, params *RespondTrig
 // RespondTrigger Run one response action.
 //
 // Runs the action named by `action-id` on one observable: adds a sighting (or a false
-// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+// domain to urlscan.io.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3043,9 +3111,11 @@ type ClientWithResponsesInterface interface {
 
 	// DeliberateObservablesWithBodyWithResponse Verdicts for the observables MISP knows.
 	//
-	// Looks each supported observable up in MISP (one search per observable, concurrently) and
-	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-	// types, blank values and values MISP would misread are skipped.
+	// Looks the supported observables up in every source of the tenant (its MISPs, then the
+	// feeds; each source once for all the observables, the sources concurrently) and answers
+	// one verdict per observable a source knows, following the verdict policy over every
+	// source's judgements. Unsupported types, blank values and values MISP would misread are
+	// skipped.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3054,9 +3124,11 @@ type ClientWithResponsesInterface interface {
 
 	// DeliberateObservablesWithResponse Verdicts for the observables MISP knows.
 	//
-	// Looks each supported observable up in MISP (one search per observable, concurrently) and
-	// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-	// types, blank values and values MISP would misread are skipped.
+	// Looks the supported observables up in every source of the tenant (its MISPs, then the
+	// feeds; each source once for all the observables, the sources concurrently) and answers
+	// one verdict per observable a source knows, following the verdict policy over every
+	// source's judgements. Unsupported types, blank values and values MISP would misread are
+	// skipped.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3065,8 +3137,9 @@ type ClientWithResponsesInterface interface {
 
 	// HealthWithResponse Check the JWT and that MISP answers with this key.
 	//
-	// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-	// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+	// Verifies the JWT, then makes one cheap authenticated call (`GET /servers/getVersion`) to
+	// each of the tenant's MISPs, at once. With a feed directory as `API_URL`, reports ok once
+	// the feed is loaded. With public feeds
 	// (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
 	// needs no body.
 	//
@@ -3077,9 +3150,12 @@ type ClientWithResponsesInterface interface {
 
 	// ObserveObservablesWithBodyWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
-	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-	// judgement and a sighting per (observable, event), one indicator per event, the
-	// relationships between them, and a verdict per observable.
+	// Looks each supported observable up in every source of the tenant (its MISPs, then the
+	// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+	// sighting per (observable, event), one indicator per event, the relationships between
+	// them, and a verdict per observable over every source's judgements. Each judgement and
+	// sighting names its source in `source` and its reason, and links into that source's UI
+	// (`source_uri`, `reason_uri`; none for a feed).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3088,9 +3164,12 @@ type ClientWithResponsesInterface interface {
 
 	// ObserveObservablesWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 	//
-	// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-	// judgement and a sighting per (observable, event), one indicator per event, the
-	// relationships between them, and a verdict per observable.
+	// Looks each supported observable up in every source of the tenant (its MISPs, then the
+	// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+	// sighting per (observable, event), one indicator per event, the relationships between
+	// them, and a verdict per observable over every source's judgements. Each judgement and
+	// sighting names its source in `source` and its reason, and links into that source's UI
+	// (`source_uri`, `reason_uri`; none for a feed).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3106,7 +3185,8 @@ type ClientWithResponsesInterface interface {
 	// linked to the events found,
 	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 	// a value MISP holds in no event gets no link, and a failed lookup is reported in
-	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+	// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+	// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -3123,7 +3203,8 @@ type ClientWithResponsesInterface interface {
 	// linked to the events found,
 	// `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 	// a value MISP holds in no event gets no link, and a failed lookup is reported in
-	// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+	// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+	// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 	// `MISP_UI_URL` is set.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -3133,8 +3214,9 @@ type ClientWithResponsesInterface interface {
 
 	// RespondObservablesWithBodyWithResponse The response actions available for these observables.
 	//
-	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+	// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+	// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
 	// `/respond/trigger`.
 	//
@@ -3145,8 +3227,9 @@ type ClientWithResponsesInterface interface {
 
 	// RespondObservablesWithResponse The response actions available for these observables.
 	//
-	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-	// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+	// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+	// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+	// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 	// when a urlscan.io key is available. XDR shows them and sends the chosen one to
 	// `/respond/trigger`.
 	//
@@ -3158,7 +3241,8 @@ type ClientWithResponsesInterface interface {
 	// RespondTriggerWithBodyWithResponse Run one response action.
 	//
 	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
-	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+	// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+	// domain to urlscan.io.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3168,7 +3252,8 @@ type ClientWithResponsesInterface interface {
 	// RespondTriggerWithResponse Run one response action.
 	//
 	// Runs the action named by `action-id` on one observable: adds a sighting (or a false
-	// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+	// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+	// domain to urlscan.io.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4165,9 +4250,11 @@ func (r WatchdogHeadResponse) ContentType() string {
 
 // DeliberateObservablesWithBodyWithResponse Verdicts for the observables MISP knows.
 //
-// Looks each supported observable up in MISP (one search per observable, concurrently) and
-// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-// types, blank values and values MISP would misread are skipped.
+// Looks the supported observables up in every source of the tenant (its MISPs, then the
+// feeds; each source once for all the observables, the sources concurrently) and answers
+// one verdict per observable a source knows, following the verdict policy over every
+// source's judgements. Unsupported types, blank values and values MISP would misread are
+// skipped.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4182,9 +4269,11 @@ func (c *ClientWithResponses) DeliberateObservablesWithBodyWithResponse(ctx cont
 
 // DeliberateObservablesWithResponse Verdicts for the observables MISP knows.
 //
-// Looks each supported observable up in MISP (one search per observable, concurrently) and
-// answers one verdict per observable MISP knows, from its most severe event. Unsupported
-// types, blank values and values MISP would misread are skipped.
+// Looks the supported observables up in every source of the tenant (its MISPs, then the
+// feeds; each source once for all the observables, the sources concurrently) and answers
+// one verdict per observable a source knows, following the verdict policy over every
+// source's judgements. Unsupported types, blank values and values MISP would misread are
+// skipped.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4199,8 +4288,9 @@ func (c *ClientWithResponses) DeliberateObservablesWithResponse(ctx context.Cont
 
 // HealthWithResponse Check the JWT and that MISP answers with this key.
 //
-// Verifies the JWT, then makes one cheap authenticated MISP call (`GET /servers/getVersion`).
-// With a feed directory as `API_URL`, reports ok once the feed is loaded. With public feeds
+// Verifies the JWT, then makes one cheap authenticated call (`GET /servers/getVersion`) to
+// each of the tenant's MISPs, at once. With a feed directory as `API_URL`, reports ok once
+// the feed is loaded. With public feeds
 // (`FEEDS`), also says where each stands. XDR calls it when a module is saved. The request
 // needs no body.
 //
@@ -4217,9 +4307,12 @@ func (c *ClientWithResponses) HealthWithResponse(ctx context.Context, params *He
 
 // ObserveObservablesWithBodyWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
-// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-// judgement and a sighting per (observable, event), one indicator per event, the
-// relationships between them, and a verdict per observable.
+// Looks each supported observable up in every source of the tenant (its MISPs, then the
+// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+// sighting per (observable, event), one indicator per event, the relationships between
+// them, and a verdict per observable over every source's judgements. Each judgement and
+// sighting names its source in `source` and its reason, and links into that source's UI
+// (`source_uri`, `reason_uri`; none for a feed).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4234,9 +4327,12 @@ func (c *ClientWithResponses) ObserveObservablesWithBodyWithResponse(ctx context
 
 // ObserveObservablesWithResponse Verdicts, judgements, sightings, indicators and relationships from MISP.
 //
-// Looks each supported observable up in MISP and maps every matching MISP event to CTIM: a
-// judgement and a sighting per (observable, event), one indicator per event, the
-// relationships between them, and a verdict per observable.
+// Looks each supported observable up in every source of the tenant (its MISPs, then the
+// feeds, concurrently) and maps every matching MISP event to CTIM: a judgement and a
+// sighting per (observable, event), one indicator per event, the relationships between
+// them, and a verdict per observable over every source's judgements. Each judgement and
+// sighting names its source in `source` and its reason, and links into that source's UI
+// (`source_uri`, `reason_uri`; none for a feed).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4258,7 +4354,8 @@ func (c *ClientWithResponses) ObserveObservablesWithResponse(ctx context.Context
 // linked to the events found,
 // `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 // a value MISP holds in no event gets no link, and a failed lookup is reported in
-// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -4281,7 +4378,8 @@ func (c *ClientWithResponses) ReferObservablesWithBodyWithResponse(ctx context.C
 // linked to the events found,
 // `<MISP_UI_URL>/events/index/searcheventid:<uuid>|<uuid>/sort:timestamp/direction:desc`;
 // a value MISP holds in no event gets no link, and a failed lookup is reported in
-// `errors` beside the other links. With a feed as `API_URL`, links are given only when
+// `errors` beside the other links. A tenant with several MISPs gets a link per MISP, in
+// their order (a feed has no UI). With a feed as `API_URL`, links are given only when
 // `MISP_UI_URL` is set.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -4297,8 +4395,9 @@ func (c *ClientWithResponses) ReferObservablesWithResponse(ctx context.Context, 
 
 // RespondObservablesWithBodyWithResponse The response actions available for these observables.
 //
-// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 // when a urlscan.io key is available. XDR shows them and sends the chosen one to
 // `/respond/trigger`.
 //
@@ -4315,8 +4414,9 @@ func (c *ClientWithResponses) RespondObservablesWithBodyWithResponse(ctx context
 
 // RespondObservablesWithResponse The response actions available for these observables.
 //
-// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables MISP knows
-// (never with a feed, which cannot be written to), and `urlscan-scan` for URLs and domains
+// Lists `misp-add-sighting` and `misp-add-false-positive` for the observables one of the
+// tenant's MISPs knows (never for a feed, which cannot be written to; a MISP that fails
+// to answer is named in `errors`), and `urlscan-scan` for URLs and domains
 // when a urlscan.io key is available. XDR shows them and sends the chosen one to
 // `/respond/trigger`.
 //
@@ -4334,7 +4434,8 @@ func (c *ClientWithResponses) RespondObservablesWithResponse(ctx context.Context
 // RespondTriggerWithBodyWithResponse Run one response action.
 //
 // Runs the action named by `action-id` on one observable: adds a sighting (or a false
-// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+// domain to urlscan.io.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4350,7 +4451,8 @@ func (c *ClientWithResponses) RespondTriggerWithBodyWithResponse(ctx context.Con
 // RespondTriggerWithResponse Run one response action.
 //
 // Runs the action named by `action-id` on one observable: adds a sighting (or a false
-// positive sighting) to MISP, or submits a URL or domain to urlscan.io.
+// positive sighting) to every MISP of the tenant that holds the value, or submits a URL or
+// domain to urlscan.io.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

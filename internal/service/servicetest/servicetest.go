@@ -174,6 +174,19 @@ func ctimType(mispType, value string) string {
 // Key is an observable as the relay answers it: CTIM type and value.
 type Key struct{ Type, Value string }
 
+// Keys returns the distinct observables of obs, in the order they first appear.
+func Keys(obs []Observable) []Key {
+	var keys []Key
+	seen := map[Key]bool{}
+	for _, o := range obs {
+		if k := (Key{Type: o.Type, Value: o.Value}); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // Judgement is what the relay judged of an observable in one event (or, Event "", by the
 // warninglists alone).
 type Judgement struct {

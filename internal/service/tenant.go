@@ -1,0 +1,90 @@
+package service
+
+import (
+	"crypto/sha256"
+	"slices"
+	"strings"
+
+	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/intel"
+)
+
+// tenant is who a request is for, resolved once where its token is checked (admit): the
+// sources it asks (its MISPs, then the feeds), its entities limit and its identity for the
+// in-flight shares. Every handler reads this value; none resolves the token again.
+type tenant struct {
+	id      tenantID
+	sources []intel.Source // in order; each one's Name is what answers say ("MISP" when alone)
+	limit   int            // events per observable
+	// err is why the token's sources cannot be asked (a host refused, one MISP named twice,
+	// nothing to ask): every call that needs a source answers it.
+	err error
+}
+
+// tenantFor resolves claims into the request's tenant (Config.Sources, or the one source of
+// Config.Backend when it is nil).
+func (s *Service) tenantFor(c auth.Claims) *tenant {
+	t := &tenant{limit: s.cfg.EntitiesLimit}
+	if c.EntitiesLimit > 0 {
+		t.limit = c.EntitiesLimit // the module's own Entities Limit, for this request only
+	}
+	if s.cfg.Sources != nil {
+		t.sources, t.err = s.cfg.Sources(c)
+	} else {
+		t.sources, t.err = s.ownSource(c)
+	}
+	if t.err != nil {
+		t.sources = nil
+	}
+	t.sources = slices.Clone(t.sources) // the request's own: it renames them
+	t.id = tenantIDOf(c, t.sources)
+	if len(t.sources) == 1 {
+		// A tenant with one source answers as a single-MISP relay always has.
+		t.sources[0].Name = ctimSource
+	}
+	return t
+}
+
+// ownSource is the one source of a service built without Config.Sources: Config.Backend (nil
+// when the relay has none: its lookups answer errNoBackend) with the token's key.
+func (s *Service) ownSource(c auth.Claims) ([]intel.Source, error) {
+	if c.Host != "" {
+		return nil, &configError{"This relay does not call the MISP a configuration token names: it serves its own API_URL."}
+	}
+	return []intel.Source{{Name: ctimSource, Backend: s.cfg.Backend, Key: c.Key, UI: s.cfg.UIURL}}, nil
+}
+
+// tenantIDOf names a tenant by a hash of its token's key and what it asks: each source's
+// name, link base and key
+// (names and bases come out of intel.MISPBase, so every spelling of one MISP is one tenant),
+// each prefixed with its length so that no two lists give the same input. A token whose
+// sources could not be resolved is named by its claims' MISPs, normalised the same way.
+func tenantIDOf(c auth.Claims, sources []intel.Source) tenantID {
+	h := sha256.New()
+	// The token's own key first: tenants of a relay of feeds alone ask the same sources with
+	// no key, and are still one tenant per key.
+	writeLenPrefixed(h, c.Key)
+	if len(sources) > 0 {
+		for _, src := range sources {
+			for _, part := range []string{src.Name, src.UI, src.Key} {
+				writeLenPrefixed(h, part)
+			}
+		}
+	} else {
+		writeLenPrefixed(h, "\x00unresolved")
+		for _, m := range c.MISPs() {
+			host := strings.ToLower(strings.TrimSpace(m.Host))
+			if base, _, err := intel.MISPBase(m.Host); err == nil && m.Host != "" {
+				host = base
+			}
+			writeLenPrefixed(h, host)
+			writeLenPrefixed(h, m.Key)
+		}
+	}
+	var id tenantID
+	h.Sum(id[:0])
+	return id
+}
+
+// multi tells whether the tenant has several sources, so answers and errors name them.
+func (t *tenant) multi() bool { return len(t.sources) > 1 }
