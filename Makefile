@@ -42,6 +42,9 @@ run: build
 	$(if $(FEEDS),echo "Public feeds (FEEDS=$(FEEDS)) load in the background: see the \"feed loading\" and \"feed loaded\" lines.";) \
 	echo "The verdict policy on an OSINT-style Low event and values only a warninglist knows (README, Verdicts):"; \
 	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data @sample/observables-policy.json http://localhost:$(PORT)/deliberate/observables"; \
+	echo "Dashboard tiles (README, Dashboard tiles; the sample's events date from 2023 and 2024):"; \
+	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" http://localhost:$(PORT)/tiles"; \
+	echo "  curl -s -X POST -H \"Authorization: Bearer $$RELAY_JWT\" -H 'Content-Type: application/json' --data '{\"tile_id\":\"misp-summary\",\"period\":\"last_90_days\"}' http://localhost:$(PORT)/tiles/tile-data"; \
 	echo; \
 	SECRET_KEY="$$SECRET_KEY" API_URL="$(CURDIR)/sample/feed" WARNINGLISTS_DIR="$(CURDIR)/sample/warninglists" MISP_UI_URL="$(MISP_UI_URL)" \
 	  FEEDS="$(FEEDS)" FEED_REFRESH="$(FEED_REFRESH)" PORT=$(PORT) LOG_FORMAT=text exec $(BIN) serve

@@ -227,6 +227,19 @@ async function main() {
       { path: "/respond/trigger", body: { "action-id": "no-such-action", observable_type: "user", observable_value: "alice", extra: 1 } },
       envelope("invalid argument"));
     await expectClean(strict, "POST /health (a bad token)", { path: "/health", token: "not.a.jwt" }, envelope("authorization error"));
+    await expectClean(strict, "POST /tiles", { path: "/tiles" }, (b) => (b?.data?.length === 5 ? "" : `tiles ${JSON.stringify(b)}`));
+    const tileIds = ["misp-summary", "misp-threat-levels", "misp-attribute-types", "misp-top-tags", "misp-latest-events"];
+    for (const id of tileIds) {
+      await expectClean(strict, `POST /tiles/tile (${id})`, { path: "/tiles/tile", body: { tile_id: id } },
+        (b) => (b?.data?.id === id ? "" : `tile ${JSON.stringify(b)}`));
+      for (const period of ["last_24_hours", "last_7_days", "last_30_days", "last_60_days", "last_90_days"]) {
+        await expectClean(strict, `POST /tiles/tile-data (${id}, ${period})`, { path: "/tiles/tile-data", body: { tile_id: id, period } },
+          (b) => (Array.isArray(b?.data?.data) && !b.errors ? "" : `tile data ${JSON.stringify(b)}`));
+      }
+    }
+    await expectClean(strict, "POST /tiles/tile (unknown tile)", { path: "/tiles/tile", body: { tile_id: "nope" } }, envelope("invalid argument"));
+    await expectClean(strict, "POST /tiles/tile-data (unknown period)", { path: "/tiles/tile-data", body: { tile_id: "misp-summary", period: "last_year" } },
+      envelope("invalid argument"));
     await expectClean(strict, "POST /version", { path: "/version", token: null });
     await expectClean(strict, "GET /watchdog", { method: "GET", path: "/watchdog", token: null, headers: { "Health-Check": "prism" } },
       (b) => (b?.data === "prism" ? "" : `echo: ${JSON.stringify(b)}`));
@@ -259,13 +272,26 @@ async function main() {
       await expectClean(answers, `POST /respond/trigger (${what})`, { path: "/respond/trigger", body }, envelope("invalid argument"));
     }
 
+    for (const [p, what, body] of [
+      ["/tiles/tile", "a misspelt key", { "tile-id": "misp-summary" }],
+      ["/tiles/tile", "a blank tile_id", { tile_id: "" }],
+      ["/tiles/tile", "no body", undefined],
+      ["/tiles/tile-data", "an unknown key", { tile_id: "misp-summary", not_period: "last_7_days" }],
+      ["/tiles/tile-data", "a blank period", { tile_id: "misp-summary", period: "" }],
+      ["/tiles/tile-data", "an over-long tile_id", { tile_id: "t".repeat(129), period: "last_7_days" }],
+    ]) {
+      await expectClean(answers, `POST ${p} (${what})`, { path: p, body }, envelope("invalid argument"));
+    }
+
     // 3. No token at all: Prism enforces the spec's security requirement itself (401, even
     // without request validation) and never forwards the request, so the relay's answer, the
     // same authorization error envelope as a bad token's (checked through Prism above), is
     // checked directly.
-    for (const p of ["/health", "/deliberate/observables", "/observe/observables", "/refer/observables", "/respond/observables", "/respond/trigger"]) {
+    const tileBodies = { "/tiles": undefined, "/tiles/tile": { tile_id: "misp-summary" }, "/tiles/tile-data": { tile_id: "misp-summary", period: "last_7_days" } };
+    for (const p of ["/health", "/deliberate/observables", "/observe/observables", "/refer/observables", "/respond/observables", "/respond/trigger",
+      "/tiles", "/tiles/tile", "/tiles/tile-data"]) {
       const body = p === "/health" ? undefined : p === "/respond/trigger"
-        ? { "action-id": "urlscan-scan", observable_type: "url", observable_value: "http://x.example/" } : sample;
+        ? { "action-id": "urlscan-scan", observable_type: "url", observable_value: "http://x.example/" } : p in tileBodies ? tileBodies[p] : sample;
       await expectPrismError(answers, `POST ${p} (no token)`, { path: p, body, token: null }, "UNAUTHORIZED", 401);
       checked++;
       const res = await send(relayURL, { path: p, body, token: null });

@@ -124,7 +124,7 @@ func TestModuleType(t *testing.T) {
 	// Every supported API is a POST operation of the relay's spec, and each has its capability.
 	var apis []string
 	property(t, m, "supported-apis", &apis)
-	wantAPIs := []string{"health", "deliberate/observables", "observe/observables", "refer/observables", "respond/observables", "respond/trigger"}
+	wantAPIs := []string{"health", "deliberate/observables", "observe/observables", "refer/observables", "respond/observables", "respond/trigger", "tiles", "tiles/tile", "tiles/tile-data"}
 	if diff := cmp.Diff(wantAPIs, apis); diff != "" {
 		t.Errorf("supported-apis (-want +got):\n%s", diff)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
+	"github.com/misp-relay/misp-relay/internal/tiles"
 	"github.com/misp-relay/misp-relay/internal/upstream"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
 	"github.com/misp-relay/misp-relay/internal/warninglist"
@@ -280,6 +281,8 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		ObserveRequest: m.ObserveRequest,
 		// MaxInFlight's share for one tenant (MISP host, API key).
 		MaxInFlightPerTenant: cfg.maxInFlightPerTenant,
+		// Dashboard tiles, each answer served again to its tenant for tiles.DefaultTTL.
+		Tiles: tiles.NewBoard(tiles.BoardConfig{}),
 	}
 	var lists *warninglist.Set
 	if cfg.warninglistsDir != "" {

@@ -248,136 +248,136 @@ func (e JudgementType) Valid() bool {
 
 // Defines values for ObservableType.
 const (
-	AmpComputerGuid       ObservableType = "amp_computer_guid"
-	CertificateCommonName ObservableType = "certificate_common_name"
-	CertificateIssuer     ObservableType = "certificate_issuer"
-	CertificateSerial     ObservableType = "certificate_serial"
-	CiscoMid              ObservableType = "cisco_mid"
-	CiscoUcId             ObservableType = "cisco_uc_id"
-	Device                ObservableType = "device"
-	Domain                ObservableType = "domain"
-	Email                 ObservableType = "email"
-	EmailMessageid        ObservableType = "email_messageid"
-	EmailSubject          ObservableType = "email_subject"
-	FileName              ObservableType = "file_name"
-	FilePath              ObservableType = "file_path"
-	Hostname              ObservableType = "hostname"
-	Imei                  ObservableType = "imei"
-	Imsi                  ObservableType = "imsi"
-	Ip                    ObservableType = "ip"
-	Ipv6                  ObservableType = "ipv6"
-	MacAddress            ObservableType = "mac_address"
-	Md5                   ObservableType = "md5"
-	MsMachineId           ObservableType = "ms_machine_id"
-	Mutex                 ObservableType = "mutex"
-	NgfwId                ObservableType = "ngfw_id"
-	NgfwName              ObservableType = "ngfw_name"
-	OdnsIdentity          ObservableType = "odns_identity"
-	OdnsIdentityLabel     ObservableType = "odns_identity_label"
-	OrbitalNodeId         ObservableType = "orbital_node_id"
-	PkiSerial             ObservableType = "pki_serial"
-	ProcessName           ObservableType = "process_name"
-	RegistryKey           ObservableType = "registry_key"
-	RegistryName          ObservableType = "registry_name"
-	RegistryPath          ObservableType = "registry_path"
-	S1AgentId             ObservableType = "s1_agent_id"
-	SerialNumber          ObservableType = "serial_number"
-	Sha1                  ObservableType = "sha1"
-	Sha256                ObservableType = "sha256"
-	Sha512                ObservableType = "sha512"
-	SwcDeviceId           ObservableType = "swc_device_id"
-	TrendMicroId          ObservableType = "trend_micro_id"
-	Url                   ObservableType = "url"
-	User                  ObservableType = "user"
-	UserAgent             ObservableType = "user_agent"
+	ObservableTypeAmpComputerGuid       ObservableType = "amp_computer_guid"
+	ObservableTypeCertificateCommonName ObservableType = "certificate_common_name"
+	ObservableTypeCertificateIssuer     ObservableType = "certificate_issuer"
+	ObservableTypeCertificateSerial     ObservableType = "certificate_serial"
+	ObservableTypeCiscoMid              ObservableType = "cisco_mid"
+	ObservableTypeCiscoUcId             ObservableType = "cisco_uc_id"
+	ObservableTypeDevice                ObservableType = "device"
+	ObservableTypeDomain                ObservableType = "domain"
+	ObservableTypeEmail                 ObservableType = "email"
+	ObservableTypeEmailMessageid        ObservableType = "email_messageid"
+	ObservableTypeEmailSubject          ObservableType = "email_subject"
+	ObservableTypeFileName              ObservableType = "file_name"
+	ObservableTypeFilePath              ObservableType = "file_path"
+	ObservableTypeHostname              ObservableType = "hostname"
+	ObservableTypeImei                  ObservableType = "imei"
+	ObservableTypeImsi                  ObservableType = "imsi"
+	ObservableTypeIp                    ObservableType = "ip"
+	ObservableTypeIpv6                  ObservableType = "ipv6"
+	ObservableTypeMacAddress            ObservableType = "mac_address"
+	ObservableTypeMd5                   ObservableType = "md5"
+	ObservableTypeMsMachineId           ObservableType = "ms_machine_id"
+	ObservableTypeMutex                 ObservableType = "mutex"
+	ObservableTypeNgfwId                ObservableType = "ngfw_id"
+	ObservableTypeNgfwName              ObservableType = "ngfw_name"
+	ObservableTypeOdnsIdentity          ObservableType = "odns_identity"
+	ObservableTypeOdnsIdentityLabel     ObservableType = "odns_identity_label"
+	ObservableTypeOrbitalNodeId         ObservableType = "orbital_node_id"
+	ObservableTypePkiSerial             ObservableType = "pki_serial"
+	ObservableTypeProcessName           ObservableType = "process_name"
+	ObservableTypeRegistryKey           ObservableType = "registry_key"
+	ObservableTypeRegistryName          ObservableType = "registry_name"
+	ObservableTypeRegistryPath          ObservableType = "registry_path"
+	ObservableTypeS1AgentId             ObservableType = "s1_agent_id"
+	ObservableTypeSerialNumber          ObservableType = "serial_number"
+	ObservableTypeSha1                  ObservableType = "sha1"
+	ObservableTypeSha256                ObservableType = "sha256"
+	ObservableTypeSha512                ObservableType = "sha512"
+	ObservableTypeSwcDeviceId           ObservableType = "swc_device_id"
+	ObservableTypeTrendMicroId          ObservableType = "trend_micro_id"
+	ObservableTypeUrl                   ObservableType = "url"
+	ObservableTypeUser                  ObservableType = "user"
+	ObservableTypeUserAgent             ObservableType = "user_agent"
 )
 
 // Valid indicates whether the value is a known member of the ObservableType enum.
 func (e ObservableType) Valid() bool {
 	switch e {
-	case AmpComputerGuid:
+	case ObservableTypeAmpComputerGuid:
 		return true
-	case CertificateCommonName:
+	case ObservableTypeCertificateCommonName:
 		return true
-	case CertificateIssuer:
+	case ObservableTypeCertificateIssuer:
 		return true
-	case CertificateSerial:
+	case ObservableTypeCertificateSerial:
 		return true
-	case CiscoMid:
+	case ObservableTypeCiscoMid:
 		return true
-	case CiscoUcId:
+	case ObservableTypeCiscoUcId:
 		return true
-	case Device:
+	case ObservableTypeDevice:
 		return true
-	case Domain:
+	case ObservableTypeDomain:
 		return true
-	case Email:
+	case ObservableTypeEmail:
 		return true
-	case EmailMessageid:
+	case ObservableTypeEmailMessageid:
 		return true
-	case EmailSubject:
+	case ObservableTypeEmailSubject:
 		return true
-	case FileName:
+	case ObservableTypeFileName:
 		return true
-	case FilePath:
+	case ObservableTypeFilePath:
 		return true
-	case Hostname:
+	case ObservableTypeHostname:
 		return true
-	case Imei:
+	case ObservableTypeImei:
 		return true
-	case Imsi:
+	case ObservableTypeImsi:
 		return true
-	case Ip:
+	case ObservableTypeIp:
 		return true
-	case Ipv6:
+	case ObservableTypeIpv6:
 		return true
-	case MacAddress:
+	case ObservableTypeMacAddress:
 		return true
-	case Md5:
+	case ObservableTypeMd5:
 		return true
-	case MsMachineId:
+	case ObservableTypeMsMachineId:
 		return true
-	case Mutex:
+	case ObservableTypeMutex:
 		return true
-	case NgfwId:
+	case ObservableTypeNgfwId:
 		return true
-	case NgfwName:
+	case ObservableTypeNgfwName:
 		return true
-	case OdnsIdentity:
+	case ObservableTypeOdnsIdentity:
 		return true
-	case OdnsIdentityLabel:
+	case ObservableTypeOdnsIdentityLabel:
 		return true
-	case OrbitalNodeId:
+	case ObservableTypeOrbitalNodeId:
 		return true
-	case PkiSerial:
+	case ObservableTypePkiSerial:
 		return true
-	case ProcessName:
+	case ObservableTypeProcessName:
 		return true
-	case RegistryKey:
+	case ObservableTypeRegistryKey:
 		return true
-	case RegistryName:
+	case ObservableTypeRegistryName:
 		return true
-	case RegistryPath:
+	case ObservableTypeRegistryPath:
 		return true
-	case S1AgentId:
+	case ObservableTypeS1AgentId:
 		return true
-	case SerialNumber:
+	case ObservableTypeSerialNumber:
 		return true
-	case Sha1:
+	case ObservableTypeSha1:
 		return true
-	case Sha256:
+	case ObservableTypeSha256:
 		return true
-	case Sha512:
+	case ObservableTypeSha512:
 		return true
-	case SwcDeviceId:
+	case ObservableTypeSwcDeviceId:
 		return true
-	case TrendMicroId:
+	case ObservableTypeTrendMicroId:
 		return true
-	case Url:
+	case ObservableTypeUrl:
 		return true
-	case User:
+	case ObservableTypeUser:
 		return true
-	case UserAgent:
+	case ObservableTypeUserAgent:
 		return true
 	default:
 		return false
@@ -531,6 +531,138 @@ func (e TLP) Valid() bool {
 	case Red:
 		return true
 	case White:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDataCacheScope.
+const (
+	TileDataCacheScopeNone TileDataCacheScope = "none"
+	TileDataCacheScopeOrg  TileDataCacheScope = "org"
+	TileDataCacheScopeUser TileDataCacheScope = "user"
+)
+
+// Valid indicates whether the value is a known member of the TileDataCacheScope enum.
+func (e TileDataCacheScope) Valid() bool {
+	switch e {
+	case TileDataCacheScopeNone:
+		return true
+	case TileDataCacheScopeOrg:
+		return true
+	case TileDataCacheScopeUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDataKeyType.
+const (
+	Timestamp TileDataKeyType = "timestamp"
+)
+
+// Valid indicates whether the value is a known member of the TileDataKeyType enum.
+func (e TileDataKeyType) Valid() bool {
+	switch e {
+	case Timestamp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDefinitionId.
+const (
+	MispAttributeTypes TileDefinitionId = "misp-attribute-types"
+	MispLatestEvents   TileDefinitionId = "misp-latest-events"
+	MispSummary        TileDefinitionId = "misp-summary"
+	MispThreatLevels   TileDefinitionId = "misp-threat-levels"
+	MispTopTags        TileDefinitionId = "misp-top-tags"
+)
+
+// Valid indicates whether the value is a known member of the TileDefinitionId enum.
+func (e TileDefinitionId) Valid() bool {
+	switch e {
+	case MispAttributeTypes:
+		return true
+	case MispLatestEvents:
+		return true
+	case MispSummary:
+		return true
+	case MispThreatLevels:
+		return true
+	case MispTopTags:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDefinitionType.
+const (
+	DonutGraph       TileDefinitionType = "donut_graph"
+	Markdown         TileDefinitionType = "markdown"
+	MetricGroup      TileDefinitionType = "metric_group"
+	VerticalBarChart TileDefinitionType = "vertical_bar_chart"
+)
+
+// Valid indicates whether the value is a known member of the TileDefinitionType enum.
+func (e TileDefinitionType) Valid() bool {
+	switch e {
+	case DonutGraph:
+		return true
+	case Markdown:
+		return true
+	case MetricGroup:
+		return true
+	case VerticalBarChart:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileMetricValueUnit.
+const (
+	Integer    TileMetricValueUnit = "integer"
+	Percentage TileMetricValueUnit = "percentage"
+)
+
+// Valid indicates whether the value is a known member of the TileMetricValueUnit enum.
+func (e TileMetricValueUnit) Valid() bool {
+	switch e {
+	case Integer:
+		return true
+	case Percentage:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TilePeriod.
+const (
+	Last24Hours TilePeriod = "last_24_hours"
+	Last30Days  TilePeriod = "last_30_days"
+	Last60Days  TilePeriod = "last_60_days"
+	Last7Days   TilePeriod = "last_7_days"
+	Last90Days  TilePeriod = "last_90_days"
+)
+
+// Valid indicates whether the value is a known member of the TilePeriod enum.
+func (e TilePeriod) Valid() bool {
+	switch e {
+	case Last24Hours:
+		return true
+	case Last30Days:
+		return true
+	case Last60Days:
+		return true
+	case Last7Days:
+		return true
+	case Last90Days:
 		return true
 	default:
 		return false
@@ -1018,6 +1150,168 @@ type SupportedObservableType string
 // TLP defines model for TLP.
 type TLP string
 
+// TileBar One bucket of a `vertical_bar_chart`; `value` is the sum of `values`.
+type TileBar struct {
+	// Key The bucket's start, Unix milliseconds.
+	Key    int64  `json:"key"`
+	Label  string `json:"label"`
+	Value  int    `json:"value"`
+	Values []struct {
+		Key   string `json:"key"`
+		Value int    `json:"value"`
+	} `json:"values"`
+}
+
+// TileData One tile's figures over a period. `observed_time` is the period (from the start of its
+// first hour or UTC day to now), `valid_time` how long the figures are served again (from
+// now, a few minutes). `data` takes the shape of the tile's type: `metric_group` a list
+// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
+// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
+type TileData struct {
+	// CacheScope Who XDR may show a cached copy to.
+	CacheScope TileDataCacheScope `json:"cache_scope"`
+	Data       TileData_Data      `json:"data"`
+	HideLegend *bool              `json:"hide_legend,omitempty"`
+
+	// KeyType `vertical_bar_chart`: what a bar's `key` is (its bucket's start, Unix milliseconds).
+	KeyType *TileDataKeyType `json:"key_type,omitempty"`
+
+	// Keys `vertical_bar_chart`: the series each bar is split into.
+	Keys *[]TileKey `json:"keys,omitempty"`
+
+	// Labels `donut_graph`: the names of the segments, one list per ring; a segment's `key` indexes the first.
+	Labels       *[][]string   `json:"labels,omitempty"`
+	ObservedTime TileTimeRange `json:"observed_time"`
+	ValidTime    TileTimeRange `json:"valid_time"`
+}
+
+// TileDataCacheScope Who XDR may show a cached copy to.
+type TileDataCacheScope string
+
+// TileDataData0 defines model for TileData.Data.0.
+type TileDataData0 = []TileMetric
+
+// TileDataData1 defines model for TileData.Data.1.
+type TileDataData1 = []TileBar
+
+// TileDataData2 defines model for TileData.Data.2.
+type TileDataData2 = []TileDonutSlice
+
+// TileDataData3 defines model for TileData.Data.3.
+type TileDataData3 = []string
+
+// TileData_Data defines model for TileData.Data.
+type TileData_Data struct {
+	union json.RawMessage
+}
+
+// TileDataKeyType `vertical_bar_chart`: what a bar's `key` is (its bucket's start, Unix milliseconds).
+type TileDataKeyType string
+
+// TileDataRequest The tile and the period asked for. Unknown keys are refused.
+type TileDataRequest struct {
+	// Period One of `TilePeriod`; another is an `invalid argument`.
+	//
+	// Example: last_7_days
+	Period string `json:"period"`
+
+	// TileId One of the ids `/tiles` lists; another is an `invalid argument`.
+	//
+	// Example: misp-summary
+	TileId string `json:"tile_id"`
+}
+
+// TileDataResult defines model for TileDataResult.
+type TileDataResult struct {
+	// Data One tile's figures over a period. `observed_time` is the period (from the start of its
+	// first hour or UTC day to now), `valid_time` how long the figures are served again (from
+	// now, a few minutes). `data` takes the shape of the tile's type: `metric_group` a list
+	// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
+	// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
+	Data *TileData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
+}
+
+// TileDefinition A dashboard tile, as Cisco's relays define one.
+type TileDefinition struct {
+	// DefaultPeriod A period ending with the current hour (`last_24_hours`, in hours) or the current UTC day (the others, in days).
+	DefaultPeriod    TilePeriod         `json:"default_period"`
+	Description      string             `json:"description"`
+	Id               TileDefinitionId   `json:"id"`
+	Periods          []TilePeriod       `json:"periods"`
+	ShortDescription string             `json:"short_description"`
+	Tags             []string           `json:"tags"`
+	Title            string             `json:"title"`
+	Type             TileDefinitionType `json:"type"`
+}
+
+// TileDefinitionId defines model for TileDefinition.Id.
+type TileDefinitionId string
+
+// TileDefinitionType defines model for TileDefinition.Type.
+type TileDefinitionType string
+
+// TileDonutSlice One segment of a `donut_graph`; `key` indexes `labels[0]`.
+type TileDonutSlice struct {
+	Key   int `json:"key"`
+	Value int `json:"value"`
+}
+
+// TileKey defines model for TileKey.
+type TileKey struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
+}
+
+// TileMetric One figure of a `metric_group`; `tooltip` gives the period before for comparison.
+type TileMetric struct {
+	Icon      string              `json:"icon"`
+	Label     string              `json:"label"`
+	Tooltip   *string             `json:"tooltip,omitempty"`
+	Value     int                 `json:"value"`
+	ValueUnit TileMetricValueUnit `json:"value_unit"`
+}
+
+// TileMetricValueUnit defines model for TileMetric.ValueUnit.
+type TileMetricValueUnit string
+
+// TilePeriod A period ending with the current hour (`last_24_hours`, in hours) or the current UTC day (the others, in days).
+type TilePeriod string
+
+// TileRequest The tile asked for. Unknown keys are refused.
+type TileRequest struct {
+	// TileId Example: misp-summary
+	TileId string `json:"tile_id"`
+}
+
+// TileResult defines model for TileResult.
+type TileResult struct {
+	// Data A dashboard tile, as Cisco's relays define one.
+	Data *TileDefinition `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
+}
+
+// TileTimeRange defines model for TileTimeRange.
+type TileTimeRange struct {
+	EndTime   time.Time `json:"end_time"`
+	StartTime time.Time `json:"start_time"`
+}
+
+// TilesResult defines model for TilesResult.
+type TilesResult struct {
+	Data *[]TileDefinition `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
+}
+
 // TriggerRequest The `query-params` of the chosen action plus its `action-id`. Other keys are allowed and ignored.
 type TriggerRequest struct {
 	// ActionId Example: misp-add-sighting
@@ -1136,6 +1430,12 @@ type RespondObservablesJSONRequestBody = ObservableList
 // RespondTriggerJSONRequestBody defines body for RespondTrigger for application/json ContentType.
 type RespondTriggerJSONRequestBody = TriggerRequest
 
+// TileJSONRequestBody defines body for Tile for application/json ContentType.
+type TileJSONRequestBody = TileRequest
+
+// TileDataJSONRequestBody defines body for TileData for application/json ContentType.
+type TileDataJSONRequestBody = TileDataRequest
+
 // Getter for additional properties for TriggerRequest. Returns the specified
 // element and whether it was found
 func (a TriggerRequest) Get(fieldName string) (value interface{}, found bool) {
@@ -1228,6 +1528,120 @@ func (a TriggerRequest) MarshalJSON() ([]byte, error) {
 	return json.Marshal(object)
 }
 
+// AsTileDataData0 returns the union data inside the TileData_Data as a TileDataData0
+func (t TileData_Data) AsTileDataData0() (TileDataData0, error) {
+	var body TileDataData0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData0 overwrites any union data inside the TileData_Data as the provided TileDataData0
+func (t *TileData_Data) FromTileDataData0(v TileDataData0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData0 performs a merge with any union data inside the TileData_Data, using the provided TileDataData0
+func (t *TileData_Data) MergeTileDataData0(v TileDataData0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData1 returns the union data inside the TileData_Data as a TileDataData1
+func (t TileData_Data) AsTileDataData1() (TileDataData1, error) {
+	var body TileDataData1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData1 overwrites any union data inside the TileData_Data as the provided TileDataData1
+func (t *TileData_Data) FromTileDataData1(v TileDataData1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData1 performs a merge with any union data inside the TileData_Data, using the provided TileDataData1
+func (t *TileData_Data) MergeTileDataData1(v TileDataData1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData2 returns the union data inside the TileData_Data as a TileDataData2
+func (t TileData_Data) AsTileDataData2() (TileDataData2, error) {
+	var body TileDataData2
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData2 overwrites any union data inside the TileData_Data as the provided TileDataData2
+func (t *TileData_Data) FromTileDataData2(v TileDataData2) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData2 performs a merge with any union data inside the TileData_Data, using the provided TileDataData2
+func (t *TileData_Data) MergeTileDataData2(v TileDataData2) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData3 returns the union data inside the TileData_Data as a TileDataData3
+func (t TileData_Data) AsTileDataData3() (TileDataData3, error) {
+	var body TileDataData3
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData3 overwrites any union data inside the TileData_Data as the provided TileDataData3
+func (t *TileData_Data) FromTileDataData3(v TileDataData3) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData3 performs a merge with any union data inside the TileData_Data, using the provided TileDataData3
+func (t *TileData_Data) MergeTileDataData3(v TileDataData3) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t TileData_Data) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *TileData_Data) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// DeliberateObservables Verdicts for the observables MISP knows.
@@ -1248,6 +1662,15 @@ type ServerInterface interface {
 	// RespondTrigger Run one response action.
 	// (POST /respond/trigger)
 	RespondTrigger(w http.ResponseWriter, r *http.Request)
+	// Tiles The dashboard tiles this module offers.
+	// (POST /tiles)
+	Tiles(w http.ResponseWriter, r *http.Request)
+	// Tile One tile's definition.
+	// (POST /tiles/tile)
+	Tile(w http.ResponseWriter, r *http.Request)
+	// TileData One tile's data for a period.
+	// (POST /tiles/tile-data)
+	TileData(w http.ResponseWriter, r *http.Request)
 	// Version The relay's version (no envelope, no authentication).
 	// (POST /version)
 	Version(w http.ResponseWriter, r *http.Request)
@@ -1293,6 +1716,24 @@ func (_ Unimplemented) RespondObservables(w http.ResponseWriter, r *http.Request
 // RespondTrigger Run one response action.
 // (POST /respond/trigger)
 func (_ Unimplemented) RespondTrigger(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// Tiles The dashboard tiles this module offers.
+// (POST /tiles)
+func (_ Unimplemented) Tiles(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// Tile One tile's definition.
+// (POST /tiles/tile)
+func (_ Unimplemented) Tile(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// TileData One tile's data for a period.
+// (POST /tiles/tile-data)
+func (_ Unimplemented) TileData(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1392,6 +1833,48 @@ func (siw *ServerInterfaceWrapper) RespondTrigger(w http.ResponseWriter, r *http
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RespondTrigger(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// Tiles operation middleware
+func (siw *ServerInterfaceWrapper) Tiles(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.Tiles(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// Tile operation middleware
+func (siw *ServerInterfaceWrapper) Tile(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.Tile(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// TileData operation middleware
+func (siw *ServerInterfaceWrapper) TileData(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.TileData(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1586,6 +2069,15 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/respond/trigger", wrapper.RespondTrigger)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/tiles", wrapper.Tiles)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/tiles/tile", wrapper.Tile)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/tiles/tile-data", wrapper.TileData)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/version", wrapper.Version)
@@ -1900,6 +2392,155 @@ func (response RespondTrigger405JSONResponse) VisitRespondTriggerResponse(w http
 	return err
 }
 
+type TilesRequestObject struct {
+}
+
+type TilesResponseObject interface {
+	VisitTilesResponse(w http.ResponseWriter) error
+}
+
+type Tiles200JSONResponse TilesResult
+
+func (response Tiles200JSONResponse) VisitTilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Tiles404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Tiles404JSONResponse) VisitTilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Tiles405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Tiles405JSONResponse) VisitTilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TileRequestObject struct {
+	Body *TileJSONRequestBody
+}
+
+type TileResponseObject interface {
+	VisitTileResponse(w http.ResponseWriter) error
+}
+
+type Tile200JSONResponse TileResult
+
+func (response Tile200JSONResponse) VisitTileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Tile404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response Tile404JSONResponse) VisitTileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Tile405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response Tile405JSONResponse) VisitTileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TileDataRequestObject struct {
+	Body *TileDataJSONRequestBody
+}
+
+type TileDataResponseObject interface {
+	VisitTileDataResponse(w http.ResponseWriter) error
+}
+
+type TileData200JSONResponse TileDataResult
+
+func (response TileData200JSONResponse) VisitTileDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TileData404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response TileData404JSONResponse) VisitTileDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TileData405JSONResponse struct{ MethodNotAllowedJSONResponse }
+
+func (response TileData405JSONResponse) VisitTileDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(405)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VersionRequestObject struct {
 }
 
@@ -2019,6 +2660,15 @@ type StrictServerInterface interface {
 	// RespondTrigger Run one response action.
 	// (POST /respond/trigger)
 	RespondTrigger(ctx context.Context, request RespondTriggerRequestObject) (RespondTriggerResponseObject, error)
+	// Tiles The dashboard tiles this module offers.
+	// (POST /tiles)
+	Tiles(ctx context.Context, request TilesRequestObject) (TilesResponseObject, error)
+	// Tile One tile's definition.
+	// (POST /tiles/tile)
+	Tile(ctx context.Context, request TileRequestObject) (TileResponseObject, error)
+	// TileData One tile's data for a period.
+	// (POST /tiles/tile-data)
+	TileData(ctx context.Context, request TileDataRequestObject) (TileDataResponseObject, error)
 	// Version The relay's version (no envelope, no authentication).
 	// (POST /version)
 	Version(ctx context.Context, request VersionRequestObject) (VersionResponseObject, error)
@@ -2245,6 +2895,92 @@ func (sh *strictHandler) RespondTrigger(w http.ResponseWriter, r *http.Request) 
 	}
 }
 
+// Tiles operation middleware
+func (sh *strictHandler) Tiles(w http.ResponseWriter, r *http.Request) {
+	var request TilesRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.Tiles(ctx, request.(TilesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Tiles")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TilesResponseObject); ok {
+		if err := validResponse.VisitTilesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// Tile operation middleware
+func (sh *strictHandler) Tile(w http.ResponseWriter, r *http.Request) {
+	var request TileRequestObject
+
+	var body TileJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.Tile(ctx, request.(TileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Tile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TileResponseObject); ok {
+		if err := validResponse.VisitTileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// TileData operation middleware
+func (sh *strictHandler) TileData(w http.ResponseWriter, r *http.Request) {
+	var request TileDataRequestObject
+
+	var body TileDataJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.TileData(ctx, request.(TileDataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TileData")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TileDataResponseObject); ok {
+		if err := validResponse.VisitTileDataResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Version operation middleware
 func (sh *strictHandler) Version(w http.ResponseWriter, r *http.Request) {
 	var request VersionRequestObject
@@ -2300,162 +3036,187 @@ func (sh *strictHandler) Watchdog(w http.ResponseWriter, r *http.Request, params
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L39chs3sij+Kqj5bZXIZEhRipSzS/1xSrGVY+1xYpckx7sn9I8DzYAkVkOAB8BI5npVdZ/mPth9klvd",
-	"DcxgyJFEOc5mc+pWuSxyiM9Gf3ej51OS6+VKK6GcTcafkhU3fCmcMPjtleClW7xYiPwGvhbC5kaunNQq",
-	"GSdn+UKLgl3z/IZxy7KCO56dsDvpFrpyTDrmFoJxZe+EYdIyzrIFjsdyGJDNuCxFkTFhjDbDJE0kjLoQ",
-	"vBAmSRPFlyIZ+yUMaA1pYvOFWHJYjPjIl6sSmvBS3ookTdx6BV+tM1LNk/v7+zQx4r8rYd13upACd/Tm",
-	"2gpzy69L+ppr5YRy8JGvVqXMOWxu/28Wdvgpmu0PRsyScfL/7Tfg2qdf7X4z5mtpXTOxNKJIxs5Ugp7Y",
-	"lVaW5v1BuIUuftTutCz1nSh2WEu9X2hZiGR8NDpOk6Wwls9h21cLwZY4LABbacc4jc1m2uBReGCIgr27",
-	"eD1M7tMd9/fq6urtGRwSba2NBe+NVvMwMczE2Y3Sd4qtuFuwnrgVZs2EKlZaKgcry96+ubzK2HXlWLZ/",
-	"x12+KPQ8S9ndQuYLbPAfZ1cZ46pg2auz05dZH5f6o3bf60p9JqSONiHVggW74wSxGczAtEJwwaEKM2Tn",
-	"M7bWFRPKCSMK/An6LLmqeFmu2aoU3AqP1GtdGWZXoiylmuMmnFkzPudSfSmIv1MxgGE58MkyPWNuIS0r",
-	"dF4thXKMG4Gr1apcM62EBUjWa0A8fKHVTBZC5QgtoaplMv45OVcznaTJa32XpMkPopDVMkmTV3K+SOAg",
-	"FBCbX0XyYYvu0uSltCttJa13k20csBel4Cplh+wHXspc6sqm7Bt2WdlV+HbEXujlUquUHTM/ETAIv76D",
-	"9DD9Jj1Kj5u5pXJijmzj4wBaDW65AQZiYTvRcnDqpLXCehHtx81y2s9pYe1nNSzae/+RL1tgDZPHM7am",
-	"qcd+DLhnysh88ZI7xCJeFDgXL98avRLGIZ+b8dKKTbw5U066NSuldTZlgucLtjLCAqYghtwthGJKq4FY",
-	"rtx6yLL9QpTyWhjuxL5u+GbGjHCVUZa6ZbfCFDJ3NoMjWkWr+JRIVQBxamOfwvjz0JJYaJr8rSrmYhnE",
-	"0mNd/xxahq5GlMgQ7EKunux9ETUOA1g5Xzip5k92vvQNQ8cAiqf6/UTtvLioD1lf/03krjnkC2Gr0j3z",
-	"mN8vOEleJxRXbs8yqyuTC8sslwXrkZzuI2+6g7Ykh1kvQ0Fss/6YXWu3IHyweikmKoygDSu1vqlWNvSC",
-	"UbRbCGO9pBdFysJIjJdaCRqIBAEN5DsPJ2oLYwqP149BL6KA+zShuZ7sQ626gQ2/PRPKb5Rg15WVSljr",
-	"NRiWwcgZqjrlHV9bls2442UHXZBY2mHFL6DhfSS8NrnpKQMCBgbOuGJc8XJtHZwTTAf0xHJ4ngOND9mP",
-	"cApsocvCMs6syI1ww6SDydCDhnXhRjrYUUvT+Zl+TWl7zaI/PATzF7ro2NJXLOOVW2gj/46USeDNxojU",
-	"f35/xbw6c9pqRHojAP8ONZKen51Zx42zLGs3Jwwcs6w/nKivWCbVLS9lwbiZo/D0013rYu3bMmxAvbcG",
-	"P/fd/3z55ke24utS84IZkQt5K4ohy/oprJorVnnhzXMYiOZeCbOU1sLAhVBSFNmY/XB++Ra6VKa0OVdD",
-	"qZkRs8p6BeRGrFnvaHSwfzT6xu+g1l+6ewfqZEejI9YjZeX07fn03cVrP4DTGpSaddCN7APL4E4MSrmU",
-	"zq8F2C2s5vBPNSydMIqX9cF1jBKYzvFo5HuBfJG5YJXit1yWIGq6u6KKc6dS5uRSFAxsDW1a0Mm1UiKn",
-	"kzoeHe4fj77ZPx4d9U+YNtGSpQUSXrNe9sPpX6bnP06/f33+H6+usjQ0qzlou8H07dnF9Orsx9MfrwL6",
-	"XPMigC0bP3RotroO59w7qvfdZRONY9W4tqiy2BbKqLfHp2zMuFq7BSidorSC9bjyR84cMHlvEiDDR5ha",
-	"oQqbMs6uXl/itJURfeLIgeg7qBCttDalAHPbROAkTWp0BPayiVk4TIwkSZp0nH+SJhFgkzTpgFWSJtVj",
-	"2lItHTqkJI2QMg3sExSiIXsPsor7k2cLbpkFnsnLIEVTPMpA/3rGuP9lz06UhyO7FnOpLB4ck84yUEUB",
-	"zQDwS2lXh0Nvowy1mY/ZcDjMUqZgImx+I9b+KKQTy91kG0oJqc6pw0ENCm4MXyMkPhLAz192gOO8EMrJ",
-	"mRTG2xEiiGojcm0Ke0K2BRHOXN4Ki41wR+JWKMfevTt/icAh64k7Z+R15QT+MIz3suQfXws1d4tkfDg6",
-	"+iOuOzw4eFAYbe/kQsyECbbLM2T3KUNjFEhDb2+V9V5cnf/Atibpb4vx1rCtfR2PRqOOnQg/6FSiHbv1",
-	"+4LbBQ1dA+tJaNDip8obG88FbmXKp/Dr3cX5lqSPZ+2U75vga+/qUXTeOt6OXX8vRHHpuKvss9VjYQTT",
-	"SrBVdV3KnFB4JkQBwlwVFnjAmnF6BARtgXlK1QiOPctKPd9GB6SDDuI6w+fkTyig21IquQQeO9oyYOFA",
-	"b+RqJYoHx/H0Cevbs8BX5UxYh+ydpmC9ShnBC2ChqAoCX+Es56v+DrPjwW5PftVMidyMB4XfIjtg0gGM",
-	"MuqOKm/joGtAnEuTl10Kp3XcdcyagSIl1TxjlXKypI1LYx2DHxjIMNYLJomXdzOjl9iQzgNbwumC0mH6",
-	"6URl9CQjvg8tSx5GJE3CCLtgtspzIQo0aAAPcBloy0jHClkgxHuh+0TNtS4Y2C8pkzMQxykgjnWyLP3B",
-	"bMhXv7ckTWhBSZr4eTpFWbUquOvCi/eB58LkAQdwS/mCq7koThi/Rjv/Wsy0EREUCURwWjNtltwlY7DA",
-	"xABUq65juuVl1cH7ktOa21MLJlUhPj6N7Z1cJQnokAaSqifuYjWNs+x5nOA70O1RgKNKXEVutT7gwdHo",
-	"mPXuIvdm32PYw/acP1nwNx6NdnVPwfpr7yZtZ8s9/KFtAz5uhe1gfpEmuaN/odtCf0YXIH3bzVI2mbBl",
-	"vez7s7OXl1nfuwxqJTyQea4VLJtdCysLgQoTdE+ZVBOlTSFM6p0bwpBa5zl7TQZ3CxGxc9TylFZiyE6J",
-	"S3nCZNqQSgefCy28j5h7PhQro2PWxYTuvOZN5P0MjS6SbnDw/GNQ677tkP+1FAx8Rd88ban7Xl248csd",
-	"KucvuxwVqFbJ4iSC/J2RTljmDFdWwslIRID6+3hSjUbf5DABfhIDelBVsqAHGYm0TaVnxZ0TBub9/3vN",
-	"aMOv/7FwbmX/fby/P/x6P3eS7//MB3//8PMA/v+69WXw82jwJz6YDT58+ubb+/4futhh7bX8DO/RSphY",
-	"fe6JpXROFCSU4McQMOp38ZvYbf/YMUUO/s1AwjMV1p31NjAw4q6mpQI+S/PDgWTxVL/zl9BuZXRR5cJs",
-	"7OxgdHj0pBZMI01vhbEeNo+6ffHvT74xdAdWJd36yY6hHfRZaOOmD58IIfL2Smv9bNe208rInVT8NHF8",
-	"3tbTt+D4pDkCmoN1fLlCxr+TUuGkK8WOs5Wrp7Zy9fptlwezDkV06lbo0pjiAp9y3UPLK2i4yVJlETa3",
-	"hU+tCSJM7WK/7UjI8wRtrisKi9Y610GXjl/ofHdzrOFxj3sYtpSQCn1DOFfXPuuwzWfyzl4TkkojRtpn",
-	"dwttBVuC+0wUjR/Cot+bccVqVGA9pSn4NVEYU/7oxqyU6samLNdLWBy6yCwaMnuWzWQp0Pzppxtmxp5l",
-	"hcillbf11BNVz80qVQjTsiBXupT5mvXuuFFSzX1UDggwZXX8KYVB+RrcKkZwx0pxK8p0os5fXrJZyecp",
-	"c6bCKLY2c66kpVBW/4RlRnCrVcYsBCJQEYH1gSEkXUqeqZabBtxXfs9DBjBeaiN8Q6Vpk6kP8KMyzrRi",
-	"nEXLJ0djaMswgGcnqhdsQvIN+fXAEUGnMUOvGPlcM/CNDbxqEMEli1IYCHr6TvW7wkefLRjbEevHOsbB",
-	"7XbP2gezY3eMD//OhGxDdLtnxZBwljpIyCX/6JkT6ByPuyMIjXcTDtT2GeLut5D6D4vvp1SUZwvzz5DE",
-	"ny1e63D9byNeI7RsE3MHgUbImMYMIzrQDXntD+1RKfYvIq0bqfplpfWbFt0/y9mOdl9zQEMGdj9MwG51",
-	"zq+rkhuMxWG7g+HB8OCbPcvyUlswxUGwrMrKsswu+PHBYZZOFKWKRQEJW61W2jgIvEOobL5oBvvYWO44",
-	"lnRdcmMTnflyNQXoVk6Y6bxC3Muh+Qw0BwG/LRt8in+R1lbCbDy0wkgOfs9c2lxPl7KoP1f5FL8VAqJf",
-	"8EEvuYQViiWXZfg79d4cWdRPbEWnkyagloS14GfwYUG4TFvnH8ulkPjH4p8V/nf7LdrO+ZQXhRHWwrfi",
-	"GP630yXPF1IJWtyycuJjkiZqPrujJ/jJj60LZacSI0huvfl9WvJrAdvQ5lo6Xk6VLvyoqxvZQGZldC6s",
-	"DWMaMZfWmfX0Rqzjr5s/+53agymfC+VoYBp0qqrlNR6FXfAD+nN4/C19OD44hA93+ZQATx2dEaqYLmVu",
-	"ND2A6EiaVFYY/4emeYjJVZuc/Wj0p2+f4OzdKRQ02OOUeK5W1XO151MVkSLjlv3l5QXFgoEy2HfaLdhM",
-	"CkwQMaJJB2O0XMt6dwvphF3xXAww/wtXaidqxa2NcyS4KnAIH85gJXfC9E+Y0pQwhDkMmCuDLs4hu1qv",
-	"fFSRiDrQ7UR58sbh5Fxp0507FIh4N60EpiMIxme3W9+foLnv/PnnF0TGhn1T/26Z0+hXZNVqyE4Vo5Mg",
-	"NuZhPWSnji21dexgNBqx6zUrxIxXpY9MBH0Z8hfefHd5dvHT6Xevzy77w109kZvY1nZHxk6j2gPQBWJA",
-	"UrV+M0vGPz+hK9FRi6I9SnKfbnm9PzwpalDKkLwhlAJgWlatEMuyB+bKMFf2BCI4hKkTBeOwXkMqkMww",
-	"ZhkwhCxlWcRCsxSi+X1E7DwXK+dz5Fpo20TGkBHHmu3hE4ogRBDmerDFfDpxs9Pj3oBnzxLxnjBbGQPh",
-	"B3B0N/QNm3BGLpeiCJGjyqKXHLuxUqs55ZeoiQJOB/Emw3MnjN0CgGcDKQUOWRWIWhSkC0gL1rh3o6cM",
-	"Pkp1k06U0j5Zqp8yq8nI1EpAeG7hF7Ltm/cpI3uWTjDaNGYyiInyLSjDC9YERmmJ67gGUMCe1y2bE5OA",
-	"vnvz8q/T7/56dXaZbZ7lwZ/+ODw+GB6MRsN/S55U5+nARBHyT5/JxwHT9yzbHGVcR2B90DrkwrIsfKJ8",
-	"Iv9dFBmeSKaNnEuVTRS3VhhnY6rxXvrsQlhd3opieqUz1uOMNBWmDQNFw4eFAdedZZ4cMNz6PagkYOxO",
-	"38ywY+1GweYcAjCLOqwtS0HJqdkFrdBPF6iRrbg0TM8mCrCA8sOQue7ZyNnTP2l2PJVqpjOcMMpaqdsS",
-	"/mnjh5mocOgIt1xDL3D2dIkcAltXSFYzD0nWGo6SgLaiFjs5qWmyZ1iA/oifZ6mbCCE7cU6vhGJNn4B6",
-	"Vxsafa+FLylro0HaOl5imu2kgaj3Z8CqdfYP05Yz1RZpfW+EGIC9zArhIP+jI2KFnqop5fsGx9WU8CeL",
-	"Emobqd/Y/buexIZe4TEtOp+0CZeHg35Y3xBkVD/PQBXKm8A7OxAwH/ZZfbbjkmGArs2g0+oXha130npq",
-	"39hrqW66ohy/PEbanuK5NjXIRnLG1knfKRPD+ZDxkN7JTb6o/aaR+b3tM+VOzLWRz0082wxdPU6Q5GBs",
-	"yNuI2QDdvbTSgVwNnidAm6jRTgluNS4C+0yfDJ51Op9wxvbGg4kYAbEbb5tbJs88bMAPzNb3QQHWy8LH",
-	"gZ5lmKrCWe1/g3scJX6iX51GeVzHPLbPf1fXb3ytZhpsrQ3bBURDIwNaSaOBc8aLJzkfrXeY/Oqh2ufH",
-	"T3H4XSD0GfFWMxdu9wk23VTxkSQfdkPiBzyo26fb2n9rrU9h+L+IL7RFdF/WHXqBuRnFaf4Zqvtpndnh",
-	"DRv0wSw5JKPNhAlsvWHZJyz770qY9QAvZ9sMdVK6dy0Vy/ZpuGLfGTmfC5P9xize4yYyd14Ug0DwSdo8",
-	"Q8AMyC+Pd7f9lYkB/NfpXYsh8EzcaiD5ENtSIpgfDzsFyM81fKa93gqZTb+Mi3BzPx1TdOHsbgJzd8EX",
-	"IdXG8TxCMf8M3S0mzV9Fd2sLlZZaAyGH46SVgDaZ3H09mQyjP525ZJdRNPFzLmKnyQsjncw77+mlSbiq",
-	"+oWzLVKGSclNNsR23kWKCkg07ETN5S1oMm4hpGEej9Z0Wx4f0c0juxdlYcAYtUVvs+gmEyZsMKfJcG/W",
-	"SR5Q8hkseDmjXF88aitdlPqQsqZhs2xoLp2dKDr3/gmuT3t4bG2T1kJXK+v8DaZnTa4FbBXkCoHMThSM",
-	"528Vfclchm1R2hlZ/x+dCxhul0VS7lprvH/f4si7KxNtJ8kmT9HeyN4pxt2yyGPFelsyvdJ3MZJvOTPp",
-	"BpO0gJcnjNehgGf69yM35IaDf3ur/y9V8vxfOc+x1rZ+mTnQRuiNPAniMF1SvlUQ4be3AGqh92W1/4eC",
-	"VE/EW9DRbGObuI5HSUVk3sPrCnyp1by+eNr2VlMwyqaNILNMqrysClH0x3T/egXuVQjvw0ViuRpYk9OT",
-	"QWGd/2RN/g/YRPND/ZX8+v+QqwyHo6/wQ8gnyMbx06Z53CT6TAPjWJUpszH9SeGPhD/A2+jnZXEMDyBe",
-	"7/8eHn+bpXXuB13Kx3ABeg4gWIAz0LUA+AE/CQwYFBCZK++4EQPK4KQ8Qpylj/NhIkU2Dh9S/yEAjL54",
-	"mJH9O6hb3i20tAOfiMBV+AXHrRMysjF9CSB5eMHp1mJbd8XijI06QyTK7yAvFGVvPJjuEDJK6uUlH7ri",
-	"i3hDKUJkvKV0/vb2iDV5Iudvb7+NvtKSmF9MHQ4C9fTiNeiuL4/x2KDizavTwUH85fD42/jr8cFh+Irr",
-	"jWap40bJh3qd8U2qmi7P3yZp/O322/j7ywC/+smrBpD1M1p4/fWHl8fx18tXpwcb3wnY8ROCev3kzIO/",
-	"fgAREUwChetdwM9brh1gz9xnsMyNELBiDM526vdXZPxf+Lvyz4p4AJvacDF4czhfaCtCtQrKw0JFnB4M",
-	"ZJEN2ZuQzUEpI6HqWBz13tJt6/5t66nTZ/DZ1vYvyAfpstl3CaVjMBUARxvcs5twnXO8K/vMkHuS/jKP",
-	"QQPu9HO9BzV+/XOuDG7fasPruMQGqMrCb3zJDfTAHeIKT6Brk+/67GvsinHFKMmO7M4TxhnW4VBzymFg",
-	"kqK1Q5YdHh8eD0YHg9HB1Wg0xn//lbGl4Mr6whPi40oacnD9JlHALQD7IlnPBMxVlLGRa1CMsC4JCH6t",
-	"YpIdIydDewk1LdHEUPAyAhVjq++KThTSBoJ04+JDis4IAiJefYAxQG4y6UgPgcc0Un09otBQj4+dqolq",
-	"1kTZLaDw7VlqZ8NgVGyNW+YvqkAehREgR/YspcpsXlSZKLypgowY02m8ULZsLpyFR75cWWcdrt/yQkR9",
-	"ENNf+1rCpvXkIfKrJbF7jtvOUG8lr0ezfHiYKP5F7KtAol/WvPLegs8SNbfdTtnRcLTplC3IG1v/6eGF",
-	"39PBf/HB34eDD1/3/703mXy9+ewPT2YwhBV07ey9r+n0i6TotmPuF8oy9MrkFXhb0F1D010LboSBqmnN",
-	"t+8DK//z+6tkk/O+ugRNHgq0WTlXoiDH5+XZi4uzq+l/nv2V9UJhtOzTJLkR60kyniRkCKGNe/r2HNRI",
-	"fCImSToJUaFpu7FeEcRCw/sM0swoagahtAtcCHos5pWhvCunb0AOntYCUhtfKA5/YTLc3A/rhjIM7HA0",
-	"AvYJrtruonRMqFtR6pVIMf/waHRAzBSBjl5HhFuDNAvnVlTUNSQmAT/nJOaIXSboRm9uwtG81ht5NIQd",
-	"7+/PpVtU18NcL/eb1tHH5L4jQVbaXCOQ9tklnLn4C7uiu4UXIShJs4LAhFMZYuuclyUqtlbUxXzR+Siw",
-	"FmMswyzreS5q00aktm81NnVBU9aq1smkwiTefgqDz4WbKPJ8+min077WA8YKNDOV2oymWtYjuRjnTABy",
-	"MKQqFoKOGDGgwSzWSMSqvlpF1dvgiuFEXRmuLA6Ya3UbRLs3kAA4BDA4R8Nzhz6Ys4fKHiNucaoTCKmn",
-	"KRMfc7FyWPWYRUXfenUB5OgpLIixqH4xy15QLeTBVag96W0uin7AFFFBSiN4wbjF6fs++dIZqnABI9sS",
-	"XCtx6m4v26c6F/s4ePjm69599RXwBwBJHlGFxZHb1THJNgxE9dVXPiwCdBWKhQZSgoX0gEXQDxPIGZ8g",
-	"/SAPwFKUyB1yXcCj4XCYTkK1E/p+/wF4AhYvRT8tU6AxOc1W3DjJS5iC6qASetPVWMu8jUHRLGoASpKF",
-	"60d+mUTodbiLTAwGS4H5GIeh59yJO74mrFvq/IYtK1+hSXxcidxhzZmDlB2NRtDo+OPHMKK0wAbHjG8x",
-	"Khi45lXPAM+kq47fJEk9mOgc/DYOR6MU5sFL0lTmL2DQdoXMrZ547MjJrwWVTLmDxSKwu6o7bg6AKPUG",
-	"1dymUCZVuT4aHQV8jSvywA/HfeATjCsKjtBwNXrh5HWFoIy2g9jlwQO1ejaxx2M3ETGJBZZzY6SwiLF/",
-	"GXg3y+C8yHzlUXJNAp8Uhi4ob7bzpaOQzvAWAejrimqR9Q4AO789YqVwTgBbLORcAtfMBuAanMJ/Q8o1",
-	"HQNqY5FHzpS4o/p6wBRg5KhAGVgFYrP4e70PeGb5UjBZDDs4VuBK+16d8alaEYNSWK2nXVZ1zL5DecdI",
-	"UP/5/ZX3bo5hbUJSiFWxblWhlWzf6A2Zvy4etAeKsdZ53Kdvz2HwG+HPlXQFNkmGw+EkSdmmFhF+uW+K",
-	"sj6oMITlXa9hCuAUvbzkcun3/Z9iDefyCjh7yrIXVxfTsx+vzq/Ozy6nr89/OMen7y5eX744/RF3krLs",
-	"b3c3drrQ5FPmVZGd+NUHrhPEO4Gwbo5fxf7wTpTlAEljH37LwIZs82BpqSZR40IKksDz7EtfzRlO1DNE",
-	"j+V2+NVX7LTGlVgpwsVJZ7fKSo/JOmZ4GuQeJNiRrdmrwQN/p4cZ+z//63/7L8cZVmTNfB3abM+GHADK",
-	"qLYZjIsQ37P9qLhkwBJfPWqjcFQKPkjG7Q3G57GgzpCdQWClyZJErY41CgItVrqwrbiYXVy5My7cCZva",
-	"KG2XnbBVySWxHfgta4pNRTVFgeRpcOJqUuHUdIGdyi9ElbLj8lMw8OYtl3H8og2ijrtQBNzX5rZcFin5",
-	"b2FuoZxZ4xaD8F0JE4aG6Wj2NNTSIO7YKmva1M0MFQF7GwVMiZXD9pH4N+t/4xWhaOHtouGoedWO8q0g",
-	"2rgV5Uo7g1RpHWdqhZUmajuulEYRoCZ2w3pWPJIRht6bcCkF5a964NZXGi5akvT3lA6qQVEFp084YHx7",
-	"Rn1LuZS5UFZExsEP51dbloBeCV+iHdBy33ey+9C2iTsnkWmQNoayt47BibISiq9kMk6+GY6G35DBvEBj",
-	"8IFXAcBPK911i/E1Rjap6vH2IYaYZwspvEbtyaQX6rrZhu4nCin9xBd1891UTlIOiL6dAURdfUNyB1bG",
-	"COXKtdcmiOvRVSJvtQAptO7IhongYGzKZhoCHD59qelE5Vy0dwKadSiav2cjI2jI3m3ce7Mpuy65ugl1",
-	"E2FV/iOyljtdlQVwHlLdjZgof5OOEITKvEutzotknLysTyl+z038GpwH8y5ab8rZj7tvvrvmcDT6Yq/O",
-	"ab3noONdJyDQQQ2fJONPk/r1CvAN9LT7++yExU3u77PgZqVa2NIyensIOw3HCNRGZf3wlpr1XnSzZk43",
-	"TEjxJfZ3aagzGJ22bfR/4q8nE7XF3/z00ChYQCUVGWyL6wdsJfQ51E6Itr4/HA4/3DcGE2DCfZocjY4e",
-	"Plx/fvt1oUnscPx0h61SlHBItlouuVkn4+CPtB03TTwGI9kMk1Bc7OeEXAbJBxjIm5MP85GfhIGy1DYU",
-	"//fMYMlvBImyfCH4ivEGpiCKgRX0yKKmt/jY/blw3q+IlyImCnlIi+fs1Qyn1hrek7mOAr6QRuQOExVt",
-	"o7Ok3gtvmb7BTpSGiD2a0o80UKyuTFRLX7E6VEbaKFoZ+1+kL11ZSw4Jkh3fMBD5BCaKVHOlg9K3xSeo",
-	"/GfyKxJ2q8Dok4RNRhsaq/pmktzfZ0E1R6SvMR1gRAHT6L0lnEGR+GAaP+yr83mrWJE/sG+wGnjXGxj6",
-	"qa/cG0hwOFF4hnFWjk0RBSNqr3mJnnXwEs9KJirr2HN24sXhxpBbDOQ3pHZ880AgRa+rhzRcL0uDdihR",
-	"C4zpPkRjke59ftlzlAkiii6V8JcoE2mHWrDkK+uHwzxfOImoVKfT6KMct65dQT8+UbVBsZU0HfKl4Xib",
-	"CnSrEDRMW/eEyRl6LdydAPXZLcSS3Cv8ITWl0TxYp+LRZf/sZv2EK91kndAyyCmL/ljEgHrKd+dNxbep",
-	"z+9q6nJlUP7DOyWIq/a72JNPSv0fosMg5EXz8i3GVyvBje1669ZJrbnMQgB/Q7/xr6ig9zLFL2NKg8My",
-	"sgDhvXY0EF208wypqQkYXoMTlFxANe4a+6wxFhsm9vh7LPq1whRs0EnwzHW8hiplK22tvIb3iH26z/on",
-	"BJSnlamJepY2xX5XytQOcRPcaJtboE6KIZuHlC3Mvt+N5X5XSXpJFFA6c7qVlEDV3SHJgF6J6F+YiL9R",
-	"mc3aPAJTZjxRWRPmm75Dxcn7s6jPPg64T1eBfR/sgJ99U6uNG9dp1/ukjkmtxrByDJgw8ZHnbqKQacOq",
-	"hGzf/lBxvcsoYyvQEXYEGiR2D1pXf4ifJyrnSmnHHL8RdQnMsNVsH+aHAFIfWCeWJuE+KwNrlmgrEA1h",
-	"IlGAwEIGDC1EEV5D4uGHBJs+D2b4SBbjzfLY/9h88AQUTyYq7C26zyKjvJWQO0KbI5HkNTGCIsPsZi+k",
-	"wRNWs53IkCKOAGNYMM28mL7bUrBoOo+FoWI2VXqnGzVY7x1righR+Eru7N15v626txX2km5UG4FvrlAN",
-	"H56oLII2BryscF0SCm+l/E7kU1wz4XFN3PPCNJY5P39obOpY35C20cW6uPBE/W7ZMLhfa4TrVDg9wTY6",
-	"oSU1CMgFfHcPM2C6qbub1iut85VGWjmxPhTzwF3arNMS1/UN14lqG7tknwfnbaOYhRfyerZ3LfACvxOK",
-	"OX0Sqkw0ysJEOR296xkUyiJ2MPeJV2TxPV9a6ruL1yTNyIVrJ8rbuNFb1EKpuBA6JKPYLmDloBtjfwqq",
-	"RVnLsGmw9DtuSHeSNLb53RB1fJ32CbImIUDpEfhZPEHoSjBcmrCPKlgT9XsjbXKTbOSL1GgVSMe2iCem",
-	"Zo9IG+Ts0ephUr6oVJwW7snjeh0n0jOttjJUyT8Zlf5o8lgmKlB8/TMW+yDVGamzbQPXDMo2mhl6WfC1",
-	"hM6GBBgzUUSJMFpDg4+QjE8N3yaXL4LpGxcbut6u/ivSWTvt/TmOLJ9L0nizHmzp89knyX26TTYThVqR",
-	"V79bb8LcCzZ5eDuZj9N53WfDUxXWoyjpm5ijvvFuB5BxJ5FHey+8E5KIO+Lk/tXRtT1oKYtqi1FEqUA+",
-	"dWSirpFJ/n7YxUVFNLnBMh7mCFH6aTcnOPVesjiKbcWSA9yY7w3v6fUOXPJq+gxuyhfDLyisySkcLL42",
-	"af4UFXb5lUijnabbQRpXFDHBLf2zj9Dns4JY2+b/BHa/NCw7GadxxsEEKDv5oA8z5MLAGuei47DP8oX2",
-	"oYv2u1t9zlD3QW+cLVqQ0jEnypKUIwo4h50wXzk5OGBT/6JXagYjUGy5F94D28rh20KckKKM0V/Dl8IJ",
-	"Yx8s29o08R5/3B/WZv3V8G4jifpxnhxyhmPwN3nDFGXofgfvZuih144H9CcqvJfXvwwMDnSi/kUQ/TVY",
-	"toAVK6OvSbHB5KlrXnKVC0PVVnfC9PYs7cTwnz/AUfsYG/66XesIcBQ9RBIcLFhVnPUyiOAxUykvG6kZ",
-	"DkTFMZsMh/H+/sHhv0GSwvBg/AkE1T3ekzAyMqCMJz+sfZyMkz+O/jhKHrsblL19c3GVDRF9Pj3UDtZ9",
-	"+v6SvebL64Kza7GQ6PD4vlKkyIHG1MsKsSr1et+J5arkTgzXfFlu7gLyND7NfL93pjwv7oclDjuoTDn8",
-	"BBeJtbofajXkd3Zzg62O7Z2GnypT+kLym1uJV7tnGXhfvzlkgENmkHMrQtIhWWGYdxi/38Y6nt/sWSrY",
-	"uUbHiK7cqnJDsnDmdbHQsCRRDe4g6/GgczkAUOpV13z1C8TT+FDjYFcYqCOJxEefitr8pBRyxCvyXoKF",
-	"6HRcGJG0ep9S4030bTy42LQUtGrNv3OiOYvyzDcyzJtlBE1iex3EvNJaYlEExhO4h6F/CzsQ+l9eXqSb",
-	"1A5diNFrY+NZPZ3ff7j/vwMA",
+	"7L3rchs5kij8Koj6NsJkT5Gi3JJ3hvqxobbV2+p12w5Z7p7dpj8WVAWRGBUBLoCSzPEo4jzNebDzJCcy",
+	"E6hCkUWJ9GW6e+NEOCyyiMI175nI/JjkerHUSihnk/HHZMkNXwgnDH77QfDSzZ/PRX4DXwthcyOXTmqV",
+	"jJOzfK5Fwa54fsO4ZVnBHc9O2J10c105Jh1zc8G4snfCMGkZZ9kc+2M5dMiuuSxFkTFhjDbDJE0k9DoX",
+	"vBAmSRPFFyIZ+ykMaA5pYvO5WHCYjPjAF8sSmvBS3ookTdxqCV+tM1LNkvv7+zQx4r8rYd13upACV/T6",
+	"ygpzy69K+ppr5YRy8JEvl6XMOSzu4G8WVvgxGu1fjLhOxsn/d9Bs1wH9ag+aPl9K65qBpRFFMnamEvTE",
+	"LrWyNO5Pws118Uq707LUd6LYYS71eqFlIZLx0eg4TRbCWj6DZV/OBVtgt7DZSjvGqW92rQ0ehd8MUbB3",
+	"Fy+HyX264/p+uLx8cwaHREtrQ8EvRqtZGBhG4uxG6TvFltzNWU/cCrNiQhVLLZWDmWVvXr+9zNhV5Vh2",
+	"cMddPi/0LEvZ3Vzmc2zw72eXGeOqYNkPZ6cvsj5O9ZV23+tKfeJOHa3vVGsv2B2nHbuGEZhWuF1wqMIM",
+	"2fk1W+mKCeWEEQX+BO8suKp4Wa7YshTcCg/UK10ZZpeiLKWa4SKcWTE+41J9qR1/p+INhunAJ8v0NXNz",
+	"aVmh82ohlGPcCJytVuWKaSUs7GQ9B4TD51pdy0KoHHdLqGqRjH9NztW1TtLkpb5L0uQnUchqkaTJD3I2",
+	"T+AglEjSMIvk/QbepckLaZfaSprvOtk4ZM9LwVXKnrKfeClzqSubsm/Z28ouw7cj9lwvFlql7Jj5gYBA",
+	"+Pkdpk/Tb9Oj9LgZWyonZkg2Pgyg1eCWGyAgFpYTTQeHTlozrCfRftxMp/2cJtZ+Vu9Fe+2v+KK1rWHw",
+	"eMTWMHXfD23umTIyn7/gDqGIFwWOxcs3Ri+FcUjnrnlpxTrcnCkn3YqV0jqbMsHzOVsaYQFSEELu5kIx",
+	"pdVALJZuNWTZQSFKeSUMd+JAN3QzY0a4yihLr2W3whQydzaDI1pGs/iYSFUAcmpjH4P489CSSGia/K0q",
+	"ZmIR2NJDr/4YWoZXjSiRINi5XD769kXUOHRg5WzupJo9+vJb3zC8GLbisfd+pnaeXdSHrK/+JnLXHPKF",
+	"sFXp9jzmX+acOK8Tiiv3xDKrK5MLyyyXBesRn+4jbbqDtsSHWS9DRmyz/phdaTcneLB6ISYq9KANK7W+",
+	"qZY2vAW9aDcXxnpOL4qUhZ4YL7US1BExAurIvzycqA2IKTxcP7R7EQbcpwmN9eg71Kp7s+G3PXf5tRLs",
+	"qrJSCWu9BMMy6DlDUae84yvLsmvueNmBF8SWdpjxc2h4HzGvdWp6ygCBgYAzrhhXvFxZB+cEwwE+sRye",
+	"54DjQ/YKToHNdVlYxpkVuRFumHQQGXrQkC5cSAc5akk6v9KvKS2vmfT7bXv+XBcdS/qGZbxyc23k3xEz",
+	"aXuzMQL1j79cMi/OnLYakdwIm3+HEknPj86s48ZZlrWbEwSOWdYfTtQ3LJPqlpeyYNzMkHn64a50sfJt",
+	"GTagtzc6P/ev//j29Su25KtS84IZkQt5K4ohy/opzJorVnnmzXPoiMZeCrOQ1kLHhVBSFNmY/XT+9g28",
+	"UpnS5lwNpWZGXFfWCyA3YsV6R6PDg6PRt34FtfzS/XbATnY0OmI9ElZO35xP31289B04rUGoWQXZyG6Z",
+	"BndiUMqFdH4uQG5hNk//Uu+lE0bxsj64jl4C0TkejfxbwF9kLlil+C2XJbCa7ldRxLlTKXNyIQoGuoY2",
+	"rd3JtVIip5M6Hj09OB59e3A8OuqfMG2iKUsLKLxiveyn079Oz19Nv395/u8/XGZpaFZT0HaD6Zuzi+nl",
+	"2avTV5cBfK54EbYtG287NFtdhXPuHdXr7tKJxrFoXGtUWawLZfS2h6dszLhauTkInaK0gvW48kfOHBB5",
+	"rxIgwcc9tUIVNmWcXb58i8NWRvSJIgek78BC1NLamJKkyQYAJ2lSg2OSJhuQhd3EQJKkScf5J2kSbWyS",
+	"Jh17laRJ9ZC0VHOHDi5JPaRMA/kEgWjIfgFexf3Jszm3zALN5GXgoikeZcB/fc24/+WJnSi/j+xKzKSy",
+	"eHBMOstAFAUwg41fSLt8OvQ6ylCb2ZgNh8MsZQoGwuY3YuWPQjqx2I23IZeQ6pxeOKy3ghvDV7gTH2jD",
+	"z190bMd5IZST11IYr0eIwKqNyLUp7AnpFoQ4M3krLDbCFYlboRx79+78BW4OaU/cOSOvKifwh2G8lgX/",
+	"8FKomZsn46ejoz/jvMODw63MaHMlF+JamKC77MG7Txkqo4AaenOprPf88vwntjFIf5ONt7ptret4NBp1",
+	"rET4TqcS9diN3+fczqnrerMe3Q2a/FR5ZWPfza1M+Rh8vbs43+D08aid/H19+9qrehCc11/tWvX3QhRv",
+	"HXeV3Vs8FkYwrQRbVlelzAmEr4UogJmrwgINWDFOjwChLZOWSdUwjieWlXq2CQ6IBx3IdYbPyZ5QwGsL",
+	"qeQCaOxoQ4GFA72Ry6Uotvbj8RPm98QCXZXXwjok7zQE61XKCF4ACUVREOgKZzlf9ncYHQ92c/DLZkik",
+	"ZjwI/BbJAZMO9iij11HkbQx0zRbn0uRll8BpHXcdo2YgSEk1y1ilnCxp4dJYx+AHBjyM9YJK4vndtdEL",
+	"bEjngS3hdEHoMP10ojJ6khHdh5YlDz2SJGGEnTNb5bkQBSo0AAc4DdRlpGOFLHDHe+H1iZppXTDQX1Im",
+	"r4EdpwA41smy9Aezxl/92pI0oQklaeLH6WRl1bLgrgsufgk0FwYPMIBLyudczURxwvgV6vlX4lobEe0i",
+	"bRGc1rU2C+6SMWhgYgCiVdcx3fKy6qB9yWlN7akFk6oQHx6H9k6qkgRwSANK1QN3kZrGWLYfJfgOZHtk",
+	"4CgSV5FZrQ9wcDQ6Zr27yLzZ9xC2XZ/zJwv2xqPRruYpmH9t3aTlbJiH37d1wIe1sB3UL5Ikd7QvdGvo",
+	"e7wCqG+7Sco6Ebasl31/dvbibdb3JoNaCA9onmsF02ZXwspCoMAEr6dMqonSphAm9cYNYUis85S9RoO7",
+	"uYjIOUp5SisxZKdEpTxiMm1IpIPPhRbeRsw9HYqF0THrIkJ3XvIm9N5Doou4Gxw8/xDEumcd/L/mgoGu",
+	"6JvHNXX/VhdsfL5B5fxFl6ECxSpZnEQ7f2ekE5Y5w5WVcDISAaD+Pp5Uo9G3OQyAn8SAHlSVLOhBRixt",
+	"XehZcueEgXH//17T2/BP/5g7t7T/Nj44GP7pIHeSH/zKB39//+sA/v9T68vg19HgL3xwPXj/8dtn9/1/",
+	"6SKHtdXyE6xHS2Fi8bknFtKBSo1MCX4MDqN+F72JzfYPHVNk4F93JOwpsO4st4GCEb9qWiLgXpIfdiSL",
+	"x947fwHtlkYXVS7M2soOR0+PHpWCqafprTDW782DZl/8+7NvDK8DqZJu9eiLoR28M9fGTbefCAHy5kxr",
+	"+WzXttPKyJ1E/DRxfNaW0zf28VF1BCQH6/hiiYR/J6HCSVeKHUcrl48t5fLlmy4LZu2K6JSt0KQxxQk+",
+	"ZrqHlpfQcJ2kyiIsbgOeWgNEkNpFftuekP0Yba4rcovWMtdhl4xf6Hx3dayezyMWhg0hpELbEI7Vtc7a",
+	"bfOJtLPXuKTSiJD22d1cW8EWYD4DB0WQTC3avRlXrAYF1gOGDl6siUKf8gc3ZqVUNzZluV7A5NBEZlGR",
+	"eWLZtSwFqj/9dE3NeGJZIXJp5W099ETVY7NKFcK0NMilLmW+Yr07bpRUM++VAwRMWe1/SqFTvgKzihHc",
+	"sVLcijKdqPMXb9l1yWcpc6ZCL7Y2M66kJVdW/4RlRnCrVcYsOCJQEIH5gSIkXUqWqZaZBsxXfs1DBnu8",
+	"0Eb4hkrTIlPv4EdhnGnFOIumT4bG0JahA89OVC/ohGQb8vOBI4KXxgytYmRzzcA2NvCiQbQvWRTCQLun",
+	"71S/y330yYyx7bF+6MXYud1+s7bB7Pg6+of/YEy2Qbrdo2KIOUsdOOSCf/DECWSOh80RBMa7MQdquwe7",
+	"+y24/nb2/ZiIsjcz/wRO/MnstXbX/zbsNQLLNjJ3IGgEjGlMMKIDXePX/tAe5GK/E25dz+cLc+vXLbzf",
+	"y9iOel9zQEMGej8MwG51zq+qkhv0xWG7w+Hh8PDbJ5blpbagikvr2LKsLMvsnB8fPs3SiaJQscghYavl",
+	"UhsHjndwlc3mTWcfGs0d+5Kui2+sgzNfLKewu5UTZjqrEPZyaH4NkoOA3xYNPMW/SGsrYdYeWmEkL+Gh",
+	"tLmeLmRRf67yKX4rBHi/4INecAkzFAsuy/B36q05sqif2IpOJ01ALAlzwc9gw0rSZK6t84/lQkj8Y/HP",
+	"Ev+7fYa6cz7lRWGEtfCtOIb/7XTB87lUgia3qJz4kKSJml3f0RP85PvWhbJTiR4kt1r/Pi35lYBlaHMl",
+	"HS+nShe+1+WNbHZmaXQurA19GjGT1pnV9Eas4q/rP/uV2sMpnwnlqGPqdKqqxRUehZ3zQ/rz9PgZfTg+",
+	"fAof7vIpbTy96IxQxXQhc6PpAXhH0qSywvg/NMw2IletU/aj0V+ePULZu0MoqLOHMfFcLat9pedTFaEi",
+	"45b99cUF+YIBM9h32s3ZtRQYIGJEEw7GaLqW9e7m0gm75LkYYPwXztRO1JJbG8dIgAkOuvDuDFZyJ0z/",
+	"hClNAUMYw4CxMmjiHLLL1dJ7FQmpA95OlEdv7E7OlDbdsUMBiXeTSmA42sH47HZ792do7l/+9PMLLGNN",
+	"v6l/t8xptCuyajlkp4rRSRAZ83s9ZKeOLbR17HA0GrGrFSvENa9K75kI8jLEL7z+7u3Zxc+n3708e9sf",
+	"7mqJXIe2tjkyNhrVFoCuLQYgVavX18n410dkJTpqUbR7Se7TDav3+0dZDXIZ4jcEUrCZllVLhLJsy1gZ",
+	"xsqegAeHIHWioB/Wa1AFghnGLAOCkKUsi0holoI3v4+Anedi6XyMXAtsG88YEuJYsn36iCAIHoSZHmwQ",
+	"n07Y7LS4N9vzxBLynjBbGQPuBzB0N/gNi3BGLiDKxnuOKotWcnyNlVrNKL5ETRRQOvA3GZ47YezGBngy",
+	"kJLjkFUBqUVBsoC0oI17M3oKVAIU8XSilPbBUv2UWU1KplYC3HNzP5FN27wPGXli6QSjRWMkg5go34Ii",
+	"vGBOoJSWOI8r2ApY86qlc2IQ0HevX/zn9Lv/vDx7m62f5eFf/jw8PhwejkbDf00eFefpwEQR4k/3pOMA",
+	"6U8sW+9lXHtgvdM6xMKyLHyieCL/XRQZnkimjZxJlU0Ut1YYZ2Os8Vb67EJYXd6KYnqpM9bjjCQVpg0D",
+	"QcO7hQHWnWUeHdDd+j2IJKDsTl9f44u1GQWbc3DAzGu3tiwFBadmFzRDP1zARrbk0jB9PVEABRQfhsT1",
+	"iY2MPf2TZsVTqa51hgNGUSt1W4I/bXw3ExUOHfct1/AWGHu6WA5tW5dLVjO/k6zVHQUBbXgtdjJS02B7",
+	"aID+iPfT1E0EkJ0wp5dCseadAHqXaxJ9rwUvKWuDQdo6XiKa7aCB6O1P2KvW2W/HLWeqDdT63ggxAH2Z",
+	"FcJxWdoOjxVaqqYU7xsMV1OCnywKqG24fqP373oSa3KFh7TofNLGXR4Oeru8IUip3k9BFcqrwDsbEDAe",
+	"dq93Nv2SoYOuxaDR6rPc1jtJPbVt7KVUN11ejs/3kbaH2FenBt5Ixtg66DtlYjgbMh7CO7nJ57XdNFK/",
+	"N22m3ImZNnLfwLN119XDCEkGxga9jbgeoLmXZjqQy8F+DLTxGu0U4FbDIpDP9FHnWafxCUdsLzyoiNEm",
+	"dsNtc8tkz8MG+MBofe8UYL0sfBzo6wxDVTir7W9wj6PET/Sr08iPa5/H5vnvavqNr9VMg661prsAa2h4",
+	"QCtoNFDOePLE56P5DpOv7qrd33+K3e+yQ5/gbzUz4XYfYN1MFR9J8n43IN5iQd083db6W3N9DMJ/J7bQ",
+	"FtJ9WXPoBcZmFKf5J4jup3Vkh1ds0Aaz4BCMdi1MIOsNyT5h2X9XwqwGeDnbZiiT0r1rqVh2QN0VB87I",
+	"2UyY7Dcm8R42kbjzohgEhE/S5hluzIDs8nh321+ZGMB/nda1eAf2hK1mJ7eRLSWC+rHdKEB2ruGe+nrL",
+	"ZTb9MibC9fV0DNEFs7sxzN0ZXwRUa8fzAMb8M2S3GDW/iuzWZiotsQZcDsdJKwBtMrn702QyjP50xpK9",
+	"jbyJn3IRO02eG+lk3nlPL03CVdUvHG2RMgxKbqIhNuMuUhRAom4naiZvQZJxcyEN83C0otvy+IhuHtkn",
+	"URQG9FFr9DaLbjJhwAZzmhT3Zp5kASWbwZyX1xTri0dtpYtCH1LWNGymDc2lsxNF594/wflpvx8by6S5",
+	"0NXKOn6D6esm1gKWCnyFtsxOFPTnbxV9yViGTVba6Vn/Hx0LGG6XRVzuSmu8f9+iyLsLE20jyTpN0V7J",
+	"3snH3dLIY8F6kzP9oO9iIN8wZtINJmkBLk8Yr10Be9r3IzPkmoF/c6n/L1Ty/Pcc51hLW5+nDrQBei1O",
+	"gihMF5dvJUT47TWAMJ0vLP1vc1I94m9BQ7ONdeLaHyUVoXkPryvwBVw6CRdP29ZqckbZtGFklkmVl1Uh",
+	"iv6Y7l8vwbwK7n24SCyXA2tyejIorPOfrMn/AYtofqi/kl3/H3KZYXf0FX4I8QTZOH7aNI+bRJ+pY+yr",
+	"MmU2pj8p/JHwB2gb/bwojuEB+Ov936fHz7K0jv2gS/noLkDLATgLcAS6FgA/4CeBDoMCPHPlHTdiQBGc",
+	"FEeIo/RxPAykyMbhQ+o/hA2jL37PSP8d1C3v5lragQ9E4Cr8gv3WARnZmL6ELdk+4XRjsq27YnHERh0h",
+	"EsV3kBWKoje2hjuEiJJ6esn7Lv8i3lCKABlvKZ2/uT1iTZzI+ZvbZ9FXmhLzk6ndQSCeXrwE2fXFMR5b",
+	"kiZvfzgdHMZfnh4/i78eHz4NX3G+0Si13yh5X88zvklV4+X5mySNv90+i7+/CPtXP/mh2cj6GU28/vrT",
+	"i+P469sfTg/XvtNmx09o1+snZ3776wfgEcEgULjeBfS8ZdoB8sx9BMvMCAEzRudsp3x/KUvxHf+0NCb5",
+	"jXAkHUMyH9QhplfcTMGd67ITlqFSiS5FymOwgNb0tCvtD8TsdNJCGgpS0jhuXMreKfmBLWRZSityDZdv",
+	"45uIUrlnR0kXE6CYoi4LRqNhPyj8NvcYaz6yB6vy63tE799pKmush6KdHtDhH+Jb9HKIt6JOHrw5CTDz",
+	"CYmkAGic9AHxs8oIG64YL4WRGvKdtMSHGnDoZ9arlUUEg1rRoiupc10Zpg17d/mcFXzFnGZK3/VTljUx",
+	"mRmb6zuMP/A+Y5oFhhvhuJRxjUaCEIK7FG9037GFVOgeHvp8hczxG+8VtnO+rO1Afn2wZWOWLYQzMp/O",
+	"jK6WGeMYgjNRgAOwhT/hr1naiT2+NQuNv+MmYz1ywd+IlfU28BuxIncieswLrSo3nRm+nG908AJ+e1vK",
+	"XNT94JFbSDKTLbi5gewo8WulVFs0TJ7PxdTmeim6XdjBMGlhu+EGOeq8uV7CsUQZ2RJFtghtZiFcrotG",
+	"1VdH61CgnaS4Zo8jKTqJzyTZUFP26BqoZtTv5hl+Vu/NccWDRAf8YO/bdIgknPPG28BK5rIQ01LMhCq6",
+	"FeAAbZun3gXCYzK2cHbFDcTB3IgVonRPOvs4Se/HcNJoTV3wAfiw65R8hkYpLF3xveIG5mSXpXRMKgLP",
+	"nU/pP8SqS60nxOqYUoygNBeKLvHUw4qZN1tpJXwMszAM1nnCePi52Uu8LG+be/mtue9urv8sqwRsA1gk",
+	"Lriaif2C9tde7TRXN6pkK7Q+JkGeQDzEqS58KqD9GNalJ+jBwhgYEbc3lB51GLJMQlAq8RGfuGlTuKF3",
+	"tzoRkEa/wTYZmAzJZCMx6G0zy1g75KXk1k3/dVrwld3fzQALnMrtE4N1y8Ky7ABa2gzB0u47RXLZV4sF",
+	"N6t957gGF34jm5k/fPCf4Td4lEZ/sVSC2Ju4lkp+kmOw4HZ+pbkpEFwxMu+5tLl+4g0GFqJ7pcL8NV3p",
+	"iDDyd9pA6GMLJzj9Ip6+CCbgK11YHOCFRRse1kYMjF+tHzu9HODNY/+95E5YN/C5P7oYBa1wdztQe60P",
+	"psnqtjU+gnrr16Yfp9Q7Bq+sW/fWhJ5OWaUtW9SCwl72wG6P3+beNEeRroOf35atSN3IRftrH56Bep01",
+	"ZsYnayzVy8a/jt5v11N3UBW/sBoXRI6voXbWuvE+tDhWHbdN2Ivg+58WqWf+sFqq1AlmnSydXGZRUjnP",
+	"nX3IOZjsAKW5kVarzUOUOeHoJ25EmvgZfLY5YVop6dopB6gBIkkulGtn49mGhjniVacaT0NsO6A3WyST",
+	"07Cjwkf4h8vfeWWMUF7l7mUofjw9msJXm6VMKvzF9kM+zNA+qOaNg9ViaxBcWuJ+q8ckXRNw8Nu3o9bX",
+	"Z+2vf/Fft1m8Plce/BQBMBK0vopc9Jg49HVFoUZ4+WICUaMa/JHCj9Nm/G0nYb9+NMvmmXz5cJZLiht7",
+	"FJe6guUBldai07yukc+1FSHRMV3hxRgOejCQRTZkr8NFQEK5ULAivjC1gX71+x0IuB5u9smBWp9xlbAr",
+	"3GuXW1go7cPG0QKf2PV9nXFMs7jnba0k/bxgs2a7008NPKvh65+TbW4zIRpmciQPEiXo/Y3zo0EIwQ4h",
+	"6Y+Aa5MqYe8MqIpxxeh+NoUsgVUKUzirGV1/Y5Iu+gxZ9vT46fFgdDgYHV6ORmP8918ZWwiurM9ZLD4s",
+	"paHYyN+Egm9ssK+v8AliQbjsl2vwqWNKaxBAtYpRdoyUDENt0EkvmvB7zGNDdTzqNIMThbiBW7qWMydF",
+	"0yptImbNgT6kVpZJRy5seBxKc/g2hUYHxqmaqGZOdDESYgWeWGpnQ2dUp4Nb5nMcwRU8I5baYFZFuGW5",
+	"nuNoojDJERJivInp/bmWzYSz8MhXuugs4fBb5tKpD2L6tTParKvmfke+Wv4TT3HbyU1aeU+iUd5vR4rf",
+	"SWhOQNEvG5njA80+idXcdsfzjoaj9XjeggJ56z89zBV5OvgvPvj7cPD+T/1/600mf1p/9i+PSp9hBl0r",
+	"+8WXA/gsLroBmJ/LyzCgL6+MdCuM9KPhrgQ3wkDBjebb94GU//jLZbJOeX94C0EgUNvDypkSBamob8+e",
+	"X5xdTv/j7D9ZL9TUyD5OwFgxScaThGJoMDzq9M05iJH4REySdBIuFEzbjfWSdiw0vEd/K124AGfnBU4E",
+	"g91mlaEru07fAB88rRmkNr7GCP7CZEj6GuYNGXzZ09EIyCdE+XbXM2FC3YpSL0WKV9ePRodETHHT0V+H",
+	"+9YAzdy5JdUDC3dagZ5zYnNELhOMwG6SqNG41scHURd2fHAwk25eXQ1zvThoWkcfk/uO3ApgiMZNOmBv",
+	"4czFX9klpaW7CPdZaFRgmHAqQ2yd87JEwdaKug4cxq0KLOMT8zDLep6K2rRhqe2EeE1JqZS1Cj0xqTD/",
+	"Qz+FzmfCTRQFzfqLMk77NMHoBNLMVGr9Io5lPeKL8XU7AA6GWMXCfRUMNqfOLJbXwYJwWkWFPyA73URd",
+	"Gq4sdphrdRtYu1eQYHNow+AcDc8dhu+dbauYh7DFqcQMZC1ImfiQi6XDgnksqhfSq2vnRU9hQoxFpe9Y",
+	"9pzK6A0uQ9kir3ORXQeGiGoZGcHBYYbD9/29fWcoOTL0bEtu562sD73sgFIkH2Dn4ZsvmfLNN0AfYEvy",
+	"CCss9twurES6YUCqb77xEfWAV6HOVEAlmEgPSAT9MIEYgwniD9IArGKE1AFSZE+S8XA4TCchUTZ9v38P",
+	"NAHrXqGzmimQmJxmS26c5CUMQaEjBN6UVdEyr2PQRQhqAEKSrWw9TUL0OPjFVSCUFQLGYxy6nnEn7viK",
+	"oG6h8xu2qHxyf/FhKXKH6coPU3Y0GkGj4w8fQo/SAhkcM75BqKDjmlbtsT2TrhIwkyT120Tn4JfxdDRK",
+	"YRzMr0kuxABBmz7FjTfx2JGSXwnKtn0Hk8XN7ioMtN4BgtRrFHObGktUIPFodBTgNU7mDj8c94FO1B5Q",
+	"6q4GLxy8Ti6f0XIQuvz2QJr3dejx0E1ITGyB5dxgnAJA7F8H3swyOC8yX7SKAgiATgpDuS3X2/mqA4hn",
+	"mIAG5HVyA7LeIUDnsyNWCufQElvImQSqmQ0gJmkK/w0pTcEYQBvrA3GmxB2VZgGiAD1HtS0wZGi9bmi9",
+	"Dnhm+UIwWQw7KFagSgdenPERThGBUpjovV2Ra8y+Q37HiFH/+MslfhDZGOYmJJ4QV6xbVGjlaWnkhsxn",
+	"Gg3SA13PqVOAnL45h85vhD9XkhXYJBkOh5MkZetSRPjlvqnntVVgCNO7WsEQQCl6ecnlwq/7P8QKzuUH",
+	"oOwpy55fXkzPXl2eX56fvZ2+PP/pHJ++u3j59vnpK1xJyrK/3d3Y6VxTODKviuzEzz5QncDeaQvr5vhV",
+	"HAzvRFkOEDUO4LcMdMg2DZaW0tk3JqTACTzNfusLAcKJeoLoodwOv/mGndawEgtFODnp7EZFwjFpxwxP",
+	"g8yDtHeka/bq7YG/06cZ+z//63/7L8cZFvPKfAmz7ImtgzswGYfNoF/c8Se2H9UlClDiCw+s1RxIwQbp",
+	"3QKYZygXQ3YG8UXNBXuU6lgjINBkpQvLiuugxEWf4ppPsKi1qijZCVuWXBLZgd+ypk5BVI4KUJ46J6om",
+	"FQ5NuU8pc29UZDGuXAAdrydIGsc1mgk77kL9SF/W0XJZpGS/hbGFcmaFSwzMdylM6BqGo9HTkIaZqGOr",
+	"IlZTcikUk+mt1b4iUg7LR+RfLx1pQ0Cpn3i73iRKXnWM9cb9i3HrgkTaeb8hra8otG4kTNTmlYQ0ujzQ",
+	"hP2znhUPXCZG603IZ4T8V21JGJaGHH3E/T2mg2hQVMHoEw4YCy/XCS7Bta6siJSDn84vNzQBvRS+uieA",
+	"5YF/yR5A2zjcsFEN0kZR9toxGFGWQvGlTMbJt8PR8FtSmOeoDG6pIgs/LXVXAryXeCmGAs03DzFcl2kB",
+	"hb6O0aQXSoLYBu8nCjH9xNcD8a+pnLgcIH378ii96huSOZCcn+XKSxNE9SgLlddaABVieAul4fBgLGTP",
+	"BgeHv/navESZwLU3AppVqLf6xEZKEHgo2ynTbMquSq5uQskdmJX/iKTlTldlAZSHRHcjJsonYSMAoQqh",
+	"UqvzIhknL+pTikukxxXUt17ZaxVZP4hfXy97/nQ0+mJV11slcjvKZANDBzF8kow/TurKvPAN5LT7ewg+",
+	"iJrc32fBzEplFKVlVHianYZjBGyjijCY4Mx6K7rBIPWaCCm+wPddGkrURKdtG/mf6OvJRG3QNz88NAoa",
+	"UEn1adrseouuhDaH2gjRlveHw+H7+0ZhAki4T5Oj0dH2w/Xnd1DXKMIXjh9/YaOKERxS8JGPgz3SdiQp",
+	"8hCMaDMMkUTjXxMyGSTvoSOvTm6nIz8LI6+DvPrjL5eeGCww4B+wNp8LvmS82VNgxUAKeqRRUwF4ezAT",
+	"ztsVMZ/ORCENadGcJzXBqaWGX0hdRwZfSCNyh3fcbSOzpN4Kb5m+wZfoBju+0VQNoo5icWWiWvKK1SGp",
+	"/lq9o9j+In3Vo5pzSODsWJw2sglMFInmSgehb4NOUOWo5Csidqs21aOITUobKqv6ZpLc32dBNEegryEd",
+	"9ogcplHJawhpL2rVeLutzqc8wJCQQL5Ba+BdxXv7qS/6FlBwOFF4hvGFTh8aHmF7TUsgiHiDlnhSMlFZ",
+	"x5qzE88O17rcICC/IbZj0dqAil5WDxkcPC8N0qFEKTDG++CNRbz38eT7CBOEFF0i4ecIE2mHWLDgS+u7",
+	"wxQRcBJRlSen0UY5bmXsgvf4RNUKxUa+jZBqA463KV6yDE7DtJVikoyhV8LdCRCf3VwsyLzCt4kpjeTB",
+	"OgWPLv1nN+0nZAMl7YSmQUZZtMciBNRDvjtvioVM/dXgpqRDdoI12nwFEtj/fhd58vkM/ofIMLjz3k+P",
+	"Tli+XApuLHl0vbjiM3Sf1JLLdXDgr8k3vroxlfSP6/inwWAZaYB33PqOKEebJ0hNOZlQQT0IuQBq3DX6",
+	"WaMsNkTs4RLI/VpgCjroJFjmvBgOuijr0WRTttTWyqtyxbKP91n/hDblcWFqovaSptgfSpjawW+CC21T",
+	"C5RJ0WWzTdjCxC27kdzvKlmiiRIwnTndCkqgwGwIMnBoG9IqLtUK8FerR6DKjCcqa9x803coOHl7Fr1z",
+	"gB0eUBZJ/w6+gJ99U6uNG9d3zw5IHJNajWHm6DBh4gOH3L9ItGFWQrYTB6m4VFIUsRXwCF8EHCRyD1JX",
+	"f4ifJyrnSmmHV03r6klhqdkBjA8OpD6TirJacx+VgemutRUIhjCQKIBhIQGGFqIIFaz9/iHCpvvtGT6S",
+	"xXi9suI/1h88sosnExXWFqVCklHcSogdocURS/KSGO0i4CmJxCABq4mqyU6kSBFFgD4sqGaeTd9tCFg0",
+	"nIfCUGyRioRSMiYsFYrpqEHgpiKg7N15vy26twX2kpJxGoHh6qqhwxOVRbuNDi8rXBeHwoRGfxD+FKfb",
+	"fVgS97QwjXnOr+8bnTqWN6RtZLEuKjxRf1gy/FqJBuA6BU6PsI1MaEkMAnQB2912AkxJHneTeqV1Pkl1",
+	"KybWu2K2pGHMOjVxXV8fnKi2skv6eTDeNoJZyqhAjyd7VwJzvzqhmNMnIUFxIyxMlNPBkivJIFzEBuY+",
+	"0YosThFJU3138ZK4GZlw7UR5Hbfxw9dVRoLrkJRiuNCOMsEC3yenWhS1DIsGTb8juWYnSmObPwxSx5kY",
+	"H0FrYgIUHoGfxSOIrgTDqQn7oIA1UX801CYzyVq8SA1WAXVsC3libPaAtIbOHqy2o/JFpeKwcI8eV6s4",
+	"kJ5ptRGhSvbJKGt0E8cyUQHj658xTzSJzoidbR24JlC2kczQymKrqwVWe6AAGDNRhInQW4ODD6CMDw3f",
+	"RJcvAulrFxvu2/F2zlTia+JZO+x9H0OWjyVprFlbW/p49klyn26izUShVOTFb22iI3kSdHImSQD3fjov",
+	"+6xZqsJ8FAV9E3HUN97sADzuJLJoP2F+VoTcESVPyRBT64OWoqg2CEUUCuRDRybqConkH4dcXFSEk2sk",
+	"YztFwFv5j7F0yhBx66+vFfXFIHBhx1fQ0HW5cQ8bPZhdN7Gb5v4qdv2gdRcb/JavYgMxHhGy/4kiOzOe",
+	"Zwe+43Wpr2k1ju9j7cTTms2L+dpWWNwB7ibq98Kn2nkEfMpBb/jHJOMtzlS3jiER/98OjqfeZAsA2ewk",
+	"2q79/cXsJI7FksX2BBPsFQqQEQB1gs/XYhLRNdJ/NodobnM+DLLdELsVWtM4BE9613A4CaQcErxIfyit",
+	"yifkavZgNwgehND3LWBsfagB+oC8YoOyktf54UIM2Jpr1agr8VlzaZ2CByeqDpHDftMgSNk57Xmx7pxq",
+	"DElDdkZaIbSKslGjX1eqOslaHRwkDctqo0zGep7dl9w6qMemZgKq0Z1ESamprpk0mId6OFEBl2FuPsXX",
+	"Upgw56DX1bnTWC/OxNbfRu0xqcrXQ9k4G9BvgLZRTppdUJfYNTzZD3PTDbQlAwnBgI3iZlsy1x8Oq7nj",
+	"HtBoZQ8hd3RP53HeFML9rFhw2Gzm344EGXL/+qtuFFhfizUPMqWfo+IpXwnU2veZOiDtkkJLcEn/7JP0",
+	"F39A/99UlGnb/dSwtGN83yWOuoDSjludvSFoGOY4Ex2HfZbPtY/xyChyYICu5hBc3X3Qa2eLpnbpmBNl",
+	"SVYkiswLK2G+OnHwVFMkf2iG+IdBeD3UlNcvO2wATrjLhWFyhi+EE8ZuLY3aNPGhEbg+rH/61eBu7bbZ",
+	"IyTOX66Kt7+5YEXhGCyjDaH4Ym/2z9bZYK8dONEnDVZXFJDqD3SifieA/hJcAAAVS6OvyAKEUeZXvOQq",
+	"F4Yqmu4E6e1R2jfofn0PR+2DkfDXzXpCAKNaeTmfKneDRggOJ1Mpb0SgZtgRFaBsQkHHBweHT/8VojmH",
+	"h+OPoNHf44VSIyNLs3FRlrFknPx59OdR8tAl6uzN64vLbIjg83FbO5j36S9v2Uu+uCo4uxJziZ6h7ytF",
+	"Fi8wLfWyQixLvTpwYrEEnXS44otyfRUQ0Prx2r/3zpTnxf2wxG4HlSmHH42YSa3uh1oN+Z1dX2DrxfZK",
+	"w0+VKX2x9vWlxLN9YkHd6X37lAEMmUHOrQi3M8hcjRc0+mnrLlB+88RSUcwVepB05ZaVG5IpeFYX5AxT",
+	"EtXgDjTzw87pwIbSW3VdVT9BPI33NQx2xct0RNv6MJ2ittPTXTuEK3Lzgind6bj4IJk/feyx92VswsHF",
+	"uklVq9b4O9/IY9GFvLWreM00gsllcx5EvNKaY1Goikdwv4cErz1A9L++uEjXsR1eIUKvjY1H9XjegQSo",
+	"nfv+UA4KenuvqW9jRC7kLflEgnzUb+UGBPnQ5wdE7MbTiMavu4X0sP93AA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

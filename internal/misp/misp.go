@@ -11,8 +11,8 @@
 // Files: misp.go (configuration and construction), transport.go (one HTTP call: slots,
 // breaker, retry), batch.go (a request's values in one restSearch, each given its own answer),
 // search.go (restSearch and its streaming decode), calls.go (version and
-// sightings), warninglists.go (warninglists/checkValue), errors.go (mapping answers and
-// transport failures to errors).
+// sightings), warninglists.go (warninglists/checkValue), tiles.go (the dashboard tiles'
+// counts and event lists), errors.go (mapping answers and transport failures to errors).
 package misp
 
 import (

@@ -206,6 +206,10 @@ func TestRealMISP(t *testing.T) {
 		}
 	})
 
+	t.Run("tiles", func(t *testing.T) {
+		testTiles(t, api, mispURL, key, s.org.name, s.org.uuid)
+		testRelayTiles(t, r, token, secrets)
+	})
 	// Cost before faults: the faults trip the relay's circuit breaker for a while.
 	t.Run("what MISP costs", func(t *testing.T) { measureCost(t, api, r, p, token, obs) })
 	t.Run("faults", func(t *testing.T) { testFaults(t, bin, r, p, mispURL, key, s.readOnlyKey) })

@@ -144,9 +144,12 @@ func (s *Service) rejected(methodNotAllowed http.HandlerFunc) nethttpmw.ErrorHan
 // bodyError explains a body the spec rejected in the marshmallow dialect of the contract.
 func bodyError(path string, body []byte, re *openapi3filter.RequestError) error {
 	var dict string
-	if path == "/respond/trigger" {
+	switch {
+	case path == "/respond/trigger":
 		dict = triggerProblems(body)
-	} else {
+	case strings.HasPrefix(path, "/tiles/"):
+		dict = tileProblems(path, body)
+	default:
 		dict = observableListProblems(body)
 	}
 	if dict == "" {

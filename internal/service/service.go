@@ -28,6 +28,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/auth"
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/intel"
+	"github.com/misp-relay/misp-relay/internal/tiles"
 	"github.com/misp-relay/misp-relay/internal/upstream"
 	"github.com/misp-relay/misp-relay/internal/urlscan"
 	"github.com/misp-relay/misp-relay/internal/verdict"
@@ -95,6 +96,9 @@ type Config struct {
 	Warninglists Warninglists
 	// FeedStates, when set, says where the public feeds (FEEDS) stand; /health shows it.
 	FeedStates func() []FeedState
+	// Tiles draws the dashboard tiles (tiles.go) and caches them per tenant; nil caches
+	// nothing.
+	Tiles *tiles.Board
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests

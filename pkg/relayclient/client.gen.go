@@ -244,136 +244,136 @@ func (e JudgementType) Valid() bool {
 
 // Defines values for ObservableType.
 const (
-	AmpComputerGuid       ObservableType = "amp_computer_guid"
-	CertificateCommonName ObservableType = "certificate_common_name"
-	CertificateIssuer     ObservableType = "certificate_issuer"
-	CertificateSerial     ObservableType = "certificate_serial"
-	CiscoMid              ObservableType = "cisco_mid"
-	CiscoUcId             ObservableType = "cisco_uc_id"
-	Device                ObservableType = "device"
-	Domain                ObservableType = "domain"
-	Email                 ObservableType = "email"
-	EmailMessageid        ObservableType = "email_messageid"
-	EmailSubject          ObservableType = "email_subject"
-	FileName              ObservableType = "file_name"
-	FilePath              ObservableType = "file_path"
-	Hostname              ObservableType = "hostname"
-	Imei                  ObservableType = "imei"
-	Imsi                  ObservableType = "imsi"
-	Ip                    ObservableType = "ip"
-	Ipv6                  ObservableType = "ipv6"
-	MacAddress            ObservableType = "mac_address"
-	Md5                   ObservableType = "md5"
-	MsMachineId           ObservableType = "ms_machine_id"
-	Mutex                 ObservableType = "mutex"
-	NgfwId                ObservableType = "ngfw_id"
-	NgfwName              ObservableType = "ngfw_name"
-	OdnsIdentity          ObservableType = "odns_identity"
-	OdnsIdentityLabel     ObservableType = "odns_identity_label"
-	OrbitalNodeId         ObservableType = "orbital_node_id"
-	PkiSerial             ObservableType = "pki_serial"
-	ProcessName           ObservableType = "process_name"
-	RegistryKey           ObservableType = "registry_key"
-	RegistryName          ObservableType = "registry_name"
-	RegistryPath          ObservableType = "registry_path"
-	S1AgentId             ObservableType = "s1_agent_id"
-	SerialNumber          ObservableType = "serial_number"
-	Sha1                  ObservableType = "sha1"
-	Sha256                ObservableType = "sha256"
-	Sha512                ObservableType = "sha512"
-	SwcDeviceId           ObservableType = "swc_device_id"
-	TrendMicroId          ObservableType = "trend_micro_id"
-	Url                   ObservableType = "url"
-	User                  ObservableType = "user"
-	UserAgent             ObservableType = "user_agent"
+	ObservableTypeAmpComputerGuid       ObservableType = "amp_computer_guid"
+	ObservableTypeCertificateCommonName ObservableType = "certificate_common_name"
+	ObservableTypeCertificateIssuer     ObservableType = "certificate_issuer"
+	ObservableTypeCertificateSerial     ObservableType = "certificate_serial"
+	ObservableTypeCiscoMid              ObservableType = "cisco_mid"
+	ObservableTypeCiscoUcId             ObservableType = "cisco_uc_id"
+	ObservableTypeDevice                ObservableType = "device"
+	ObservableTypeDomain                ObservableType = "domain"
+	ObservableTypeEmail                 ObservableType = "email"
+	ObservableTypeEmailMessageid        ObservableType = "email_messageid"
+	ObservableTypeEmailSubject          ObservableType = "email_subject"
+	ObservableTypeFileName              ObservableType = "file_name"
+	ObservableTypeFilePath              ObservableType = "file_path"
+	ObservableTypeHostname              ObservableType = "hostname"
+	ObservableTypeImei                  ObservableType = "imei"
+	ObservableTypeImsi                  ObservableType = "imsi"
+	ObservableTypeIp                    ObservableType = "ip"
+	ObservableTypeIpv6                  ObservableType = "ipv6"
+	ObservableTypeMacAddress            ObservableType = "mac_address"
+	ObservableTypeMd5                   ObservableType = "md5"
+	ObservableTypeMsMachineId           ObservableType = "ms_machine_id"
+	ObservableTypeMutex                 ObservableType = "mutex"
+	ObservableTypeNgfwId                ObservableType = "ngfw_id"
+	ObservableTypeNgfwName              ObservableType = "ngfw_name"
+	ObservableTypeOdnsIdentity          ObservableType = "odns_identity"
+	ObservableTypeOdnsIdentityLabel     ObservableType = "odns_identity_label"
+	ObservableTypeOrbitalNodeId         ObservableType = "orbital_node_id"
+	ObservableTypePkiSerial             ObservableType = "pki_serial"
+	ObservableTypeProcessName           ObservableType = "process_name"
+	ObservableTypeRegistryKey           ObservableType = "registry_key"
+	ObservableTypeRegistryName          ObservableType = "registry_name"
+	ObservableTypeRegistryPath          ObservableType = "registry_path"
+	ObservableTypeS1AgentId             ObservableType = "s1_agent_id"
+	ObservableTypeSerialNumber          ObservableType = "serial_number"
+	ObservableTypeSha1                  ObservableType = "sha1"
+	ObservableTypeSha256                ObservableType = "sha256"
+	ObservableTypeSha512                ObservableType = "sha512"
+	ObservableTypeSwcDeviceId           ObservableType = "swc_device_id"
+	ObservableTypeTrendMicroId          ObservableType = "trend_micro_id"
+	ObservableTypeUrl                   ObservableType = "url"
+	ObservableTypeUser                  ObservableType = "user"
+	ObservableTypeUserAgent             ObservableType = "user_agent"
 )
 
 // Valid indicates whether the value is a known member of the ObservableType enum.
 func (e ObservableType) Valid() bool {
 	switch e {
-	case AmpComputerGuid:
+	case ObservableTypeAmpComputerGuid:
 		return true
-	case CertificateCommonName:
+	case ObservableTypeCertificateCommonName:
 		return true
-	case CertificateIssuer:
+	case ObservableTypeCertificateIssuer:
 		return true
-	case CertificateSerial:
+	case ObservableTypeCertificateSerial:
 		return true
-	case CiscoMid:
+	case ObservableTypeCiscoMid:
 		return true
-	case CiscoUcId:
+	case ObservableTypeCiscoUcId:
 		return true
-	case Device:
+	case ObservableTypeDevice:
 		return true
-	case Domain:
+	case ObservableTypeDomain:
 		return true
-	case Email:
+	case ObservableTypeEmail:
 		return true
-	case EmailMessageid:
+	case ObservableTypeEmailMessageid:
 		return true
-	case EmailSubject:
+	case ObservableTypeEmailSubject:
 		return true
-	case FileName:
+	case ObservableTypeFileName:
 		return true
-	case FilePath:
+	case ObservableTypeFilePath:
 		return true
-	case Hostname:
+	case ObservableTypeHostname:
 		return true
-	case Imei:
+	case ObservableTypeImei:
 		return true
-	case Imsi:
+	case ObservableTypeImsi:
 		return true
-	case Ip:
+	case ObservableTypeIp:
 		return true
-	case Ipv6:
+	case ObservableTypeIpv6:
 		return true
-	case MacAddress:
+	case ObservableTypeMacAddress:
 		return true
-	case Md5:
+	case ObservableTypeMd5:
 		return true
-	case MsMachineId:
+	case ObservableTypeMsMachineId:
 		return true
-	case Mutex:
+	case ObservableTypeMutex:
 		return true
-	case NgfwId:
+	case ObservableTypeNgfwId:
 		return true
-	case NgfwName:
+	case ObservableTypeNgfwName:
 		return true
-	case OdnsIdentity:
+	case ObservableTypeOdnsIdentity:
 		return true
-	case OdnsIdentityLabel:
+	case ObservableTypeOdnsIdentityLabel:
 		return true
-	case OrbitalNodeId:
+	case ObservableTypeOrbitalNodeId:
 		return true
-	case PkiSerial:
+	case ObservableTypePkiSerial:
 		return true
-	case ProcessName:
+	case ObservableTypeProcessName:
 		return true
-	case RegistryKey:
+	case ObservableTypeRegistryKey:
 		return true
-	case RegistryName:
+	case ObservableTypeRegistryName:
 		return true
-	case RegistryPath:
+	case ObservableTypeRegistryPath:
 		return true
-	case S1AgentId:
+	case ObservableTypeS1AgentId:
 		return true
-	case SerialNumber:
+	case ObservableTypeSerialNumber:
 		return true
-	case Sha1:
+	case ObservableTypeSha1:
 		return true
-	case Sha256:
+	case ObservableTypeSha256:
 		return true
-	case Sha512:
+	case ObservableTypeSha512:
 		return true
-	case SwcDeviceId:
+	case ObservableTypeSwcDeviceId:
 		return true
-	case TrendMicroId:
+	case ObservableTypeTrendMicroId:
 		return true
-	case Url:
+	case ObservableTypeUrl:
 		return true
-	case User:
+	case ObservableTypeUser:
 		return true
-	case UserAgent:
+	case ObservableTypeUserAgent:
 		return true
 	default:
 		return false
@@ -527,6 +527,138 @@ func (e TLP) Valid() bool {
 	case Red:
 		return true
 	case White:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDataCacheScope.
+const (
+	TileDataCacheScopeNone TileDataCacheScope = "none"
+	TileDataCacheScopeOrg  TileDataCacheScope = "org"
+	TileDataCacheScopeUser TileDataCacheScope = "user"
+)
+
+// Valid indicates whether the value is a known member of the TileDataCacheScope enum.
+func (e TileDataCacheScope) Valid() bool {
+	switch e {
+	case TileDataCacheScopeNone:
+		return true
+	case TileDataCacheScopeOrg:
+		return true
+	case TileDataCacheScopeUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDataKeyType.
+const (
+	Timestamp TileDataKeyType = "timestamp"
+)
+
+// Valid indicates whether the value is a known member of the TileDataKeyType enum.
+func (e TileDataKeyType) Valid() bool {
+	switch e {
+	case Timestamp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDefinitionId.
+const (
+	MispAttributeTypes TileDefinitionId = "misp-attribute-types"
+	MispLatestEvents   TileDefinitionId = "misp-latest-events"
+	MispSummary        TileDefinitionId = "misp-summary"
+	MispThreatLevels   TileDefinitionId = "misp-threat-levels"
+	MispTopTags        TileDefinitionId = "misp-top-tags"
+)
+
+// Valid indicates whether the value is a known member of the TileDefinitionId enum.
+func (e TileDefinitionId) Valid() bool {
+	switch e {
+	case MispAttributeTypes:
+		return true
+	case MispLatestEvents:
+		return true
+	case MispSummary:
+		return true
+	case MispThreatLevels:
+		return true
+	case MispTopTags:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileDefinitionType.
+const (
+	DonutGraph       TileDefinitionType = "donut_graph"
+	Markdown         TileDefinitionType = "markdown"
+	MetricGroup      TileDefinitionType = "metric_group"
+	VerticalBarChart TileDefinitionType = "vertical_bar_chart"
+)
+
+// Valid indicates whether the value is a known member of the TileDefinitionType enum.
+func (e TileDefinitionType) Valid() bool {
+	switch e {
+	case DonutGraph:
+		return true
+	case Markdown:
+		return true
+	case MetricGroup:
+		return true
+	case VerticalBarChart:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TileMetricValueUnit.
+const (
+	Integer    TileMetricValueUnit = "integer"
+	Percentage TileMetricValueUnit = "percentage"
+)
+
+// Valid indicates whether the value is a known member of the TileMetricValueUnit enum.
+func (e TileMetricValueUnit) Valid() bool {
+	switch e {
+	case Integer:
+		return true
+	case Percentage:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TilePeriod.
+const (
+	Last24Hours TilePeriod = "last_24_hours"
+	Last30Days  TilePeriod = "last_30_days"
+	Last60Days  TilePeriod = "last_60_days"
+	Last7Days   TilePeriod = "last_7_days"
+	Last90Days  TilePeriod = "last_90_days"
+)
+
+// Valid indicates whether the value is a known member of the TilePeriod enum.
+func (e TilePeriod) Valid() bool {
+	switch e {
+	case Last24Hours:
+		return true
+	case Last30Days:
+		return true
+	case Last60Days:
+		return true
+	case Last7Days:
+		return true
+	case Last90Days:
 		return true
 	default:
 		return false
@@ -1014,6 +1146,168 @@ type SupportedObservableType string
 // TLP defines model for TLP.
 type TLP string
 
+// TileBar One bucket of a `vertical_bar_chart`; `value` is the sum of `values`.
+type TileBar struct {
+	// Key The bucket's start, Unix milliseconds.
+	Key    int64  `json:"key"`
+	Label  string `json:"label"`
+	Value  int    `json:"value"`
+	Values []struct {
+		Key   string `json:"key"`
+		Value int    `json:"value"`
+	} `json:"values"`
+}
+
+// TileData One tile's figures over a period. `observed_time` is the period (from the start of its
+// first hour or UTC day to now), `valid_time` how long the figures are served again (from
+// now, a few minutes). `data` takes the shape of the tile's type: `metric_group` a list
+// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
+// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
+type TileData struct {
+	// CacheScope Who XDR may show a cached copy to.
+	CacheScope TileDataCacheScope `json:"cache_scope"`
+	Data       TileData_Data      `json:"data"`
+	HideLegend *bool              `json:"hide_legend,omitempty"`
+
+	// KeyType `vertical_bar_chart`: what a bar's `key` is (its bucket's start, Unix milliseconds).
+	KeyType *TileDataKeyType `json:"key_type,omitempty"`
+
+	// Keys `vertical_bar_chart`: the series each bar is split into.
+	Keys *[]TileKey `json:"keys,omitempty"`
+
+	// Labels `donut_graph`: the names of the segments, one list per ring; a segment's `key` indexes the first.
+	Labels       *[][]string   `json:"labels,omitempty"`
+	ObservedTime TileTimeRange `json:"observed_time"`
+	ValidTime    TileTimeRange `json:"valid_time"`
+}
+
+// TileDataCacheScope Who XDR may show a cached copy to.
+type TileDataCacheScope string
+
+// TileDataData0 defines model for TileData.Data.0.
+type TileDataData0 = []TileMetric
+
+// TileDataData1 defines model for TileData.Data.1.
+type TileDataData1 = []TileBar
+
+// TileDataData2 defines model for TileData.Data.2.
+type TileDataData2 = []TileDonutSlice
+
+// TileDataData3 defines model for TileData.Data.3.
+type TileDataData3 = []string
+
+// TileData_Data defines model for TileData.Data.
+type TileData_Data struct {
+	union json.RawMessage
+}
+
+// TileDataKeyType `vertical_bar_chart`: what a bar's `key` is (its bucket's start, Unix milliseconds).
+type TileDataKeyType string
+
+// TileDataRequest The tile and the period asked for. Unknown keys are refused.
+type TileDataRequest struct {
+	// Period One of `TilePeriod`; another is an `invalid argument`.
+	//
+	// Example: last_7_days
+	Period string `json:"period"`
+
+	// TileId One of the ids `/tiles` lists; another is an `invalid argument`.
+	//
+	// Example: misp-summary
+	TileId string `json:"tile_id"`
+}
+
+// TileDataResult defines model for TileDataResult.
+type TileDataResult struct {
+	// Data One tile's figures over a period. `observed_time` is the period (from the start of its
+	// first hour or UTC day to now), `valid_time` how long the figures are served again (from
+	// now, a few minutes). `data` takes the shape of the tile's type: `metric_group` a list
+	// of `TileMetric`, `vertical_bar_chart` a list of `TileBar` (with `keys` and `key_type`),
+	// `donut_graph` a list of `TileDonutSlice` (with `labels`), `markdown` a list of lines.
+	Data *TileData `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
+}
+
+// TileDefinition A dashboard tile, as Cisco's relays define one.
+type TileDefinition struct {
+	// DefaultPeriod A period ending with the current hour (`last_24_hours`, in hours) or the current UTC day (the others, in days).
+	DefaultPeriod    TilePeriod         `json:"default_period"`
+	Description      string             `json:"description"`
+	Id               TileDefinitionId   `json:"id"`
+	Periods          []TilePeriod       `json:"periods"`
+	ShortDescription string             `json:"short_description"`
+	Tags             []string           `json:"tags"`
+	Title            string             `json:"title"`
+	Type             TileDefinitionType `json:"type"`
+}
+
+// TileDefinitionId defines model for TileDefinition.Id.
+type TileDefinitionId string
+
+// TileDefinitionType defines model for TileDefinition.Type.
+type TileDefinitionType string
+
+// TileDonutSlice One segment of a `donut_graph`; `key` indexes `labels[0]`.
+type TileDonutSlice struct {
+	Key   int `json:"key"`
+	Value int `json:"value"`
+}
+
+// TileKey defines model for TileKey.
+type TileKey struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
+}
+
+// TileMetric One figure of a `metric_group`; `tooltip` gives the period before for comparison.
+type TileMetric struct {
+	Icon      string              `json:"icon"`
+	Label     string              `json:"label"`
+	Tooltip   *string             `json:"tooltip,omitempty"`
+	Value     int                 `json:"value"`
+	ValueUnit TileMetricValueUnit `json:"value_unit"`
+}
+
+// TileMetricValueUnit defines model for TileMetric.ValueUnit.
+type TileMetricValueUnit string
+
+// TilePeriod A period ending with the current hour (`last_24_hours`, in hours) or the current UTC day (the others, in days).
+type TilePeriod string
+
+// TileRequest The tile asked for. Unknown keys are refused.
+type TileRequest struct {
+	// TileId Example: misp-summary
+	TileId string `json:"tile_id"`
+}
+
+// TileResult defines model for TileResult.
+type TileResult struct {
+	// Data A dashboard tile, as Cisco's relays define one.
+	Data *TileDefinition `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
+}
+
+// TileTimeRange defines model for TileTimeRange.
+type TileTimeRange struct {
+	EndTime   time.Time `json:"end_time"`
+	StartTime time.Time `json:"start_time"`
+}
+
+// TilesResult defines model for TilesResult.
+type TilesResult struct {
+	Data *[]TileDefinition `json:"data,omitempty"`
+
+	// Errors What failed, once each. When a tenant has several sources, the message of a source's
+	// failure begins with its name (`MISP misp2.example.org: ...`, never its key).
+	Errors *Errors `json:"errors,omitempty"`
+}
+
 // TriggerRequest The `query-params` of the chosen action plus its `action-id`. Other keys are allowed and ignored.
 type TriggerRequest struct {
 	// ActionId Example: misp-add-sighting
@@ -1162,6 +1456,30 @@ type RespondTriggerParams struct {
 	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
 }
 
+// TilesParams defines parameters for Tiles.
+type TilesParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// TileParams defines parameters for Tile.
+type TileParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
+// TileDataParams defines parameters for TileData.
+type TileDataParams struct {
+	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
+	// response header and the log line) when it is 1 to 64 letters, digits, `-`, `_`, `.` or `:`;
+	// anything else is replaced by a new UUID, never refused.
+	XRequestId *RequestId `json:"X-Request-Id,omitempty"`
+}
+
 // VersionParams defines parameters for Version.
 type VersionParams struct {
 	// XRequestId An id for this request, e.g. a load balancer's. Kept (and answered in the `X-Request-Id`
@@ -1206,6 +1524,12 @@ type RespondObservablesJSONRequestBody = ObservableList
 
 // RespondTriggerJSONRequestBody defines body for RespondTrigger for application/json ContentType.
 type RespondTriggerJSONRequestBody = TriggerRequest
+
+// TileJSONRequestBody defines body for Tile for application/json ContentType.
+type TileJSONRequestBody = TileRequest
+
+// TileDataJSONRequestBody defines body for TileData for application/json ContentType.
+type TileDataJSONRequestBody = TileDataRequest
 
 // Getter for additional properties for TriggerRequest. Returns the specified
 // element and whether it was found
@@ -1297,6 +1621,120 @@ func (a TriggerRequest) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return json.Marshal(object)
+}
+
+// AsTileDataData0 returns the union data inside the TileData_Data as a TileDataData0
+func (t TileData_Data) AsTileDataData0() (TileDataData0, error) {
+	var body TileDataData0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData0 overwrites any union data inside the TileData_Data as the provided TileDataData0
+func (t *TileData_Data) FromTileDataData0(v TileDataData0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData0 performs a merge with any union data inside the TileData_Data, using the provided TileDataData0
+func (t *TileData_Data) MergeTileDataData0(v TileDataData0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData1 returns the union data inside the TileData_Data as a TileDataData1
+func (t TileData_Data) AsTileDataData1() (TileDataData1, error) {
+	var body TileDataData1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData1 overwrites any union data inside the TileData_Data as the provided TileDataData1
+func (t *TileData_Data) FromTileDataData1(v TileDataData1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData1 performs a merge with any union data inside the TileData_Data, using the provided TileDataData1
+func (t *TileData_Data) MergeTileDataData1(v TileDataData1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData2 returns the union data inside the TileData_Data as a TileDataData2
+func (t TileData_Data) AsTileDataData2() (TileDataData2, error) {
+	var body TileDataData2
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData2 overwrites any union data inside the TileData_Data as the provided TileDataData2
+func (t *TileData_Data) FromTileDataData2(v TileDataData2) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData2 performs a merge with any union data inside the TileData_Data, using the provided TileDataData2
+func (t *TileData_Data) MergeTileDataData2(v TileDataData2) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsTileDataData3 returns the union data inside the TileData_Data as a TileDataData3
+func (t TileData_Data) AsTileDataData3() (TileDataData3, error) {
+	var body TileDataData3
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTileDataData3 overwrites any union data inside the TileData_Data as the provided TileDataData3
+func (t *TileData_Data) FromTileDataData3(v TileDataData3) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTileDataData3 performs a merge with any union data inside the TileData_Data, using the provided TileDataData3
+func (t *TileData_Data) MergeTileDataData3(v TileDataData3) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t TileData_Data) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *TileData_Data) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
 }
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
@@ -1521,6 +1959,57 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
 	RespondTrigger(ctx context.Context, params *RespondTriggerParams, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Tiles The dashboard tiles this module offers.
+	//
+	// Lists the five tile definitions (`misp-summary`, `misp-threat-levels`,
+	// `misp-attribute-types`, `misp-top-tags`, `misp-latest-events`). Needs no body and never
+	// calls MISP.
+	//
+	// Corresponds with POST /tiles (the `Tiles` operationId).
+	Tiles(ctx context.Context, params *TilesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TileWithBody One tile's definition.
+	//
+	// Answers the definition of `tile_id`; an unknown id is an `invalid argument`. Never calls MISP.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /tiles/tile (the `Tile` operationId).
+	TileWithBody(ctx context.Context, params *TileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Tile One tile's definition.
+	//
+	// Answers the definition of `tile_id`; an unknown id is an `invalid argument`. Never calls MISP.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /tiles/tile (the `Tile` operationId).
+	Tile(ctx context.Context, params *TileParams, body TileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TileDataWithBody One tile's data for a period.
+	//
+	// Asks the token's MISP (or API_URL's feed) for the tile's figures over the period, with
+	// the same token, tenant share and error envelope as lookups. Events and attributes are
+	// in a period when their `timestamp` (MISP's last change) is; sightings by their date.
+	// Answers are cached per tenant for a few minutes (`valid_time`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /tiles/tile-data (the `TileData` operationId).
+	TileDataWithBody(ctx context.Context, params *TileDataParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TileData One tile's data for a period.
+	//
+	// Asks the token's MISP (or API_URL's feed) for the tile's figures over the period, with
+	// the same token, tenant share and error envelope as lookups. Events and attributes are
+	// in a period when their `timestamp` (MISP's last change) is; sightings by their date.
+	// Answers are cached per tenant for a few minutes (`valid_time`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /tiles/tile-data (the `TileData` operationId).
+	TileData(ctx context.Context, params *TileDataParams, body TileDataJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Version The relay's version (no envelope, no authentication).
 	//
@@ -1795,6 +2284,107 @@ func (c *Client) RespondTriggerWithBody(ctx context.Context, params *RespondTrig
 // Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
 func (c *Client) RespondTrigger(ctx context.Context, params *RespondTriggerParams, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRespondTriggerRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Tiles The dashboard tiles this module offers.
+//
+// Lists the five tile definitions (`misp-summary`, `misp-threat-levels`,
+// `misp-attribute-types`, `misp-top-tags`, `misp-latest-events`). Needs no body and never
+// calls MISP.
+//
+// Corresponds with POST /tiles (the `Tiles` operationId).
+func (c *Client) Tiles(ctx context.Context, params *TilesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTilesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TileWithBody One tile's definition.
+//
+// Answers the definition of `tile_id`; an unknown id is an `invalid argument`. Never calls MISP.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /tiles/tile (the `Tile` operationId).
+func (c *Client) TileWithBody(ctx context.Context, params *TileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTileRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Tile One tile's definition.
+//
+// Answers the definition of `tile_id`; an unknown id is an `invalid argument`. Never calls MISP.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /tiles/tile (the `Tile` operationId).
+func (c *Client) Tile(ctx context.Context, params *TileParams, body TileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTileRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TileDataWithBody One tile's data for a period.
+//
+// Asks the token's MISP (or API_URL's feed) for the tile's figures over the period, with
+// the same token, tenant share and error envelope as lookups. Events and attributes are
+// in a period when their `timestamp` (MISP's last change) is; sightings by their date.
+// Answers are cached per tenant for a few minutes (`valid_time`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /tiles/tile-data (the `TileData` operationId).
+func (c *Client) TileDataWithBody(ctx context.Context, params *TileDataParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTileDataRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TileData One tile's data for a period.
+//
+// Asks the token's MISP (or API_URL's feed) for the tile's figures over the period, with
+// the same token, tenant share and error envelope as lookups. Events and attributes are
+// in a period when their `timestamp` (MISP's last change) is; sightings by their date.
+// Answers are cached per tenant for a few minutes (`valid_time`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /tiles/tile-data (the `TileData` operationId).
+func (c *Client) TileData(ctx context.Context, params *TileDataParams, body TileDataJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTileDataRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2175,6 +2765,158 @@ func NewRespondTriggerRequestWithBody(server string, params *RespondTriggerParam
 	return req, nil
 }
 
+// NewTilesRequest constructs an http.Request for the Tiles method
+func NewTilesRequest(server string, params *TilesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tiles")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTileRequest calls the generic Tile builder with application/json body
+func NewTileRequest(server string, params *TileParams, body TileJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTileRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewTileRequestWithBody constructs an http.Request for the Tile method, with any body, and a specified content type
+func NewTileRequestWithBody(server string, params *TileParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tiles/tile")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTileDataRequest calls the generic TileData builder with application/json body
+func NewTileDataRequest(server string, params *TileDataParams, body TileDataJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTileDataRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewTileDataRequestWithBody constructs an http.Request for the TileData method, with any body, and a specified content type
+func NewTileDataRequestWithBody(server string, params *TileDataParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tiles/tile-data")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XRequestId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-Id", *params.XRequestId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-Id", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewVersionRequest constructs an http.Request for the Version method
 func NewVersionRequest(server string, params *VersionParams) (*http.Request, error) {
 	var err error
@@ -2517,6 +3259,59 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /respond/trigger (the `RespondTrigger` operationId).
 	RespondTriggerWithResponse(ctx context.Context, params *RespondTriggerParams, body RespondTriggerJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondTriggerResponse, error)
+
+	// TilesWithResponse The dashboard tiles this module offers.
+	//
+	// Lists the five tile definitions (`misp-summary`, `misp-threat-levels`,
+	// `misp-attribute-types`, `misp-top-tags`, `misp-latest-events`). Needs no body and never
+	// calls MISP.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tiles (the `Tiles` operationId).
+	TilesWithResponse(ctx context.Context, params *TilesParams, reqEditors ...RequestEditorFn) (*TilesResponse, error)
+
+	// TileWithBodyWithResponse One tile's definition.
+	//
+	// Answers the definition of `tile_id`; an unknown id is an `invalid argument`. Never calls MISP.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tiles/tile (the `Tile` operationId).
+	TileWithBodyWithResponse(ctx context.Context, params *TileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TileResponse, error)
+
+	// TileWithResponse One tile's definition.
+	//
+	// Answers the definition of `tile_id`; an unknown id is an `invalid argument`. Never calls MISP.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tiles/tile (the `Tile` operationId).
+	TileWithResponse(ctx context.Context, params *TileParams, body TileJSONRequestBody, reqEditors ...RequestEditorFn) (*TileResponse, error)
+
+	// TileDataWithBodyWithResponse One tile's data for a period.
+	//
+	// Asks the token's MISP (or API_URL's feed) for the tile's figures over the period, with
+	// the same token, tenant share and error envelope as lookups. Events and attributes are
+	// in a period when their `timestamp` (MISP's last change) is; sightings by their date.
+	// Answers are cached per tenant for a few minutes (`valid_time`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tiles/tile-data (the `TileData` operationId).
+	TileDataWithBodyWithResponse(ctx context.Context, params *TileDataParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TileDataResponse, error)
+
+	// TileDataWithResponse One tile's data for a period.
+	//
+	// Asks the token's MISP (or API_URL's feed) for the tile's figures over the period, with
+	// the same token, tenant share and error envelope as lookups. Events and attributes are
+	// in a period when their `timestamp` (MISP's last change) is; sightings by their date.
+	// Answers are cached per tenant for a few minutes (`valid_time`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tiles/tile-data (the `TileData` operationId).
+	TileDataWithResponse(ctx context.Context, params *TileDataParams, body TileDataJSONRequestBody, reqEditors ...RequestEditorFn) (*TileDataResponse, error)
 
 	// VersionWithResponse The relay's version (no envelope, no authentication).
 	//
@@ -3004,6 +3799,234 @@ func (r RespondTriggerResponse) ContentType() string {
 	return ""
 }
 
+// TilesResponse200Headers the declared response headers of an HTTP 200 response for Tiles
+type TilesResponse200Headers struct {
+	XRequestId string
+}
+
+// TilesResponse404Headers the declared response headers of an HTTP 404 response for Tiles
+type TilesResponse404Headers struct {
+	XRequestId string
+}
+
+// TilesResponse405Headers the declared response headers of an HTTP 405 response for Tiles
+type TilesResponse405Headers struct {
+	XRequestId string
+}
+
+type TilesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TilesResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *TilesResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *TilesResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *TilesResponse405Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TilesResponse) GetJSON200() *TilesResult {
+	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TilesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r TilesResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r TilesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TilesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TilesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TilesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TileResponse200Headers the declared response headers of an HTTP 200 response for Tile
+type TileResponse200Headers struct {
+	XRequestId string
+}
+
+// TileResponse404Headers the declared response headers of an HTTP 404 response for Tile
+type TileResponse404Headers struct {
+	XRequestId string
+}
+
+// TileResponse405Headers the declared response headers of an HTTP 405 response for Tile
+type TileResponse405Headers struct {
+	XRequestId string
+}
+
+type TileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TileResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *TileResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *TileResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *TileResponse405Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TileResponse) GetJSON200() *TileResult {
+	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TileResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r TileResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r TileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TileDataResponse200Headers the declared response headers of an HTTP 200 response for TileData
+type TileDataResponse200Headers struct {
+	XRequestId string
+}
+
+// TileDataResponse404Headers the declared response headers of an HTTP 404 response for TileData
+type TileDataResponse404Headers struct {
+	XRequestId string
+}
+
+// TileDataResponse405Headers the declared response headers of an HTTP 405 response for TileData
+type TileDataResponse405Headers struct {
+	XRequestId string
+}
+
+type TileDataResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TileDataResult
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON405 the response for an HTTP 405 `application/json` response
+	JSON405 *MethodNotAllowed
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *TileDataResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *TileDataResponse404Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *TileDataResponse405Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TileDataResponse) GetJSON200() *TileDataResult {
+	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TileDataResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON405 returns the response for an HTTP 405 `application/json` response
+func (r TileDataResponse) GetJSON405() *MethodNotAllowed {
+	return r.JSON405
+}
+
+// GetBody returns the raw response body bytes
+func (r TileDataResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TileDataResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TileDataResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TileDataResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // VersionResponse200Headers the declared response headers of an HTTP 200 response for Version
 type VersionResponse200Headers struct {
 	XRequestId string
@@ -3440,6 +4463,89 @@ func (c *ClientWithResponses) RespondTriggerWithResponse(ctx context.Context, pa
 		return nil, err
 	}
 	return ParseRespondTriggerResponse(rsp)
+}
+
+// TilesWithResponse The dashboard tiles this module offers.
+//
+// Lists the five tile definitions (`misp-summary`, `misp-threat-levels`,
+// `misp-attribute-types`, `misp-top-tags`, `misp-latest-events`). Needs no body and never
+// calls MISP.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tiles (the `Tiles` operationId).
+func (c *ClientWithResponses) TilesWithResponse(ctx context.Context, params *TilesParams, reqEditors ...RequestEditorFn) (*TilesResponse, error) {
+	rsp, err := c.Tiles(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTilesResponse(rsp)
+}
+
+// TileWithBodyWithResponse One tile's definition.
+//
+// Answers the definition of `tile_id`; an unknown id is an `invalid argument`. Never calls MISP.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tiles/tile (the `Tile` operationId).
+func (c *ClientWithResponses) TileWithBodyWithResponse(ctx context.Context, params *TileParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TileResponse, error) {
+	rsp, err := c.TileWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTileResponse(rsp)
+}
+
+// TileWithResponse One tile's definition.
+//
+// Answers the definition of `tile_id`; an unknown id is an `invalid argument`. Never calls MISP.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tiles/tile (the `Tile` operationId).
+func (c *ClientWithResponses) TileWithResponse(ctx context.Context, params *TileParams, body TileJSONRequestBody, reqEditors ...RequestEditorFn) (*TileResponse, error) {
+	rsp, err := c.Tile(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTileResponse(rsp)
+}
+
+// TileDataWithBodyWithResponse One tile's data for a period.
+//
+// Asks the token's MISP (or API_URL's feed) for the tile's figures over the period, with
+// the same token, tenant share and error envelope as lookups. Events and attributes are
+// in a period when their `timestamp` (MISP's last change) is; sightings by their date.
+// Answers are cached per tenant for a few minutes (`valid_time`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tiles/tile-data (the `TileData` operationId).
+func (c *ClientWithResponses) TileDataWithBodyWithResponse(ctx context.Context, params *TileDataParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TileDataResponse, error) {
+	rsp, err := c.TileDataWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTileDataResponse(rsp)
+}
+
+// TileDataWithResponse One tile's data for a period.
+//
+// Asks the token's MISP (or API_URL's feed) for the tile's figures over the period, with
+// the same token, tenant share and error envelope as lookups. Events and attributes are
+// in a period when their `timestamp` (MISP's last change) is; sightings by their date.
+// Answers are cached per tenant for a few minutes (`valid_time`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tiles/tile-data (the `TileData` operationId).
+func (c *ClientWithResponses) TileDataWithResponse(ctx context.Context, params *TileDataParams, body TileDataJSONRequestBody, reqEditors ...RequestEditorFn) (*TileDataResponse, error) {
+	rsp, err := c.TileData(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTileDataResponse(rsp)
 }
 
 // VersionWithResponse The relay's version (no envelope, no authentication).
@@ -3914,6 +5020,225 @@ func ParseRespondTriggerResponse(rsp *http.Response) (*RespondTriggerResponse, e
 		response.Headers404 = &headers
 	case rsp.StatusCode == 405:
 		var headers RespondTriggerResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTilesResponse parses an HTTP response from a TilesWithResponse call
+func ParseTilesResponse(rsp *http.Response) (*TilesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TilesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TilesResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers TilesResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers TilesResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers TilesResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTileResponse parses an HTTP response from a TileWithResponse call
+func ParseTileResponse(rsp *http.Response) (*TileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TileResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers TileResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers TileResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers TileResponse405Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers405 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTileDataResponse parses an HTTP response from a TileDataWithResponse call
+func ParseTileDataResponse(rsp *http.Response) (*TileDataResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TileDataResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TileDataResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON405 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers TileDataResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers TileDataResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 405:
+		var headers TileDataResponse405Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

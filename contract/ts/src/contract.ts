@@ -217,6 +217,27 @@ await run("POST /respond/trigger", async () => {
   check(errorCodes(unknown.data?.errors).join() === "invalid argument", "unknown action", unknown.data);
 });
 
+const tileIds = ["misp-summary", "misp-threat-levels", "misp-attribute-types", "misp-top-tags", "misp-latest-events"] as const;
+const periods: Schemas["TilePeriod"][] = ["last_24_hours", "last_7_days", "last_30_days", "last_60_days", "last_90_days"];
+
+await run("POST /tiles, /tiles/tile, /tiles/tile-data", async () => {
+  const { data, response } = await relay.POST("/tiles");
+  check(response.status === 200, "status", response.status);
+  checkRequestId("tiles", response);
+  check(JSON.stringify((data?.data ?? []).map((d) => d.id)) === JSON.stringify(tileIds), "tile ids", data);
+  for (const id of tileIds) {
+    const one = await relay.POST("/tiles/tile", { body: { tile_id: id } });
+    check(one.data?.data?.id === id && one.data.data.periods.length === 5, "definition", one.data);
+    for (const period of periods) {
+      const got = await relay.POST("/tiles/tile-data", { body: { tile_id: id, period } });
+      const d = got.data?.data;
+      check(d !== undefined && Array.isArray(d.data) && got.data?.errors === undefined && d.observed_time.start_time !== "", `${id} ${period}`, got.data);
+    }
+  }
+  const unknown = await relay.POST("/tiles/tile-data", { body: { tile_id: "nope", period: "last_7_days" } });
+  check(errorCodes(unknown.data?.errors).join() === "invalid argument", "unknown tile", unknown.data);
+});
+
 await run("POST /version", async () => {
   const { data, response } = await anonymous.POST("/version");
   check(response.status === 200, "status", response.status);

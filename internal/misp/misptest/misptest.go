@@ -28,9 +28,13 @@
 // POST /warninglists/checkValue answers {"<value>":[{id,name,matched}]} or []. Sightings
 // (includeSightings) and decay scores (includeDecayScore) are sent as the events give them.
 //
-// Not emulated: events restSearch, users/view, and restSearch filters other than value,
-// type, limit, page and the include* options above (others are ignored, as MISP ignores
-// unknown keys).
+// The dashboard tiles' calls are emulated too (tiles.go): returnFormat "count" of attributes
+// and events restSearch, events restSearch with metadata, sightings restSearch, and their
+// timestamp, to_ids, from, to and type filters.
+//
+// Not emulated: events restSearch without metadata, users/view, and restSearch filters other
+// than value, type, limit, page, the include* options above and the tiles' (others are
+// ignored, as MISP ignores unknown keys).
 package misptest
 
 import (
@@ -53,8 +57,9 @@ import (
 type Server struct {
 	*httptest.Server
 
-	key   string
-	attrs []*attribute // every attribute, in id order; immutable after NewServer
+	key    string
+	attrs  []*attribute // every attribute, in id order; immutable after NewServer
+	events []*event     // every event, in id order; immutable after NewServer
 
 	done      chan struct{} // closed by Close: ends every wait
 	closeOnce sync.Once
@@ -126,7 +131,7 @@ func start(tls bool, key string, events [][]byte) (*Server, error) {
 			return nil, fmt.Errorf("misptest: event #%d: %w", i, err)
 		}
 	}
-	s.attrs = b.attrs
+	s.attrs, s.events = b.attrs, b.events
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		if ln, err = net.Listen("tcp6", "[::1]:0"); err != nil {
@@ -319,7 +324,15 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, body []byte) {
 			"filter_sightings":           true,
 		})
 	case "/attributes/restSearch":
+		if p, ok := isTileCount(r, body); ok && r.Method != http.MethodGet {
+			s.countAttributes(w, p)
+			return
+		}
 		s.search(w, r, body)
+	case "/events/restSearch":
+		s.searchEvents(w, r, body)
+	case "/sightings/restSearch":
+		s.searchSightings(w, r, body)
 	case "/sightings/add":
 		s.addSighting(w, r, body)
 	case "/warninglists/checkValue":
