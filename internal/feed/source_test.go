@@ -136,32 +136,9 @@ func eventUUIDs(evs []intel.Event) []string {
 // cases, by type, with a limit), exactly the answer a Store gives for the same feed: the
 // sample feed and a generated one whose values repeat across events.
 func TestSourceAnswersAsStore(t *testing.T) {
-	sample := genFeed{}
-	entries, err := os.ReadDir(sampleFeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(sampleFeed, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sample[e.Name()] = b
-	}
-	for name, f := range map[string]genFeed{"sample": sample, "generated": newGenFeed(t, 7, 16, 25, 200)} {
+	for name, f := range map[string]genFeed{"sample": sampleGenFeed(t), "generated": newGenFeed(t, 7, 16, 25, 200)} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			f.writeDir(t, dir)
-			store, err := feed.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, srv := newFeedServer(t, f)
-			overHTTPS := newSource(t, srv, feed.Limits{})
-			fromDir, err := feed.NewSource(feed.SourceConfig{Name: "dir", Location: "file://" + dir})
-			if err != nil {
-				t.Fatal(err)
-			}
+			store, overHTTPS, fromDir := storeAndSources(t, f)
 			for _, s := range []*feed.Source{overHTTPS, fromDir} {
 				if err := s.Refresh(t.Context()); err != nil {
 					t.Fatal(err)
@@ -631,4 +608,41 @@ func TestSourceBoundsEventsInFlight(t *testing.T) {
 			t.Errorf("after the load: %+v", st)
 		}
 	})
+}
+
+// sampleGenFeed is the sample feed's files.
+func sampleGenFeed(t *testing.T) genFeed {
+	t.Helper()
+	sample := genFeed{}
+	entries, err := os.ReadDir(sampleFeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(sampleFeed, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sample[e.Name()] = b
+	}
+	return sample
+}
+
+// storeAndSources serves the files of f three ways: a Store loaded from a directory, and
+// Sources (not yet loaded) over HTTPS and from that directory.
+func storeAndSources(t *testing.T, f genFeed) (store *feed.Store, overHTTPS, fromDir *feed.Source) {
+	t.Helper()
+	dir := t.TempDir()
+	f.writeDir(t, dir)
+	store, err := feed.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, srv := newFeedServer(t, f)
+	overHTTPS = newSource(t, srv, feed.Limits{})
+	fromDir, err = feed.NewSource(feed.SourceConfig{Name: "dir", Location: "file://" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, overHTTPS, fromDir
 }

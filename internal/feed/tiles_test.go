@@ -72,32 +72,9 @@ func TestTilesAsMISP(t *testing.T) {
 // same tiles as the Store of the same files, every tile and period, for the sample and a
 // generated feed; before its first load it answers unavailable, not figures of part of it.
 func TestSourceTilesAsStore(t *testing.T) {
-	sample := genFeed{}
-	entries, err := os.ReadDir(sampleFeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(sampleFeed, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sample[e.Name()] = b
-	}
-	for name, f := range map[string]genFeed{"sample": sample, "generated": newGenFeed(t, 7, 16, 25, 200)} {
+	for name, f := range map[string]genFeed{"sample": sampleGenFeed(t), "generated": newGenFeed(t, 7, 16, 25, 200)} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			f.writeDir(t, dir)
-			store, err := feed.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, srv := newFeedServer(t, f)
-			overHTTPS := newSource(t, srv, feed.Limits{})
-			fromDir, err := feed.NewSource(feed.SourceConfig{Name: "dir", Location: "file://" + dir})
-			if err != nil {
-				t.Fatal(err)
-			}
+			store, overHTTPS, fromDir := storeAndSources(t, f)
 			if _, err := fromDir.CountEvents(t.Context(), "", tiles.Window{To: time.Now()}); err == nil || !strings.Contains(err.Error(), "still loading") {
 				t.Errorf("before its load: %v", err)
 			}
