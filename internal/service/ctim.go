@@ -260,37 +260,13 @@ func (m mapper) observe(b *bundle, o observable, events []intel.Event, from []in
 			if jd.Valid != defValid {
 				valid = ctimValid(jd.Valid)
 			}
-			disp, name := dispositionOf(jd.Disposition)
-			j := gen.Judgement{
-				Id:                 transientID("judgement"),
-				Type:               gen.JudgementTypeJudgement,
-				SchemaVersion:      schemaVersion,
-				Observable:         o.ctim(),
-				Disposition:        disp,
-				DispositionName:    name,
-				Priority:           judgementPriority,
-				Confidence:         gen.Confidence(jd.Confidence),
-				Severity:           gen.Severity(jd.Severity),
-				ValidTime:          valid,
-				Source:             em.source,
-				SourceUri:          sourceURI,
-				Reason:             ptr(em.reason(jd.Reason)),
-				ReasonUri:          sourceURI,
-				ExternalIds:        &ids.ids,
-				ExternalReferences: refs,
-				Tlp:                tlp,
-			}
+			j := judgementOf(o, jd, em.source, valid, em.reason(jd.Reason))
+			j.SourceUri, j.ReasonUri = sourceURI, sourceURI
+			j.ExternalIds, j.ExternalReferences, j.Tlp = &ids.ids, refs, tlp
 			b.judgements = append(b.judgements, j)
 			judgementID = j.Id
 			if i == chosen {
-				verdictOf = gen.Verdict{
-					Type:            gen.VerdictTypeVerdict,
-					Disposition:     disp,
-					DispositionName: &name,
-					Observable:      o.ctim(),
-					ValidTime:       j.ValidTime,
-					JudgementId:     &j.Id,
-				}
+				verdictOf = verdictFor(o, &j)
 			}
 		}
 
@@ -336,6 +312,14 @@ func (m mapper) listedOnly(b *bundle, o observable, hits []intel.WarninglistHit)
 	if jd.ByMISP {
 		source = cmp.Or(m.listedBy[o.Value], ctimSource)
 	}
+	j := judgementOf(o, &jd, source, ctimValid(jd.Valid), clip(jd.Reason, maxReason))
+	b.judgements = append(b.judgements, j)
+	b.verdicts = append(b.verdicts, verdictFor(o, &j))
+}
+
+// judgementOf is the CTIM judgement of o that jd decides, said by source for reason and valid
+// for valid. The caller adds the links, ids and TLP it has.
+func judgementOf(o observable, jd *verdict.Judgement, source string, valid gen.ValidTime, reason string) gen.Judgement {
 	disp, name := dispositionOf(jd.Disposition)
 	j := gen.Judgement{
 		Id:              transientID("judgement"),
@@ -347,17 +331,22 @@ func (m mapper) listedOnly(b *bundle, o observable, hits []intel.WarninglistHit)
 		Priority:        judgementPriority,
 		Confidence:      gen.Confidence(jd.Confidence),
 		Severity:        gen.Severity(jd.Severity),
-		ValidTime:       ctimValid(jd.Valid),
+		ValidTime:       valid,
 		Source:          source,
-		Reason:          ptr(clip(jd.Reason, maxReason)),
+		Reason:          ptr(reason),
 	}
-	b.judgements = append(b.judgements, j)
-	b.verdicts = append(b.verdicts, gen.Verdict{
+	return j
+}
+
+// verdictFor is o's verdict, following the judgement j the policy picked.
+func verdictFor(o observable, j *gen.Judgement) gen.Verdict {
+	name := j.DispositionName
+	return gen.Verdict{
 		Type:            gen.VerdictTypeVerdict,
-		Disposition:     disp,
+		Disposition:     j.Disposition,
 		DispositionName: &name,
 		Observable:      o.ctim(),
 		ValidTime:       j.ValidTime,
 		JudgementId:     &j.Id,
-	})
+	}
 }
