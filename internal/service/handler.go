@@ -71,9 +71,9 @@ func NewHandler(s *Service) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route the embedded spec: %w", err)
 	}
-	// The validator's copy: the same spec, with the observable list bounded by
-	// MaxObservables (admit has counted already; this keeps the two in step) and without
-	// security, which admit has checked.
+	// The validator's copy: the same spec without what admit checks before it: security, and
+	// the observable list's length (MaxObservables, counted before the body is parsed: the one
+	// place it is enforced; the spec's maxItems is the default's).
 	vspec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
@@ -81,8 +81,7 @@ func NewHandler(s *Service) (http.Handler, error) {
 	vspec.Servers = nil
 	withoutSecurity(vspec)
 	if list := vspec.Components.Schemas["ObservableList"]; list != nil && list.Value != nil {
-		maxItems := uint64(s.cfg.MaxObservables) //nolint:gosec // positive: New ensures it
-		list.Value.MaxItems = &maxItems
+		list.Value.MaxItems = nil
 	}
 
 	r := chi.NewRouter()

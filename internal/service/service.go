@@ -302,14 +302,11 @@ func (s *Service) ObserveObservables(ctx context.Context, req gen.ObserveObserva
 	return gen.ObserveObservables200JSONResponse(s.enrich(ctx, *req.Body, true)), nil
 }
 
-// observables checks the request's observables against MaxObservables and returns its
-// candidates (see candidates; safeOnly keeps those MISP may be asked about).
-func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) ([]observable, error) {
+// observables returns the request's candidates (see candidates; safeOnly keeps those MISP may
+// be asked about). Their number is bounded before the body is parsed (admit: MaxObservables).
+func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) []observable {
 	stateFrom(ctx).observables = len(in)
-	if len(in) > s.cfg.MaxObservables {
-		return nil, tooManyObservables(s.cfg.MaxObservables, len(in))
-	}
-	return candidates(in), nil
+	return candidates(in)
 }
 
 // enrich asks every source of the tenant at once and maps what they all said: the verdict
@@ -317,11 +314,7 @@ func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) ([]
 // source failing leaves the others' answer, plus an error naming it; every source failing
 // leaves the errors alone.
 func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe bool) gen.EnrichResult {
-	all, err := s.observables(ctx, in)
-	if err != nil {
-		return gen.EnrichResult{Errors: errorsOf(ctx, err)}
-	}
-	obs := safeOnly(all)
+	obs := safeOnly(s.observables(ctx, in))
 	t := s.tenantOf(ctx)
 	if t.err != nil {
 		return gen.EnrichResult{Errors: errorsOf(ctx, t.err)}
@@ -373,11 +366,7 @@ func enrichResult(ctx context.Context, d *gen.EnrichData, errs []error, answered
 // same cached search as /observe) and linked to the events found by their UUIDs; a value a
 // MISP holds in no event gets no link into it.
 func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservablesRequestObject) (gen.ReferObservablesResponseObject, error) {
-	all, err := s.observables(ctx, *req.Body)
-	if err != nil {
-		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
-	}
-	obs := safeOnly(all) // a MISP search link for a value MISP misreads would mislead
+	obs := safeOnly(s.observables(ctx, *req.Body)) // a MISP search link for a value MISP misreads would mislead
 	t := s.tenantOf(ctx)
 	if t.err != nil {
 		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, t.err)}, nil
@@ -482,10 +471,7 @@ const (
 // urlscan.io scan for URLs and domains when a urlscan.io key is available.
 func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObservablesRequestObject) (gen.RespondObservablesResponseObject, error) {
 	claims := claimsFrom(ctx)
-	all, err := s.observables(ctx, *req.Body)
-	if err != nil {
-		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, err)}, nil
-	}
+	all := s.observables(ctx, *req.Body)
 	t := s.tenantOf(ctx)
 	if t.err != nil {
 		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, t.err)}, nil
