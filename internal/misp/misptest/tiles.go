@@ -241,16 +241,10 @@ func (e *event) wireMeta(attributes int, org wireSightingOrg) wireMetaEvent {
 	}
 }
 
-// wireListedSighting is an element of sightings/restSearch.
+// wireListedSighting is an element of sightings/restSearch: a sighting as sightings/add
+// answers it, then the value and the organisation.
 type wireListedSighting struct {
-	ID           string          `json:"id"`
-	AttributeID  string          `json:"attribute_id"`
-	EventID      string          `json:"event_id"`
-	OrgID        string          `json:"org_id"`
-	DateSighting string          `json:"date_sighting"`
-	UUID         string          `json:"uuid"`
-	Source       string          `json:"source"`
-	Type         string          `json:"type"`
+	wireSighting
 	Value        string          `json:"value"`
 	Organisation wireSightingOrg `json:"Organisation"`
 }
@@ -296,8 +290,10 @@ func (s *Server) searchSightings(w http.ResponseWriter, r *http.Request, body []
 				org = *sg.Organisation
 			}
 			b, err := json.Marshal(map[string]wireListedSighting{"Sighting": {
-				ID: sg.ID, AttributeID: a.id, EventID: a.event.ID, OrgID: orDefault(sg.OrgID, org.ID),
-				DateSighting: sg.DateSighting, UUID: sg.UUID, Source: sg.Source, Type: orDefault(sg.Type, "0"),
+				wireSighting: wireSighting{
+					ID: sg.ID, AttributeID: a.id, EventID: a.event.ID, OrgID: orDefault(sg.OrgID, org.ID),
+					DateSighting: sg.DateSighting, UUID: sg.UUID, Source: sg.Source, Type: orDefault(sg.Type, "0"),
+				},
 				Value: a.value, Organisation: org,
 			}})
 			if err != nil {
