@@ -27,6 +27,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/feed"
+	"github.com/misp-relay/misp-relay/internal/httpapi"
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/metrics"
 	"github.com/misp-relay/misp-relay/internal/misp"
@@ -175,7 +176,7 @@ func deriveTimeouts(cfg config) timeouts {
 // API_URL, the MISPs configuration tokens name, urlscan.io, and the HTTP API.
 func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	tm := deriveTimeouts(cfg)
-	paths, err := service.Routes()
+	paths, err := httpapi.Routes()
 	if err != nil {
 		return nil, err
 	}
@@ -265,24 +266,27 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 		return pooledMISP{backend: c, release: release}, nil
 	})
 	sc := service.Config{
-		Version: Version,
+		Version:       Version,
+		UIURL:         cfg.uiURL,
+		URLScanKey:    cfg.urlscanKey,
+		EntitiesLimit: cfg.entitiesLimit,
+		Policy:        cfg.policy,
+		Log:           log,
+		// Dashboard tiles, each answer served again to its tenant for tiles.DefaultTTL.
+		Tiles: tiles.NewBoard(tiles.BoardConfig{}),
+	}
+	hc := httpapi.Config{
 		Verifier: auth.New(auth.Config{
 			Secret: cfg.secret, JWKSHosts: cfg.jwksHosts, Audience: cfg.audience, UserAgent: userAgent, Log: log,
 		}),
-		UIURL:          cfg.uiURL,
-		URLScanKey:     cfg.urlscanKey,
-		EntitiesLimit:  cfg.entitiesLimit,
 		MaxBodyBytes:   cfg.maxBodyBytes,
 		MaxObservables: cfg.maxObs,
 		MaxInFlight:    cfg.maxInFlight,
-		RequestTimeout: tm.request,
-		Policy:         cfg.policy,
-		Log:            log,
-		ObserveRequest: m.ObserveRequest,
 		// MaxInFlight's share for one tenant (MISP host, API key).
 		MaxInFlightPerTenant: cfg.maxInFlightPerTenant,
-		// Dashboard tiles, each answer served again to its tenant for tiles.DefaultTTL.
-		Tiles: tiles.NewBoard(tiles.BoardConfig{}),
+		RequestTimeout:       tm.request,
+		Log:                  log,
+		ObserveRequest:       m.ObserveRequest,
 	}
 	var lists *warninglist.Set
 	if cfg.warninglistsDir != "" {
@@ -366,7 +370,7 @@ func build(cfg config, log *slog.Logger) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := service.NewHandler(svc)
+	h, err := httpapi.NewHandler(svc, hc)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/misp-relay/misp-relay/internal/cache"
 	"github.com/misp-relay/misp-relay/internal/cache/rediscache"
 	"github.com/misp-relay/misp-relay/internal/feed"
+	"github.com/misp-relay/misp-relay/internal/httpapi"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/verdict"
@@ -148,18 +149,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.concurrency, err = positive(getenv, "MISP_CONCURRENCY", misp.DefaultMaxConcurrent); err != nil {
 		return c, err
 	}
-	maxBody, err := positive(getenv, "MAX_BODY_BYTES", service.DefaultMaxBodyBytes)
+	maxBody, err := positive(getenv, "MAX_BODY_BYTES", httpapi.DefaultMaxBodyBytes)
 	if err != nil {
 		return c, err
 	}
 	c.maxBodyBytes = int64(maxBody)
-	if c.maxObs, err = positive(getenv, "MAX_OBSERVABLES", service.DefaultMaxObservables); err != nil {
+	if c.maxObs, err = positive(getenv, "MAX_OBSERVABLES", httpapi.DefaultMaxObservables); err != nil {
 		return c, err
 	}
-	if c.maxInFlight, err = positive(getenv, "MAX_IN_FLIGHT", service.DefaultMaxInFlight); err != nil {
+	if c.maxInFlight, err = positive(getenv, "MAX_IN_FLIGHT", httpapi.DefaultMaxInFlight); err != nil {
 		return c, err
 	}
-	if c.maxInFlightPerTenant, err = positive(getenv, "MAX_IN_FLIGHT_PER_TENANT", service.DefaultMaxInFlightPerTenant(c.maxInFlight)); err != nil {
+	if c.maxInFlightPerTenant, err = positive(getenv, "MAX_IN_FLIGHT_PER_TENANT", httpapi.DefaultMaxInFlightPerTenant(c.maxInFlight)); err != nil {
 		return c, err
 	}
 	if c.maxInFlightPerTenant > c.maxInFlight {

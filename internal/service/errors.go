@@ -1,145 +1,35 @@
 package service
 
-import (
-	"context"
-	"encoding/json"
-	"errors"
-	"log/slog"
-	"net/http"
+import "fmt"
 
-	"github.com/misp-relay/misp-relay/internal/auth"
-	"github.com/misp-relay/misp-relay/internal/gen"
-	"github.com/misp-relay/misp-relay/internal/intel"
-	"github.com/misp-relay/misp-relay/internal/reqlog"
-	"github.com/misp-relay/misp-relay/internal/upstream"
+// Kind is what kind of failure the core reports. The core returns failures as values (its
+// own Error, upstream.Error from the MISP and urlscan.io clients, intel.ErrReadOnly,
+// SourceError around any of them); the HTTP adapter alone maps them to the contract's
+// envelope and codes.
+type Kind int
+
+// The kinds of Error.
+const (
+	// KindInvalid is a request the relay refuses as given (an unsupported observable for an
+	// action, an unknown action or tile).
+	KindInvalid Kind = iota + 1
+	// KindConfig is a relay setting that keeps the request from being served (no API_URL).
+	KindConfig
 )
 
-// invalidArgument is a request the relay refuses as given (bad body, unknown action).
-type invalidArgument struct{ msg string }
+// Error is a failure of the core, said to the caller as Msg.
+type Error struct {
+	Kind Kind
+	Msg  string
+}
 
-func (e *invalidArgument) Error() string { return e.msg }
+func (e *Error) Error() string { return e.Msg }
 
-// payloadError words a body problem as the contract does.
-func payloadError(dict string) error { return &invalidArgument{invalidPayloadPrefix + dict} }
-
-// configError is a relay setting that keeps a request from being served (e.g. no API_URL).
-type configError struct{ msg string }
-
-func (e *configError) Error() string { return e.msg }
+// Invalidf is a KindInvalid error.
+func Invalidf(format string, args ...any) error {
+	return &Error{Kind: KindInvalid, Msg: fmt.Sprintf(format, args...)}
+}
 
 // ConfigError is a relay setting that keeps a request from being served, said to the caller
-// as msg (code "unknown"): for Config.Sources' errors that are not the token's fault.
-func ConfigError(msg string) error { return &configError{msg} }
-
-// healthCheckError is /watchdog called without its Health-Check header.
-type healthCheckError struct{}
-
-func (healthCheckError) Error() string { return "Invalid Health Check" }
-
-var errHealthCheck error = healthCheckError{}
-
-const somethingWentWrong = "Something went wrong."
-
-// codeOf maps every failure the relay knows to the contract's error code. This is the only
-// place where errors become codes: the validator, the handlers and the recoverer all end here.
-func codeOf(err error) (gen.ErrorCode, string) {
-	var (
-		ae *auth.Error
-		ia *invalidArgument
-		ce *configError
-		ue *upstream.Error
-		se *sourceError
-	)
-	switch {
-	case errors.As(err, &se):
-		// One source of several failed: its own code, and the message names it.
-		code, msg := codeOf(se.err)
-		return code, se.source + ": " + msg
-	case errors.Is(err, errHealthCheck):
-		return gen.ErrorCodeHealthCheckFailed, err.Error()
-	case errors.As(err, new(busyError)):
-		return gen.ErrorCodeServiceUnavailable, err.Error()
-	case errors.As(err, &ae):
-		return gen.ErrorCodeAuthorizationError, ae.Error()
-	case errors.As(err, &ia):
-		return gen.ErrorCodeInvalidArgument, ia.Error()
-	case errors.As(err, &ce):
-		return gen.ErrorCodeUnknown, ce.Error()
-	case errors.Is(err, intel.ErrReadOnly):
-		return gen.ErrorCodeInvalidArgument, "Reporting to MISP is not available: this relay reads a MISP feed, not a MISP server."
-	case errors.As(err, &ue):
-		return upstreamCode(ue.Kind), ue.Error()
-	}
-	return gen.ErrorCodeUnknown, somethingWentWrong
-}
-
-// upstreamCode maps the kinds of failure of the MISP and urlscan.io clients.
-func upstreamCode(kind error) gen.ErrorCode {
-	switch {
-	case errors.Is(kind, upstream.ErrPermission):
-		return gen.ErrorCodePermissionDenied
-	case errors.Is(kind, upstream.ErrNotFound):
-		return gen.ErrorCodeNotFound
-	case errors.Is(kind, upstream.ErrRateLimited):
-		return gen.ErrorCodeTooManyRequests
-	case errors.Is(kind, upstream.ErrServer):
-		return gen.ErrorCodeInternalError
-	case errors.Is(kind, upstream.ErrUnavailable):
-		return gen.ErrorCodeServiceUnavailable
-	case errors.Is(kind, upstream.ErrBadRequest):
-		return gen.ErrorCodeBadRequest
-	}
-	return gen.ErrorCodeUnknown
-}
-
-// errorsOf turns failures into the envelope's error list, dropping repeats (twenty lookups
-// failing because MISP is down are one error for the analyst), and records the first code as
-// the request's outcome for the log line and the metrics.
-func errorsOf(ctx context.Context, errs ...error) *gen.Errors {
-	var out gen.Errors
-	for _, err := range errs {
-		if err == nil {
-			continue
-		}
-		code, msg := codeOf(err)
-		e := gen.Error{Type: gen.Fatal, Code: code, Message: msg}
-		dup := false
-		for _, have := range out {
-			if have == e {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, e)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	reqlog.From(ctx).SetOutcome(string(out[0].Code))
-	return &out
-}
-
-// envelope is the body of an answer that is only errors.
-type envelope struct {
-	Errors *gen.Errors `json:"errors"`
-}
-
-// writeEnvelope answers err as the contract's HTTP 200 error envelope.
-func writeEnvelope(w http.ResponseWriter, r *http.Request, err error) {
-	writeJSON(w, http.StatusOK, envelope{Errors: errorsOf(r.Context(), err)})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing useful to do then
-}
-
-// logUnexpected records a failure that has no mapping, since its details never reach the caller.
-func logUnexpected(log *slog.Logger, r *http.Request, err error) {
-	if code, _ := codeOf(err); code == gen.ErrorCodeUnknown {
-		log.ErrorContext(r.Context(), "unexpected error", "path", r.URL.Path, "err", err)
-	}
-}
+// as msg (code "unknown"): also for Config.Sources' errors that are not the token's fault.
+func ConfigError(msg string) error { return &Error{Kind: KindConfig, Msg: msg} }

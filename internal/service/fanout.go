@@ -9,32 +9,22 @@ import (
 	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
-// tenantOf is the request's tenant, resolved by admit (or now, for a call that did not pass
-// through it).
-func (s *Service) tenantOf(ctx context.Context) *tenant {
-	st := stateFrom(ctx)
-	if st.tenant == nil {
-		st.tenant = s.tenantFor(st.claims)
-	}
-	return st.tenant
+// SourceError is one source's failure in the answer of a tenant with several: its message
+// names the source (never its key), its kind is the failure's.
+type SourceError struct {
+	Source string
+	Err    error
 }
 
-// sourceError is one source's failure in the answer of a tenant with several: its message
-// names the source (never its key), its code is the failure's.
-type sourceError struct {
-	source string
-	err    error
-}
-
-func (e *sourceError) Error() string { return e.source + ": " + e.err.Error() }
-func (e *sourceError) Unwrap() error { return e.err }
+func (e *SourceError) Error() string { return e.Source + ": " + e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
 
 // named is err as the tenant's answers say it: naming src when the tenant has several sources.
-func (t *tenant) named(src intel.Source, err error) error {
+func (t *Tenant) named(src intel.Source, err error) error {
 	if err == nil || !t.multi() {
 		return err
 	}
-	return &sourceError{source: src.Name, err: err}
+	return &SourceError{Source: src.Name, Err: err}
 }
 
 // answer is what one source said for a request's observables.
@@ -58,7 +48,7 @@ func (a answer) ok() bool {
 // askAll asks the tenant's sources that pass keep, all at once, each once for all of obs
 // (searchAll), with MISP's warninglist check beside the search when warnings is set. The
 // answers are in the sources' order.
-func (s *Service) askAll(ctx context.Context, t *tenant, obs []observable, limit int, warnings bool, keep func(intel.Source) bool) []answer {
+func (s *Service) askAll(ctx context.Context, t *Tenant, obs []observable, limit int, warnings bool, keep func(intel.Source) bool) []answer {
 	var out []answer
 	for i, src := range t.sources {
 		if keep == nil || keep(src) {
@@ -96,7 +86,7 @@ type merged struct {
 
 // mergeAnswers gathers the answers for observable i, sorted by severity (sources' order, and
 // each source's own order, kept among equals), and the failures, named for the tenant.
-func mergeAnswers(t *tenant, answers []answer, i int) (m merged, errs []error) {
+func mergeAnswers(t *Tenant, answers []answer, i int) (m merged, errs []error) {
 	type tagged struct {
 		e    intel.Event
 		from int
@@ -127,7 +117,7 @@ func mergeAnswers(t *tenant, answers []answer, i int) (m merged, errs []error) {
 // mergeChecked puts the sources' MISP warninglist answers together, each hit once, and, for a
 // tenant of several sources, names for each value the first MISP whose lists hold it: the
 // source of a judgement its lists alone decide.
-func mergeChecked(t *tenant, answers []answer) (checked map[string][]intel.WarninglistHit, by map[string]string) {
+func mergeChecked(t *Tenant, answers []answer) (checked map[string][]intel.WarninglistHit, by map[string]string) {
 	for _, a := range answers {
 		for v, hits := range a.checked {
 			if checked == nil {

@@ -1,14 +1,16 @@
-// Package service implements the relay's API (the strict server interface generated from
-// api/openapi.yaml): it filters the observables XDR sends, looks them up in every source of
-// the tenant at once (tenant.go, fanout.go: its MISPs, then the feeds, each an intel.Source),
-// maps what they know to CTIM, and runs the response actions. errors.go is the
-// one place where a failure becomes the XDR error envelope.
+// Package service is the relay's enrichment core: observables in, CTIM out. It filters the
+// observables XDR sends, looks them up in every source of the tenant at once (tenant.go,
+// fanout.go: its MISPs, then the feeds, each an intel.Source), maps what they know to CTIM
+// (ctim.go: judgements and verdicts; ctimentities.go: sightings, indicators, relationships;
+// ctimfields.go: TLP, times, text), and runs the response actions.
 //
-// It owns the HTTP contract (handler.go: routing, validation, authentication first, limits,
-// the request log line) and the CTIM mapping (ctim.go: judgements and verdicts;
-// ctimentities.go: sightings, indicators, relationships; ctimfields.go: TLP, times, text). It
-// must not know which kind of backend it talks to (MISP server, feed, cache), nor read
-// settings from the environment: everything it needs comes in Config.
+// It knows nothing of HTTP: package httpapi (the adapter) checks the token, resolves the
+// Tenant, reads and validates the body, calls the core and writes its answer; failures come
+// back as values (errors.go) that the adapter alone turns into the contract's envelope. The
+// CTIM entities are the spec's models (package gen), the one definition of CTIM; the core
+// never sees a request, a response or a handler. It must not know which kind of backend it
+// talks to (MISP server, feed, cache), nor read settings from the environment: everything it
+// needs comes in Config.
 package service
 
 import (
@@ -41,11 +43,8 @@ type Scanner interface {
 
 // Defaults of Config.
 const (
-	DefaultEntitiesLimit  = 100
-	DefaultMaxBodyBytes   = 1 << 20
-	DefaultMaxObservables = 1000
-	DefaultRequestTimeout = 50 * time.Second
-	sightingSource        = "XDR"
+	DefaultEntitiesLimit = 100
+	sightingSource       = "XDR"
 )
 
 // Config holds everything the service is built from. A request asks its tenant's sources
@@ -53,10 +52,6 @@ const (
 // Backend with the token's key, and a configuration token naming a HOST is refused.
 type Config struct {
 	Version string // the relay's semver, for /version
-	Secret  string // SECRET_KEY; "" makes every authenticated call fail with "<SECRET_KEY> is missing"
-	// Verifier checks bearer tokens; nil means HS256 with Secret only. One per process: it
-	// holds the JWKS cache of configuration tokens.
-	Verifier *auth.Verifier
 
 	Backend intel.Backend
 	// UIURL is where analysts' browsers reach MISP: refer links and every source_uri start
@@ -73,21 +68,6 @@ type Config struct {
 	URLScanKey string // default urlscan.io key when the JWT has none
 
 	EntitiesLimit int // events per observable (CTR_ENTITIES_LIMIT)
-	// RequestTimeout bounds the MISP work of one request, so its answer (with what was found
-	// in time) is written before the server's WriteTimeout drops the connection.
-	RequestTimeout time.Duration
-	MaxBodyBytes   int64 // largest request body read
-	// MaxObservables bounds the observables of one request, so one request cannot fan out
-	// into thousands of MISP lookups.
-	MaxObservables int
-	// MaxInFlight bounds the requests served at once (MAX_IN_FLIGHT); more are answered at
-	// once with a "service unavailable" envelope. Default DefaultMaxInFlight.
-	MaxInFlight int
-	// MaxInFlightPerTenant bounds one tenant's requests served at once
-	// (MAX_IN_FLIGHT_PER_TENANT), within MaxInFlight, so a tenant whose MISP stalls cannot
-	// take every slot. A tenant is what its token asks: its sources and its keys for them.
-	// Default DefaultMaxInFlightPerTenant(MaxInFlight); more than MaxInFlight is an error.
-	MaxInFlightPerTenant int
 
 	// Policy is the verdict policy: BENIGN_TAGS, MALICIOUS_TAGS, SUSPICIOUS_TAGS and
 	// TRUSTED_ORGS (the zero Policy has no tag settings and trusts every organisation).
@@ -102,9 +82,6 @@ type Config struct {
 
 	Log *slog.Logger
 	Now func() time.Time // the clock, replaceable in tests
-	// ObserveRequest, when set, is told about every answered request (for metrics): its
-	// path, its outcome ("ok", an error code, or the HTTP status when not 200) and duration.
-	ObserveRequest func(path, outcome string, d time.Duration)
 }
 
 // FeedState is where one public feed stands, as /health says it.
@@ -115,14 +92,11 @@ type FeedState struct {
 	Updated                 time.Time // when the data served last changed; zero before
 }
 
-// Service implements gen.StrictServerInterface.
+// Service is the enrichment core. Safe for concurrent use.
 type Service struct {
-	cfg      Config
-	log      *slog.Logger // cfg.Log
-	inFlight *inFlight    // the MaxInFlight and MaxInFlightPerTenant bounds (admit)
+	cfg Config
+	log *slog.Logger // cfg.Log
 }
-
-var _ gen.StrictServerInterface = (*Service)(nil)
 
 // errOutOfTime is the answer for lookups a request had no time left to make.
 var errOutOfTime = &upstream.Error{
@@ -131,7 +105,7 @@ var errOutOfTime = &upstream.Error{
 }
 
 // errNoBackend is returned when neither a MISP server nor a feed is configured.
-var errNoBackend = &configError{"The relay has no MISP to ask: set API_URL to your MISP base URL (or to a MISP feed directory)."}
+var errNoBackend = ConfigError("The relay has no MISP to ask: set API_URL to your MISP base URL (or to a MISP feed directory).")
 
 // New checks cfg, fills in defaults and returns the service.
 func New(cfg Config) (*Service, error) {
@@ -144,37 +118,13 @@ func New(cfg Config) (*Service, error) {
 	if cfg.EntitiesLimit <= 0 {
 		cfg.EntitiesLimit = DefaultEntitiesLimit
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.MaxObservables <= 0 {
-		cfg.MaxObservables = DefaultMaxObservables
-	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
-	if cfg.MaxInFlightPerTenant <= 0 {
-		cfg.MaxInFlightPerTenant = DefaultMaxInFlightPerTenant(cfg.MaxInFlight)
-	}
-	if cfg.MaxInFlightPerTenant > cfg.MaxInFlight {
-		return nil, fmt.Errorf("service: %d requests in flight per tenant is more than the %d in all", cfg.MaxInFlightPerTenant, cfg.MaxInFlight)
-	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.ObserveRequest == nil {
-		cfg.ObserveRequest = func(string, string, time.Duration) {}
-	}
-	if cfg.Verifier == nil {
-		cfg.Verifier = auth.NewVerifier(cfg.Secret)
-	}
-	return &Service{cfg: cfg, log: cfg.Log, inFlight: newInFlight(cfg.MaxInFlight, cfg.MaxInFlightPerTenant)}, nil
+	return &Service{cfg: cfg, log: cfg.Log}, nil
 }
 
 // lookup is the answer for one observable.
@@ -226,14 +176,12 @@ func (s *Service) searchAll(ctx context.Context, src intel.Source, obs []observa
 	return out
 }
 
-// Health checks the JWT (done by admit) and that the tenant's MISPs accept their keys: every
-// MISP source is pinged, at once (a feed, loading or not, is not a failure: data.feeds says
-// how it stands). One failing is named in errors beside the status; all failing is the
-// errors alone.
-func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.HealthResponseObject, error) {
-	t := s.tenantOf(ctx)
+// Health checks that the tenant's MISPs accept their keys: every MISP source is pinged, at
+// once (a feed, loading or not, is not a failure: Feeds says how it stands). ok is false when
+// the tenant has no source to ask or every one pinged failed; errs names the failures.
+func (s *Service) Health(ctx context.Context, t *Tenant) (ok bool, errs []error) {
 	if t.err != nil {
-		return gen.Health200JSONResponse{Errors: errorsOf(ctx, t.err)}, nil
+		return false, []error{t.err}
 	}
 	var pinged []int
 	for i, src := range t.sources {
@@ -241,7 +189,7 @@ func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.He
 			pinged = append(pinged, i)
 		}
 	}
-	errs := make([]error, len(pinged))
+	errs = make([]error, len(pinged))
 	var wg sync.WaitGroup
 	for k, i := range pinged {
 		src := t.sources[i]
@@ -254,70 +202,39 @@ func (s *Service) Health(ctx context.Context, _ gen.HealthRequestObject) (gen.He
 		})
 	}
 	wg.Wait()
-	failed := 0
-	for _, err := range errs {
-		if err != nil {
-			failed++
-		}
-	}
-	if failed > 0 && failed == len(pinged) {
-		return gen.Health200JSONResponse{Errors: errorsOf(ctx, errs...)}, nil
-	}
-	return gen.Health200JSONResponse{Data: &struct {
-		Feeds  *[]gen.FeedStatus          `json:"feeds,omitempty"`
-		Status gen.HealthResultDataStatus `json:"status"`
-	}{Status: gen.Ok, Feeds: s.feedStates()}, Errors: errorsOf(ctx, errs...)}, nil
+	errs = slices.DeleteFunc(errs, func(err error) bool { return err == nil })
+	return len(errs) == 0 || len(errs) < len(pinged), errs
 }
 
-// feedStates is what /health says of the public feeds; nil when there are none.
-func (s *Service) feedStates() *[]gen.FeedStatus {
+// Feeds says where the public feeds stand; nil when there are none.
+func (s *Service) Feeds() []FeedState {
 	if s.cfg.FeedStates == nil {
 		return nil
 	}
-	states := s.cfg.FeedStates()
-	if len(states) == 0 {
-		return nil
-	}
-	out := make([]gen.FeedStatus, 0, len(states))
-	for _, f := range states {
-		st := gen.FeedStatus{
-			Source: f.Source, State: gen.FeedStatusState(f.State), Events: f.Events, Values: f.Values,
-			Skipped: ptr(f.Skipped),
-		}
-		if !f.Updated.IsZero() {
-			st.Updated = ptr(f.Updated.UTC())
-		}
-		out = append(out, st)
-	}
-	return &out
+	return s.cfg.FeedStates()
 }
 
-// DeliberateObservables answers verdicts only.
-func (s *Service) DeliberateObservables(ctx context.Context, req gen.DeliberateObservablesRequestObject) (gen.DeliberateObservablesResponseObject, error) {
-	return gen.DeliberateObservables200JSONResponse(s.enrich(ctx, *req.Body, false)), nil
+// Version is the relay's version.
+func (s *Service) Version() string { return s.cfg.Version }
+
+// Enrichment is the core's answer to /observe and /deliberate.
+type Enrichment struct {
+	Data *gen.EnrichData // nil when the tenant has no source to ask
+	Errs []error         // what failed: the tenant, or a source's lookups (named)
+	// Answered says some source answered all its lookups: an answer with errors keeps its
+	// (maybe empty) data then.
+	Answered bool
 }
 
-// ObserveObservables answers every entity the relay makes.
-func (s *Service) ObserveObservables(ctx context.Context, req gen.ObserveObservablesRequestObject) (gen.ObserveObservablesResponseObject, error) {
-	return gen.ObserveObservables200JSONResponse(s.enrich(ctx, *req.Body, true)), nil
-}
-
-// observables returns the request's candidates (see candidates; safeOnly keeps those MISP may
-// be asked about). Their number is bounded before the body is parsed (admit: MaxObservables).
-func (s *Service) observables(ctx context.Context, in []gen.ObservableInput) []observable {
-	stateFrom(ctx).observables = len(in)
-	return candidates(in)
-}
-
-// enrich asks every source of the tenant at once and maps what they all said: the verdict
+// Enrich asks every source of the tenant at once and maps what they all said: the verdict
 // follows the policy over every source's judgements, and each entity names its source. One
 // source failing leaves the others' answer, plus an error naming it; every source failing
-// leaves the errors alone.
-func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe bool) gen.EnrichResult {
-	obs := safeOnly(s.observables(ctx, in))
-	t := s.tenantOf(ctx)
+// leaves the errors alone. observe adds every entity to the verdicts (/observe); without it,
+// verdicts and judgements only (/deliberate).
+func (s *Service) Enrich(ctx context.Context, t *Tenant, in []gen.ObservableInput, observe bool) Enrichment {
+	obs := supported(in)
 	if t.err != nil {
-		return gen.EnrichResult{Errors: errorsOf(ctx, t.err)}
+		return Enrichment{Errs: []error{t.err}}
 	}
 	// One warninglist check per MISP source, for all the values, while the searches run.
 	answers := s.askAll(ctx, t, obs, t.limit, true, nil)
@@ -346,30 +263,19 @@ func (s *Service) enrich(ctx context.Context, in []gen.ObservableInput, observe 
 			m.verdictOnly(&b, obs[i], found.events)
 		}
 	}
-	return enrichResult(ctx, b.data(), errs, answered)
+	return Enrichment{Data: b.data(), Errs: errs, Answered: answered}
 }
 
-// enrichResult puts found data and failures together, as the contract allows: data is left
-// out only when there are errors, nothing was found and no source answered all its lookups.
-func enrichResult(ctx context.Context, d *gen.EnrichData, errs []error, answered bool) gen.EnrichResult {
-	res := gen.EnrichResult{Errors: errorsOf(ctx, errs...)}
-	if res.Errors == nil || answered || *d != (gen.EnrichData{}) {
-		res.Data = d
-	}
-	return res
-}
-
-// ReferObservables links each supported observable to the events that hold it, in every
+// Refer links each supported observable to the events that hold it, in every
 // source of the tenant with a UI (its MISPs; a feed has none), in the sources' order. A value
 // without a slash needs no MISP call: MISP's event index filters on it exactly (see
 // searchLink). A value with one (a URL) cannot be put in such a link, so it is looked up (the
 // same cached search as /observe) and linked to the events found by their UUIDs; a value a
 // MISP holds in no event gets no link into it.
-func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservablesRequestObject) (gen.ReferObservablesResponseObject, error) {
-	obs := safeOnly(s.observables(ctx, *req.Body)) // a MISP search link for a value MISP misreads would mislead
-	t := s.tenantOf(ctx)
+func (s *Service) Refer(ctx context.Context, t *Tenant, in []gen.ObservableInput) ([]gen.ReferenceLink, []error) {
+	obs := supported(in) // a MISP search link for a value MISP misreads would mislead
 	if t.err != nil {
-		return gen.ReferObservables200JSONResponse{Errors: errorsOf(ctx, t.err)}, nil
+		return nil, []error{t.err}
 	}
 	links := []gen.ReferenceLink{}
 	withUI := func(src intel.Source) bool { return newMapper(time.Time{}, src.UI).uiURL != "" }
@@ -420,7 +326,7 @@ func (s *Service) ReferObservables(ctx context.Context, req gen.ReferObservables
 			})
 		}
 	}
-	return gen.ReferObservables200JSONResponse{Data: &links, Errors: errorsOf(ctx, errs...)}, nil
+	return links, errs
 }
 
 // indexTail ends every event-index link. MISP's router takes a link ending in ".csv", ".json"
@@ -466,15 +372,13 @@ const (
 	titleScan          = "Scan with urlscan.io"
 )
 
-// RespondObservables lists the actions available: reporting to MISP for observables a
+// Actions lists the actions available: reporting to MISP for observables a
 // writable source of the tenant (a MISP; a feed cannot be written to) holds, and a
 // urlscan.io scan for URLs and domains when a urlscan.io key is available.
-func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObservablesRequestObject) (gen.RespondObservablesResponseObject, error) {
-	claims := claimsFrom(ctx)
-	all := s.observables(ctx, *req.Body)
-	t := s.tenantOf(ctx)
+func (s *Service) Actions(ctx context.Context, t *Tenant, in []gen.ObservableInput) ([]gen.RespondAction, []error) {
+	all := candidates(in)
 	if t.err != nil {
-		return gen.RespondObservables200JSONResponse{Errors: errorsOf(ctx, t.err)}, nil
+		return nil, []error{t.err}
 	}
 	// One event is enough to know a MISP has the observable.
 	var safe []observable
@@ -497,7 +401,7 @@ func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObserva
 			held[at[j]] = held[at[j]] || len(r.events) > 0
 		}
 	}
-	canScan := s.cfg.Scanner != nil && s.urlscanKey(claims) != ""
+	canScan := s.cfg.Scanner != nil && s.urlscanKey(t.claims) != ""
 	actions := []gen.RespondAction{}
 	for i, o := range all {
 		params := struct {
@@ -525,7 +429,7 @@ func (s *Service) RespondObservables(ctx context.Context, req gen.RespondObserva
 			})
 		}
 	}
-	return gen.RespondObservables200JSONResponse{Data: &actions, Errors: errorsOf(ctx, errs...)}, nil
+	return actions, errs
 }
 
 // writable keeps the sources that can be reported to: MISPs, not feeds.
@@ -538,31 +442,20 @@ func (s *Service) urlscanKey(c auth.Claims) string {
 	return s.cfg.URLScanKey
 }
 
-// RespondTrigger runs one action. A report to MISP goes to every writable source of the
-// tenant that holds the value: it succeeds when one took it, the others' failures in errors.
-func (s *Service) RespondTrigger(ctx context.Context, req gen.RespondTriggerRequestObject) (gen.RespondTriggerResponseObject, error) {
-	ok, errs := s.trigger(ctx, req.Body)
-	status := gen.Success
-	if !ok {
-		status = gen.Failure
-	}
+// Trigger runs one action; ok says whether it was done (somewhere), errs what failed. A
+// report to MISP goes to every writable source of the tenant that holds the value: it
+// succeeds when one took it, the others' failures in errs.
+func (s *Service) Trigger(ctx context.Context, t *Tenant, body gen.TriggerRequest) (ok bool, errs []error) {
+	ok, errs = s.trigger(ctx, t, body)
 	for _, err := range errs {
-		s.log.InfoContext(ctx, "respond action failed", "action", req.Body.ActionId, "err", err)
+		s.log.InfoContext(ctx, "respond action failed", "action", body.ActionId, "err", err)
 	}
-	return gen.RespondTrigger200JSONResponse{
-		Data: &struct {
-			Status gen.TriggerResultDataStatus `json:"status"`
-		}{Status: status},
-		Errors: errorsOf(ctx, errs...),
-	}, nil
+	return ok, errs
 }
 
-// trigger runs the action; ok says whether it was done (somewhere), errs what failed.
-func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) (ok bool, errs []error) {
-	claims := claimsFrom(ctx)
+func (s *Service) trigger(ctx context.Context, t *Tenant, body gen.TriggerRequest) (ok bool, errs []error) {
 	switch gen.RespondActionId(body.ActionId) {
 	case gen.MispAddSighting, gen.MispAddFalsePositive:
-		t := s.tenantOf(ctx)
 		if t.err != nil {
 			return false, []error{t.err}
 		}
@@ -578,11 +471,11 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) (ok boo
 	case gen.UrlscanScan:
 		obs := candidates([]gen.ObservableInput{{Type: body.ObservableType, Value: body.ObservableValue}})
 		if len(obs) == 0 || !obs[0].scannable() {
-			return false, []error{&invalidArgument{fmt.Sprintf("urlscan.io scans URLs and domains, not %s %s.",
-				pyRepr(body.ObservableType), pyRepr(body.ObservableValue))}}
+			return false, []error{Invalidf("urlscan.io scans URLs and domains, not %s %s.",
+				PyRepr(body.ObservableType), PyRepr(body.ObservableValue))}
 		}
 		o := obs[0]
-		key := s.urlscanKey(claims)
+		key := s.urlscanKey(t.claims)
 		if s.cfg.Scanner == nil || key == "" {
 			return false, []error{&upstream.Error{Summary: "no usable urlscan.io API key", Op: "scan", Kind: upstream.ErrPermission, Detail: "add urlscan_key to the JWT or set URLSCAN_API_KEY"}}
 		}
@@ -591,14 +484,14 @@ func (s *Service) trigger(ctx context.Context, body *gen.TriggerRequest) (ok boo
 		}
 		return true, nil
 	}
-	return false, []error{&invalidArgument{"Unknown action-id " + pyRepr(body.ActionId) + "."}}
+	return false, []error{Invalidf("Unknown action-id %s.", PyRepr(body.ActionId))}
 }
 
 // report adds a sighting (or false positive) of o to the tenant's MISPs. A tenant of one
 // source reports to it (a feed says it cannot be written to). With several, those writable
 // sources that hold o take it, all at once; when none holds it (or it could not be asked),
 // every writable source is asked to, and says why not.
-func (s *Service) report(ctx context.Context, t *tenant, o observable, typ intel.SightingType) (bool, []error) {
+func (s *Service) report(ctx context.Context, t *Tenant, o observable, typ intel.SightingType) (bool, []error) {
 	if !t.multi() {
 		src := t.sources[0]
 		if src.Backend == nil {
@@ -637,25 +530,11 @@ func (s *Service) report(ctx context.Context, t *tenant, o observable, typ intel
 }
 
 // triggerObservable applies the same rules as lookups to the observable of an action.
-func triggerObservable(body *gen.TriggerRequest) (observable, error) {
+func triggerObservable(body gen.TriggerRequest) (observable, error) {
 	obs := supported([]gen.ObservableInput{{Type: body.ObservableType, Value: body.ObservableValue}})
 	if len(obs) == 0 {
-		return observable{}, &invalidArgument{fmt.Sprintf(
-			"The observable %s %s is not supported or cannot be matched exactly by MISP.",
-			pyRepr(body.ObservableType), pyRepr(body.ObservableValue))}
+		return observable{}, Invalidf("The observable %s %s is not supported or cannot be matched exactly by MISP.",
+			PyRepr(body.ObservableType), PyRepr(body.ObservableValue))
 	}
 	return obs[0], nil
-}
-
-// Version answers the relay's version.
-func (s *Service) Version(context.Context, gen.VersionRequestObject) (gen.VersionResponseObject, error) {
-	return gen.Version200JSONResponse{Version: s.cfg.Version}, nil
-}
-
-// Watchdog echoes the Health-Check header, as load balancers in front of XDR relays expect.
-func (s *Service) Watchdog(ctx context.Context, req gen.WatchdogRequestObject) (gen.WatchdogResponseObject, error) {
-	if req.Params.HealthCheck == nil {
-		return gen.Watchdog200JSONResponse{Errors: errorsOf(ctx, errHealthCheck)}, nil
-	}
-	return gen.Watchdog200JSONResponse{Data: req.Params.HealthCheck}, nil
 }

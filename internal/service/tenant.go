@@ -2,6 +2,9 @@ package service
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
+	"hash"
+	"io"
 	"slices"
 	"strings"
 
@@ -9,11 +12,13 @@ import (
 	"github.com/misp-relay/misp-relay/internal/intel"
 )
 
-// tenant is who a request is for, resolved once where its token is checked (admit): the
-// sources it asks (its MISPs, then the feeds), its entities limit and its identity for the
-// in-flight shares. Every handler reads this value; none resolves the token again.
-type tenant struct {
-	id      tenantID
+// Tenant is who a request is for, resolved once from its verified token (Service.Tenant,
+// called by the HTTP adapter where it checks the token): the sources it asks (its MISPs, then
+// the feeds), its entities limit, its claims and its identity for the in-flight shares. Every
+// call of the core takes this value; none resolves the token again.
+type Tenant struct {
+	id      TenantID
+	claims  auth.Claims
 	sources []intel.Source // in order; each one's Name is what answers say ("MISP" when alone)
 	limit   int            // events per observable
 	// err is why the token's sources cannot be asked (a host refused, one MISP named twice,
@@ -21,10 +26,14 @@ type tenant struct {
 	err error
 }
 
-// tenantFor resolves claims into the request's tenant (Config.Sources, or the one source of
-// Config.Backend when it is nil).
-func (s *Service) tenantFor(c auth.Claims) *tenant {
-	t := &tenant{limit: s.cfg.EntitiesLimit}
+// TenantID names a tenant (see tenantIDOf) by a hash, so what counts tenants keeps no API key.
+type TenantID [sha256.Size]byte
+
+// Tenant resolves verified claims into the request's tenant (Config.Sources, or the one
+// source of Config.Backend when it is nil). A tenant whose sources cannot be resolved is
+// still returned: every call that needs a source answers its error.
+func (s *Service) Tenant(c auth.Claims) *Tenant {
+	t := &Tenant{limit: s.cfg.EntitiesLimit, claims: c}
 	if c.EntitiesLimit > 0 {
 		t.limit = c.EntitiesLimit // the module's own Entities Limit, for this request only
 	}
@@ -49,7 +58,7 @@ func (s *Service) tenantFor(c auth.Claims) *tenant {
 // when the relay has none: its lookups answer errNoBackend) with the token's key.
 func (s *Service) ownSource(c auth.Claims) ([]intel.Source, error) {
 	if c.Host != "" {
-		return nil, &configError{"This relay does not call the MISP a configuration token names: it serves its own API_URL."}
+		return nil, ConfigError("This relay does not call the MISP a configuration token names: it serves its own API_URL.")
 	}
 	return []intel.Source{{Name: ctimSource, Backend: s.cfg.Backend, Key: c.Key, UI: s.cfg.UIURL}}, nil
 }
@@ -59,7 +68,7 @@ func (s *Service) ownSource(c auth.Claims) ([]intel.Source, error) {
 // (names and bases come out of intel.MISPBase, so every spelling of one MISP is one tenant),
 // each prefixed with its length so that no two lists give the same input. A token whose
 // sources could not be resolved is named by its claims' MISPs, normalised the same way.
-func tenantIDOf(c auth.Claims, sources []intel.Source) tenantID {
+func tenantIDOf(c auth.Claims, sources []intel.Source) TenantID {
 	h := sha256.New()
 	// The token's own key first: tenants of a relay of feeds alone ask the same sources with
 	// no key, and are still one tenant per key.
@@ -81,10 +90,19 @@ func tenantIDOf(c auth.Claims, sources []intel.Source) tenantID {
 			writeLenPrefixed(h, m.Key)
 		}
 	}
-	var id tenantID
+	var id TenantID
 	h.Sum(id[:0])
 	return id
 }
 
+func writeLenPrefixed(h hash.Hash, s string) {
+	var n [binary.MaxVarintLen64]byte
+	_, _ = h.Write(binary.AppendUvarint(n[:0], uint64(len(s)))) // a hash.Hash never fails
+	_, _ = io.WriteString(h, s)
+}
+
+// ID names the tenant, for bounds per tenant.
+func (t *Tenant) ID() TenantID { return t.id }
+
 // multi tells whether the tenant has several sources, so answers and errors name them.
-func (t *tenant) multi() bool { return len(t.sources) > 1 }
+func (t *Tenant) multi() bool { return len(t.sources) > 1 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/httpapi"
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/service"
 	"github.com/misp-relay/misp-relay/internal/verdict"
@@ -221,14 +222,14 @@ func Answers(ctx context.Context, cfg Config, keys []Key) (map[Key]Answer, error
 	}
 	key := cmpOr(cfg.Key, "servicetest")
 	svc, err := service.New(service.Config{
-		Version: "1.0.0", Secret: secret, Backend: cfg.Backend, UIURL: "https://misp.example",
+		Version: "1.0.0", Backend: cfg.Backend, UIURL: "https://misp.example",
 		Warninglists: cfg.Warninglists, Policy: cfg.Policy,
 		Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) },
 	})
 	if err != nil {
 		return nil, err
 	}
-	handler, err := service.NewHandler(svc)
+	handler, err := httpapi.NewHandler(svc, httpapi.Config{Secret: secret})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,23 @@
+//go:build go1.27 && goexperiment.jsonv2
+
+package httpapi
+
+import (
+	"encoding/json"
+	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
+)
+
+// decodeUnique decodes dec's next value into v, refusing objects that name a member twice
+// (through json/v2's UnmarshalerFrom, which the v2-backed encoding/json of Go 1.27 calls with
+// its own options, UseNumber included), as kin-openapi's request validation does with the
+// same Go.
+func decodeUnique(dec *json.Decoder, v *any) error {
+	return dec.Decode(&uniqueNames{v}) //nolint:staticcheck // SA9005 does not know json/v2's UnmarshalJSONFrom
+}
+
+type uniqueNames struct{ out *any }
+
+func (u *uniqueNames) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return jsonv2.UnmarshalDecode(dec, u.out, jsontext.AllowDuplicateNames(false))
+}
