@@ -116,8 +116,10 @@ func (c *Cache) keyHash(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (c *Cache) searchKey(key string, q intel.Query) string {
-	return strings.Join([]string{c.baseURL, c.keyHash(key), strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit)}, "\x00")
+// searchKey is q's cache key for the API key whose keyHash is keyHash: a Lookup hashes the
+// key once for all its queries.
+func (c *Cache) searchKey(keyHash string, q intel.Query) string {
+	return strings.Join([]string{c.baseURL, keyHash, strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit)}, "\x00")
 }
 
 // Search is Lookup of one query.
@@ -148,11 +150,14 @@ func (c *Cache) Lookup(ctx context.Context, key string, qs []intel.Query) []inte
 	calls := make([]*call, len(qs))
 	var led []int // the queries this lookup asks about
 	var ledCalls []*call
+	// The keys are made before taking the lock, which every lookup of this MISP shares.
 	keys := make([]string, len(qs))
-	c.mu.Lock()
+	kh := c.keyHash(key)
 	for i, q := range qs {
-		k := c.searchKey(key, q)
-		keys[i] = k
+		keys[i] = c.searchKey(kh, q)
+	}
+	c.mu.Lock()
+	for i, k := range keys {
 		if c.search != nil {
 			if e, ok := c.search.Get(k); ok && time.Now().Before(e.expires) {
 				c.hits.Add(1)

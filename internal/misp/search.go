@@ -214,13 +214,13 @@ func (c *Client) readAttributes(dec *json.Decoder, col sink, pageSize int) (page
 				// One attribute value for the page, reused: the sink keeps none of it, and an
 				// attribute per iteration would escape to the heap through the interface.
 				a := new(mispjson.Attribute)
+				var raw json.RawMessage // the attribute's JSON, its buffer reused likewise
 				for dec.More() {
 					if res.attributes == pageSize {
 						res.overflow = true
 						return res, nil
 					}
-					var err error
-					if *a, err = decodeAttribute(dec); err != nil {
+					if err := decodeAttribute(dec, &raw, a); err != nil {
 						return res, err
 					}
 					res.attributes++
@@ -245,23 +245,29 @@ func (c *Client) readAttributes(dec *json.Decoder, col sink, pageSize int) (page
 	return res, &shapeError{`the answer has no "response"`}
 }
 
-// decodeAttribute reads one attribute object with a single decode. Fields of an unexpected
-// kind read as empty (see mispjson), and so does a container of the wrong kind, typically a
-// PHP empty array ([]) where MISP means an empty object: the decoder skips it and reads the
-// rest.
-func decodeAttribute(dec *json.Decoder) (mispjson.Attribute, error) {
-	var a mispjson.Attribute
-	if err := dec.Decode(&a); err != nil {
+// decodeAttribute reads one attribute object into a, with a single decode. Fields of an
+// unexpected kind read as empty (see mispjson), and so does a container of the wrong kind,
+// typically a PHP empty array ([]) where MISP means an empty object: the decoder skips it and
+// reads the rest.
+//
+// The attribute's JSON is taken whole into raw and decoded by mispjson.Unmarshal, which
+// decodes as json.Unmarshal (and so dec.Decode(a)) would, with less work for MISP's usual
+// answers.
+func decodeAttribute(dec *json.Decoder, raw *json.RawMessage, a *mispjson.Attribute) error {
+	if err := dec.Decode(raw); err != nil {
+		return err
+	}
+	if err := mispjson.Unmarshal(*raw, a); err != nil {
 		var ute *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &ute) && ute.Field == "":
-			return a, &shapeError{"an attribute is not a JSON object"}
+			return &shapeError{"an attribute is not a JSON object"}
 		case errors.As(err, &ute):
-			return a, nil
+			return nil
 		}
-		return a, err
+		return err
 	}
-	return a, nil
+	return nil
 }
 
 // collector groups attributes by event, keeping MISP's order, up to limit events.

@@ -40,7 +40,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			for b.Loop() {
 				var a mispjson.Attribute
-				if err := json.Unmarshal(raw, &a); err != nil {
+				if err := mispjson.Unmarshal(raw, &a); err != nil {
 					b.Fatal(err)
 				}
 				if got := a.Intel(); got.Value == "" {

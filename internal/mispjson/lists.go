@@ -211,10 +211,7 @@ func (s *Sightings) UnmarshalJSON(b []byte) error {
 			n = 0
 		}
 		whole = false
-		if elem := b[start:end]; s.err == nil && string(elem) != "null" {
-			s.err = kindError("a sighting object", cut(elem))
-		}
-		addSighting(&s.summary, &Sighting{})
+		s.notObject(b[start:end])
 	}
 	switch {
 	case n > 0 && whole:
@@ -223,6 +220,15 @@ func (s *Sightings) UnmarshalJSON(b []byte) error {
 		s.read(&r, r.run(b[first:last]))
 	}
 	return nil
+}
+
+// notObject counts elem, an element of the list that is not an object, as a sighting of
+// MISP's default type without a date, and remembers it for Err unless it is null.
+func (s *Sightings) notObject(elem []byte) {
+	if s.err == nil && string(elem) != "null" {
+		s.err = kindError("a sighting object", cut(elem))
+	}
+	addSighting(&s.summary, &Sighting{})
 }
 
 // sightingReader holds what decoding a Sighting list reuses from batch to batch.
