@@ -1,4 +1,4 @@
-//go:build go1.27
+//go:build go1.27 && goexperiment.jsonv2
 
 // The go.mod go directive (1.26) makes encoding/json/v2 and jsontext unavailable to a file
 // without this constraint; every build of the project uses go1.27 (see the Makefile).
