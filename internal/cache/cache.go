@@ -475,6 +475,16 @@ func (c *Cache) CheckWarninglists(ctx context.Context, key string, values []stri
 }
 
 // cachedHits returns the cached hits of every value, and false when one is not cached.
+// CachedWarninglists answers a warninglist check from this instance's memory alone, when it
+// holds every value's answer (ok false otherwise: CheckWarninglists asks). The caller can then
+// skip running the check beside its lookups: an answer in memory needs no goroutine.
+func (c *Cache) CachedWarninglists(key string, values []string) (map[string][]intel.WarninglistHit, bool) {
+	if _, ok := c.next.(warninglistChecker); !ok || len(values) == 0 {
+		return nil, true // CheckWarninglists would answer nothing too
+	}
+	return c.cachedHits(c.baseURL+"\x00"+c.keyHash(key)+"\x00", values)
+}
+
 func (c *Cache) cachedHits(prefix string, values []string) (map[string][]intel.WarninglistHit, bool) {
 	if c.warn == nil {
 		return nil, false

@@ -225,3 +225,34 @@ func TestWarninglistTTLIsFromMISPsAnswer(t *testing.T) {
 		}
 	})
 }
+
+// TestCachedWarninglists: the answer from memory is given only when every value's is held,
+// without a call, and it is the answer CheckWarninglists gave.
+func TestCachedWarninglists(t *testing.T) {
+	m := &checkingMISP{}
+	c := cache.New(m, cache.Config{BaseURL: "https://misp.example", TTL: time.Minute})
+	ctx := context.Background()
+	if _, ok := c.CachedWarninglists("k", []string{"8.8.8.8", "192.0.2.1"}); ok {
+		t.Fatal("an answer from an empty cache")
+	}
+	want, err := c.CheckWarninglists(ctx, "k", []string{"8.8.8.8", "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := c.CachedWarninglists("k", []string{"192.0.2.1", "8.8.8.8"})
+	if !ok {
+		t.Fatal("no answer from memory after a check")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answer from memory (-checked +cached):\n%s", diff)
+	}
+	if _, ok := c.CachedWarninglists("k", []string{"8.8.8.8", "198.51.100.1"}); ok {
+		t.Error("an answer although one value was never checked")
+	}
+	if _, ok := c.CachedWarninglists("another key", []string{"8.8.8.8"}); ok {
+		t.Error("an answer for another key: MISP answers each key apart")
+	}
+	if n := m.calls.Load(); n != 1 {
+		t.Errorf("%d calls to MISP, want 1", n)
+	}
+}

@@ -84,6 +84,19 @@ type bundle struct {
 	refs map[string]*gen.ExternalReferences
 }
 
+// reserve sizes the bundle's lists for the entities of observables observables found in
+// events events (an upper bound but for warninglist-only values), so that mapping a request
+// grows each list once rather than by doubling.
+func (b *bundle) reserve(observables, events int, observe bool) {
+	b.verdicts = make([]gen.Verdict, 0, observables)
+	b.judgements = make([]gen.Judgement, 0, events)
+	if observe {
+		b.sightings = make([]gen.Sighting, 0, events)
+		b.indicators = make([]gen.Indicator, 0, events)
+		b.relationships = make([]gen.Relationship, 0, 2*events)
+	}
+}
+
 // data renders the bundle as the response's data: only non-empty lists appear.
 func (b *bundle) data() *gen.EnrichData {
 	d := &gen.EnrichData{}

@@ -247,6 +247,13 @@ func (s *Service) Enrich(ctx context.Context, t *Tenant, in []gen.ObservableInpu
 		answered = answered || a.ok()
 	}
 	var b bundle
+	events := 0
+	for _, a := range answers {
+		for _, r := range a.results {
+			events += len(r.events)
+		}
+	}
+	b.reserve(len(obs), events, observe)
 	var errs []error
 	for i := range obs {
 		found, failed := mergeAnswers(t, answers, i)

@@ -24,6 +24,12 @@ type warninglistChecker interface {
 	CheckWarninglists(ctx context.Context, key string, values []string) (map[string][]intel.WarninglistHit, error)
 }
 
+// cachedWarninglists is the optional capability of a backend that remembers warninglist
+// checks (the cache): the answer from memory, when it holds every value's.
+type cachedWarninglists interface {
+	CachedWarninglists(key string, values []string) (map[string][]intel.WarninglistHit, bool)
+}
+
 // checkWarninglists starts MISP's warninglist check of the request's values, concurrently
 // with the searches, and returns a function that waits for its answer. A backend without
 // the capability, or a check that fails, gives no hits: the failure is logged once for the
@@ -40,6 +46,11 @@ func (s *Service) checkWarninglists(ctx context.Context, src intel.Source, obs [
 		if _, dup := seen[o.Value]; !dup {
 			seen[o.Value] = struct{}{}
 			values = append(values, o.Value)
+		}
+	}
+	if cw, ok := src.Backend.(cachedWarninglists); ok {
+		if hits, ok := cw.CachedWarninglists(src.Key, values); ok {
+			return func() map[string][]intel.WarninglistHit { return hits } // no goroutine to start
 		}
 	}
 	var hits map[string][]intel.WarninglistHit
