@@ -474,7 +474,6 @@ func (c *Cache) CheckWarninglists(ctx context.Context, key string, values []stri
 	}
 }
 
-// cachedHits returns the cached hits of every value, and false when one is not cached.
 // CachedWarninglists answers a warninglist check from this instance's memory alone, when it
 // holds every value's answer (ok false otherwise: CheckWarninglists asks). The caller can then
 // skip running the check beside its lookups: an answer in memory needs no goroutine.
@@ -485,6 +484,7 @@ func (c *Cache) CachedWarninglists(key string, values []string) (map[string][]in
 	return c.cachedHits(c.baseURL+"\x00"+c.keyHash(key)+"\x00", values)
 }
 
+// cachedHits returns the cached hits of every value, and false when one is not cached.
 func (c *Cache) cachedHits(prefix string, values []string) (map[string][]intel.WarninglistHit, bool) {
 	if c.warn == nil {
 		return nil, false
