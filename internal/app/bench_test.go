@@ -33,21 +33,29 @@ func BenchmarkObserveWired(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer func() { _ = a.Close() }()
-			serve := func() *httptest.ResponseRecorder {
+			request := func() *http.Request {
 				req := httptest.NewRequest(http.MethodPost, "/observe/observables", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+tok)
 				req.Header.Set("Content-Type", "application/json")
-				rec := httptest.NewRecorder()
-				a.Handler.ServeHTTP(rec, req)
-				return rec
+				return req
 			}
-			if rec := serve(); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"judgements"`) {
+			rec := httptest.NewRecorder()
+			a.Handler.ServeHTTP(rec, request())
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"judgements"`) {
 				b.Fatalf("HTTP %d: %.300s", rec.Code, rec.Body.String())
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				serve()
+				a.Handler.ServeHTTP(discard{header: http.Header{}}, request())
 			}
 		})
 	}
 }
+
+// discard is a ResponseWriter that keeps nothing, as a server's writes to its connection's
+// buffer keep nothing of the answer: a recorder's growing buffer would count as the relay's.
+type discard struct{ header http.Header }
+
+func (d discard) Header() http.Header       { return d.header }
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) WriteHeader(int)             {}

@@ -10,6 +10,7 @@ package httpapi
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
@@ -59,6 +60,7 @@ type api struct {
 	cfg      Config
 	log      *slog.Logger // cfg.Log
 	inFlight *inFlight    // the MaxInFlight and MaxInFlightPerTenant bounds (admit)
+	buffers  sync.Pool    // *bytes.Buffer for answers (answer)
 }
 
 var _ gen.StrictServerInterface = (*api)(nil)
