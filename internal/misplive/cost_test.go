@@ -3,6 +3,7 @@
 package misplive
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -46,20 +47,46 @@ func measureCost(t *testing.T, api *mispAPI, r *relay, p *proxy, token string, s
 	}
 	fifty := maps.Clone(one)
 	fifty["value"], fifty["type"] = values, types
-	batch := median(t, func() { api.json(t, http.MethodPost, "/attributes/restSearch", fifty, nil) })
+	var found struct {
+		Response struct{ Attribute []json.RawMessage }
+	}
+	batch := median(t, func() { api.json(t, http.MethodPost, "/attributes/restSearch", fifty, &found) })
 	check := median(t, func() { api.json(t, http.MethodPost, "/warninglists/checkValue", values, nil) })
-	report += fmt.Sprintf("misplive: one restSearch of 50 values as a list: %v (%.1f × one value); one checkValue of them: %v (%.1f ×)\n",
-		batch.Round(time.Millisecond), float64(batch)/float64(search), check.Round(time.Millisecond), float64(check)/float64(search))
-	for _, n := range []int{1, 10, 50} {
+	checkOne := median(t, func() { api.json(t, http.MethodPost, "/warninglists/checkValue", values[:1], nil) })
+	report += fmt.Sprintf("misplive: one restSearch of 50 values as a list: %v (%.1f × one value, %d attributes); one checkValue of them: %v (%.1f ×), of one value: %v (%.1f ×)\n",
+		batch.Round(time.Millisecond), float64(batch)/float64(search), len(found.Response.Attribute),
+		check.Round(time.Millisecond), float64(check)/float64(search), checkOne.Round(time.Millisecond), float64(checkOne)/float64(search))
+	// What MISP spends per attribute found: the same search without the include* flags the
+	// relay needs (context, event tags, sightings, warninglist hits, decay scores).
+	bare := maps.Clone(fifty)
+	for _, f := range []string{"includeContext", "includeEventTags", "includeSightings", "includeWarninglistHits", "includeDecayScore"} {
+		bare[f] = 0
+	}
+	plain := median(t, func() { api.json(t, http.MethodPost, "/attributes/restSearch", bare, nil) })
+	report += fmt.Sprintf("misplive: the same 50-value restSearch without the include* flags: %v (%.1f × one value)\n",
+		plain.Round(time.Millisecond), float64(plain)/float64(search))
+	unknown := make([]observable, 50)
+	for i := range unknown {
+		unknown[i] = observable{"domain", "none-" + strconv.Itoa(i) + ".relay-test.example"}
+	}
+	for _, tc := range []struct {
+		what string
+		obs  []observable
+	}{
+		{"", obs[:1]},
+		{"", obs[:10]},
+		{"", obs[:50]},
+		{" MISP holds none of", unknown},
+	} {
 		p.take()
-		r.post(t, token, "/observe/observables", obs[:n], api.key)
+		r.post(t, token, "/observe/observables", tc.obs, api.key)
 		calls := p.take()
-		d := median(t, func() { r.post(t, token, "/observe/observables", obs[:n], api.key) })
+		d := median(t, func() { r.post(t, token, "/observe/observables", tc.obs, api.key) })
 		searches, checks := calls["/attributes/restSearch"], calls["/warninglists/checkValue"]
-		report += fmt.Sprintf("misplive: observe of %2d observables: %v (%.1f × one restSearch); MISP calls: %d restSearch + %d checkValue\n",
-			n, d.Round(time.Millisecond), float64(d)/float64(search), searches, checks)
+		report += fmt.Sprintf("misplive: observe of %2d observables%s: %v (%.1f × one restSearch); MISP calls: %d restSearch + %d checkValue\n",
+			len(tc.obs), tc.what, d.Round(time.Millisecond), float64(d)/float64(search), searches, checks)
 		if searches != 1 || checks != 1 {
-			t.Errorf("observe of %d observables made %d restSearch and %d checkValue, want 1 and 1", n, searches, checks)
+			t.Errorf("observe of %d observables made %d restSearch and %d checkValue, want 1 and 1", len(tc.obs), searches, checks)
 		}
 	}
 	fmt.Print(report)
