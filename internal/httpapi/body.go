@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -21,17 +22,22 @@ import (
 // parseBody decodes st.body and validates it against op's schema, leaving the value in st;
 // the error is the contract's answer to a body it refuses.
 func (a *api) parseBody(op operation, st *requestState) error {
-	v, ok := decodeBody(st.body)
-	if !ok {
+	v, err := decodeStrict(st.body)
+	switch {
+	case errors.Is(err, errDuplicateName):
+		// Explained as kin-openapi's validator did: the contract's words for what the value
+		// the Python relays would have kept (the last) lacks, else the duplicate itself.
+		return bodyError(op.path, st.body, err)
+	case err != nil:
 		return payloadError(schemaProblem())
-	}
-	if list, isList := v.([]any); isList {
-		st.observables = len(list)
 	}
 	// The options of kin-openapi's request validation; error details would echo schemas and
 	// rejected values (which may be secrets).
 	if err := op.body.VisitJSON(v, openapi3.VisitAsRequest(), openapi3.DisableSchemaErrorDetails()); err != nil {
 		return bodyError(op.path, st.body, err)
+	}
+	if list, isList := v.([]any); isList {
+		st.observables = len(list)
 	}
 	st.value = v
 	return nil
@@ -57,7 +63,8 @@ func (a *api) respond(w http.ResponseWriter, r *http.Request, err error, visit f
 	}
 }
 
-// answer writes v, a strict handler's 200 JSON answer, as its generated Visit method would
+// answer writes v, a strict handler's 200 JSON answer (any other goes through its generated
+// Visit method), as that method would
 // (the same JSON, newline included) but whole, from a pooled buffer, with its
 // Content-Length: the generated method streams it through a fresh encoder, whose buffer an
 // answer of a few dozen kilobytes outgrows on every request, and chunks it.
@@ -90,25 +97,45 @@ const maxPooledAnswer = 1 << 20
 func (t typedBodies) ObserveObservables(w http.ResponseWriter, r *http.Request) {
 	list := observableList(bodyValue(r))
 	res, err := t.api.ObserveObservables(r.Context(), gen.ObserveObservablesRequestObject{Body: &list})
-	t.api.respond(w, r, err, func() error { return t.api.answer(w, res) })
+	t.api.respond(w, r, err, func() error {
+		if ok, is := res.(gen.ObserveObservables200JSONResponse); is {
+			return t.api.answer(w, ok)
+		}
+		return res.VisitObserveObservablesResponse(w)
+	})
 }
 
 func (t typedBodies) DeliberateObservables(w http.ResponseWriter, r *http.Request) {
 	list := observableList(bodyValue(r))
 	res, err := t.api.DeliberateObservables(r.Context(), gen.DeliberateObservablesRequestObject{Body: &list})
-	t.api.respond(w, r, err, func() error { return t.api.answer(w, res) })
+	t.api.respond(w, r, err, func() error {
+		if ok, is := res.(gen.DeliberateObservables200JSONResponse); is {
+			return t.api.answer(w, ok)
+		}
+		return res.VisitDeliberateObservablesResponse(w)
+	})
 }
 
 func (t typedBodies) ReferObservables(w http.ResponseWriter, r *http.Request) {
 	list := observableList(bodyValue(r))
 	res, err := t.api.ReferObservables(r.Context(), gen.ReferObservablesRequestObject{Body: &list})
-	t.api.respond(w, r, err, func() error { return t.api.answer(w, res) })
+	t.api.respond(w, r, err, func() error {
+		if ok, is := res.(gen.ReferObservables200JSONResponse); is {
+			return t.api.answer(w, ok)
+		}
+		return res.VisitReferObservablesResponse(w)
+	})
 }
 
 func (t typedBodies) RespondObservables(w http.ResponseWriter, r *http.Request) {
 	list := observableList(bodyValue(r))
 	res, err := t.api.RespondObservables(r.Context(), gen.RespondObservablesRequestObject{Body: &list})
-	t.api.respond(w, r, err, func() error { return t.api.answer(w, res) })
+	t.api.respond(w, r, err, func() error {
+		if ok, is := res.(gen.RespondObservables200JSONResponse); is {
+			return t.api.answer(w, ok)
+		}
+		return res.VisitRespondObservablesResponse(w)
+	})
 }
 
 func (t typedBodies) RespondTrigger(w http.ResponseWriter, r *http.Request) {
@@ -153,18 +180,44 @@ func str(v any) string {
 	return s
 }
 
-// decodeBody parses body as JSON (numbers kept as json.Number) and reports whether it is
-// a single well-formed JSON value with no object naming a member twice: parsers disagree on
-// which of two values wins, so such a body is ambiguous (kin-openapi refuses it too).
+// errDuplicateName is a body with an object naming a member twice: parsers disagree on which
+// of the two values wins, so the body is ambiguous and refused, as kin-openapi refuses it.
+var errDuplicateName = errors.New("duplicate object member name")
+
+// errTrailingData is a body with data after its JSON value.
+var errTrailingData = errors.New("data after the JSON value")
+
+// decodeStrict parses body as one JSON value (numbers kept as json.Number) with no object
+// naming a member twice: the one decoding of a request body.
+func decodeStrict(body []byte) (any, error) {
+	return decode(body, func(dec *json.Decoder, v *any) error {
+		if err := decodeUnique(dec, v); err != nil {
+			if duplicateName(err) {
+				return errDuplicateName
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// decodeBody parses body as JSON as the Python relays read it (a repeated member name keeps
+// its last value) and reports whether it is a single well-formed JSON value: what the
+// contract's messages explain a refused body from.
 func decodeBody(body []byte) (any, bool) {
+	v, err := decode(body, func(dec *json.Decoder, v *any) error { return dec.Decode(v) })
+	return v, err == nil
+}
+
+func decode(body []byte, decodeWith func(*json.Decoder, *any) error) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
-	if err := decodeUnique(dec, &v); err != nil {
-		return nil, false
+	if err := decodeWith(dec, &v); err != nil {
+		return nil, err
 	}
 	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
-		return nil, false // data after the value
+		return nil, errTrailingData
 	}
-	return v, true
+	return v, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
+	"errors"
 )
 
 // decodeUnique decodes dec's next value into v, refusing objects that name a member twice
@@ -20,4 +21,12 @@ type uniqueNames struct{ out *any }
 
 func (u *uniqueNames) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return jsonv2.UnmarshalDecode(dec, u.out, jsontext.AllowDuplicateNames(false))
+}
+
+// duplicateName tells whether err is json/v2's refusal of a repeated member name, which the
+// v1 Decoder hands on as a *json.SyntaxError with the same text.
+func duplicateName(err error) bool {
+	var se *json.SyntaxError
+	return errors.Is(err, jsontext.ErrDuplicateName) ||
+		errors.As(err, &se) && se.Error() == jsontext.ErrDuplicateName.Error()
 }

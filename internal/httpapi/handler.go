@@ -71,9 +71,9 @@ func (a *api) handler() (http.Handler, error) {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
 	spec.Servers = nil // the routers would otherwise match the Host header against servers
-	// The validator's copy: the same spec without what admit checks before it: security, and
-	// the observable list's length (MaxObservables, counted before the body is parsed: the one
-	// place it is enforced; the spec's maxItems is the default's).
+	// The spec as admit and the validator use it, without what admit checks first: security
+	// (admit authenticates), and the observable list's length (MaxObservables, counted before
+	// the body is parsed: the one place it is enforced; the spec's maxItems is the default's).
 	api := routesOf(spec) // before withoutSecurity: admit needs to know the secured routes
 	withoutSecurity(spec)
 	if list := spec.Components.Schemas["ObservableList"]; list != nil && list.Value != nil {
@@ -286,7 +286,9 @@ func oneHealthCheck(next http.Handler) http.Handler {
 func (a *api) admit(ops map[string]operation) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			op, ok := ops[r.Method+" "+r.URL.Path]
+			// The escaped path, as the validator and chi route it: /observe%2Fobservables is
+			// not /observe/observables (a 404, answered by the validator).
+			op, ok := ops[r.Method+" "+r.URL.EscapedPath()]
 			if !ok {
 				next.ServeHTTP(w, r)
 				return

@@ -252,3 +252,38 @@ func TestURLScanTakesAnyURL(t *testing.T) {
 		t.Errorf("the URL was sent to MISP (%d calls)", n)
 	}
 }
+
+// TestAmbiguousBodiesAndPaths: a body naming a member twice is refused in the contract's
+// words for what the last value (the Python relays kept it) lacks, else as the duplicate it
+// is; a route's path written with escapes is another path, a 404 whatever the token and
+// the body, as the router reads it.
+func TestAmbiguousBodiesAndPaths(t *testing.T) {
+	h := newHarness(t, allEvents())
+	for _, tc := range []struct{ path, body, want string }{
+		{
+			"/deliberate/observables", `[{"type":"ip","type":"ip","value":"198.51.100.7"}]`,
+			"Invalid JSON payload received. {'_schema': ['duplicate object member name']}",
+		},
+		{
+			"/deliberate/observables", `[{"type":"ip","value":"x","value":""}]`,
+			"Invalid JSON payload received. {0: {'value': ['Field may not be blank.']}}",
+		},
+		{
+			"/respond/trigger", `{"action-id":"misp-add-sighting","action-id":"x","observable_type":"ip","observable_value":"198.51.100.7"}`,
+			"Invalid JSON payload received. {'_schema': ['duplicate object member name']}",
+		},
+	} {
+		status, got := h.post(tc.path, tc.body)
+		if code, msg := errorOf(t, got); status != http.StatusOK || code != "invalid argument" || msg != tc.want {
+			t.Errorf("%s %s: HTTP %d, %s %q, want invalid argument %q", tc.path, tc.body, status, code, msg, tc.want)
+		}
+	}
+	for _, path := range []string{"/observe%2Fobservables", "/observe/%6Fbservables", "/%68ealth", "/tiles%2Ftile-data"} {
+		for _, hdr := range []http.Header{{}, {"Authorization": {h.bearer()}}} {
+			status, got := h.do(http.MethodPost, path, hdr, `[{"type":"ip"}]`)
+			if status != http.StatusNotFound {
+				t.Errorf("POST %s (token: %v): HTTP %d %v, want 404", path, len(hdr) > 0, status, got)
+			}
+		}
+	}
+}

@@ -29,7 +29,8 @@ const (
 
 // maxLength is the spec's maxLength of each string field of the request bodies (a test checks
 // it against api/openapi.yaml). Like the spec, it counts characters, not bytes. An observable's
-// value has none: a longer value than the relay looks up is skipped (maxValueLength).
+// value has none: a longer value than the relay looks up is skipped (the core's
+// maxValueLength).
 var maxLength = map[string]int{
 	"type": 128, "action-id": 128, "observable_type": 128, "observable_value": 4096,
 }

@@ -29,7 +29,7 @@ type Metrics struct {
 }
 
 // New registers every collector, the Go runtime's and the process's included. paths are the
-// relay's API paths (service.Routes, from the spec); any other path is counted as "other", so
+// relay's API paths (httpapi.Routes, from the spec); any other path is counted as "other", so
 // that scanners probing random URLs cannot grow the label set without bound.
 func New(paths []string) *Metrics {
 	known := make(map[string]bool, len(paths))

@@ -213,3 +213,31 @@ func TestReferWithoutHTTP(t *testing.T) {
 		t.Errorf("version %q", v)
 	}
 }
+
+// TestNoTenant: a call without the tenant the adapter resolves (a wiring mistake) is a
+// failure, never a nil dereference.
+func TestNoTenant(t *testing.T) {
+	s := newCore(t, &inteltest.Backend{})
+	ctx := context.Background()
+	in := []gen.ObservableInput{{Type: "ip", Value: "198.51.100.7"}}
+	var errs []error
+	errs = append(errs, s.Enrich(ctx, nil, in, true).Errs...)
+	_, e := s.Refer(ctx, nil, in)
+	errs = append(errs, e...)
+	_, e = s.Actions(ctx, nil, in)
+	errs = append(errs, e...)
+	_, e = s.Trigger(ctx, nil, gen.TriggerRequest{ActionId: "misp-add-sighting", ObservableType: "ip", ObservableValue: "198.51.100.7"})
+	errs = append(errs, e...)
+	_, e = s.Health(ctx, nil)
+	errs = append(errs, e...)
+	_, err := s.TileData(ctx, nil, "misp-summary", "last_7_days")
+	errs = append(errs, err)
+	if len(errs) != 6 {
+		t.Fatalf("%d failures, want one per call: %v", len(errs), errs)
+	}
+	for _, err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "no tenant") {
+			t.Errorf("failure %v, want the missing tenant", err)
+		}
+	}
+}

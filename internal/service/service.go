@@ -180,8 +180,8 @@ func (s *Service) searchAll(ctx context.Context, src intel.Source, obs []observa
 // once (a feed, loading or not, is not a failure: Feeds says how it stands). ok is false when
 // the tenant has no source to ask or every one pinged failed; errs names the failures.
 func (s *Service) Health(ctx context.Context, t *Tenant) (ok bool, errs []error) {
-	if t.err != nil {
-		return false, []error{t.err}
+	if err := t.failed(); err != nil {
+		return false, []error{err}
 	}
 	var pinged []int
 	for i, src := range t.sources {
@@ -233,8 +233,8 @@ type Enrichment struct {
 // verdicts and judgements only (/deliberate).
 func (s *Service) Enrich(ctx context.Context, t *Tenant, in []gen.ObservableInput, observe bool) Enrichment {
 	obs := supported(in)
-	if t.err != nil {
-		return Enrichment{Errs: []error{t.err}}
+	if err := t.failed(); err != nil {
+		return Enrichment{Errs: []error{err}}
 	}
 	// One warninglist check per MISP source, for all the values, while the searches run.
 	answers := s.askAll(ctx, t, obs, t.limit, true, nil)
@@ -281,8 +281,8 @@ func (s *Service) Enrich(ctx context.Context, t *Tenant, in []gen.ObservableInpu
 // MISP holds in no event gets no link into it.
 func (s *Service) Refer(ctx context.Context, t *Tenant, in []gen.ObservableInput) ([]gen.ReferenceLink, []error) {
 	obs := supported(in) // a MISP search link for a value MISP misreads would mislead
-	if t.err != nil {
-		return nil, []error{t.err}
+	if err := t.failed(); err != nil {
+		return nil, []error{err}
 	}
 	links := []gen.ReferenceLink{}
 	withUI := func(src intel.Source) bool { return newMapper(time.Time{}, src.UI).uiURL != "" }
@@ -384,8 +384,8 @@ const (
 // urlscan.io scan for URLs and domains when a urlscan.io key is available.
 func (s *Service) Actions(ctx context.Context, t *Tenant, in []gen.ObservableInput) ([]gen.RespondAction, []error) {
 	all := candidates(in)
-	if t.err != nil {
-		return nil, []error{t.err}
+	if err := t.failed(); err != nil {
+		return nil, []error{err}
 	}
 	// One event is enough to know a MISP has the observable.
 	var safe []observable
@@ -463,8 +463,8 @@ func (s *Service) Trigger(ctx context.Context, t *Tenant, body gen.TriggerReques
 func (s *Service) trigger(ctx context.Context, t *Tenant, body gen.TriggerRequest) (ok bool, errs []error) {
 	switch gen.RespondActionId(body.ActionId) {
 	case gen.MispAddSighting, gen.MispAddFalsePositive:
-		if t.err != nil {
-			return false, []error{t.err}
+		if err := t.failed(); err != nil {
+			return false, []error{err}
 		}
 		o, err := triggerObservable(body)
 		if err != nil {
@@ -499,6 +499,9 @@ func (s *Service) trigger(ctx context.Context, t *Tenant, body gen.TriggerReques
 // sources that hold o take it, all at once; when none holds it (or it could not be asked),
 // every writable source is asked to, and says why not.
 func (s *Service) report(ctx context.Context, t *Tenant, o observable, typ intel.SightingType) (bool, []error) {
+	if len(t.sources) == 0 {
+		return false, []error{errNoBackend}
+	}
 	if !t.multi() {
 		src := t.sources[0]
 		if src.Backend == nil {

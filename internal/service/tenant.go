@@ -3,6 +3,7 @@ package service
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"hash"
 	"io"
 	"slices"
@@ -99,6 +100,18 @@ func writeLenPrefixed(h hash.Hash, s string) {
 	var n [binary.MaxVarintLen64]byte
 	_, _ = h.Write(binary.AppendUvarint(n[:0], uint64(len(s)))) // a hash.Hash never fails
 	_, _ = io.WriteString(h, s)
+}
+
+// errNoTenant is a call of the core without the tenant the adapter resolves (a wiring
+// mistake): answered as a failure, never a nil dereference.
+var errNoTenant = errors.New("service: no tenant resolved for the request")
+
+// failed is why the tenant's sources cannot be asked, or nil.
+func (t *Tenant) failed() error {
+	if t == nil {
+		return errNoTenant
+	}
+	return t.err
 }
 
 // ID names the tenant, for bounds per tenant.

@@ -20,8 +20,8 @@ func (s *Service) TileData(ctx context.Context, t *Tenant, tile, period string) 
 	if _, err := tiles.DefinitionOf(tile); err != nil {
 		return nil, tileError(err)
 	}
-	if t.err != nil {
-		return nil, t.err
+	if err := t.failed(); err != nil {
+		return nil, err
 	}
 	// Every source of the tenant (its MISPs, then the feeds), each asked with its own key
 	// and linking to its own MISP.
