@@ -158,6 +158,7 @@ type Verifier struct {
 	hosts      map[string]bool
 	audience   string
 	keys       *keyCache
+	verified   *verifiedTokens
 }
 
 // NewVerifier returns a Verifier for secret with the default configuration-token settings.
@@ -204,6 +205,7 @@ func New(cfg Config) *Verifier {
 		hosts:      hosts,
 		audience:   cfg.Audience,
 		keys:       newKeyCache(cfg),
+		verified:   newVerifiedTokens(cfg.Now),
 	}
 }
 
@@ -292,15 +294,29 @@ func (v *Verifier) verify(ctx context.Context, header, audience string) (Claims,
 	if len(token) > MaxTokenBytes {
 		return Claims{}, &Error{reasonTooLarge}
 	}
+	if c, ok := v.verified.get(audience, token); ok {
+		return c, nil
+	}
 	unverified := jwt.MapClaims{}
 	parsed, _, err := v.unverified.ParseUnverified(token, unverified)
 	if err != nil {
 		return Claims{}, &Error{ReasonStructure}
 	}
+	var c Claims
 	if alg, _ := parsed.Header["alg"].(string); alg == algRS256 {
-		return v.verifyConfigToken(ctx, token, parsed.Header, unverified, audience)
+		c, err = v.verifyConfigToken(ctx, token, parsed.Header, unverified, audience)
+	} else {
+		c, err = v.verifyHS256(token)
 	}
-	return v.verifyHS256(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	var exp time.Time
+	if e, err := unverified.GetExpirationTime(); err == nil && e != nil {
+		exp = e.Time // verified now, with the signature: the claims parsed unverified are its own
+	}
+	v.verified.add(audience, token, c, exp)
+	return c, nil
 }
 
 // verifyHS256 is the generic-module path: every algorithm but HS256 fails here.
