@@ -1,10 +1,9 @@
 package auth
 
 import (
-	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Verified tokens are remembered: XDR sends a module's token with every call, and checking
@@ -24,17 +23,16 @@ type verifiedToken struct {
 }
 
 type verifiedTokens struct {
-	now func() time.Time
-	mu  sync.Mutex
-	lru *simplelru.LRU[string, verifiedToken]
+	now    func() time.Time
+	tokens *lru.Cache[string, verifiedToken] // safe for concurrent use
 }
 
 func newVerifiedTokens(now func() time.Time) *verifiedTokens {
-	lru, err := simplelru.NewLRU[string, verifiedToken](verifiedSize, nil)
+	tokens, err := lru.New[string, verifiedToken](verifiedSize)
 	if err != nil {
 		panic(err) // only for a size below 1
 	}
-	return &verifiedTokens{now: now, lru: lru}
+	return &verifiedTokens{now: now, tokens: tokens}
 }
 
 func tokenKey(audience, token string) string { return audience + "\x00" + token }
@@ -42,14 +40,12 @@ func tokenKey(audience, token string) string { return audience + "\x00" + token 
 // get returns the claims of a token verified for audience, while it may still be trusted.
 func (t *verifiedTokens) get(audience, token string) (Claims, bool) {
 	key := tokenKey(audience, token)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.lru.Get(key)
+	e, ok := t.tokens.Get(key)
 	if !ok {
 		return Claims{}, false
 	}
 	if !t.now().Before(e.until) {
-		t.lru.Remove(key)
+		t.tokens.Remove(key) // at worst a fresher entry added meanwhile: verified again
 		return Claims{}, false
 	}
 	return e.claims, true
@@ -62,7 +58,5 @@ func (t *verifiedTokens) add(audience, token string, c Claims, exp time.Time) {
 	if !exp.IsZero() && exp.Before(until) {
 		until = exp
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.lru.Add(tokenKey(audience, token), verifiedToken{claims: c, until: until})
+	t.tokens.Add(tokenKey(audience, token), verifiedToken{claims: c, until: until})
 }

@@ -189,17 +189,7 @@ var errTrailingData = errors.New("data after the JSON value")
 
 // decodeStrict parses body as one JSON value (numbers kept as json.Number) with no object
 // naming a member twice: the one decoding of a request body.
-func decodeStrict(body []byte) (any, error) {
-	return decode(body, func(dec *json.Decoder, v *any) error {
-		if err := decodeUnique(dec, v); err != nil {
-			if duplicateName(err) {
-				return errDuplicateName
-			}
-			return err
-		}
-		return nil
-	})
-}
+func decodeStrict(body []byte) (any, error) { return decode(body, decodeUnique) }
 
 // decodeBody parses body as JSON as the Python relays read it (a repeated member name keeps
 // its last value) and reports whether it is a single well-formed JSON value: what the

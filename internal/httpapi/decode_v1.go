@@ -8,6 +8,3 @@ import "encoding/json"
 // built with GOEXPERIMENT=nojsonv2) duplicate member names cannot be told apart, and the last
 // one wins, as kin-openapi's request validation then also reads them.
 func decodeUnique(dec *json.Decoder, v *any) error { return dec.Decode(v) }
-
-// duplicateName is false: without json/v2 a repeated member name is not refused.
-func duplicateName(error) bool { return false }

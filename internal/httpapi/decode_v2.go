@@ -10,11 +10,15 @@ import (
 )
 
 // decodeUnique decodes dec's next value into v, refusing objects that name a member twice
-// (through json/v2's UnmarshalerFrom, which the v2-backed encoding/json of Go 1.27 calls with
-// its own options, UseNumber included), as kin-openapi's request validation does with the
-// same Go.
+// with errDuplicateName (through json/v2's UnmarshalerFrom, which the v2-backed encoding/json
+// of Go 1.27 calls with its own options, UseNumber included), as kin-openapi's request
+// validation does with the same Go.
 func decodeUnique(dec *json.Decoder, v *any) error {
-	return dec.Decode(&uniqueNames{v}) //nolint:staticcheck // SA9005 does not know json/v2's UnmarshalJSONFrom
+	err := dec.Decode(&uniqueNames{v}) //nolint:staticcheck // SA9005 does not know json/v2's UnmarshalJSONFrom
+	if duplicateName(err) {
+		return errDuplicateName
+	}
+	return err
 }
 
 type uniqueNames struct{ out *any }

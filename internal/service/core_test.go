@@ -31,6 +31,16 @@ func c2Event() intel.Event {
 	}
 }
 
+// c2Backend holds c2Event, and nothing else.
+func c2Backend() *inteltest.Backend {
+	return &inteltest.Backend{SearchFn: func(_ context.Context, _ string, q intel.Query) ([]intel.Event, error) {
+		if q.Value == "198.51.100.7" {
+			return []intel.Event{c2Event()}, nil
+		}
+		return nil, nil
+	}}
+}
+
 func newCore(t *testing.T, b intel.Backend) *service.Service {
 	t.Helper()
 	s, err := service.New(service.Config{Version: "9.9.9", Backend: b, UIURL: "https://misp.example", Now: func() time.Time { return coreNow }})
@@ -41,12 +51,7 @@ func newCore(t *testing.T, b intel.Backend) *service.Service {
 }
 
 func TestEnrichWithoutHTTP(t *testing.T) {
-	found := &inteltest.Backend{SearchFn: func(_ context.Context, _ string, q intel.Query) ([]intel.Event, error) {
-		if q.Value == "198.51.100.7" {
-			return []intel.Event{c2Event()}, nil
-		}
-		return nil, nil
-	}}
+	found := c2Backend()
 	down := &inteltest.Backend{SearchFn: func(context.Context, string, intel.Query) ([]intel.Event, error) {
 		return nil, &upstream.Error{Summary: "MISP search failed", Op: "search", Kind: upstream.ErrUnavailable}
 	}}
@@ -136,12 +141,7 @@ func matches(err, want error) bool {
 }
 
 func TestActionsWithoutHTTP(t *testing.T) {
-	held := &inteltest.Backend{SearchFn: func(_ context.Context, _ string, q intel.Query) ([]intel.Event, error) {
-		if q.Value == "198.51.100.7" {
-			return []intel.Event{c2Event()}, nil
-		}
-		return nil, nil
-	}}
+	held := c2Backend()
 	s := newCore(t, held)
 	tenant := s.Tenant(auth.Claims{Key: "k"})
 	actions, errs := s.Actions(context.Background(), tenant, []gen.ObservableInput{{Type: "ip", Value: "198.51.100.7"}, {Type: "ip", Value: "192.0.2.1"}})

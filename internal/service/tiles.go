@@ -17,8 +17,8 @@ import (
 // TileData draws one tile's data for a period. A mistake in the tile or period is answered
 // without a MISP call.
 func (s *Service) TileData(ctx context.Context, t *Tenant, tile, period string) (*tiles.Data, error) {
-	if _, err := tiles.DefinitionOf(tile); err != nil {
-		return nil, tileError(err)
+	if _, err := TileDefinition(tile); err != nil {
+		return nil, err
 	}
 	if err := t.failed(); err != nil {
 		return nil, err
