@@ -119,7 +119,18 @@ func (c *Cache) keyHash(key string) string {
 // searchKey is q's cache key for the API key whose keyHash is keyHash: a Lookup hashes the
 // key once for all its queries.
 func (c *Cache) searchKey(keyHash string, q intel.Query) string {
-	return strings.Join([]string{c.baseURL, keyHash, strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit)}, "\x00")
+	return strings.Join([]string{c.baseURL, keyHash, strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit), warningsKey(q)}, "\x00")
+}
+
+// warningsKey tells a query with Warnings apart in the keys: its answer holds MISP's
+// warninglist hits, which an answer without them must not stand in for. It is "" otherwise,
+// so the shared store's keys are those of the releases that asked for the hits every time
+// (whose answers, with the hits, serve both).
+func warningsKey(q intel.Query) string {
+	if q.Warnings {
+		return "+warnings"
+	}
+	return ""
 }
 
 // Search is Lookup of one query.
@@ -377,7 +388,7 @@ func (b *batcher) send() {
 // sharedRef is the shared store's entry of a search: keyed and sealed for the tenant.
 func (c *Cache) sharedRef(key string, q intel.Query) entryRef {
 	return entryRef{
-		key:  sharedKey(c.baseURL, key, "search", strings.Join(q.Types, "\x00"), q.Value, strconv.Itoa(q.Limit)),
+		key:  sharedKey(c.baseURL, key, "search"+warningsKey(q), strings.Join(q.Types, "\x00"), q.Value, strconv.Itoa(q.Limit)),
 		aead: newSealer(c.baseURL, key),
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/misp"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -176,6 +178,93 @@ func TestWarninglistCheckFails(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "404") {
 		t.Errorf("the log does not say why: %s", h.logs.String())
+	}
+}
+
+// TestWarninglistCheckFailsAsksTheSearch: the search does not ask MISP for the matched
+// attributes' warninglist hits, as checkValue answers for every value; when checkValue
+// fails, the values MISP holds are searched again with the hits, so 8.8.8.8 of a High event
+// is still Common by MISP's list, and a value without events costs nothing more.
+func TestWarninglistCheckFailsAsksTheSearch(t *testing.T) {
+	h := newHarness(t, options{events: [][]byte{dnsEvent(uuidDNS, true)}})
+	h.misp.Warninglist(dnsListName, "8.8.8.8")
+	h.misp.Fail("/warninglists/checkValue", http.StatusServiceUnavailable, `{"name":"busy","message":"busy","url":"/warninglists/checkValue"}`)
+	data := answerOf(t, h, "/observe/observables", `[{"type":"ip","value":"8.8.8.8"},{"type":"ip","value":"192.0.2.1"}]`)
+	if v, j := verdictFor(t, data, "8.8.8.8"); v["disposition_name"] != "Common" || !strings.Contains(j["reason"].(string), dnsReason) {
+		t.Errorf("verdict %v, judgement reason %q; want Common by MISP's list", v, j["reason"])
+	}
+	type search struct {
+		Values []string
+		Hits   int
+	}
+	var searches []search
+	for _, r := range h.misp.Requests() {
+		if r.Path != "/attributes/restSearch" {
+			continue
+		}
+		var body struct {
+			Value                  any `json:"value"`
+			IncludeWarninglistHits int `json:"includeWarninglistHits"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		var values []string
+		switch v := body.Value.(type) {
+		case string:
+			values = []string{v}
+		case []any:
+			for _, x := range v {
+				values = append(values, x.(string))
+			}
+		}
+		slices.Sort(values)
+		searches = append(searches, search{values, body.IncludeWarninglistHits})
+	}
+	want := []search{{[]string{"192.0.2.1", "8.8.8.8"}, 0}, {[]string{"8.8.8.8"}, 1}}
+	if diff := cmp.Diff(want, searches); diff != "" {
+		t.Errorf("searches (-want +got):\n%s", diff)
+	}
+	// With checkValue answering, one search, without the hits.
+	h.misp.Fail("/warninglists/checkValue", 0, "")
+	before := len(h.misp.Requests())
+	data = answerOf(t, h, "/observe/observables", `[{"type":"ip","value":"8.8.8.8"}]`)
+	if v, _ := verdictFor(t, data, "8.8.8.8"); v["disposition_name"] != "Common" {
+		t.Errorf("with checkValue: %v", v)
+	}
+	for _, r := range h.misp.Requests()[before:] {
+		if r.Path == "/attributes/restSearch" && strings.Contains(string(r.Body), `"includeWarninglistHits":1`) {
+			t.Errorf("a search asked for the hits with checkValue answering: %s", r.Body)
+		}
+	}
+}
+
+// TestWarninglistCheckInLowerCase: MISP keeps hashes and domains in lower case, in its
+// attributes and its lists, and its checkValue compares the value as sent (a sha256 in
+// capitals is on no list of a real MISP 2.5.1): such values are checked in lower case and the
+// hits given to the value as the analyst wrote it; a URL keeps its spelling.
+func TestWarninglistCheckInLowerCase(t *testing.T) {
+	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	h := newHarness(t, options{})
+	h.misp.Warninglist("List of known hashes for empty files", emptySHA256)
+	h.misp.Warninglist("Top domains", "example.com")
+	upper := strings.ToUpper(emptySHA256)
+	data := answerOf(t, h, "/observe/observables", `[{"type":"sha256","value":"`+upper+`"},{"type":"domain","value":"Example.COM"},{"type":"url","value":"http://Example.COM/X"}]`)
+	for _, v := range []string{upper, "Example.COM"} {
+		if v, _ := verdictFor(t, data, v); v["disposition_name"] != "Common" {
+			t.Errorf("%s: %v, want Common", v, v)
+		}
+	}
+	var checked []string
+	for _, r := range h.misp.Requests() {
+		if r.Path == "/warninglists/checkValue" {
+			if err := json.Unmarshal(r.Body, &checked); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{emptySHA256, "example.com", "http://Example.COM/X"}, checked); diff != "" {
+		t.Errorf("checkValue body (-want +got):\n%s", diff)
 	}
 }
 

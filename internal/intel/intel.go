@@ -27,6 +27,11 @@ type Query struct {
 	Types []string
 	// Limit caps the number of distinct events returned (CTR_ENTITIES_LIMIT); <= 0: no cap.
 	Limit int
+	// Warnings asks a MISP to annotate the matched attributes with the warninglists they are
+	// on (Attribute.Warnings). The relay asks only when MISP's warninglists/checkValue, which
+	// answers for every value of a request at once, failed: MISP checks each matched
+	// attribute against its lists for it, which costs more than the search itself.
+	Warnings bool
 }
 
 // Event is a MISP event together with the attributes of it that matched a query.
@@ -77,7 +82,8 @@ type Attribute struct {
 	// Tags are the attribute's own tag names, in MISP's order. Tags MISP copies from the
 	// event (includeEventTags marks them "inherited") are left out: they are Event.Tags.
 	Tags []string
-	// Warnings are the warninglists MISP says the value is on (includeWarninglistHits).
+	// Warnings are the warninglists MISP says the value is on (includeWarninglistHits, sent
+	// only for a Query with Warnings).
 	// MISP checks only attributes flagged for IDS unless MISP.warning_for_all is set, and a
 	// composite value half by half: see WarningsAbout.
 	Warnings  []WarninglistHit

@@ -42,7 +42,8 @@ func (c *Client) Lookup(ctx context.Context, key string, qs []intel.Query) []int
 		}
 		return out
 	}
-	var batch, alone []int
+	var batches [2][]int // the queries searched together: without and with Warnings
+	var alone []int
 	for i, q := range qs {
 		switch {
 		case !intel.SafeValue(q.Value):
@@ -50,15 +51,23 @@ func (c *Client) Lookup(ctx context.Context, key string, qs []intel.Query) []int
 			out[i].Err = c.scrub(c.fail(op, 0, ErrUnexpected, "refusing to search for a value MISP would not match exactly", key))
 		case !ascii(q.Value):
 			alone = append(alone, i)
+		case q.Warnings:
+			batches[1] = append(batches[1], i)
 		default:
-			batch = append(batch, i)
+			batches[0] = append(batches[0], i)
 		}
 	}
 	var wg sync.WaitGroup
 	for _, i := range alone {
 		wg.Go(func() { out[i].Events, out[i].Err = c.searchOne(ctx, key, qs[i]) })
 	}
-	c.searchBatch(ctx, key, qs, batch, out)
+	if warned := batches[1]; len(batches[0]) > 0 && len(warned) > 0 {
+		wg.Go(func() { c.searchBatch(ctx, key, qs, warned, out) })
+		batches[1] = nil
+	}
+	for _, b := range batches {
+		c.searchBatch(ctx, key, qs, b, out)
+	}
 	wg.Wait()
 	return out
 }
@@ -80,7 +89,9 @@ func (c *Client) searchBatch(ctx context.Context, key string, qs []intel.Query, 
 	var res pagesResult
 	if err == nil {
 		values := b.values()
-		res, err = c.searchPages(slotCtx, op, key, values, b.types(), b, true, c.batchPage(len(values)))
+		// Lookup batches queries of one Warnings together.
+		with := include{sightings: true, warnings: qs[idx[0]].Warnings}
+		res, err = c.searchPages(slotCtx, op, key, values, b.types(), b, with, c.batchPage(len(values)))
 		done()
 	}
 	switch {

@@ -2,7 +2,9 @@ package misp_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,6 +106,63 @@ func TestLookupIsOneSearchAnsweringEachValueAsAlone(t *testing.T) {
 	for i, want := range map[int][2]int{0: {2, 2}, 1: {2, 2}, 2: {1, 1}, 3: {2, 2}, 6: {1, 1}, 7: {1, 1}, 8: {1, 1}, 9: {0, 0}, 10: {1, 1}} {
 		if e, a := count(i); e != want[0] || a != want[1] {
 			t.Errorf("%s: %d events, %d attributes; want %v", qs[i].Value, e, a, want)
+		}
+	}
+}
+
+// TestLookupBatchesByWarnings: queries with Warnings are searched together, with
+// includeWarninglistHits, apart from the others, and each gets the answer it gets alone:
+// MISP's hits on the IDS attributes of the first, none on the second.
+func TestLookupBatchesByWarnings(t *testing.T) {
+	srv := misptest.New(t, testKey, batchEvents()...)
+	srv.Warninglist("List of known IPv4 addresses", "198.51.100.7")
+	srv.Warninglist("List of known domains", "evil.example")
+	c := newClient(t, srv.URL)
+	qs := []intel.Query{
+		{Value: "198.51.100.7", Types: ipTypes, Limit: 10, Warnings: true},
+		{Value: "evil.example", Types: domainTypes, Limit: 10},
+		{Value: "evil.example", Types: domainTypes, Limit: 10, Warnings: true},
+		{Value: "203.0.113.5", Types: ipTypes, Limit: 10},
+	}
+	got := c.Lookup(context.Background(), testKey, qs)
+	reqs := srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2 (one search per Warnings)", len(reqs))
+	}
+	asked := map[bool][]string{}
+	for i := range reqs {
+		var body struct {
+			IncludeWarninglistHits int `json:"includeWarninglistHits"`
+		}
+		if err := json.Unmarshal(reqs[i].Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		vs := misptest.SearchValues(&reqs[i])
+		slices.Sort(vs)
+		asked[body.IncludeWarninglistHits == 1] = vs
+	}
+	want := map[bool][]string{true: {"198.51.100.7", "evil.example"}, false: {"203.0.113.5", "evil.example"}}
+	if diff := cmp.Diff(want, asked); diff != "" {
+		t.Errorf("values by includeWarninglistHits (-want +got):\n%s", diff)
+	}
+	warned := func(r intel.Result) (n int) {
+		for _, e := range r.Events {
+			for _, a := range e.Attributes {
+				n += len(a.Warnings)
+			}
+		}
+		return n
+	}
+	for i, q := range qs {
+		alone, err := c.Search(context.Background(), testKey, q)
+		if err != nil || got[i].Err != nil {
+			t.Fatalf("%s: alone %v, in the batch %v", q.Value, err, got[i].Err)
+		}
+		if diff := cmp.Diff(alone, got[i].Events); diff != "" {
+			t.Errorf("%s (Warnings %v): the batch's answer differs from the answer alone (-alone +batch):\n%s", q.Value, q.Warnings, diff)
+		}
+		if n := warned(got[i]); (n > 0) != q.Warnings {
+			t.Errorf("%s (Warnings %v): %d warninglist hits", q.Value, q.Warnings, n)
 		}
 	}
 }

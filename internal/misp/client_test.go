@@ -94,6 +94,20 @@ func TestRequests(t *testing.T) {
 			wantPath: "/misp/attributes/restSearch",
 			wantBody: map[string]any{
 				"returnFormat": "json", "value": "evil.example", "type": []any{"domain", "domain|ip"},
+				"includeContext": 1.0, "includeEventTags": 1.0, "includeWarninglistHits": 0.0, "includeSightings": 1.0, "includeDecayScore": 1.0, "limit": 7.0, "page": 1.0,
+			},
+		},
+		{
+			name:   "search with warninglist hits",
+			answer: `{"response":{"Attribute":[]}}`,
+			call: func(c *misp.Client) error {
+				_, err := c.Search(context.Background(), testKey, intel.Query{Value: "evil.example", Types: []string{"domain"}, Limit: 5, Warnings: true})
+				return err
+			},
+			wantVerb: http.MethodPost,
+			wantPath: "/misp/attributes/restSearch",
+			wantBody: map[string]any{
+				"returnFormat": "json", "value": "evil.example", "type": []any{"domain"},
 				"includeContext": 1.0, "includeEventTags": 1.0, "includeWarninglistHits": 1.0, "includeSightings": 1.0, "includeDecayScore": 1.0, "limit": 7.0, "page": 1.0,
 			},
 		},
@@ -108,7 +122,7 @@ func TestRequests(t *testing.T) {
 			wantPath: "/misp/attributes/restSearch",
 			wantBody: map[string]any{
 				"returnFormat": "json", "value": "a&b<c>", "type": []any{},
-				"includeContext": 1.0, "includeEventTags": 1.0, "includeWarninglistHits": 1.0, "includeSightings": 1.0, "includeDecayScore": 1.0, "limit": 7.0, "page": 1.0,
+				"includeContext": 1.0, "includeEventTags": 1.0, "includeWarninglistHits": 0.0, "includeSightings": 1.0, "includeDecayScore": 1.0, "limit": 7.0, "page": 1.0,
 			},
 		},
 		{

@@ -182,8 +182,8 @@ func TestSearchEvidenceFields(t *testing.T) {
 }
 
 // TestSearchAsksForEvidence checks the restSearch body against the fake MISP, which honours
-// the include* options: sightings, decay scores and warnings come back (warnings on IDS
-// attributes only, as MISP does).
+// the include* options: sightings, decay scores and, for a query with Warnings, warnings come
+// back (warnings on IDS attributes only, as MISP does); without Warnings, none.
 func TestSearchAsksForEvidence(t *testing.T) {
 	event := []byte(`{"Event":{"uuid":"5b646415-7b48-40d5-86b4-c0070acd0835","info":"x","date":"2024-01-01","threat_level_id":"1",
 	 "Orgc":{"name":"CIRCL","uuid":"55f6ea5e-2c60-40e5-964f-47a8950d210f"},"Tag":[{"name":"tlp:green"}],
@@ -195,6 +195,13 @@ func TestSearchAsksForEvidence(t *testing.T) {
 	srv := misptest.New(t, testKey, event)
 	srv.Warninglist("List of known IPv4 public DNS resolvers", "8.8.8.8")
 	got, err := evidenceClient(t, srv.URL).Search(context.Background(), testKey, intel.Query{Value: "8.8.8.8", Limit: 10})
+	if err != nil || len(got) != 1 || len(got[0].Attributes) != 2 {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if w := got[0].Attributes[0].Warnings; w != nil {
+		t.Errorf("warnings without asking for them: %+v", w)
+	}
+	got, err = evidenceClient(t, srv.URL).Search(context.Background(), testKey, intel.Query{Value: "8.8.8.8", Limit: 10, Warnings: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +220,7 @@ func TestSearchAsksForEvidence(t *testing.T) {
 	}
 	// With MISP.warning_for_all, the other attribute is annotated too.
 	srv.WarningForAll(true)
-	got, err = evidenceClient(t, srv.URL).Search(context.Background(), testKey, intel.Query{Value: "8.8.8.8", Limit: 10})
+	got, err = evidenceClient(t, srv.URL).Search(context.Background(), testKey, intel.Query{Value: "8.8.8.8", Limit: 10, Warnings: true})
 	if err != nil || len(got[0].Attributes[1].Warnings) != 1 {
 		t.Errorf("warning_for_all: %+v, %v", got, err)
 	}

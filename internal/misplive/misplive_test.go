@@ -304,6 +304,9 @@ type proxy struct {
 	mu    sync.Mutex
 	calls map[string]int
 	drop  atomic.Bool
+	// refuse is a path the proxy answers itself with MISP's 404 Not Found, as a MISP
+	// without the endpoint, or a gateway in front of MISP refusing it, does ("": none).
+	refuse atomic.Value
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -318,6 +321,12 @@ func newProxy(t *testing.T, target string) *proxy {
 		p.mu.Lock()
 		p.calls[r.URL.Path]++
 		p.mu.Unlock()
+		if path, _ := p.refuse.Load().(string); path != "" && path == r.URL.Path {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"name":"Not Found","message":"Not Found","url":"`+path+`"}`)
+			return
+		}
 		if p.drop.Load() {
 			// MISP gets the call and works on it; then the connection dies without an answer.
 			rec := httptest.NewRecorder()

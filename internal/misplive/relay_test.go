@@ -66,6 +66,9 @@ var expectations = []struct {
 	{observable{"ip", "8.8.8.8"}, "Common", `on MISP warninglist "List of known IPv4 public DNS resolvers"`},
 	{observable{"ip", "10.11.12.13"}, "Common", `on MISP warninglist "List of RFC 1918 CIDR blocks"`},
 	{observable{"md5", "d41d8cd98f00b204e9800998ecf8427e"}, "Common", `on MISP warninglist "List of known hashes for empty files"`},
+	// The same in capitals: MISP's search ignores letter case, its checkValue does not (the
+	// relay asks it about hashes and domains in lower case, as MISP keeps them).
+	{observable{"md5", "D41D8CD98F00B204E9800998ECF8427E"}, "Common", `on MISP warninglist "List of known hashes for empty files"`},
 	// Row 3: more false positives than sightings; an expiration sighting in the past.
 	{observable{"domain", "fp.relay-test.example"}, "Common", "more false-positive reports than sightings"},
 	{observable{"domain", "expired.relay-test.example"}, "Unknown", "expired in MISP on"},
@@ -210,6 +213,7 @@ func TestRealMISP(t *testing.T) {
 		testTiles(t, api, mispURL, key, s.org.name, s.org.uuid)
 		testRelayTiles(t, r, token, secrets)
 	})
+	t.Run("a refused warninglist check: the search brings MISP's hits", func(t *testing.T) { testCheckRefused(t, r, p, token, secrets) })
 	// Cost before faults: the faults trip the relay's circuit breaker for a while.
 	t.Run("what MISP costs", func(t *testing.T) { measureCost(t, api, r, p, token, obs) })
 	t.Run("faults", func(t *testing.T) { testFaults(t, bin, r, p, mispURL, key, s.readOnlyKey) })
@@ -448,4 +452,29 @@ func sameValue(a, b string) bool {
 		return err == nil && x == y
 	}
 	return strings.EqualFold(a, b)
+}
+
+// testCheckRefused: with warninglists/checkValue refused, the relay asks MISP's search for
+// the matched attributes' warninglist hits, in a second search of the values MISP holds, so a
+// value on a list and in a High event is still Common by the list, and a value no event holds
+// costs nothing more.
+func testCheckRefused(t *testing.T, r *relay, p *proxy, token string, secrets []string) {
+	p.refuse.Store("/warninglists/checkValue")
+	defer p.refuse.Store("")
+	obs := []observable{{"ip", "8.8.8.8"}, {"md5", "d41d8cd98f00b204e9800998ecf8427e"}, {"domain", "nothing.relay-test.example"}}
+	p.take()
+	got := r.post(t, token, "/observe/observables", obs, secrets...)
+	calls := p.take()
+	if code, msg := errorOf(got); code != "" {
+		t.Fatalf("observe failed: %s: %s", code, msg)
+	}
+	verdicts, reasons := verdictsOf(got)
+	for _, o := range obs[:2] {
+		if verdicts[o] != "Common" || !strings.Contains(reasons[o], "on MISP warninglist") {
+			t.Errorf("%s %s: verdict %q (reason %q), want Common by MISP's list", o.Type, o.Value, verdicts[o], reasons[o])
+		}
+	}
+	if calls["/attributes/restSearch"] != 2 || calls["/warninglists/checkValue"] != 1 {
+		t.Errorf("MISP calls %v, want 2 restSearch (the second for the hits) and 1 checkValue", calls)
+	}
 }

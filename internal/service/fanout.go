@@ -60,12 +60,16 @@ func (s *Service) askAll(ctx context.Context, t *Tenant, obs []observable, limit
 		a := &out[k]
 		src := t.sources[a.at]
 		ask := func() {
-			checked := func() map[string][]intel.WarninglistHit { return nil }
-			if warnings {
-				checked = s.checkWarninglists(ctx, src, obs)
+			if !warnings {
+				a.results = s.searchAll(ctx, src, obs, limit, false)
+				return
 			}
-			a.results = s.searchAll(ctx, src, obs, limit)
-			a.checked = checked()
+			checked := s.checkWarninglists(ctx, src, obs)
+			a.results = s.searchAll(ctx, src, obs, limit, false)
+			var ok bool
+			if a.checked, ok = checked(); !ok {
+				s.searchWarnings(ctx, src, obs, limit, a.results)
+			}
 		}
 		if len(out) == 1 {
 			ask() // no goroutine for a tenant of one source
@@ -75,6 +79,29 @@ func (s *Service) askAll(ctx context.Context, t *Tenant, obs []observable, limit
 	}
 	wg.Wait()
 	return out
+}
+
+// searchWarnings asks src again, with MISP's warninglist hits (intel.Query.Warnings), about
+// the observables it found events for, when its warninglist check failed: the search does
+// not ask for the hits of the attributes it matches, as the check answers for every value,
+// so without this a value that is on a warninglist and in an event would lose the list's
+// word. results are replaced where the second answer succeeds.
+func (s *Service) searchWarnings(ctx context.Context, src intel.Source, obs []observable, limit int, results []lookup) {
+	var again []observable
+	var at []int
+	for i, r := range results {
+		if r.err == nil && len(r.events) > 0 {
+			again, at = append(again, obs[i]), append(at, i)
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	for k, r := range s.searchAll(ctx, src, again, limit, true) {
+		if r.err == nil {
+			results[at[k]] = r
+		}
+	}
 }
 
 // merged is what every source said of one observable: the events, most severe first, each

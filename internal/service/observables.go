@@ -17,6 +17,11 @@ type observableKind struct {
 	mispTypes []string
 	// hash types never expire: their judgements are valid until CTIM's end of time.
 	hash bool
+	// caseless: MISP keeps such values in lower case, in its attributes (its
+	// AttributeValidationTool lower-cases domains, hostnames, e-mail addresses and hashes,
+	// the hash half of "filename|md5" too) and in its hostname lists, so its warninglists are
+	// asked about the lower-case spelling (observable.checked).
+	caseless bool
 }
 
 var (
@@ -29,14 +34,14 @@ var (
 var kinds = map[string]observableKind{
 	"ip":        {human: "IP", mispTypes: ipTypes},
 	"ipv6":      {human: "IPv6", mispTypes: ipTypes},
-	"domain":    {human: "domain", mispTypes: hostnameTypes},
-	"hostname":  {human: "hostname", mispTypes: hostnameTypes},
+	"domain":    {human: "domain", mispTypes: hostnameTypes, caseless: true},
+	"hostname":  {human: "hostname", mispTypes: hostnameTypes, caseless: true},
 	"url":       {human: "URL", mispTypes: []string{"url", "uri", "link"}},
-	"md5":       {human: "MD5", mispTypes: []string{"md5", "filename|md5", "malware-sample"}, hash: true},
-	"sha1":      {human: "SHA1", mispTypes: []string{"sha1", "filename|sha1"}, hash: true},
-	"sha256":    {human: "SHA256", mispTypes: []string{"sha256", "filename|sha256"}, hash: true},
-	"sha512":    {human: "SHA512", mispTypes: []string{"sha512", "filename|sha512"}, hash: true},
-	"email":     {human: "email", mispTypes: []string{"email", "email-src", "email-dst", "target-email", "whois-registrant-email"}},
+	"md5":       {human: "MD5", mispTypes: []string{"md5", "filename|md5", "malware-sample"}, hash: true, caseless: true},
+	"sha1":      {human: "SHA1", mispTypes: []string{"sha1", "filename|sha1"}, hash: true, caseless: true},
+	"sha256":    {human: "SHA256", mispTypes: []string{"sha256", "filename|sha256"}, hash: true, caseless: true},
+	"sha512":    {human: "SHA512", mispTypes: []string{"sha512", "filename|sha512"}, hash: true, caseless: true},
+	"email":     {human: "email", mispTypes: []string{"email", "email-src", "email-dst", "target-email", "whois-registrant-email"}, caseless: true},
 	"file_name": {human: "file name", mispTypes: []string{"filename", "filename|md5", "filename|sha1", "filename|sha256", "filename|sha512", "malware-sample"}},
 }
 
@@ -97,6 +102,15 @@ func safeOnly(obs []observable) []observable {
 		}
 	}
 	return obs[:n]
+}
+
+// checked is the spelling of o's value MISP's warninglists are asked about: lower case for a
+// caseless kind, as MISP keeps it.
+func (o observable) checked() string {
+	if o.kind.caseless {
+		return strings.ToLower(o.Value)
+	}
+	return o.Value
 }
 
 // scannable reports whether urlscan.io can scan o.

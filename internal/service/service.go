@@ -135,8 +135,9 @@ type lookup struct {
 
 // searchAll looks the observables up in one Lookup of src (one restSearch for a MISP,
 // however many observables) and returns the answers in input order. One failure does not
-// fail the others.
-func (s *Service) searchAll(ctx context.Context, src intel.Source, obs []observable, limit int) (out []lookup) {
+// fail the others. warnings asks a MISP for its warninglist hits on the matched attributes
+// (intel.Query.Warnings).
+func (s *Service) searchAll(ctx context.Context, src intel.Source, obs []observable, limit int, warnings bool) (out []lookup) {
 	out = make([]lookup, len(obs))
 	if len(obs) == 0 {
 		return out
@@ -149,7 +150,7 @@ func (s *Service) searchAll(ctx context.Context, src intel.Source, obs []observa
 	}
 	qs := make([]intel.Query, len(obs))
 	for i, o := range obs {
-		qs[i] = intel.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit}
+		qs[i] = intel.Query{Value: o.Value, Types: o.kind.mispTypes, Limit: limit, Warnings: warnings}
 	}
 	// A panic here would kill the process: the HTTP recoverer only guards the request's own
 	// goroutine, and the backend may run parts of the lookup in others.

@@ -31,49 +31,73 @@ type cachedWarninglists interface {
 }
 
 // checkWarninglists starts MISP's warninglist check of the request's values, concurrently
-// with the searches, and returns a function that waits for its answer. A backend without
-// the capability, or a check that fails, gives no hits: the failure is logged once for the
-// request (MISP lacking the endpoint must not fail lookups) and the verdicts rest on the
-// other warninglist evidence.
-func (s *Service) checkWarninglists(ctx context.Context, src intel.Source, obs []observable) func() map[string][]intel.WarninglistHit {
+// with the searches, and returns a function that waits for its answer: the hits by
+// observable value, and whether MISP answered. A backend without the capability answers
+// nothing (ok). A check that fails gives no hits and not ok: the failure is logged once for
+// the request (MISP lacking the endpoint must not fail lookups), and askAll asks MISP for the
+// hits of the matched attributes instead.
+//
+// MISP keeps the values of some types in lower case (domains, hostnames, hashes, e-mail
+// addresses: its AttributeValidationTool), and its lists too, but checkValue compares the
+// value as sent: such values are checked in lower case, as their attributes are.
+func (s *Service) checkWarninglists(ctx context.Context, src intel.Source, obs []observable) func() (map[string][]intel.WarninglistHit, bool) {
 	wc, ok := src.Backend.(warninglistChecker)
 	if !ok || len(obs) == 0 {
-		return func() map[string][]intel.WarninglistHit { return nil }
+		return func() (map[string][]intel.WarninglistHit, bool) { return nil, true }
 	}
 	values := make([]string, 0, len(obs))
 	seen := make(map[string]struct{}, len(obs))
+	folded := false
 	for _, o := range obs {
-		if _, dup := seen[o.Value]; !dup {
-			seen[o.Value] = struct{}{}
-			values = append(values, o.Value)
+		v := o.checked()
+		folded = folded || v != o.Value
+		if _, dup := seen[v]; !dup {
+			seen[v] = struct{}{}
+			values = append(values, v)
 		}
+	}
+	byValue := func(hits map[string][]intel.WarninglistHit) map[string][]intel.WarninglistHit {
+		if !folded || len(hits) == 0 {
+			return hits
+		}
+		out := make(map[string][]intel.WarninglistHit, len(hits))
+		for _, o := range obs {
+			if h := hits[o.checked()]; len(h) > 0 && len(out[o.Value]) == 0 {
+				out[o.Value] = h
+			}
+		}
+		return out
 	}
 	if cw, ok := src.Backend.(cachedWarninglists); ok {
 		if hits, ok := cw.CachedWarninglists(src.Key, values); ok {
-			return func() map[string][]intel.WarninglistHit { return hits } // no goroutine to start
+			hits = byValue(hits)
+			return func() (map[string][]intel.WarninglistHit, bool) { return hits, true } // no goroutine to start
 		}
 	}
 	var hits map[string][]intel.WarninglistHit
+	failed := false
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer func() {
 			if v := recover(); v != nil {
 				s.log.ErrorContext(ctx, "panic in the warninglist check", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				hits = nil
+				hits, failed = nil, true
 			}
 		}()
 		var err error
 		hits, err = wc.CheckWarninglists(ctx, src.Key, values)
 		if err != nil {
-			s.log.WarnContext(ctx, "MISP warninglist check failed; verdicts use MISP's attribute warnings and the relay's own warninglists only",
+			s.log.WarnContext(ctx, "MISP warninglist check failed; the matched attributes' warninglist hits are asked of MISP with the search instead",
 				"source", src.Name, "values", len(values), "err", err)
-			hits = nil
+			hits, failed = nil, true
+			return
 		}
+		hits = byValue(hits)
 	}()
-	return func() map[string][]intel.WarninglistHit {
+	return func() (map[string][]intel.WarninglistHit, bool) {
 		<-done
-		return hits
+		return hits, !failed
 	}
 }
 

@@ -10,35 +10,37 @@ import (
 )
 
 // warninglist is an enabled MISP warninglist of the fake, for every attribute type: exact
-// entries, compared ignoring case, and CIDR blocks.
+// entries and CIDR blocks.
 type warninglist struct {
 	id, name string
-	entries  map[string]string // lower-cased entry -> entry as given
+	entries  map[string]bool
 	blocks   []netip.Prefix
 }
 
 // Warninglist enables a warninglist named name holding entries: CIDR blocks ("10.0.0.0/8",
 // "8.8.8.8/32"), which hold the addresses in them as MISP's cidr lists do, and exact values,
-// compared ignoring case (MISP's hostname, substring and regex lists are not emulated).
-// Lists get ids "1", "2", ... in the order they are added.
+// which hold a value spelled exactly so, letter case included, as MISP's string lists do
+// (and its hostname lists, which lower-case their entries but not the value checked: give
+// such entries in lower case). MISP's substring and regex lists, and a hostname list's
+// subdomains, are not emulated. Lists get ids "1", "2", ... in the order they are added.
 func (s *Server) Warninglist(name string, entries ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := warninglist{id: strconv.Itoa(len(s.lists) + 1), name: name, entries: map[string]string{}}
+	l := warninglist{id: strconv.Itoa(len(s.lists) + 1), name: name, entries: map[string]bool{}}
 	for _, e := range entries {
 		if p, err := netip.ParsePrefix(e); err == nil {
 			l.blocks = append(l.blocks, p)
 			continue
 		}
-		l.entries[strings.ToLower(e)] = e
+		l.entries[e] = true
 	}
 	s.lists = append(s.lists, l)
 }
 
 // match returns the entry of l that holds v, as MISP reports it in "matched".
 func (l warninglist) match(v string) (string, bool) {
-	if e, ok := l.entries[strings.ToLower(v)]; ok {
-		return e, true
+	if l.entries[v] {
+		return v, true
 	}
 	if a, err := netip.ParseAddr(v); err == nil {
 		for _, p := range l.blocks {
