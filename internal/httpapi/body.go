@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	gojson "github.com/goccy/go-json"
 
 	"github.com/misp-relay/misp-relay/internal/gen"
 )
@@ -68,6 +69,12 @@ func (a *api) respond(w http.ResponseWriter, r *http.Request, err error, visit f
 // (the same JSON, newline included) but whole, from a pooled buffer, with its
 // Content-Length: the generated method streams it through a fresh encoder, whose buffer an
 // answer of a few dozen kilobytes outgrows on every request, and chunks it.
+//
+// The JSON is written by goccy/go-json, which writes the same bytes as encoding/json for the
+// spec's types (TestAnswerEncoding and TestAnswerEncodingOddValues compare the two) in a
+// quarter of the time: 9 µs instead of 40 µs for the 22 KB of CTIM of a 5-observable
+// observe, a tenth of the relay's CPU for such a request when its values are cached. Should
+// it refuse a value, encoding/json writes it.
 func (a *api) answer(w http.ResponseWriter, v any) error {
 	buf, _ := a.buffers.Get().(*bytes.Buffer)
 	if buf == nil {
@@ -79,8 +86,11 @@ func (a *api) answer(w http.ResponseWriter, v any) error {
 			a.buffers.Put(buf)
 		}
 	}()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
-		return err
+	if err := gojson.NewEncoder(buf).Encode(v); err != nil {
+		buf.Reset()
+		if err := json.NewEncoder(buf).Encode(v); err != nil {
+			return err
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
