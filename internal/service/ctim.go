@@ -2,12 +2,12 @@ package service
 
 import (
 	"cmp"
+	"crypto/rand"
+	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/intel"
@@ -161,7 +161,29 @@ func (m mapper) reason(r string) string {
 	return clip(r, maxReason)
 }
 
-func transientID(kind string) string { return transientPrefix + kind + "-" + uuid.NewString() }
+// transientID is a CTIM transient ID, "transient:<kind>-<random UUID>" (version 4, from
+// crypto/rand), written with one allocation: an answer holds a few per observable, and
+// uuid.NewString's three made a tenth of a cached observe's allocations.
+func transientID(kind string) string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])  // never fails: crypto/rand crashes the program rather than return an error
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // the variant of RFC 9562
+	var text [36]byte
+	hex.Encode(text[0:8], u[0:4])
+	hex.Encode(text[9:13], u[4:6])
+	hex.Encode(text[14:18], u[6:8])
+	hex.Encode(text[19:23], u[8:10])
+	hex.Encode(text[24:36], u[10:16])
+	text[8], text[13], text[18], text[23] = '-', '-', '-', '-'
+	var b strings.Builder
+	b.Grow(len(transientPrefix) + len(kind) + 1 + len(text))
+	b.WriteString(transientPrefix)
+	b.WriteString(kind)
+	b.WriteByte('-')
+	b.Write(text[:])
+	return b.String()
+}
 
 // sortBySeverity orders events most severe first by threat level, keeping MISP's order among
 // equals: the order judgements are listed in (the verdict follows the policy, see judge).
