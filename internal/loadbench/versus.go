@@ -24,8 +24,9 @@ const (
 	// /proc in clock ticks (10 ms), so a measurement must last a few hundred of them.
 	versusRequests = 3000
 	// versusRounds is how many times each binary is measured, in turn (A B A B ...), so that a
-	// change in the machine's load weighs on both; the median is reported.
-	versusRounds = 3
+	// change in the machine's load weighs on both: each round's ratio is of two measurements
+	// made one after the other, and the median of the rounds' ratios is reported.
+	versusRounds = 5
 	// clockTick is the unit of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux).
 	clockTick = 10 * time.Millisecond
 )
@@ -89,16 +90,21 @@ func versus(ctx context.Context, o options) []result {
 			}
 		}
 		if res.Error == "" {
+			ratios := make([]float64, len(cur))
+			for i := range cur {
+				ratios[i] = float64(cur[i]) / float64(base[i])
+			}
+			rounds := fmt.Sprintf("this binary %v, base %v, ratios %s", durations(cur), durations(base), ratioList(ratios))
+			slices.Sort(ratios)
 			slices.Sort(cur)
 			slices.Sort(base)
-			c50, b50 := cur[len(cur)/2], base[len(base)/2]
-			ratio := float64(c50) / float64(b50)
+			c50, b50, ratio := cur[len(cur)/2], base[len(base)/2], ratios[len(ratios)/2]
 			res.Requests = versusRequests * versusRounds
 			res.VersusCPU, res.BaseCPU, res.VersusRatio = ptr(millis(c50)), ptr(millis(b50)), &ratio
 			res.check(fmt.Sprintf("relay CPU/request <= %.2f × base", c.target), ratio <= c.target,
-				fmt.Sprintf("%v / %v = %.2f ×", millis(c50), millis(b50), ratio))
-			res.note("relay CPU per request, each of %d rounds of %d requests: this binary %v, base %v (%s)",
-				versusRounds, versusRequests, durations(cur), durations(base), o.baseBin)
+				fmt.Sprintf("median of the rounds' ratios %.2f × (medians %v and %v)", ratio, millis(c50), millis(b50)))
+			res.note("relay CPU per request, each of %d rounds of %d requests, in turn: %s (%s)",
+				versusRounds, versusRequests, rounds, o.baseBin)
 		}
 		out = append(out, res)
 	}
@@ -106,6 +112,15 @@ func versus(ctx context.Context, o options) []result {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// ratioList prints ratios with two decimals.
+func ratioList(rs []float64) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = strconv.FormatFloat(r, 'f', 2, 64)
+	}
+	return strings.Join(s, " ")
+}
 
 // durations prints a list of durations as milliseconds.
 func durations(ds []time.Duration) string {
