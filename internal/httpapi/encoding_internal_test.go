@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/misp-relay/misp-relay/internal/gen"
@@ -56,5 +57,20 @@ func TestAnswerEncodingOddValues(t *testing.T) {
 				t.Errorf("the answer lacks %s: the test no longer tests it", s)
 			}
 		}
+	}
+}
+
+// panicky panics when written, as a goccy/go-json bug reading a type's layout would.
+type panicky struct{}
+
+func (panicky) MarshalJSON() ([]byte, error) { panic("boom") }
+
+// TestEncodeFastRecovers: a panic inside goccy/go-json is an error, so that answer falls back
+// to encoding/json rather than lose the request.
+func TestEncodeFastRecovers(t *testing.T) {
+	var buf bytes.Buffer
+	err := encodeFast(&buf, map[string]any{"x": panicky{}})
+	if err == nil || !strings.Contains(err.Error(), "panicked: boom") {
+		t.Errorf("encodeFast: %v, want the panic as an error", err)
 	}
 }
