@@ -241,18 +241,27 @@ func TestWarninglistCheckFailsAsksTheSearch(t *testing.T) {
 
 // TestWarninglistCheckInLowerCase: MISP keeps hashes and domains in lower case, in its
 // attributes and its lists, and its checkValue compares the value as sent (a sha256 in
-// capitals is on no list of a real MISP 2.5.1): such values are checked in lower case and the
-// hits given to the value as the analyst wrote it; a URL keeps its spelling.
+// capitals is on no list of a real MISP 2.5.1): such values are checked in lower case, A to
+// Z only, as PHP's strtolower; a URL's scheme and host are, its path is not; a file name is
+// checked as written. The hits are given to the value as the analyst wrote it, and only to
+// observables of the kinds that were asked in that spelling: a file name written like a
+// listed domain is not Common.
 func TestWarninglistCheckInLowerCase(t *testing.T) {
 	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 	h := newHarness(t, options{})
 	h.misp.Warninglist("List of known hashes for empty files", emptySHA256)
-	h.misp.Warninglist("Top domains", "example.com")
+	h.misp.Warninglist("Top domains", "example.com", "http://example.com/X")
 	upper := strings.ToUpper(emptySHA256)
-	data := answerOf(t, h, "/observe/observables", `[{"type":"sha256","value":"`+upper+`"},{"type":"domain","value":"Example.COM"},{"type":"url","value":"http://Example.COM/X"}]`)
-	for _, v := range []string{upper, "Example.COM"} {
-		if v, _ := verdictFor(t, data, v); v["disposition_name"] != "Common" {
-			t.Errorf("%s: %v, want Common", v, v)
+	data := answerOf(t, h, "/observe/observables", `[{"type":"sha256","value":"`+upper+`"},{"type":"domain","value":"Example.COM"},`+
+		`{"type":"file_name","value":"Example.COM"},{"type":"url","value":"http://Example.COM/X"},{"type":"domain","value":"\u212aelvin.example"}]`)
+	for _, v := range []string{upper, "Example.COM", "http://Example.COM/X"} {
+		if got, _ := verdictFor(t, data, v); got["disposition_name"] != "Common" {
+			t.Errorf("%s: %v, want Common", v, got)
+		}
+	}
+	for _, v := range docs(data, "verdicts") {
+		if o := v["observable"].(map[string]any); o["type"] == "file_name" {
+			t.Errorf("the file name Example.COM has a verdict %v: the domain's hits leaked to it", v)
 		}
 	}
 	var checked []string
@@ -263,7 +272,8 @@ func TestWarninglistCheckInLowerCase(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff([]string{emptySHA256, "example.com", "http://Example.COM/X"}, checked); diff != "" {
+	want := []string{emptySHA256, "example.com", "Example.COM", "http://example.com/X", "\u212aelvin.example"}
+	if diff := cmp.Diff(want, checked); diff != "" {
 		t.Errorf("checkValue body (-want +got):\n%s", diff)
 	}
 }

@@ -131,7 +131,8 @@ type mapper struct {
 	// every organisation trusted).
 	policy *verdict.Policy
 	// lists are the relay's own warninglists (nil: none), checked gives MISP's
-	// warninglists/checkValue answer for this request's values (nil: none).
+	// warninglists/checkValue answer for this request's values (nil: none), by the spelling
+	// each was asked about (observable.checked).
 	lists   Warninglists
 	checked map[string][]intel.WarninglistHit
 	// listedBy names, for a tenant of several sources, the MISP whose warninglists hold each
@@ -345,7 +346,7 @@ func (m mapper) listedOnly(b *bundle, o observable, hits []intel.WarninglistHit)
 	}
 	source := relayListsSource
 	if jd.ByMISP {
-		source = cmp.Or(m.listedBy[o.Value], ctimSource)
+		source = cmp.Or(m.listedBy[o.checked()], ctimSource)
 	}
 	j := judgementOf(o, &jd, source, ctimValid(jd.Valid), clip(jd.Reason, maxReason))
 	b.judgements = append(b.judgements, j)

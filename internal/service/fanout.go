@@ -31,7 +31,8 @@ func (t *Tenant) named(src intel.Source, err error) error {
 type answer struct {
 	at      int      // the source's place in the tenant's sources
 	results []lookup // in the observables' order
-	// checked is the source's MISP warninglist check of the values (nil: none).
+	// checked is the source's MISP warninglist check of the values, by the spelling each was
+	// asked about (observable.checked; nil: none).
 	checked map[string][]intel.WarninglistHit
 }
 
@@ -97,10 +98,17 @@ func (s *Service) searchWarnings(ctx context.Context, src intel.Source, obs []ob
 	if len(again) == 0 {
 		return
 	}
+	var failed error
 	for k, r := range s.searchAll(ctx, src, again, limit, true) {
 		if r.err == nil {
 			results[at[k]] = r
+		} else if failed == nil {
+			failed = r.err
 		}
+	}
+	if failed != nil {
+		s.log.WarnContext(ctx, "MISP's search for the warninglist hits failed; the verdicts of the values it did not answer rest on the relay's own warninglists only",
+			"source", src.Name, "err", failed)
 	}
 }
 

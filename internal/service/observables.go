@@ -17,12 +17,27 @@ type observableKind struct {
 	mispTypes []string
 	// hash types never expire: their judgements are valid until CTIM's end of time.
 	hash bool
-	// caseless: MISP keeps such values in lower case, in its attributes (its
-	// AttributeValidationTool lower-cases domains, hostnames, e-mail addresses and hashes,
-	// the hash half of "filename|md5" too) and in its hostname lists, so its warninglists are
-	// asked about the lower-case spelling (observable.checked).
-	caseless bool
+	// fold is how the value is spelled when MISP's warninglists are asked about it
+	// (observable.checked).
+	fold fold
 }
+
+// fold says how a value is spelled for MISP's warninglists/checkValue, which compares the
+// value as sent, while MISP's search ignores letter case: the relay asks about the spelling
+// MISP keeps in its attributes, whose warninglist hits it used to take (with
+// includeWarninglistHits) and no longer asks for.
+type fold int
+
+const (
+	foldNone fold = iota // file names: kept as written
+	// foldAll: MISP keeps such values in lower case (its AttributeValidationTool lower-cases
+	// domains, hostnames, e-mail addresses and hashes, the hash half of "filename|md5" too),
+	// and its hostname lists too.
+	foldAll
+	// foldHost: a URL's scheme and host, which its hostname lists compare, are lower case
+	// in every list; the rest of the URL (path, query) is kept as written, as MISP keeps it.
+	foldHost
+)
 
 var (
 	ipTypes       = []string{"ip-src", "ip-dst", "ip-src|port", "ip-dst|port", "domain|ip"}
@@ -34,15 +49,15 @@ var (
 var kinds = map[string]observableKind{
 	"ip":        {human: "IP", mispTypes: ipTypes},
 	"ipv6":      {human: "IPv6", mispTypes: ipTypes},
-	"domain":    {human: "domain", mispTypes: hostnameTypes, caseless: true},
-	"hostname":  {human: "hostname", mispTypes: hostnameTypes, caseless: true},
-	"url":       {human: "URL", mispTypes: []string{"url", "uri", "link"}},
-	"md5":       {human: "MD5", mispTypes: []string{"md5", "filename|md5", "malware-sample"}, hash: true, caseless: true},
-	"sha1":      {human: "SHA1", mispTypes: []string{"sha1", "filename|sha1"}, hash: true, caseless: true},
-	"sha256":    {human: "SHA256", mispTypes: []string{"sha256", "filename|sha256"}, hash: true, caseless: true},
-	"sha512":    {human: "SHA512", mispTypes: []string{"sha512", "filename|sha512"}, hash: true, caseless: true},
-	"email":     {human: "email", mispTypes: []string{"email", "email-src", "email-dst", "target-email", "whois-registrant-email"}, caseless: true},
-	"file_name": {human: "file name", mispTypes: []string{"filename", "filename|md5", "filename|sha1", "filename|sha256", "filename|sha512", "malware-sample"}},
+	"domain":    {human: "domain", mispTypes: hostnameTypes, fold: foldAll},
+	"hostname":  {human: "hostname", mispTypes: hostnameTypes, fold: foldAll},
+	"url":       {human: "URL", mispTypes: []string{"url", "uri", "link"}, fold: foldHost},
+	"md5":       {human: "MD5", mispTypes: []string{"md5", "filename|md5", "malware-sample"}, hash: true, fold: foldAll},
+	"sha1":      {human: "SHA1", mispTypes: []string{"sha1", "filename|sha1"}, hash: true, fold: foldAll},
+	"sha256":    {human: "SHA256", mispTypes: []string{"sha256", "filename|sha256"}, hash: true, fold: foldAll},
+	"sha512":    {human: "SHA512", mispTypes: []string{"sha512", "filename|sha512"}, hash: true, fold: foldAll},
+	"email":     {human: "email", mispTypes: []string{"email", "email-src", "email-dst", "target-email", "whois-registrant-email"}, fold: foldAll},
+	"file_name": {human: "file name", mispTypes: []string{"filename", "filename|md5", "filename|sha1", "filename|sha256", "filename|sha512", "malware-sample"}, fold: foldNone},
 }
 
 // observable is a supported, de-duplicated observable.
@@ -104,13 +119,42 @@ func safeOnly(obs []observable) []observable {
 	return obs[:n]
 }
 
-// checked is the spelling of o's value MISP's warninglists are asked about: lower case for a
-// caseless kind, as MISP keeps it.
+// checked is the spelling of o's value MISP's warninglists are asked about, and under which
+// their answer is kept (mapper.checked): see fold. Observables of two kinds written alike
+// may be asked about two spellings, and each gets the hits of its own.
 func (o observable) checked() string {
-	if o.kind.caseless {
-		return strings.ToLower(o.Value)
+	switch o.kind.fold {
+	case foldAll:
+		return lowerASCII(o.Value)
+	case foldHost:
+		start := 0
+		if i := strings.Index(o.Value, "://"); i >= 0 {
+			start = i + len("://")
+		}
+		end := len(o.Value)
+		if i := strings.IndexAny(o.Value[start:], "/?#"); i >= 0 {
+			end = start + i
+		}
+		return lowerASCII(o.Value[:end]) + o.Value[end:]
 	}
 	return o.Value
+}
+
+// lowerASCII is PHP's strtolower, which MISP uses: A to Z only (strings.ToLower would also
+// fold the Kelvin sign into a k, which MISP does not).
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // scannable reports whether urlscan.io can scan o.

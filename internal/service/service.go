@@ -262,7 +262,7 @@ func (s *Service) Enrich(ctx context.Context, t *Tenant, in []gen.ObservableInpu
 		if len(failed) == len(answers) {
 			continue // no source answered
 		}
-		if len(found.events) == 0 && m.lists == nil && len(m.checked[obs[i].Value]) == 0 {
+		if len(found.events) == 0 && m.lists == nil && len(m.checked[obs[i].checked()]) == 0 {
 			continue // nothing known of the value: no event, and no warninglist to ask
 		}
 		if observe {

@@ -31,15 +31,11 @@ type cachedWarninglists interface {
 }
 
 // checkWarninglists starts MISP's warninglist check of the request's values, concurrently
-// with the searches, and returns a function that waits for its answer: the hits by
-// observable value, and whether MISP answered. A backend without the capability answers
-// nothing (ok). A check that fails gives no hits and not ok: the failure is logged once for
-// the request (MISP lacking the endpoint must not fail lookups), and askAll asks MISP for the
-// hits of the matched attributes instead.
-//
-// MISP keeps the values of some types in lower case (domains, hostnames, hashes, e-mail
-// addresses: its AttributeValidationTool), and its lists too, but checkValue compares the
-// value as sent: such values are checked in lower case, as their attributes are.
+// with the searches, and returns a function that waits for its answer: the hits by the
+// spelling each value is asked about (observable.checked), and whether MISP answered. A
+// backend without the capability answers nothing (ok). A check that fails gives no hits and
+// not ok: the failure is logged once for the request (MISP lacking the endpoint must not fail
+// lookups), and askAll asks MISP for the hits of the matched attributes instead.
 func (s *Service) checkWarninglists(ctx context.Context, src intel.Source, obs []observable) func() (map[string][]intel.WarninglistHit, bool) {
 	wc, ok := src.Backend.(warninglistChecker)
 	if !ok || len(obs) == 0 {
@@ -47,30 +43,15 @@ func (s *Service) checkWarninglists(ctx context.Context, src intel.Source, obs [
 	}
 	values := make([]string, 0, len(obs))
 	seen := make(map[string]struct{}, len(obs))
-	folded := false
 	for _, o := range obs {
 		v := o.checked()
-		folded = folded || v != o.Value
 		if _, dup := seen[v]; !dup {
 			seen[v] = struct{}{}
 			values = append(values, v)
 		}
 	}
-	byValue := func(hits map[string][]intel.WarninglistHit) map[string][]intel.WarninglistHit {
-		if !folded || len(hits) == 0 {
-			return hits
-		}
-		out := make(map[string][]intel.WarninglistHit, len(hits))
-		for _, o := range obs {
-			if h := hits[o.checked()]; len(h) > 0 && len(out[o.Value]) == 0 {
-				out[o.Value] = h
-			}
-		}
-		return out
-	}
 	if cw, ok := src.Backend.(cachedWarninglists); ok {
 		if hits, ok := cw.CachedWarninglists(src.Key, values); ok {
-			hits = byValue(hits)
 			return func() (map[string][]intel.WarninglistHit, bool) { return hits, true } // no goroutine to start
 		}
 	}
@@ -91,9 +72,7 @@ func (s *Service) checkWarninglists(ctx context.Context, src intel.Source, obs [
 			s.log.WarnContext(ctx, "MISP warninglist check failed; the matched attributes' warninglist hits are asked of MISP with the search instead",
 				"source", src.Name, "values", len(values), "err", err)
 			hits, failed = nil, true
-			return
 		}
-		hits = byValue(hits)
 	}()
 	return func() (map[string][]intel.WarninglistHit, bool) {
 		<-done
@@ -167,7 +146,7 @@ func hasList(hits []intel.WarninglistHit, h intel.WarninglistHit) bool {
 // other half of a composite attribute: intel.Attribute.WarningsAbout), and the relay's own lists for
 // each matched attribute type. A hit is about the value, so it applies to every event.
 func (m mapper) valueHits(o observable, events []intel.Event) []intel.WarninglistHit {
-	hits := m.checked[o.Value]
+	hits := m.checked[o.checked()]
 	var types []string
 	for i := range events {
 		for k := range events[i].Attributes {
