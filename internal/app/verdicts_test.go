@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
+	"github.com/misp-relay/misp-relay/internal/misp/misptest"
 	"github.com/misp-relay/misp-relay/internal/testkit"
 )
 
@@ -157,4 +158,42 @@ func sample8888(t *testing.T, env map[string]string) (disposition, reason, logs 
 	}
 	t.Fatal("no verdict for 8.8.8.8")
 	return "", "", ""
+}
+
+// TestWarninglistCheckFailsThroughTheCache: wired as serve wires it (cache on), a failed
+// warninglist check makes the relay search the value again with MISP's hits, and 198.51.100.23
+// of a High event, on a MISP list, is Common; the answer with the hits is cached apart from
+// the one without, so the next request, whose check fails again (failures are not cached),
+// takes it from the cache: two searches in all.
+func TestWarninglistCheckFailsThroughTheCache(t *testing.T) {
+	m := misptest.New(t, lambdaMISPKey, []byte(lambdaEvent))
+	m.Warninglist("List of known IPv4 addresses of a CDN", "198.51.100.23")
+	m.Fail("/warninglists/checkValue", http.StatusServiceUnavailable, `{"name":"busy","message":"busy","url":"/warninglists/checkValue"}`)
+	a, err := New(testkit.Env(map[string]string{"SECRET_KEY": lambdaSecret, "API_URL": m.URL, "CACHE_TTL": "1h"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	for i := range 2 {
+		req := httptest.NewRequest(http.MethodPost, "/deliberate/observables", strings.NewReader(lambdaObservables))
+		req.Header.Set("Authorization", "Bearer "+lambdaToken(t))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		a.Handler.ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), `"disposition_name":"Common"`) {
+			t.Errorf("request %d: %s, want Common by MISP's list", i+1, rec.Body.String())
+		}
+	}
+	var searches, checks int
+	for _, r := range m.Requests() {
+		switch r.Path {
+		case "/attributes/restSearch":
+			searches++
+		case "/warninglists/checkValue":
+			checks++
+		}
+	}
+	if searches != 2 || checks != 2 {
+		t.Errorf("%d searches and %d checks, want 2 and 2", searches, checks)
+	}
 }

@@ -119,18 +119,19 @@ func (c *Cache) keyHash(key string) string {
 // searchKey is q's cache key for the API key whose keyHash is keyHash: a Lookup hashes the
 // key once for all its queries.
 func (c *Cache) searchKey(keyHash string, q intel.Query) string {
-	return strings.Join([]string{c.baseURL, keyHash, strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit), warningsKey(q)}, "\x00")
+	return strings.Join([]string{searchKind(q), c.baseURL, keyHash, strings.Join(q.Types, ","), q.Value, strconv.Itoa(q.Limit)}, "\x00")
 }
 
-// warningsKey tells a query with Warnings apart in the keys: its answer holds MISP's
-// warninglist hits, which an answer without them must not stand in for. It is "" otherwise,
-// so the shared store's keys are those of the releases that asked for the hits every time
-// (whose answers, with the hits, serve both).
-func warningsKey(q intel.Query) string {
+// searchKind tells apart, in the keys, the answers with MISP's warninglist hits (a query with
+// Warnings) from those without: an answer without them must not stand in for one with them.
+// Those with the hits keep the name of the releases that asked for the hits every time, so
+// that, while a fleet sharing the store is upgraded, such a release never reads an answer
+// without the hits it expects, and its answers serve the queries with Warnings.
+func searchKind(q intel.Query) string {
 	if q.Warnings {
-		return "+warnings"
+		return "search"
 	}
-	return ""
+	return "search-no-warninglist-hits"
 }
 
 // Search is Lookup of one query.
@@ -388,7 +389,7 @@ func (b *batcher) send() {
 // sharedRef is the shared store's entry of a search: keyed and sealed for the tenant.
 func (c *Cache) sharedRef(key string, q intel.Query) entryRef {
 	return entryRef{
-		key:  sharedKey(c.baseURL, key, "search"+warningsKey(q), strings.Join(q.Types, "\x00"), q.Value, strconv.Itoa(q.Limit)),
+		key:  sharedKey(c.baseURL, key, searchKind(q), strings.Join(q.Types, "\x00"), q.Value, strconv.Itoa(q.Limit)),
 		aead: newSealer(c.baseURL, key),
 	}
 }

@@ -60,7 +60,7 @@ func backend(c *calls) *inteltest.Backend {
 			if c.fail.Load() {
 				return nil, errDown
 			}
-			return []intel.Event{{UUID: "a-" + key + "-" + q.Value, ThreatLevel: 3}, {UUID: "b", ThreatLevel: 1}}, nil
+			return []intel.Event{{UUID: "a-" + key + "-" + q.Value + withHits(q), ThreatLevel: 3}, {UUID: "b", ThreatLevel: 1}}, nil
 		},
 		PingFn: func(context.Context, string) error {
 			c.versions.Add(1)
@@ -74,6 +74,14 @@ func backend(c *calls) *inteltest.Backend {
 			return nil
 		},
 	}
+}
+
+// withHits marks the answer to a query with Warnings: "+hits".
+func withHits(q intel.Query) string {
+	if q.Warnings {
+		return "+hits"
+	}
+	return ""
 }
 
 // newCache makes a cache in front of a counting backend. The cache starts no goroutine, so
@@ -100,6 +108,11 @@ func TestSearchIsCachedPerTenantAndQuery(t *testing.T) {
 		{"key-1", intel.Query{Value: q.Value, Types: []string{"domain"}, Limit: 100}, 4},
 		{"key-1", intel.Query{Value: "192.0.2.1", Types: q.Types, Limit: 100}, 5},
 		{"key-2", q, 5}, // hit
+		// An answer without MISP's warninglist hits never stands in for one with them, nor
+		// the reverse.
+		{"key-1", intel.Query{Value: q.Value, Types: q.Types, Limit: 100, Warnings: true}, 6},
+		{"key-1", intel.Query{Value: q.Value, Types: q.Types, Limit: 100, Warnings: true}, 6}, // hit
+		{"key-1", q, 6}, // hit
 	}
 	for i, l := range lookups {
 		events, err := c.Search(ctx, l.key, l.q)
@@ -109,11 +122,11 @@ func TestSearchIsCachedPerTenantAndQuery(t *testing.T) {
 		if got := f.searches.Load(); got != l.want {
 			t.Errorf("lookup %d: %d upstream calls, want %d", i, got, l.want)
 		}
-		if events[0].UUID != "a-"+l.key+"-"+l.q.Value {
+		if events[0].UUID != "a-"+l.key+"-"+l.q.Value+withHits(l.q) {
 			t.Errorf("lookup %d got another tenant's or query's answer: %v", i, events[0].UUID)
 		}
 	}
-	if diff := cmp.Diff(cache.Stats{Hits: 2, Misses: 5}, c.Stats()); diff != "" {
+	if diff := cmp.Diff(cache.Stats{Hits: 4, Misses: 6}, c.Stats()); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
 }

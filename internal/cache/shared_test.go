@@ -214,6 +214,18 @@ func TestFleetSharesAnswers(t *testing.T) {
 	if diff := cmp.Diff(cache.SharedStats{Hits: 1, Misses: 1}, b.shared.Stats()); diff != "" {
 		t.Errorf("b's stats (-want +got):\n%s", diff)
 	}
+	// The answer with MISP's warninglist hits is another entry: b asks MISP for it, and a
+	// then gets it from the store.
+	hits := intel.Query{Value: q.Value, Types: q.Types, Limit: q.Limit, Warnings: true}
+	if got := search(t, b.cache, "key-1", hits); got[0].UUID != "a-key-1-"+q.Value+"+hits" {
+		t.Errorf("with the hits, b got %v", got[0].UUID)
+	}
+	if got := search(t, a.cache, "key-1", hits); got[0].UUID != "a-key-1-"+q.Value+"+hits" {
+		t.Errorf("with the hits, a got %v", got[0].UUID)
+	}
+	if n := f.searches.Load(); n != 4 {
+		t.Errorf("%d MISP calls, want 4 (one more for the answer with the hits)", n)
+	}
 	// Nothing of the tenant in clear in the store.
 	for k, v := range store.entries() {
 		for _, secret := range []string{"key-1", "key-2", "misp.example", q.Value, "a-key"} {
