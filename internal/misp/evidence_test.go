@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -243,6 +244,25 @@ func TestCheckWarninglists(t *testing.T) {
 		}
 		if paths, bodies := srv.calls(); len(paths) != 1 || paths[0] != "/warninglists/checkValue" || bodies[0] != `["8.8.8.8","example.org"]` {
 			t.Errorf("requests %q %q", paths, bodies)
+		}
+	})
+	t.Run("more values than one call takes: several calls, every value answered", func(t *testing.T) {
+		srv := misptest.New(t, testKey)
+		srv.Warninglist("List of known IPv4 public DNS resolvers", "8.8.8.8", "9.9.9.9")
+		values := make([]string, 10_001)
+		for i := range values {
+			values[i] = fmt.Sprintf("value-%d.example", i)
+		}
+		values[0], values[10_000] = "8.8.8.8", "9.9.9.9" // one in each call
+		got, err := evidenceClient(t, srv.URL).CheckWarninglists(context.Background(), testKey, values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || len(got["8.8.8.8"]) != 1 || len(got["9.9.9.9"]) != 1 {
+			t.Errorf("hits %v, want 8.8.8.8 and 9.9.9.9", got)
+		}
+		if n := len(srv.Requests()); n != 2 {
+			t.Errorf("%d checkValue calls for 10,001 values, want 2", n)
 		}
 	})
 	t.Run("no hit is an empty list", func(t *testing.T) {

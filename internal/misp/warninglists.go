@@ -6,23 +6,42 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/misp-relay/misp-relay/internal/intel"
 	"github.com/misp-relay/misp-relay/internal/mispjson"
 )
 
-// maxCheckValues bounds the values of one warninglists/checkValue call, as MAX_OBSERVABLES
-// bounds a request's.
+// maxCheckValues bounds the values of one warninglists/checkValue call (MAX_OBSERVABLES is
+// 1,000 unless set): more are asked in several calls, one after the other.
 const maxCheckValues = 10000
 
 // CheckWarninglists asks MISP which of its enabled warninglists each value is on, in one
-// POST /warninglists/checkValue. MISP annotates restSearch attributes with warninglist hits
-// only when they are flagged for IDS (unless MISP.warning_for_all is set); this call covers
-// the others. Values without a hit are absent from the answer. It is not retried: the check
-// is optional evidence, and a request waits for it before answering.
-func (c *Client) CheckWarninglists(ctx context.Context, key string, values []string) (_ map[string][]intel.WarninglistHit, err error) {
+// POST /warninglists/checkValue (one per maxCheckValues values). The relay's search does not
+// ask MISP for the warninglist hits of the attributes it matches: this call answers for every
+// value, whatever the attributes' types and IDS flags. Values without a hit are absent from
+// the answer. It is not retried: a request waits for it before answering, and when it fails
+// the service asks the search for the hits instead.
+func (c *Client) CheckWarninglists(ctx context.Context, key string, values []string) (map[string][]intel.WarninglistHit, error) {
+	if len(values) <= maxCheckValues {
+		return c.checkValues(ctx, key, values)
+	}
+	out := map[string][]intel.WarninglistHit{}
+	for chunk := range slices.Chunk(values, maxCheckValues) {
+		hits, err := c.checkValues(ctx, key, chunk)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, hits)
+	}
+	return out, nil
+}
+
+// checkValues is one warninglists/checkValue call, for at most maxCheckValues values.
+func (c *Client) checkValues(ctx context.Context, key string, values []string) (_ map[string][]intel.WarninglistHit, err error) {
 	const op = "warninglist check"
 	defer func() { err = c.scrub(err) }()
 	if err := checkKey(op, key); err != nil {
@@ -30,9 +49,6 @@ func (c *Client) CheckWarninglists(ctx context.Context, key string, values []str
 	}
 	if len(values) == 0 {
 		return nil, nil
-	}
-	if len(values) > maxCheckValues {
-		values = values[:maxCheckValues]
 	}
 	body, err := encodeJSON(values)
 	if err != nil {
