@@ -72,7 +72,7 @@ func (a *api) respond(w http.ResponseWriter, r *http.Request, err error, visit f
 // answer of a few dozen kilobytes outgrows on every request, and chunks it.
 //
 // The JSON is written by goccy/go-json, which writes the same bytes as encoding/json for the
-// spec's types (TestRealEvents and TestAnswerEncodingOddValues compare the two) in a
+// spec's types (TestAnswerEncodingOfRealAnswers and TestAnswerEncodingOddValues compare the two) in a
 // quarter of the time: 9 µs instead of 40 µs for the 22 KB of CTIM of a 5-observable
 // observe, a tenth of the relay's CPU for such a request when its values are cached. Should
 // it refuse a value, or panic on one (it reads Go's type layout itself), encoding/json writes
