@@ -216,21 +216,6 @@ func packUUID(s string) (u [16]byte, ok bool) {
 	return u, true
 }
 
-// appendUUID writes the 16 bytes b as a canonical lower-case UUID.
-func appendUUID(sb *strings.Builder, b []byte) {
-	var buf [36]byte
-	hex.Encode(buf[0:8], b[0:4])
-	buf[8] = '-'
-	hex.Encode(buf[9:13], b[4:6])
-	buf[13] = '-'
-	hex.Encode(buf[14:18], b[6:8])
-	buf[18] = '-'
-	hex.Encode(buf[19:23], b[8:10])
-	buf[23] = '-'
-	hex.Encode(buf[24:36], b[10:16])
-	sb.Write(buf[:])
-}
-
 // reader walks a record; records are written by appendRecord only, so a short read means a
 // bug, reported by ok.
 type reader struct {
@@ -313,7 +298,7 @@ func decode(b []byte, names []string) (intel.Attribute, bool) {
 	switch {
 	case f&flagUUID16 != 0:
 		if u := r.bytes(16); r.ok {
-			appendUUID(&sb, u)
+			intel.WriteUUID(&sb, u)
 		}
 	case f&flagUUIDText != 0:
 		sb.Write(r.bytes(r.uvarint()))

@@ -10,6 +10,7 @@ package intel
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"strings"
@@ -340,6 +341,23 @@ func SafeValue(v string) bool {
 		return false
 	}
 	return true
+}
+
+// WriteUUID writes the 16 bytes b as a canonical lower-case UUID (8-4-4-4-12 hexadecimal
+// digits), without allocating: a feed's index keeps UUIDs as bytes, and the relay's transient
+// IDs are random ones.
+func WriteUUID(sb *strings.Builder, b []byte) {
+	var buf [36]byte
+	hex.Encode(buf[0:8], b[0:4])
+	buf[8] = '-'
+	hex.Encode(buf[9:13], b[4:6])
+	buf[13] = '-'
+	hex.Encode(buf[14:18], b[6:8])
+	buf[18] = '-'
+	hex.Encode(buf[19:23], b[8:10])
+	buf[23] = '-'
+	hex.Encode(buf[24:36], b[10:16])
+	sb.Write(buf[:])
 }
 
 // CanonicalUUID reports whether s has the canonical 8-4-4-4-12 hexadecimal form of a MISP

@@ -3,7 +3,6 @@ package service
 import (
 	"cmp"
 	"crypto/rand"
-	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,19 +169,12 @@ func transientID(kind string) string {
 	_, _ = rand.Read(u[:])  // never fails: crypto/rand crashes the program rather than return an error
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // the variant of RFC 9562
-	var text [36]byte
-	hex.Encode(text[0:8], u[0:4])
-	hex.Encode(text[9:13], u[4:6])
-	hex.Encode(text[14:18], u[6:8])
-	hex.Encode(text[19:23], u[8:10])
-	hex.Encode(text[24:36], u[10:16])
-	text[8], text[13], text[18], text[23] = '-', '-', '-', '-'
 	var b strings.Builder
-	b.Grow(len(transientPrefix) + len(kind) + 1 + len(text))
+	b.Grow(len(transientPrefix) + len(kind) + 1 + 36)
 	b.WriteString(transientPrefix)
 	b.WriteString(kind)
 	b.WriteByte('-')
-	b.Write(text[:])
+	intel.WriteUUID(&b, u[:])
 	return b.String()
 }
 
