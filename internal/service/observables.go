@@ -135,7 +135,9 @@ func (o observable) checked() string {
 		if i := strings.IndexAny(o.Value[start:], "/?#"); i >= 0 {
 			end = start + i
 		}
-		return lowerASCII(o.Value[:end]) + o.Value[end:]
+		if host, lower := o.Value[:end], lowerASCII(o.Value[:end]); lower != host {
+			return lower + o.Value[end:] // a new string only when the host had capitals
+		}
 	}
 	return o.Value
 }
