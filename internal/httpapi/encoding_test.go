@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/misp-relay/misp-relay/internal/auth"
-	"github.com/misp-relay/misp-relay/internal/feed"
 	"github.com/misp-relay/misp-relay/internal/gen"
 	"github.com/misp-relay/misp-relay/internal/httpapi"
 	"github.com/misp-relay/misp-relay/internal/service"
@@ -32,14 +31,7 @@ func TestAnswerEncodingOfRealAnswers(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, dir := range []string{servicetest.RealEventsDir(), "../../sample/feed"} {
-		obs, err := servicetest.Observables(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		store, err := feed.Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		obs, store := feedOf(t, dir)
 		svc, err := service.New(service.Config{
 			Version: "1.0.0", Backend: store, UIURL: "https://misp.example", Warninglists: lists, Scanner: noScans{},
 			Now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) },

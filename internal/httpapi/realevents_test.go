@@ -40,14 +40,7 @@ func TestRealEvents(t *testing.T) {
 	}
 	contract := testkit.LoadContract(t)
 	for name, dir := range map[string]string{"real events": servicetest.RealEventsDir(), "sample feed": "../../sample/feed"} {
-		obs, err := servicetest.Observables(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		store, err := feed.Load(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		obs, store := feedOf(t, dir)
 		for _, withLists := range []bool{false, true} {
 			t.Run(name+map[bool]string{false: ", no warninglists", true: ", sample warninglists"}[withLists], func(t *testing.T) {
 				cfg := servicetest.Config{Backend: store, Check: func(path string, status int, header http.Header, body []byte) {
@@ -60,6 +53,20 @@ func TestRealEvents(t *testing.T) {
 			})
 		}
 	}
+}
+
+// feedOf loads the events of dir as a feed, with the observables their attributes hold.
+func feedOf(t *testing.T, dir string) ([]servicetest.Observable, *feed.Store) {
+	t.Helper()
+	obs, err := servicetest.Observables(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := feed.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obs, store
 }
 
 // checkRealEvents asks the relay about obs through cfg and checks the answers (TestRealEvents).
@@ -144,15 +151,8 @@ var _ service.Warninglists = (*warninglist.Set)(nil)
 // servicetest.
 func TestRealEventsFeedAndMISP(t *testing.T) {
 	dir := servicetest.RealEventsDir()
-	obs, err := servicetest.Observables(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obs, store := feedOf(t, dir)
 	keys := servicetest.Keys(obs)
-	store, err := feed.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var events [][]byte
 	entries, err := os.ReadDir(dir)
 	if err != nil {
